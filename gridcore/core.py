@@ -1,0 +1,1195 @@
+"""The kernel: ``step(state, event) -> (state, commands)`` for every bot kind.
+
+Theory of operation
+-------------------
+One reducer consumes one ordered stream of events, so there is nothing to lock and no
+check-then-act window. Each call of :func:`step`:
+
+1. applies the event to the order registry (:mod:`gridcore.lifecycle`), the ledger
+   (:mod:`gridcore.ledger`), the risk counters (:mod:`gridcore.risk`) and the per-venue
+   reconciliation state (:mod:`gridcore.sync`);
+2. tells the strategy what changed (a tick, order changes, a venue becoming ready, a timer) and
+   collects its *intents* (:class:`Submit`, :class:`Cancel`, :class:`Say`);
+3. passes every :class:`Submit` through the risk gate, names the order (its cloid is derived
+   from the state's epoch and id counter, so it is unique across restarts of a journaled bot),
+   reserves its margin and emits the command, all in the same step;
+4. returns the new state and the commands, order commands for one venue grouped in a
+   :class:`~gridcore.commands.Batch`.
+
+The strategy is a value inside the state: any attrs class implementing :class:`Strategy`.
+The neutral grid (:mod:`gridcore.grid`) is one. The state is never mutated; a raise (a broken
+contract) leaves the caller's state as it was.
+
+A tick is the hot path: it stores the quote and asks the strategy whether the tick matters, and
+touches nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Generic, Protocol, Self, TypeVar, assert_never
+
+import attrs
+
+from gridcore.commands import (
+    Batch,
+    CancelOrder,
+    Command,
+    Halt,
+    Level,
+    Notify,
+    OrderCommand,
+    PlaceOrder,
+    RequestBalances,
+    RequestFills,
+    RequestOpenOrders,
+    RequestOrderStatus,
+    RequestPositions,
+    StartTimer,
+)
+from gridcore.errors import ContractError
+from gridcore.events import (
+    BalanceReported,
+    CancelRejected,
+    CommandFailed,
+    CommandTimedOut,
+    Event,
+    FeedDisconnected,
+    FeedReconnected,
+    Fill,
+    FillsReported,
+    FlattenRequested,
+    FundingPaid,
+    FundingRateUpdated,
+    HaltRequested,
+    MessageMalformed,
+    OpenOrdersReported,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderModified,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderStatusReported,
+    PositionsReported,
+    QuoteTicked,
+    ReportedStatus,
+    ResumeRequested,
+    Started,
+    TimerFired,
+)
+from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, TimeInForce
+from gridcore.ledger import Ledger, PositionKey
+from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
+from gridcore.numbers import CTX, ZERO, Rounding
+from gridcore.risk import Refusal, RiskConfig, RiskState, check_order
+from gridcore.sync import SyncPhase, VenueStatus, position_drift
+
+__all__ = [
+    "MAINTENANCE_TIMER",
+    "Cancel",
+    "CoreConfig",
+    "Inflight",
+    "Intent",
+    "OrderChange",
+    "Say",
+    "State",
+    "Strategy",
+    "Submit",
+    "initial_state",
+    "step",
+]
+
+MAINTENANCE_TIMER = "gridcore:maintenance"
+_TWO = Decimal(2)
+
+
+# --- intents: what a strategy may ask of the kernel ----------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Submit:
+    """Ask for an order. ``qty`` in base units; the kernel names it and gates it."""
+
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    position_side: PositionSide = PositionSide.BOTH
+    tif: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    tag: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Cancel:
+    """Ask for the order named ``cloid`` to be canceled (ignored if it is already done)."""
+
+    cloid: str
+
+
+@attrs.frozen(kw_only=True)
+class Say:
+    """Ask for a notice to the operator."""
+
+    level: Level
+    code: str
+    message: str
+
+
+Intent = Submit | Cancel | Say
+
+
+@attrs.frozen(kw_only=True)
+class OrderChange:
+    """One order moved: ``before`` is ``None`` for a new order; ``fill`` is the fill that moved
+    it, if any."""
+
+    before: Order | None
+    after: Order
+    fill: Fill | None = None
+
+
+_R = tuple[Any, Sequence[Intent]]
+
+
+class Strategy(Protocol):
+    """What the kernel asks of a strategy. Every method is pure and returns
+    ``(new strategy, intents)``; ``view`` is the kernel state after the event was applied.
+
+    A strategy should place orders only where ``view.can_trade(venue)`` holds: the kernel
+    refuses other orders with a notice. Written as "desired orders versus live orders", it
+    recovers from anything by rebuilding on :meth:`on_ready` and :meth:`on_timer`.
+    """
+
+    def on_tick(self, view: State[Self], tick: QuoteTicked) -> tuple[Self, Sequence[Intent]] | None:
+        """A quote arrived. Return ``None`` when it changes nothing (the hot path)."""
+        ...
+
+    def on_changes(
+        self, view: State[Self], changes: Sequence[OrderChange]
+    ) -> tuple[Self, Sequence[Intent]]:
+        """Orders moved (fills, acks, cancels, reports), in the order they happened."""
+        ...
+
+    def on_ready(self, view: State[Self], venue: str) -> tuple[Self, Sequence[Intent]]:
+        """``venue`` finished reconciling (or trading resumed): rebuild from the state."""
+        ...
+
+    def on_timer(self, view: State[Self], timer_id: str) -> tuple[Self, Sequence[Intent]]:
+        """A timer fired (the kernel's maintenance timer included)."""
+        ...
+
+    def on_event(self, view: State[Self], event: Event) -> tuple[Self, Sequence[Intent]]:
+        """Any other event (funding, balances, ...)."""
+        ...
+
+
+S = TypeVar("S", bound=Strategy)
+
+
+# --- configuration and state -----------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CoreConfig:
+    """What the kernel needs to know besides the strategy.
+
+    ``maintenance_ms`` is the period of the housekeeping timer (status requests for unresolved
+    orders, balance refresh, drawdown check, pruning). ``fill_overlap_ms`` is how far before the
+    last fill seen a reconciliation asks for fills again (dedup makes the overlap harmless).
+    """
+
+    instruments: tuple[Instrument, ...]
+    risk: RiskConfig = RiskConfig()
+    maintenance_ms: int = 1_000
+    max_sync_attempts: int = 3
+    fill_overlap_ms: int = 60_000
+    cancel_unknown_orders: bool = True
+    terminal_orders_kept: int = 256
+    by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
+
+    @property
+    def venues(self) -> tuple[str, ...]:
+        """Every venue an instrument is configured on, in order of first appearance."""
+        return tuple(dict.fromkeys(i.venue for i in self.instruments))
+
+    def instrument(self, venue: str, symbol: str) -> Instrument:
+        """The configured instrument; raises :class:`ContractError` naming what is known."""
+        try:
+            return self.by_key[(venue, symbol)]
+        except KeyError:
+            raise ContractError(
+                f"instrument {venue}/{symbol} is not configured; configured: "
+                f"{sorted(f'{v}/{s}' for v, s in self.by_key)}"
+            ) from None
+
+
+@attrs.frozen(kw_only=True)
+class Inflight:
+    """An order or request command waiting for its terminal result."""
+
+    kind: str
+    venue: str
+    cloid: str | None = None
+    sent_ts: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class State(Generic[S]):
+    """Everything the bot knows. Immutable; :func:`step` returns a new one.
+
+    ``epoch`` (ms) is fixed when the bot is created and, with the ``seq`` counter, names every
+    order and command. ``now`` is the newest event time seen.
+    """
+
+    config: CoreConfig
+    strategy: S
+    epoch: int
+    seq: int = 0
+    now: int = 0
+    orders: Mapping[str, Order] = attrs.field(factory=dict)
+    venue_oids: Mapping[tuple[str, str], str] = attrs.field(factory=dict)
+    inflight: Mapping[int, Inflight] = attrs.field(factory=dict)
+    ledger: Ledger = Ledger()
+    risk: RiskState = RiskState()
+    venues: Mapping[str, VenueStatus] = attrs.field(factory=dict)
+    quotes: Mapping[InstrumentKey, QuoteTicked] = attrs.field(factory=dict)
+
+    # --- read-only helpers for strategies and reports ----------------------------------------
+
+    def can_trade(self, venue: str) -> bool:
+        """True when new orders on ``venue`` may leave the core."""
+        vs = self.venues.get(venue)
+        return (
+            vs is not None and vs.feed_up and vs.phase is SyncPhase.SYNCED and not self.risk.halted
+        )
+
+    def mid(self, venue: str, symbol: str) -> Decimal | None:
+        """Mid of the last quote, or ``None`` before the first."""
+        q = self.quotes.get((venue, symbol))
+        if q is None:
+            return None
+        return CTX.divide(CTX.add(q.bid, q.ask), _TWO)
+
+    def live_orders(self, tag_prefix: str = "") -> list[Order]:
+        """Live orders whose tag starts with ``tag_prefix``, oldest first."""
+        return [o for o in self.orders.values() if o.is_live and o.tag.startswith(tag_prefix)]
+
+    def net_pnl(self) -> Decimal:
+        """Realized − fees + funding + unrealized at the last mids, over every position."""
+        total = ZERO
+        for (venue, symbol, _side), pos in self.ledger.positions.items():
+            total = CTX.add(total, pos.net)
+            if pos.qty:
+                mark = self.mid(venue, symbol)
+                if mark is not None:
+                    total = CTX.add(total, pos.unrealized(mark))
+        return total
+
+
+def initial_state(config: CoreConfig, strategy: S, *, epoch: int) -> State[S]:
+    """A fresh bot. ``epoch`` (ms) should be the creation time: it makes cloids unique across
+    separate runs; a restarted bot recovers its state (and epoch) from the journal instead."""
+    if epoch < 0:
+        raise ContractError(f"epoch must be >= 0 ms, got {epoch}")
+    return State(
+        config=config,
+        strategy=strategy,
+        epoch=epoch,
+        now=epoch,
+        venues={v: VenueStatus() for v in config.venues},
+    )
+
+
+# --- the reducer ------------------------------------------------------------------------------
+
+
+def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
+    """Apply one event; return the new state and the commands to carry out, in order."""
+    if type(event) is QuoteTicked:
+        return _tick(state, event)
+    tx = _Tx(state, event.ts)
+    tx.dispatch(event)
+    return tx.finish()
+
+
+def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
+    key = (tick.venue, tick.symbol)
+    quotes = dict(state.quotes)
+    quotes[key] = tick
+    new = State(
+        config=state.config,
+        strategy=state.strategy,
+        epoch=state.epoch,
+        seq=state.seq,
+        now=tick.ts if tick.ts > state.now else state.now,
+        orders=state.orders,
+        venue_oids=state.venue_oids,
+        inflight=state.inflight,
+        ledger=state.ledger,
+        risk=state.risk,
+        venues=state.venues,
+        quotes=quotes,
+    )
+    decision = state.strategy.on_tick(new, tick)
+    if decision is None:
+        return new, []
+    tx = _Tx(new, tick.ts)
+    tx.strategy = decision[0]
+    tx.run_intents(decision[1])
+    return tx.finish()
+
+
+_REPORTED_TRIGGER = {
+    ReportedStatus.OPEN: Trigger.REPORT_OPEN,
+    ReportedStatus.FILLED: Trigger.REPORT_FILLED,
+    ReportedStatus.CANCELED: Trigger.REPORT_CANCELED,
+    ReportedStatus.REJECTED: Trigger.REPORT_REJECTED,
+    ReportedStatus.NOT_FOUND: Trigger.REPORT_NOT_FOUND,
+}
+
+_REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
+
+
+class _Tx(Generic[S]):
+    """The working copy of one step. Private: it lives for one call of :func:`step` and is
+    built from (never writes to) the input state."""
+
+    def __init__(self, state: State[S], ts: int) -> None:
+        self.base = state
+        self.config = state.config
+        self.now = ts if ts > state.now else state.now
+        self.seq = state.seq
+        self.strategy: S = state.strategy
+        self.orders: dict[str, Order] | Mapping[str, Order] = state.orders
+        self.venue_oids: dict[tuple[str, str], str] | Mapping[tuple[str, str], str] = (
+            state.venue_oids
+        )
+        self.inflight: dict[int, Inflight] | Mapping[int, Inflight] = state.inflight
+        self.ledger = state.ledger
+        self.risk = state.risk
+        self.venues: dict[str, VenueStatus] | Mapping[str, VenueStatus] = state.venues
+        self.quotes = state.quotes
+        self.commands: list[Command] = []
+        self.order_commands: dict[str, list[OrderCommand]] = {}
+        self.changes: list[OrderChange] = []
+        self._orders_copied = False
+        self._oids_copied = False
+        self._inflight_copied = False
+        self._venues_copied = False
+
+    # --- building blocks -----------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def snapshot(self) -> State[S]:
+        return State(
+            config=self.config,
+            strategy=self.strategy,
+            epoch=self.base.epoch,
+            seq=self.seq,
+            now=self.now,
+            orders=self.orders,
+            venue_oids=self.venue_oids,
+            inflight=self.inflight,
+            ledger=self.ledger,
+            risk=self.risk,
+            venues=self.venues,
+            quotes=self.quotes,
+        )
+
+    def finish(self) -> tuple[State[S], list[Command]]:
+        commands = self.commands
+        for venue, cmds in self.order_commands.items():
+            if len(cmds) == 1:
+                commands.append(cmds[0])
+            else:
+                commands.append(Batch(command_id=self.next_id(), venue=venue, commands=tuple(cmds)))
+        return self.snapshot(), commands
+
+    def put_order(self, order: Order) -> None:
+        if not self._orders_copied:
+            self.orders = dict(self.orders)
+            self._orders_copied = True
+        assert isinstance(self.orders, dict)
+        self.orders[order.cloid] = order
+        if order.venue_order_id is not None:
+            key = (order.venue, order.venue_order_id)
+            if self.venue_oids.get(key) != order.cloid:
+                if not self._oids_copied:
+                    self.venue_oids = dict(self.venue_oids)
+                    self._oids_copied = True
+                assert isinstance(self.venue_oids, dict)
+                self.venue_oids[key] = order.cloid
+
+    def drop_orders(self, cloids: Iterable[str]) -> None:
+        orders = dict(self.orders)
+        oids = dict(self.venue_oids)
+        for cloid in cloids:
+            order = orders.pop(cloid)
+            if order.venue_order_id is not None:
+                oids.pop((order.venue, order.venue_order_id), None)
+        self.orders, self.venue_oids = orders, oids
+        self._orders_copied = self._oids_copied = True
+
+    def track(self, command_id: int, flight: Inflight) -> None:
+        if not self._inflight_copied:
+            self.inflight = dict(self.inflight)
+            self._inflight_copied = True
+        assert isinstance(self.inflight, dict)
+        self.inflight[command_id] = flight
+
+    def resolve(self, command_id: int | None) -> Inflight | None:
+        if command_id is None or command_id not in self.inflight:
+            return None
+        if not self._inflight_copied:
+            self.inflight = dict(self.inflight)
+            self._inflight_copied = True
+        assert isinstance(self.inflight, dict)
+        return self.inflight.pop(command_id)
+
+    def venue(self, name: str) -> VenueStatus:
+        return self.venues.get(name) or VenueStatus()
+
+    def put_venue(self, name: str, status: VenueStatus) -> None:
+        if not self._venues_copied:
+            self.venues = dict(self.venues)
+            self._venues_copied = True
+        assert isinstance(self.venues, dict)
+        self.venues[name] = status
+
+    def notify(self, level: Level, code: str, message: str) -> None:
+        self.commands.append(
+            Notify(command_id=self.next_id(), level=level, code=code, message=message)
+        )
+
+    def find(self, venue: str, cloid: str | None, venue_order_id: str | None) -> Order | None:
+        if cloid is not None:
+            order = self.orders.get(cloid)
+            if order is not None:
+                return order
+        if venue_order_id is not None:
+            found = self.venue_oids.get((venue, venue_order_id))
+            if found is not None:
+                return self.orders.get(found)
+        return None
+
+    # --- order lifecycle ---------------------------------------------------------------------------
+
+    def move(
+        self,
+        order: Order,
+        trigger: Trigger,
+        *,
+        fill: Fill | None = None,
+        detail: str = "",
+        quiet: bool = False,
+        **updates: Any,
+    ) -> Order:
+        """Apply ``trigger`` (and field ``updates``) to ``order``; record the change."""
+        before = self.orders.get(order.cloid)
+        if updates:
+            order = attrs.evolve(order, **updates)
+        target, effect = transition(order, trigger)
+        reserved = order.reserved
+        if target.is_terminal and reserved:
+            self.release(order.venue, reserved)
+            reserved = ZERO
+        after = attrs.evolve(order, status=target, updated_ts=self.now, reserved=reserved)
+        self.put_order(after)
+        if not quiet and (before is None or before != after):
+            self.changes.append(OrderChange(before=before, after=after, fill=fill))
+        if effect is Effect.ANOMALY:
+            self.notify(
+                Level.WARNING,
+                "order_anomaly",
+                f"order {order.cloid}: {trigger.name} while {order.status.name}"
+                f"{f' ({detail})' if detail else ''}; venue status requested",
+            )
+        if effect is not Effect.NONE and after.is_live:
+            self.request_status(after)
+        elif effect is not Effect.NONE:
+            self.request_fills(order.venue)
+        return after
+
+    def release(self, venue: str, amount: Decimal) -> None:
+        reserved = dict(self.risk.reserved)
+        left = CTX.subtract(reserved.get(venue, ZERO), amount)
+        reserved[venue] = left if left > 0 else ZERO
+        self.risk = attrs.evolve(self.risk, reserved=reserved)
+
+    def request_status(self, order: Order) -> None:
+        if self.orders[order.cloid].status_requested:
+            return
+        cid = self.next_id()
+        self.put_order(attrs.evolve(self.orders[order.cloid], status_requested=True))
+        self.commands.append(
+            RequestOrderStatus(
+                command_id=cid,
+                venue=order.venue,
+                symbol=order.symbol,
+                cloid=order.cloid,
+                venue_order_id=order.venue_order_id,
+            )
+        )
+        self.track(
+            cid, Inflight(kind="status", venue=order.venue, cloid=order.cloid, sent_ts=self.now)
+        )
+
+    def request_fills(self, venue: str) -> int | None:
+        """Ask for fills since the last seen (minus the overlap), unless already asked."""
+        for flight in self.inflight.values():
+            if flight.kind == "fills" and flight.venue == venue:
+                return None
+        cid = self.next_id()
+        since = max(
+            self.ledger.last_fill_ts.get(venue, self.base.epoch) - self.config.fill_overlap_ms, 0
+        )
+        self.commands.append(RequestFills(command_id=cid, venue=venue, since=since))
+        self.track(cid, Inflight(kind="fills", venue=venue, sent_ts=self.now))
+        return cid
+
+    def request(self, kind: str, venue: str) -> int:
+        cid = self.next_id()
+        cmd: Command
+        if kind == "fills":
+            since = max(
+                self.ledger.last_fill_ts.get(venue, self.base.epoch) - self.config.fill_overlap_ms,
+                0,
+            )
+            cmd = RequestFills(command_id=cid, venue=venue, since=since)
+        elif kind == "open_orders":
+            cmd = RequestOpenOrders(command_id=cid, venue=venue)
+        elif kind == "positions":
+            cmd = RequestPositions(command_id=cid, venue=venue)
+        elif kind == "balances":
+            cmd = RequestBalances(command_id=cid, venue=venue)
+        else:  # pragma: no cover - internal contract
+            raise ContractError(f"unknown request kind {kind!r}")
+        self.commands.append(cmd)
+        self.track(cid, Inflight(kind=kind, venue=venue, sent_ts=self.now))
+        return cid
+
+    def apply_fill(self, fill: Fill, venue_says_done: bool) -> None:
+        ledger = self.ledger.apply_fill(fill)
+        if ledger is None:
+            return  # applied already: a replayed or duplicated fill changes nothing (C-5)
+        self.ledger = ledger
+        order = self.find(fill.venue, fill.cloid, fill.venue_order_id)
+        if order is None:
+            self.notify(
+                Level.WARNING,
+                "unknown_fill",
+                f"fill {fill.fill_id} ({fill.side.value} {fill.qty} {fill.symbol} @ {fill.price}) "
+                f"for an order the core does not track; applied to the ledger",
+            )
+            self.check_drawdown()
+            return
+        filled = CTX.add(order.filled_qty, fill.qty)
+        complete = filled >= order.qty
+        if filled > order.qty:
+            self.notify(
+                Level.ALERT,
+                "overfill",
+                f"order {order.cloid} filled {filled} of {order.qty}; applied as reported",
+            )
+        trigger = Trigger.FILL_COMPLETE if complete or venue_says_done else Trigger.FILL_PARTIAL
+        vo = order.venue_order_id or fill.venue_order_id
+        self.move(order, trigger, fill=fill, filled_qty=filled, venue_order_id=vo)
+        if venue_says_done and not complete:
+            # The venue says done but fills are missing here: fetch them (C-3).
+            self.request_fills(order.venue)
+        self.check_drawdown()
+
+    # --- risk --------------------------------------------------------------------------------------
+
+    def check_drawdown(self) -> None:
+        cfg = self.config.risk
+        if self.risk.halted:
+            return
+        pnl = self.snapshot().net_pnl()
+        peak = self.risk.peak_pnl
+        if pnl > peak:
+            self.risk = attrs.evolve(self.risk, peak_pnl=pnl)
+            return
+        if cfg.max_drawdown is not None and CTX.subtract(peak, pnl) >= cfg.max_drawdown:
+            self.halt(f"drawdown {CTX.subtract(peak, pnl)} reached max_drawdown {cfg.max_drawdown}")
+
+    def error(self, what: str) -> None:
+        streak = self.risk.error_streak + 1
+        self.risk = attrs.evolve(self.risk, error_streak=streak)
+        if streak >= self.config.risk.max_error_streak and not self.risk.halted:
+            self.halt(f"{streak} errors in a row (last: {what})")
+
+    def ok(self) -> None:
+        if self.risk.error_streak:
+            self.risk = attrs.evolve(self.risk, error_streak=0)
+
+    def halt(self, reason: str) -> None:
+        if self.risk.halted:
+            return
+        self.risk = attrs.evolve(self.risk, halted=True, halt_reason=reason)
+        self.commands.append(Halt(command_id=self.next_id(), reason=reason))
+        self.notify(Level.ALERT, "halted", f"trading halted: {reason}; open orders canceled")
+        self.cancel_all()
+
+    def cancel_all(self) -> None:
+        for order in list(self.orders.values()):
+            if order.is_live and order.status is not OrderStatus.PENDING_CANCEL:
+                self.cancel(order.cloid)
+
+    # --- intents -----------------------------------------------------------------------------------
+
+    def run_intents(self, intents: Sequence[Intent]) -> None:
+        for intent in intents:
+            if type(intent) is Submit:
+                self.submit(intent)
+            elif type(intent) is Cancel:
+                self.cancel(intent.cloid)
+            elif type(intent) is Say:
+                self.notify(intent.level, intent.code, intent.message)
+            else:
+                raise ContractError(f"a strategy returned {intent!r}, which is not an Intent")
+
+    def refuse(self, code: str, message: str) -> None:
+        text = f"order refused ({code}): {message}"
+        if self.risk.last_refusal != text:
+            self.notify(Level.WARNING, f"refused:{code}", text)
+            self.risk = attrs.evolve(self.risk, last_refusal=text)
+
+    def submit(self, intent: Submit, *, bypass_halt: bool = False) -> str | None:
+        instrument = self.config.instrument(intent.venue, intent.symbol)
+        vs = self.venue(intent.venue)
+        if not bypass_halt and not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
+            self.refuse("not_ready", f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
+            return None
+        verdict = check_order(
+            config=self.config.risk,
+            risk=self.risk,
+            ledger=self.ledger,
+            orders=self.orders.values(),
+            quotes=self.quotes,
+            instrument=instrument,
+            side=intent.side,
+            qty=intent.qty,
+            price=intent.price,
+            tif=intent.tif,
+            reduce_only=intent.reduce_only,
+            now=self.now,
+            bypass_halt=bypass_halt,
+        )
+        if isinstance(verdict, Refusal):
+            self.refuse(verdict.code, verdict.message)
+            if verdict.code == "stale_balance":
+                self.ensure_balance_request(intent.venue)
+            return None
+        cid = self.next_id()
+        cloid = f"0x{self.base.epoch:016x}{cid:016x}"
+        order = Order(
+            cloid=cloid,
+            venue=intent.venue,
+            symbol=intent.symbol,
+            side=intent.side,
+            position_side=intent.position_side,
+            qty=intent.qty,
+            price=intent.price,
+            tif=intent.tif,
+            reduce_only=intent.reduce_only,
+            status=OrderStatus.PENDING_NEW,
+            created_ts=self.now,
+            updated_ts=self.now,
+            tag=intent.tag,
+            reserved=verdict,
+            seq=cid,
+        )
+        self.put_order(order)
+        if verdict:
+            reserved = dict(self.risk.reserved)
+            reserved[intent.venue] = CTX.add(reserved.get(intent.venue, ZERO), verdict)
+            self.risk = attrs.evolve(self.risk, reserved=reserved)
+        window_start = self.now - self.config.risk.velocity_window_ms
+        recent = (*tuple(t for t in self.risk.recent_orders if t > window_start), self.now)
+        self.risk = attrs.evolve(self.risk, recent_orders=recent, last_refusal="")
+        self.order_commands.setdefault(intent.venue, []).append(
+            PlaceOrder(
+                command_id=cid,
+                venue=intent.venue,
+                symbol=intent.symbol,
+                cloid=cloid,
+                side=intent.side,
+                position_side=intent.position_side,
+                qty=intent.qty,
+                price=intent.price,
+                tif=intent.tif,
+                reduce_only=intent.reduce_only,
+            )
+        )
+        self.track(cid, Inflight(kind="place", venue=intent.venue, cloid=cloid, sent_ts=self.now))
+        return cloid
+
+    def cancel(self, cloid: str) -> None:
+        order = self.orders.get(cloid)
+        if order is None or not order.is_live or order.status is OrderStatus.PENDING_CANCEL:
+            return
+        cid = self.next_id()
+        self.move(order, Trigger.CANCEL_SENT, quiet=True)
+        self.order_commands.setdefault(order.venue, []).append(
+            CancelOrder(
+                command_id=cid,
+                venue=order.venue,
+                symbol=order.symbol,
+                cloid=cloid,
+                venue_order_id=order.venue_order_id,
+            )
+        )
+        self.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=cloid, sent_ts=self.now))
+
+    def ensure_balance_request(self, venue: str) -> None:
+        for flight in self.inflight.values():
+            if flight.kind == "balances" and flight.venue == venue:
+                return
+        self.request("balances", venue)
+
+    # --- strategy calls ----------------------------------------------------------------------------
+
+    def tell_strategy(self, call: str, arg: object) -> None:
+        view = self.snapshot()
+        method = getattr(self.strategy, call)
+        new, intents = method(view, arg)
+        self.strategy = new
+        if intents:
+            self.run_intents(intents)
+
+    def flush_changes(self) -> None:
+        # What the strategy asked for itself (a new order, a cancel sent) is not reported back to
+        # it; everything the venue or the kernel did is, in order.
+        while self.changes:
+            changes, self.changes = self.changes, []
+            self.tell_strategy("on_changes", tuple(changes))
+
+    # --- sync ----------------------------------------------------------------------------------
+
+    def begin_sync(self, venue: str) -> None:
+        vs = self.venue(venue)
+        pending = frozenset(self.request(kind, venue) for kind in _REQUEST_KINDS)
+        self.put_venue(
+            venue,
+            attrs.evolve(
+                vs,
+                phase=SyncPhase.SYNCING,
+                pending=pending,
+                attempts=0,
+                syncs=vs.syncs + 1,
+            ),
+        )
+
+    def sync_result(self, venue: str, command_id: int | None) -> None:
+        vs = self.venue(venue)
+        if command_id is None or command_id not in vs.pending:
+            return
+        pending = vs.pending - {command_id}
+        self.put_venue(venue, attrs.evolve(vs, pending=pending))
+        if not pending and vs.phase is SyncPhase.SYNCING:
+            self.put_venue(venue, attrs.evolve(vs, pending=pending, phase=SyncPhase.SYNCED))
+            self.notify(Level.INFO, "synced", f"{venue} reconciled")
+            self.flush_changes()
+            self.tell_strategy("on_ready", venue)
+
+    def sync_failure(self, flight: Inflight, command_id: int, reason: str) -> None:
+        vs = self.venue(flight.venue)
+        if command_id not in vs.pending:
+            return
+        if vs.attempts >= self.config.max_sync_attempts:
+            self.put_venue(flight.venue, attrs.evolve(vs, pending=vs.pending - {command_id}))
+            self.halt(
+                f"{flight.venue} could not be reconciled: {flight.kind} request failed "
+                f"{vs.attempts + 1} times (last: {reason})"
+            )
+            return
+        again = self.request(flight.kind, flight.venue)
+        self.put_venue(
+            flight.venue,
+            attrs.evolve(
+                vs, pending=(vs.pending - {command_id}) | {again}, attempts=vs.attempts + 1
+            ),
+        )
+
+    def on_positions(self, report: PositionsReported) -> None:
+        venue = report.venue
+        drift = position_drift(venue, self.ledger, report)
+        vs = self.venue(venue)
+        if not drift:
+            if vs.drift:
+                self.put_venue(venue, attrs.evolve(vs, drift={}))
+            return
+        by_key = {(venue, p.symbol, p.position_side): p for p in report.positions}
+        unconfirmed: dict[PositionKey, tuple[Decimal, int]] = {}
+        for key, diff in sorted(drift.items(), key=lambda kv: (kv[0][1], kv[0][2].value)):
+            seen = vs.drift.get(key)
+            confirmed = seen is not None and seen == (diff, self.ledger.fill_count)
+            if confirmed or vs.attempts >= self.config.max_sync_attempts:
+                reported = by_key.get(key)
+                qty = reported.qty if reported is not None else ZERO
+                entry = reported.entry_price if reported is not None else ZERO
+                ours = self.ledger.position(*key).qty
+                self.ledger = self.ledger.adopt(key, qty, entry)
+                self.notify(
+                    Level.ALERT,
+                    "position_drift_repaired",
+                    f"{key[0]}/{key[1]} {key[2].value}: ledger had {ours}, venue has {qty}; "
+                    f"adopted the venue's position",
+                )
+            else:
+                unconfirmed[key] = (diff, self.ledger.fill_count)
+        if not unconfirmed:
+            self.put_venue(venue, attrs.evolve(self.venue(venue), drift={}))
+            self.check_drawdown()
+            return
+        vs = self.venue(venue)
+        self.notify(
+            Level.WARNING,
+            "position_drift",
+            f"{venue}: positions differ from the ledger by "
+            f"{', '.join(f'{k[1]} {k[2].value} {d}' for k, (d, _) in unconfirmed.items())}; "
+            f"re-checking fills and positions",
+        )
+        extra = {self.request("fills", venue), self.request("positions", venue)}
+        self.put_venue(
+            venue,
+            attrs.evolve(
+                vs,
+                drift=unconfirmed,
+                phase=SyncPhase.SYNCING,
+                pending=vs.pending | extra,
+                attempts=vs.attempts + 1,
+            ),
+        )
+
+    def on_open_orders(self, report: OpenOrdersReported, flight: Inflight | None) -> None:
+        venue = report.venue
+        listed: set[str] = set()
+        for reported in report.orders:
+            order = self.find(venue, reported.cloid, reported.venue_order_id)
+            if order is None:
+                self.adopt_unknown(venue, reported)
+                continue
+            listed.add(order.cloid)
+            if reported.filled_qty > order.filled_qty:
+                self.request_fills(venue)
+            self.move(order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
+        if report.command_id is None or flight is None:
+            return  # a pushed snapshot: we cannot tell which of our orders it predates
+        asked_at = report.command_id
+        for order in list(self.orders.values()):
+            if (
+                order.venue == venue
+                and order.is_live
+                and order.cloid not in listed
+                and order.seq < asked_at
+            ):
+                self.move(order, Trigger.MISSING_FROM_OPEN)
+
+    def adopt_unknown(self, venue: str, reported: Any) -> None:
+        known = (venue, reported.symbol) in self.config.by_key
+        if not (known and self.config.cancel_unknown_orders):
+            self.notify(
+                Level.INFO,
+                "foreign_order",
+                f"{venue}: order {reported.venue_order_id} ({reported.symbol}) is not ours; left alone",
+            )
+            return
+        cloid = reported.cloid or f"{venue}:{reported.venue_order_id}"
+        order = Order(
+            cloid=cloid,
+            venue=venue,
+            symbol=reported.symbol,
+            side=reported.side,
+            position_side=reported.position_side,
+            qty=reported.qty,
+            price=reported.price,
+            tif=TimeInForce.GTC,
+            reduce_only=False,
+            status=OrderStatus.OPEN,
+            created_ts=self.now,
+            updated_ts=self.now,
+            tag="orphan",
+            filled_qty=reported.filled_qty,
+            venue_order_id=reported.venue_order_id,
+            seq=self.seq,
+        )
+        self.put_order(order)
+        self.notify(
+            Level.WARNING,
+            "orphan_order",
+            f"{venue}: resting order {cloid} on {reported.symbol} is unknown to the core; canceling",
+        )
+        self.cancel(cloid)
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def dispatch(self, event: Event) -> None:
+        match event:
+            case QuoteTicked():
+                quotes = dict(self.quotes)
+                quotes[(event.venue, event.symbol)] = event
+                self.quotes = quotes
+                decision = self.strategy.on_tick(self.snapshot(), event)
+                if decision is not None:
+                    self.strategy = decision[0]
+                    self.run_intents(decision[1])
+            case Started():
+                self.commands.append(
+                    StartTimer(
+                        command_id=self.next_id(),
+                        timer_id=MAINTENANCE_TIMER,
+                        fire_at=self.now + self.config.maintenance_ms,
+                    )
+                )
+                for venue in self.config.venues:
+                    self.put_venue(venue, attrs.evolve(self.venue(venue), feed_up=True))
+                    self.begin_sync(venue)
+            case TimerFired():
+                if event.timer_id == MAINTENANCE_TIMER:
+                    self.maintenance()
+                self.tell_strategy("on_timer", event.timer_id)
+            case FeedDisconnected():
+                self.put_venue(event.venue, attrs.evolve(self.venue(event.venue), feed_up=False))
+                self.notify(Level.WARNING, "feed_down", f"{event.venue} feed down: {event.reason}")
+            case FeedReconnected():
+                vs = self.venue(event.venue)
+                self.put_venue(event.venue, attrs.evolve(vs, feed_up=True))
+                if vs.phase is SyncPhase.SYNCING:
+                    # Already reconciling: only the gap since the requests went out needs
+                    # covering; one more fills request (bounded), not a restart (seed 001 #3).
+                    if vs.attempts < self.config.max_sync_attempts:
+                        again = self.request("fills", event.venue)
+                        self.put_venue(
+                            event.venue,
+                            attrs.evolve(
+                                vs,
+                                feed_up=True,
+                                pending=vs.pending | {again},
+                                attempts=vs.attempts + 1,
+                            ),
+                        )
+                else:
+                    self.begin_sync(event.venue)
+            case MessageMalformed():
+                self.notify(
+                    Level.WARNING,
+                    "malformed_message",
+                    f"{event.venue}: unreadable {event.source.value} message ({event.detail}); "
+                    f"reconciling in case it mattered",
+                )
+                self.error("malformed message")
+                if self.venue(event.venue).phase is SyncPhase.SYNCED:
+                    self.begin_sync(event.venue)
+            case HaltRequested():
+                self.halt(event.reason)
+            case ResumeRequested():
+                if self.risk.halted:
+                    self.risk = attrs.evolve(
+                        self.risk,
+                        halted=False,
+                        halt_reason="",
+                        error_streak=0,
+                        peak_pnl=self.snapshot().net_pnl(),
+                    )
+                    self.notify(Level.INFO, "resumed", "trading resumed by the operator")
+                    for venue in self.config.venues:
+                        self.begin_sync(venue)
+            case FlattenRequested():
+                self.flatten()
+            case FundingRateUpdated():
+                self.tell_strategy("on_event", event)
+            case FundingPaid():
+                ledger = self.ledger.apply_funding(
+                    event.venue,
+                    event.symbol,
+                    event.position_side,
+                    event.amount,
+                    event.payment_id,
+                    event.ts,
+                )
+                if ledger is not None:
+                    self.ledger = ledger
+                    self.check_drawdown()
+                    self.tell_strategy("on_event", event)
+            case OrderAccepted():
+                self.resolve(event.command_id)
+                self.ok()
+                order = self.find(event.venue, event.cloid, event.venue_order_id)
+                if order is None:
+                    self.notify(Level.INFO, "unknown_order", f"ack for unknown order {event.cloid}")
+                else:
+                    self.move(order, Trigger.ACCEPTED, venue_order_id=event.venue_order_id)
+            case OrderRejected():
+                self.resolve(event.command_id)
+                self.error(f"order rejected: {event.reason}")
+                order = self.find(event.venue, event.cloid, None)
+                if order is not None:
+                    self.notify(
+                        Level.WARNING,
+                        "order_rejected",
+                        f"{event.venue} rejected {event.cloid}: {event.reason}",
+                    )
+                    self.move(order, Trigger.REJECTED, detail=event.reason)
+            case OrderPartiallyFilled():
+                self.apply_fill(event.fill, venue_says_done=False)
+            case OrderFilled():
+                self.apply_fill(event.fill, venue_says_done=True)
+            case OrderCanceled():
+                self.resolve(event.command_id)
+                order = self.find(event.venue, event.cloid, event.venue_order_id)
+                if order is not None:
+                    self.move(order, Trigger.CANCELED)
+            case CancelRejected():
+                self.resolve(event.command_id)
+                order = self.find(event.venue, event.cloid, None)
+                if order is not None:
+                    self.move(order, Trigger.CANCEL_REJECTED, detail=event.reason)
+            case OrderModified():
+                self.resolve(event.command_id)
+                order = self.find(event.venue, event.cloid, None)
+                if order is not None and order.is_live:
+                    after = attrs.evolve(
+                        order, price=event.price, qty=event.qty, updated_ts=self.now
+                    )
+                    self.put_order(after)
+                    self.changes.append(OrderChange(before=order, after=after))
+            case OrderStatusReported():
+                self.resolve(event.command_id)
+                self.ok()
+                order = self.find(event.venue, event.cloid, event.venue_order_id)
+                if order is not None:
+                    if event.filled_qty > order.filled_qty:
+                        self.request_fills(event.venue)
+                    self.move(
+                        order,
+                        _REPORTED_TRIGGER[event.status],
+                        status_requested=False,
+                        venue_order_id=order.venue_order_id or event.venue_order_id,
+                    )
+            case OpenOrdersReported():
+                flight = self.resolve(event.command_id)
+                self.ok()
+                self.on_open_orders(event, flight)
+                self.sync_result(event.venue, event.command_id)
+            case PositionsReported():
+                self.resolve(event.command_id)
+                self.ok()
+                self.on_positions(event)
+                self.sync_result(event.venue, event.command_id)
+            case BalanceReported():
+                self.resolve(event.command_id)
+                self.ok()
+                balances = dict(self.risk.balances)
+                balances[event.venue] = event
+                self.risk = attrs.evolve(self.risk, balances=balances)
+                self.sync_result(event.venue, event.command_id)
+            case FillsReported():
+                self.resolve(event.command_id)
+                self.ok()
+                for fill in sorted(event.fills, key=lambda f: (f.ts, f.fill_id)):
+                    self.apply_fill(fill, venue_says_done=False)
+                self.sync_result(event.venue, event.command_id)
+            case CommandFailed() | CommandTimedOut():
+                self.command_failed(event)
+            case _:
+                assert_never(event)
+        self.flush_changes()
+
+    def command_failed(self, event: CommandFailed | CommandTimedOut) -> None:
+        flight = self.resolve(event.command_id)
+        if isinstance(event, CommandFailed):
+            reason, not_applied = event.reason, event.not_applied
+        else:
+            reason, not_applied = "timed out", False
+        self.error(f"command {event.command_id} {reason}")
+        if flight is None:
+            return  # a result for a command we no longer track (duplicate or pre-recovery)
+        order = self.orders.get(flight.cloid) if flight.cloid is not None else None
+        if flight.kind == "place" and order is not None:
+            self.move(
+                order,
+                Trigger.PLACE_FAILED if not_applied else Trigger.PLACE_UNCERTAIN,
+                detail=reason,
+            )
+        elif flight.kind in ("cancel", "modify") and order is not None:
+            if order.is_live:
+                self.move(order, Trigger.CANCEL_UNCERTAIN, detail=reason)
+        elif flight.kind == "status" and order is not None:
+            # Let maintenance ask again rather than hammering a failing venue now.
+            self.put_order(attrs.evolve(order, status_requested=False))
+        elif flight.kind in _REQUEST_KINDS:
+            self.sync_failure(flight, event.command_id, reason)
+
+    def flatten(self) -> None:
+        self.halt("flatten requested")
+        for (venue, symbol, side), pos in sorted(
+            self.ledger.positions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].value)
+        ):
+            if not pos.qty:
+                continue
+            instrument = self.config.instrument(venue, symbol)
+            quote = self.quotes.get((venue, symbol))
+            if quote is None:
+                self.notify(Level.ALERT, "flatten_blocked", f"no quote for {venue}/{symbol}")
+                continue
+            mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+            band = CTX.multiply(mid, self.config.risk.slippage_cap)
+            close_side = Side.SELL if pos.qty > 0 else Side.BUY
+            if close_side is Side.SELL:
+                price = instrument.round_price(CTX.subtract(mid, band), Rounding.UP)
+            else:
+                price = instrument.round_price(CTX.add(mid, band), Rounding.DOWN)
+            # Close exactly the ledger's base quantity, reduce-only (seed 000 #2).
+            self.submit(
+                Submit(
+                    venue=venue,
+                    symbol=symbol,
+                    side=close_side,
+                    qty=abs(pos.qty),
+                    price=price,
+                    position_side=side,
+                    tif=TimeInForce.IOC,
+                    reduce_only=True,
+                    tag="flatten",
+                ),
+                bypass_halt=True,
+            )
+
+    def maintenance(self) -> None:
+        self.commands.append(
+            StartTimer(
+                command_id=self.next_id(),
+                timer_id=MAINTENANCE_TIMER,
+                fire_at=self.now + self.config.maintenance_ms,
+            )
+        )
+        # No order stays unresolved without a status request (seed 004 C-6).
+        for order in list(self.orders.values()):
+            if (
+                order.status in (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
+                and not order.status_requested
+            ):
+                self.request_status(order)
+        half_age = self.config.risk.max_balance_age_ms // 2
+        for venue in self.config.venues:
+            balance = self.risk.balances.get(venue)
+            if balance is not None and self.now - balance.ts > half_age:
+                self.ensure_balance_request(venue)
+        self.check_drawdown()
+        done = [o for o in self.orders.values() if not o.is_live]
+        excess = len(done) - self.config.terminal_orders_kept
+        if excess > 0:
+            done.sort(key=lambda o: (o.updated_ts, o.seq))
+            self.drop_orders(o.cloid for o in done[:excess])

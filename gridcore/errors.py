@@ -1,0 +1,36 @@
+"""The one exception hierarchy of gridcore.
+
+Expected outcomes (a venue rejection, a risk limit, a timeout) are events or commands, never
+exceptions. These exceptions are for broken contracts: malformed input handed to the core, an
+impossible state transition requested by the caller, a configuration that cannot work. Because
+``step`` returns a new state, a raise leaves the caller's previous state untouched.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "ContractError", "GridcoreError"]
+
+
+class GridcoreError(Exception):
+    """Base class of every error gridcore raises on purpose."""
+
+
+class ContractError(GridcoreError):
+    """The caller broke the reducer's contract (for example an impossible order transition).
+
+    The message says what was asked, in which state, and what to do instead.
+    """
+
+
+class ConfigError(GridcoreError):
+    """A configuration value is missing or out of range.
+
+    ``field`` is the dotted path of the offending field (``grid.levels``), ``source`` the file it
+    came from when known.
+    """
+
+    def __init__(self, field: str, message: str, *, source: str | None = None) -> None:
+        self.field = field
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {message}")

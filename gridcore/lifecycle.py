@@ -1,0 +1,352 @@
+"""Order lifecycle: every rule of how an order's status moves, in one table.
+
+Theory of operation
+-------------------
+The core names every order with a client order id (cloid) before the command that places it
+leaves the core, so every venue message about it, in whatever order it arrives (stream update
+before the REST ack, fill before the accept, cancel ack after a fill), can be matched and applied.
+
+An order's status moves only through :data:`TRANSITIONS`, a ``status -> trigger -> (status,
+effect)`` table. Triggers come from the venue (``ACCEPTED``, ``FILL_PARTIAL``, ``REPORT_OPEN``,
+...) or from the core itself (``CANCEL_SENT``, ``PLACE_UNCERTAIN``, ...). Every venue trigger has
+an entry in every status, because a venue may say anything at any time and a fact must never
+crash the loop: surprising combinations carry the ``ANOMALY`` effect (a notice and a status
+request, the venue's answer decides). A core trigger missing from the table is a bug in the caller
+and raises :class:`~gridcore.errors.ContractError`.
+
+Two rules complete the table:
+
+* Fills are classified by exact remaining quantity: a fill that leaves zero remaining is
+  ``FILL_COMPLETE``, any other ``FILL_PARTIAL``, whatever the venue's wording, except that a venue
+  saying "filled" is itself ``FILL_COMPLETE``. No threshold (seed 004 C-2).
+* A target of ``OPEN`` for an order with a filled quantity becomes ``PARTIALLY_FILLED``.
+
+A timeout never proves a rejection (``PLACE_UNCERTAIN`` leads to ``IN_DOUBT`` and a status
+request); a rejected cancel never leaves an order forgotten (``CANCEL_FAILED`` and a status
+request, seed 004 C-6); a fill after a cancel is applied.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from decimal import Decimal
+
+import attrs
+
+from gridcore.errors import ContractError
+from gridcore.instruments import PositionSide, Side, TimeInForce
+
+__all__ = [
+    "CORE_TRIGGERS",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Effect",
+    "Order",
+    "OrderStatus",
+    "Trigger",
+    "transition",
+]
+
+
+class OrderStatus(enum.Enum):
+    """Where an order stands, as far as the core knows."""
+
+    PENDING_NEW = "pending_new"  # command sent, no answer yet
+    OPEN = "open"  # resting, nothing filled
+    PARTIALLY_FILLED = "partially_filled"  # resting, some filled
+    PENDING_CANCEL = "pending_cancel"  # cancel sent, no answer yet
+    CANCEL_FAILED = "cancel_failed"  # cancel refused or lost; status requested
+    FILLED = "filled"  # done: fully filled
+    CANCELED = "canceled"  # done: canceled, possibly after partial fills
+    REJECTED = "rejected"  # done: never rested
+    IN_DOUBT = "in_doubt"  # outcome unknown (timeout); status requested
+
+    def __repr__(self) -> str:
+        return f"OrderStatus.{self.name}"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for FILLED, CANCELED and REJECTED."""
+        return self in TERMINAL
+
+    @property
+    def is_live(self) -> bool:
+        """True when the order may rest at the venue (every non-terminal status)."""
+        return self not in TERMINAL
+
+
+TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
+
+
+class Trigger(enum.Enum):
+    """What happened to an order."""
+
+    # from the venue
+    ACCEPTED = "accepted"  # ack: the order rests
+    REJECTED = "rejected"  # the venue refused the order
+    FILL_PARTIAL = "fill_partial"  # a fill leaving a remainder
+    FILL_COMPLETE = "fill_complete"  # a fill leaving nothing, or the venue says "filled"
+    CANCELED = "canceled"  # the venue canceled the order
+    CANCEL_REJECTED = "cancel_rejected"  # the venue refused our cancel
+    REPORT_OPEN = "report_open"  # status/open-orders report: resting
+    REPORT_FILLED = "report_filled"  # status report: filled
+    REPORT_CANCELED = "report_canceled"  # status report: canceled
+    REPORT_REJECTED = "report_rejected"  # status report: rejected
+    REPORT_NOT_FOUND = "report_not_found"  # status report: the venue has no such order
+    MISSING_FROM_OPEN = "missing_from_open"  # absent from an open-orders report
+    # from the core
+    CANCEL_SENT = "cancel_sent"  # the core emitted a cancel
+    PLACE_UNCERTAIN = "place_uncertain"  # the place command timed out or failed, outcome unknown
+    PLACE_FAILED = "place_failed"  # the place command failed and certainly did nothing
+    CANCEL_UNCERTAIN = "cancel_uncertain"  # the cancel command timed out or failed
+
+    def __repr__(self) -> str:
+        return f"Trigger.{self.name}"
+
+
+CORE_TRIGGERS = frozenset(
+    {Trigger.CANCEL_SENT, Trigger.PLACE_UNCERTAIN, Trigger.PLACE_FAILED, Trigger.CANCEL_UNCERTAIN}
+)
+
+
+class Effect(enum.Enum):
+    """What the core does besides changing the status."""
+
+    NONE = "none"  # nothing
+    STATUS = "status"  # request the order's status from the venue
+    ANOMALY = "anomaly"  # say so (warning) and request the order's status
+
+    def __repr__(self) -> str:
+        return f"Effect.{self.name}"
+
+
+_S = OrderStatus
+_T = Trigger
+_N, _Q, _A = Effect.NONE, Effect.STATUS, Effect.ANOMALY
+
+#: The order lifecycle. Anything not in it is a contract error.
+TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] = {
+    _S.PENDING_NEW: {
+        _T.ACCEPTED: (_S.OPEN, _N),
+        _T.REJECTED: (_S.REJECTED, _N),
+        _T.FILL_PARTIAL: (_S.OPEN, _N),  # stream fill before the ack (seed 001 #2)
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.PENDING_NEW, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _N),
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _N),
+        _T.REPORT_NOT_FOUND: (_S.PENDING_NEW, _N),  # the place may still be on its way
+        _T.MISSING_FROM_OPEN: (_S.PENDING_NEW, _N),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.IN_DOUBT, _Q),  # a timeout never proves rejection
+        _T.PLACE_FAILED: (_S.REJECTED, _N),
+    },
+    _S.OPEN: {
+        _T.ACCEPTED: (_S.OPEN, _N),
+        _T.REJECTED: (_S.OPEN, _A),
+        _T.FILL_PARTIAL: (_S.OPEN, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.OPEN, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _N),
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _A),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _A),
+        _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _Q),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.OPEN, _N),  # the ack arrived first; the timeout is moot
+        _T.PLACE_FAILED: (_S.OPEN, _A),
+    },
+    _S.PARTIALLY_FILLED: {
+        _T.ACCEPTED: (_S.OPEN, _N),
+        _T.REJECTED: (_S.OPEN, _A),
+        _T.FILL_PARTIAL: (_S.OPEN, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.OPEN, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _N),
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _A),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _A),
+        _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _Q),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.OPEN, _N),
+        _T.PLACE_FAILED: (_S.OPEN, _A),
+    },
+    _S.PENDING_CANCEL: {
+        _T.ACCEPTED: (_S.PENDING_CANCEL, _N),
+        _T.REJECTED: (_S.REJECTED, _N),
+        _T.FILL_PARTIAL: (_S.PENDING_CANCEL, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.CANCEL_FAILED, _Q),  # seed 004 C-6
+        _T.REPORT_OPEN: (_S.PENDING_CANCEL, _N),  # report taken before the cancel landed
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _N),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _A),
+        _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _Q),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.PENDING_CANCEL, _Q),
+        _T.PLACE_FAILED: (_S.REJECTED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.CANCEL_FAILED, _Q),
+    },
+    _S.CANCEL_FAILED: {
+        _T.ACCEPTED: (_S.CANCEL_FAILED, _N),
+        _T.REJECTED: (_S.REJECTED, _N),
+        _T.FILL_PARTIAL: (_S.CANCEL_FAILED, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.CANCEL_FAILED, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _N),  # still resting: the strategy may cancel again
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _N),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _A),
+        _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _Q),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.CANCEL_FAILED, _N),
+        _T.PLACE_FAILED: (_S.REJECTED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.CANCEL_FAILED, _N),
+    },
+    _S.IN_DOUBT: {
+        _T.ACCEPTED: (_S.OPEN, _N),
+        _T.REJECTED: (_S.REJECTED, _N),
+        _T.FILL_PARTIAL: (_S.OPEN, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.IN_DOUBT, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _N),
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _N),
+        # The shell answers a status request only after the place request's own deadline, so a
+        # venue that does not know the cloid then never received it.
+        _T.REPORT_NOT_FOUND: (_S.REJECTED, _N),
+        _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _N),
+        _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
+        _T.PLACE_UNCERTAIN: (_S.IN_DOUBT, _N),
+        _T.PLACE_FAILED: (_S.REJECTED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.IN_DOUBT, _Q),
+    },
+    _S.FILLED: {
+        _T.ACCEPTED: (_S.FILLED, _N),
+        _T.REJECTED: (_S.FILLED, _A),
+        _T.FILL_PARTIAL: (_S.FILLED, _N),
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.FILLED, _N),
+        _T.CANCEL_REJECTED: (_S.FILLED, _N),  # the cancel raced the last fill
+        _T.REPORT_OPEN: (_S.FILLED, _N),  # a report older than the fill
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.FILLED, _N),
+        _T.REPORT_REJECTED: (_S.FILLED, _A),
+        _T.REPORT_NOT_FOUND: (_S.FILLED, _N),
+        _T.MISSING_FROM_OPEN: (_S.FILLED, _N),
+        _T.PLACE_UNCERTAIN: (_S.FILLED, _N),
+        _T.PLACE_FAILED: (_S.FILLED, _A),
+        _T.CANCEL_UNCERTAIN: (_S.FILLED, _N),
+    },
+    _S.CANCELED: {
+        _T.ACCEPTED: (_S.CANCELED, _N),
+        _T.REJECTED: (_S.CANCELED, _N),
+        _T.FILL_PARTIAL: (_S.CANCELED, _N),  # a fill after the cancel is applied
+        _T.FILL_COMPLETE: (_S.FILLED, _N),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.CANCELED, _N),
+        _T.REPORT_OPEN: (_S.CANCELED, _A),
+        _T.REPORT_FILLED: (_S.FILLED, _N),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.CANCELED, _N),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _N),
+        _T.MISSING_FROM_OPEN: (_S.CANCELED, _N),
+        _T.PLACE_UNCERTAIN: (_S.CANCELED, _N),
+        _T.PLACE_FAILED: (_S.CANCELED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.CANCELED, _N),
+    },
+    _S.REJECTED: {
+        # The venue is the truth: an order we believed rejected that turns out to rest is
+        # tracked again (and said out loud).
+        _T.ACCEPTED: (_S.OPEN, _A),
+        _T.REJECTED: (_S.REJECTED, _N),
+        _T.FILL_PARTIAL: (_S.OPEN, _A),
+        _T.FILL_COMPLETE: (_S.FILLED, _A),
+        _T.CANCELED: (_S.CANCELED, _N),
+        _T.CANCEL_REJECTED: (_S.REJECTED, _N),
+        _T.REPORT_OPEN: (_S.OPEN, _A),
+        _T.REPORT_FILLED: (_S.FILLED, _A),
+        _T.REPORT_CANCELED: (_S.CANCELED, _N),
+        _T.REPORT_REJECTED: (_S.REJECTED, _N),
+        _T.REPORT_NOT_FOUND: (_S.REJECTED, _N),
+        _T.MISSING_FROM_OPEN: (_S.REJECTED, _N),
+        _T.PLACE_UNCERTAIN: (_S.REJECTED, _N),
+        _T.PLACE_FAILED: (_S.REJECTED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.REJECTED, _N),
+    },
+}
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """One order the core named, and everything it knows about it.
+
+    ``qty`` and ``filled_qty`` are base units; ``remaining`` is their exact difference.
+    ``reserved`` is the margin (quote) the risk gate holds for it while it is live.
+    ``status_requested`` is True while a status request for it is outstanding. ``seq`` is the
+    core's id counter when the order was named (orders named after a report was asked for are
+    not judged by that report).
+    """
+
+    cloid: str
+    venue: str
+    symbol: str
+    side: Side
+    position_side: PositionSide
+    qty: Decimal
+    price: Decimal
+    tif: TimeInForce
+    reduce_only: bool
+    status: OrderStatus
+    created_ts: int
+    updated_ts: int
+    tag: str = ""
+    filled_qty: Decimal = Decimal(0)
+    venue_order_id: str | None = None
+    reserved: Decimal = Decimal(0)
+    status_requested: bool = False
+    seq: int = 0
+
+    @property
+    def remaining(self) -> Decimal:
+        """Base quantity still to fill (never negative)."""
+        rest = self.qty - self.filled_qty
+        return rest if rest > 0 else Decimal(0)
+
+    @property
+    def is_live(self) -> bool:
+        """True while the order may rest at the venue."""
+        return self.status not in TERMINAL
+
+
+def transition(order: Order, trigger: Trigger) -> tuple[OrderStatus, Effect]:
+    """Look up where ``trigger`` takes ``order``; the OPEN/PARTIALLY_FILLED rule applied.
+
+    Raises :class:`ContractError` for a core trigger the table does not allow.
+    """
+    row = TRANSITIONS[order.status]
+    entry = row.get(trigger)
+    if entry is None:
+        raise ContractError(
+            f"order {order.cloid}: {trigger.name} is not allowed in status {order.status.name}; "
+            f"allowed core triggers here: "
+            f"{sorted(t.name for t in row if t in CORE_TRIGGERS) or 'none (terminal)'}. "
+            f"Check the order's status before acting on it."
+        )
+    target, effect = entry
+    if target is OrderStatus.OPEN and order.filled_qty > 0:
+        target = OrderStatus.PARTIALLY_FILLED
+    return target, effect

@@ -1,0 +1,236 @@
+"""The risk gate: the one place every order of every strategy passes before it leaves the core.
+
+Theory of operation
+-------------------
+A strategy proposes an order; :func:`check_order` either refuses it (the order never leaves the
+core and a notice says why) or returns the margin to reserve for it. The check and the
+reservation happen in the same step, so there is no window in which two orders can both see the
+same free balance (seed 000 #1, 002 P0-2/3/4). A reservation is released when its order reaches
+a terminal status, whatever the path (fill, cancel, reject, failed command: seed 002 P0-5).
+
+Free margin on a venue = equity of its last balance report − margin of open positions at the
+last mid (``|qty| × mid / leverage``) − reservations of every live order on that venue. Equity
+is used, not the venue's "available", because the core budgets open orders itself.
+
+Checks, in order: trading not halted; price on tick, size on lot and positive; a quote for the
+instrument no older than ``max_quote_age_ms``; aggressive orders (IOC, or a limit through the
+touch) within ``slippage_cap`` of the mid (default 50 bps, seed 002 P1 / 003 #4); minimum
+notional (reduce-only orders exempt); maximum order notional; maximum position including every
+live order on the same side; order rate (velocity) over a sliding window; a balance report no
+older than ``max_balance_age_ms``; no overdraft.
+
+The drawdown halt and the error-streak breaker live in the kernel (:mod:`gridcore.core`), driven
+by :class:`RiskState`'s counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import attrs
+
+from gridcore.events import BalanceReported, QuoteTicked
+from gridcore.instruments import Instrument, Side, TimeInForce
+from gridcore.ledger import Ledger
+from gridcore.lifecycle import Order
+from gridcore.numbers import CTX, ZERO
+
+__all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
+
+_TWO = Decimal(2)
+
+
+@attrs.frozen(kw_only=True)
+class RiskConfig:
+    """Limits of the risk gate. Quantities in base units, notionals and money in quote.
+
+    ``None`` disables a limit. Defaults are the safe ones: 50 bps slippage cap, quotes at most
+    10 s old, balances at most 5 min old.
+    """
+
+    max_position: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    leverage: Decimal = Decimal(1)
+    slippage_cap: Decimal = Decimal("0.005")
+    max_orders_per_window: int = 100
+    velocity_window_ms: int = 10_000
+    max_drawdown: Decimal | None = None
+    max_error_streak: int = 8
+    max_quote_age_ms: int = 10_000
+    max_balance_age_ms: int = 300_000
+
+
+@attrs.frozen(kw_only=True)
+class RiskState:
+    """What the gate and the breakers remember.
+
+    ``reserved`` is the total margin held per venue by live orders; ``recent_orders`` the
+    timestamps of placements inside the velocity window; ``peak_pnl`` the best net PnL (realized
+    − fees + funding + unrealized) seen, for the drawdown halt.
+    """
+
+    balances: Mapping[str, BalanceReported] = attrs.field(factory=dict)
+    reserved: Mapping[str, Decimal] = attrs.field(factory=dict)
+    recent_orders: tuple[int, ...] = ()
+    error_streak: int = 0
+    peak_pnl: Decimal = ZERO
+    halted: bool = False
+    halt_reason: str = ""
+    last_refusal: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """Why an order was refused: ``code`` is stable (for metrics), ``message`` for people."""
+
+    code: str
+    message: str
+
+
+def free_margin(
+    venue: str,
+    risk: RiskState,
+    ledger: Ledger,
+    quotes: Mapping[tuple[str, str], QuoteTicked],
+    leverage: Decimal,
+) -> Decimal | None:
+    """Free margin on ``venue`` (quote), or ``None`` before the first balance report."""
+    balance = risk.balances.get(venue)
+    if balance is None:
+        return None
+    used = ZERO
+    for (v, symbol, _side), pos in ledger.positions.items():
+        if v != venue or not pos.qty:
+            continue
+        q = quotes.get((v, symbol))
+        mark = CTX.divide(CTX.add(q.bid, q.ask), _TWO) if q is not None else pos.avg_entry
+        used = CTX.add(used, CTX.divide(CTX.multiply(abs(pos.qty), mark), leverage))
+    return CTX.subtract(CTX.subtract(balance.equity, used), risk.reserved.get(venue, ZERO))
+
+
+def _exposure(
+    orders: Iterable[Order], ledger: Ledger, instrument: Instrument, side: Side
+) -> Decimal:
+    """Net position on the instrument plus every live order's remainder on ``side``."""
+    total = ZERO
+    for (v, s, _ps), pos in ledger.positions.items():
+        if v == instrument.venue and s == instrument.symbol:
+            total = CTX.add(total, pos.qty)
+    for o in orders:
+        if (
+            o.is_live
+            and o.venue == instrument.venue
+            and o.symbol == instrument.symbol
+            and o.side is side
+            and not o.reduce_only
+        ):
+            total = CTX.add(total, o.remaining if side is Side.BUY else -o.remaining)
+    return total
+
+
+def check_order(
+    *,
+    config: RiskConfig,
+    risk: RiskState,
+    ledger: Ledger,
+    orders: Iterable[Order],
+    quotes: Mapping[tuple[str, str], QuoteTicked],
+    instrument: Instrument,
+    side: Side,
+    qty: Decimal,
+    price: Decimal,
+    tif: TimeInForce,
+    reduce_only: bool,
+    now: int,
+    bypass_halt: bool = False,
+) -> Refusal | Decimal:
+    """Refuse the order, or return the margin (quote) to reserve for it."""
+    if risk.halted and not bypass_halt:
+        return Refusal(code="halted", message=f"trading is halted ({risk.halt_reason})")
+    if qty <= 0 or not instrument.is_on_lot(qty):
+        return Refusal(
+            code="bad_qty",
+            message=f"qty {qty} must be positive and a multiple of lot {instrument.lot_size}",
+        )
+    if price <= 0 or not instrument.is_on_tick(price):
+        return Refusal(
+            code="bad_price",
+            message=f"price {price} must be positive and a multiple of tick {instrument.tick_size}",
+        )
+    quote = quotes.get(instrument.key)
+    if quote is None:
+        return Refusal(code="no_quote", message=f"no quote yet for {instrument.symbol}")
+    age = now - quote.ts
+    if age > config.max_quote_age_ms:
+        return Refusal(
+            code="stale_quote",
+            message=f"last quote for {instrument.symbol} is {age} ms old "
+            f"(max {config.max_quote_age_ms} ms)",
+        )
+    aggressive = (
+        tif is TimeInForce.IOC
+        or (side is Side.BUY and price >= quote.ask)
+        or (side is Side.SELL and price <= quote.bid)
+    )
+    if aggressive:
+        mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+        deviation = CTX.divide(abs(CTX.subtract(price, mid)), mid)
+        if deviation > config.slippage_cap:
+            return Refusal(
+                code="price_band",
+                message=f"aggressive {side.value} at {price} is {deviation:.4%} from mid {mid} "
+                f"(cap {config.slippage_cap:.2%})",
+            )
+    notional = instrument.notional(qty, price)
+    if not reduce_only and notional < instrument.min_notional:
+        return Refusal(
+            code="min_notional",
+            message=f"order value {notional} is under the minimum {instrument.min_notional}",
+        )
+    if config.max_order_notional is not None and notional > config.max_order_notional:
+        return Refusal(
+            code="max_order_notional",
+            message=f"order value {notional} exceeds max_order_notional {config.max_order_notional}",
+        )
+    if config.max_position is not None and not reduce_only:
+        projected = CTX.add(
+            _exposure(orders, ledger, instrument, side), qty if side is Side.BUY else -qty
+        )
+        if abs(projected) > config.max_position:
+            return Refusal(
+                code="max_position",
+                message=f"position with live orders would reach {projected} "
+                f"(max_position {config.max_position})",
+            )
+    recent = sum(1 for t in risk.recent_orders if t > now - config.velocity_window_ms)
+    if recent >= config.max_orders_per_window:
+        return Refusal(
+            code="velocity",
+            message=f"{recent} orders in the last {config.velocity_window_ms} ms "
+            f"(max {config.max_orders_per_window})",
+        )
+    if reduce_only:
+        return ZERO
+    balance = risk.balances.get(instrument.venue)
+    if balance is None:
+        return Refusal(code="no_balance", message=f"no balance report yet for {instrument.venue}")
+    balance_age = now - balance.ts
+    if balance_age > config.max_balance_age_ms:
+        return Refusal(
+            code="stale_balance",
+            message=f"balance report for {instrument.venue} is {balance_age} ms old "
+            f"(max {config.max_balance_age_ms} ms)",
+        )
+    reserve = CTX.add(
+        CTX.divide(notional, config.leverage),
+        CTX.multiply(notional, max(instrument.taker_fee, instrument.maker_fee, ZERO)),
+    )
+    free = free_margin(instrument.venue, risk, ledger, quotes, config.leverage)
+    assert free is not None  # balance checked above
+    if reserve > free:
+        return Refusal(
+            code="insufficient_margin",
+            message=f"order needs {reserve} margin, {free} free on {instrument.venue}",
+        )
+    return reserve

@@ -1,0 +1,86 @@
+"""Reconciliation: what the core asks a venue after a start or a reconnect, and how it repairs
+what it finds.
+
+Theory of operation
+-------------------
+On :class:`~gridcore.events.Started` and on every
+:class:`~gridcore.events.FeedReconnected`, a venue enters the ``SYNCING`` phase and the core
+requests, in one step: fills since the last fill it has seen (minus an overlap), open orders,
+positions and balances (seed 004 C-3). The phase ends when every one of those requests has its
+result. Nothing is dropped meanwhile (seed 001 #8): every event is applied to the order registry
+and the ledger as it arrives, and the strategy is told of every order change; only new orders
+wait for the phase to end, because they would be decided on a state still being repaired.
+
+Reports apply idempotently: fills are deduplicated by id, open orders and statuses move orders
+through the lifecycle table, and an order we track that a complete open-orders report no longer
+lists gets its status requested.
+
+Drift policy
+------------
+A positions report is compared with the ledger per ``(venue, symbol, position_side)``. A
+difference is not repaired at once, because a fill may simply be on its way: the core records
+it, asks again for fills and positions, and repairs only when the *same* difference is seen
+again with no fill applied in between, or when ``max_sync_attempts`` checks have been spent.
+Repair adopts the venue's size and entry price (the venue is the truth for what we hold), counts
+the repair in the ledger and raises an alert.
+
+A failing request is re-sent at most ``max_sync_attempts`` times per sync (seed 001 #3: no
+self-retriggering loop); after that the core halts and says so.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from decimal import Decimal
+
+import attrs
+
+from gridcore.events import PositionsReported
+from gridcore.ledger import Ledger, PositionKey
+
+__all__ = ["SyncPhase", "VenueStatus", "position_drift"]
+
+
+class SyncPhase(enum.Enum):
+    """Where a venue stands in reconciliation."""
+
+    UNSYNCED = "unsynced"  # never reconciled since the core started
+    SYNCING = "syncing"  # requests outstanding; no new orders
+    SYNCED = "synced"  # reconciled; trading allowed
+
+    def __repr__(self) -> str:
+        return f"SyncPhase.{self.name}"
+
+
+@attrs.frozen(kw_only=True)
+class VenueStatus:
+    """Per-venue connection and reconciliation state.
+
+    ``pending`` holds the command ids of outstanding sync requests; ``attempts`` counts re-sent
+    requests and drift re-checks in the current sync; ``drift`` maps each position key with an
+    unconfirmed difference to ``(difference, ledger fill count when seen)``.
+    """
+
+    feed_up: bool = False
+    phase: SyncPhase = SyncPhase.UNSYNCED
+    pending: frozenset[int] = frozenset()
+    attempts: int = 0
+    drift: Mapping[PositionKey, tuple[Decimal, int]] = attrs.field(factory=dict)
+    syncs: int = 0
+
+
+def position_drift(
+    venue: str, ledger: Ledger, report: PositionsReported
+) -> dict[PositionKey, Decimal]:
+    """Venue size minus ledger size for every position of ``venue`` that differs."""
+    reported = {(venue, p.symbol, p.position_side): p.qty for p in report.positions}
+    keys = set(reported)
+    keys.update(k for k, p in ledger.positions.items() if k[0] == venue and p.qty)
+    drift: dict[PositionKey, Decimal] = {}
+    for key in keys:
+        ours = ledger.positions[key].qty if key in ledger.positions else Decimal(0)
+        theirs = reported.get(key, Decimal(0))
+        if theirs != ours:
+            drift[key] = theirs - ours
+    return drift
