@@ -88,6 +88,7 @@ from gridcore.sync import SyncPhase, VenueStatus, position_drift
 
 __all__ = [
     "MAINTENANCE_TIMER",
+    "Books",
     "Cancel",
     "CoreConfig",
     "Inflight",
@@ -199,25 +200,25 @@ class CoreConfig:
 
     ``maintenance_ms`` is the period of the housekeeping timer (status requests for unresolved
     orders, balance refresh, drawdown check, pruning). ``fill_overlap_ms`` is how far before the
-    last fill seen a reconciliation asks for fills again (dedup makes the overlap harmless).
+    last fill seen a reconciliation asks for fills again (dedup makes the overlap harmless);
+    ``reconcile_ms`` the period of the background reconciliation round (0 disables it).
     """
 
     instruments: tuple[Instrument, ...]
     risk: RiskConfig = RiskConfig()
-    maintenance_ms: int = 1_000
+    maintenance_ms: int = 5_000
     max_sync_attempts: int = 3
     fill_overlap_ms: int = 60_000
+    reconcile_ms: int = 60_000
     cancel_unknown_orders: bool = True
-    terminal_orders_kept: int = 256
+    terminal_orders_kept: int = 64
     by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
+    venues: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    """Every venue an instrument is configured on, in order of first appearance."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
-
-    @property
-    def venues(self) -> tuple[str, ...]:
-        """Every venue an instrument is configured on, in order of first appearance."""
-        return tuple(dict.fromkeys(i.venue for i in self.instruments))
+        object.__setattr__(self, "venues", tuple(dict.fromkeys(i.venue for i in self.instruments)))
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
         """The configured instrument; raises :class:`ContractError` naming what is known."""
@@ -238,28 +239,90 @@ class Inflight:
     venue: str
     cloid: str | None = None
     sent_ts: int = 0
+    batch: int | None = None
 
 
 @attrs.frozen(kw_only=True)
-class State(Generic[S]):
-    """Everything the bot knows. Immutable; :func:`step` returns a new one.
+class Books:
+    """The part of the state that ticks never touch: orders, ledger, risk, venues, counters.
 
-    ``epoch`` (ms) is fixed when the bot is created and, with the ``seq`` counter, names every
-    order and command. ``now`` is the newest event time seen.
+    ``seq`` is the id counter that names orders and commands. ``attention`` holds the cloids of
+    orders in doubt or cancel-failed with no status request out; ``done_orders`` counts the
+    terminal orders still kept (both maintained by the kernel so housekeeping need not scan).
     """
 
-    config: CoreConfig
-    strategy: S
-    epoch: int
     seq: int = 0
-    now: int = 0
     orders: Mapping[str, Order] = attrs.field(factory=dict)
     venue_oids: Mapping[tuple[str, str], str] = attrs.field(factory=dict)
     inflight: Mapping[int, Inflight] = attrs.field(factory=dict)
     ledger: Ledger = Ledger()
     risk: RiskState = RiskState()
     venues: Mapping[str, VenueStatus] = attrs.field(factory=dict)
+    attention: frozenset[str] = frozenset()
+    done_orders: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class State(Generic[S]):
+    """Everything the bot knows. Immutable; :func:`step` returns a new one.
+
+    ``epoch`` (ms) is fixed when the bot is created and, with the ``books.seq`` counter, names
+    every order and command. ``now`` is the newest event time seen; ``quotes`` the last quote
+    per instrument. Everything else is in :class:`Books`, also readable as attributes of the
+    state (``state.orders``, ``state.ledger``, ...). A tick replaces only ``now`` and ``quotes``.
+    """
+
+    config: CoreConfig
+    strategy: S
+    epoch: int
+    now: int = 0
     quotes: Mapping[InstrumentKey, QuoteTicked] = attrs.field(factory=dict)
+    books: Books = Books()
+
+    @property
+    def seq(self) -> int:
+        """The id counter."""
+        return self.books.seq
+
+    @property
+    def orders(self) -> Mapping[str, Order]:
+        """Every order the core tracks, by cloid (terminal ones are pruned over time)."""
+        return self.books.orders
+
+    @property
+    def venue_oids(self) -> Mapping[tuple[str, str], str]:
+        """``(venue, venue order id) -> cloid``."""
+        return self.books.venue_oids
+
+    @property
+    def inflight(self) -> Mapping[int, Inflight]:
+        """Order and request commands awaiting their result, by command id."""
+        return self.books.inflight
+
+    @property
+    def ledger(self) -> Ledger:
+        """Positions and money."""
+        return self.books.ledger
+
+    @property
+    def risk(self) -> RiskState:
+        """The risk gate's memory."""
+        return self.books.risk
+
+    @property
+    def venues(self) -> Mapping[str, VenueStatus]:
+        """Per-venue feed and reconciliation status."""
+        return self.books.venues
+
+    @property
+    def attention(self) -> frozenset[str]:
+        """Cloids of unresolved orders with no status request out."""
+        return self.books.attention
+
+    @property
+    def done_orders(self) -> int:
+        """How many terminal orders are still kept."""
+        return self.books.done_orders
 
     # --- read-only helpers for strategies and reports ----------------------------------------
 
@@ -283,14 +346,18 @@ class State(Generic[S]):
 
     def net_pnl(self) -> Decimal:
         """Realized − fees + funding + unrealized at the last mids, over every position."""
-        total = ZERO
-        for (venue, symbol, _side), pos in self.ledger.positions.items():
-            total = CTX.add(total, pos.net)
-            if pos.qty:
-                mark = self.mid(venue, symbol)
-                if mark is not None:
-                    total = CTX.add(total, pos.unrealized(mark))
-        return total
+        return _net_pnl(self.ledger, self.quotes)
+
+
+def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Decimal:
+    total = ZERO
+    for (venue, symbol, _side), pos in ledger.positions.items():
+        total = CTX.add(total, pos.net)
+        if pos.qty:
+            q = quotes.get((venue, symbol))
+            if q is not None:
+                total = CTX.add(total, pos.unrealized(CTX.divide(CTX.add(q.bid, q.ask), _TWO)))
+    return total
 
 
 def initial_state(config: CoreConfig, strategy: S, *, epoch: int) -> State[S]:
@@ -303,7 +370,7 @@ def initial_state(config: CoreConfig, strategy: S, *, epoch: int) -> State[S]:
         strategy=strategy,
         epoch=epoch,
         now=epoch,
-        venues={v: VenueStatus() for v in config.venues},
+        books=Books(venues={v: VenueStatus() for v in config.venues}),
     )
 
 
@@ -327,15 +394,9 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
         config=state.config,
         strategy=state.strategy,
         epoch=state.epoch,
-        seq=state.seq,
         now=tick.ts if tick.ts > state.now else state.now,
-        orders=state.orders,
-        venue_oids=state.venue_oids,
-        inflight=state.inflight,
-        ledger=state.ledger,
-        risk=state.risk,
-        venues=state.venues,
         quotes=quotes,
+        books=state.books,
     )
     decision = state.strategy.on_tick(new, tick)
     if decision is None:
@@ -363,19 +424,22 @@ class _Tx(Generic[S]):
 
     def __init__(self, state: State[S], ts: int) -> None:
         self.base = state
+        books = state.books
         self.config = state.config
         self.now = ts if ts > state.now else state.now
-        self.seq = state.seq
+        self.seq = books.seq
         self.strategy: S = state.strategy
-        self.orders: dict[str, Order] | Mapping[str, Order] = state.orders
+        self.orders: dict[str, Order] | Mapping[str, Order] = books.orders
         self.venue_oids: dict[tuple[str, str], str] | Mapping[tuple[str, str], str] = (
-            state.venue_oids
+            books.venue_oids
         )
-        self.inflight: dict[int, Inflight] | Mapping[int, Inflight] = state.inflight
-        self.ledger = state.ledger
-        self.risk = state.risk
-        self.venues: dict[str, VenueStatus] | Mapping[str, VenueStatus] = state.venues
+        self.inflight: dict[int, Inflight] | Mapping[int, Inflight] = books.inflight
+        self.ledger = books.ledger
+        self.risk = books.risk
+        self.venues: dict[str, VenueStatus] | Mapping[str, VenueStatus] = books.venues
         self.quotes = state.quotes
+        self.attention = books.attention
+        self.done_orders = books.done_orders
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
         self.changes: list[OrderChange] = []
@@ -391,19 +455,38 @@ class _Tx(Generic[S]):
         return self.seq
 
     def snapshot(self) -> State[S]:
+        b = self.base.books
+        if (
+            self.seq == b.seq
+            and self.orders is b.orders
+            and self.venue_oids is b.venue_oids
+            and self.inflight is b.inflight
+            and self.ledger is b.ledger
+            and self.risk is b.risk
+            and self.venues is b.venues
+            and self.attention is b.attention
+            and self.done_orders == b.done_orders
+        ):
+            books = b
+        else:
+            books = Books(
+                seq=self.seq,
+                orders=self.orders,
+                venue_oids=self.venue_oids,
+                inflight=self.inflight,
+                ledger=self.ledger,
+                risk=self.risk,
+                venues=self.venues,
+                attention=self.attention,
+                done_orders=self.done_orders,
+            )
         return State(
             config=self.config,
             strategy=self.strategy,
             epoch=self.base.epoch,
-            seq=self.seq,
             now=self.now,
-            orders=self.orders,
-            venue_oids=self.venue_oids,
-            inflight=self.inflight,
-            ledger=self.ledger,
-            risk=self.risk,
-            venues=self.venues,
             quotes=self.quotes,
+            books=books,
         )
 
     def finish(self) -> tuple[State[S], list[Command]]:
@@ -412,10 +495,27 @@ class _Tx(Generic[S]):
             if len(cmds) == 1:
                 commands.append(cmds[0])
             else:
-                commands.append(Batch(command_id=self.next_id(), venue=venue, commands=tuple(cmds)))
+                batch = Batch(command_id=self.next_id(), venue=venue, commands=tuple(cmds))
+                commands.append(batch)
+                for cmd in cmds:
+                    flight = self.inflight[cmd.command_id]
+                    self.track(cmd.command_id, attrs.evolve(flight, batch=batch.command_id))
         return self.snapshot(), commands
 
     def put_order(self, order: Order) -> None:
+        old = self.orders.get(order.cloid)
+        if old is None or old.is_live != order.is_live:
+            self.done_orders += (0 if order.is_live else 1) - (
+                0 if old is None or old.is_live else 1
+            )
+        status = order.status
+        needs = (
+            status is OrderStatus.IN_DOUBT or status is OrderStatus.CANCEL_FAILED
+        ) and not order.status_requested
+        if needs != (order.cloid in self.attention):
+            self.attention = (
+                self.attention | {order.cloid} if needs else self.attention - {order.cloid}
+            )
         if not self._orders_copied:
             self.orders = dict(self.orders)
             self._orders_copied = True
@@ -435,6 +535,8 @@ class _Tx(Generic[S]):
         oids = dict(self.venue_oids)
         for cloid in cloids:
             order = orders.pop(cloid)
+            if not order.is_live:
+                self.done_orders -= 1
             if order.venue_order_id is not None:
                 oids.pop((order.venue, order.venue_order_id), None)
         self.orders, self.venue_oids = orders, oids
@@ -496,14 +598,16 @@ class _Tx(Generic[S]):
     ) -> Order:
         """Apply ``trigger`` (and field ``updates``) to ``order``; record the change."""
         before = self.orders.get(order.cloid)
-        if updates:
-            order = attrs.evolve(order, **updates)
-        target, effect = transition(order, trigger)
+        changed = {k: v for k, v in updates.items() if getattr(order, k) != v}
+        probe = attrs.evolve(order, **changed) if changed else order
+        target, effect = transition(probe, trigger)
+        if target is order.status and not changed and effect is Effect.NONE and order is before:
+            return order  # nothing moved: a repeated ack or a report that agrees
         reserved = order.reserved
         if target.is_terminal and reserved:
             self.release(order.venue, reserved)
             reserved = ZERO
-        after = attrs.evolve(order, status=target, updated_ts=self.now, reserved=reserved)
+        after = attrs.evolve(probe, status=target, updated_ts=self.now, reserved=reserved)
         self.put_order(after)
         if not quiet and (before is None or before != after):
             self.changes.append(OrderChange(before=before, after=after, fill=fill))
@@ -544,28 +648,26 @@ class _Tx(Generic[S]):
             cid, Inflight(kind="status", venue=order.venue, cloid=order.cloid, sent_ts=self.now)
         )
 
+    def fills_since(self, venue: str) -> int:
+        """Where a fills request starts: before the last fill seen and before the previous
+        answered request, by the overlap (see :mod:`gridcore.sync`)."""
+        checked = self.venue(venue).fills_checked
+        last = self.ledger.last_fill_ts.get(venue, self.base.epoch)
+        start = min(last, checked) if checked >= 0 else last
+        return max(start - self.config.fill_overlap_ms, 0)
+
     def request_fills(self, venue: str) -> int | None:
-        """Ask for fills since the last seen (minus the overlap), unless already asked."""
+        """Ask for fills (see :meth:`fills_since`), unless a fills request is out already."""
         for flight in self.inflight.values():
             if flight.kind == "fills" and flight.venue == venue:
                 return None
-        cid = self.next_id()
-        since = max(
-            self.ledger.last_fill_ts.get(venue, self.base.epoch) - self.config.fill_overlap_ms, 0
-        )
-        self.commands.append(RequestFills(command_id=cid, venue=venue, since=since))
-        self.track(cid, Inflight(kind="fills", venue=venue, sent_ts=self.now))
-        return cid
+        return self.request("fills", venue)
 
     def request(self, kind: str, venue: str) -> int:
         cid = self.next_id()
         cmd: Command
         if kind == "fills":
-            since = max(
-                self.ledger.last_fill_ts.get(venue, self.base.epoch) - self.config.fill_overlap_ms,
-                0,
-            )
-            cmd = RequestFills(command_id=cid, venue=venue, since=since)
+            cmd = RequestFills(command_id=cid, venue=venue, since=self.fills_since(venue))
         elif kind == "open_orders":
             cmd = RequestOpenOrders(command_id=cid, venue=venue)
         elif kind == "positions":
@@ -615,7 +717,7 @@ class _Tx(Generic[S]):
         cfg = self.config.risk
         if self.risk.halted:
             return
-        pnl = self.snapshot().net_pnl()
+        pnl = _net_pnl(self.ledger, self.quotes)
         peak = self.risk.peak_pnl
         if pnl > peak:
             self.risk = attrs.evolve(self.risk, peak_pnl=pnl)
@@ -623,9 +725,11 @@ class _Tx(Generic[S]):
         if cfg.max_drawdown is not None and CTX.subtract(peak, pnl) >= cfg.max_drawdown:
             self.halt(f"drawdown {CTX.subtract(peak, pnl)} reached max_drawdown {cfg.max_drawdown}")
 
-    def error(self, what: str) -> None:
+    def error(self, what: str, batch: int | None = None) -> None:
+        if batch is not None and batch == self.risk.last_error_batch:
+            return  # one failed request, however many orders it carried
         streak = self.risk.error_streak + 1
-        self.risk = attrs.evolve(self.risk, error_streak=streak)
+        self.risk = attrs.evolve(self.risk, error_streak=streak, last_error_batch=batch)
         if streak >= self.config.risk.max_error_streak and not self.risk.halted:
             self.halt(f"{streak} errors in a row (last: {what})")
 
@@ -788,6 +892,7 @@ class _Tx(Generic[S]):
                 pending=pending,
                 attempts=0,
                 syncs=vs.syncs + 1,
+                last_reconcile=self.now,
             ),
         )
 
@@ -882,6 +987,8 @@ class _Tx(Generic[S]):
                 self.adopt_unknown(venue, reported)
                 continue
             listed.add(order.cloid)
+            if not order.is_live and report.ts <= order.updated_ts:
+                continue  # taken before the order ended: stale, not news
             if reported.filled_qty > order.filled_qty:
                 self.request_fills(venue)
             self.move(order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
@@ -1069,7 +1176,7 @@ class _Tx(Generic[S]):
                 self.resolve(event.command_id)
                 self.ok()
                 order = self.find(event.venue, event.cloid, event.venue_order_id)
-                if order is not None:
+                if order is not None and not (not order.is_live and event.ts <= order.updated_ts):
                     if event.filled_qty > order.filled_qty:
                         self.request_fills(event.venue)
                     self.move(
@@ -1096,8 +1203,12 @@ class _Tx(Generic[S]):
                 self.risk = attrs.evolve(self.risk, balances=balances)
                 self.sync_result(event.venue, event.command_id)
             case FillsReported():
-                self.resolve(event.command_id)
+                flight = self.resolve(event.command_id)
                 self.ok()
+                if flight is not None:
+                    vs = self.venue(event.venue)
+                    if flight.sent_ts > vs.fills_checked:
+                        self.put_venue(event.venue, attrs.evolve(vs, fills_checked=flight.sent_ts))
                 for fill in sorted(event.fills, key=lambda f: (f.ts, f.fill_id)):
                     self.apply_fill(fill, venue_says_done=False)
                 self.sync_result(event.venue, event.command_id)
@@ -1113,7 +1224,7 @@ class _Tx(Generic[S]):
             reason, not_applied = event.reason, event.not_applied
         else:
             reason, not_applied = "timed out", False
-        self.error(f"command {event.command_id} {reason}")
+        self.error(f"command {event.command_id} {reason}", None if flight is None else flight.batch)
         if flight is None:
             return  # a result for a command we no longer track (duplicate or pre-recovery)
         order = self.orders.get(flight.cloid) if flight.cloid is not None else None
@@ -1176,20 +1287,30 @@ class _Tx(Generic[S]):
             )
         )
         # No order stays unresolved without a status request (seed 004 C-6).
-        for order in list(self.orders.values()):
-            if (
-                order.status in (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
-                and not order.status_requested
-            ):
-                self.request_status(order)
+        for cloid in sorted(self.attention):
+            self.request_status(self.orders[cloid])
         half_age = self.config.risk.max_balance_age_ms // 2
         for venue in self.config.venues:
             balance = self.risk.balances.get(venue)
             if balance is not None and self.now - balance.ts > half_age:
                 self.ensure_balance_request(venue)
+            vs = self.venue(venue)
+            if (
+                self.config.reconcile_ms
+                and vs.phase is SyncPhase.SYNCED
+                and self.now - vs.last_reconcile >= self.config.reconcile_ms
+            ):
+                # Background round: catches stream messages lost without a disconnect.
+                self.put_venue(venue, attrs.evolve(vs, last_reconcile=self.now))
+                self.request_fills(venue)
+                self.request("open_orders", venue)
+                self.request("positions", venue)
         self.check_drawdown()
-        done = [o for o in self.orders.values() if not o.is_live]
-        excess = len(done) - self.config.terminal_orders_kept
-        if excess > 0:
-            done.sort(key=lambda o: (o.updated_ts, o.seq))
-            self.drop_orders(o.cloid for o in done[:excess])
+        kept = self.config.terminal_orders_kept
+        if self.done_orders > kept:
+            # Prune down to half the allowance so that pruning (a copy) is rare.
+            finished = sorted(
+                (o for o in self.orders.values() if not o.is_live),
+                key=lambda o: (o.updated_ts, o.seq),
+            )
+            self.drop_orders(o.cloid for o in finished[: self.done_orders - kept // 2])

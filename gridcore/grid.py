@@ -16,8 +16,8 @@ from, because both are read from one state in one step).
 Every rebuild is a minimal diff computed inside one step: desired orders (from center, step,
 pivot and inventory limits) against live orders, keyed by ``(side, price)``. Live orders that
 match are kept, including partially filled ones; the rest are canceled; missing levels are
-placed. A level whose order is being canceled or is in doubt is left alone until that resolves,
-so the grid never doubles a level.
+placed. A level whose order is being canceled is left empty until the cancel resolves, and an
+order in doubt or whose cancel failed still holds its level, so the grid never doubles a level.
 
 Spacing has a floor no tightening can cross (seed 004 C-4): ``max(tick, round-trip maker fee
 + one tick, min_spacing)``, rounded up to the tick. Buys are rounded down and sells up, so bids
@@ -290,31 +290,32 @@ class NeutralGrid:
             instrument=instrument,
         )
         prefix = cfg.tag + ":"
+        # Live orders by level. An order being canceled still holds its level (no doubling)
+        # until the cancel resolves; one in doubt or whose cancel failed may rest, so it counts
+        # as the level's order.
         active: dict[tuple[Side, Decimal], list[str]] = {}
-        waiting: set[tuple[Side, Decimal]] = set()
+        canceling: set[tuple[Side, Decimal]] = set()
         for order in view.orders.values():
             if not order.is_live or not order.tag.startswith(prefix):
                 continue
             if order.venue != cfg.venue or order.symbol != cfg.symbol:
                 continue
             key = (order.side, order.price)
-            if order.status in _WAITING:
-                waiting.add(key)
-                if order.status is not OrderStatus.PENDING_CANCEL:
-                    active.setdefault(key, []).append(order.cloid)
+            if order.status is OrderStatus.PENDING_CANCEL:
+                canceling.add(key)
             else:
                 active.setdefault(key, []).append(order.cloid)
         wanted = {(lv.side, lv.price): lv for lv in desired}
         intents: list[Intent] = list(notes)
         for key, cloids in active.items():
-            keep = 1 if key in wanted and key not in waiting else 0
+            keep = 1 if key in wanted else 0
             intents.extend(Cancel(cloid=c) for c in cloids[keep:])
         dirty = False
         for key, lv in wanted.items():
-            if key in waiting:
-                dirty = True
-                continue
             if key in active:
+                continue
+            if key in canceling:
+                dirty = True
                 continue
             intents.append(
                 Submit(

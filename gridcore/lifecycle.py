@@ -68,15 +68,16 @@ class OrderStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """True for FILLED, CANCELED and REJECTED."""
-        return self in TERMINAL
+        return self is _FILLED or self is _CANCELED or self is _REJECTED
 
     @property
     def is_live(self) -> bool:
         """True when the order may rest at the venue (every non-terminal status)."""
-        return self not in TERMINAL
+        return not (self is _FILLED or self is _CANCELED or self is _REJECTED)
 
 
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
+_FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
 
 
 class Trigger(enum.Enum):
@@ -189,7 +190,7 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.REPORT_FILLED: (_S.FILLED, _N),
         _T.REPORT_CANCELED: (_S.CANCELED, _N),
         _T.REPORT_REJECTED: (_S.REJECTED, _N),
-        _T.REPORT_NOT_FOUND: (_S.CANCELED, _A),
+        _T.REPORT_NOT_FOUND: (_S.CANCELED, _N),  # canceled while in doubt: it never existed
         _T.MISSING_FROM_OPEN: (_S.IN_DOUBT, _Q),
         _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
         _T.PLACE_UNCERTAIN: (_S.PENDING_CANCEL, _Q),
@@ -258,7 +259,9 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.FILL_COMPLETE: (_S.FILLED, _N),
         _T.CANCELED: (_S.CANCELED, _N),
         _T.CANCEL_REJECTED: (_S.CANCELED, _N),
-        _T.REPORT_OPEN: (_S.CANCELED, _A),
+        # Reports older than the cancel are dropped before they get here (see the kernel), so
+        # a venue saying "resting" is news: track the order again and say so.
+        _T.REPORT_OPEN: (_S.OPEN, _A),
         _T.REPORT_FILLED: (_S.FILLED, _N),
         _T.REPORT_CANCELED: (_S.CANCELED, _N),
         _T.REPORT_REJECTED: (_S.CANCELED, _N),
@@ -329,7 +332,8 @@ class Order:
     @property
     def is_live(self) -> bool:
         """True while the order may rest at the venue."""
-        return self.status not in TERMINAL
+        s = self.status
+        return not (s is _FILLED or s is _CANCELED or s is _REJECTED)
 
 
 def transition(order: Order, trigger: Trigger) -> tuple[OrderStatus, Effect]:

@@ -67,7 +67,8 @@ class RiskState:
 
     ``reserved`` is the total margin held per venue by live orders; ``recent_orders`` the
     timestamps of placements inside the velocity window; ``peak_pnl`` the best net PnL (realized
-    − fees + funding + unrealized) seen, for the drawdown halt.
+    − fees + funding + unrealized) seen, for the drawdown halt. ``last_error_batch`` lets the
+    error streak count a failed batch once.
     """
 
     balances: Mapping[str, BalanceReported] = attrs.field(factory=dict)
@@ -78,6 +79,7 @@ class RiskState:
     halted: bool = False
     halt_reason: str = ""
     last_refusal: str = ""
+    last_error_batch: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,13 @@ Reports apply idempotently: fills are deduplicated by id, open orders and status
 through the lifecycle table, and an order we track that a complete open-orders report no longer
 lists gets its status requested.
 
+Periodic reconciliation
+-----------------------
+Every ``reconcile_ms`` (default 60 s) a synced venue is asked again for fills, open orders and
+positions, without pausing trading. Fills are asked for since the earlier of the last fill seen
+and the time the previous fills request was sent, minus an overlap, so a stream message lost
+without a disconnect is still recovered at the next round.
+
 Drift policy
 ------------
 A positions report is compared with the ledger per ``(venue, symbol, position_side)``. A
@@ -59,7 +66,9 @@ class VenueStatus:
 
     ``pending`` holds the command ids of outstanding sync requests; ``attempts`` counts re-sent
     requests and drift re-checks in the current sync; ``drift`` maps each position key with an
-    unconfirmed difference to ``(difference, ledger fill count when seen)``.
+    unconfirmed difference to ``(difference, ledger fill count when seen)``. ``fills_checked`` is
+    when the last answered fills request was sent (every fill before it is known);
+    ``last_reconcile`` when the last reconciliation round started.
     """
 
     feed_up: bool = False
@@ -68,6 +77,8 @@ class VenueStatus:
     attempts: int = 0
     drift: Mapping[PositionKey, tuple[Decimal, int]] = attrs.field(factory=dict)
     syncs: int = 0
+    fills_checked: int = -1
+    last_reconcile: int = -1
 
 
 def position_drift(

@@ -1,0 +1,534 @@
+"""The backtest: a deterministic fold of a bot reducer and the exchange model over a market path.
+
+Time is simulated. Events wait in a queue ordered by delivery time; a tick first delivers what
+is due, then lets the exchange match it, then is handed to the bot. Commands go to the exchange
+after ``latency_ms`` and their answers come back after as long again; a :class:`FaultPlan`
+decides, from its seed, which messages are lost, duplicated or late and which commands fail or
+time out. Timers fire at their time. After the last tick the run *settles*: faults stop, the
+feed is up, and time advances without quotes (``settle_ms``) so that timers, the background
+reconciliation round and every command in flight finish; the ledger is then compared with the
+exchange's own account.
+
+The runner reads no clock: the shell that calls it measures wall time.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from gridcore.commands import (
+    Batch,
+    CancelTimer,
+    Command,
+    Halt,
+    Level,
+    Notify,
+    PlaceOrder,
+    StartTimer,
+)
+from gridcore.core import State, step
+from gridcore.events import (
+    CommandFailed,
+    CommandTimedOut,
+    Event,
+    FeedDisconnected,
+    FeedReconnected,
+    FundingPaid,
+    OrderFilled,
+    OrderPartiallyFilled,
+    QuoteTicked,
+    Started,
+    TimerFired,
+)
+from gridcore.grid import NeutralGrid
+from gridcore.invariants import Violation, check_against_venue, check_state
+from gridcore.numbers import CTX, ZERO
+from gridcore.sim.exchange import SimExchange
+from gridcore.sim.faults import FaultPlan
+from gridcore.sim.rng import SplitMix64
+
+__all__ = ["Sample", "Summary", "Trace", "run_backtest"]
+
+_EVENT, _COMMAND, _TIMER = 0, 1, 2
+_MAX_VIOLATIONS = 100
+_NO_FAULTS = FaultPlan()
+
+
+@attrs.frozen(kw_only=True)
+class Sample:
+    """A point of the run for plots: mid, position, net PnL and the grid's bounds."""
+
+    ts: int
+    mid: Decimal
+    position: Decimal
+    pnl: Decimal
+    grid_lower: Decimal | None
+    grid_upper: Decimal | None
+    grid_center: Decimal | None
+
+
+@attrs.frozen(kw_only=True)
+class Summary:
+    """The numbers of a run. Money in quote, sizes in base units."""
+
+    seed: int
+    faults: str
+    ticks: int
+    events: int
+    commands: int
+    fills: int
+    orders: int
+    cancels: int
+    rejections: int
+    volume: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    net_pnl: Decimal
+    max_drawdown: Decimal
+    max_position: Decimal
+    final_position: Decimal
+    recenters: int
+    syncs: int
+    drift_repairs: int
+    halted: bool
+    alerts: int
+    warnings: int
+    invariant_violations: int
+    start_ts: int
+    end_ts: int
+
+
+@attrs.frozen(kw_only=True)
+class Trace:
+    """What a backtest returns: the final state and exchange, the summary, samples, notices
+    and invariant violations (at most 100 kept); ``events`` only when recorded."""
+
+    state: State[Any]
+    exchange: SimExchange
+    summary: Summary
+    samples: tuple[Sample, ...]
+    notices: tuple[Notify, ...]
+    violations: tuple[Violation, ...]
+    events: tuple[Event, ...] | None = None
+
+
+class _Run:
+    def __init__(
+        self,
+        state: State[Any],
+        exchange: SimExchange,
+        faults: FaultPlan,
+        seed: int,
+        latency_ms: int,
+        record: bool,
+        check_every_step: bool,
+    ) -> None:
+        self.state = state
+        self.exchange = exchange
+        self.faults = faults
+        self.rng = SplitMix64(seed).fork(0xFA)
+        self.seed = seed
+        self.latency = latency_ms
+        self.check_every_step = check_every_step
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self.seq = 0
+        self.timers: dict[str, int] = {}
+        self.down_until: int | None = None
+        self.events = 0
+        self.commands = 0
+        self.ticks = 0
+        self.recorded: list[Event] | None = [] if record else None
+        self.notices: list[Notify] = []
+        self.alerts = 0
+        self.warnings = 0
+        self.violations: list[Violation] = []
+        self.violation_count = 0
+        self.cloids: set[str] = set()
+        self.results: dict[int, int] = {}
+        self.samples: list[Sample] = []
+        self.peak = ZERO
+        self.max_drawdown = ZERO
+        self.max_position = ZERO
+        self.settling = False
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def push(self, ts: int, kind: int, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (ts, self.seq, kind, payload))
+
+    def drain(self, until: int) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= until:
+            ts, _, kind, payload = heapq.heappop(heap)
+            if kind == _EVENT:
+                self.deliver(payload)
+            elif kind == _COMMAND:
+                command, timeout_applied = payload
+                self.to_exchange(command, ts, timeout_applied)
+            else:
+                timer_id, version = payload
+                if self.timers.get(timer_id) == version:
+                    del self.timers[timer_id]
+                    self.deliver(TimerFired(ts=ts, timer_id=timer_id))
+
+    def violate(self, found: list[Violation]) -> None:
+        self.violation_count += len(found)
+        room = _MAX_VIOLATIONS - len(self.violations)
+        if room > 0:
+            self.violations.extend(found[:room])
+
+    def deliver(self, event: Event) -> None:
+        self.events += 1
+        if self.recorded is not None:
+            self.recorded.append(event)
+        if isinstance(event, CommandFailed | CommandTimedOut):
+            self.results[event.command_id] = self.results.get(event.command_id, 0) + 1
+        else:
+            cid = getattr(event, "command_id", None)
+            if cid is not None:
+                self.results[cid] = self.results.get(cid, 0) + 1
+        before = self.state
+        self.state, commands = step(before, event)
+        if commands:
+            self.execute(commands, event.ts)
+        after = self.state
+        b0, b1 = before.books, after.books
+        if type(event) is not QuoteTicked and (
+            b1.orders is not b0.orders
+            or b1.ledger is not b0.ledger
+            or b1.risk is not b0.risk
+            or after.strategy is not before.strategy
+        ):
+            if isinstance(event, OrderFilled | OrderPartiallyFilled) or type(event).__name__ in (
+                "FillsReported",
+                "PositionsReported",
+            ):
+                self.track_pnl(event.ts)
+            if self.check_every_step:
+                found = check_state(self.state)
+                if found:
+                    self.violate(found)
+
+    def execute(self, commands: list[Command], now: int) -> None:
+        for command in commands:
+            self.commands += 1
+            match command:
+                case Notify():
+                    if len(self.notices) < 10_000:
+                        self.notices.append(command)
+                    if command.level is Level.ALERT:
+                        self.alerts += 1
+                    elif command.level is Level.WARNING:
+                        self.warnings += 1
+                case Halt():
+                    pass
+                case StartTimer():
+                    self.timers[command.timer_id] = command.command_id
+                    self.push(command.fire_at, _TIMER, (command.timer_id, command.command_id))
+                case CancelTimer():
+                    self.timers.pop(command.timer_id, None)
+                case _:
+                    self.send(command, now)
+
+    def send(self, command: Command, now: int) -> None:
+        inner = command.commands if isinstance(command, Batch) else (command,)
+        for c in inner:
+            if isinstance(c, PlaceOrder):
+                if c.cloid in self.cloids:
+                    self.violate(
+                        [
+                            Violation(
+                                invariant="no_cloid_sent_twice",
+                                ts=now,
+                                detail=f"{c.cloid} sent again by command {c.command_id}",
+                            )
+                        ]
+                    )
+                self.cloids.add(c.cloid)
+        f = self.faults
+        if not self.settling and f.active:
+            if self.rng.chance(f.rest_error_ppm):
+                for c in inner:
+                    self.push(
+                        now + self.latency,
+                        _EVENT,
+                        CommandFailed(
+                            ts=now + self.latency,
+                            command_id=c.command_id,
+                            reason="simulated REST error",
+                            not_applied=True,
+                        ),
+                    )
+                return
+            if self.rng.chance(f.timeout_lost_ppm):
+                for c in inner:
+                    at = now + f.timeout_ms
+                    self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
+                return
+            applied = self.rng.chance(f.timeout_applied_ppm)
+            self.push(now + self.latency, _COMMAND, (command, applied))
+            return
+        self.push(now + self.latency, _COMMAND, (command, False))
+
+    def to_exchange(self, command: Command, now: int, timeout_applied: bool) -> None:
+        answers = self.exchange.handle(command, now)
+        if timeout_applied:
+            inner = command.commands if isinstance(command, Batch) else (command,)
+            at = now - self.latency + self.faults.timeout_ms
+            for c in inner:
+                self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
+            answers = [a for a in answers if getattr(a, "command_id", None) is None]
+        self.route(answers, now)
+
+    def route(self, events: list[Event], now: int) -> None:
+        f = self.faults
+        faulty = f.active and not self.settling
+        for event in events:
+            rest = getattr(event, "command_id", None) is not None
+            if rest:
+                delay = self.latency
+                if faulty and self.rng.chance(f.ack_delay_ppm):
+                    delay += self.rng.below(f.ack_delay_ms + 1)
+                self.push(now + delay, _EVENT, event)
+                continue
+            if isinstance(event, FundingPaid):
+                # Funding is booked like a statement, not a stream message: never lost.
+                self.push(now, _EVENT, event)
+                continue
+            if faulty:
+                if self.down_until is not None or self.rng.chance(f.drop_ppm):
+                    continue
+                if isinstance(event, OrderFilled | OrderPartiallyFilled) and self.rng.chance(
+                    f.duplicate_ppm
+                ):
+                    self.push(now + self.rng.below(3_000) + 1, _EVENT, event)
+            self.push(now, _EVENT, event)
+
+    def track_pnl(self, ts: int) -> None:
+        pnl = self.state.net_pnl()
+        if pnl > self.peak:
+            self.peak = pnl
+        dd = CTX.subtract(self.peak, pnl)
+        if dd > self.max_drawdown:
+            self.max_drawdown = dd
+        for pos in self.state.ledger.positions.values():
+            if abs(pos.qty) > self.max_position:
+                self.max_position = abs(pos.qty)
+
+    def sample(self, tick: QuoteTicked) -> None:
+        grid = self.state.strategy
+        mid = CTX.divide(CTX.add(tick.bid, tick.ask), Decimal(2))
+        pos = ZERO
+        for (v, s, _side), p in self.state.ledger.positions.items():
+            if v == tick.venue and s == tick.symbol:
+                pos = CTX.add(pos, p.qty)
+        self.track_pnl(tick.ts)
+        is_grid = isinstance(grid, NeutralGrid)
+        self.samples.append(
+            Sample(
+                ts=tick.ts,
+                mid=mid,
+                position=pos,
+                pnl=self.state.net_pnl(),
+                grid_lower=grid.lower if is_grid and grid.center is not None else None,
+                grid_upper=grid.upper if is_grid and grid.center is not None else None,
+                grid_center=grid.center if is_grid else None,
+            )
+        )
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def run(
+        self,
+        path: Iterable[QuoteTicked],
+        sample_every: int,
+        settle_ms: int,
+        progress: Callable[[int], None] | None,
+        progress_every: int,
+    ) -> int:
+        started = False
+        last_ts = self.state.now
+        f = self.faults
+        disconnects = f.active and f.disconnect_ppm > 0
+        exchange_tick = self.exchange.on_tick
+        heap = self.heap
+        state_step = step
+        record = self.recorded
+        check = self.check_every_step
+        ticks = 0
+        next_sample = sample_every or -1
+        next_progress = progress_every if progress is not None else -1
+        state = self.state
+        for tick in path:
+            ts = tick.ts
+            if not started:
+                started = True
+                self.deliver(Started(ts=ts))
+                state = self.state
+            if heap and heap[0][0] <= ts:
+                self.drain(ts)
+                state = self.state
+            answers = exchange_tick(tick)
+            if answers:
+                self.route(answers, ts)
+                self.drain(ts)
+                state = self.state
+            ticks += 1
+            if disconnects:
+                if self.down_until is not None and ts >= self.down_until:
+                    self.down_until = None
+                    self.deliver(FeedReconnected(ts=ts, venue=tick.venue))
+                    state = self.state
+                elif self.down_until is None and self.rng.chance(f.disconnect_ppm):
+                    self.down_until = ts + f.disconnect_ms
+                    self.deliver(
+                        FeedDisconnected(ts=ts, venue=tick.venue, reason="simulated outage")
+                    )
+                    state = self.state
+            if self.down_until is None:
+                # deliver(), inlined for the hot path: a tick rarely produces commands.
+                self.events += 1
+                if record is not None:
+                    record.append(tick)
+                state, commands = state_step(state, tick)
+                self.state = state
+                if commands:
+                    self.execute(commands, ts)
+                    state = self.state
+                    if check:
+                        found = check_state(state)
+                        if found:
+                            self.violate(found)
+            if ticks == next_sample:
+                next_sample += sample_every
+                self.sample(tick)
+            if ticks == next_progress:
+                next_progress += progress_every
+                assert progress is not None
+                progress(ticks)
+            last_ts = ts
+        self.ticks = ticks
+        # Settle: no more faults, feed back up, let time pass so everything in flight lands.
+        self.settling = True
+        if self.down_until is not None:
+            self.down_until = None
+            venue = self.exchange.config.venue
+            self.deliver(FeedReconnected(ts=last_ts, venue=venue))
+        end = last_ts + settle_ms
+        while heap and heap[0][0] <= end:
+            self.drain(heap[0][0])
+        if progress is not None:
+            progress(ticks)
+        return end
+
+
+def run_backtest(
+    state: State[Any],
+    exchange: SimExchange,
+    path: Iterable[QuoteTicked],
+    *,
+    faults: FaultPlan = _NO_FAULTS,
+    seed: int = 0,
+    latency_ms: int = 50,
+    settle_ms: int = 180_000,
+    sample_every: int = 0,
+    record_events: bool = False,
+    check_every_step: bool = True,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 10_000,
+) -> Trace:
+    """Fold ``state`` (any bot) and ``exchange`` over ``path`` under ``faults``.
+
+    ``sample_every`` takes a :class:`Sample` every that many ticks (0: none). With
+    ``check_every_step`` every state invariant is checked after each step that is not a plain
+    tick; the ledger is compared with the exchange at the end either way. ``progress`` is
+    called with the number of ticks done every ``progress_every`` ticks.
+    """
+    if latency_ms < 0 or settle_ms < 0:
+        raise ValueError("latency_ms and settle_ms must be >= 0")
+    run = _Run(state, exchange, faults, seed, latency_ms, record_events, check_every_step)
+    end = run.run(path, sample_every, settle_ms, progress, max(1, progress_every))
+    final = run.state
+    run.violate(check_state(final))
+    run.violate(check_against_venue(final, exchange))
+    for cid, flight in final.inflight.items():
+        run.violate(
+            [
+                Violation(
+                    invariant="every_command_gets_one_result",
+                    ts=final.now,
+                    detail=f"command {cid} ({flight.kind}) has no result after settling",
+                )
+            ]
+        )
+    for cid, count in run.results.items():
+        if count > 1:
+            run.violate(
+                [
+                    Violation(
+                        invariant="every_command_gets_one_result",
+                        ts=final.now,
+                        detail=f"command {cid} got {count} results",
+                    )
+                ]
+            )
+    run.track_pnl(final.now)
+    totals = final.ledger.totals()
+    unrealized = ZERO
+    final_position = ZERO
+    for (venue, symbol, _side), pos in final.ledger.positions.items():
+        final_position = CTX.add(final_position, pos.qty)
+        mid = final.mid(venue, symbol)
+        if pos.qty and mid is not None:
+            unrealized = CTX.add(unrealized, pos.unrealized(mid))
+    orders = len(run.cloids)
+    volume = ZERO
+    for fill in exchange.fills:
+        volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
+    grid = final.strategy
+    summary = Summary(
+        seed=run.seed,
+        faults=faults.name,
+        ticks=run.ticks,
+        events=run.events,
+        commands=run.commands,
+        fills=len(exchange.fills),
+        orders=orders,
+        cancels=sum(1 for o in exchange.orders.values() if o.status.value == "canceled"),
+        rejections=sum(1 for o in exchange.orders.values() if o.status.value == "rejected"),
+        volume=volume,
+        realized_pnl=totals.realized,
+        unrealized_pnl=unrealized,
+        fees=totals.fees,
+        funding=totals.funding,
+        net_pnl=CTX.add(totals.net, unrealized),
+        max_drawdown=run.max_drawdown,
+        max_position=run.max_position,
+        final_position=final_position,
+        recenters=grid.recenters if isinstance(grid, NeutralGrid) else 0,
+        syncs=sum(v.syncs for v in final.venues.values()),
+        drift_repairs=final.ledger.drift_repairs,
+        halted=final.risk.halted,
+        alerts=run.alerts,
+        warnings=run.warnings,
+        invariant_violations=run.violation_count,
+        start_ts=final.epoch,
+        end_ts=end,
+    )
+    return Trace(
+        state=final,
+        exchange=exchange,
+        summary=summary,
+        samples=tuple(run.samples),
+        notices=tuple(run.notices),
+        violations=tuple(run.violations),
+        events=None if run.recorded is None else tuple(run.recorded),
+    )

@@ -1,0 +1,619 @@
+"""A deterministic model of a perpetual-futures venue: matching, fees, funding, margin.
+
+The model answers the core's commands with the events a real venue would send, and turns a
+market path into fills of resting orders. It has no I/O, no clock and no randomness: the same
+commands and ticks always give the same events, so a backtest is a deterministic fold of the bot
+reducer and this model over a market path. For speed it updates itself in place; :meth:`copy`
+gives an independent model (the stateful tests branch with it).
+
+What it models
+--------------
+* Resting limit orders per instrument, filled as maker at their limit price when the opposite
+  side of the book trades through them (a buy rests at ``p`` and fills when the ask is ``<= p``).
+  Orders that cross on arrival take liquidity at the touch and pay the taker fee.
+* Partial fills: ``liquidity`` caps the base quantity one order can fill per tick.
+* Rejections: unknown instrument, price off tick, size off lot, under minimum notional, wrong
+  position side for the account's mode, reduce-only that would increase, post-only that would
+  cross, insufficient margin, duplicate client order id.
+* A cancel of a filled, canceled or unknown order is answered by ``CancelRejected``.
+* One-way and hedge position modes; several instruments. Balance = starting balance + realized
+  PnL − fees + funding; equity adds unrealized PnL at the last mid.
+* Funding every ``funding_interval_ms`` at ``funding_rate`` on the mark (mid): longs pay when the
+  rate is positive.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from decimal import Decimal
+
+import attrs
+
+from gridcore.commands import (
+    Batch,
+    CancelOrder,
+    Command,
+    ModifyOrder,
+    PlaceOrder,
+    RequestBalances,
+    RequestFills,
+    RequestOpenOrders,
+    RequestOrderStatus,
+    RequestPositions,
+)
+from gridcore.events import (
+    BalanceReported,
+    CancelRejected,
+    CommandFailed,
+    Event,
+    Fill,
+    FillsReported,
+    FundingPaid,
+    FundingRateUpdated,
+    OpenOrder,
+    OpenOrdersReported,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderModified,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderStatusReported,
+    PositionReport,
+    PositionsReported,
+    QuoteTicked,
+    ReportedStatus,
+)
+from gridcore.instruments import (
+    Instrument,
+    PositionMode,
+    PositionSide,
+    Side,
+    Source,
+    TimeInForce,
+)
+from gridcore.ledger import Position
+from gridcore.numbers import CTX, ZERO
+
+__all__ = ["SimConfig", "SimExchange", "SimOrder"]
+
+_TWO = Decimal(2)
+_NO_EVENTS: list[Event] = []
+_MISSING = Decimal(-1)
+
+
+@attrs.frozen(kw_only=True)
+class SimConfig:
+    """The simulated venue: its instruments, account and market mechanics."""
+
+    venue: str = "sim"
+    instruments: tuple[Instrument, ...] = ()
+    starting_balance: Decimal = Decimal(10_000)
+    asset: str = "USD"
+    position_mode: PositionMode = PositionMode.ONE_WAY
+    leverage: Decimal = Decimal(10)
+    liquidity: Decimal | None = None
+    funding_interval_ms: int = 8 * 3600 * 1000
+    funding_rate: Decimal = Decimal("0.0001")
+
+
+@attrs.define(kw_only=True)
+class SimOrder:
+    """An order as the venue holds it."""
+
+    oid: str
+    cloid: str
+    symbol: str
+    side: Side
+    position_side: PositionSide
+    price: Decimal
+    qty: Decimal
+    tif: TimeInForce
+    reduce_only: bool
+    filled: Decimal = ZERO
+    status: ReportedStatus = ReportedStatus.OPEN
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled
+
+
+class SimExchange:
+    """The venue model. ``on_tick`` matches resting orders; ``handle`` answers a command."""
+
+    def __init__(self, config: SimConfig, *, start_ts: int = 0) -> None:
+        if not config.instruments:
+            raise ValueError("SimConfig.instruments is empty: the venue needs at least one")
+        self.config = config
+        self.instruments: dict[str, Instrument] = {i.symbol: i for i in config.instruments}
+        self.cash: Decimal = config.starting_balance
+        self.positions: dict[tuple[str, PositionSide], Position] = {}
+        self.resting: dict[str, dict[str, SimOrder]] = {s: {} for s in self.instruments}
+        self.orders: dict[str, SimOrder] = {}  # by cloid, every order ever accepted or rejected
+        self.by_oid: dict[str, SimOrder] = {}
+        self.fills: list[Fill] = []
+        self.quotes: dict[str, QuoteTicked] = {}
+        self.best_buy: dict[str, Decimal | None] = dict.fromkeys(self.instruments)
+        self.best_sell: dict[str, Decimal | None] = dict.fromkeys(self.instruments)
+        self.next_funding_ts = (
+            start_ts - start_ts % config.funding_interval_ms + (config.funding_interval_ms)
+        )
+        self.funding_paid = ZERO
+        self.fees_paid = ZERO
+        self._oid = 0
+        self._fill = 0
+        self._funding = 0
+
+    def copy(self) -> SimExchange:
+        """An independent copy (orders and positions are not shared)."""
+        return copy.deepcopy(self)
+
+    # --- account views ---------------------------------------------------------------------
+
+    def mark(self, symbol: str) -> Decimal | None:
+        q = self.quotes.get(symbol)
+        return None if q is None else CTX.divide(CTX.add(q.bid, q.ask), _TWO)
+
+    def position(self, symbol: str, side: PositionSide = PositionSide.BOTH) -> Position:
+        """The venue's position (same accounting as the core's ledger)."""
+        return self.positions.get((symbol, side), Position())
+
+    def equity(self) -> Decimal:
+        """Balance plus unrealized PnL at the last mids."""
+        total = self.cash
+        for (symbol, _side), pos in self.positions.items():
+            mark = self.mark(symbol)
+            if pos.qty and mark is not None:
+                total = CTX.add(total, pos.unrealized(mark))
+        return total
+
+    def used_margin(self) -> Decimal:
+        lev = self.config.leverage
+        used = ZERO
+        for (symbol, _side), pos in self.positions.items():
+            mark = self.mark(symbol) or pos.avg_entry
+            used = CTX.add(used, CTX.divide(CTX.multiply(abs(pos.qty), mark), lev))
+        for book in self.resting.values():
+            for o in book.values():
+                if not o.reduce_only:
+                    used = CTX.add(used, CTX.divide(CTX.multiply(o.remaining, o.price), lev))
+        return used
+
+    def open_orders(self) -> list[SimOrder]:
+        return [o for book in self.resting.values() for o in book.values()]
+
+    # --- market ---------------------------------------------------------------------------------
+
+    def on_tick(self, tick: QuoteTicked) -> list[Event]:
+        """Record the quote; fill resting orders it trades through; pay funding when due."""
+        symbol = tick.symbol
+        bb = self.best_buy.get(symbol, _MISSING)
+        if bb is _MISSING:
+            return _NO_EVENTS  # not an instrument of this venue
+        self.quotes[symbol] = tick
+        bs = self.best_sell[symbol]
+        crossing = (bb is not None and tick.ask <= bb) or (bs is not None and tick.bid >= bs)
+        if not crossing and tick.ts < self.next_funding_ts:
+            return _NO_EVENTS
+        events: list[Event] = []
+        if crossing:
+            for order in sorted(self.resting[symbol].values(), key=lambda o: int(o.oid)):
+                if (order.side is Side.BUY and tick.ask <= order.price) or (
+                    order.side is Side.SELL and tick.bid >= order.price
+                ):
+                    self._fill_order(order, order.price, order.remaining, True, tick.ts, events)
+            self._refresh_best(symbol)
+        if tick.ts >= self.next_funding_ts:
+            self._pay_funding(tick.ts, events)
+        return events
+
+    def _refresh_best(self, symbol: str) -> None:
+        buys = [o.price for o in self.resting[symbol].values() if o.side is Side.BUY]
+        sells = [o.price for o in self.resting[symbol].values() if o.side is Side.SELL]
+        self.best_buy[symbol] = max(buys) if buys else None
+        self.best_sell[symbol] = min(sells) if sells else None
+
+    def _pay_funding(self, ts: int, events: list[Event]) -> None:
+        interval = self.config.funding_interval_ms
+        rate = self.config.funding_rate
+        while ts >= self.next_funding_ts:
+            self._funding += 1
+            for symbol in self.instruments:
+                events.append(
+                    FundingRateUpdated(
+                        ts=ts,
+                        venue=self.config.venue,
+                        symbol=symbol,
+                        rate=rate,
+                        next_funding_ts=self.next_funding_ts + interval,
+                    )
+                )
+            for (symbol, side), pos in sorted(self.positions.items(), key=lambda kv: kv[0][0]):
+                mark = self.mark(symbol)
+                if not pos.qty or mark is None:
+                    continue
+                amount = -CTX.multiply(CTX.multiply(pos.qty, mark), rate)
+                self.positions[(symbol, side)] = attrs.evolve(
+                    pos, funding=CTX.add(pos.funding, amount)
+                )
+                self.cash = CTX.add(self.cash, amount)
+                self.funding_paid = CTX.add(self.funding_paid, amount)
+                events.append(
+                    FundingPaid(
+                        ts=ts,
+                        venue=self.config.venue,
+                        symbol=symbol,
+                        position_side=side,
+                        amount=amount,
+                        payment_id=f"{self._funding}:{symbol}:{side.value}",
+                    )
+                )
+            self.next_funding_ts += interval
+
+    def _fill_order(
+        self,
+        order: SimOrder,
+        price: Decimal,
+        want: Decimal,
+        maker: bool,
+        ts: int,
+        events: list[Event],
+    ) -> None:
+        instrument = self.instruments[order.symbol]
+        qty = want
+        if self.config.liquidity is not None:
+            qty = min(qty, self.config.liquidity)
+        if order.reduce_only or self._closes(order):
+            room = self._reducible(order)
+            qty = min(qty, room)
+        if qty <= 0:
+            if order.reduce_only:
+                self._finish(
+                    order, ReportedStatus.CANCELED, ts, events, "reduce-only: nothing left"
+                )
+            return
+        fee_rate = instrument.maker_fee if maker else instrument.taker_fee
+        fee = CTX.multiply(CTX.multiply(qty, price), fee_rate)
+        self._fill += 1
+        fill = Fill(
+            ts=ts,
+            venue=self.config.venue,
+            symbol=order.symbol,
+            fill_id=f"{self.config.venue}-f{self._fill}",
+            cloid=order.cloid,
+            venue_order_id=order.oid,
+            side=order.side,
+            position_side=order.position_side,
+            price=price,
+            qty=qty,
+            fee=fee,
+            is_maker=maker,
+        )
+        self.fills.append(fill)
+        key = (order.symbol, order.position_side)
+        before = self.positions.get(key, Position())
+        after = before.apply(qty if order.side is Side.BUY else -qty, price, fee)
+        self.positions[key] = after
+        self.cash = CTX.add(self.cash, CTX.subtract(after.realized, before.realized))
+        self.cash = CTX.subtract(self.cash, fee)
+        self.fees_paid = CTX.add(self.fees_paid, fee)
+        order.filled = CTX.add(order.filled, qty)
+        if order.remaining <= 0:
+            order.status = ReportedStatus.FILLED
+            self.resting[order.symbol].pop(order.oid, None)
+            events.append(OrderFilled(ts=ts, fill=fill, source=Source.STREAM))
+        else:
+            events.append(OrderPartiallyFilled(ts=ts, fill=fill, source=Source.STREAM))
+
+    def _closes(self, order: SimOrder) -> bool:
+        """Hedge mode: a sell on LONG or a buy on SHORT closes."""
+        return (order.position_side is PositionSide.LONG and order.side is Side.SELL) or (
+            order.position_side is PositionSide.SHORT and order.side is Side.BUY
+        )
+
+    def _reducible(self, order: SimOrder) -> Decimal:
+        pos = self.positions.get((order.symbol, order.position_side), Position()).qty
+        if order.side is Side.SELL:
+            return pos if pos > 0 else ZERO
+        return -pos if pos < 0 else ZERO
+
+    def _finish(
+        self, order: SimOrder, status: ReportedStatus, ts: int, events: list[Event], reason: str
+    ) -> None:
+        order.status = status
+        self.resting[order.symbol].pop(order.oid, None)
+        events.append(
+            OrderCanceled(
+                ts=ts,
+                venue=self.config.venue,
+                cloid=order.cloid,
+                venue_order_id=order.oid,
+                reason=reason,
+                source=Source.STREAM,
+            )
+        )
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def handle(self, command: Command, now: int) -> list[Event]:
+        """The events a venue would send in answer to ``command`` at time ``now``.
+
+        Timer, notice and halt commands are not the venue's business and get no events.
+        """
+        events: list[Event] = []
+        venue = self.config.venue
+        match command:
+            case Batch():
+                for inner in command.commands:
+                    events.extend(self.handle(inner, now))
+            case PlaceOrder():
+                self._place(command, now, events)
+            case CancelOrder():
+                order = self.orders.get(command.cloid)
+                if order is None and command.venue_order_id is not None:
+                    order = self.by_oid.get(command.venue_order_id)
+                if order is None or order.status is not ReportedStatus.OPEN:
+                    reason = "unknown order" if order is None else f"order is {order.status.value}"
+                    events.append(
+                        CancelRejected(
+                            ts=now,
+                            venue=venue,
+                            cloid=command.cloid,
+                            reason=reason,
+                            command_id=command.command_id,
+                        )
+                    )
+                else:
+                    order.status = ReportedStatus.CANCELED
+                    self.resting[order.symbol].pop(order.oid, None)
+                    self._refresh_best(order.symbol)
+                    events.append(
+                        OrderCanceled(
+                            ts=now,
+                            venue=venue,
+                            cloid=order.cloid,
+                            venue_order_id=order.oid,
+                            reason="canceled by request",
+                            source=Source.REST,
+                            command_id=command.command_id,
+                        )
+                    )
+            case ModifyOrder():
+                order = self.orders.get(command.cloid)
+                instrument = self.instruments.get(command.symbol)
+                if (
+                    order is None
+                    or order.status is not ReportedStatus.OPEN
+                    or instrument is None
+                    or not instrument.is_on_tick(command.price)
+                    or not instrument.is_on_lot(command.qty)
+                    or command.qty <= order.filled
+                ):
+                    events.append(
+                        CommandFailed(
+                            ts=now,
+                            command_id=command.command_id,
+                            reason="modify refused: order not open or values invalid",
+                            not_applied=True,
+                        )
+                    )
+                else:
+                    order.price, order.qty = command.price, command.qty
+                    self._refresh_best(order.symbol)
+                    events.append(
+                        OrderModified(
+                            ts=now,
+                            venue=venue,
+                            cloid=order.cloid,
+                            price=order.price,
+                            qty=order.qty,
+                            command_id=command.command_id,
+                        )
+                    )
+            case RequestPositions():
+                events.append(
+                    PositionsReported(
+                        ts=now,
+                        venue=venue,
+                        positions=tuple(
+                            PositionReport(
+                                symbol=symbol,
+                                position_side=side,
+                                qty=p.qty,
+                                entry_price=p.avg_entry,
+                            )
+                            for (symbol, side), p in sorted(
+                                self.positions.items(), key=lambda kv: (kv[0][0], kv[0][1].value)
+                            )
+                            if p.qty
+                        ),
+                        command_id=command.command_id,
+                    )
+                )
+            case RequestBalances():
+                equity = self.equity()
+                events.append(
+                    BalanceReported(
+                        ts=now,
+                        venue=venue,
+                        asset=self.config.asset,
+                        equity=equity,
+                        available=CTX.subtract(equity, self.used_margin()),
+                        command_id=command.command_id,
+                    )
+                )
+            case RequestOpenOrders():
+                events.append(
+                    OpenOrdersReported(
+                        ts=now,
+                        venue=venue,
+                        orders=tuple(
+                            OpenOrder(
+                                cloid=o.cloid,
+                                venue_order_id=o.oid,
+                                symbol=o.symbol,
+                                side=o.side,
+                                position_side=o.position_side,
+                                price=o.price,
+                                qty=o.qty,
+                                filled_qty=o.filled,
+                            )
+                            for o in sorted(self.open_orders(), key=lambda o: int(o.oid))
+                        ),
+                        command_id=command.command_id,
+                    )
+                )
+            case RequestFills():
+                events.append(
+                    FillsReported(
+                        ts=now,
+                        venue=venue,
+                        since=command.since,
+                        fills=tuple(self._fills_since(command.since)),
+                        command_id=command.command_id,
+                    )
+                )
+            case RequestOrderStatus():
+                order = self.orders.get(command.cloid)
+                if order is None and command.venue_order_id is not None:
+                    order = self.by_oid.get(command.venue_order_id)
+                events.append(
+                    OrderStatusReported(
+                        ts=now,
+                        venue=venue,
+                        cloid=command.cloid,
+                        status=ReportedStatus.NOT_FOUND if order is None else order.status,
+                        venue_order_id=None if order is None else order.oid,
+                        filled_qty=ZERO if order is None else order.filled,
+                        command_id=command.command_id,
+                    )
+                )
+            case _:
+                pass  # timers, notices and halts are the shell's business
+        return events
+
+    def _fills_since(self, since: int) -> list[Fill]:
+        out: list[Fill] = []
+        for fill in reversed(self.fills):
+            if fill.ts < since:
+                break
+            out.append(fill)
+        out.reverse()
+        return out
+
+    def _reject(self, cmd: PlaceOrder, now: int, reason: str, events: list[Event]) -> None:
+        events.append(
+            OrderRejected(
+                ts=now,
+                venue=self.config.venue,
+                cloid=cmd.cloid,
+                reason=reason,
+                source=Source.REST,
+                command_id=cmd.command_id,
+            )
+        )
+
+    def _place(self, cmd: PlaceOrder, now: int, events: list[Event]) -> None:
+        instrument = self.instruments.get(cmd.symbol)
+        if instrument is None:
+            self._reject(cmd, now, f"unknown instrument {cmd.symbol}", events)
+            return
+        if cmd.cloid in self.orders:
+            self._reject(cmd, now, f"duplicate client order id {cmd.cloid}", events)
+            return
+        reason = self._refusal(cmd, instrument)
+        quote = self.quotes.get(cmd.symbol)
+        crosses = quote is not None and (
+            (cmd.side is Side.BUY and cmd.price >= quote.ask)
+            or (cmd.side is Side.SELL and cmd.price <= quote.bid)
+        )
+        if reason is None and cmd.tif is TimeInForce.POST_ONLY and crosses:
+            reason = "post-only order would cross the book"
+        if reason is not None:
+            self.orders[cmd.cloid] = SimOrder(
+                oid="0",
+                cloid=cmd.cloid,
+                symbol=cmd.symbol,
+                side=cmd.side,
+                position_side=cmd.position_side,
+                price=cmd.price,
+                qty=cmd.qty,
+                tif=cmd.tif,
+                reduce_only=cmd.reduce_only,
+                status=ReportedStatus.REJECTED,
+            )
+            self._reject(cmd, now, reason, events)
+            return
+        self._oid += 1
+        order = SimOrder(
+            oid=str(self._oid),
+            cloid=cmd.cloid,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            position_side=cmd.position_side,
+            price=cmd.price,
+            qty=cmd.qty,
+            tif=cmd.tif,
+            reduce_only=cmd.reduce_only,
+        )
+        self.orders[cmd.cloid] = order
+        self.by_oid[order.oid] = order
+        events.append(
+            OrderAccepted(
+                ts=now,
+                venue=self.config.venue,
+                cloid=cmd.cloid,
+                venue_order_id=order.oid,
+                source=Source.REST,
+                command_id=cmd.command_id,
+            )
+        )
+        if crosses and quote is not None:
+            touch = quote.ask if cmd.side is Side.BUY else quote.bid
+            self._fill_order(order, touch, order.remaining, False, now, events)
+        if order.status is ReportedStatus.OPEN:
+            if cmd.tif is TimeInForce.IOC:
+                self._finish(order, ReportedStatus.CANCELED, now, events, "IOC remainder")
+            else:
+                self.resting[cmd.symbol][order.oid] = order
+                self._refresh_best(cmd.symbol)
+
+    def _refusal(self, cmd: PlaceOrder, instrument: Instrument) -> str | None:
+        if cmd.qty <= 0 or not instrument.is_on_lot(cmd.qty):
+            return f"size {cmd.qty} is not a positive multiple of lot {instrument.lot_size}"
+        if cmd.price <= 0 or not instrument.is_on_tick(cmd.price):
+            return f"price {cmd.price} is not a positive multiple of tick {instrument.tick_size}"
+        hedge = self.config.position_mode is PositionMode.HEDGE
+        if hedge and cmd.position_side is PositionSide.BOTH:
+            return "account is in hedge mode: position_side must be LONG or SHORT"
+        if not hedge and cmd.position_side is not PositionSide.BOTH:
+            return "account is in one-way mode: position_side must be BOTH"
+        notional = instrument.notional(cmd.qty, cmd.price)
+        probe = SimOrder(
+            oid="0",
+            cloid=cmd.cloid,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            position_side=cmd.position_side,
+            price=cmd.price,
+            qty=cmd.qty,
+            tif=cmd.tif,
+            reduce_only=cmd.reduce_only,
+        )
+        if cmd.reduce_only or self._closes(probe):
+            if cmd.qty > self._reducible(probe):
+                return "reduce-only order would increase the position (size exceeds position)"
+            return None
+        if notional < instrument.min_notional:
+            return f"order value {notional} is under the minimum {instrument.min_notional}"
+        need = CTX.divide(notional, self.config.leverage)
+        if CTX.add(self.used_margin(), need) > self.equity():
+            return "insufficient margin"
+        return None
+
+    # --- for reports and tests ------------------------------------------------------------------
+
+    def account_positions(self) -> Mapping[tuple[str, PositionSide], Position]:
+        """Every position the venue holds, flat ones included."""
+        return dict(self.positions)
