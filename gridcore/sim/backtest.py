@@ -52,10 +52,13 @@ from gridcore.sim.exchange import SimExchange
 from gridcore.sim.faults import FaultPlan
 from gridcore.sim.rng import SplitMix64
 
-__all__ = ["Sample", "Summary", "Trace", "run_backtest"]
+__all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
 
 _EVENT, _COMMAND, _TIMER = 0, 1, 2
 _MAX_VIOLATIONS = 100
+
+#: A bot reducer: ``step(state, event) -> (state, commands)``.
+Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
 _NO_FAULTS = FaultPlan()
 
 
@@ -129,7 +132,9 @@ class _Run:
         latency_ms: int,
         record: bool,
         check_every_step: bool,
+        reducer: Reducer,
     ) -> None:
+        self.step = reducer
         self.state = state
         self.exchange = exchange
         self.faults = faults
@@ -196,7 +201,7 @@ class _Run:
             if cid is not None:
                 self.results[cid] = self.results.get(cid, 0) + 1
         before = self.state
-        self.state, commands = step(before, event)
+        self.state, commands = self.step(before, event)
         if commands:
             self.execute(commands, event.ts)
         after = self.state
@@ -360,7 +365,7 @@ class _Run:
         disconnects = f.active and f.disconnect_ppm > 0
         exchange_tick = self.exchange.on_tick
         heap = self.heap
-        state_step = step
+        state_step = self.step
         record = self.recorded
         check = self.check_every_step
         ticks = 0
@@ -444,17 +449,19 @@ def run_backtest(
     check_every_step: bool = True,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
+    reducer: Reducer = step,
 ) -> Trace:
     """Fold ``state`` (any bot) and ``exchange`` over ``path`` under ``faults``.
 
     ``sample_every`` takes a :class:`Sample` every that many ticks (0: none). With
     ``check_every_step`` every state invariant is checked after each step that is not a plain
     tick; the ledger is compared with the exchange at the end either way. ``progress`` is
-    called with the number of ticks done every ``progress_every`` ticks.
+    called with the number of ticks done every ``progress_every`` ticks. ``reducer`` is the bot's
+    step function (gridcore's :func:`~gridcore.core.step` unless you bring your own).
     """
     if latency_ms < 0 or settle_ms < 0:
         raise ValueError("latency_ms and settle_ms must be >= 0")
-    run = _Run(state, exchange, faults, seed, latency_ms, record_events, check_every_step)
+    run = _Run(state, exchange, faults, seed, latency_ms, record_events, check_every_step, reducer)
     end = run.run(path, sample_every, settle_ms, progress, max(1, progress_every))
     final = run.state
     run.violate(check_state(final))
