@@ -1053,6 +1053,7 @@ class _Tx(Generic[S]):
                     self.strategy = decision[0]
                     self.run_intents(decision[1])
             case Started():
+                previous = sorted(self.inflight)
                 self.commands.append(
                     StartTimer(
                         command_id=self.next_id(),
@@ -1063,6 +1064,11 @@ class _Tx(Generic[S]):
                 for venue in self.config.venues:
                     self.put_venue(venue, attrs.evolve(self.venue(venue), feed_up=True))
                     self.begin_sync(venue)
+                # A restart: whatever was in flight when the previous run stopped has an unknown
+                # outcome. Resolve it like a timeout (orders go in doubt and get a status
+                # request); never send it again.
+                for cid in previous:
+                    self.command_failed(CommandTimedOut(ts=event.ts, command_id=cid), count=False)
             case TimerFired():
                 if event.timer_id == MAINTENANCE_TIMER:
                     self.maintenance()
@@ -1218,13 +1224,16 @@ class _Tx(Generic[S]):
                 assert_never(event)
         self.flush_changes()
 
-    def command_failed(self, event: CommandFailed | CommandTimedOut) -> None:
+    def command_failed(self, event: CommandFailed | CommandTimedOut, *, count: bool = True) -> None:
         flight = self.resolve(event.command_id)
         if isinstance(event, CommandFailed):
             reason, not_applied = event.reason, event.not_applied
         else:
             reason, not_applied = "timed out", False
-        self.error(f"command {event.command_id} {reason}", None if flight is None else flight.batch)
+        if count:
+            self.error(
+                f"command {event.command_id} {reason}", None if flight is None else flight.batch
+            )
         if flight is None:
             return  # a result for a command we no longer track (duplicate or pre-recovery)
         order = self.orders.get(flight.cloid) if flight.cloid is not None else None

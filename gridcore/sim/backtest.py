@@ -49,8 +49,7 @@ from gridcore.grid import NeutralGrid
 from gridcore.invariants import Violation, check_against_venue, check_state
 from gridcore.numbers import CTX, ZERO
 from gridcore.sim.exchange import SimExchange
-from gridcore.sim.faults import FaultPlan
-from gridcore.sim.rng import SplitMix64
+from gridcore.sim.faults import Fate, FaultInjector, FaultPlan
 
 __all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
 
@@ -138,7 +137,7 @@ class _Run:
         self.state = state
         self.exchange = exchange
         self.faults = faults
-        self.rng = SplitMix64(seed).fork(0xFA)
+        self.injector = FaultInjector(faults, seed)
         self.seed = seed
         self.latency = latency_ms
         self.check_every_step = check_every_step
@@ -161,7 +160,6 @@ class _Run:
         self.peak = ZERO
         self.max_drawdown = ZERO
         self.max_position = ZERO
-        self.settling = False
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -258,30 +256,26 @@ class _Run:
                         ]
                     )
                 self.cloids.add(c.cloid)
-        f = self.faults
-        if not self.settling and f.active:
-            if self.rng.chance(f.rest_error_ppm):
-                for c in inner:
-                    self.push(
-                        now + self.latency,
-                        _EVENT,
-                        CommandFailed(
-                            ts=now + self.latency,
-                            command_id=c.command_id,
-                            reason="simulated REST error",
-                            not_applied=True,
-                        ),
-                    )
-                return
-            if self.rng.chance(f.timeout_lost_ppm):
-                for c in inner:
-                    at = now + f.timeout_ms
-                    self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
-                return
-            applied = self.rng.chance(f.timeout_applied_ppm)
-            self.push(now + self.latency, _COMMAND, (command, applied))
-            return
-        self.push(now + self.latency, _COMMAND, (command, False))
+        fate = self.injector.command_fate()
+        if fate is Fate.REST_ERROR:
+            at = now + self.latency
+            for c in inner:
+                self.push(
+                    at,
+                    _EVENT,
+                    CommandFailed(
+                        ts=at,
+                        command_id=c.command_id,
+                        reason="simulated REST error",
+                        not_applied=True,
+                    ),
+                )
+        elif fate is Fate.TIMEOUT_LOST:
+            at = now + self.faults.timeout_ms
+            for c in inner:
+                self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
+        else:
+            self.push(now + self.latency, _COMMAND, (command, fate is Fate.TIMEOUT_APPLIED))
 
     def to_exchange(self, command: Command, now: int, timeout_applied: bool) -> None:
         answers = self.exchange.handle(command, now)
@@ -294,28 +288,18 @@ class _Run:
         self.route(answers, now)
 
     def route(self, events: list[Event], now: int) -> None:
-        f = self.faults
-        faulty = f.active and not self.settling
+        injector = self.injector
         for event in events:
-            rest = getattr(event, "command_id", None) is not None
-            if rest:
-                delay = self.latency
-                if faulty and self.rng.chance(f.ack_delay_ppm):
-                    delay += self.rng.below(f.ack_delay_ms + 1)
-                self.push(now + delay, _EVENT, event)
-                continue
-            if isinstance(event, FundingPaid):
+            if getattr(event, "command_id", None) is not None:
+                self.push(now + self.latency + injector.answer_delay(), _EVENT, event)
+            elif isinstance(event, FundingPaid):
                 # Funding is booked like a statement, not a stream message: never lost.
                 self.push(now, _EVENT, event)
-                continue
-            if faulty:
-                if self.down_until is not None or self.rng.chance(f.drop_ppm):
-                    continue
-                if isinstance(event, OrderFilled | OrderPartiallyFilled) and self.rng.chance(
-                    f.duplicate_ppm
-                ):
-                    self.push(now + self.rng.below(3_000) + 1, _EVENT, event)
-            self.push(now, _EVENT, event)
+            else:
+                is_fill = isinstance(event, OrderFilled | OrderPartiallyFilled)
+                feed_down = self.down_until is not None
+                for delay in injector.stream_delays(is_fill=is_fill, feed_down=feed_down):
+                    self.push(now + delay, _EVENT, event)
 
     def track_pnl(self, ts: int) -> None:
         pnl = self.state.net_pnl()
@@ -392,7 +376,7 @@ class _Run:
                     self.down_until = None
                     self.deliver(FeedReconnected(ts=ts, venue=tick.venue))
                     state = self.state
-                elif self.down_until is None and self.rng.chance(f.disconnect_ppm):
+                elif self.down_until is None and self.injector.disconnect():
                     self.down_until = ts + f.disconnect_ms
                     self.deliver(
                         FeedDisconnected(ts=ts, venue=tick.venue, reason="simulated outage")
@@ -422,7 +406,7 @@ class _Run:
             last_ts = ts
         self.ticks = ticks
         # Settle: no more faults, feed back up, let time pass so everything in flight lands.
-        self.settling = True
+        self.injector.enabled = False
         if self.down_until is not None:
             self.down_until = None
             venue = self.exchange.config.venue

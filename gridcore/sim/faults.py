@@ -17,9 +17,13 @@ replay the same faults exactly.
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 
-__all__ = ["PROFILES", "FaultPlan", "profile"]
+from gridcore.sim.rng import SplitMix64
+
+__all__ = ["PROFILES", "Fate", "FaultInjector", "FaultPlan", "profile"]
 
 
 @attrs.frozen(kw_only=True)
@@ -89,3 +93,65 @@ def profile(name: str) -> FaultPlan:
         raise ValueError(
             f"unknown fault profile {name!r}; choose one of: {', '.join(PROFILES)}"
         ) from None
+
+
+class Fate(enum.Enum):
+    """What happens to one command on its way to the venue."""
+
+    DELIVERED = "delivered"  # the venue gets it and the answer comes back
+    REST_ERROR = "rest_error"  # fails before the venue sees it (CommandFailed, not applied)
+    TIMEOUT_LOST = "timeout_lost"  # lost on the way: CommandTimedOut, the venue never saw it
+    TIMEOUT_APPLIED = "timeout_applied"  # the venue acts on it, the answer is lost
+
+    def __repr__(self) -> str:
+        return f"Fate.{self.name}"
+
+
+class FaultInjector:
+    """Draws the faults of a :class:`FaultPlan` from a seed, one decision at a time.
+
+    The backtest runner and the simulated venue adapter of the runtime shell both use it, so a
+    profile means the same thing in a backtest and in paper trading. ``enabled`` turns every
+    fault off (the backtest's settling phase).
+    """
+
+    def __init__(self, plan: FaultPlan, seed: int) -> None:
+        self.plan = plan
+        self.rng = SplitMix64(seed).fork(0xFA)
+        self.enabled = plan.active
+
+    def command_fate(self) -> Fate:
+        """The fate of one command (a batch shares one fate: it is one request)."""
+        p = self.plan
+        if not self.enabled:
+            return Fate.DELIVERED
+        if self.rng.chance(p.rest_error_ppm):
+            return Fate.REST_ERROR
+        if self.rng.chance(p.timeout_lost_ppm):
+            return Fate.TIMEOUT_LOST
+        if self.rng.chance(p.timeout_applied_ppm):
+            return Fate.TIMEOUT_APPLIED
+        return Fate.DELIVERED
+
+    def answer_delay(self) -> int:
+        """Extra milliseconds before a REST answer arrives (0 most of the time)."""
+        p = self.plan
+        if self.enabled and self.rng.chance(p.ack_delay_ppm):
+            return self.rng.below(p.ack_delay_ms + 1)
+        return 0
+
+    def stream_delays(self, *, is_fill: bool, feed_down: bool) -> tuple[int, ...]:
+        """Delivery delays (ms) of one stream message: ``()`` lost, ``(0,)`` on time, two
+        entries when a fill is duplicated."""
+        if not self.enabled:
+            return (0,)
+        p = self.plan
+        if feed_down or self.rng.chance(p.drop_ppm):
+            return ()
+        if is_fill and self.rng.chance(p.duplicate_ppm):
+            return (0, 1 + self.rng.below(3_000))
+        return (0,)
+
+    def disconnect(self) -> bool:
+        """True when the feed should go down now (drawn once per tick)."""
+        return self.enabled and self.rng.chance(self.plan.disconnect_ppm)
