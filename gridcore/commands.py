@@ -9,11 +9,11 @@ shell has carried them out and produce no event.
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.instruments import PositionSide, Side, TimeInForce
 
 __all__ = [
@@ -37,15 +37,12 @@ __all__ = [
 ]
 
 
-class Level(enum.Enum):
+class Level(CoreEnum):
     """How loudly a notice should be said."""
 
     INFO = "info"  # worth a line in the log
     WARNING = "warning"  # something was refused or repaired
     ALERT = "alert"  # a person should look now
-
-    def __repr__(self) -> str:
-        return f"Level.{self.name}"
 
 
 @attrs.frozen(kw_only=True)

@@ -248,7 +248,9 @@ class Books:
 
     ``seq`` is the id counter that names orders and commands. ``attention`` holds the cloids of
     orders in doubt or cancel-failed with no status request out; ``done_orders`` counts the
-    terminal orders still kept (both maintained by the kernel so housekeeping need not scan).
+    terminal orders still kept; ``live`` maps the cloid of every live order to its ``seq``, in the
+    order they were named (all three maintained by the kernel so that housekeeping and strategies
+    need not scan the registry, and iterate in a deterministic order).
     """
 
     seq: int = 0
@@ -260,6 +262,7 @@ class Books:
     venues: Mapping[str, VenueStatus] = attrs.field(factory=dict)
     attention: frozenset[str] = frozenset()
     done_orders: int = 0
+    live: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -324,6 +327,11 @@ class State(Generic[S]):
         """How many terminal orders are still kept."""
         return self.books.done_orders
 
+    @property
+    def live(self) -> Mapping[str, int]:
+        """Cloids of every live order (to their ``seq``), oldest first."""
+        return self.books.live
+
     # --- read-only helpers for strategies and reports ----------------------------------------
 
     def can_trade(self, venue: str) -> bool:
@@ -342,7 +350,8 @@ class State(Generic[S]):
 
     def live_orders(self, tag_prefix: str = "") -> list[Order]:
         """Live orders whose tag starts with ``tag_prefix``, oldest first."""
-        return [o for o in self.orders.values() if o.is_live and o.tag.startswith(tag_prefix)]
+        orders = self.books.orders
+        return [orders[c] for c in self.books.live if orders[c].tag.startswith(tag_prefix)]
 
     def net_pnl(self) -> Decimal:
         """Realized − fees + funding + unrealized at the last mids, over every position."""
@@ -388,8 +397,11 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
 
 def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     key = (tick.venue, tick.symbol)
-    quotes = dict(state.quotes)
-    quotes[key] = tick
+    old = state.quotes
+    if len(old) == 1 and key in old:
+        quotes: Mapping[InstrumentKey, QuoteTicked] = {key: tick}
+    else:
+        quotes = {**old, key: tick}
     new = State(
         config=state.config,
         strategy=state.strategy,
@@ -440,6 +452,7 @@ class _Tx(Generic[S]):
         self.quotes = state.quotes
         self.attention = books.attention
         self.done_orders = books.done_orders
+        self.live = books.live
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
         self.changes: list[OrderChange] = []
@@ -447,6 +460,7 @@ class _Tx(Generic[S]):
         self._oids_copied = False
         self._inflight_copied = False
         self._venues_copied = False
+        self._last = state
 
     # --- building blocks -----------------------------------------------------------------------
 
@@ -455,7 +469,9 @@ class _Tx(Generic[S]):
         return self.seq
 
     def snapshot(self) -> State[S]:
-        b = self.base.books
+        """The state as of now, reusing the last snapshot (or its books) when nothing moved."""
+        last = self._last
+        b = last.books
         if (
             self.seq == b.seq
             and self.orders is b.orders
@@ -466,7 +482,14 @@ class _Tx(Generic[S]):
             and self.venues is b.venues
             and self.attention is b.attention
             and self.done_orders == b.done_orders
+            and self.live is b.live
         ):
+            if (
+                self.strategy is last.strategy
+                and self.now == last.now
+                and self.quotes is last.quotes
+            ):
+                return last
             books = b
         else:
             books = Books(
@@ -479,8 +502,9 @@ class _Tx(Generic[S]):
                 venues=self.venues,
                 attention=self.attention,
                 done_orders=self.done_orders,
+                live=self.live,
             )
-        return State(
+        self._last = State(
             config=self.config,
             strategy=self.strategy,
             epoch=self.base.epoch,
@@ -488,6 +512,7 @@ class _Tx(Generic[S]):
             quotes=self.quotes,
             books=books,
         )
+        return self._last
 
     def finish(self) -> tuple[State[S], list[Command]]:
         commands = self.commands
@@ -508,6 +533,10 @@ class _Tx(Generic[S]):
             self.done_orders += (0 if order.is_live else 1) - (
                 0 if old is None or old.is_live else 1
             )
+            if order.is_live:
+                self.live = {**self.live, order.cloid: order.seq}
+            else:
+                self.live = {c: q for c, q in self.live.items() if c != order.cloid}
         status = order.status
         needs = (
             status is OrderStatus.IN_DOUBT or status is OrderStatus.CANCEL_FAILED

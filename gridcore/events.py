@@ -10,11 +10,11 @@ carry that command's ``command_id``; the same kind of event pushed by a stream c
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.instruments import PositionSide, Side, Source
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-class ReportedStatus(enum.Enum):
+class ReportedStatus(CoreEnum):
     """An order's status as a venue reports it on request."""
 
     OPEN = "open"  # resting, possibly partially filled
@@ -59,9 +59,6 @@ class ReportedStatus(enum.Enum):
     CANCELED = "canceled"  # done, canceled (possibly after partial fills)
     REJECTED = "rejected"  # never rested
     NOT_FOUND = "not_found"  # the venue has no order with that id
-
-    def __repr__(self) -> str:
-        return f"ReportedStatus.{self.name}"
 
 
 @attrs.frozen(kw_only=True)

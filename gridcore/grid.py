@@ -41,7 +41,15 @@ from gridcore.instruments import Instrument, PositionSide, Side
 from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, ONE, ZERO, Rounding
 
-__all__ = ["GridConfig", "GridLevel", "NeutralGrid", "compute_spacing", "grid_levels", "pivot_for"]
+__all__ = [
+    "GridConfig",
+    "GridLevel",
+    "Lattice",
+    "NeutralGrid",
+    "compute_spacing",
+    "grid_levels",
+    "pivot_for",
+]
 
 _TWO = Decimal(2)
 _WAITING = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
@@ -136,25 +144,91 @@ def _level_qty(config: GridConfig, instrument: Instrument, price: Decimal) -> De
     return instrument.qty_for_notional(config.order_notional, price)
 
 
+@attrs.frozen(kw_only=True)
+class Lattice:
+    """Every level of one centered grid, computed once per (re)centering.
+
+    Index ``k`` of each tuple is level ``k - levels``. ``buy_prices`` are rounded down to the
+    tick and ``sell_prices`` up (identical when center and step are on the tick, as the grid
+    makes them); ``sizes`` are base quantities (0 for a level at or below zero price).
+    """
+
+    levels: int
+    buy_prices: tuple[Decimal, ...]
+    sell_prices: tuple[Decimal, ...]
+    sizes: tuple[Decimal, ...]
+
+    @classmethod
+    def build(
+        cls, *, center: Decimal, step: Decimal, config: GridConfig, instrument: Instrument
+    ) -> Lattice:
+        """The lattice of ``config.levels`` levels a side around ``center``."""
+        n = config.levels
+        buys, sells, sizes = [], [], []
+        for i in range(-n, n + 1):
+            raw = CTX.add(center, CTX.multiply(Decimal(i), step))
+            buy = instrument.round_price(raw, Rounding.DOWN)
+            sell = instrument.round_price(raw, Rounding.UP)
+            buys.append(buy)
+            sells.append(sell)
+            sizes.append(_level_qty(config, instrument, buy) if buy > 0 else ZERO)
+        return cls(levels=n, buy_prices=tuple(buys), sell_prices=tuple(sells), sizes=tuple(sizes))
+
+    def pivot(self, delta: Decimal) -> int:
+        """The empty level for a position ``delta`` (base) away from the base position: each
+        fully filled level on the side the position grew moves it one level."""
+        if not delta:
+            return 0
+        direction = -1 if delta > 0 else 1  # bought: the pivot moved down
+        need = abs(delta)
+        cum = ZERO
+        k = 0
+        n = self.levels
+        for j in range(1, n + 1):
+            size = self.sizes[n + direction * j]
+            if size <= 0:
+                break
+            cum = CTX.add(cum, size)
+            if cum > need:
+                break
+            k = j
+        return direction * k
+
+    def desired(
+        self, *, pivot: int, position: Decimal, max_inventory: Decimal | None
+    ) -> list[GridLevel]:
+        """Buys below the pivot and sells above, nearest first, within the inventory limit."""
+        n = self.levels
+        out: list[GridLevel] = []
+        cum = ZERO
+        for i in range(pivot - 1, -n - 1, -1):
+            price, qty = self.buy_prices[i + n], self.sizes[i + n]
+            if price <= 0:
+                break
+            if qty <= 0:
+                continue
+            cum = CTX.add(cum, qty)
+            if max_inventory is not None and CTX.add(position, cum) > max_inventory:
+                break
+            out.append(GridLevel(index=i, side=Side.BUY, price=price, qty=qty))
+        cum = ZERO
+        for i in range(pivot + 1, n + 1):
+            price, qty = self.sell_prices[i + n], self.sizes[i + n]
+            if qty <= 0:
+                continue
+            cum = CTX.add(cum, qty)
+            if max_inventory is not None and CTX.subtract(position, cum) < -max_inventory:
+                break
+            out.append(GridLevel(index=i, side=Side.SELL, price=price, qty=qty))
+        return out
+
+
 def pivot_for(
     delta: Decimal, center: Decimal, step: Decimal, config: GridConfig, instrument: Instrument
 ) -> int:
     """The empty level for a position ``delta`` (base) away from the grid's base position."""
-    if not delta:
-        return 0
-    direction = -1 if delta > 0 else 1  # bought: the pivot moved down
-    need = abs(delta)
-    cum = ZERO
-    k = 0
-    for j in range(1, config.levels + 1):
-        price = CTX.add(center, CTX.multiply(Decimal(direction * j), step))
-        if price <= 0:
-            break
-        cum = CTX.add(cum, _level_qty(config, instrument, price))
-        if cum > need:
-            break
-        k = j
-    return direction * k
+    lattice = Lattice.build(center=center, step=step, config=config, instrument=instrument)
+    return lattice.pivot(delta)
 
 
 def grid_levels(
@@ -167,33 +241,8 @@ def grid_levels(
     instrument: Instrument,
 ) -> list[GridLevel]:
     """Desired orders: buys below the pivot, sells above, within the inventory limit."""
-    levels: list[GridLevel] = []
-    n = config.levels
-    limit = config.max_inventory
-    cum_buy = cum_sell = ZERO
-    for i in range(pivot - 1, -n - 1, -1):  # buys, nearest first
-        price = instrument.round_price(
-            CTX.add(center, CTX.multiply(Decimal(i), step)), Rounding.DOWN
-        )
-        if price <= 0:
-            break
-        qty = _level_qty(config, instrument, price)
-        if qty <= 0:
-            continue
-        cum_buy = CTX.add(cum_buy, qty)
-        if limit is not None and CTX.add(position, cum_buy) > limit:
-            break
-        levels.append(GridLevel(index=i, side=Side.BUY, price=price, qty=qty))
-    for i in range(pivot + 1, n + 1):  # sells, nearest first
-        price = instrument.round_price(CTX.add(center, CTX.multiply(Decimal(i), step)), Rounding.UP)
-        qty = _level_qty(config, instrument, price)
-        if qty <= 0:
-            continue
-        cum_sell = CTX.add(cum_sell, qty)
-        if limit is not None and CTX.subtract(position, cum_sell) < -limit:
-            break
-        levels.append(GridLevel(index=i, side=Side.SELL, price=price, qty=qty))
-    return levels
+    lattice = Lattice.build(center=center, step=step, config=config, instrument=instrument)
+    return lattice.desired(pivot=pivot, position=position, max_inventory=config.max_inventory)
 
 
 @attrs.frozen(kw_only=True)
@@ -203,7 +252,7 @@ class NeutralGrid:
     ``center`` is ``None`` until the first build; ``lower``/``upper`` are the outermost level
     prices (leaving them re-centers); ``base_position`` the position when the grid was centered.
     ``dirty`` is True when the last rebuild could not place every level (retried on the
-    maintenance timer).
+    maintenance timer). ``lattice`` caches the level prices and sizes of the current center.
     """
 
     config: GridConfig
@@ -214,6 +263,7 @@ class NeutralGrid:
     upper: Decimal = ZERO
     recenters: int = 0
     dirty: bool = False
+    lattice: Lattice | None = None
 
     # --- Strategy protocol ---------------------------------------------------------------
 
@@ -277,26 +327,20 @@ class NeutralGrid:
                         message=f"price left the grid: center {self.center} -> {grid.center}",
                     )
                 )
-        assert grid.center is not None
-        pivot = pivot_for(
-            CTX.subtract(position, grid.base_position), grid.center, grid.step, cfg, instrument
-        )
-        desired = grid_levels(
-            center=grid.center,
-            step=grid.step,
-            pivot=pivot,
-            position=position,
-            config=cfg,
-            instrument=instrument,
-        )
+        lattice = grid.lattice
+        assert lattice is not None
+        pivot = lattice.pivot(CTX.subtract(position, grid.base_position))
+        desired = lattice.desired(pivot=pivot, position=position, max_inventory=cfg.max_inventory)
         prefix = cfg.tag + ":"
         # Live orders by level. An order being canceled still holds its level (no doubling)
         # until the cancel resolves; one in doubt or whose cancel failed may rest, so it counts
         # as the level's order.
         active: dict[tuple[Side, Decimal], list[str]] = {}
         canceling: set[tuple[Side, Decimal]] = set()
-        for order in view.orders.values():
-            if not order.is_live or not order.tag.startswith(prefix):
+        orders = view.orders
+        for cloid in view.live:
+            order = orders[cloid]
+            if not order.tag.startswith(prefix):
                 continue
             if order.venue != cfg.venue or order.symbol != cfg.symbol:
                 continue
@@ -355,4 +399,5 @@ class NeutralGrid:
             lower=lower,
             upper=upper,
             recenters=self.recenters + (self.center is not None),
+            lattice=Lattice.build(center=center, step=step, config=cfg, instrument=instrument),
         )

@@ -7,11 +7,11 @@ or :meth:`Instrument.notional`, with the price named.
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.numbers import CTX, ZERO, Rounding, round_to_step
 
 __all__ = [
@@ -28,12 +28,7 @@ __all__ = [
 InstrumentKey = tuple[str, str]
 
 
-class _ReprEnum(enum.Enum):
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}.{self.name}"
-
-
-class Side(_ReprEnum):
+class Side(CoreEnum):
     """The direction of an order or a fill."""
 
     BUY = "buy"  # takes base, pays quote
@@ -50,7 +45,7 @@ class Side(_ReprEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class PositionSide(_ReprEnum):
+class PositionSide(CoreEnum):
     """Which position an order or fill belongs to."""
 
     BOTH = "both"  # one-way mode: a single signed position per instrument
@@ -58,14 +53,14 @@ class PositionSide(_ReprEnum):
     SHORT = "short"  # hedge mode: the short leg (quantity <= 0)
 
 
-class PositionMode(_ReprEnum):
+class PositionMode(CoreEnum):
     """How a venue account books positions on one instrument."""
 
     ONE_WAY = "one_way"  # buys and sells net into one position
     HEDGE = "hedge"  # separate LONG and SHORT positions on one instrument
 
 
-class TimeInForce(_ReprEnum):
+class TimeInForce(CoreEnum):
     """How long an order may rest."""
 
     GTC = "gtc"  # rests until filled or canceled
@@ -73,7 +68,7 @@ class TimeInForce(_ReprEnum):
     POST_ONLY = "post_only"  # rejected if it would take liquidity
 
 
-class Source(_ReprEnum):
+class Source(CoreEnum):
     """Where an event came from."""
 
     STREAM = "stream"  # a venue's push feed

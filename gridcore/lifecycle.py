@@ -28,12 +28,12 @@ request, seed 004 C-6); a fill after a cancel is applied.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from decimal import Decimal
 
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.errors import ContractError
 from gridcore.instruments import PositionSide, Side, TimeInForce
 
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 
-class OrderStatus(enum.Enum):
+class OrderStatus(CoreEnum):
     """Where an order stands, as far as the core knows."""
 
     PENDING_NEW = "pending_new"  # command sent, no answer yet
@@ -61,9 +61,6 @@ class OrderStatus(enum.Enum):
     CANCELED = "canceled"  # done: canceled, possibly after partial fills
     REJECTED = "rejected"  # done: never rested
     IN_DOUBT = "in_doubt"  # outcome unknown (timeout); status requested
-
-    def __repr__(self) -> str:
-        return f"OrderStatus.{self.name}"
 
     @property
     def is_terminal(self) -> bool:
@@ -80,7 +77,7 @@ TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJE
 _FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
 
 
-class Trigger(enum.Enum):
+class Trigger(CoreEnum):
     """What happened to an order."""
 
     # from the venue
@@ -102,24 +99,18 @@ class Trigger(enum.Enum):
     PLACE_FAILED = "place_failed"  # the place command failed and certainly did nothing
     CANCEL_UNCERTAIN = "cancel_uncertain"  # the cancel command timed out or failed
 
-    def __repr__(self) -> str:
-        return f"Trigger.{self.name}"
-
 
 CORE_TRIGGERS = frozenset(
     {Trigger.CANCEL_SENT, Trigger.PLACE_UNCERTAIN, Trigger.PLACE_FAILED, Trigger.CANCEL_UNCERTAIN}
 )
 
 
-class Effect(enum.Enum):
+class Effect(CoreEnum):
     """What the core does besides changing the status."""
 
     NONE = "none"  # nothing
     STATUS = "status"  # request the order's status from the venue
     ANOMALY = "anomaly"  # say so (warning) and request the order's status
-
-    def __repr__(self) -> str:
-        return f"Effect.{self.name}"
 
 
 _S = OrderStatus

@@ -9,8 +9,9 @@ subtraction and multiplication of exchange-sized numbers are exact at 40 digits.
 from __future__ import annotations
 
 import decimal
-import enum
 from decimal import Decimal
+
+from gridcore._enum import CoreEnum
 
 __all__ = [
     "CTX",
@@ -38,15 +39,12 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 
 
-class Rounding(enum.Enum):
+class Rounding(CoreEnum):
     """How a value is snapped to a step (tick or lot)."""
 
     DOWN = decimal.ROUND_FLOOR  # towards minus infinity: bids, sizes
     UP = decimal.ROUND_CEILING  # towards plus infinity: asks
     NEAREST = decimal.ROUND_HALF_EVEN  # closest step, ties to even
-
-    def __repr__(self) -> str:
-        return f"Rounding.{self.name}"
 
 
 def add(a: Decimal, b: Decimal) -> Decimal:

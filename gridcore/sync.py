@@ -37,27 +37,24 @@ self-retriggering loop); after that the core halts and says so.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from decimal import Decimal
 
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.events import PositionsReported
 from gridcore.ledger import Ledger, PositionKey
 
 __all__ = ["SyncPhase", "VenueStatus", "position_drift"]
 
 
-class SyncPhase(enum.Enum):
+class SyncPhase(CoreEnum):
     """Where a venue stands in reconciliation."""
 
     UNSYNCED = "unsynced"  # never reconciled since the core started
     SYNCING = "syncing"  # requests outstanding; no new orders
     SYNCED = "synced"  # reconciled; trading allowed
-
-    def __repr__(self) -> str:
-        return f"SyncPhase.{self.name}"
 
 
 @attrs.frozen(kw_only=True)

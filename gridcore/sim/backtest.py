@@ -38,9 +38,11 @@ from gridcore.events import (
     Event,
     FeedDisconnected,
     FeedReconnected,
+    FillsReported,
     FundingPaid,
     OrderFilled,
     OrderPartiallyFilled,
+    PositionsReported,
     QuoteTicked,
     Started,
     TimerFired,
@@ -59,6 +61,7 @@ _MAX_VIOLATIONS = 100
 #: A bot reducer: ``step(state, event) -> (state, commands)``.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
 _NO_FAULTS = FaultPlan()
+_PNL_EVENTS = frozenset({OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported})
 
 
 @attrs.frozen(kw_only=True)
@@ -192,28 +195,26 @@ class _Run:
         self.events += 1
         if self.recorded is not None:
             self.recorded.append(event)
-        if isinstance(event, CommandFailed | CommandTimedOut):
-            self.results[event.command_id] = self.results.get(event.command_id, 0) + 1
-        else:
-            cid = getattr(event, "command_id", None)
-            if cid is not None:
-                self.results[cid] = self.results.get(cid, 0) + 1
+        cid = getattr(event, "command_id", None)
+        if cid is not None:
+            self.results[cid] = self.results.get(cid, 0) + 1
         before = self.state
         self.state, commands = self.step(before, event)
         if commands:
             self.execute(commands, event.ts)
         after = self.state
         b0, b1 = before.books, after.books
+        r0, r1 = b0.risk, b1.risk
+        # The state invariants read orders, the ledger, reservations, balances and the
+        # strategy: skip the check when none of them moved (most timers).
         if type(event) is not QuoteTicked and (
             b1.orders is not b0.orders
             or b1.ledger is not b0.ledger
-            or b1.risk is not b0.risk
+            or r1.reserved is not r0.reserved
+            or r1.balances is not r0.balances
             or after.strategy is not before.strategy
         ):
-            if isinstance(event, OrderFilled | OrderPartiallyFilled) or type(event).__name__ in (
-                "FillsReported",
-                "PositionsReported",
-            ):
+            if type(event) in _PNL_EVENTS:
                 self.track_pnl(event.ts)
             if self.check_every_step:
                 found = check_state(self.state)

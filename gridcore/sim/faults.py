@@ -17,10 +17,9 @@ replay the same faults exactly.
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
+from gridcore._enum import CoreEnum
 from gridcore.sim.rng import SplitMix64
 
 __all__ = ["PROFILES", "Fate", "FaultInjector", "FaultPlan", "profile"]
@@ -95,16 +94,13 @@ def profile(name: str) -> FaultPlan:
         ) from None
 
 
-class Fate(enum.Enum):
+class Fate(CoreEnum):
     """What happens to one command on its way to the venue."""
 
     DELIVERED = "delivered"  # the venue gets it and the answer comes back
     REST_ERROR = "rest_error"  # fails before the venue sees it (CommandFailed, not applied)
     TIMEOUT_LOST = "timeout_lost"  # lost on the way: CommandTimedOut, the venue never saw it
     TIMEOUT_APPLIED = "timeout_applied"  # the venue acts on it, the answer is lost
-
-    def __repr__(self) -> str:
-        return f"Fate.{self.name}"
 
 
 class FaultInjector:

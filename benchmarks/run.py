@@ -1,0 +1,215 @@
+"""gridcore benchmarks (``nox -s bench``, or ``python benchmarks/run.py [--quick]``).
+
+Every figure is reported both absolute and as a ratio against a baseline measured in the same
+run on the same machine: the cost of a minimal frozen-attrs reducer step (``state, event ->
+new state``), the floor any immutable reducer in CPython pays. Timing is best-of-N wall clock
+(``time.perf_counter``) to damp noise from other processes.
+
+* ``tick, no level crossed`` — ``gridcore.step`` on a quote that leaves the grid where it is:
+  the hot path of every backtest and every live reaction.
+* ``fill (partial, grid reacts)`` — a stream fill applied to a resting grid order: ledger,
+  lifecycle, risk, and the grid's rebuild diff.
+* ``backtest events/s`` — the default neutral-grid backtest (`gridcore backtest` defaults) over a
+  pre-generated 1,000,000-tick synthetic path: reducer × exchange model, invariants checked after
+  every step that moved the books. Peer figure on these machines (from the issue, not measured
+  here): Nautilus Trader 1.221.0, equivalent 10-order grid over 1M quote ticks, ≈111k events/s.
+* Journal benchmarks come from ``benchmarks/bench_journal.py`` when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gridcore.config import load_config
+from gridcore.core import State, step
+from gridcore.events import Fill, OrderPartiallyFilled, QuoteTicked
+from gridcore.instruments import PositionSide, Side
+from gridcore.sim import make_bot, make_exchange, make_path, run_backtest
+
+NAUTILUS_PEER_EVENTS_PER_S = 111_000
+
+
+@attrs.frozen
+class _MiniState:
+    seq: int
+    last: Decimal
+    count: int
+
+
+@attrs.frozen
+class _MiniEvent:
+    price: Decimal
+
+
+def _mini_step(state: _MiniState, event: _MiniEvent) -> tuple[_MiniState, list[object]]:
+    return _MiniState(seq=state.seq + 1, last=event.price, count=state.count + 1), []
+
+
+def best_rate(fn: Callable[[], int], repeat: int) -> float:
+    """Operations per second: the best of ``repeat`` runs of ``fn`` (which returns its count)."""
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        n = fn()
+        dt = time.perf_counter() - t0
+        best = max(best, n / dt)
+    return best
+
+
+def bench_baseline(n: int) -> float:
+    events = [_MiniEvent(price=Decimal(50_000 + i % 7)) for i in range(n)]
+
+    def run() -> int:
+        s = _MiniState(seq=0, last=Decimal(0), count=0)
+        for e in events:
+            s, _ = _mini_step(s, e)
+        return n
+
+    return best_rate(run, 5)
+
+
+def _ready_state() -> tuple[State[Any], QuoteTicked]:
+    """A synced grid that has placed its orders (a short backtest), and its last quote."""
+    cfg = load_config()
+    path = list(make_path(cfg, ticks=300))
+    trace = run_backtest(
+        make_bot(cfg, epoch=path[0].ts), make_exchange(cfg, start_ts=path[0].ts), path
+    )
+    state = trace.state
+    quote = state.quotes[(cfg.venue.name, cfg.instrument.symbol)]
+    return state, quote
+
+
+def bench_ticks(n: int) -> float:
+    state, quote = _ready_state()
+    grid = state.strategy
+    assert grid.center is not None
+    ticks = [
+        QuoteTicked(
+            ts=state.now + 1 + i,
+            venue=quote.venue,
+            symbol=quote.symbol,
+            bid=quote.bid + Decimal(i % 5) * Decimal("0.1"),
+            ask=quote.ask + Decimal(i % 5) * Decimal("0.1"),
+        )
+        for i in range(n)
+    ]
+
+    def run() -> int:
+        s = state
+        for t in ticks:
+            s, commands = step(s, t)
+        assert not commands
+        return n
+
+    return best_rate(run, 5)
+
+
+def bench_fills(n: int) -> float:
+    state, _quote = _ready_state()
+    live = [o for o in state.orders.values() if o.is_live]
+    buy = next(o for o in live if o.side is Side.BUY)
+    sell = next(o for o in live if o.side is Side.SELL)
+    # Two resting orders filled alternately in lot-sized partial fills: the position swings
+    # between flat and one lot, as a grid's does, and neither order ever completes.
+    orders = {
+        **state.orders,
+        buy.cloid: attrs.evolve(buy, qty=Decimal(10**6)),
+        sell.cloid: attrs.evolve(sell, qty=Decimal(10**6)),
+    }
+    state = attrs.evolve(state, books=attrs.evolve(state.books, orders=orders))
+    fills = []
+    for i in range(n):
+        order = buy if i % 2 == 0 else sell
+        ts = state.now + 1 + i
+        fill = Fill(
+            ts=ts,
+            venue=order.venue,
+            symbol=order.symbol,
+            fill_id=f"bench-{i}",
+            cloid=order.cloid,
+            venue_order_id=order.venue_order_id,
+            side=order.side,
+            position_side=PositionSide.BOTH,
+            price=order.price,
+            qty=Decimal("0.001"),
+            fee=Decimal("0.01"),
+        )
+        fills.append(OrderPartiallyFilled(ts=ts, fill=fill))
+
+    def run() -> int:
+        s = state
+        for f in fills:
+            s, _ = step(s, f)
+        return n
+
+    return best_rate(run, 3)
+
+
+def bench_backtest(ticks: int) -> tuple[float, int, float]:
+    cfg = load_config()
+    t0 = time.perf_counter()
+    path = list(make_path(cfg, ticks=ticks))
+    gen = time.perf_counter() - t0
+    best = 0.0
+    events = 0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        trace = run_backtest(
+            make_bot(cfg, epoch=path[0].ts), make_exchange(cfg, start_ts=path[0].ts), path
+        )
+        dt = time.perf_counter() - t0
+        assert trace.summary.invariant_violations == 0, trace.violations[:3]
+        events = trace.summary.events
+        best = max(best, events / dt)
+    return best, events, gen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--ticks", type=int, default=None, help="backtest path length")
+    args = parser.parse_args(argv)
+    n = 20_000 if args.quick else 200_000
+    ticks = args.ticks or (100_000 if args.quick else 1_000_000)
+
+    baseline = bench_baseline(n)
+    rows: list[tuple[str, float]] = [("baseline: minimal frozen-attrs reducer step", baseline)]
+    rows.append(("gridcore.step: tick, no level crossed", bench_ticks(n)))
+    rows.append(("gridcore.step: fill (partial, grid reacts)", bench_fills(n // 20)))
+    bt, events, gen = bench_backtest(ticks)
+    rows.append((f"backtest: default grid, {ticks:,} ticks ({events:,} events)", bt))
+
+    print(f"{'benchmark':58} {'per second':>14} {'x baseline':>11}")
+    for name, rate in rows:
+        print(f"{name:58} {rate:>14,.0f} {rate / baseline:>11.3f}")
+    print(
+        f"\nbacktest vs peer (Nautilus 1.221.0, ~{NAUTILUS_PEER_EVENTS_PER_S:,} events/s, "
+        f"figure from the issue): {bt / NAUTILUS_PEER_EVENTS_PER_S:.2f}x"
+    )
+    print(f"synthetic path generation ({ticks:,} ticks, not in the figure above): {gen:.2f} s")
+
+    journal = Path(__file__).with_name("bench_journal.py")
+    if journal.exists():
+        print("\n== journal (benchmarks/bench_journal.py)")
+        sys.stdout.flush()
+        saved = sys.argv
+        sys.argv = [str(journal), *(["--quick"] if args.quick else [])]
+        try:
+            runpy.run_path(str(journal), run_name="__main__")
+        finally:
+            sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
