@@ -227,12 +227,12 @@ def _build(cls: type[T], table: Any, section: str, skip: frozenset[str] = frozen
     if not isinstance(table, Mapping):
         raise ConfigError(section, f"expected a table [{section}], got {type(table).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in attrs.fields(cls)} - skip  # type: ignore[arg-type]
+    fields = {f.name for f in attrs.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(table) - fields)
     if unknown:
         raise ConfigError(
             f"{section}.{unknown[0]}",
-            f"unknown setting; accepted in [{section}]: {', '.join(sorted(fields))}",
+            f"unknown setting; accepted in [{section}]: {', '.join(sorted(fields - skip))}",
         )
     kwargs = {k: _convert(v, hints[k], f"{section}.{k}") for k, v in table.items()}
     try:
@@ -309,12 +309,12 @@ def load_config(text: str | None = None, *, source: str | None = None) -> BotCon
                 raise ConfigError(
                     f"grid.{key}", "comes from [venue] name / [instrument] symbol; remove it here"
                 )
-        grid = _build(GridConfig, grid_table, "grid")
+        grid = _build(GridConfig, grid_table, "grid", skip=frozenset({"venue", "symbol"}))
         risk_table = dict(data.get("risk", {}))
         if "leverage" in risk_table:
             raise ConfigError("risk.leverage", "comes from [venue] leverage; remove it here")
         risk_table["leverage"] = str(venue.leverage)
-        risk = _build(RiskConfig, risk_table, "risk")
+        risk = _build(RiskConfig, risk_table, "risk", skip=frozenset({"leverage"}))
         core = _build(CoreSettings, data.get("core", {}), "core")
         market = _build(MarketSettings, data.get("market", {}), "market")
         cfg = BotConfig(

@@ -15,7 +15,7 @@ The runner reads no clock: the shell that calls it measures wall time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ from gridcore.events import (
     OrderPartiallyFilled,
     PositionsReported,
     QuoteTicked,
+    ReportedStatus,
     Started,
     TimerFired,
 )
@@ -112,8 +113,9 @@ class Summary:
 
 @attrs.frozen(kw_only=True)
 class Trace:
-    """What a backtest returns: the final state and exchange, the summary, samples, notices
-    and invariant violations (at most 100 kept); ``events`` only when recorded."""
+    """What a backtest returns: the final state and exchange (``exchange`` is the first venue,
+    ``exchanges`` all of them by name), the summary, samples, notices and invariant violations
+    (at most 100 kept); ``events`` only when recorded."""
 
     state: State[Any]
     exchange: SimExchange
@@ -122,13 +124,14 @@ class Trace:
     notices: tuple[Notify, ...]
     violations: tuple[Violation, ...]
     events: tuple[Event, ...] | None = None
+    exchanges: Mapping[str, SimExchange] = attrs.field(factory=dict)
 
 
 class _Run:
     def __init__(
         self,
         state: State[Any],
-        exchange: SimExchange,
+        exchanges: dict[str, SimExchange],
         faults: FaultPlan,
         seed: int,
         latency_ms: int,
@@ -138,7 +141,7 @@ class _Run:
     ) -> None:
         self.step = reducer
         self.state = state
-        self.exchange = exchange
+        self.exchanges = exchanges
         self.faults = faults
         self.injector = FaultInjector(faults, seed)
         self.seed = seed
@@ -147,7 +150,7 @@ class _Run:
         self.heap: list[tuple[int, int, int, Any]] = []
         self.seq = 0
         self.timers: dict[str, int] = {}
-        self.down_until: int | None = None
+        self.down: dict[str, int] = {}  # venue -> end of its simulated outage
         self.events = 0
         self.commands = 0
         self.ticks = 0
@@ -279,7 +282,23 @@ class _Run:
             self.push(now + self.latency, _COMMAND, (command, fate is Fate.TIMEOUT_APPLIED))
 
     def to_exchange(self, command: Command, now: int, timeout_applied: bool) -> None:
-        answers = self.exchange.handle(command, now)
+        venue: str = getattr(command, "venue", "")
+        exchange = self.exchanges.get(venue)
+        if exchange is None:
+            inner = command.commands if isinstance(command, Batch) else (command,)
+            for c in inner:
+                self.push(
+                    now + self.latency,
+                    _EVENT,
+                    CommandFailed(
+                        ts=now + self.latency,
+                        command_id=c.command_id,
+                        reason=f"no simulated venue named {venue!r}",
+                        not_applied=True,
+                    ),
+                )
+            return
+        answers = exchange.handle(command, now)
         if timeout_applied:
             inner = command.commands if isinstance(command, Batch) else (command,)
             at = now - self.latency + self.faults.timeout_ms
@@ -298,7 +317,8 @@ class _Run:
                 self.push(now, _EVENT, event)
             else:
                 is_fill = isinstance(event, OrderFilled | OrderPartiallyFilled)
-                feed_down = self.down_until is not None
+                venue = event.fill.venue if is_fill else getattr(event, "venue", "")  # type: ignore[union-attr]
+                feed_down = venue in self.down
                 for delay in injector.stream_delays(is_fill=is_fill, feed_down=feed_down):
                     self.push(now + delay, _EVENT, event)
 
@@ -348,7 +368,8 @@ class _Run:
         last_ts = self.state.now
         f = self.faults
         disconnects = f.active and f.disconnect_ppm > 0
-        exchange_tick = self.exchange.on_tick
+        exchanges = self.exchanges
+        down = self.down
         heap = self.heap
         state_step = self.step
         record = self.recorded
@@ -366,24 +387,26 @@ class _Run:
             if heap and heap[0][0] <= ts:
                 self.drain(ts)
                 state = self.state
-            answers = exchange_tick(tick)
+            exchange = exchanges.get(tick.venue)
+            answers = exchange.on_tick(tick) if exchange is not None else None
             if answers:
                 self.route(answers, ts)
                 self.drain(ts)
                 state = self.state
             ticks += 1
             if disconnects:
-                if self.down_until is not None and ts >= self.down_until:
-                    self.down_until = None
+                until = down.get(tick.venue)
+                if until is not None and ts >= until:
+                    del down[tick.venue]
                     self.deliver(FeedReconnected(ts=ts, venue=tick.venue))
                     state = self.state
-                elif self.down_until is None and self.injector.disconnect():
-                    self.down_until = ts + f.disconnect_ms
+                elif until is None and self.injector.disconnect():
+                    down[tick.venue] = ts + f.disconnect_ms
                     self.deliver(
                         FeedDisconnected(ts=ts, venue=tick.venue, reason="simulated outage")
                     )
                     state = self.state
-            if self.down_until is None:
+            if not down or tick.venue not in down:
                 # deliver(), inlined for the hot path: a tick rarely produces commands.
                 self.events += 1
                 if record is not None:
@@ -408,9 +431,8 @@ class _Run:
         self.ticks = ticks
         # Settle: no more faults, feed back up, let time pass so everything in flight lands.
         self.injector.enabled = False
-        if self.down_until is not None:
-            self.down_until = None
-            venue = self.exchange.config.venue
+        for venue in sorted(down):
+            del down[venue]
             self.deliver(FeedReconnected(ts=last_ts, venue=venue))
         end = last_ts + settle_ms
         while heap and heap[0][0] <= end:
@@ -422,7 +444,7 @@ class _Run:
 
 def run_backtest(
     state: State[Any],
-    exchange: SimExchange,
+    exchange: SimExchange | Sequence[SimExchange],
     path: Iterable[QuoteTicked],
     *,
     faults: FaultPlan = _NO_FAULTS,
@@ -438,6 +460,9 @@ def run_backtest(
 ) -> Trace:
     """Fold ``state`` (any bot) and ``exchange`` over ``path`` under ``faults``.
 
+    ``exchange`` is one simulated venue or several (a funding-arbitrage bot trades two): ticks
+    and commands are routed by venue name.
+
     ``sample_every`` takes a :class:`Sample` every that many ticks (0: none). With
     ``check_every_step`` every state invariant is checked after each step that is not a plain
     tick; the ledger is compared with the exchange at the end either way. ``progress`` is
@@ -446,11 +471,18 @@ def run_backtest(
     """
     if latency_ms < 0 or settle_ms < 0:
         raise ValueError("latency_ms and settle_ms must be >= 0")
-    run = _Run(state, exchange, faults, seed, latency_ms, record_events, check_every_step, reducer)
+    venues = [exchange] if isinstance(exchange, SimExchange) else list(exchange)
+    if not venues:
+        raise ValueError("run_backtest needs at least one SimExchange")
+    exchanges = {ex.config.venue: ex for ex in venues}
+    if len(exchanges) != len(venues):
+        raise ValueError("two simulated venues share a name; give each SimConfig its own venue")
+    run = _Run(state, exchanges, faults, seed, latency_ms, record_events, check_every_step, reducer)
     end = run.run(path, sample_every, settle_ms, progress, max(1, progress_every))
     final = run.state
     run.violate(check_state(final))
-    run.violate(check_against_venue(final, exchange))
+    for ex in venues:
+        run.violate(check_against_venue(final, ex))
     for cid, flight in final.inflight.items():
         run.violate(
             [
@@ -483,8 +515,13 @@ def run_backtest(
             unrealized = CTX.add(unrealized, pos.unrealized(mid))
     orders = len(run.cloids)
     volume = ZERO
-    for fill in exchange.fills:
-        volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
+    fills = cancels = rejections = 0
+    for ex in venues:
+        for fill in ex.fills:
+            volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
+        fills += len(ex.fills)
+        cancels += sum(1 for o in ex.orders.values() if o.status is ReportedStatus.CANCELED)
+        rejections += sum(1 for o in ex.orders.values() if o.status is ReportedStatus.REJECTED)
     grid = final.strategy
     summary = Summary(
         seed=run.seed,
@@ -492,10 +529,10 @@ def run_backtest(
         ticks=run.ticks,
         events=run.events,
         commands=run.commands,
-        fills=len(exchange.fills),
+        fills=fills,
         orders=orders,
-        cancels=sum(1 for o in exchange.orders.values() if o.status.value == "canceled"),
-        rejections=sum(1 for o in exchange.orders.values() if o.status.value == "rejected"),
+        cancels=cancels,
+        rejections=rejections,
         volume=volume,
         realized_pnl=totals.realized,
         unrealized_pnl=unrealized,
@@ -517,7 +554,8 @@ def run_backtest(
     )
     return Trace(
         state=final,
-        exchange=exchange,
+        exchange=venues[0],
+        exchanges=exchanges,
         summary=summary,
         samples=tuple(run.samples),
         notices=tuple(run.notices),
