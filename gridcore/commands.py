@@ -151,11 +151,13 @@ RequestCommand = (
 
 @attrs.frozen(kw_only=True)
 class StartTimer:
-    """Fire ``TimerFired(timer_id)`` at ``fire_at`` (ms); restarting an id replaces it."""
+    """Fire ``TimerFired(timer_id)`` at ``fire_at`` (ms), then every ``every_ms`` after that
+    when it is set, until canceled; starting an id again replaces it."""
 
     command_id: int
     timer_id: str
     fire_at: int
+    every_ms: int | None = None
 
 
 @attrs.frozen(kw_only=True)

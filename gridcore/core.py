@@ -434,6 +434,32 @@ class _Tx(Generic[S]):
     """The working copy of one step. Private: it lives for one call of :func:`step` and is
     built from (never writes to) the input state."""
 
+    __slots__ = (
+        "_inflight_copied",
+        "_last",
+        "_oids_copied",
+        "_orders_copied",
+        "_venues_copied",
+        "attention",
+        "base",
+        "changes",
+        "commands",
+        "config",
+        "done_orders",
+        "inflight",
+        "ledger",
+        "live",
+        "now",
+        "order_commands",
+        "orders",
+        "quotes",
+        "risk",
+        "seq",
+        "strategy",
+        "venue_oids",
+        "venues",
+    )
+
     def __init__(self, state: State[S], ts: int) -> None:
         self.base = state
         books = state.books
@@ -1088,6 +1114,7 @@ class _Tx(Generic[S]):
                         command_id=self.next_id(),
                         timer_id=MAINTENANCE_TIMER,
                         fire_at=self.now + self.config.maintenance_ms,
+                        every_ms=self.config.maintenance_ms,
                     )
                 )
                 for venue in self.config.venues:
@@ -1317,13 +1344,7 @@ class _Tx(Generic[S]):
             )
 
     def maintenance(self) -> None:
-        self.commands.append(
-            StartTimer(
-                command_id=self.next_id(),
-                timer_id=MAINTENANCE_TIMER,
-                fire_at=self.now + self.config.maintenance_ms,
-            )
-        )
+        # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
         # No order stays unresolved without a status request (seed 004 C-6).
         for cloid in sorted(self.attention):
             self.request_status(self.orders[cloid])

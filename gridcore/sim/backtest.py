@@ -183,9 +183,12 @@ class _Run:
                 command, timeout_applied = payload
                 self.to_exchange(command, ts, timeout_applied)
             else:
-                timer_id, version = payload
+                timer_id, version, every = payload
                 if self.timers.get(timer_id) == version:
-                    del self.timers[timer_id]
+                    if every:
+                        self.push(ts + every, _TIMER, payload)
+                    else:
+                        del self.timers[timer_id]
                     self.deliver(TimerFired(ts=ts, timer_id=timer_id))
 
     def violate(self, found: list[Violation]) -> None:
@@ -239,7 +242,11 @@ class _Run:
                     pass
                 case StartTimer():
                     self.timers[command.timer_id] = command.command_id
-                    self.push(command.fire_at, _TIMER, (command.timer_id, command.command_id))
+                    self.push(
+                        command.fire_at,
+                        _TIMER,
+                        (command.timer_id, command.command_id, command.every_ms),
+                    )
                 case CancelTimer():
                     self.timers.pop(command.timer_id, None)
                 case _:
