@@ -1050,14 +1050,11 @@ class _Tx(Generic[S]):
         if report.command_id is None or flight is None:
             return  # a pushed snapshot: we cannot tell which of our orders it predates
         asked_at = report.command_id
-        for order in list(self.orders.values()):
-            if (
-                order.venue == venue
-                and order.is_live
-                and order.cloid not in listed
-                and order.seq < asked_at
-            ):
-                self.move(order, Trigger.MISSING_FROM_OPEN)
+        for cloid, seq in list(self.live.items()):
+            if seq < asked_at and cloid not in listed:
+                order = self.orders[cloid]
+                if order.venue == venue:
+                    self.move(order, Trigger.MISSING_FROM_OPEN)
 
     def adopt_unknown(self, venue: str, reported: Any) -> None:
         known = (venue, reported.symbol) in self.config.by_key
