@@ -17,7 +17,8 @@ every reconciliation detects the drift and repairs it (see :mod:`gridcore.sync`)
 
 Positions are kept per ``(venue, symbol, position_side)`` with a signed quantity (short < 0),
 so one-way and hedge mode share one code path. Average entry changes only when a position
-grows; reducing realizes PnL against it.
+grows (a 40-digit weighted average); reducing realizes PnL against it, rounded to
+:data:`~gridcore.numbers.MONEY_QUANTUM` (1e-24 quote) so that balances add up exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import attrs
 
 from gridcore.events import Fill
 from gridcore.instruments import PositionSide
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, MONEY_QUANTUM, ZERO
 
 __all__ = ["FillWindow", "Ledger", "Position", "PositionKey"]
 
@@ -76,7 +77,9 @@ class Position:
             )
         closed = min(abs(signed_qty), abs(q))
         direction = 1 if q > 0 else -1
-        pnl = CTX.multiply(closed, CTX.subtract(price, self.avg_entry))
+        pnl = CTX.multiply(closed, CTX.subtract(price, self.avg_entry)).quantize(
+            MONEY_QUANTUM, context=CTX
+        )
         realized = CTX.add(self.realized, pnl if direction > 0 else -pnl)
         if not new_q:
             avg = ZERO

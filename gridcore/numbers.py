@@ -3,7 +3,8 @@
 Money, prices and sizes are :class:`decimal.Decimal` at every public boundary. Arithmetic that
 can round (division, quantization) goes through :data:`CTX`, never the thread-local context, so a
 user who changes ``decimal.getcontext()`` cannot change what the core computes. Addition,
-subtraction and multiplication of exchange-sized numbers are exact at 40 digits.
+subtraction and multiplication of exchange-sized numbers are exact at 40 digits; the one
+inexact step, average entry, is confined by rounding realized PnL to :data:`MONEY_QUANTUM`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gridcore._enum import CoreEnum
 
 __all__ = [
     "CTX",
+    "MONEY_QUANTUM",
     "ONE",
     "ZERO",
     "Rounding",
@@ -37,6 +39,11 @@ CTX = decimal.Context(
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+
+#: Realized PnL is rounded to this step (half-even) each time a fill realizes some: average
+#: entry is a 40-digit division, and without the rounding a balance of 10**4 plus a PnL with 38
+#: decimals would no longer add up exactly.
+MONEY_QUANTUM = Decimal("1e-24")
 
 
 class Rounding(CoreEnum):

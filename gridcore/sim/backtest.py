@@ -50,7 +50,7 @@ from gridcore.events import (
 )
 from gridcore.grid import NeutralGrid
 from gridcore.invariants import Violation, check_against_venue, check_state
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, MONEY_QUANTUM, ZERO
 from gridcore.sim.exchange import SimExchange
 from gridcore.sim.faults import Fate, FaultInjector, FaultPlan
 
@@ -62,7 +62,11 @@ _MAX_VIOLATIONS = 100
 #: A bot reducer: ``step(state, event) -> (state, commands)``.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
 _NO_FAULTS = FaultPlan()
-_PNL_EVENTS = frozenset({OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported})
+# Drawdown and max position are measured after these events (fills, and the kernel's periodic
+# timer), never at plot samples, so asking for a plot cannot change the summary.
+_PNL_EVENTS = frozenset(
+    {OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported, TimerFired}
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -209,6 +213,8 @@ class _Run:
         if commands:
             self.execute(commands, event.ts)
         after = self.state
+        if type(event) in _PNL_EVENTS:
+            self.track_pnl(event.ts)
         b0, b1 = before.books, after.books
         r0, r1 = b0.risk, b1.risk
         # The state invariants read orders, the ledger, reservations, balances and the
@@ -220,8 +226,6 @@ class _Run:
             or r1.balances is not r0.balances
             or after.strategy is not before.strategy
         ):
-            if type(event) in _PNL_EVENTS:
-                self.track_pnl(event.ts)
             if self.check_every_step:
                 found = check_state(self.state)
                 if found:
@@ -347,7 +351,6 @@ class _Run:
         for (v, s, _side), p in self.state.ledger.positions.items():
             if v == tick.venue and s == tick.symbol:
                 pos = CTX.add(pos, p.qty)
-        self.track_pnl(tick.ts)
         is_grid = isinstance(grid, NeutralGrid)
         self.samples.append(
             Sample(
@@ -449,6 +452,11 @@ class _Run:
         return end
 
 
+def _money(value: Decimal) -> Decimal:
+    # Unrealized PnL rests on a 40-digit average entry; report it at the ledger's money step.
+    return value.quantize(MONEY_QUANTUM, context=CTX)
+
+
 def run_backtest(
     state: State[Any],
     exchange: SimExchange | Sequence[SimExchange],
@@ -542,11 +550,11 @@ def run_backtest(
         rejections=rejections,
         volume=volume,
         realized_pnl=totals.realized,
-        unrealized_pnl=unrealized,
+        unrealized_pnl=_money(unrealized),
         fees=totals.fees,
         funding=totals.funding,
-        net_pnl=CTX.add(totals.net, unrealized),
-        max_drawdown=run.max_drawdown,
+        net_pnl=_money(CTX.add(totals.net, unrealized)),
+        max_drawdown=_money(run.max_drawdown),
         max_position=run.max_position,
         final_position=final_position,
         recenters=grid.recenters if isinstance(grid, NeutralGrid) else 0,

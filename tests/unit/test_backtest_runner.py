@@ -14,6 +14,7 @@ from gridcore.core import CoreConfig, initial_state
 from gridcore.grid import NeutralGrid
 from gridcore.instruments import Instrument
 from gridcore.invariants import check_against_venue
+from gridcore.numbers import CTX
 from gridcore.sim import (
     PROFILES,
     SimConfig,
@@ -48,10 +49,11 @@ def test_every_fault_profile_ends_clean_and_the_ledger_equals_the_venue(name: st
     assert check_against_venue(trace.state, trace.exchange) == []
     ex = trace.exchange
     totals = trace.state.ledger.totals()
-    # Average entry is a 40-digit division, so realized PnL carries digits far below a cent
-    # that a 10,000 balance cannot hold: compare to 1e-20.
-    expected = Decimal(10_000) + totals.realized - totals.fees + totals.funding
-    assert abs(ex.cash - expected) < Decimal("1e-20")
+    # In gridcore's 40-digit context (Python's default context has 28 digits).
+    expected = CTX.add(
+        CTX.subtract(CTX.add(Decimal(10_000), totals.realized), totals.fees), totals.funding
+    )
+    assert ex.cash == expected
     for (symbol, side), pos in ex.positions.items():
         assert trace.state.ledger.position("sim", symbol, side).qty == pos.qty
     assert trace.state.inflight == {}
