@@ -297,6 +297,11 @@ def load_config(text: str | None = None, *, source: str | None = None) -> BotCon
             raise ConfigError(
                 unknown[0], f"unknown table; accepted tables: {', '.join(sorted(sections))}"
             )
+        for name in sorted(sections & set(data)):
+            if not isinstance(data[name], dict):
+                raise ConfigError(
+                    name, f"expected a table [{name}] of settings, got {data[name]!r}"
+                )
         venue = _build(VenueSettings, data.get("venue", {}), "venue")
         instrument = _build(InstrumentSettings, data.get("instrument", {}), "instrument")
         grid_table = dict(data.get("grid", {}))

@@ -984,6 +984,11 @@ class _Tx(Generic[S]):
 
     def on_positions(self, report: PositionsReported) -> None:
         venue = report.venue
+        for p in report.positions:
+            key = (venue, p.symbol, p.position_side)
+            held = self.ledger.positions.get(key)
+            if held is not None and held.qty == p.qty and held.avg_entry != p.entry_price:
+                self.ledger = self.ledger.realign(key, p.entry_price)
         drift = position_drift(venue, self.ledger, report)
         vs = self.venue(venue)
         if not drift:
@@ -1268,7 +1273,9 @@ class _Tx(Generic[S]):
                     vs = self.venue(event.venue)
                     if flight.sent_ts > vs.fills_checked:
                         self.put_venue(event.venue, attrs.evolve(vs, fills_checked=flight.sent_ts))
-                for fill in sorted(event.fills, key=lambda f: (f.ts, f.fill_id)):
+                # In time order; within one millisecond, in the venue's own order (the sort is
+                # stable), because fill ids need not sort the way the venue executed them.
+                for fill in sorted(event.fills, key=lambda f: f.ts):
                     self.apply_fill(fill, venue_says_done=False)
                 self.sync_result(event.venue, event.command_id)
             case CommandFailed() | CommandTimedOut():
@@ -1312,7 +1319,17 @@ class _Tx(Generic[S]):
         ):
             if not pos.qty:
                 continue
-            instrument = self.config.instrument(venue, symbol)
+            instrument = self.config.by_key.get((venue, symbol))
+            if instrument is None:
+                # Without the instrument's filters no valid close can be built; the stop must
+                # still close everything else, so say it loudly and carry on.
+                self.notify(
+                    Level.ALERT,
+                    "flatten_blocked",
+                    f"{venue}/{symbol} {side.value} position {pos.qty} is on an instrument the "
+                    f"bot is not configured for; close it by hand",
+                )
+                continue
             quote = self.quotes.get((venue, symbol))
             if quote is None:
                 self.notify(Level.ALERT, "flatten_blocked", f"no quote for {venue}/{symbol}")

@@ -154,13 +154,22 @@ class TimerFired:
 
 @attrs.frozen(kw_only=True)
 class QuoteTicked:
-    """Top of book changed: best bid and best ask."""
+    """Top of book changed: best bid and best ask (``0 < bid <= ask``, checked when built)."""
 
     ts: int
     venue: str
     symbol: str
     bid: Decimal
     ask: Decimal
+
+    def __attrs_post_init__(self) -> None:
+        # Validated here, where a shell builds it from a venue message, so that a bad quote
+        # becomes a MessageMalformed in the shell instead of a division by zero in the core.
+        if not (0 < self.bid <= self.ask):
+            raise ValueError(
+                f"quote {self.venue}/{self.symbol} at {self.ts}: need 0 < bid <= ask, "
+                f"got bid {self.bid}, ask {self.ask}"
+            )
 
 
 @attrs.frozen(kw_only=True)

@@ -206,6 +206,23 @@ class Ledger:
             self, positions={**self.positions, key: fixed}, drift_repairs=self.drift_repairs + 1
         )
 
+    def realign(self, key: PositionKey, entry: Decimal) -> Ledger:
+        """Take the venue's average entry for a position whose size already agrees, moving
+        realized PnL by ``qty × (entry − old entry)`` so that total PnL is unchanged.
+
+        With average-cost accounting the split between realized and unrealized PnL depends on
+        the order fills were applied; a fill recovered after later ones (seed 004 C-3) is
+        applied in a different order than the venue's, and this puts the split back where the
+        venue has it.
+        """
+        pos = self.positions.get(key, _FLAT)
+        if not pos.qty or pos.avg_entry == entry:
+            return self
+        shift = CTX.multiply(pos.qty, CTX.subtract(entry, pos.avg_entry))
+        realized = CTX.add(pos.realized, shift).quantize(MONEY_QUANTUM, context=CTX)
+        fixed = attrs.evolve(pos, avg_entry=entry, realized=realized)
+        return attrs.evolve(self, positions={**self.positions, key: fixed})
+
     def totals(self) -> Position:
         """Sum of realized, fees and funding over every position (qty and entry left at zero)."""
         realized = fees = funding = ZERO

@@ -21,6 +21,10 @@ Two rules complete the table:
   saying "filled" is itself ``FILL_COMPLETE``. No threshold (seed 004 C-2).
 * A target of ``OPEN`` for an order with a filled quantity becomes ``PARTIALLY_FILLED``.
 
+Command results (``PLACE_UNCERTAIN``, ``PLACE_FAILED``, ``CANCEL_UNCERTAIN``) are facts too and
+are defined in every status; only ``CANCEL_SENT``, which the kernel itself decides, can be a
+contract error (canceling an order that is already done).
+
 A timeout never proves a rejection (``PLACE_UNCERTAIN`` leads to ``IN_DOUBT`` and a status
 request); a rejected cancel never leaves an order forgotten (``CANCEL_FAILED`` and a status
 request, seed 004 C-6); a fill after a cancel is applied.
@@ -135,6 +139,7 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
         _T.PLACE_UNCERTAIN: (_S.IN_DOUBT, _Q),  # a timeout never proves rejection
         _T.PLACE_FAILED: (_S.REJECTED, _N),
+        _T.CANCEL_UNCERTAIN: (_S.PENDING_NEW, _Q),
     },
     _S.OPEN: {
         _T.ACCEPTED: (_S.OPEN, _N),
@@ -152,6 +157,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
         _T.PLACE_UNCERTAIN: (_S.OPEN, _N),  # the ack arrived first; the timeout is moot
         _T.PLACE_FAILED: (_S.OPEN, _A),
+        # A cancel whose outcome is unknown, for an order since found resting: ask again.
+        _T.CANCEL_UNCERTAIN: (_S.OPEN, _Q),
     },
     _S.PARTIALLY_FILLED: {
         _T.ACCEPTED: (_S.OPEN, _N),
@@ -169,6 +176,7 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.CANCEL_SENT: (_S.PENDING_CANCEL, _N),
         _T.PLACE_UNCERTAIN: (_S.OPEN, _N),
         _T.PLACE_FAILED: (_S.OPEN, _A),
+        _T.CANCEL_UNCERTAIN: (_S.OPEN, _Q),
     },
     _S.PENDING_CANCEL: {
         _T.ACCEPTED: (_S.PENDING_CANCEL, _N),
