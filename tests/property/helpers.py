@@ -153,6 +153,14 @@ def instances_of(cls: type[Any]) -> st.SearchStrategy[Any]:
     from its annotated type."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: _for_type(hints[f.name]) for f in attrs.fields(cls) if f.init}
+    if cls.__name__ == "QuoteTicked":
+        # A quote validates 0 < bid <= ask when built; draw only quotes that can exist.
+        positive = _FINITE.map(abs).filter(lambda d: d > 0)
+        fields["bid"] = positive
+        fields["ask"] = _FINITE.map(abs)
+        return st.fixed_dictionaries(fields).map(
+            lambda kw: cls(**{**kw, "ask": kw["bid"] + kw["ask"]})
+        )
     return st.fixed_dictionaries(fields).map(lambda kwargs: cls(**kwargs))
 
 
