@@ -996,10 +996,15 @@ class _Tx(Generic[S]):
                 self.put_venue(venue, attrs.evolve(vs, drift={}))
             return
         by_key = {(venue, p.symbol, p.position_side): p for p in report.positions}
-        unconfirmed: dict[PositionKey, tuple[Decimal, int]] = {}
+        unconfirmed: dict[PositionKey, tuple[Decimal, int, int]] = {}
+        count = self.ledger.fill_count
         for key, diff in sorted(drift.items(), key=lambda kv: (kv[0][1], kv[0][2].value)):
             seen = vs.drift.get(key)
-            confirmed = seen is not None and seen == (diff, self.ledger.fill_count)
+            same = seen is not None and seen[0] == diff and seen[1] == count
+            # Confirmed: the same difference, no fill applied since, and a fills request sent
+            # after it was first seen has been answered (a fill on its way explains a drift
+            # until then; adopting early would count that fill twice).
+            confirmed = same and seen is not None and vs.fills_checked >= seen[2]
             if confirmed or vs.attempts >= self.config.max_sync_attempts:
                 reported = by_key.get(key)
                 qty = reported.qty if reported is not None else ZERO
@@ -1013,7 +1018,8 @@ class _Tx(Generic[S]):
                     f"adopted the venue's position",
                 )
             else:
-                unconfirmed[key] = (diff, self.ledger.fill_count)
+                first_seen = seen[2] if same and seen is not None else self.now
+                unconfirmed[key] = (diff, count, first_seen)
         if not unconfirmed:
             self.put_venue(venue, attrs.evolve(self.venue(venue), drift={}))
             self.check_drawdown()
@@ -1023,7 +1029,7 @@ class _Tx(Generic[S]):
             Level.WARNING,
             "position_drift",
             f"{venue}: positions differ from the ledger by "
-            f"{', '.join(f'{k[1]} {k[2].value} {d}' for k, (d, _) in unconfirmed.items())}; "
+            f"{', '.join(f'{k[1]} {k[2].value} {d}' for k, (d, _, _) in unconfirmed.items())}; "
             f"re-checking fills and positions",
         )
         extra = {self.request("fills", venue), self.request("positions", venue)}

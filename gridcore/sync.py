@@ -27,7 +27,9 @@ Drift policy
 A positions report is compared with the ledger per ``(venue, symbol, position_side)``. A
 difference is not repaired at once, because a fill may simply be on its way: the core records
 it, asks again for fills and positions, and repairs only when the *same* difference is seen
-again with no fill applied in between, or when ``max_sync_attempts`` checks have been spent.
+again with no fill applied in between *and* a fills request sent after the difference was first
+seen has been answered (so the missing fill, if the venue has it, has been applied), or when
+``max_sync_attempts`` checks have been spent.
 Repair adopts the venue's size and entry price (the venue is the truth for what we hold), counts
 the repair in the ledger and raises an alert.
 
@@ -63,7 +65,7 @@ class VenueStatus:
 
     ``pending`` holds the command ids of outstanding sync requests; ``attempts`` counts re-sent
     requests and drift re-checks in the current sync; ``drift`` maps each position key with an
-    unconfirmed difference to ``(difference, ledger fill count when seen)``. ``fills_checked`` is
+    unconfirmed difference to ``(difference, ledger fill count, time first seen)``. ``fills_checked`` is
     when the last answered fills request was sent (every fill before it is known);
     ``last_reconcile`` when the last reconciliation round started.
     """
@@ -72,7 +74,7 @@ class VenueStatus:
     phase: SyncPhase = SyncPhase.UNSYNCED
     pending: frozenset[int] = frozenset()
     attempts: int = 0
-    drift: Mapping[PositionKey, tuple[Decimal, int]] = attrs.field(factory=dict)
+    drift: Mapping[PositionKey, tuple[Decimal, int, int]] = attrs.field(factory=dict)
     syncs: int = 0
     fills_checked: int = -1
     last_reconcile: int = -1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from decimal import Decimal
+from typing import Any
 
 from gridcore import (
     CancelOrder,
@@ -479,3 +480,96 @@ def test_step_never_mutates_its_input_and_is_deterministic() -> None:
         assert state == frozen
         assert step(state, event) == first
         state = first[0]
+
+
+def test_drift_is_not_confirmed_before_the_fills_answer_sent_after_it() -> None:
+    """Found by the crash test: a drift seen before a restart was "confirmed" by the first
+    positions answer after ``Started`` while the fills answer of the same round (holding the
+    missing fill) was still on its way; the ledger adopted the venue's size and then applied the
+    fill on top, holding twice the position."""
+    from gridcore import step
+    from gridcore.commands import (
+        RequestBalances,
+        RequestFills,
+        RequestOpenOrders,
+        RequestPositions,
+    )
+    from gridcore.config import load_config
+    from gridcore.events import (
+        BalanceReported,
+        Fill,
+        FillsReported,
+        OpenOrdersReported,
+        PositionReport,
+        PositionsReported,
+        Started,
+    )
+    from gridcore.instruments import PositionSide, Side
+    from gridcore.sim import make_bot
+
+    pos = PositionReport(
+        symbol="BTC-PERP",
+        position_side=PositionSide.BOTH,
+        qty=Decimal("0.002"),
+        entry_price=Decimal(50_000),
+    )
+    fill = Fill(
+        ts=1_500,
+        venue="sim",
+        symbol="BTC-PERP",
+        fill_id="f1",
+        cloid=None,
+        venue_order_id="9",
+        side=Side.BUY,
+        position_side=PositionSide.BOTH,
+        price=Decimal(50_000),
+        qty=Decimal("0.002"),
+        fee=Decimal("0.02"),
+    )
+
+    def answers(commands: list[Any], ts: int, positions: tuple[PositionReport, ...]) -> list[Event]:
+        out: list[Event] = []
+        for c in commands:
+            if isinstance(c, RequestPositions):
+                out.append(
+                    PositionsReported(
+                        ts=ts, venue="sim", positions=positions, command_id=c.command_id
+                    )
+                )
+            elif isinstance(c, RequestFills):
+                fills = (fill,) if positions else ()
+                out.append(
+                    FillsReported(
+                        ts=ts, venue="sim", since=c.since, fills=fills, command_id=c.command_id
+                    )
+                )
+            elif isinstance(c, RequestOpenOrders):
+                out.append(
+                    OpenOrdersReported(ts=ts, venue="sim", orders=(), command_id=c.command_id)
+                )
+            elif isinstance(c, RequestBalances):
+                out.append(
+                    BalanceReported(
+                        ts=ts,
+                        venue="sim",
+                        asset="USD",
+                        equity=Decimal(10_000),
+                        available=Decimal(10_000),
+                        command_id=c.command_id,
+                    )
+                )
+        return out
+
+    state = make_bot(load_config(), epoch=0)
+    state, commands = step(state, Started(ts=1_000))
+    for event in answers(commands, 1_001, ()):
+        state, _ = step(state, event)
+    state, _ = step(state, PositionsReported(ts=2_000, venue="sim", positions=(pos,)))
+    assert state.ledger.drift_repairs == 0
+    state, commands = step(state, Started(ts=3_000))
+    late = answers(commands, 3_001, (pos,))
+    late.sort(key=lambda e: not isinstance(e, PositionsReported))  # positions answer first
+    for event in late:
+        state, _ = step(state, event)
+    assert state.ledger.position("sim", "BTC-PERP").qty == Decimal("0.002")
+    assert state.ledger.drift_repairs == 0
