@@ -1,0 +1,358 @@
+"""The codec: gridcore values to bytes and back, for the journal.
+
+Theory of operation
+-------------------
+Two forms, both msgpack through msgspec:
+
+* **Events and commands** (the hot path, one per journaled event) are encoded by msgspec
+  natively: an attrs instance becomes a map of its fields, ``Decimal`` an exact string, an enum
+  its value. The journal stores the class name beside the payload (the ``kind`` column), and
+  decoding is typed: ``msgspec.msgpack.Decoder(kind_class)``, which rebuilds nested attrs values
+  (``Fill`` inside ``OrderFilled``, the tuple of ``OpenOrder`` in a report) exactly. Measured on
+  this machine: ≈ 1.2 µs to encode and ≈ 2 µs to decode an ``OrderFilled``, against ≈ 20 µs to
+  encode it with ``json.dumps(attrs.asdict(...))`` (which would also lose the types and need a
+  hand-written decoder) — see ``benchmarks/bench_journal.py``.
+* **Any other value** — a whole :class:`~gridcore.core.State` (snapshots), with its strategy,
+  ``CoreConfig``, mappings keyed by tuples such as ``ledger.positions`` keyed by
+  ``(venue, symbol, PositionSide)``, frozensets and enums — goes through a *tagged* form: every
+  container is a msgpack array whose first element says what it is (``["D", "0.1"]`` a
+  ``Decimal``, ``["t", ...]`` a tuple, ``["m", k1, v1, ...]`` a mapping, ``["E", name, member]``
+  an enum member, ``["O", name, {field: value}]`` an attrs instance). Strings, integers, floats,
+  booleans, bytes and ``None`` are themselves. Mapping order is kept (the core iterates dicts in
+  insertion order, so a recovered state must iterate like the live one).
+
+Classes are resolved through an explicit registry, never by importing a name found in a file: a
+journal is data, and data must not choose code to run. Every attrs class and enum of gridcore's
+state, event and command modules is registered at import; user strategies (or anything else a
+state holds) are added with :func:`register`. attrs instances are rebuilt through ``__init__``
+with their ``init=True`` fields only, so derived fields (``CoreConfig.by_key``, computed in
+``__attrs_post_init__``) are recomputed rather than trusted.
+
+Errors: a value of an unregistered type raises :class:`CodecError` when encoded (so nothing is
+written that could not be read back); an unknown tag or class name, or bytes that are not
+msgpack, raise :class:`CodecError` when decoded. The journal turns those into a
+``JournalError`` naming the file and the row.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import msgspec
+
+import gridcore.commands
+import gridcore.config
+import gridcore.core
+import gridcore.events
+import gridcore.grid
+import gridcore.instruments
+import gridcore.ledger
+import gridcore.lifecycle
+import gridcore.risk
+import gridcore.sync
+from gridcore.commands import Batch, Command
+from gridcore.events import Event
+
+__all__ = [
+    "COMMAND_CLASSES",
+    "EVENT_CLASSES",
+    "CodecError",
+    "canonical",
+    "decode_command",
+    "decode_event",
+    "decode_value",
+    "encode_command",
+    "encode_event",
+    "encode_value",
+    "register",
+    "registered",
+]
+
+
+class CodecError(ValueError):
+    """A value cannot be encoded (unregistered type) or bytes cannot be decoded."""
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+_BY_NAME: dict[str, type] = {}
+_BY_CLASS: dict[type, str] = {}
+# Per attrs class: (tag name, ((field name, __init__ keyword), ...)) for init fields only.
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def register(cls: type, name: str | None = None) -> type:
+    """Allow ``cls`` (an attrs class or an enum) in encoded values; returns ``cls``.
+
+    ``name`` is what the journal stores (default ``module.QualName``); it must stay stable for
+    as long as journals holding it are kept. Registering the same class twice under the same
+    name is harmless; reusing a name for another class raises :class:`CodecError`. Usable as a
+    decorator on a user strategy::
+
+        @register
+        @attrs.frozen(kw_only=True)
+        class MyStrategy: ...
+    """
+    if not (attrs.has(cls) or (isinstance(cls, type) and issubclass(cls, enum.Enum))):
+        raise CodecError(
+            f"{cls!r} is neither an attrs class nor an enum; only those can be journaled"
+        )
+    tag = name or f"{cls.__module__}.{cls.__qualname__}"
+    known = _BY_NAME.get(tag)
+    if known is not None and known is not cls:
+        raise CodecError(
+            f"codec name {tag!r} is taken by {known.__module__}.{known.__qualname__}; "
+            f"register {cls.__qualname__} under another name"
+        )
+    if cls in _BY_CLASS and _BY_CLASS[cls] != tag:
+        raise CodecError(f"{cls.__qualname__} is registered already as {_BY_CLASS[cls]!r}")
+    _BY_NAME[tag] = cls
+    _BY_CLASS[cls] = tag
+    if attrs.has(cls):
+        _FIELDS[cls] = tuple((f.name, f.alias or f.name) for f in attrs.fields(cls) if f.init)
+    return cls
+
+
+def registered() -> Mapping[str, type]:
+    """Every registered name and its class (read-only view)."""
+    return types.MappingProxyType(_BY_NAME)
+
+
+_GRIDCORE_MODULES = (
+    gridcore.instruments,
+    gridcore.events,
+    gridcore.commands,
+    gridcore.lifecycle,
+    gridcore.ledger,
+    gridcore.risk,
+    gridcore.sync,
+    gridcore.core,
+    gridcore.grid,
+    gridcore.config,
+)
+
+for _module in _GRIDCORE_MODULES:
+    for _member in list(vars(_module).values()):
+        if (
+            isinstance(_member, type)
+            and _member.__module__ == _module.__name__
+            and (attrs.has(_member) or issubclass(_member, enum.Enum))
+        ):
+            # gridcore's own classes go by their bare name: short, and stable across moves
+            # between gridcore modules.
+            register(_member, _member.__name__)
+
+#: Event classes by name (the members of the closed ``Event`` union).
+EVENT_CLASSES: Mapping[str, type] = types.MappingProxyType(
+    {cls.__name__: cls for cls in typing.get_args(Event)}
+)
+#: Command classes by name (the members of the closed ``Command`` union).
+COMMAND_CLASSES: Mapping[str, type] = types.MappingProxyType(
+    {cls.__name__: cls for cls in typing.get_args(Command)}
+)
+
+# --- events and commands: msgspec native, typed decoding -----------------------------------
+
+_encoder = msgspec.msgpack.Encoder()
+_EVENT_DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
+    name: msgspec.msgpack.Decoder(cls) for name, cls in EVENT_CLASSES.items()
+}
+_COMMAND_DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
+    name: msgspec.msgpack.Decoder(cls)
+    for name, cls in COMMAND_CLASSES.items()
+    if cls is not Batch  # a batch's inner union cannot be decoded untagged: tagged form
+}
+
+
+def encode_event(event: Event) -> tuple[str, bytes]:
+    """``(kind, payload)`` of one event."""
+    return type(event).__name__, _encoder.encode(event)
+
+
+def decode_event(kind: str, payload: bytes) -> Event:
+    """The event stored as ``(kind, payload)``; :class:`CodecError` when it cannot be."""
+    decoder = _EVENT_DECODERS.get(kind)
+    if decoder is None:
+        raise CodecError(f"unknown event kind {kind!r}")
+    try:
+        event: Event = decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CodecError(f"{kind} payload does not decode: {exc}") from None
+    return event
+
+
+def encode_command(command: Command) -> tuple[str, bytes]:
+    """``(kind, payload)`` of one command (a ``Batch`` uses the tagged form)."""
+    if type(command) is Batch:
+        return "Batch", encode_value(command)
+    return type(command).__name__, _encoder.encode(command)
+
+
+def decode_command(kind: str, payload: bytes) -> Command:
+    """The command stored as ``(kind, payload)``; :class:`CodecError` when it cannot be."""
+    if kind == "Batch":
+        value = decode_value(payload)
+        if type(value) is not Batch:
+            raise CodecError(f"Batch payload decodes to {type(value).__name__}")
+        return value
+    decoder = _COMMAND_DECODERS.get(kind)
+    if decoder is None:
+        raise CodecError(f"unknown command kind {kind!r}")
+    try:
+        command: Command = decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CodecError(f"{kind} payload does not decode: {exc}") from None
+    return command
+
+
+# --- any registered value: the tagged form ---------------------------------------------------
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _to_tagged(value: Any) -> Any:
+    tp = type(value)
+    if tp is str or tp is bool or value is None or tp is float or tp is bytes:
+        return value
+    if tp is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        return ["I", str(value)]
+    if tp is Decimal:
+        return ["D", str(value)]
+    if tp is tuple:
+        return ["t", *map(_to_tagged, value)]
+    if tp is dict or tp is types.MappingProxyType:
+        out: list[Any] = ["m"]
+        for k, v in value.items():
+            out.append(_to_tagged(k))
+            out.append(_to_tagged(v))
+        return out
+    if tp is frozenset:
+        return ["f", *map(_to_tagged, value)]
+    if tp is list:
+        return ["l", *map(_to_tagged, value)]
+    if tp is set:
+        return ["s", *map(_to_tagged, value)]
+    fields = _FIELDS.get(tp)
+    if fields is not None:
+        return ["O", _BY_CLASS[tp], {name: _to_tagged(getattr(value, name)) for name, _ in fields}]
+    name = _BY_CLASS.get(tp)
+    if name is not None:  # an enum member (attrs classes were handled above)
+        return ["E", name, value.name]
+    raise CodecError(
+        f"cannot encode a value of type {tp.__module__}.{tp.__qualname__}: register it with "
+        f"shells.codec.register (attrs classes and enums only)"
+    )
+
+
+def _obj(item: list[Any]) -> Any:
+    name = item[1]
+    cls = _BY_NAME.get(name)
+    fields = _FIELDS.get(cls) if cls is not None else None
+    if cls is None or fields is None:
+        raise CodecError(
+            f"unknown class {name!r} in payload; if it is your strategy, call "
+            f"shells.codec.register on it before opening the journal"
+        )
+    data = item[2]
+    if type(data) is not dict:
+        raise CodecError(f"malformed {name} object: fields are not a map")
+    kwargs: dict[str, Any] = {}
+    known = dict(fields)
+    for key, raw in data.items():
+        alias = known.get(key)
+        if alias is None:
+            raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
+        kwargs[alias] = _from_tagged(raw)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"cannot rebuild {name}: {exc}") from None
+
+
+def _enum(item: list[Any]) -> Any:
+    cls = _BY_NAME.get(item[1])
+    if cls is None or not issubclass(cls, enum.Enum):
+        raise CodecError(f"unknown enum {item[1]!r} in payload")
+    try:
+        return cls[item[2]]
+    except KeyError:
+        raise CodecError(f"{item[1]} has no member {item[2]!r}") from None
+
+
+def _mapping(item: list[Any]) -> dict[Any, Any]:
+    if len(item) % 2 != 1:
+        raise CodecError("malformed mapping: odd number of keys and values")
+    out: dict[Any, Any] = {}
+    for i in range(1, len(item), 2):
+        out[_from_tagged(item[i])] = _from_tagged(item[i + 1])
+    return out
+
+
+_TAGS: dict[str, Callable[[list[Any]], Any]] = {
+    "D": lambda item: Decimal(item[1]),
+    "t": lambda item: tuple(map(_from_tagged, item[1:])),
+    "m": _mapping,
+    "f": lambda item: frozenset(map(_from_tagged, item[1:])),
+    "l": lambda item: list(map(_from_tagged, item[1:])),
+    "s": lambda item: set(map(_from_tagged, item[1:])),
+    "O": _obj,
+    "E": _enum,
+    "I": lambda item: int(item[1]),
+}
+
+
+def _from_tagged(raw: Any) -> Any:
+    if type(raw) is not list:
+        return raw
+    if not raw or type(raw[0]) is not str:
+        raise CodecError("malformed payload: an array without a tag")
+    handler = _TAGS.get(raw[0])
+    if handler is None:
+        raise CodecError(f"malformed payload: unknown tag {raw[0]!r}")
+    try:
+        return handler(raw)
+    except (IndexError, ArithmeticError, TypeError) as exc:
+        raise CodecError(f"malformed {raw[0]!r} item: {exc}") from None
+
+
+def encode_value(value: Any) -> bytes:
+    """Bytes of any value built from registered classes, enums and builtins (tagged form)."""
+    return _encoder.encode(_to_tagged(value))
+
+
+def _sorted_sets(raw: Any) -> Any:
+    if type(raw) is list:
+        items = [_sorted_sets(x) for x in raw]
+        if items and items[0] in ("f", "s"):
+            items[1:] = sorted(items[1:], key=_encoder.encode)
+        return items
+    if type(raw) is dict:
+        return {k: _sorted_sets(v) for k, v in raw.items()}
+    return raw
+
+
+def canonical(value: Any) -> bytes:
+    """Bytes that are equal exactly when two values are the same representation: like
+    :func:`encode_value` with set members sorted. Stricter than ``==``, which calls
+    ``Decimal("1.0")`` and ``Decimal("1.00")`` equal although they round differently later."""
+    return _encoder.encode(_sorted_sets(_to_tagged(value)))
+
+
+_raw_decoder = msgspec.msgpack.Decoder()
+
+
+def decode_value(payload: bytes) -> Any:
+    """The value :func:`encode_value` encoded; :class:`CodecError` when it cannot be rebuilt."""
+    try:
+        raw = _raw_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise CodecError(f"payload is not msgpack: {exc}") from None
+    return _from_tagged(raw)

@@ -1,0 +1,914 @@
+"""The runtime: one reducer task, one channel, the journal before every command.
+
+Theory of operation
+-------------------
+Venue feeds, command executors, timers and signal handlers are tasks that only *send events*
+into one anyio memory channel. One reducer task reads it; it is the only code that calls
+``gridcore.step`` and the only writer of the state, so nothing is locked and there is no
+check-then-act window (seed 002 P0-2/3/4: shared balances mutated by many tasks).
+
+The reducer takes every event waiting on the channel (up to ``max_batch``), steps each, and
+appends all of them with the commands they produced to the journal in ONE transaction (group
+commit). Only after the commit returns does it hand the commands out: an event is durable before
+any command it produced is sent, so after a crash the state is a fold of the journal (seed 001
+#5, 002 P0-6, 003 #6). Events that produced no command owe no durability to anyone yet; they
+wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a crash loses at most that
+many market ticks, which recovery does not need: it reconciles with the venue).
+
+Commands, in the order the core emitted them:
+
+* order and request commands (and batches) go to the venue's adapter, at most
+  ``max_concurrency`` at once (an ``anyio.CapacityLimiter``; the rest wait in FIFO order). Each
+  gets exactly one terminal result event per order/request command it carries: the venue's
+  answer, ``CommandTimedOut`` after ``command_timeout_ms``, or ``CommandFailed`` carrying the
+  exception's text when the adapter raised (``not_applied`` only when the adapter raised a
+  :class:`VenueError` saying so). Answers missing from what the adapter returned become
+  ``CommandFailed`` with an unknown outcome; duplicates are dropped (seed 003 #5: no failure
+  returned as ``False`` and ignored).
+* ``StartTimer`` / ``CancelTimer`` go to the timer service (timers die with the process; the core
+  re-arms its maintenance timer on ``Started``).
+* ``Notify`` and ``Halt`` go to the ``on_notice`` callback. Notices never carry secrets: the
+  core never holds any.
+
+Time comes from an injectable :class:`Clock`. :class:`WallClock` is the real one.
+:class:`LockstepClock` is a simulated clock for the simulated venue: it advances to the next
+sleeper only when no work is pending anywhere (every event reduced, every spawned task asleep
+on the clock), and wakes sleepers one at a time in the order of an explicit key. Simulated time
+therefore never runs ahead of the bot, and a paper session is a deterministic function of its
+configuration, seed and fault profile — the same journal under asyncio and under trio, at any
+``--speed`` (``speed`` only paces the wakeups against the wall clock). To keep that promise,
+every task that uses the clock is started through :meth:`Sink.spawn` (or the runtime's own
+spawner), which counts it as work until it sleeps on the clock.
+
+Shutdown (SIGINT/SIGTERM, ``duration_ms`` or :meth:`Runtime.request_stop`): adapters are told
+to stop market data (:meth:`VenueAdapter.quiesce`), optionally the core is asked to cancel every
+order (``HaltRequested``), outstanding commands drain for ``drain_grace_ms``, then every task is
+cancelled and a final snapshot is written. A second signal skips the drain.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, assert_never
+
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from gridcore.commands import (
+    Batch,
+    CancelOrder,
+    CancelTimer,
+    Command,
+    Halt,
+    ModifyOrder,
+    Notify,
+    OrderCommand,
+    PlaceOrder,
+    RequestBalances,
+    RequestCommand,
+    RequestFills,
+    RequestOpenOrders,
+    RequestOrderStatus,
+    RequestPositions,
+    StartTimer,
+)
+from gridcore.core import State, step
+from gridcore.events import (
+    CommandFailed,
+    CommandTimedOut,
+    Event,
+    HaltRequested,
+    Started,
+    TimerFired,
+)
+from shells.journal import Journal, Reducer
+
+__all__ = [
+    "EXIT_HALT_REASON",
+    "K_COMMAND",
+    "K_DELIVERY",
+    "K_FEED",
+    "K_RUNTIME",
+    "K_TIMER",
+    "Clock",
+    "ExecCommand",
+    "LockstepClock",
+    "Runtime",
+    "RuntimeOptions",
+    "RuntimeStats",
+    "Sink",
+    "SleepKey",
+    "VenueAdapter",
+    "VenueError",
+    "WallClock",
+]
+
+#: Tie-breaker of sleepers due at the same time on a :class:`LockstepClock`: a tuple of ints
+#: whose first element is one of the ``K_*`` ranks below. Keys must be unique among sleepers.
+SleepKey: TypeAlias = tuple[int, ...]
+
+K_COMMAND = 0
+"""``(K_COMMAND, command_id, stage)``: a command's steps (the venue's and the timeout's)."""
+K_DELIVERY = 1
+"""``(K_DELIVERY, n)``: a delayed venue message."""
+K_TIMER = 2
+"""``(K_TIMER, command_id)``: a core timer."""
+K_FEED = 3
+"""``(K_FEED, index)``: a market-data tick."""
+K_RUNTIME = 4
+"""``(K_RUNTIME, n)``: the runtime's own deadlines (``duration_ms``)."""
+
+EXIT_HALT_REASON = "operator: cancel-on-exit at shutdown"
+"""The ``HaltRequested`` reason of a ``cancel_on_exit`` shutdown; the CLI resumes a bot halted
+for exactly this reason when it is started again."""
+
+#: Commands carried out by a venue adapter.
+ExecCommand: TypeAlias = Batch | OrderCommand | RequestCommand
+
+_OUT_OF_BAND = (StartTimer, CancelTimer, Notify, Halt)
+
+
+# --- clocks ------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Where the runtime and the adapters get time from (integer ms since the epoch).
+
+    ``hold``/``release`` count pending work for a lockstep clock; a wall clock ignores them.
+    """
+
+    def now(self) -> int:
+        """The current time, ms."""
+        ...
+
+    async def sleep_until(self, ts: int, key: SleepKey) -> None:
+        """Return at ``ts`` (``key`` orders sleepers due at the same time)."""
+        ...
+
+    async def park(self) -> None:
+        """Sleep until cancelled, without holding simulated time back."""
+        ...
+
+    def hold(self) -> None:
+        """One more unit of pending work."""
+        ...
+
+    def release(self) -> None:
+        """One unit of pending work is done."""
+        ...
+
+    async def run(self) -> None:
+        """The clock's own task (a lockstep clock's scheduler); runs until cancelled."""
+        ...
+
+    async def settle(self, done: Callable[[], bool], deadline: int) -> None:
+        """Return once ``done()`` holds while nothing is pending, or at ``deadline``."""
+        ...
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WallClock:
+    """Real time. Timers and timeouts sleep on the event loop's clock."""
+
+    def __init__(self, time_ms: Callable[[], int] = _wall_ms) -> None:
+        self._time_ms = time_ms
+
+    def now(self) -> int:
+        """Milliseconds since the Unix epoch."""
+        return self._time_ms()
+
+    async def sleep_until(self, ts: int, key: SleepKey) -> None:
+        """Sleep until ``ts`` (``key`` is ignored)."""
+        delay = (ts - self._time_ms()) / 1000
+        if delay > 0:
+            await anyio.sleep(delay)
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    async def park(self) -> None:
+        """Sleep until cancelled."""
+        await anyio.sleep_forever()
+
+    def hold(self) -> None:
+        """Nothing to count in real time."""
+
+    def release(self) -> None:
+        """Nothing to count in real time."""
+
+    async def run(self) -> None:
+        """Real time needs no task."""
+        await anyio.sleep_forever()
+
+    async def settle(self, done: Callable[[], bool], deadline: int) -> None:
+        """Poll ``done`` every 10 ms until it holds or ``deadline`` passes."""
+        while not done() and self._time_ms() < deadline:
+            await anyio.sleep(0.01)
+
+
+class _Sleeper:
+    __slots__ = ("dead", "event", "woken")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.woken = False
+        self.dead = False
+
+
+class LockstepClock:
+    """Simulated time that advances only when every piece of pending work is done.
+
+    ``start_ms`` is the simulated time at start. ``speed`` is simulated seconds per wall second
+    (``math.inf``: as fast as the bot goes). ``wall`` (seconds, monotonic) is injectable for
+    tests. See the module docstring for the contract.
+    """
+
+    def __init__(
+        self,
+        start_ms: int,
+        *,
+        speed: float = math.inf,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0 (simulated seconds per wall second), got {speed}")
+        self._now = start_ms
+        self.speed = speed
+        self._wall = wall
+        self._heap: list[tuple[int, SleepKey, int, _Sleeper]] = []
+        self._keys: set[tuple[int, SleepKey]] = set()
+        self._counter = 0
+        self._busy = 0
+        self._poke: anyio.Event | None = None
+        self._settle: tuple[Callable[[], bool], int, anyio.Event] | None = None
+        self.wakeups = 0
+        """Sleepers woken so far."""
+
+    def now(self) -> int:
+        """The simulated time, ms."""
+        return self._now
+
+    @property
+    def pending(self) -> int:
+        """Units of work pending (0 when time may advance)."""
+        return self._busy
+
+    def hold(self) -> None:
+        """One more unit of pending work: time stands still until it is released."""
+        self._busy += 1
+
+    def release(self) -> None:
+        """One unit of pending work is done."""
+        self._busy -= 1
+        if self._busy < 0:
+            raise RuntimeError("LockstepClock released more often than held (a runtime bug)")
+        if self._busy == 0 and self._poke is not None:
+            self._poke.set()
+
+    async def sleep_until(self, ts: int, key: SleepKey) -> None:
+        """Sleep until the scheduler reaches ``ts``; the caller's held unit is released while
+        it sleeps and held again (by the scheduler, before it wakes) when it returns."""
+        ts = max(ts, self._now)
+        ident = (ts, key)
+        if ident in self._keys:
+            raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
+        sleeper = _Sleeper()
+        self._keys.add(ident)
+        self._counter += 1
+        heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
+        self.release()
+        try:
+            await sleeper.event.wait()
+        except BaseException:
+            if not sleeper.woken:
+                sleeper.dead = True
+                self._keys.discard(ident)
+                self.hold()
+            raise
+
+    async def park(self) -> None:
+        """Sleep until cancelled; simulated time goes on without the caller."""
+        self.release()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.hold()
+
+    async def run(self) -> None:
+        """The scheduler: wait for quiescence, pace, wake the next sleeper; repeat."""
+        wall0, sim0 = self._wall(), self._now
+        heap = self._heap
+        while True:
+            if self._busy:
+                self._poke = anyio.Event()
+                await self._poke.wait()
+                continue
+            while heap and heap[0][3].dead:
+                heapq.heappop(heap)
+            if self._settle is not None:
+                done, deadline, settled = self._settle
+                if done() or not heap or heap[0][0] > deadline:
+                    self._settle = None
+                    settled.set()
+                    await anyio.sleep_forever()
+            if not heap:
+                self._poke = anyio.Event()
+                await self._poke.wait()
+                continue
+            ts = heap[0][0]
+            if self.speed != math.inf:
+                delay = wall0 + (ts - sim0) / 1000 / self.speed - self._wall()
+                if delay > 0:
+                    # Short slices: work arriving from outside (a signal) is noticed promptly.
+                    await anyio.sleep(min(delay, 0.05))
+                    continue
+            ts, key, _, sleeper = heapq.heappop(heap)
+            self._keys.discard((ts, key))
+            if ts > self._now:
+                self._now = ts
+            sleeper.woken = True
+            self._busy += 1  # the sleeper's unit, held on its behalf before it runs
+            self.wakeups += 1
+            sleeper.event.set()
+
+    async def settle(self, done: Callable[[], bool], deadline: int) -> None:
+        """Return when, with nothing pending, ``done()`` holds or the next sleeper is due after
+        ``deadline``; time then stops advancing."""
+        settled = anyio.Event()
+        self._settle = (done, deadline, settled)
+        if self._poke is not None:
+            self._poke.set()
+        await settled.wait()
+
+
+# --- venue adapters ------------------------------------------------------------------------------
+
+
+class VenueError(Exception):
+    """What an adapter raises for a failed command. ``not_applied`` says the venue certainly
+    did not act on it (refused before sending, or an explicit error reply); otherwise the outcome
+    is unknown and the core will look it up."""
+
+    def __init__(self, message: str, *, not_applied: bool = False) -> None:
+        super().__init__(message)
+        self.not_applied = not_applied
+
+
+class Sink:
+    """What the runtime offers an adapter: send events, start clock-aware tasks, ask to stop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    @property
+    def clock(self) -> Clock:
+        """The runtime's clock."""
+        return self._runtime.clock
+
+    async def emit(self, event: Event) -> None:
+        """Send one event to the reducer (waits when the channel is full)."""
+        await self._runtime._send(event)
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` in the runtime's task group, counted as work until it sleeps on
+        the clock (use this for every task that sleeps on the clock or emits events)."""
+        self._runtime._spawn(fn, *args)
+
+    def stop(self, reason: str) -> None:
+        """Ask for a graceful stop (the feed ended, for example)."""
+        self._runtime.request_stop(reason)
+
+
+class VenueAdapter(Protocol):
+    """One venue behind one small protocol.
+
+    ``run`` pushes the venue's stream (market data, order updates) through ``sink.emit`` until
+    cancelled; it returns only if the stream ended for good (the runtime then stops). ``execute``
+    carries out one order/request command (or batch) and returns the venue's answers, at least
+    one per inner command when it can; it may raise (:class:`VenueError` or anything else) and
+    the runtime turns that into ``CommandFailed``; the runtime's timeout turns silence into
+    ``CommandTimedOut``. ``quiesce`` stops market data at shutdown while order updates still
+    flow. An adapter makes no trading decision.
+    """
+
+    name: str
+
+    async def run(self, sink: Sink) -> None:
+        """Feed the venue's stream until cancelled."""
+        ...
+
+    async def execute(self, command: ExecCommand) -> Sequence[Event]:
+        """Carry out ``command``; return the venue's answers."""
+        ...
+
+    def quiesce(self) -> None:
+        """Stop market data (shutdown)."""
+        ...
+
+
+# --- the runtime --------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeOptions:
+    """Knobs of the runtime; the defaults suit paper and live trading alike.
+
+    ``max_batch``: most events per transaction. ``snapshot_every``: events between snapshots.
+    ``command_timeout_ms``: clock ms before a silent command is ``CommandTimedOut``.
+    ``max_concurrency``: commands in flight at once. ``flush_ms``: wall ms that command-free
+    events may wait for a commit. ``drain_grace_ms``: clock ms to drain at shutdown.
+    ``offload_commits``: commit in a worker thread so feeds keep flowing meanwhile.
+    """
+
+    max_batch: int = 256
+    snapshot_every: int = 1_000
+    command_timeout_ms: int = 5_000
+    max_concurrency: int = 16
+    flush_ms: int = 200
+    drain_grace_ms: int = 10_000
+    cancel_on_exit: bool = False
+    handle_signals: bool = True
+    offload_commits: bool = True
+    channel_size: int = 10_000
+
+    def __attrs_post_init__(self) -> None:
+        for name in (
+            "max_batch",
+            "snapshot_every",
+            "command_timeout_ms",
+            "max_concurrency",
+            "channel_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RuntimeOptions.{name} must be >= 1, got {getattr(self, name)}")
+        if self.flush_ms < 0 or self.drain_grace_ms < 0:
+            raise ValueError("RuntimeOptions.flush_ms and drain_grace_ms must be >= 0")
+
+
+@attrs.define(kw_only=True)
+class RuntimeStats:
+    """Counters of one run."""
+
+    events: int = 0
+    commits: int = 0
+    snapshots: int = 0
+    commands_sent: int = 0
+    timeouts: int = 0
+    failures: int = 0
+    notices: int = 0
+    stop_reason: str = ""
+    started_wall: float = attrs.field(factory=time.monotonic)
+
+
+NoticeHandler: TypeAlias = Callable[[Notify | Halt], None]
+
+
+class Runtime:
+    """Runs one bot: ``state`` (recovered or fresh, already in ``journal`` as its last
+    snapshot or fold), the venues' adapters and a clock.
+
+    ``start_events`` are fed right after ``Started`` (the CLI's resume of a cancel-on-exit
+    halt). ``on_notice`` receives every ``Notify`` and ``Halt``.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: State[Any],
+        journal: Journal,
+        venues: Sequence[VenueAdapter],
+        clock: Clock,
+        options: RuntimeOptions | None = None,
+        reducer: Reducer = step,
+        on_notice: NoticeHandler | None = None,
+        start_events: Sequence[Event] = (),
+    ) -> None:
+        self.clock = clock
+        self.options = options or RuntimeOptions()
+        self.stats = RuntimeStats()
+        self._state = state
+        self._journal = journal
+        self._venues: Mapping[str, VenueAdapter] = {v.name: v for v in venues}
+        self._reducer = reducer
+        self._on_notice = on_notice
+        self._start_events = tuple(start_events)
+        self._sink = Sink(self)
+        self._pending: list[tuple[Event, list[Command]]] = []
+        self._pending_commands = False
+        self._committing = 0
+        self._outstanding = 0
+        self._queue: deque[tuple[ExecCommand, object, VenueAdapter]] = deque()
+        self._timers: dict[str, anyio.CancelScope] = {}
+        self._stopping = False
+        self._ran = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._drain_scope: anyio.CancelScope | None = None
+        self._stop_event: anyio.Event | None = None
+        self._tx: MemoryObjectSendStream[Event] | None = None
+        self._rx: MemoryObjectReceiveStream[Event] | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def state(self) -> State[Any]:
+        """The state after the last event reduced."""
+        return self._state
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting in the channel plus events reduced but not yet committed."""
+        waiting = 0 if self._tx is None else self._tx.statistics().current_buffer_used
+        return waiting + len(self._pending) + self._committing
+
+    @property
+    def outstanding(self) -> int:
+        """Order/request commands handed out and not yet answered."""
+        return self._outstanding
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        assert self._tg is not None, "the runtime is not running"
+        clock = self.clock
+        clock.hold()
+
+        async def held() -> None:
+            try:
+                await fn(*args)
+            finally:
+                clock.release()
+
+        self._tg.start_soon(held)
+
+    async def _send(self, event: Event) -> None:
+        assert self._tx is not None, "the runtime is not running"
+        self.clock.hold()
+        try:
+            await self._tx.send(event)
+        except BaseException:
+            self.clock.release()
+            raise
+
+    async def emit(self, event: Event) -> None:
+        """Feed one event (an operator request, for example) to the running bot."""
+        await self._send(event)
+
+    def request_stop(self, reason: str) -> None:
+        """Begin a graceful shutdown (idempotent)."""
+        if self._stopping or self._stop_event is None:
+            return
+        self._stopping = True
+        self.stats.stop_reason = reason
+        # Held until the shutdown sequence has told the adapters and the core, so that a
+        # lockstep clock does not advance meanwhile.
+        self.clock.hold()
+        self._stop_event.set()
+
+    # --- the run -----------------------------------------------------------------------------
+
+    async def run(self, *, duration_ms: int | None = None) -> State[Any]:
+        """Run until stopped (signal, ``duration_ms`` of clock time, a feed ending, or
+        :meth:`request_stop`); returns the final state, journaled with a final snapshot.
+        Exceptions from any task propagate (after which nothing more is written)."""
+        if self._ran:
+            raise RuntimeError("a Runtime runs once; build a new one to run again")
+        self._ran = True
+        tx, rx = anyio.create_memory_object_stream[Event](self.options.channel_size)
+        self._tx, self._rx = tx, rx
+        self._limiter = anyio.CapacityLimiter(self.options.max_concurrency)
+        self._stop_event = anyio.Event()
+        async with tx, rx, anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._reduce_loop)
+            if self.options.handle_signals:
+                tg.start_soon(self._signals)
+            await self._send(Started(ts=self.clock.now()))
+            for event in self._start_events:
+                await self._send(event)
+            for adapter in self._venues.values():
+                self._spawn(self._feed, adapter)
+            if duration_ms is not None:
+                self._spawn(self._stop_at, self.clock.now() + duration_ms)
+            tg.start_soon(self.clock.run)
+            await self._stop_event.wait()
+            for adapter in self._venues.values():
+                adapter.quiesce()
+            if self.options.cancel_on_exit:
+                await self._send(HaltRequested(ts=self.clock.now(), reason=EXIT_HALT_REASON))
+            self.clock.release()  # the unit request_stop held
+            with anyio.CancelScope() as self._drain_scope:
+                await self.clock.settle(
+                    self._drained, self.clock.now() + self.options.drain_grace_ms
+                )
+            tg.cancel_scope.cancel()
+        self._final_flush()
+        return self._state
+
+    def _drained(self) -> bool:
+        return self._outstanding == 0 and not self._pending_commands
+
+    async def _feed(self, adapter: VenueAdapter) -> None:
+        await adapter.run(self._sink)
+        self.request_stop(f"{adapter.name}: feed ended")
+
+    async def _stop_at(self, deadline: int) -> None:
+        await self.clock.sleep_until(deadline, (K_RUNTIME, 0))
+        self.request_stop("duration reached")
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if not self._stopping:
+                    self.request_stop(f"signal {signal.Signals(signum).name}")
+                elif self._drain_scope is not None:
+                    self._drain_scope.cancel()  # a second signal: stop draining now
+
+    def _final_flush(self) -> None:
+        journal = self._journal
+        if self._pending:
+            journal.append(self._pending, snapshot=self._state)
+            self._pending = []
+            self.stats.commits += 1
+            self.stats.snapshots += 1
+        elif journal.last_snapshot_seq != journal.last_seq:
+            journal.write_snapshot(journal.last_seq, self._state)
+            self.stats.snapshots += 1
+
+    # --- the reducer ---------------------------------------------------------------------------
+
+    async def _reduce_loop(self) -> None:
+        assert self._rx is not None
+        rx = self._rx
+        max_batch = self.options.max_batch
+        flush_s = self.options.flush_ms / 1000
+        reducer = self._reducer
+        clock = self.clock
+        while True:
+            if self._pending:
+                first: Event | None = None
+                with anyio.move_on_after(flush_s):
+                    first = await rx.receive()
+                if first is None:
+                    await self._commit()
+                    continue
+            else:
+                first = await rx.receive()
+            batch = [first]
+            while len(batch) < max_batch:
+                try:
+                    batch.append(rx.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            try:
+                state = self._state
+                pending = self._pending
+                for event in batch:
+                    state, commands = reducer(state, event)
+                    pending.append((event, commands))
+                    if commands:
+                        self._pending_commands = True
+                self._state = state
+                self.stats.events += len(batch)
+                if self._pending_commands or len(pending) >= max_batch:
+                    await self._commit()
+            finally:
+                for _ in batch:
+                    clock.release()
+
+    async def _commit(self) -> None:
+        entries, self._pending = self._pending, []
+        journal = self._journal
+        snapshot = None
+        if (
+            journal.last_seq + len(entries) - journal.last_snapshot_seq
+            >= self.options.snapshot_every
+        ):
+            snapshot = self._state
+        self._committing = len(entries)
+        try:
+            if self.options.offload_commits:
+                await anyio.to_thread.run_sync(
+                    functools.partial(journal.append, entries, snapshot=snapshot)
+                )
+            else:
+                journal.append(entries, snapshot=snapshot)
+        finally:
+            self._committing = 0
+        self.stats.commits += 1
+        if snapshot is not None:
+            self.stats.snapshots += 1
+        self._pending_commands = False
+        # Durable: now, and only now, the commands leave, in the order the core emitted them.
+        for _, commands in entries:
+            for command in commands:
+                self._dispatch(command)
+
+    def _dispatch(self, command: Command) -> None:
+        match command:
+            case StartTimer():
+                self._start_timer(command)
+            case CancelTimer():
+                self._cancel_timer(command.timer_id)
+            case Notify() | Halt():
+                self.stats.notices += 1
+                if self._on_notice is not None:
+                    self._on_notice(command)
+            case (
+                Batch()
+                | PlaceOrder()
+                | CancelOrder()
+                | ModifyOrder()
+                | RequestPositions()
+                | RequestBalances()
+                | RequestOpenOrders()
+                | RequestFills()
+                | RequestOrderStatus()
+            ):
+                self._submit(command)
+            case _:
+                assert_never(command)
+
+    # --- timers --------------------------------------------------------------------------------
+
+    def _cancel_timer(self, timer_id: str) -> None:
+        scope = self._timers.pop(timer_id, None)
+        if scope is not None:
+            # The timer's task is asleep on the clock: hold a unit for it until it has woken
+            # from the cancellation (it releases it), so time cannot move in between.
+            self.clock.hold()
+            scope.cancel()
+
+    def _start_timer(self, command: StartTimer) -> None:
+        self._cancel_timer(command.timer_id)  # starting an id again replaces it
+        scope = anyio.CancelScope()
+        self._timers[command.timer_id] = scope
+        self._spawn(self._timer, command, scope)
+
+    async def _timer(self, command: StartTimer, scope: anyio.CancelScope) -> None:
+        fire_at = command.fire_at
+        every = command.every_ms
+        try:
+            await self._timer_loop(command, scope, fire_at, every)
+        finally:
+            if scope.cancel_called:
+                self.clock.release()  # the unit _cancel_timer held for us
+
+    async def _timer_loop(
+        self, command: StartTimer, scope: anyio.CancelScope, fire_at: int, every: int | None
+    ) -> None:
+        with scope:
+            while True:
+                await self.clock.sleep_until(fire_at, (K_TIMER, command.command_id))
+                if not every and self._timers.get(command.timer_id) is scope:
+                    # One-shot: forget it first, so that a restart of the id while the event is
+                    # on its way does not cancel the delivery.
+                    del self._timers[command.timer_id]
+                await self._send(
+                    TimerFired(ts=max(self.clock.now(), fire_at), timer_id=command.timer_id)
+                )
+                if not every:
+                    return
+                fire_at += every  # periodic: on its own schedule, like the backtest runner
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def _submit(self, command: ExecCommand) -> None:
+        assert self._limiter is not None
+        self._outstanding += 1
+        adapter = self._venues.get(command.venue)
+        if adapter is None:
+            self._spawn(self._refuse, command)
+            return
+        token = object()
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            self._queue.append((command, token, adapter))
+            return
+        self._spawn(self._execute, adapter, command, token)
+
+    async def _refuse(self, command: ExecCommand) -> None:
+        try:
+            reason = f"no venue adapter for {command.venue!r}; configured: {sorted(self._venues)}"
+            for inner in _inner(command):
+                await self._send(
+                    CommandFailed(
+                        ts=self.clock.now(),
+                        command_id=inner.command_id,
+                        reason=reason,
+                        not_applied=True,
+                    )
+                )
+        finally:
+            self._outstanding -= 1
+
+    async def _execute(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
+        assert self._limiter is not None
+        try:
+            self.stats.commands_sent += 1
+            for event in await self._call(adapter, command):
+                await self._send(event)
+        finally:
+            self._limiter.release_on_behalf_of(token)
+            self._outstanding -= 1
+            if self._queue:
+                queued, queued_token, queued_adapter = self._queue.popleft()
+                self._limiter.acquire_on_behalf_of_nowait(queued_token)
+                self._spawn(self._execute, queued_adapter, queued, queued_token)
+
+    async def _call(self, adapter: VenueAdapter, command: ExecCommand) -> list[Event]:
+        clock = self.clock
+        deadline = clock.now() + self.options.command_timeout_ms
+        outcome: list[Event] | Exception | None = None
+        timed_out = False
+        async with anyio.create_task_group() as tg:
+
+            async def watchdog() -> None:
+                nonlocal timed_out
+                await clock.sleep_until(deadline, (K_COMMAND, command.command_id, 9))
+                timed_out = True
+                # The adapter may be asleep on the clock: hold a unit for it until it has woken
+                # from the cancellation (released below), so time cannot move in between.
+                clock.hold()
+                tg.cancel_scope.cancel()
+
+            started = False
+
+            async def held_watchdog() -> None:
+                nonlocal started
+                started = True
+                try:
+                    await watchdog()
+                finally:
+                    clock.release()
+
+            clock.hold()
+            tg.start_soon(held_watchdog)
+            try:
+                outcome = list(await adapter.execute(command))
+            except Exception as exc:
+                outcome = exc
+            tg.cancel_scope.cancel()
+        if not started:
+            # Cancelled before it ran (asyncio never runs such a task): its unit is ours to free.
+            clock.release()
+        if timed_out:
+            clock.release()  # the unit the watchdog held for us
+        return self._results(command, outcome, timed_out)
+
+    def _results(
+        self, command: ExecCommand, outcome: list[Event] | Exception | None, timed_out: bool
+    ) -> list[Event]:
+        """Exactly one terminal result per inner command, whatever the adapter did."""
+        now = self.clock.now()
+        inner = _inner(command)
+        if outcome is None or isinstance(outcome, Exception):
+            if isinstance(outcome, Exception):
+                self.stats.failures += 1
+                reason = f"{type(outcome).__name__}: {outcome}"
+                not_applied = isinstance(outcome, VenueError) and outcome.not_applied
+                return [
+                    CommandFailed(
+                        ts=now, command_id=c.command_id, reason=reason, not_applied=not_applied
+                    )
+                    for c in inner
+                ]
+            assert timed_out
+            self.stats.timeouts += 1
+            return [CommandTimedOut(ts=now, command_id=c.command_id) for c in inner]
+        wanted = {c.command_id for c in inner}
+        answered: set[int] = set()
+        out: list[Event] = []
+        for event in outcome:
+            cid = getattr(event, "command_id", None)
+            if cid is None:
+                out.append(event)  # a stream-like message the answer carried (a fill)
+            elif cid in wanted and cid not in answered:
+                answered.add(cid)
+                out.append(event)
+            # else: a second answer, or one for another command: exactly one result each.
+        for c in inner:
+            if c.command_id not in answered:
+                out.append(
+                    CommandFailed(
+                        ts=now,
+                        command_id=c.command_id,
+                        reason=f"{command.venue}: the venue's answer did not mention this command",
+                    )
+                )
+        return out
+
+
+def _inner(command: ExecCommand) -> tuple[OrderCommand | RequestCommand, ...]:
+    if type(command) is Batch:
+        return command.commands
+    return (command,)  # type: ignore[return-value]

@@ -1,0 +1,385 @@
+"""The simulated venue adapter: the exchange model, a synthetic market, latency and faults.
+
+Theory of operation
+-------------------
+:class:`SimVenue` implements :class:`~shells.runtime.VenueAdapter` over
+:class:`gridcore.sim.SimExchange` and the seeded market of :func:`gridcore.sim.make_path`,
+on a :class:`~shells.runtime.LockstepClock` (simulated time; ``speed`` simulated seconds per wall
+second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in real tasks:
+
+* the feed task sleeps until each tick's time, lets the exchange match it, sends the stream
+  messages that produced (fills first, then the quote, as the backtest does) and draws the
+  feed's disconnects: while the feed is down quotes and stream messages are lost, then
+  ``FeedReconnected`` arrives;
+* a command reaches the exchange ``latency_ms`` after it was sent and its answer comes back
+  ``latency_ms`` (plus a drawn delay) later. :class:`gridcore.sim.FaultInjector` decides each
+  command's fate — delivered, failed before the venue saw it, lost, or applied with the answer
+  lost — and each stream message's: on time, lost, or duplicated. A lost answer is left to the
+  runtime's timeout, as it would be with a real venue. Every draw happens at a point of
+  simulated time the lockstep clock orders, so a seed replays the same faults.
+
+The simulated venue stands for an external exchange, so it must survive the bot: its state
+(the exchange with its resting orders, positions and fills, the fault injector, the market's
+position, the clock, and how many times each client order id was received) lives in its own
+SQLite file next to the journal (``JOURNAL.venue``). It is written, in one transaction, after
+every change and *before* the venue answers, and read back when ``gridcore run`` starts again,
+so a killed and restarted bot continues against the same venue. Messages in flight when the bot
+died are lost, as on a closed connection. The file is the simulation's private state and is
+pickled (standard library): never load a ``.venue`` file you did not write.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from gridcore.commands import Batch, CancelOrder, ModifyOrder, PlaceOrder
+from gridcore.config import BotConfig
+from gridcore.events import (
+    CommandFailed,
+    Event,
+    FeedDisconnected,
+    FeedReconnected,
+    FundingPaid,
+    OrderFilled,
+    OrderPartiallyFilled,
+    QuoteTicked,
+)
+from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
+from gridcore.sim.faults import Fate, FaultInjector
+from shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
+
+__all__ = ["SimVenue", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
+
+_VERSION = 1
+_PERSIST_EVERY_TICKS = 50
+
+
+class VenueStoreError(Exception):
+    """The venue file cannot be used with this session (wrong configuration, damaged)."""
+
+
+def venue_path(journal: str | os.PathLike[str]) -> Path:
+    """Where the simulated venue of the journal at ``journal`` keeps its state."""
+    return Path(f"{os.fspath(journal)}.venue")
+
+
+def fingerprint(config: BotConfig) -> str:
+    """What must not change between runs against one venue file: venue, instrument, market."""
+    return repr((config.venue, config.instrument, config.market))
+
+
+@attrs.define(kw_only=True)
+class VenueState:
+    """Everything the simulated venue is, pickled whole into its file."""
+
+    exchange: SimExchange
+    injector: FaultInjector
+    seed: int
+    faults: str
+    fingerprint: str
+    now: int
+    next_index: int = 0
+    placed: dict[str, int] = attrs.field(factory=dict)
+    """How many times each client order id arrived in a ``PlaceOrder`` (1, unless a bot re-sent
+    one: the crash test checks)."""
+    version: int = _VERSION
+
+    @property
+    def touched(self) -> bool:
+        """True once any command reached the venue."""
+        return bool(self.exchange.orders) or bool(self.placed)
+
+
+class VenueStore:
+    """The venue's SQLite file: one row, replaced atomically."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # A process kill (the failure simulated here) cannot lose a committed WAL
+            # transaction even without an fsync; the venue stands in for a remote service.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS venue "
+                "(id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER, payload BLOB)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise VenueStoreError(f"{self.path}: not a simulated-venue file ({exc})") from None
+
+    def load(self) -> VenueState | None:
+        """The saved venue, or ``None`` when nothing was saved yet."""
+        row = self._conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        try:
+            state = pickle.loads(row[0])
+        except Exception as exc:
+            raise VenueStoreError(
+                f"{self.path}: the simulated venue's state cannot be read ({exc}); delete the "
+                f"file only together with its journal"
+            ) from None
+        if not isinstance(state, VenueState) or state.version != _VERSION:
+            raise VenueStoreError(f"{self.path}: written by another gridcore version")
+        return state
+
+    def save(self, state: VenueState) -> None:
+        """Replace the saved venue (one transaction)."""
+        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)",
+            (int(time.time() * 1000), payload),
+        )
+
+    def close(self) -> None:
+        """Close the file."""
+        self._conn.close()
+
+
+def open_venue_state(
+    store: VenueStore,
+    config: BotConfig,
+    *,
+    seed: int | None,
+    faults: str | None,
+) -> tuple[VenueState, list[str]]:
+    """The saved venue (or a fresh one for ``config``), with notes on what changed.
+
+    ``seed`` and ``faults`` of ``None`` keep the saved ones (fresh: the market seed and no
+    faults). A different seed or configuration for an existing venue is an error; a different
+    fault profile is applied from now on (the venue's fault plan is a test knob).
+    """
+    notes: list[str] = []
+    saved = store.load()
+    if saved is None:
+        use_seed = config.market.seed if seed is None else seed
+        plan = profile(faults or "none")
+        state = VenueState(
+            exchange=make_exchange(config, start_ts=config.market.start_ts),
+            injector=FaultInjector(plan, use_seed),
+            seed=use_seed,
+            faults=plan.name,
+            fingerprint=fingerprint(config),
+            now=config.market.start_ts,
+        )
+        store.save(state)
+        return state, notes
+    if saved.fingerprint != fingerprint(config):
+        raise VenueStoreError(
+            f"{store.path}: this simulated venue was created with another [venue], [instrument] "
+            f"or [market] configuration; resume with the journal's configuration"
+        )
+    if seed is not None and seed != saved.seed:
+        raise VenueStoreError(
+            f"{store.path}: this simulated venue runs seed {saved.seed}, not {seed}; omit "
+            f"--seed to resume it"
+        )
+    if faults is not None and faults != saved.faults:
+        new_plan: FaultPlan = profile(faults)
+        saved.injector.plan = new_plan
+        saved.injector.enabled = new_plan.active
+        notes.append(f"fault profile {saved.faults} -> {new_plan.name}")
+        saved.faults = new_plan.name
+        store.save(saved)
+    return saved, notes
+
+
+class SimVenue:
+    """The simulated venue as a :class:`~shells.runtime.VenueAdapter`.
+
+    ``state`` comes from :func:`open_venue_state`; ``clock`` should be a
+    :class:`~shells.runtime.LockstepClock` started at :meth:`resume_time`.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: BotConfig,
+        state: VenueState,
+        store: VenueStore | None,
+        clock: Clock,
+        latency_ms: int = 50,
+    ) -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        self.config = config
+        self.name = config.venue.name
+        self.venue = state
+        self._store = store
+        self._clock = clock
+        self._latency = latency_ms
+        self._sink: Sink | None = None
+        self._quiesced = False
+        self._down_until: int | None = None
+        self._deliveries = 0
+        self._ticks_since_save = 0
+        self.ticks = 0
+        """Ticks matched by this process."""
+
+    @property
+    def exchange(self) -> SimExchange:
+        """The exchange model."""
+        return self.venue.exchange
+
+    @staticmethod
+    def resume_time(state: VenueState, bot_now: int) -> int:
+        """Where simulated time continues: never before the venue's or the bot's last time."""
+        return max(state.now, bot_now)
+
+    def _save(self) -> None:
+        self.venue.now = self._clock.now()
+        self._ticks_since_save = 0
+        if self._store is not None:
+            self._store.save(self.venue)
+
+    def close(self) -> None:
+        """Save the venue one last time and close its file."""
+        self._save()
+        if self._store is not None:
+            self._store.close()
+
+    # --- the feed ----------------------------------------------------------------------------
+
+    def _ticks(self) -> Iterator[tuple[int, QuoteTicked]]:
+        m = self.config.market
+        now = self._clock.now()
+        by_time = 0
+        if now > m.start_ts:
+            # The first tick at or after now. Seeing the tick at ``now`` again is harmless: the
+            # same quote matches nothing new and funding is booked once (next_funding_ts).
+            by_time = -((m.start_ts - now) // m.interval_ms)
+        start = max(self.venue.next_index, by_time)
+        path = make_path(self.config, seed=self.venue.seed)
+        return itertools.islice(enumerate(path), start, None)
+
+    async def run(self, sink: Sink) -> None:
+        """Feed ticks and stream messages until cancelled; returns when the market path ends
+        (after asking the runtime to stop)."""
+        self._sink = sink
+        clock = self._clock
+        exchange = self.exchange
+        injector = self.venue.injector
+        plan = injector.plan
+        venue = self.name
+        for index, tick in self._ticks():
+            await clock.sleep_until(tick.ts, (K_FEED, index))
+            if self._quiesced:
+                await clock.park()
+            self.venue.next_index = index + 1
+            self.ticks += 1
+            events = exchange.on_tick(tick)
+            self._ticks_since_save += 1
+            if events or self._ticks_since_save >= _PERSIST_EVERY_TICKS:
+                self._save()
+            ts = tick.ts
+            reconnected = disconnected = False
+            if injector.enabled and plan.disconnect_ppm:
+                if self._down_until is not None and ts >= self._down_until:
+                    self._down_until = None
+                    reconnected = True
+                elif self._down_until is None and injector.disconnect():
+                    self._down_until = ts + plan.disconnect_ms
+                    disconnected = True
+            await self._route(events, ts)
+            if reconnected:
+                await sink.emit(FeedReconnected(ts=ts, venue=venue))
+            if disconnected:
+                await sink.emit(FeedDisconnected(ts=ts, venue=venue, reason="simulated outage"))
+            if self._down_until is None:
+                await sink.emit(tick)
+        sink.stop(f"{venue}: the synthetic market ended (market.ticks)")
+        await clock.park()
+
+    def quiesce(self) -> None:
+        """Stop the market (shutdown); answers and order updates still flow."""
+        self._quiesced = True
+
+    async def _route(self, events: Sequence[Event], now: int) -> None:
+        sink = self._sink
+        assert sink is not None
+        injector = self.venue.injector
+        for event in events:
+            if isinstance(event, FundingPaid):
+                # Booked like a statement, not a stream message: never lost (as in backtests).
+                await sink.emit(event)
+                continue
+            is_fill = isinstance(event, OrderFilled | OrderPartiallyFilled)
+            delays = injector.stream_delays(is_fill=is_fill, feed_down=self._down_until is not None)
+            for delay in delays:
+                if delay == 0:
+                    await sink.emit(event)
+                else:
+                    self._deliveries += 1
+                    sink.spawn(self._deliver_later, now + delay, self._deliveries, event)
+
+    async def _deliver_later(self, ts: int, n: int, event: Event) -> None:
+        assert self._sink is not None
+        await self._clock.sleep_until(ts, (K_DELIVERY, n))
+        await self._sink.emit(event)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    async def execute(self, command: ExecCommand) -> Sequence[Event]:
+        """Carry ``command`` to the exchange after the latency; answer after the latency."""
+        if self._sink is None:
+            raise RuntimeError("SimVenue.execute called before run(): start the feed first")
+        clock = self._clock
+        cid = command.command_id
+        inner = command.commands if isinstance(command, Batch) else (command,)
+        await clock.sleep_until(clock.now() + self._latency, (K_COMMAND, cid, 0))
+        now = clock.now()
+        injector = self.venue.injector
+        fate = injector.command_fate()
+        if fate is Fate.REST_ERROR:
+            return [
+                CommandFailed(
+                    ts=now,
+                    command_id=c.command_id,
+                    reason="simulated REST error",
+                    not_applied=True,
+                )
+                for c in inner
+            ]
+        if fate is Fate.TIMEOUT_LOST:
+            await clock.park()  # lost on the way: only the runtime's timeout answers
+        changes = False
+        for c in inner:
+            if isinstance(c, PlaceOrder):
+                self.venue.placed[c.cloid] = self.venue.placed.get(c.cloid, 0) + 1
+            changes = changes or isinstance(c, PlaceOrder | CancelOrder | ModifyOrder)
+        events = self.exchange.handle(command, now)
+        if changes:
+            self._save()  # durable before the venue says anything about it
+        answers = [e for e in events if getattr(e, "command_id", None) is not None]
+        stream = [e for e in events if getattr(e, "command_id", None) is None]
+        await self._route(stream, now)
+        if fate is Fate.TIMEOUT_APPLIED:
+            await clock.park()  # applied, but the answer is lost
+        delay = injector.answer_delay()
+        await clock.sleep_until(now + self._latency + delay, (K_COMMAND, cid, 1))
+        return answers
+
+
+def describe(state: VenueState) -> dict[str, Any]:
+    """A small summary of the venue for status lines and tests."""
+    ex = state.exchange
+    return {
+        "now": state.now,
+        "orders": len(ex.orders),
+        "open_orders": len(ex.open_orders()),
+        "fills": len(ex.fills),
+        "cash": str(ex.cash),
+        "faults": state.faults,
+        "seed": state.seed,
+        "max_sends_per_cloid": max(state.placed.values(), default=0),
+    }
