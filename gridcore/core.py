@@ -769,16 +769,18 @@ class _Tx(Generic[S]):
     # --- risk --------------------------------------------------------------------------------------
 
     def check_drawdown(self) -> None:
-        cfg = self.config.risk
-        if self.risk.halted:
-            return
+        """Track the peak of net PnL and the worst fall from it; halt past ``max_drawdown``."""
+        risk = self.risk
         pnl = _net_pnl(self.ledger, self.quotes)
-        peak = self.risk.peak_pnl
-        if pnl > peak:
-            self.risk = attrs.evolve(self.risk, peak_pnl=pnl)
+        if pnl > risk.peak_pnl:
+            self.risk = attrs.evolve(risk, peak_pnl=pnl)
             return
-        if cfg.max_drawdown is not None and CTX.subtract(peak, pnl) >= cfg.max_drawdown:
-            self.halt(f"drawdown {CTX.subtract(peak, pnl)} reached max_drawdown {cfg.max_drawdown}")
+        fall = CTX.subtract(risk.peak_pnl, pnl)
+        if fall > risk.worst_drawdown:
+            self.risk = attrs.evolve(risk, worst_drawdown=fall)
+        limit = self.config.risk.max_drawdown
+        if limit is not None and fall >= limit and not risk.halted:
+            self.halt(f"drawdown {fall} reached max_drawdown {limit}")
 
     def error(self, what: str, batch: int | None = None) -> None:
         if batch is not None and batch == self.risk.last_error_batch:

@@ -67,7 +67,8 @@ class RiskState:
 
     ``reserved`` is the total margin held per venue by live orders; ``recent_orders`` the
     timestamps of placements inside the velocity window; ``peak_pnl`` the best net PnL (realized
-    − fees + funding + unrealized) seen, for the drawdown halt. ``last_error_batch`` lets the
+    − fees + funding + unrealized) seen, for the drawdown halt, and ``worst_drawdown`` the largest
+    fall from a peak measured so far (on fills, funding and the maintenance timer). ``last_error_batch`` lets the
     error streak count a failed batch once.
     """
 
@@ -76,6 +77,7 @@ class RiskState:
     recent_orders: tuple[int, ...] = ()
     error_streak: int = 0
     peak_pnl: Decimal = ZERO
+    worst_drawdown: Decimal = ZERO
     halted: bool = False
     halt_reason: str = ""
     last_refusal: str = ""

@@ -62,11 +62,9 @@ _MAX_VIOLATIONS = 100
 #: A bot reducer: ``step(state, event) -> (state, commands)``.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
 _NO_FAULTS = FaultPlan()
-# Drawdown and max position are measured after these events (fills, and the kernel's periodic
-# timer), never at plot samples, so asking for a plot cannot change the summary.
-_PNL_EVENTS = frozenset(
-    {OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported, TimerFired}
-)
+# The largest position is measured after the events that move positions, never at plot samples,
+# so asking for a plot cannot change the summary (drawdown is the kernel's own measure).
+_FILL_EVENTS = frozenset({OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported})
 
 
 @attrs.frozen(kw_only=True)
@@ -167,8 +165,6 @@ class _Run:
         self.cloids: set[str] = set()
         self.results: dict[int, int] = {}
         self.samples: list[Sample] = []
-        self.peak = ZERO
-        self.max_drawdown = ZERO
         self.max_position = ZERO
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -213,23 +209,26 @@ class _Run:
         if commands:
             self.execute(commands, event.ts)
         after = self.state
-        if type(event) in _PNL_EVENTS:
-            self.track_pnl(event.ts)
+        if type(event) in _FILL_EVENTS:
+            self.track_position()
         b0, b1 = before.books, after.books
         r0, r1 = b0.risk, b1.risk
         # The state invariants read orders, the ledger, reservations, balances and the
         # strategy: skip the check when none of them moved (most timers).
-        if type(event) is not QuoteTicked and (
-            b1.orders is not b0.orders
-            or b1.ledger is not b0.ledger
-            or r1.reserved is not r0.reserved
-            or r1.balances is not r0.balances
-            or after.strategy is not before.strategy
+        if (
+            self.check_every_step
+            and type(event) is not QuoteTicked
+            and (
+                b1.orders is not b0.orders
+                or b1.ledger is not b0.ledger
+                or r1.reserved is not r0.reserved
+                or r1.balances is not r0.balances
+                or after.strategy is not before.strategy
+            )
         ):
-            if self.check_every_step:
-                found = check_state(self.state)
-                if found:
-                    self.violate(found)
+            found = check_state(self.state)
+            if found:
+                self.violate(found)
 
     def execute(self, commands: list[Command], now: int) -> None:
         for command in commands:
@@ -333,13 +332,7 @@ class _Run:
                 for delay in injector.stream_delays(is_fill=is_fill, feed_down=feed_down):
                     self.push(now + delay, _EVENT, event)
 
-    def track_pnl(self, ts: int) -> None:
-        pnl = self.state.net_pnl()
-        if pnl > self.peak:
-            self.peak = pnl
-        dd = CTX.subtract(self.peak, pnl)
-        if dd > self.max_drawdown:
-            self.max_drawdown = dd
+    def track_position(self) -> None:
         for pos in self.state.ledger.positions.values():
             if abs(pos.qty) > self.max_position:
                 self.max_position = abs(pos.qty)
@@ -519,7 +512,7 @@ def run_backtest(
                     )
                 ]
             )
-    run.track_pnl(final.now)
+    run.track_position()
     totals = final.ledger.totals()
     unrealized = ZERO
     final_position = ZERO
@@ -554,7 +547,7 @@ def run_backtest(
         fees=totals.fees,
         funding=totals.funding,
         net_pnl=_money(CTX.add(totals.net, unrealized)),
-        max_drawdown=_money(run.max_drawdown),
+        max_drawdown=_money(final.risk.worst_drawdown),
         max_position=run.max_position,
         final_position=final_position,
         recenters=grid.recenters if isinstance(grid, NeutralGrid) else 0,
