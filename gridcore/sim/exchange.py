@@ -169,16 +169,17 @@ class SimExchange:
         return total
 
     def used_margin(self) -> Decimal:
-        lev = self.config.leverage
-        used = ZERO
+        """Initial margin of every position (at the mark) and every resting order, in quote."""
+        notional = ZERO
         for (symbol, _side), pos in self.positions.items():
-            mark = self.mark(symbol) or pos.avg_entry
-            used = CTX.add(used, CTX.divide(CTX.multiply(abs(pos.qty), mark), lev))
+            if pos.qty:
+                mark = self.mark(symbol) or pos.avg_entry
+                notional = CTX.add(notional, CTX.multiply(abs(pos.qty), mark))
         for book in self.resting.values():
             for o in book.values():
                 if not o.reduce_only:
-                    used = CTX.add(used, CTX.divide(CTX.multiply(o.remaining, o.price), lev))
-        return used
+                    notional = CTX.add(notional, CTX.multiply(o.remaining, o.price))
+        return CTX.divide(notional, self.config.leverage)
 
     def open_orders(self) -> list[SimOrder]:
         return [o for book in self.resting.values() for o in book.values()]
