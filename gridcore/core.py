@@ -960,7 +960,10 @@ class _Tx(Generic[S]):
         pending = vs.pending - {command_id}
         self.put_venue(venue, attrs.evolve(vs, pending=pending))
         if not pending and vs.phase is SyncPhase.SYNCING:
-            self.put_venue(venue, attrs.evolve(vs, pending=pending, phase=SyncPhase.SYNCED))
+            # A completed round closes its cause: the next cause gets its own attempts.
+            self.put_venue(
+                venue, attrs.evolve(vs, pending=pending, phase=SyncPhase.SYNCED, attempts=0)
+            )
             self.notify(Level.INFO, "synced", f"{venue} reconciled")
             self.flush_changes()
             self.tell_strategy("on_ready", venue)
@@ -970,7 +973,11 @@ class _Tx(Generic[S]):
         if command_id not in vs.pending:
             return
         if vs.attempts >= self.config.max_sync_attempts:
-            self.put_venue(flight.venue, attrs.evolve(vs, pending=vs.pending - {command_id}))
+            # Give up this round (bounded: seed 001 #3) and say so; the venue is UNSYNCED, so
+            # the next cause (a reconnect, the periodic round, a resume) starts a fresh one.
+            self.put_venue(
+                flight.venue, attrs.evolve(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED)
+            )
             self.halt(
                 f"{flight.venue} could not be reconciled: {flight.kind} request failed "
                 f"{vs.attempts + 1} times (last: {reason})"
@@ -995,7 +1002,9 @@ class _Tx(Generic[S]):
         vs = self.venue(venue)
         if not drift:
             if vs.drift:
-                self.put_venue(venue, attrs.evolve(vs, drift={}))
+                # The drift was explained (a fill arrived): its re-checks no longer count.
+                attempts = 0 if vs.phase is SyncPhase.SYNCED else vs.attempts
+                self.put_venue(venue, attrs.evolve(vs, drift={}, attempts=attempts))
             return
         by_key = {(venue, p.symbol, p.position_side): p for p in report.positions}
         unconfirmed: dict[PositionKey, tuple[Decimal, int, int]] = {}
@@ -1007,7 +1016,7 @@ class _Tx(Generic[S]):
             # after it was first seen has been answered (a fill on its way explains a drift
             # until then; adopting early would count that fill twice).
             confirmed = same and seen is not None and vs.fills_checked >= seen[2]
-            if confirmed or vs.attempts >= self.config.max_sync_attempts:
+            if confirmed:
                 reported = by_key.get(key)
                 qty = reported.qty if reported is not None else ZERO
                 entry = reported.entry_price if reported is not None else ZERO
@@ -1027,14 +1036,36 @@ class _Tx(Generic[S]):
             self.check_drawdown()
             return
         vs = self.venue(venue)
+        described = ", ".join(f"{k[1]} {k[2].value} {d}" for k, (d, _, _) in unconfirmed.items())
+        in_flight = {f.kind for f in self.inflight.values() if f.venue == venue}
+        extra: set[int] = set()
+        attempts = vs.attempts
+        if "fills" in in_flight:
+            # The fill that explains the difference may be in that answer: wait for it, and
+            # make sure a positions request follows it to look again. Not a new attempt.
+            if "positions" not in in_flight:
+                extra.add(self.request("positions", venue))
+        elif attempts < self.config.max_sync_attempts:
+            extra = {self.request("fills", venue), self.request("positions", venue)}
+            attempts += 1
+        else:
+            # Never adopt a difference a fill on its way may explain (that fill would then be
+            # counted twice); stop and say so. The next cause starts a fresh round.
+            self.put_venue(
+                venue,
+                attrs.evolve(vs, drift=unconfirmed, phase=SyncPhase.UNSYNCED, pending=frozenset()),
+            )
+            self.halt(
+                f"{venue}: positions differ from the ledger by {described} after "
+                f"{attempts} re-checks"
+            )
+            return
         self.notify(
             Level.WARNING,
             "position_drift",
-            f"{venue}: positions differ from the ledger by "
-            f"{', '.join(f'{k[1]} {k[2].value} {d}' for k, (d, _, _) in unconfirmed.items())}; "
+            f"{venue}: positions differ from the ledger by {described}; "
             f"re-checking fills and positions",
         )
-        extra = {self.request("fills", venue), self.request("positions", venue)}
         self.put_venue(
             venue,
             attrs.evolve(
@@ -1042,7 +1073,7 @@ class _Tx(Generic[S]):
                 drift=unconfirmed,
                 phase=SyncPhase.SYNCING,
                 pending=vs.pending | extra,
-                attempts=vs.attempts + 1,
+                attempts=attempts,
             ),
         )
 
@@ -1145,20 +1176,15 @@ class _Tx(Generic[S]):
             case FeedReconnected():
                 vs = self.venue(event.venue)
                 self.put_venue(event.venue, attrs.evolve(vs, feed_up=True))
-                if vs.phase is SyncPhase.SYNCING:
-                    # Already reconciling: only the gap since the requests went out needs
-                    # covering; one more fills request (bounded), not a restart (seed 001 #3).
-                    if vs.attempts < self.config.max_sync_attempts:
-                        again = self.request("fills", event.venue)
-                        self.put_venue(
-                            event.venue,
-                            attrs.evolve(
-                                vs,
-                                feed_up=True,
-                                pending=vs.pending | {again},
-                                attempts=vs.attempts + 1,
-                            ),
-                        )
+                if vs.phase is SyncPhase.SYNCING and vs.pending:
+                    # Already reconciling: the requests out may predate the gap this reconnect
+                    # closes, so one more fills request joins the round. A reconnect is a cause
+                    # from outside, so this cannot loop on itself (seed 001 #3).
+                    again = self.request("fills", event.venue)
+                    self.put_venue(
+                        event.venue,
+                        attrs.evolve(vs, feed_up=True, pending=vs.pending | {again}),
+                    )
                 else:
                     self.begin_sync(event.venue)
             case MessageMalformed():
@@ -1376,11 +1402,14 @@ class _Tx(Generic[S]):
             if balance is not None and self.now - balance.ts > half_age:
                 self.ensure_balance_request(venue)
             vs = self.venue(venue)
-            if (
+            due = (
                 self.config.reconcile_ms
-                and vs.phase is SyncPhase.SYNCED
                 and self.now - vs.last_reconcile >= self.config.reconcile_ms
-            ):
+            )
+            if due and vs.phase is SyncPhase.UNSYNCED and vs.feed_up:
+                # A round that gave up is tried again once per period, never in a loop.
+                self.begin_sync(venue)
+            elif due and vs.phase is SyncPhase.SYNCED:
                 # Background round: catches stream messages lost without a disconnect.
                 self.put_venue(venue, attrs.evolve(vs, last_reconcile=self.now))
                 self.request_fills(venue)

@@ -28,8 +28,10 @@ A positions report is compared with the ledger per ``(venue, symbol, position_si
 difference is not repaired at once, because a fill may simply be on its way: the core records
 it, asks again for fills and positions, and repairs only when the *same* difference is seen
 again with no fill applied in between *and* a fills request sent after the difference was first
-seen has been answered (so the missing fill, if the venue has it, has been applied), or when
-``max_sync_attempts`` checks have been spent.
+seen has been answered (so the missing fill, if the venue has it, has been applied). While a
+fills request is out, the core waits for it (and asks for positions again after it); otherwise it
+re-checks at most ``max_sync_attempts`` times. A difference still unexplained then is never
+adopted on a guess: the core halts, says so, and the next cause starts a fresh round.
 Repair adopts the venue's size and entry price (the venue is the truth for what we hold), counts
 the repair in the ledger and raises an alert.
 

@@ -440,6 +440,11 @@ class _Run:
         end = last_ts + settle_ms
         while heap and heap[0][0] <= end:
             self.drain(heap[0][0])
+        # Time is up: no timer fires any more, but what is already in flight (a request a timer
+        # sent at the very end, its answer) still lands, so every command gets its result.
+        self.timers.clear()
+        while heap:
+            self.drain(heap[0][0])
         if progress is not None:
             progress(ticks)
         return end

@@ -64,6 +64,16 @@ def _for_type(tp: Any) -> st.SearchStrategy[Any]:
 def _for_class(cls: type) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
     fields = {f.name: _for_type(hints[f.name]) for f in attrs.fields(cls) if f.init}
+    if cls is QuoteTicked:
+        # A quote checks 0 < bid <= ask when built: draw only quotes that can exist, with the
+        # same odd exponents and digits as any other decimal.
+        positive = _DECIMALS.filter(lambda d: d > 0)
+        return st.builds(
+            lambda bid, spread, **kw: cls(bid=bid, ask=max(bid, bid + abs(spread)), **kw),
+            bid=positive,
+            spread=_DECIMALS,
+            **{k: v for k, v in fields.items() if k not in ("bid", "ask")},
+        )
     return st.builds(cls, **fields)
 
 

@@ -506,16 +506,17 @@ def test_flatten_when_flat_only_halts() -> None:
 
 def test_flatten_after_a_drift_repair_closes_the_venues_size() -> None:
     """The ledger is what flatten closes, so after the venue's size was adopted it closes that."""
-    state, _ = synced(
-        scripted_state(kernel_config(max_sync_attempts=0)),
-        positions=[
-            PositionReport(
-                symbol=SYMBOL, position_side=PositionSide.BOTH, qty=D("-0.007"), entry_price=D(1)
-            )
-        ],
-    )
+    short = [
+        PositionReport(
+            symbol=SYMBOL, position_side=PositionSide.BOTH, qty=D("-0.007"), entry_price=D(1)
+        )
+    ]
+    state, recheck = synced(scripted_state(), positions=short)
+    assert state.ledger.drift_repairs == 0  # seen once: re-checked before it is repaired
+    state, _ = feed(state, answer_sync(recheck, ts=T0 + 1, positions=short))
+    assert state.ledger.drift_repairs == 1
     assert state.ledger.position(VENUE, SYMBOL).qty == D("-0.007")
-    state, commands = step(state, FlattenRequested(ts=T0))
+    state, commands = step(state, FlattenRequested(ts=T0 + 2))
     close = only(commands, PlaceOrder)
     assert (close.side, close.qty, close.reduce_only) == (Side.BUY, D("0.007"), True)
 

@@ -1,0 +1,312 @@
+"""Simulations: any bot reducer against the exchange model, under a fault plan, checked.
+
+:func:`simulate` folds a bot and the simulated venue over a seeded market path with the backtest
+runner (:func:`gridcore.sim.run_backtest`), checks the chosen invariants (default: the whole
+:data:`~gridcore.invariants.CATALOGUE`) after every step, and returns the runner's
+:class:`~gridcore.sim.Trace` with every violation found. The runner itself checks that every
+command gets exactly one result and that no cloid is sent twice; after the run settles, the
+ledger is compared with the venue's own account. With ``replay=True`` (the default) the trace is
+also checked as a whole: the final state is the fold of the recorded events (recovery is a fold
+of the journal) and every order's filled quantity is the sum of its distinct fills.
+
+A :class:`Scenario` is the whole description of a run apart from the bot: market, faults, fault
+seed and venue account. Its ``repr`` is valid Python, so a failing example found by hypothesis
+prints as a program you can paste::
+
+    from gridcore.testing import MarketPath, Scenario, assert_no_violations, simulate
+
+    trace = simulate(bot, Scenario(market=MarketPath(instrument=inst, ticks=2_000)))
+    assert_no_violations(trace)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from gridcore.commands import Command
+from gridcore.core import State, step
+from gridcore.events import Event, QuoteTicked
+from gridcore.instruments import Instrument, PositionMode
+from gridcore.invariants import (
+    CATALOGUE,
+    STATE_INVARIANTS,
+    Invariant,
+    StepRecord,
+    Violation,
+    check_step,
+)
+from gridcore.sim import FaultPlan, SimConfig, SimExchange, Trace, run_backtest, synthetic_path
+from gridcore.sim.backtest import Reducer
+from gridcore.testing.differential import check_fills_sum, check_replay
+
+__all__ = [
+    "RUNNER_INVARIANTS",
+    "InvariantViolations",
+    "MarketPath",
+    "Reducer",
+    "Scenario",
+    "assert_no_violations",
+    "simulate",
+]
+
+_MAX_KEPT = 100
+
+RUNNER_INVARIANTS = (
+    "every_command_gets_one_result",
+    "no_cloid_sent_twice",
+    "ledger_matches_venue",
+    "venue_orders_known",
+)
+"""Invariants the runners check themselves, over the whole run (always on)."""
+
+
+@attrs.frozen(kw_only=True)
+class MarketPath:
+    """A seeded synthetic market (a random walk of the mid in whole ticks).
+
+    Iterating it yields the same :class:`~gridcore.events.QuoteTicked` sequence every time, so a
+    path is a value: hypothesis can draw it, shrink it and print it.
+    ``volatility`` is a fraction of the price per tick (``Decimal("0.0002")`` is 2 bps).
+
+    >>> from gridcore import Instrument
+    >>> inst = Instrument(venue="sim", symbol="X", tick_size=Decimal("0.1"), lot_size=Decimal(1))
+    >>> len(list(MarketPath(instrument=inst, ticks=3)))
+    3
+    """
+
+    instrument: Instrument
+    seed: int = 1
+    ticks: int = 1_000
+    start_price: Decimal = Decimal(50_000)
+    volatility: Decimal = Decimal("0.0002")
+    spread_ticks: int = 1
+    start_ts: int = 1_700_000_000_000
+    interval_ms: int = 1_000
+
+    def __attrs_post_init__(self) -> None:
+        if self.ticks < 0:
+            raise ValueError(f"MarketPath.ticks must be >= 0, got {self.ticks}")
+        if self.spread_ticks < 1:
+            raise ValueError(f"MarketPath.spread_ticks must be >= 1, got {self.spread_ticks}")
+        if self.start_price <= 0:
+            raise ValueError(f"MarketPath.start_price must be > 0, got {self.start_price}")
+        if self.interval_ms <= 0:
+            raise ValueError(f"MarketPath.interval_ms must be > 0, got {self.interval_ms}")
+        if not Decimal(0) <= self.volatility < Decimal("0.1"):
+            raise ValueError(
+                f"MarketPath.volatility must be in [0, 0.1) per tick, got {self.volatility}"
+            )
+
+    def __iter__(self) -> Iterator[QuoteTicked]:
+        return synthetic_path(
+            instrument=self.instrument,
+            seed=self.seed,
+            ticks=self.ticks,
+            start_price=self.start_price,
+            volatility=self.volatility,
+            spread_ticks=self.spread_ticks,
+            start_ts=self.start_ts,
+            interval_ms=self.interval_ms,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """Everything about a simulated run except the bot: market, faults and venue account.
+
+    ``seed`` seeds the fault plan's draws (the market has its own seed). ``starting_balance`` is
+    in quote; ``liquidity`` caps the base quantity one order fills per tick (``None``: unlimited,
+    a value makes partial fills); ``leverage`` ``None`` takes the bot's risk leverage.
+    ``latency_ms`` is each way between bot and venue; ``settle_ms`` how long the run goes on
+    after the last quote, without faults, so that everything in flight lands.
+    """
+
+    market: MarketPath
+    faults: FaultPlan = FaultPlan()
+    seed: int = 0
+    starting_balance: Decimal = Decimal(10_000)
+    leverage: Decimal | None = None
+    position_mode: PositionMode = PositionMode.ONE_WAY
+    liquidity: Decimal | None = None
+    latency_ms: int = 50
+    settle_ms: int = 180_000
+
+    def __attrs_post_init__(self) -> None:
+        if self.starting_balance <= 0:
+            raise ValueError(
+                f"Scenario.starting_balance must be > 0 (quote), got {self.starting_balance}"
+            )
+        if self.liquidity is not None and self.liquidity <= 0:
+            raise ValueError(f"Scenario.liquidity must be > 0 (base units), got {self.liquidity}")
+        if self.latency_ms < 0 or self.settle_ms < 0:
+            raise ValueError("Scenario.latency_ms and settle_ms must be >= 0")
+
+    def exchange_for(self, bot: State[Any]) -> SimExchange:
+        """A fresh simulated venue holding every instrument ``bot`` trades on the market's venue.
+
+        Raises ``ValueError`` when the market's instrument is not configured in the bot.
+        """
+        venue = self.market.instrument.venue
+        instruments = tuple(i for i in bot.config.instruments if i.venue == venue)
+        if self.market.instrument.key not in {i.key for i in instruments}:
+            raise ValueError(
+                f"the market's instrument {venue}/{self.market.instrument.symbol} is not "
+                f"configured in the bot; configured: "
+                f"{sorted(f'{i.venue}/{i.symbol}' for i in bot.config.instruments)}"
+            )
+        return SimExchange(
+            SimConfig(
+                venue=venue,
+                instruments=instruments,
+                starting_balance=self.starting_balance,
+                position_mode=self.position_mode,
+                leverage=bot.config.risk.leverage if self.leverage is None else self.leverage,
+                liquidity=self.liquidity,
+            ),
+            start_ts=self.market.start_ts,
+        )
+
+
+_MAX_BURST = 20_000
+
+
+class _Runaway(Exception):
+    def __init__(self, event: Event) -> None:
+        super().__init__(repr(event))
+        self.event = event
+
+
+class InvariantViolations(AssertionError):
+    """Raised by :func:`assert_no_violations`; ``violations`` holds what was found."""
+
+    def __init__(self, message: str, violations: Sequence[Violation]) -> None:
+        super().__init__(message)
+        self.violations = tuple(violations)
+
+
+def simulate(
+    bot: State[Any],
+    scenario: Scenario,
+    *,
+    reducer: Reducer = step,
+    invariants: Sequence[Invariant] = CATALOGUE,
+    check_ticks: bool = False,
+    replay: bool = True,
+) -> Trace:
+    """Run ``bot`` (a fresh state) with ``reducer`` against the simulated venue of ``scenario``.
+
+    ``invariants`` are checked after every step that is not a plain tick (every tick too with
+    ``check_ticks``) and on the final state; the runner's own invariants
+    (:data:`RUNNER_INVARIANTS`) always are. With ``replay`` the recorded events are folded again
+    from ``bot`` (the final state must be that fold) and every order's fills are summed. The
+    returned trace's ``violations`` holds the first 100 found, ``summary.invariant_violations``
+    counts them all; its ``events`` are the recorded events (``None`` without ``replay``). A bot
+    that never lets time pass (more than 20,000 events at one instant: a message loop) cannot
+    return a trace: :class:`InvariantViolations` is raised instead.
+
+    >>> from gridcore.sim import make_bot
+    >>> from gridcore.config import load_config
+    >>> config = load_config()
+    >>> market = MarketPath(instrument=config.make_instrument(), ticks=500)
+    >>> trace = simulate(make_bot(config, epoch=market.start_ts), Scenario(market=market))
+    >>> trace.violations
+    ()
+    """
+    if bot.now > scenario.market.start_ts:
+        raise ValueError(
+            f"the bot's clock ({bot.now}) is after the market's first quote "
+            f"({scenario.market.start_ts}): pass a fresh bot whose epoch is at or before it"
+        )
+    selected = tuple(invariants)
+    found: list[Violation] = []
+    count = 0
+    burst = [0, 0]  # events at the current timestamp, and that timestamp
+
+    def checked(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
+        nonlocal count
+        if event.ts == burst[1]:
+            burst[0] += 1
+            if burst[0] > _MAX_BURST:
+                raise _Runaway(event)
+        else:
+            burst[0], burst[1] = 1, event.ts
+        after, commands = reducer(state, event)
+        if check_ticks or commands or type(event) is not QuoteTicked:
+            record = StepRecord(before=state, event=event, after=after, commands=tuple(commands))
+            violations = check_step(record, selected)
+            if violations:
+                count += len(violations)
+                found.extend(violations[: max(0, _MAX_KEPT - len(found))])
+        return after, commands
+
+    try:
+        trace = run_backtest(
+            bot,
+            scenario.exchange_for(bot),
+            scenario.market,
+            faults=scenario.faults,
+            seed=scenario.seed,
+            latency_ms=scenario.latency_ms,
+            settle_ms=scenario.settle_ms,
+            record_events=replay,
+            check_every_step=False,
+            reducer=checked,
+        )
+    except _Runaway as runaway:
+        violation = Violation(
+            invariant="bot_quiesces",
+            ts=runaway.event.ts,
+            detail=f"more than {_MAX_BURST} events at one instant: the bot and the venue answer "
+            f"each other in a loop (the run was stopped there)",
+            event=runaway.event,
+        )
+        raise InvariantViolations(
+            f"bot_quiesces at ts={violation.ts}: {violation.detail}\n"
+            f"      event: {runaway.event!r}\n  scenario: {scenario!r}",
+            [*found[:_MAX_KEPT], violation],
+        ) from None
+    state_names = {f.__name__ for f in STATE_INVARIANTS}
+    extra = [v for v in trace.violations if v.invariant not in state_names]
+    for invariant in selected:
+        if invariant.state_check is not None:
+            extra.extend(invariant.state_check(trace.state))
+    if replay:
+        extra.extend(check_replay(bot, trace, reducer=reducer))
+        extra.extend(check_fills_sum(trace))
+    seen = {(v.invariant, v.detail) for v in found}
+    for v in extra:
+        if (v.invariant, v.detail) not in seen:
+            seen.add((v.invariant, v.detail))
+            count += 1
+            if len(found) < _MAX_KEPT:
+                found.append(v)
+    found.sort(key=lambda v: v.ts)
+    return attrs.evolve(
+        trace,
+        violations=tuple(found),
+        summary=attrs.evolve(trace.summary, invariant_violations=count),
+    )
+
+
+def assert_no_violations(trace: Trace, *, limit: int = 10) -> None:
+    """Raise :class:`InvariantViolations` (an ``AssertionError``) when ``trace`` broke any
+    invariant; the message lists the first ``limit`` violations with the event of each step,
+    whose ``repr`` is a valid Python expression you can paste into a unit test."""
+    if not trace.violations:
+        return
+    s = trace.summary
+    lines = [
+        f"{s.invariant_violations} invariant violation(s) "
+        f"(fault plan {s.faults!r}, fault seed {s.seed}, {s.ticks} ticks, {s.events} events):"
+    ]
+    for v in trace.violations[:limit]:
+        lines.append(f"  - {v.invariant} at ts={v.ts}: {v.detail}")
+        if v.event is not None:
+            lines.append(f"      event: {v.event!r}")
+    if len(trace.violations) > limit:
+        lines.append(f"  ... and {s.invariant_violations - limit} more")
+    raise InvariantViolations("\n".join(lines), trace.violations)

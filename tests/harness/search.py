@@ -1,0 +1,110 @@
+"""How the proof tests search: deterministic hypothesis runs within the CI example budget.
+
+A broken bot is "caught" when the shipped harness, left to search on its own, reports a
+violation: :func:`simulated_violations` runs :func:`gridcore.testing.simulate` over drawn
+scenarios, :func:`machine_violations` runs a state machine from
+:func:`gridcore.testing.make_state_machine`. Both search with ``derandomize=True`` (the same
+examples on every run, so CI never flakes) and without shrinking (the proof needs the failure,
+not its smallest form), and return the names of the invariants that broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+from hypothesis.strategies import SearchStrategy
+
+from gridcore import State
+from gridcore.testing import (
+    InvariantViolations,
+    Reducer,
+    Scenario,
+    assert_no_violations,
+    simulate,
+)
+from gridcore.testing import strategies as gst
+
+from .bots import grid_config
+
+__all__ = [
+    "CI_BUDGET",
+    "INSTRUMENT",
+    "SEARCH",
+    "machine_violations",
+    "scenarios",
+    "simulated_violations",
+]
+
+CI_BUDGET = 60
+"""Examples a proof may use: the ``ci`` profile's budget."""
+
+SEARCH = settings(
+    max_examples=CI_BUDGET,
+    stateful_step_count=30,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
+)
+"""Deterministic search settings for the proofs."""
+
+INSTRUMENT = grid_config().make_instrument()
+"""BTC-PERP on the simulated venue, tick 1, lot 0.001."""
+
+
+def scenarios(
+    *,
+    kinds: frozenset[str] = gst.FAULT_KINDS,
+    max_ppm: int = 100_000,
+    max_disconnect_ppm: int = 5_000,
+    max_ticks: int = 400,
+    liquidity: SearchStrategy[Decimal | None] | None = None,
+) -> SearchStrategy[Scenario]:
+    """Scenarios on :data:`INSTRUMENT`: a lively market (5 to 20 bps per tick), drawn faults
+    of ``kinds``, and a settle long enough for one periodic reconciliation."""
+    return gst.scenarios(
+        market=gst.market_paths(
+            instrument=st.just(INSTRUMENT),
+            max_ticks=max_ticks,
+            volatility=st.sampled_from([Decimal("0.0005"), Decimal("0.001"), Decimal("0.002")]),
+        ),
+        faults=gst.fault_plans(kinds=kinds, max_ppm=max_ppm, max_disconnect_ppm=max_disconnect_ppm),
+        liquidity=st.none() if liquidity is None else liquidity,
+        settle_ms=st.just(70_000),  # one periodic round (60 s) and its answers
+    )
+
+
+def simulated_violations(
+    bot: Callable[[], State[Any]], reducer: Reducer, drawn: SearchStrategy[Scenario]
+) -> set[str]:
+    """Names of the invariants :func:`simulate` reports for ``bot`` stepped by ``reducer`` on
+    the first failing scenario of a deterministic search (empty: none failed)."""
+
+    @SEARCH
+    @given(scenario=drawn)
+    def search(scenario: Scenario) -> None:
+        assert_no_violations(simulate(bot(), scenario, reducer=reducer))
+
+    try:
+        search()
+    except InvariantViolations as failure:
+        return {v.invariant for v in failure.violations}
+    return set()
+
+
+def machine_violations(machine: type[RuleBasedStateMachine]) -> set[str]:
+    """Names of the invariants the state machine reports on its first failing run of a
+    deterministic search (empty: none failed)."""
+    try:
+        run_state_machine_as_test(machine, settings=SEARCH)  # type: ignore[no-untyped-call]
+    except AssertionError as failure:
+        lines = str(failure).splitlines()
+        return {line.split()[1] for line in lines if line.startswith("  - ")}
+    return set()
