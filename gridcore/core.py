@@ -654,15 +654,17 @@ class _Tx(Generic[S]):
         """Apply ``trigger`` (and field ``updates``) to ``order``; record the change."""
         before = self.orders.get(order.cloid)
         changed = {k: v for k, v in updates.items() if getattr(order, k) != v}
-        probe = attrs.evolve(order, **changed) if changed else order
-        target, effect = transition(probe, trigger)
+        filled = changed.get("filled_qty", order.filled_qty)
+        target, effect = transition(order, trigger, filled_qty=filled)
         if target is order.status and not changed and effect is Effect.NONE and order is before:
             return order  # nothing moved: a repeated ack or a report that agrees
         reserved = order.reserved
         if target.is_terminal and reserved:
             self.release(order.venue, reserved)
             reserved = ZERO
-        after = attrs.evolve(probe, status=target, updated_ts=self.now, reserved=reserved)
+        after = attrs.evolve(
+            order, **changed, status=target, updated_ts=self.now, reserved=reserved
+        )
         self.put_order(after)
         if not quiet and (before is None or before != after):
             self.changes.append(OrderChange(before=before, after=after, fill=fill))

@@ -27,7 +27,7 @@ lattice where the step is unchanged so that the diff keeps the levels that still
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Self
 
@@ -198,8 +198,21 @@ class Lattice:
         self, *, pivot: int, position: Decimal, max_inventory: Decimal | None
     ) -> list[GridLevel]:
         """Buys below the pivot and sells above, nearest first, within the inventory limit."""
+        return [
+            GridLevel(index=i, side=side, price=price, qty=qty)
+            for i, side, price, qty in self._walk(pivot, position, max_inventory)
+        ]
+
+    def shape(
+        self, *, pivot: int, position: Decimal, max_inventory: Decimal | None
+    ) -> tuple[int, int]:
+        """``(pivot, number of desired orders)``: when it is unchanged, so is the desired set."""
+        return pivot, sum(1 for _ in self._walk(pivot, position, max_inventory))
+
+    def _walk(
+        self, pivot: int, position: Decimal, max_inventory: Decimal | None
+    ) -> Iterator[tuple[int, Side, Decimal, Decimal]]:
         n = self.levels
-        out: list[GridLevel] = []
         cum = ZERO
         for i in range(pivot - 1, -n - 1, -1):
             price, qty = self.buy_prices[i + n], self.sizes[i + n]
@@ -210,7 +223,7 @@ class Lattice:
             cum = CTX.add(cum, qty)
             if max_inventory is not None and CTX.add(position, cum) > max_inventory:
                 break
-            out.append(GridLevel(index=i, side=Side.BUY, price=price, qty=qty))
+            yield i, Side.BUY, price, qty
         cum = ZERO
         for i in range(pivot + 1, n + 1):
             price, qty = self.sell_prices[i + n], self.sizes[i + n]
@@ -219,8 +232,7 @@ class Lattice:
             cum = CTX.add(cum, qty)
             if max_inventory is not None and CTX.subtract(position, cum) < -max_inventory:
                 break
-            out.append(GridLevel(index=i, side=Side.SELL, price=price, qty=qty))
-        return out
+            yield i, Side.SELL, price, qty
 
 
 def pivot_for(
@@ -252,7 +264,8 @@ class NeutralGrid:
     ``center`` is ``None`` until the first build; ``lower``/``upper`` are the outermost level
     prices (leaving them re-centers); ``base_position`` the position when the grid was centered.
     ``dirty`` is True when the last rebuild could not place every level (retried on the
-    maintenance timer). ``lattice`` caches the level prices and sizes of the current center.
+    maintenance timer). ``lattice`` caches the level prices and sizes of the current center;
+    ``shape`` is the pivot and the number of desired orders of the last rebuild.
     """
 
     config: GridConfig
@@ -264,6 +277,7 @@ class NeutralGrid:
     recenters: int = 0
     dirty: bool = False
     lattice: Lattice | None = None
+    shape: tuple[int, int] = (0, 0)
 
     # --- Strategy protocol ---------------------------------------------------------------
 
@@ -279,15 +293,24 @@ class NeutralGrid:
         self, view: State[Self], changes: Sequence[OrderChange]
     ) -> tuple[Self, Sequence[Intent]]:
         prefix = self.config.tag + ":"
+        filled = False
         for change in changes:
             if not change.after.tag.startswith(prefix):
                 continue
             before = change.before
-            if (
-                change.fill is not None
-                or not change.after.is_live
-                or (before is not None and before.status in _WAITING)
-            ):
+            if not change.after.is_live or (before is not None and before.status in _WAITING):
+                return self._rebuild(view, recenter=False)
+            filled = filled or change.fill is not None
+        if filled and self.lattice is not None:
+            # A fill that leaves its order resting changes the grid only when it moves the
+            # pivot or the inventory limit's cut: look before paying for a rebuild.
+            cfg = self.config
+            position = view.ledger.position(cfg.venue, cfg.symbol, cfg.position_side).qty
+            pivot = self.lattice.pivot(CTX.subtract(position, self.base_position))
+            now = self.lattice.shape(
+                pivot=pivot, position=position, max_inventory=cfg.max_inventory
+            )
+            if now != self.shape:
                 return self._rebuild(view, recenter=False)
         return self, ()
 
@@ -331,6 +354,7 @@ class NeutralGrid:
         assert lattice is not None
         pivot = lattice.pivot(CTX.subtract(position, grid.base_position))
         desired = lattice.desired(pivot=pivot, position=position, max_inventory=cfg.max_inventory)
+        shape = (pivot, len(desired))
         prefix = cfg.tag + ":"
         # Live orders by level. An order being canceled still holds its level (no doubling)
         # until the cancel resolves; one in doubt or whose cancel failed may rest, so it counts
@@ -352,8 +376,12 @@ class NeutralGrid:
         wanted = {(lv.side, lv.price): lv for lv in desired}
         intents: list[Intent] = list(notes)
         for key, cloids in active.items():
-            keep = 1 if key in wanted else 0
-            intents.extend(Cancel(cloid=c) for c in cloids[keep:])
+            if key in wanted:
+                for extra in cloids[1:]:
+                    intents.append(Cancel(cloid=extra))
+            else:
+                for cloid in cloids:
+                    intents.append(Cancel(cloid=cloid))
         dirty = False
         for key, lv in wanted.items():
             if key in active:
@@ -372,8 +400,8 @@ class NeutralGrid:
                     tag=f"{prefix}{lv.index}",
                 )
             )
-        if dirty != grid.dirty:
-            grid = attrs.evolve(grid, dirty=dirty)
+        if dirty != grid.dirty or shape != grid.shape:
+            grid = attrs.evolve(grid, dirty=dirty, shape=shape)
         return grid, intents
 
     def _centered(self, quote: QuoteTicked, instrument: Instrument, position: Decimal) -> Self:

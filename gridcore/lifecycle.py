@@ -335,8 +335,11 @@ class Order:
         return not (s is _FILLED or s is _CANCELED or s is _REJECTED)
 
 
-def transition(order: Order, trigger: Trigger) -> tuple[OrderStatus, Effect]:
-    """Look up where ``trigger`` takes ``order``; the OPEN/PARTIALLY_FILLED rule applied.
+def transition(
+    order: Order, trigger: Trigger, *, filled_qty: Decimal | None = None
+) -> tuple[OrderStatus, Effect]:
+    """Look up where ``trigger`` takes ``order``; the OPEN/PARTIALLY_FILLED rule applied (to
+    ``filled_qty`` when given: the quantity the trigger itself brings the order to).
 
     Raises :class:`ContractError` for a core trigger the table does not allow.
     """
@@ -350,6 +353,7 @@ def transition(order: Order, trigger: Trigger) -> tuple[OrderStatus, Effect]:
             f"Check the order's status before acting on it."
         )
     target, effect = entry
-    if target is OrderStatus.OPEN and order.filled_qty > 0:
+    filled = order.filled_qty if filled_qty is None else filled_qty
+    if target is OrderStatus.OPEN and filled > 0:
         target = OrderStatus.PARTIALLY_FILLED
     return target, effect
