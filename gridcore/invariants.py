@@ -119,12 +119,10 @@ _TWO = Decimal(2)
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
-def _live(state: State[Any]) -> Iterator[Order]:
+def _live(state: State[Any]) -> list[Order]:
     """Live orders (a scan of the registry, not the kernel's index: a bot under test may have
     broken the index)."""
-    for order in state.orders.values():
-        if order.is_live:
-            yield order
+    return [order for order in state.orders.values() if order.is_live]
 
 
 @attrs.frozen(kw_only=True)
@@ -390,7 +388,10 @@ def no_entry_left_after_take_profit(state: State[Any]) -> list[Violation]:
     closed: dict[str, int] = {}
     entries: list[tuple[str, int, Order]] = []
     for order in state.orders.values():
-        parts = order.tag.split(":")
+        tag = order.tag
+        if ":entry:" not in tag and ":tp:" not in tag:
+            continue  # most tags (a grid's, say) are not take-profit tags: skip the split
+        parts = tag.split(":")
         if len(parts) != 3 or parts[1] not in _TP_ROLES or not parts[2].isdigit():
             continue
         bot, role, cycle = parts[0], parts[1], int(parts[2])
