@@ -114,6 +114,24 @@ class SimOrder:
     filled: Decimal = ZERO
     status: ReportedStatus = ReportedStatus.OPEN
 
+    @classmethod
+    def from_command(
+        cls, cmd: PlaceOrder, *, oid: str, status: ReportedStatus = ReportedStatus.OPEN
+    ) -> SimOrder:
+        """The order a place command asks for, as the venue holds it."""
+        return cls(
+            oid=oid,
+            cloid=cmd.cloid,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            position_side=cmd.position_side,
+            price=cmd.price,
+            qty=cmd.qty,
+            tif=cmd.tif,
+            reduce_only=cmd.reduce_only,
+            status=status,
+        )
+
     @property
     def remaining(self) -> Decimal:
         return self.qty - self.filled
@@ -532,32 +550,13 @@ class SimExchange:
         if reason is None and cmd.tif is TimeInForce.POST_ONLY and crosses:
             reason = "post-only order would cross the book"
         if reason is not None:
-            self.orders[cmd.cloid] = SimOrder(
-                oid="0",
-                cloid=cmd.cloid,
-                symbol=cmd.symbol,
-                side=cmd.side,
-                position_side=cmd.position_side,
-                price=cmd.price,
-                qty=cmd.qty,
-                tif=cmd.tif,
-                reduce_only=cmd.reduce_only,
-                status=ReportedStatus.REJECTED,
+            self.orders[cmd.cloid] = SimOrder.from_command(
+                cmd, oid="0", status=ReportedStatus.REJECTED
             )
             self._reject(cmd, now, reason, events)
             return
         self._oid += 1
-        order = SimOrder(
-            oid=str(self._oid),
-            cloid=cmd.cloid,
-            symbol=cmd.symbol,
-            side=cmd.side,
-            position_side=cmd.position_side,
-            price=cmd.price,
-            qty=cmd.qty,
-            tif=cmd.tif,
-            reduce_only=cmd.reduce_only,
-        )
+        order = SimOrder.from_command(cmd, oid=str(self._oid))
         self.orders[cmd.cloid] = order
         self.by_oid[order.oid] = order
         events.append(
@@ -591,17 +590,7 @@ class SimExchange:
         if not hedge and cmd.position_side is not PositionSide.BOTH:
             return "account is in one-way mode: position_side must be BOTH"
         notional = instrument.notional(cmd.qty, cmd.price)
-        probe = SimOrder(
-            oid="0",
-            cloid=cmd.cloid,
-            symbol=cmd.symbol,
-            side=cmd.side,
-            position_side=cmd.position_side,
-            price=cmd.price,
-            qty=cmd.qty,
-            tif=cmd.tif,
-            reduce_only=cmd.reduce_only,
-        )
+        probe = SimOrder.from_command(cmd, oid="0")
         if cmd.reduce_only or self._closes(probe):
             if cmd.qty > self._reducible(probe):
                 return "reduce-only order would increase the position (size exceeds position)"
