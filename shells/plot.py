@@ -113,9 +113,9 @@ def plot_trace(trace: Trace, path: str | Path, *, title: str = "") -> None:
     ax_pnl.set_ylabel(f"net PnL ({quote})")
     ax_pnl.set_xlabel("time (UTC)")
     ax_pnl.grid(alpha=0.25)
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call,unused-ignore]
     ax_pnl.xaxis.set_major_locator(locator)
-    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call,unused-ignore]
     ax_pnl.xaxis.set_major_formatter(formatter)
 
     if title:

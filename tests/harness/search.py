@@ -103,7 +103,7 @@ def machine_violations(machine: type[RuleBasedStateMachine]) -> set[str]:
     """Names of the invariants the state machine reports on its first failing run of a
     deterministic search (empty: none failed)."""
     try:
-        run_state_machine_as_test(machine, settings=SEARCH)  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(machine, settings=SEARCH)  # type: ignore[no-untyped-call,unused-ignore]
     except AssertionError as failure:
         lines = str(failure).splitlines()
         return {line.split()[1] for line in lines if line.startswith("  - ")}

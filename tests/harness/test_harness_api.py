@@ -225,7 +225,7 @@ def test_the_machine_factory_refuses_bad_arguments(options: dict[str, Any]) -> N
 def test_a_machine_failure_prints_a_program() -> None:
     machine = make_state_machine(initial_state=grid_bot(), reducer=broken.no_fill_dedup)
     with pytest.raises(AssertionError) as failure:
-        run_state_machine_as_test(machine, settings=SEARCH)  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(machine, settings=SEARCH)  # type: ignore[no-untyped-call,unused-ignore]
     notes = "\n".join(getattr(failure.value, "__notes__", []))
     assert "state = BotMachine()" in notes
     assert "fills_applied_once" in str(failure.value)
