@@ -103,7 +103,6 @@ __all__ = [
 ]
 
 MAINTENANCE_TIMER = "gridcore:maintenance"
-_TWO = Decimal(2)
 
 
 # --- intents: what a strategy may ask of the kernel ----------------------------------------
@@ -346,7 +345,7 @@ class State(Generic[S]):
         q = self.quotes.get((venue, symbol))
         if q is None:
             return None
-        return CTX.divide(CTX.add(q.bid, q.ask), _TWO)
+        return q.mid
 
     def live_orders(self, tag_prefix: str = "") -> list[Order]:
         """Live orders whose tag starts with ``tag_prefix``, oldest first."""
@@ -365,7 +364,7 @@ def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Dec
         if pos.qty:
             q = quotes.get((venue, symbol))
             if q is not None:
-                total = CTX.add(total, pos.unrealized(CTX.divide(CTX.add(q.bid, q.ask), _TWO)))
+                total = CTX.add(total, pos.unrealized(q.mid))
     return total
 
 
@@ -678,7 +677,7 @@ class _Tx(Generic[S]):
         if effect is not Effect.NONE and after.is_live:
             self.request_status(after)
         elif effect is not Effect.NONE:
-            self.request_fills(order.venue)
+            self.request_once("fills", order.venue)
         return after
 
     def release(self, venue: str, amount: Decimal) -> None:
@@ -713,12 +712,12 @@ class _Tx(Generic[S]):
         start = min(last, checked) if checked >= 0 else last
         return max(start - self.config.fill_overlap_ms, 0)
 
-    def request_fills(self, venue: str) -> int | None:
-        """Ask for fills (see :meth:`fills_since`), unless a fills request is out already."""
+    def request_once(self, kind: str, venue: str) -> int | None:
+        """Send a ``kind`` request to ``venue`` unless one is out already."""
         for flight in self.inflight.values():
-            if flight.kind == "fills" and flight.venue == venue:
+            if flight.kind == kind and flight.venue == venue:
                 return None
-        return self.request("fills", venue)
+        return self.request(kind, venue)
 
     def request(self, kind: str, venue: str) -> int:
         cid = self.next_id()
@@ -765,7 +764,7 @@ class _Tx(Generic[S]):
         self.move(order, trigger, fill=fill, filled_qty=filled, venue_order_id=vo)
         if venue_says_done and not complete:
             # The venue says done but fills are missing here: fetch them (C-3).
-            self.request_fills(order.venue)
+            self.request_once("fills", order.venue)
         self.check_drawdown()
 
     # --- risk --------------------------------------------------------------------------------------
@@ -852,7 +851,7 @@ class _Tx(Generic[S]):
         if isinstance(verdict, Refusal):
             self.refuse(verdict.code, verdict.message)
             if verdict.code == "stale_balance":
-                self.ensure_balance_request(intent.venue)
+                self.request_once("balances", intent.venue)
             return None
         cid = self.next_id()
         cloid = f"0x{self.base.epoch:016x}{cid:016x}"
@@ -914,12 +913,6 @@ class _Tx(Generic[S]):
             )
         )
         self.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=cloid, sent_ts=self.now))
-
-    def ensure_balance_request(self, venue: str) -> None:
-        for flight in self.inflight.values():
-            if flight.kind == "balances" and flight.venue == venue:
-                return
-        self.request("balances", venue)
 
     # --- strategy calls ----------------------------------------------------------------------------
 
@@ -1091,7 +1084,7 @@ class _Tx(Generic[S]):
             if not order.is_live and report.ts <= order.updated_ts:
                 continue  # taken before the order ended: stale, not news
             if reported.filled_qty > order.filled_qty:
-                self.request_fills(venue)
+                self.request_once("fills", venue)
             self.move(order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
         if report.command_id is None or flight is None:
             return  # a pushed snapshot: we cannot tell which of our orders it predates
@@ -1278,7 +1271,7 @@ class _Tx(Generic[S]):
                 order = self.find(event.venue, event.cloid, event.venue_order_id)
                 if order is not None and not (not order.is_live and event.ts <= order.updated_ts):
                     if event.filled_qty > order.filled_qty:
-                        self.request_fills(event.venue)
+                        self.request_once("fills", event.venue)
                     self.move(
                         order,
                         _REPORTED_TRIGGER[event.status],
@@ -1370,7 +1363,7 @@ class _Tx(Generic[S]):
             if quote is None:
                 self.notify(Level.ALERT, "flatten_blocked", f"no quote for {venue}/{symbol}")
                 continue
-            mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+            mid = quote.mid
             band = CTX.multiply(mid, self.config.risk.slippage_cap)
             close_side = Side.SELL if pos.qty > 0 else Side.BUY
             if close_side is Side.SELL:
@@ -1402,7 +1395,7 @@ class _Tx(Generic[S]):
         for venue in self.config.venues:
             balance = self.risk.balances.get(venue)
             if balance is not None and self.now - balance.ts > half_age:
-                self.ensure_balance_request(venue)
+                self.request_once("balances", venue)
             vs = self.venue(venue)
             due = (
                 self.config.reconcile_ms
@@ -1414,7 +1407,7 @@ class _Tx(Generic[S]):
             elif due and vs.phase is SyncPhase.SYNCED:
                 # Background round: catches stream messages lost without a disconnect.
                 self.put_venue(venue, attrs.evolve(vs, last_reconcile=self.now))
-                self.request_fills(venue)
+                self.request_once("fills", venue)
                 self.request("open_orders", venue)
                 self.request("positions", venue)
         self.check_drawdown()

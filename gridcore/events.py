@@ -16,6 +16,7 @@ import attrs
 
 from gridcore._enum import CoreEnum
 from gridcore.instruments import PositionSide, Side, Source
+from gridcore.numbers import CTX
 
 __all__ = [
     "BalanceReported",
@@ -49,6 +50,9 @@ __all__ = [
     "Started",
     "TimerFired",
 ]
+
+
+_TWO = Decimal(2)
 
 
 class ReportedStatus(CoreEnum):
@@ -170,6 +174,11 @@ class QuoteTicked:
                 f"quote {self.venue}/{self.symbol} at {self.ts}: need 0 < bid <= ask, "
                 f"got bid {self.bid}, ask {self.ask}"
             )
+
+    @property
+    def mid(self) -> Decimal:
+        """``(bid + ask) / 2`` in gridcore's decimal context."""
+        return CTX.divide(CTX.add(self.bid, self.ask), _TWO)
 
 
 @attrs.frozen(kw_only=True)

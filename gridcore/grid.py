@@ -406,7 +406,7 @@ class NeutralGrid:
 
     def _centered(self, quote: QuoteTicked, instrument: Instrument, position: Decimal) -> Self:
         cfg = self.config
-        mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+        mid = quote.mid
         step = compute_spacing(mid, instrument, spacing=cfg.spacing, min_spacing=cfg.min_spacing)
         if self.center is not None and step == self.step:
             # Stay on the old lattice so the diff keeps every level that still fits.

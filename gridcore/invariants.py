@@ -115,7 +115,6 @@ __all__ = [
     "unresolved_orders_tracked",
 ]
 
-_TWO = Decimal(2)
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
@@ -576,7 +575,7 @@ def aggressive_orders_within_slippage_cap(record: StepRecord) -> list[Violation]
         )
         if not aggressive:
             continue
-        mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+        mid = quote.mid
         deviation = CTX.divide(abs(CTX.subtract(place.price, mid)), mid)
         if deviation > cap:
             out.append(

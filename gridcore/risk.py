@@ -38,8 +38,6 @@ from gridcore.numbers import CTX, ZERO
 
 __all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
 
-_TWO = Decimal(2)
-
 
 @attrs.frozen(kw_only=True)
 class RiskConfig:
@@ -108,7 +106,7 @@ def free_margin(
         if v != venue or not pos.qty:
             continue
         q = quotes.get((v, symbol))
-        mark = CTX.divide(CTX.add(q.bid, q.ask), _TWO) if q is not None else pos.avg_entry
+        mark = q.mid if q is not None else pos.avg_entry
         used = CTX.add(used, CTX.divide(CTX.multiply(abs(pos.qty), mark), leverage))
     return CTX.subtract(CTX.subtract(balance.equity, used), risk.reserved.get(venue, ZERO))
 
@@ -178,7 +176,7 @@ def check_order(
         or (side is Side.SELL and price <= quote.bid)
     )
     if aggressive:
-        mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
+        mid = quote.mid
         deviation = CTX.divide(abs(CTX.subtract(price, mid)), mid)
         if deviation > config.slippage_cap:
             return Refusal(

@@ -339,7 +339,7 @@ class _Run:
 
     def sample(self, tick: QuoteTicked) -> None:
         grid = self.state.strategy
-        mid = CTX.divide(CTX.add(tick.bid, tick.ask), Decimal(2))
+        mid = tick.mid
         pos = ZERO
         for (v, s, _side), p in self.state.ledger.positions.items():
             if v == tick.venue and s == tick.symbol:
@@ -519,13 +519,11 @@ def run_backtest(
             )
     run.track_position()
     totals = final.ledger.totals()
-    unrealized = ZERO
+    net = final.net_pnl()
+    unrealized = CTX.subtract(net, totals.net)
     final_position = ZERO
-    for (venue, symbol, _side), pos in final.ledger.positions.items():
+    for pos in final.ledger.positions.values():
         final_position = CTX.add(final_position, pos.qty)
-        mid = final.mid(venue, symbol)
-        if pos.qty and mid is not None:
-            unrealized = CTX.add(unrealized, pos.unrealized(mid))
     orders = len(run.cloids)
     volume = ZERO
     fills = cancels = rejections = 0
@@ -551,7 +549,7 @@ def run_backtest(
         unrealized_pnl=_money(unrealized),
         fees=totals.fees,
         funding=totals.funding,
-        net_pnl=_money(CTX.add(totals.net, unrealized)),
+        net_pnl=_money(net),
         max_drawdown=_money(final.risk.worst_drawdown),
         max_position=run.max_position,
         final_position=final_position,

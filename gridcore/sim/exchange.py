@@ -78,7 +78,6 @@ from gridcore.numbers import CTX, ZERO
 
 __all__ = ["SimConfig", "SimExchange", "SimOrder"]
 
-_TWO = Decimal(2)
 _NO_EVENTS: list[Event] = []
 _MISSING = Decimal(-1)
 
@@ -171,7 +170,7 @@ class SimExchange:
 
     def mark(self, symbol: str) -> Decimal | None:
         q = self.quotes.get(symbol)
-        return None if q is None else CTX.divide(CTX.add(q.bid, q.ask), _TWO)
+        return None if q is None else q.mid
 
     def position(self, symbol: str, side: PositionSide = PositionSide.BOTH) -> Position:
         """The venue's position (same accounting as the core's ledger)."""
