@@ -42,10 +42,10 @@ from gridcore.config import load_config
 from gridcore.core import State, step
 from gridcore.events import Event, Fill, OrderFilled
 from gridcore.instruments import PositionSide, Side
+from gridcore.shells import codec
+from gridcore.shells.journal import Journal
+from gridcore.shells.runtime import ExecCommand, Runtime, RuntimeOptions, Sink, WallClock
 from gridcore.sim import backtest, make_bot, profile
-from shells import codec
-from shells.journal import Journal
-from shells.runtime import ExecCommand, Runtime, RuntimeOptions, Sink, WallClock
 
 _EXECUTABLE = (Batch, *typing.get_args(OrderCommand), *typing.get_args(RequestCommand))
 

@@ -390,7 +390,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path) -> None:
     # The real command line, in an interpreter where matplotlib cannot be imported.
     code = (
         "import sys; sys.modules['matplotlib'] = None; "
-        "from shells.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from gridcore.shells.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, "backtest", "--ticks", "1000", "--plot", "x.png"],

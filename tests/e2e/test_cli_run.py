@@ -16,15 +16,15 @@ from pathlib import Path
 import attrs
 import pytest
 
-from shells.codec import decode_value, encode_value
-from shells.journal import Journal, is_new
+from gridcore.shells.codec import decode_value, encode_value
+from gridcore.shells.journal import Journal, is_new
 
 TIMEOUT = 60
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shells.cli", *args],
+        [sys.executable, "-m", "gridcore.shells.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -176,7 +176,7 @@ def test_a_signal_stops_gracefully_with_a_final_snapshot(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shells.cli", "run", "--journal", "j.db", "--speed", "50"],
+        [sys.executable, "-m", "gridcore.shells.cli", "run", "--journal", "j.db", "--speed", "50"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -25,10 +25,10 @@ import pytest
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
-from shells.cli_run import replay_journal
-from shells.codec import canonical
-from shells.journal import Journal, fold, is_new, recover
-from shells.simvenue import VenueStore, venue_path
+from gridcore.shells.cli_run import replay_journal
+from gridcore.shells.codec import canonical
+from gridcore.shells.journal import Journal, fold, is_new, recover
+from gridcore.shells.simvenue import VenueStore, venue_path
 
 CYCLES = 20
 BUDGET_S = 75.0  # the whole loop; each wait below is bounded too
@@ -37,7 +37,16 @@ SEED = 20_260_401
 
 def _start(journal: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shells.cli", "run", "--journal", str(journal), "-q", *extra],
+        [
+            sys.executable,
+            "-m",
+            "gridcore.shells.cli",
+            "run",
+            "--journal",
+            str(journal),
+            "-q",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=os.environ.copy(),

@@ -26,9 +26,9 @@ from gridcore.core import State, step
 from gridcore.events import Event, OrderAccepted, QuoteTicked, Started
 from gridcore.grid import NeutralGrid
 from gridcore.instruments import PositionSide, Side
+from gridcore.shells import codec
+from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
 from gridcore.sim import backtest, make_bot, profile
-from shells import codec
-from shells.journal import Journal, JournalError, fold, is_new, recover
 
 # --- hypothesis strategies built from the event classes' annotations ----------------------------
 

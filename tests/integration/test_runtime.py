@@ -36,11 +36,10 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.invariants import check_against_venue
-from gridcore.sim import make_bot
-from shells.cli_run import replay_journal
-from shells.codec import canonical
-from shells.journal import Journal, recover
-from shells.runtime import (
+from gridcore.shells.cli_run import replay_journal
+from gridcore.shells.codec import canonical
+from gridcore.shells.journal import Journal, recover
+from gridcore.shells.runtime import (
     EXIT_HALT_REASON,
     ExecCommand,
     LockstepClock,
@@ -49,7 +48,8 @@ from shells.runtime import (
     Sink,
     VenueError,
 )
-from shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
+from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
+from gridcore.sim import make_bot
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
-from shells.csvdata import DataError, count_rows, open_quotes, parse_timestamp, read_quotes
+from gridcore.shells.csvdata import DataError, count_rows, open_quotes, parse_timestamp, read_quotes
 
 INSTRUMENT = Instrument(
     venue="sim", symbol="BTC-PERP", tick_size=Decimal("0.1"), lot_size=Decimal("0.001")

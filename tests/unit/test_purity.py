@@ -85,9 +85,18 @@ FORBIDDEN_CALLS = frozenset(
 PACKAGE_DIR = Path(gridcore.__file__).parent
 
 
+#: The I/O shells ship inside the distribution as ``gridcore.shells`` (so no generic top-level
+#: ``shells`` package lands in site-packages) but are not part of the pure core.
+SHELLS_DIR = PACKAGE_DIR / "shells"
+
+
 def core_modules() -> list[Path]:
-    """Every Python file of the ``gridcore`` package, sorted."""
-    return sorted(PACKAGE_DIR.rglob("*.py"))
+    """Every Python file of the pure core (``gridcore`` less ``gridcore.shells``), sorted."""
+    return sorted(p for p in PACKAGE_DIR.rglob("*.py") if SHELLS_DIR not in p.parents)
+
+
+def _is_forbidden(module: str, forbidden: frozenset[str]) -> bool:
+    return module.split(".")[0] in forbidden or module.startswith(("gridcore.shells", "shells."))
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -106,10 +115,10 @@ def violations(source: str, *, allowed: frozenset[str] = frozenset()) -> Iterato
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] in forbidden:
+                if _is_forbidden(alias.name, forbidden):
                     yield f"{node.lineno}: import {alias.name}"
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module and node.module.split(".")[0] in forbidden:
+            if node.level == 0 and node.module and _is_forbidden(node.module, forbidden):
                 yield f"{node.lineno}: from {node.module} import ..."
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
@@ -123,6 +132,7 @@ def test_the_walk_sees_the_whole_package() -> None:
     for expected in ("core.py", "ledger.py", "lifecycle.py", "risk.py", "sync.py", "grid.py"):
         assert expected in names
     assert any(name.startswith("sim/") for name in names)
+    assert not any(name.startswith("shells/") for name in names)
 
 
 @pytest.mark.parametrize(
@@ -131,13 +141,14 @@ def test_the_walk_sees_the_whole_package() -> None:
         ("import time", "import time"),
         ("import os.path", "import os.path"),
         ("from random import random", "from random import"),
-        ("from shells.cli import main", "from shells.cli import"),
+        ("from gridcore.shells.cli import main", "from gridcore.shells.cli import"),
         ("def f():\n    import asyncio", "import asyncio"),
         ("from datetime import datetime\nx = datetime.now()", "call datetime.now()"),
         ("import datetime\nx = datetime.datetime.utcnow()", "call datetime.datetime.utcnow()"),
         ("x = open('journal.db')", "call open()"),
         ("import uuid as u", "import uuid"),
         ("import hypothesis", "import hypothesis"),
+        ("import gridcore.shells.journal", "import gridcore.shells.journal"),
     ],
 )
 def test_the_checker_catches_impurity(snippet: str, what: str) -> None:

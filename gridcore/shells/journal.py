@@ -54,7 +54,7 @@ import gridcore
 from gridcore.commands import Batch, Command, PlaceOrder
 from gridcore.core import State, step
 from gridcore.events import Event
-from shells.codec import (
+from gridcore.shells.codec import (
     CodecError,
     decode_command,
     decode_event,

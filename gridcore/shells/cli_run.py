@@ -48,10 +48,10 @@ from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.numbers import CTX, ZERO
 from gridcore.sim import make_bot, profile
-from shells.codec import canonical
-from shells.journal import Journal, JournalError, fold, is_new, recover
-from shells.runtime import EXIT_HALT_REASON, LockstepClock, Runtime, RuntimeOptions
-from shells.simvenue import (
+from gridcore.shells.codec import canonical
+from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.runtime import EXIT_HALT_REASON, LockstepClock, Runtime, RuntimeOptions
+from gridcore.shells.simvenue import (
     SimVenue,
     VenueStore,
     VenueStoreError,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shells import cli_backtest, cli_run
+from gridcore.shells import cli_backtest, cli_run
 
 __all__ = ["main"]
 

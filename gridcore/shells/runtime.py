@@ -89,7 +89,7 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
-from shells.journal import Journal, Reducer
+from gridcore.shells.journal import Journal, Reducer
 
 __all__ = [
     "EXIT_HALT_REASON",

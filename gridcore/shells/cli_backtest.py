@@ -28,7 +28,7 @@ from gridcore.config import BotConfig, load_config
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
 from gridcore.sim import PROFILES, FaultPlan, Trace, backtest, profile
-from shells import csvdata, render
+from gridcore.shells import csvdata, render
 
 __all__ = ["UsageError", "register", "run"]
 
@@ -161,7 +161,7 @@ def _load_plotter(target: str) -> Callable[..., None]:
     """``shells.plot.plot_trace``, after checking matplotlib and the target file up front, so a
     long run never ends in 'cannot plot'."""
     try:
-        from shells import plot
+        from gridcore.shells import plot
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in {"matplotlib", "numpy", "PIL"}:
             raise UsageError(

@@ -55,7 +55,7 @@ from gridcore.events import (
 )
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
-from shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
+from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 
 __all__ = ["SimVenue", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
 
