@@ -12,8 +12,9 @@ new state``), the floor any immutable reducer in CPython pays. Timing is best-of
 * ``backtest events/s`` — the default neutral-grid backtest (`gridcore backtest` defaults) over a
   pre-generated 1,000,000-tick synthetic path: reducer × exchange model, with the invariant
   catalogue checked after every step that moved the books (what ``gridcore backtest`` does) and
-  with the checks at the end of the run only (what a peer engine does). Peer figure on these machines (from the issue, not measured
-  here): Nautilus Trader 1.221.0, equivalent 10-order grid over 1M quote ticks, ≈111k events/s.
+  with the checks at the end of the run only (what a peer engine does). No peer figure is
+  printed: a comparison is only honest when the peer runs in the same session, on the same
+  workload and in the same unit.
 * Journal benchmarks come from ``benchmarks/bench_journal.py`` when present.
 """
 
@@ -35,8 +36,6 @@ from gridcore.core import State, step
 from gridcore.events import Fill, OrderPartiallyFilled, QuoteTicked
 from gridcore.instruments import PositionSide, Side
 from gridcore.sim import make_bot, make_exchange, make_path, run_backtest
-
-NAUTILUS_PEER_EVENTS_PER_S = 111_000
 
 
 @attrs.frozen
@@ -198,11 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'benchmark':66} {'per second':>12} {'x baseline':>11}")
     for name, rate in rows:
         print(f"{name:66} {rate:>12,.0f} {rate / baseline:>11.3f}")
-    print(
-        f"\nbacktest vs peer (Nautilus 1.221.0, ~{NAUTILUS_PEER_EVENTS_PER_S:,} events/s, "
-        f"figure from the issue): {bt / NAUTILUS_PEER_EVENTS_PER_S:.2f}x with invariants "
-        f"checked after every step, {fast / NAUTILUS_PEER_EVENTS_PER_S:.2f}x without"
-    )
     print(f"synthetic path generation ({ticks:,} ticks, not in the figure above): {gen:.2f} s")
 
     journal = Path(__file__).with_name("bench_journal.py")

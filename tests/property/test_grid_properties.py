@@ -1,6 +1,6 @@
-"""Grid geometry: spacing never under its floor, levels never self-cross (seed 004 C-4).
+"""Grid geometry: spacing never under its floor, levels never self-cross (failure `spacing-collapse`).
 
-Seed 004's loss-drift tightening could shrink the spacing to half and below until buy and sell
+A grid bot's loss-drift tightening could shrink the spacing to half and below until buy and sell
 levels met (self-trading) or sat inside the round-trip fee. Here the floor is
 ``max(tick, 2 × maker fee × price + tick, min_spacing)`` whatever the tightening, the step is a
 whole number of ticks, buys are rounded down and sells up, and the pivot level stays empty.
@@ -65,7 +65,7 @@ def test_spacing_never_under_its_floor_and_on_tick(
     min_spacing: Decimal,
     tightening: Decimal,
 ) -> None:
-    """Seed 004 C-4: no tightening in [0, 1) takes the step under the floor."""
+    """Failure `spacing-collapse`: no tightening in [0, 1) takes the step under the floor."""
     price = on_tick_price(instrument, price_ticks)
     step = compute_spacing(
         price, instrument, spacing=spacing, min_spacing=min_spacing, tightening=tightening
@@ -128,7 +128,7 @@ def grids(draw: st.DrawFn) -> tuple[Instrument, GridConfig, Decimal, Decimal]:
 def test_levels_never_self_cross_and_sit_on_tick(
     grid: tuple[Instrument, GridConfig, Decimal, Decimal], data: st.DataObject
 ) -> None:
-    """Seed 004 C-4: every buy strictly below every sell, whatever the pivot and position;
+    """Failure `spacing-collapse`: every buy strictly below every sell, whatever the pivot and position;
     every price on the tick grid and positive; no two orders on one price."""
     instrument, config, center, step = grid
     pivot = data.draw(st.integers(min_value=-config.levels, max_value=config.levels))
@@ -190,7 +190,7 @@ def test_levels_respect_the_inventory_limit(
 def test_pivot_stays_inside_the_grid_and_follows_the_position(
     grid: tuple[Instrument, GridConfig, Decimal, Decimal], data: st.DataObject
 ) -> None:
-    """Seed 004 C-1: the pivot is read from the position. Bought ⇒ pivot at or below the
+    """Failure `fill-during-rebuild`: the pivot is read from the position. Bought ⇒ pivot at or below the
     center, sold ⇒ at or above, flat ⇒ the center; never outside the levels."""
     instrument, config, center, step = grid
     delta = Decimal(data.draw(st.integers(min_value=-10_000, max_value=10_000))) * (

@@ -1,6 +1,6 @@
 """Order-state properties through the kernel: arrival order never changes the outcome.
 
-Seed 001 #2: a stream update arrived before the REST ack that carried the order id, and the bot
+failure `stream-before-ack`: a stream update arrived before the REST ack that carried the order id, and the bot
 lost track of the order. Here the core names the order (cloid) before the command leaves, so
 the ack, stream updates and fills can come in any order, any number of times, and the order
 ends in the same status with the same filled quantity, the ledger holds the same position and
@@ -66,7 +66,7 @@ def ack(place: PlaceOrder, ts: int) -> OrderAccepted:
 def test_any_order_of_ack_stream_update_and_fill_gives_the_same_state(
     data: st.DataObject, first_lots: int
 ) -> None:
-    """DESIGN.md "any ordering of ack, update and fill gives the same state" (seed 001 #2),
+    """The design rule "any ordering of ack, update and fill gives the same state" (failure `stream-before-ack`),
     with each message delivered one to three times."""
     state, place = placed("0.010")
     partial = fill(
@@ -116,7 +116,7 @@ def test_any_order_of_ack_stream_update_and_fill_gives_the_same_state(
 def test_any_order_of_partial_fills_and_ack_completes_exactly_at_zero_remaining(
     data: st.DataObject, total_lots: int
 ) -> None:
-    """Seed 004 C-2: the order is live while anything remains and FILLED when the exact sum of
+    """Failure `partial-fill-threshold`: the order is live while anything remains and FILLED when the exact sum of
     its fills reaches its size, whether the last piece is announced as partial or final and in
     whatever order the pieces and the ack come."""
     qty = Decimal(total_lots) * LOT
@@ -155,7 +155,7 @@ def test_any_order_of_partial_fills_and_ack_completes_exactly_at_zero_remaining(
 
 @given(data=st.data())
 def test_every_terminal_path_releases_the_reservation_exactly(data: st.DataObject) -> None:
-    """Seed 002 P0-5 (funds gone after a failed trade): whatever ends the order — fill,
+    """Failure `unreleased-funds` (funds gone after a failed trade): whatever ends the order — fill,
     cancel, reject, failed command — its margin returns, and the reserved total always equals
     what live orders hold."""
     state, _ = synced(scripted_state())

@@ -1,6 +1,6 @@
 """Reconciliation properties: a sync never loses an event and never loops.
 
-Seed 001 #8: close events were dropped while the bot was syncing. Seed 001 #3: the restore
+failure `sync-drops-close`: close events were dropped while the bot was syncing. Failure `resync-loop`: the restore
 retriggered itself in a loop. Here a sync interleaved anywhere in a stream of fills changes
 nothing in the final position, and however the sync requests fail, the number re-sent stays
 within ``max_sync_attempts`` before the core halts and says so.
@@ -63,7 +63,7 @@ SYNC_REQUESTS = (RequestFills, RequestOpenOrders, RequestPositions, RequestBalan
 def test_a_sync_interleaved_anywhere_leaves_the_final_position_unchanged(
     data: st.DataObject, total_lots: int, restart: bool
 ) -> None:
-    """DESIGN.md: "final position is the same with or without a sync interleaved"; the sync
+    """The design rule "final position is the same with or without a sync interleaved"; the sync
     is a reconnect or a restart, begins before any fill and is answered after any later one."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0, qty=str(Decimal(total_lots) * LOT), price="49000")
@@ -120,7 +120,7 @@ def test_a_sync_interleaved_anywhere_leaves_the_final_position_unchanged(
 def test_sync_requests_stay_bounded_however_they_fail(
     data: st.DataObject, max_attempts: int
 ) -> None:
-    """Seed 001 #3: whatever fails (any request, any number of times, failure or timeout),
+    """Failure `resync-loop`: whatever fails (any request, any number of times, failure or timeout),
     at most ``max_sync_attempts`` requests are re-sent; the sync ends synced or halted."""
     state = scripted_state(kernel_config(max_sync_attempts=max_attempts))
     state, commands = step(state, Started(ts=T0))

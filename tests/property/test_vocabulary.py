@@ -1,7 +1,7 @@
 """The vocabulary: events and commands are closed unions of frozen, keyword-only attrs classes
-whose ``repr`` is valid Python (STYLE.md rules 4 and 11).
+whose ``repr`` is valid Python (house style).
 
-Frozen values are what make "only ``step`` changes state" true (seed 002 P0-2/3/4: shared state
+Frozen values are what make "only ``step`` changes state" true (failure `shared-mutable-state`: shared state
 mutated by many tasks). A ``repr`` that evaluates back to an equal object is what lets a failing
 property test or a journal entry be pasted into a test as a program.
 """
@@ -88,7 +88,7 @@ def test_classes_are_slotted(cls: type[Any]) -> None:
 def test_values_are_frozen_and_repr_evaluates_to_an_equal_value(
     cls: type[Any], data: st.DataObject
 ) -> None:
-    """Seed 002 P0-2/3/4: values shared between steps must not be mutable. STYLE.md rule 11:
+    """Failure `shared-mutable-state`: values shared between steps must not be mutable. house style:
     a printed event or command is a program that rebuilds it."""
     value = data.draw(instances_of(cls))
     for field in attrs.fields(cls):

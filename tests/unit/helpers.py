@@ -376,7 +376,7 @@ def synced_grid(
 
 def reservation_problems(state: State[Any]) -> list[str]:
     """Why the reservations are inconsistent (empty when they are not): every live order's
-    reservation is counted in the venue total, and a done order holds none (seed 002 P0-5)."""
+    reservation is counted in the venue total, and a done order holds none (failure `unreleased-funds`)."""
     problems: list[str] = []
     totals: dict[str, Decimal] = {}
     for order in state.orders.values():
@@ -459,7 +459,7 @@ def synced_with_exchange(
 
 def grid_mismatch(state: State[Any]) -> list[str]:
     """How the neutral grid's live orders differ from ``grid_levels`` for the ledger position
-    (seed 004 C-1); empty when they match. A level whose order is being canceled may be empty
+    (failure `fill-during-rebuild`); empty when they match. A level whose order is being canceled may be empty
     until the cancel resolves; nothing else may be missing, doubled or extra."""
     grid = state.strategy
     assert isinstance(grid, NeutralGrid)

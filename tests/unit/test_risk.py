@@ -1,5 +1,5 @@
-"""The risk gate and breakers, through the kernel (DESIGN.md rows on reservations, stale data,
-dangerous defaults, and seed 004's risk engine).
+"""The risk gate and breakers, through the kernel (reservations, stale data,
+dangerous defaults, order rate, drawdown and error-streak breakers).
 
 Every order of every strategy passes one gate in the step that emits it. A refused order never
 leaves the core (no ``PlaceOrder``, nothing in the registry, nothing reserved) and a ``Notify``
@@ -97,7 +97,7 @@ def assert_refused(
 
 
 def test_an_order_reserves_its_margin_in_the_step_that_emits_it() -> None:
-    """Seed 000 #1, 002 P0-2/3: the check and the reservation happen together. 0.01 at 49,000
+    """Failure `stale-balance`, 002 P0-2/3: the check and the reservation happen together. 0.01 at 49,000
     is 490 quote: 49 margin at 10x plus 0.245 for the 5 bps taker fee."""
     state = bot()
     state, _, place = submit(state, ts=T0, qty="0.01", price="49000")
@@ -117,7 +117,7 @@ def test_the_gate_refuses_when_free_margin_is_short() -> None:
 
 
 def test_one_step_cannot_overdraw_with_several_orders() -> None:
-    """Seed 002 P0-4: parallel entries drained the balance. Several orders asked for in one
+    """Failure `duplicate-positions`: parallel entries drained the balance. Several orders asked for in one
     step are gated one after the other against the same reservations."""
     state = bot(equity="100")
     intents = [
@@ -147,7 +147,7 @@ def _end(kind: str, place: PlaceOrder, ts: int) -> Any:
 
 @pytest.mark.parametrize("kind", ["fill", "cancel", "reject", "failed"])
 def test_every_terminal_result_releases_the_reservation(kind: str) -> None:
-    """Seed 002 P0-5: funds gone after a failed trade. Every terminal path gives it back."""
+    """Failure `unreleased-funds`: funds gone after a failed trade. Every terminal path gives it back."""
     state = bot(equity="100")
     state, _, place = submit(state, ts=T0, qty="0.02", price="49000")
     assert place is not None
@@ -178,7 +178,7 @@ def test_a_partial_fill_keeps_the_reservation_until_the_order_ends() -> None:
 
 
 def test_an_order_on_a_stale_quote_is_refused_and_never_leaves_the_core() -> None:
-    """Seed 003 #4: stale quotes executed. The default limit is 10 s."""
+    """Failure `stale-quote`: stale quotes executed. The default limit is 10 s."""
     state = bot()
     assert RiskConfig().max_quote_age_ms == 10_000
     _, _, place = submit(state, ts=SYNC_TS + 10_000)
@@ -199,7 +199,7 @@ def test_a_fresh_quote_lifts_the_refusal() -> None:
 
 
 def test_an_order_on_a_stale_balance_is_refused_and_a_fresh_balance_asked_for() -> None:
-    """Seed 000 #4: decisions on stale cached data. The default limit is 5 minutes."""
+    """Failure `stale-position-cache`: decisions on stale cached data. The default limit is 5 minutes."""
     state = bot()
     late = SYNC_TS + 300_001
     state, _ = step(state, quote(late))
@@ -222,7 +222,7 @@ def test_repeated_identical_refusals_are_said_once() -> None:
 
 
 def test_default_slippage_cap_is_50_bps() -> None:
-    """Seed 002 P1: a 5 % default slippage. Ours is 50 bps, in the class and in the file."""
+    """Failure `unsafe-defaults`: a 5 % default slippage. Ours is 50 bps, in the class and in the file."""
     assert RiskConfig().slippage_cap == D("0.005")
     assert load_config().risk.slippage_cap == D("0.005")
 
@@ -270,7 +270,7 @@ def test_min_notional_except_for_reduce_only() -> None:
 
 
 def test_max_position_counts_the_position_and_every_live_order_on_that_side() -> None:
-    """Seed 002 P0-4: too many positions. Position 0.015 plus live buys 0.01 plus 0.01 more
+    """Failure `duplicate-positions`: too many positions. Position 0.015 plus live buys 0.01 plus 0.01 more
     would be 0.035 > 0.03; selling is still allowed."""
     state = bot(max_position=D("0.03"))
     state, _ = step(
@@ -287,7 +287,7 @@ def test_max_position_counts_the_position_and_every_live_order_on_that_side() ->
 
 
 def test_velocity_limit_over_a_sliding_window() -> None:
-    """Seed 004's risk engine: an order-rate limit."""
+    """The risk engine: an order-rate limit."""
     state = bot(max_orders_per_window=3, velocity_window_ms=10_000)
     for i in range(3):
         state, _, place = submit(state, ts=T0 + i, qty="0.001", price=str(49000 + i))
@@ -340,7 +340,7 @@ def test_check_order_is_the_same_gate_when_called_directly() -> None:
 
 
 def test_drawdown_halt_from_the_peak() -> None:
-    """Seed 004's risk engine: a drawdown check. Long 0.01 from 50,000; the mid falls to
+    """The risk engine: a drawdown check. Long 0.01 from 50,000; the mid falls to
     48,000 (−20 quote, over the 10 limit); the next maintenance halts and cancels."""
     state = bot(max_drawdown=D(10))
     state, _ = step(
@@ -457,7 +457,7 @@ def test_resume_when_not_halted_does_nothing() -> None:
 
 
 def test_flatten_closes_exactly_the_ledger_quantity_reduce_only_ioc() -> None:
-    """Seed 000 #2: the rollback was sized in USD and the venue said "size exceeds position".
+    """Failure `rollback-in-quote`: the rollback was sized in USD and the venue said "size exceeds position".
     Flatten closes the ledger's base quantity, reduce-only, IOC, inside the slippage band."""
     state = bot()
     state, _ = step(

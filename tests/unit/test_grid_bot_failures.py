@@ -1,4 +1,4 @@
-"""Seed 004 (the Hyperliquid neutral grid bot): one test per failure, C-1 to C-6.
+"""The neutral grid bot's failures (docs/failures.md), one test each.
 
 Each test drives the real reducer (``gridcore.step``) and fails if the failure comes back.
 """
@@ -66,11 +66,11 @@ from tests.unit.helpers import (
 T0 = EPOCH + 2_000
 
 
-# --- C-1: a fill during a grid rebuild ---------------------------------------------------------
+# --- fill-during-rebuild: a fill during a grid rebuild ---------------------------------------------------------
 
 
 def test_c1_grid_after_a_fill_matches_the_position_it_was_computed_from() -> None:
-    """Seed 004 C-1: the top buy fills; in that same step the grid is rebuilt from the ledger
+    """Failure `fill-during-rebuild`: the top buy fills; in that same step the grid is rebuilt from the ledger
     that already holds the fill, so the live orders are exactly the levels for the new
     position — a sell one level up appears, nothing else moves."""
     state, exchange = synced_with_exchange()
@@ -93,7 +93,7 @@ def _no_mismatch(state: State[Any]) -> None:
 
 
 def test_c1_fills_that_arrive_twice_or_late_do_not_move_the_grid_twice() -> None:
-    """Seed 004 C-1/C-5: the pivot is read from the position, not counted from fill events, so
+    """Failures `fill-during-rebuild` and `double-counted-fill`: the pivot is read from the position, not counted from fill events, so
     a replayed fill (same id) leaves the grid where it is."""
     state, exchange = synced_with_exchange()
     tick = quote(T0, "49899.0", "49899.9")
@@ -108,11 +108,11 @@ def test_c1_fills_that_arrive_twice_or_late_do_not_move_the_grid_twice() -> None
     assert grid_mismatch(state) == []
 
 
-# --- C-2: the 0.99 partial-fill threshold -------------------------------------------------------
+# --- partial-fill-threshold: the 0.99 partial-fill threshold -------------------------------------------------------
 
 
 def test_c2_dust_final_fill_completes_the_order_exactly_when_nothing_remains() -> None:
-    """Seed 004 C-2: 99 % filled is not filled; the dust fill that leaves zero is, even when
+    """Failure `partial-fill-threshold`: 99 % filled is not filled; the dust fill that leaves zero is, even when
     the venue words it as a partial fill."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0, qty="1.000", price="49000")
@@ -147,11 +147,11 @@ def test_c2_many_tiny_partials_complete_the_order() -> None:
     assert not any(o.is_live and o.remaining == 0 for o in state.orders.values())
 
 
-# --- C-3: fills missed while the stream reconnects ---------------------------------------------
+# --- missed-fills-on-reconnect: fills missed while the stream reconnects ---------------------------------------------
 
 
 def test_c3_reconnect_requests_fills_since_the_last_one_open_orders_and_positions() -> None:
-    """Seed 004 C-3: no immediate REST poll after a reconnect. Here the reconnect step itself
+    """Failure `missed-fills-on-reconnect`: no immediate REST poll after a reconnect. Here the reconnect step itself
     asks for fills since (at or before) the last fill seen, open orders and positions."""
     state, _ = synced(scripted_state())
     seen = fill("f1", Side.BUY, "0.01", "49000", ts=T0)
@@ -169,7 +169,7 @@ def test_c3_reconnect_requests_fills_since_the_last_one_open_orders_and_position
 
 
 def test_c3_missed_fills_plus_overlap_bring_the_ledger_to_the_venues_truth() -> None:
-    """Seed 004 C-3: fills made while the stream was down arrive in the REST answer together
+    """Failure `missed-fills-on-reconnect`: fills made while the stream was down arrive in the REST answer together
     with fills already seen (the overlap); the ledger ends equal to the venue's account."""
     state, exchange = synced_with_exchange()
     # One fill seen on the stream.
@@ -208,7 +208,7 @@ def test_c3_missed_fills_plus_overlap_bring_the_ledger_to_the_venues_truth() -> 
 
 
 def test_c3_a_fill_recovered_after_later_fills_still_leaves_the_ledger_equal_to_the_venue() -> None:
-    """Seed 004 C-3, DESIGN.md: "dropping any stream messages then reconnecting ends with the
+    """Failure `missed-fills-on-reconnect`: "dropping any stream messages then reconnecting ends with the
     ledger equal to the venue's truth". Here the lost fill is older than one the stream did
     deliver, so the ledger applies them in a different order than the venue did. Size, fees
     and total PnL agree regardless; the venue's positions report then carries its entry price,
@@ -242,11 +242,11 @@ def test_c3_a_fill_recovered_after_later_fills_still_leaves_the_ledger_equal_to_
     assert ours.realized == theirs.realized
 
 
-# --- C-4: grid collapse -------------------------------------------------------------------------
+# --- spacing-collapse: grid collapse -------------------------------------------------------------------------
 
 
 def test_c4_tightening_cannot_take_the_spacing_under_the_fee_floor() -> None:
-    """Seed 004 C-4: loss-drift tightening went to 50 % and beyond. The floor holds: 2 bps
+    """Failure `spacing-collapse`: loss-drift tightening went to 50 % and beyond. The floor holds: 2 bps
     maker fee at 50,000 is 20 quote per round trip, plus one tick."""
     inst = instrument()
     price = Decimal(50_000)
@@ -277,11 +277,11 @@ def test_c4_a_tiny_configured_spacing_still_gives_a_grid_with_bids_below_asks() 
     assert min(gaps) >= Decimal("20.1")  # the fee floor at 50,000
 
 
-# --- C-5: replayed fills counted again ----------------------------------------------------------
+# --- double-counted-fill: replayed fills counted again ----------------------------------------------------------
 
 
 def test_c5_a_fill_seen_on_the_stream_in_a_rest_report_and_in_a_replay_counts_once() -> None:
-    """Seed 004 C-5: the replay path also updated the position. Here one fill id is one
+    """Failure `double-counted-fill`: the replay path also updated the position. Here one fill id is one
     execution, whatever path brings it."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0, qty="0.01", price="49000")
@@ -303,11 +303,11 @@ def test_c5_a_fill_seen_on_the_stream_in_a_rest_report_and_in_a_replay_counts_on
     assert order.status is OrderStatus.PARTIALLY_FILLED
 
 
-# --- C-6: a failed cancel leaks the order -------------------------------------------------------
+# --- leaked-cancel: a failed cancel leaks the order -------------------------------------------------------
 
 
 def test_c6_rejected_cancel_marks_the_order_and_requests_its_status() -> None:
-    """Seed 004 C-6: a failed cancel left the order in the registry forever. Here it becomes
+    """Failure `leaked-cancel`: a failed cancel left the order in the registry forever. Here it becomes
     CANCEL_FAILED with a status request in the same step, and the venue's answer resolves it."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0)

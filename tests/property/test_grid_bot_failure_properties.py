@@ -1,8 +1,8 @@
-"""Seed 004 C-1 and C-3 as properties over generated markets on the simulated venue.
+"""Failures `fill-during-rebuild` and `missed-fills-on-reconnect` as properties over generated markets on the simulated venue.
 
-C-1: after every step, the neutral grid's live orders are exactly the levels
+`fill-during-rebuild`: after every step, the neutral grid's live orders are exactly the levels
 ``grid_levels`` gives for the ledger position (a level may be empty only while its old order's
-cancel is on its way). C-3: dropping any stream messages, then reconnecting, ends with the
+cancel is on its way). `missed-fills-on-reconnect`: dropping any stream messages, then reconnecting, ends with the
 ledger equal to the venue's own account.
 """
 
@@ -60,7 +60,7 @@ def _no_mismatch(state: State[Any]) -> None:
 def test_c1_grid_orders_always_match_the_position_they_were_computed_from(
     path: list[QuoteTicked], inventory_lots: int | None
 ) -> None:
-    """Seed 004 C-1, checked after every single step, fills and recenterings included."""
+    """Failure `fill-during-rebuild`, checked after every single step, fills and recenterings included."""
     settings = (
         {} if inventory_lots is None else {"max_inventory": f'"{inventory_lots * 0.001:.3f}"'}
     )
@@ -82,8 +82,8 @@ def test_c1_grid_orders_always_match_the_position_they_were_computed_from(
 def test_c3_any_dropped_stream_messages_are_recovered_by_the_reconnect(
     path: list[QuoteTicked], data: st.DataObject
 ) -> None:
-    """Seed 004 C-3 (DESIGN.md: "dropping any stream messages then reconnecting ends with the
-    ledger equal to the venue's truth"); overlaps with fills already seen are harmless (C-5)."""
+    """Failure `missed-fills-on-reconnect` ("dropping any stream messages then reconnecting ends with the
+    ledger equal to the venue's truth"); overlaps with fills already seen are harmless (`double-counted-fill`)."""
     state, exchange = synced_with_exchange()
     down_at = data.draw(st.integers(min_value=0, max_value=len(path)))
     for i, tick in enumerate(path):
@@ -103,7 +103,7 @@ def test_c3_any_dropped_stream_messages_are_recovered_by_the_reconnect(
     theirs = exchange.position(SYMBOL)
     # Size and fees exactly; PnL as a total (realized − qty × entry, the fills' cash flow).
     # How it splits between realized and entry depends on the order fills were applied in,
-    # which a recovered fill changes: see test_seed_004.py for that case.
+    # which a recovered fill changes: see test_grid_bot_failures.py for that case.
     assert ours.qty == theirs.qty
     assert ours.fees == theirs.fees
     assert abs(cash_total(ours) - cash_total(theirs)) <= Decimal("1e-20")
