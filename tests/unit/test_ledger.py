@@ -273,7 +273,7 @@ def test_average_entry_is_rounded_once_and_a_round_trip_realizes_exactly_its_cas
         ("d", Side.SELL, "2", "110", "0"),
     )
     pos = ledger.position(VENUE, SYMBOL)
-    assert (pos.qty, pos.cost, pos.avg_entry) == (0, 0, 0)
+    assert (pos.qty, pos.cost, pos.avg_entry) == (D(0), D(0), D(0))
     assert pos.realized == D(28)
 
 
