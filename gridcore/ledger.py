@@ -130,7 +130,8 @@ def _exponent(value: Decimal) -> int:
 
 
 def _entry_exponent(price: Decimal) -> int:
-    return _exponent(price) - ENTRY_EXTRA_PLACES
+    # A price written with a positive exponent ("5E+4") still gets decimals below the unit.
+    return min(_exponent(price), 0) - ENTRY_EXTRA_PLACES
 
 
 @attrs.frozen(kw_only=True)

@@ -16,8 +16,8 @@ Quantized by a named rule where it cannot be
 --------------------------------------------
 Average entry is a quotient (cost ÷ size) and in general has no finite decimal form. It is
 rounded once, half-even, by :func:`quantize_quotient` to :data:`ENTRY_EXTRA_PLACES` decimal
-places finer than the finest fill price that went into it (a tick of 0.1 gives an entry on a
-0.00001 grid). Realized PnL of a partial close is ``closed × (price − entry)``, a product of
+places finer than the finest fill price that went into it, and never coarser than that many
+decimal places (a tick of 0.1 gives an entry on a 0.00001 grid, whole prices one on 0.0001). Realized PnL of a partial close is ``closed × (price − entry)``, a product of
 finite decimals, so it is exact given the entry; a close to zero books what is left of the
 exact cost basis, so over a whole round trip realized PnL is exactly the fills' cash flow.
 

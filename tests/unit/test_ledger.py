@@ -313,3 +313,11 @@ def test_a_flip_opens_the_rest_at_the_fill_price_on_the_entry_grid() -> None:
     )
     assert (pos.qty, pos.cost, pos.realized) == (D(-2), D(-221), D(10))
     assert str(pos.avg_entry) == "110.50000"  # the price, on the 4-places-finer entry grid
+
+
+def test_an_entry_from_prices_written_with_an_exponent_still_has_decimals() -> None:
+    pos = fold(("a", Side.BUY, "1", "5E+4", "0"), ("b", Side.BUY, "2", "5.1E+4", "0")).position(
+        VENUE, SYMBOL
+    )
+    assert pos.cost == D(152_000)
+    assert str(pos.avg_entry) == "50666.6667"  # 4 places, not rounded to 1E+4
