@@ -40,6 +40,7 @@ from tests.unit.helpers import (
     only,
     quote,
     scripted_state,
+    submit,
     synced,
 )
 
@@ -252,3 +253,14 @@ def test_the_status_line_shows_money_at_cents_and_positions_at_tick_and_lot() ->
         == "0.014 @ 49518.7"
     )
     assert _position(state, VENUE, "UNKNOWN", D("0.0140"), D("1.50")) == "0.014 @ 1.5"
+
+
+def test_a_margin_refusal_shows_money_at_the_currency_places() -> None:
+    """0.007 at 49,000.1 at 3x needs 343.0007 / 3 + 5 bps = 114.5050670166... quote: a quotient
+    with no finite form, shown as cents."""
+    state, _ = synced(scripted_state(kernel_config(risk=RiskConfig(leverage=D(3)))), equity="100")
+    _, commands, place = submit(state, ts=EPOCH + 2_000, qty="0.007", price="49000.1")
+    assert place is None
+    note = only(commands, Notify)
+    assert note.code == "refused:insufficient_margin"
+    assert note.message.endswith("order needs 114.51 USD margin, 100.00 free on sim")
