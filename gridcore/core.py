@@ -82,7 +82,7 @@ from gridcore.events import (
 from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger, PositionKey
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
-from gridcore.numbers import CTX, ZERO, Rounding
+from gridcore.numbers import CTX, ZERO, Rounding, format_money
 from gridcore.risk import Refusal, RiskConfig, RiskState, check_order
 from gridcore.sync import SyncPhase, VenueStatus, position_drift
 
@@ -781,7 +781,11 @@ class _Tx(Generic[S]):
             self.risk = attrs.evolve(risk, worst_drawdown=fall)
         limit = self.config.risk.max_drawdown
         if limit is not None and fall >= limit and not risk.halted:
-            self.halt(f"drawdown {fall} reached max_drawdown {limit}")
+            quote = self.config.instruments[0].quote if self.config.instruments else "USD"
+            self.halt(
+                f"drawdown {format_money(fall, quote)} {quote} reached max_drawdown "
+                f"{format_money(limit, quote)} {quote}"
+            )
 
     def error(self, what: str, batch: int | None = None) -> None:
         if batch is not None and batch == self.risk.last_error_batch:

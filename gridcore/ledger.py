@@ -16,9 +16,14 @@ than the watermark (more than ~16k fills late) is not applied; the positions rep
 every reconciliation detects the drift and repairs it (see :mod:`gridcore.sync`).
 
 Positions are kept per ``(venue, symbol, position_side)`` with a signed quantity (short < 0),
-so one-way and hedge mode share one code path. Average entry changes only when a position
-grows (a 40-digit weighted average); reducing realizes PnL against it, rounded to
-:data:`~gridcore.numbers.MONEY_QUANTUM` (1e-24 quote) so that balances add up exactly.
+so one-way and hedge mode share one code path.
+
+Money is exact (see :mod:`gridcore.numbers`): each position keeps its exact cost basis, so
+realized plus unrealized PnL never carries a rounding. Average entry changes only when a
+position grows and is the cost basis divided by the size, rounded half-even to
+:data:`~gridcore.numbers.ENTRY_EXTRA_PLACES` decimals beyond the fill prices; a partial close
+realizes ``closed × (price − entry)`` (exact given the entry) and a close to zero realizes the
+exact remainder, so a round trip books exactly its cash flow.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import attrs
 
 from gridcore.events import Fill
 from gridcore.instruments import PositionSide
-from gridcore.numbers import CTX, MONEY_QUANTUM, ZERO
+from gridcore.numbers import CTX, ENTRY_EXTRA_PLACES, ZERO, quantize_quotient
 
 __all__ = ["FillWindow", "Ledger", "Position", "PositionKey"]
 
@@ -40,21 +45,27 @@ PositionKey = tuple[str, str, PositionSide]
 
 @attrs.frozen(kw_only=True)
 class Position:
-    """One position: signed ``qty`` (base units), ``avg_entry`` (quote per base), and the money
-    it has made: ``realized`` (trading PnL), ``fees`` (paid, positive), ``funding`` (received,
-    positive), all in quote."""
+    """One position: signed ``qty`` (base units), ``avg_entry`` (quote per base), ``cost`` (the
+    exact cost basis of the open quantity, signed like ``qty``: the sum of ``qty × price`` of the
+    fills that opened it, less what closes took out), and the money it has made: ``realized``
+    (trading PnL), ``fees`` (paid, positive), ``funding`` (received, positive), all in quote.
+
+    ``cost`` is exact; ``avg_entry`` is ``cost ÷ qty`` rounded by the rule of
+    :mod:`gridcore.numbers` (:data:`~gridcore.numbers.ENTRY_EXTRA_PLACES` beyond the prices).
+    Realized plus unrealized PnL is therefore exact at any mark."""
 
     qty: Decimal = ZERO
     avg_entry: Decimal = ZERO
+    cost: Decimal = ZERO
     realized: Decimal = ZERO
     fees: Decimal = ZERO
     funding: Decimal = ZERO
 
     def unrealized(self, mark: Decimal) -> Decimal:
-        """PnL of the open quantity at ``mark``."""
+        """PnL of the open quantity at ``mark``: ``qty × mark − cost`` (exact)."""
         if not self.qty:
             return ZERO
-        return CTX.multiply(self.qty, CTX.subtract(mark, self.avg_entry))
+        return CTX.subtract(CTX.multiply(self.qty, mark), self.cost)
 
     @property
     def net(self) -> Decimal:
@@ -67,29 +78,60 @@ class Position:
         new_q = CTX.add(q, signed_qty)
         fees = CTX.add(self.fees, fee)
         if not q or (q > 0) == (signed_qty > 0):
-            # Growing (or opening): new average entry, weighted by size.
-            cost = CTX.add(
-                CTX.multiply(abs(q), self.avg_entry), CTX.multiply(abs(signed_qty), price)
-            )
-            avg = CTX.divide(cost, abs(new_q))
+            # Growing (or opening): the cost basis adds the fill's value exactly; the average
+            # entry is derived from it by the one named rounding.
+            cost = CTX.add(self.cost, CTX.multiply(signed_qty, price))
+            exponent = _entry_exponent(price)
+            if q:
+                exponent = min(exponent, _exponent(self.avg_entry))
             return Position(
-                qty=new_q, avg_entry=avg, realized=self.realized, fees=fees, funding=self.funding
+                qty=new_q,
+                avg_entry=quantize_quotient(cost, new_q, exponent),
+                cost=cost,
+                realized=self.realized,
+                fees=fees,
+                funding=self.funding,
             )
         closed = min(abs(signed_qty), abs(q))
-        direction = 1 if q > 0 else -1
-        pnl = CTX.multiply(closed, CTX.subtract(price, self.avg_entry)).quantize(
-            MONEY_QUANTUM, context=CTX
-        )
-        realized = CTX.add(self.realized, pnl if direction > 0 else -pnl)
-        if not new_q:
-            avg = ZERO
-        elif (new_q > 0) == (q > 0):
-            avg = self.avg_entry
+        if closed == abs(q):
+            # Closed to zero (or through it): book the exact remainder of the cost basis, so a
+            # round trip realizes exactly its cash flow whatever the entry's rounding did.
+            cash = CTX.multiply(closed, price) if q > 0 else -CTX.multiply(closed, price)
+            realized = CTX.add(self.realized, CTX.subtract(cash, self.cost))
+            if not new_q:
+                avg, cost = ZERO, ZERO
+            else:  # flipped through zero: the remainder opened at this price
+                cost = CTX.multiply(new_q, price)
+                avg = price.quantize(Decimal(1).scaleb(_entry_exponent(price)), context=CTX)
         else:
-            avg = price  # flipped through zero: the remainder opened at this price
+            # Partial close: realize against the (rounded) entry, a product of finite decimals,
+            # and take the same amount out of the cost basis.
+            basis = CTX.multiply(closed, self.avg_entry)
+            pnl = CTX.subtract(CTX.multiply(closed, price), basis)
+            realized = CTX.add(self.realized, pnl if q > 0 else -pnl)
+            cost = CTX.subtract(self.cost, basis if q > 0 else -basis)
+            avg = self.avg_entry
         return Position(
-            qty=new_q, avg_entry=avg, realized=realized, fees=fees, funding=self.funding
+            qty=new_q, avg_entry=avg, cost=cost, realized=realized, fees=fees, funding=self.funding
         )
+
+    def with_entry(self, qty: Decimal, entry: Decimal) -> Position:
+        """This position with size ``qty`` held at ``entry`` (the venue's figures); the cost
+        basis becomes ``qty × entry`` exactly."""
+        if not qty:
+            return attrs.evolve(self, qty=qty, avg_entry=ZERO, cost=ZERO)
+        return attrs.evolve(self, qty=qty, avg_entry=entry, cost=CTX.multiply(qty, entry))
+
+
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # prices and entries are finite (checked at the boundary)
+    return exponent
+
+
+def _entry_exponent(price: Decimal) -> int:
+    # A price written with a positive exponent ("5E+4") still gets decimals below the unit.
+    return min(_exponent(price), 0) - ENTRY_EXTRA_PLACES
 
 
 @attrs.frozen(kw_only=True)
@@ -200,15 +242,15 @@ class Ledger:
 
     def adopt(self, key: PositionKey, qty: Decimal, entry: Decimal) -> Ledger:
         """Overwrite one position's size and entry with the venue's (drift repair)."""
-        pos = self.positions.get(key, _FLAT)
-        fixed = attrs.evolve(pos, qty=qty, avg_entry=entry if qty else ZERO)
+        fixed = self.positions.get(key, _FLAT).with_entry(qty, entry)
         return attrs.evolve(
             self, positions={**self.positions, key: fixed}, drift_repairs=self.drift_repairs + 1
         )
 
     def realign(self, key: PositionKey, entry: Decimal) -> Ledger:
         """Take the venue's average entry for a position whose size already agrees, moving
-        realized PnL by ``qty × (entry − old entry)`` so that total PnL is unchanged.
+        realized PnL by the change of the cost basis (``qty × entry − cost``) so that total PnL
+        is unchanged.
 
         With average-cost accounting the split between realized and unrealized PnL depends on
         the order fills were applied; a fill recovered after later ones (seed 004 C-3) is
@@ -218,9 +260,10 @@ class Ledger:
         pos = self.positions.get(key, _FLAT)
         if not pos.qty or pos.avg_entry == entry:
             return self
-        shift = CTX.multiply(pos.qty, CTX.subtract(entry, pos.avg_entry))
-        realized = CTX.add(pos.realized, shift).quantize(MONEY_QUANTUM, context=CTX)
-        fixed = attrs.evolve(pos, avg_entry=entry, realized=realized)
+        fixed = pos.with_entry(pos.qty, entry)
+        # Realized + unrealized (= realized + qty × mark − cost) stays exactly what it was.
+        realized = CTX.add(pos.realized, CTX.subtract(fixed.cost, pos.cost))
+        fixed = attrs.evolve(fixed, realized=realized)
         return attrs.evolve(self, positions={**self.positions, key: fixed})
 
     def totals(self) -> Position:

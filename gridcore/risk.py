@@ -34,7 +34,7 @@ from gridcore.events import BalanceReported, QuoteTicked
 from gridcore.instruments import Instrument, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, ZERO, format_money
 
 __all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
 
@@ -233,6 +233,7 @@ def check_order(
     if reserve > free:
         return Refusal(
             code="insufficient_margin",
-            message=f"order needs {reserve} margin, {free} free on {instrument.venue}",
+            message=f"order needs {format_money(reserve, instrument.quote)} {instrument.quote} "
+            f"margin, {format_money(free, instrument.quote)} free on {instrument.venue}",
         )
     return reserve

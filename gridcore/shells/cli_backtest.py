@@ -273,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
                 market=plan.market,
                 quote=instrument.quote,
                 base=instrument.base,
+                lot_size=instrument.lot_size,
             )
         )
         notices = render.notices_table(trace.notices)
@@ -286,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if plan.plotter is not None:
         title = (
             f"gridcore backtest — {plan.market}, seed {summary.seed}, faults {summary.faults}: "
-            f"{summary.fills:,} fills, net PnL {render.human_decimal(summary.net_pnl)} "
+            f"{summary.fills:,} fills, net PnL {render.human_decimal(summary.net_pnl, instrument.quote)} "
             f"{instrument.quote}"
         )
         try:

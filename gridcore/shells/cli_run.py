@@ -46,7 +46,7 @@ from gridcore.core import State
 from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
 from gridcore.sim import make_bot, profile
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
@@ -375,15 +375,26 @@ def _session(
     stats = runtime.stats
     print(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
-        f"{journal.last_seq}; net PnL {_money(final.net_pnl())} "
-        f"(realized {_money(totals.realized)}, fees {_money(totals.fees)}, "
-        f"funding {_money(totals.funding)}); fills {final.ledger.fill_count}"
+        f"{journal.last_seq}; net PnL {_money(final.net_pnl(), final)} "
+        f"(realized {_money(totals.realized, final)}, fees {_money(totals.fees, final)}, "
+        f"funding {_money(totals.funding, final)}); fills {final.ledger.fill_count}"
     )
     return 0
 
 
-def _money(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.0001"), context=CTX))
+def _money(value: Decimal, state: State[Any]) -> str:
+    """Quote money for people, at the quote currency's places (``-64.95 USD``)."""
+    instruments = state.config.instruments
+    quote = instruments[0].quote if instruments else "USD"
+    return f"{format_money(value, quote)} {quote}"
+
+
+def _position(state: State[Any], venue: str, symbol: str, qty: Decimal, entry: Decimal) -> str:
+    """``qty @ entry`` for people: size at the lot, entry at the tick."""
+    inst = state.config.by_key.get((venue, symbol))
+    if inst is None:
+        return f"{exact_str(qty)} @ {exact_str(entry)}"
+    return f"{format_step(qty, inst.lot_size)} @ {format_step(entry, inst.tick_size)}"
 
 
 async def _status_loop(runtime: Runtime, notices: _Notices) -> None:
@@ -405,13 +416,17 @@ async def _status_loop(runtime: Runtime, notices: _Notices) -> None:
         table.add_row("venue time", when.isoformat(timespec="seconds"))
         table.add_row("events", f"{runtime.stats.events} ({rate:,.0f}/s)")
         for (venue, symbol, side), pos in state.ledger.positions.items():
-            table.add_row(f"{venue}/{symbol} {side.value}", f"{pos.qty} @ {pos.avg_entry}")
+            table.add_row(
+                f"{venue}/{symbol} {side.value}",
+                _position(state, venue, symbol, pos.qty, pos.avg_entry),
+            )
         table.add_row("open orders", str(len(state.live_orders())))
         totals = state.ledger.totals()
-        table.add_row("net PnL", _money(state.net_pnl()))
+        table.add_row("net PnL", _money(state.net_pnl(), state))
         table.add_row(
             "realized / fees / funding",
-            f"{_money(totals.realized)} / {_money(totals.fees)} / {_money(totals.funding)}",
+            f"{_money(totals.realized, state)} / {_money(totals.fees, state)} / "
+            f"{_money(totals.funding, state)}",
         )
         table.add_row("halted", state.risk.halt_reason if state.risk.halted else "no")
         return table
@@ -430,7 +445,8 @@ async def _status_loop(runtime: Runtime, notices: _Notices) -> None:
 
 
 def _s(value: Decimal) -> str:
-    return str(value)
+    # Machines get the exact value, normalized: no exponent, no trailing zeros.
+    return exact_str(value)
 
 
 def inspect_report(journal: Journal) -> dict[str, Any]:

@@ -75,7 +75,7 @@ __all__ = [
     "recover",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: positions keep their exact cost basis
 """Bumped whenever the tables or the codec change incompatibly."""
 
 CODEC = "msgpack-1"

@@ -1,13 +1,13 @@
 """Terminal output of the command line: progress bars, summary tables, JSON-safe values.
 
-Humans get rounded money in a rich table; machines get :func:`summary_dict`, exact decimals as
-fixed-point strings. A progress bar only appears on an interactive terminal, on stderr, and
+Humans get a rich table with money at the quote currency's places and sizes at the lot (the
+rules are in :mod:`gridcore.numbers`); machines get :func:`summary_dict`, exact decimals as
+normalized fixed-point strings. A progress bar only appears on an interactive terminal, on stderr, and
 vanishes when done, so neither pipes nor ``--json`` consumers ever see it.
 """
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -29,7 +29,8 @@ from rich.text import Text
 
 from gridcore.commands import Level, Notify
 from gridcore.invariants import Violation
-from gridcore.sim import Summary
+from gridcore.numbers import exact_str, format_money, format_step
+from gridcore.sim import FaultCounts, Summary
 
 __all__ = [
     "Performance",
@@ -42,10 +43,6 @@ __all__ = [
     "violation_dict",
     "violations_table",
 ]
-
-# Rounding for display only: explicit, independent of the thread's decimal context.
-_DISPLAY = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
-
 
 @attrs.frozen(kw_only=True)
 class Performance:
@@ -69,10 +66,13 @@ class Performance:
 
 
 def json_value(value: object) -> object:
-    """A JSON-ready form of a summary value: Decimals as exact fixed-point strings
-    (``"-64.947"``, never ``"1E+1"``), enums by value, everything else unchanged."""
+    """A JSON-ready form of a summary value: Decimals as exact, normalized fixed-point strings
+    (``"-64.94703838"``, never ``"1E+1"`` nor trailing zeros), fault counts as an object of
+    integers, everything else unchanged."""
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return exact_str(value)
+    if isinstance(value, FaultCounts):
+        return attrs.asdict(value)
     if isinstance(value, bool | int | str) or value is None:
         return value
     raise TypeError(f"no JSON form for {type(value).__name__}: {value!r}")
@@ -84,19 +84,29 @@ def summary_dict(summary: Summary) -> dict[str, object]:
     return {f.name: json_value(getattr(summary, f.name)) for f in attrs.fields(Summary)}
 
 
-def human_decimal(value: Decimal, places: int = 2) -> str:
-    """``value`` rounded half-even to ``places`` decimals with thousands separators, for
-    people (``-64.947038`` → ``-64.95``). Never feed the result back into arithmetic."""
-    exp = Decimal(1).scaleb(-places)
-    rounded = value.quantize(exp, context=_DISPLAY)
-    if rounded == 0:
-        rounded = abs(rounded)  # no "-0.00"
-    return f"{rounded:,}"
+def human_decimal(value: Decimal, currency: str = "USD") -> str:
+    """``value`` rounded half-even to ``currency``'s places with thousands separators, for
+    people (``-64.947038`` USD → ``-64.95``). Never feed the result back into arithmetic."""
+    return format_money(value, currency, grouping=True)
 
 
-def _signed(value: Decimal, places: int = 2) -> Text:
+def _signed(value: Decimal, currency: str) -> Text:
     style = "green" if value > 0 else "red" if value < 0 else ""
-    return Text(human_decimal(value, places), style=style)
+    return Text(human_decimal(value, currency), style=style)
+
+
+#: Rows of the "faults injected" section: (label, :class:`FaultCounts` field).
+FAULT_ROWS = (
+    ("stream messages dropped", "dropped"),
+    ("stream messages lost in outages", "lost_in_outage"),
+    ("fills duplicated", "duplicated"),
+    ("REST answers delayed", "delayed"),
+    ("REST errors", "rest_errors"),
+    ("timeouts, not executed", "timeouts_lost"),
+    ("timeouts, executed", "timeouts_applied"),
+    ("disconnects", "disconnects"),
+    ("quotes missed (feed down)", "quotes_missed"),
+)
 
 
 def summary_table(
@@ -106,13 +116,25 @@ def summary_table(
     market: str = "",
     quote: str = "USD",
     base: str = "",
+    lot_size: Decimal | None = None,
 ) -> Table:
-    """The human summary of a backtest: money rounded to cents, sizes as the ledger has them.
+    """The human summary of a backtest: money at ``quote``'s places, sizes at ``lot_size`` (as
+    the ledger has them when no lot is given), and, when the run had a fault profile, how many
+    faults of each kind it injected.
 
     ``market`` says what the bot traded on (a file name, or the synthetic market)."""
     s = summary
     unit = f" ({quote})"
     size_unit = f" ({base})" if base else ""
+
+    def size(value: Decimal) -> str:
+        return format_step(value, lot_size) if lot_size is not None else exact_str(value)
+
+    faults: list[tuple[str, str | Text] | None] = []
+    if s.faults != "none" or s.injected.total:
+        faults = [None] + [
+            (label, f"{getattr(s.injected, name):,}") for label, name in FAULT_ROWS
+        ]
     table = Table(title="gridcore backtest", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -129,17 +151,17 @@ def summary_table(
         ("fills", f"{s.fills:,}"),
         ("cancels", f"{s.cancels:,}"),
         ("rejections", f"{s.rejections:,}"),
-        ("volume" + unit, human_decimal(s.volume)),
+        ("volume" + unit, human_decimal(s.volume, quote)),
         None,
-        ("realized PnL" + unit, _signed(s.realized_pnl)),
-        ("unrealized PnL" + unit, _signed(s.unrealized_pnl)),
-        ("fees paid" + unit, human_decimal(s.fees)),
-        ("funding received" + unit, _signed(s.funding)),
-        ("net PnL" + unit, _signed(s.net_pnl)),
-        ("max drawdown" + unit, human_decimal(s.max_drawdown)),
+        ("realized PnL" + unit, _signed(s.realized_pnl, quote)),
+        ("unrealized PnL" + unit, _signed(s.unrealized_pnl, quote)),
+        ("fees paid" + unit, human_decimal(s.fees, quote)),
+        ("funding received" + unit, _signed(s.funding, quote)),
+        ("net PnL" + unit, _signed(s.net_pnl, quote)),
+        ("max drawdown" + unit, human_decimal(s.max_drawdown, quote)),
         None,
-        ("max position" + size_unit, format(s.max_position, "f")),
-        ("final position" + size_unit, format(s.final_position, "f")),
+        ("max position" + size_unit, size(s.max_position)),
+        ("final position" + size_unit, size(s.final_position)),
         ("grid recenters", str(s.recenters)),
         ("syncs / drift repairs", f"{s.syncs} / {s.drift_repairs}"),
         ("alerts / warnings", f"{s.alerts} / {s.warnings}"),
@@ -150,6 +172,7 @@ def summary_table(
                 str(s.invariant_violations), style="bold red" if s.invariant_violations else "green"
             ),
         ),
+        *faults,
     )
     for row in rows:
         if row is None:

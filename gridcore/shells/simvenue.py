@@ -59,7 +59,7 @@ from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCo
 
 __all__ = ["SimVenue", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
 
-_VERSION = 1
+_VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
 
 

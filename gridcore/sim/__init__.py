@@ -20,12 +20,13 @@ from gridcore.events import QuoteTicked
 from gridcore.grid import NeutralGrid
 from gridcore.sim.backtest import Sample, Summary, Trace, run_backtest
 from gridcore.sim.exchange import SimConfig, SimExchange, SimOrder
-from gridcore.sim.faults import PROFILES, FaultPlan, profile
+from gridcore.sim.faults import PROFILES, FaultCounts, FaultPlan, profile
 from gridcore.sim.market import synthetic_path
 from gridcore.sim.rng import SplitMix64
 
 __all__ = [
     "PROFILES",
+    "FaultCounts",
     "FaultPlan",
     "Sample",
     "SimConfig",

@@ -50,9 +50,9 @@ from gridcore.events import (
 )
 from gridcore.grid import NeutralGrid
 from gridcore.invariants import Violation, check_against_venue, check_state
-from gridcore.numbers import CTX, MONEY_QUANTUM, ZERO
+from gridcore.numbers import CTX, ZERO
 from gridcore.sim.exchange import SimExchange
-from gridcore.sim.faults import Fate, FaultInjector, FaultPlan
+from gridcore.sim.faults import Fate, FaultCounts, FaultInjector, FaultPlan
 
 __all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
 
@@ -82,10 +82,12 @@ class Sample:
 
 @attrs.frozen(kw_only=True)
 class Summary:
-    """The numbers of a run. Money in quote, sizes in base units."""
+    """The numbers of a run. Money in quote, sizes in base units; ``injected`` counts the
+    faults the plan injected, by kind (all zero without faults)."""
 
     seed: int
     faults: str
+    injected: FaultCounts
     ticks: int
     events: int
     commands: int
@@ -423,6 +425,8 @@ class _Run:
                         found = check_state(state)
                         if found:
                             self.violate(found)
+            else:
+                self.injector.count("quotes_missed")
             if ticks == next_sample:
                 next_sample += sample_every
                 self.sample(tick)
@@ -448,11 +452,6 @@ class _Run:
         if progress is not None:
             progress(ticks)
         return end
-
-
-def _money(value: Decimal) -> Decimal:
-    # Unrealized PnL rests on a 40-digit average entry; report it at the ledger's money step.
-    return value.quantize(MONEY_QUANTUM, context=CTX)
 
 
 def run_backtest(
@@ -537,6 +536,7 @@ def run_backtest(
     summary = Summary(
         seed=run.seed,
         faults=faults.name,
+        injected=run.injector.counts(),
         ticks=run.ticks,
         events=run.events,
         commands=run.commands,
@@ -546,11 +546,11 @@ def run_backtest(
         rejections=rejections,
         volume=volume,
         realized_pnl=totals.realized,
-        unrealized_pnl=_money(unrealized),
+        unrealized_pnl=unrealized,
         fees=totals.fees,
         funding=totals.funding,
-        net_pnl=_money(net),
-        max_drawdown=_money(final.risk.worst_drawdown),
+        net_pnl=net,
+        max_drawdown=final.risk.worst_drawdown,
         max_position=run.max_position,
         final_position=final_position,
         recenters=grid.recenters if isinstance(grid, NeutralGrid) else 0,

@@ -4,7 +4,8 @@ Rates are in parts per million (ppm) per opportunity: per command sent, per stre
 tick. Every draw comes from a seeded :class:`~gridcore.sim.rng.SplitMix64`, so a plan and a seed
 replay the same faults exactly.
 
-* ``drop_ppm`` — a stream message (fill, venue-side cancel, funding) is lost.
+* ``drop_ppm`` — a stream message (fill, venue-side cancel, funding-rate update) is lost.
+  Funding payments are booked like a statement and never lost.
 * ``duplicate_ppm`` — a stream fill is delivered twice.
 * ``ack_delay_ppm`` / ``ack_delay_ms`` — a REST answer arrives late, after later stream messages.
 * ``rest_error_ppm`` — a command fails before the venue sees it (``CommandFailed``, not applied).
@@ -13,6 +14,9 @@ replay the same faults exactly.
 * ``timeout_lost_ppm`` — the command is lost and times out.
 * ``disconnect_ppm`` / ``disconnect_ms`` — the stream goes down for a while: quotes and stream
   messages in that window are lost, then the feed reconnects.
+
+The injector counts what it injected (:class:`FaultCounts`), so a run can say what went wrong
+instead of leaving no trace.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import attrs
 from gridcore._enum import CoreEnum
 from gridcore.sim.rng import SplitMix64
 
-__all__ = ["PROFILES", "Fate", "FaultInjector", "FaultPlan", "profile"]
+__all__ = ["PROFILES", "Fate", "FaultCounts", "FaultInjector", "FaultPlan", "profile"]
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +107,34 @@ class Fate(CoreEnum):
     TIMEOUT_APPLIED = "timeout_applied"  # the venue acts on it, the answer is lost
 
 
+@attrs.frozen(kw_only=True)
+class FaultCounts:
+    """How many faults of each kind were injected into one run.
+
+    Stream messages: ``dropped`` (lost to ``drop_ppm``), ``lost_in_outage`` (sent while the feed
+    was down), ``duplicated`` (a fill delivered twice). REST: ``delayed`` (an answer that came
+    late), ``rest_errors`` (failed before the venue saw it), ``timeouts_lost`` (never reached the
+    venue), ``timeouts_applied`` (executed, answer lost); a batch is one request. Feed:
+    ``disconnects`` (outages begun) and ``quotes_missed`` (market quotes the bot did not get
+    because its feed was down).
+    """
+
+    dropped: int = 0
+    lost_in_outage: int = 0
+    duplicated: int = 0
+    delayed: int = 0
+    rest_errors: int = 0
+    timeouts_lost: int = 0
+    timeouts_applied: int = 0
+    disconnects: int = 0
+    quotes_missed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every injected fault (each missed quote counts once)."""
+        return sum(getattr(self, f.name) for f in attrs.fields(FaultCounts))
+
+
 class FaultInjector:
     """Draws the faults of a :class:`FaultPlan` from a seed, one decision at a time.
 
@@ -115,6 +147,16 @@ class FaultInjector:
         self.plan = plan
         self.rng = SplitMix64(seed).fork(0xFA)
         self.enabled = plan.active
+        self._counts: dict[str, int] = dict.fromkeys(attrs.fields_dict(FaultCounts), 0)
+
+    def counts(self) -> FaultCounts:
+        """What was injected so far."""
+        return FaultCounts(**self._counts)
+
+    def count(self, kind: str, n: int = 1) -> None:
+        """Record ``n`` faults of ``kind`` (a :class:`FaultCounts` field) that the caller
+        injected itself (``quotes_missed``: only the caller knows which quotes it held back)."""
+        self._counts[kind] += n
 
     def command_fate(self) -> Fate:
         """The fate of one command (a batch shares one fate: it is one request)."""
@@ -122,10 +164,13 @@ class FaultInjector:
         if not self.enabled:
             return Fate.DELIVERED
         if self.rng.chance(p.rest_error_ppm):
+            self._counts["rest_errors"] += 1
             return Fate.REST_ERROR
         if self.rng.chance(p.timeout_lost_ppm):
+            self._counts["timeouts_lost"] += 1
             return Fate.TIMEOUT_LOST
         if self.rng.chance(p.timeout_applied_ppm):
+            self._counts["timeouts_applied"] += 1
             return Fate.TIMEOUT_APPLIED
         return Fate.DELIVERED
 
@@ -133,7 +178,10 @@ class FaultInjector:
         """Extra milliseconds before a REST answer arrives (0 most of the time)."""
         p = self.plan
         if self.enabled and self.rng.chance(p.ack_delay_ppm):
-            return self.rng.below(p.ack_delay_ms + 1)
+            delay = self.rng.below(p.ack_delay_ms + 1)
+            if delay:
+                self._counts["delayed"] += 1
+            return delay
         return 0
 
     def stream_delays(self, *, is_fill: bool, feed_down: bool) -> tuple[int, ...]:
@@ -142,12 +190,20 @@ class FaultInjector:
         if not self.enabled:
             return (0,)
         p = self.plan
-        if feed_down or self.rng.chance(p.drop_ppm):
+        if feed_down:
+            self._counts["lost_in_outage"] += 1
+            return ()
+        if self.rng.chance(p.drop_ppm):
+            self._counts["dropped"] += 1
             return ()
         if is_fill and self.rng.chance(p.duplicate_ppm):
+            self._counts["duplicated"] += 1
             return (0, 1 + self.rng.below(3_000))
         return (0,)
 
     def disconnect(self) -> bool:
         """True when the feed should go down now (drawn once per tick)."""
-        return self.enabled and self.rng.chance(self.plan.disconnect_ppm)
+        if self.enabled and self.rng.chance(self.plan.disconnect_ppm):
+            self._counts["disconnects"] += 1
+            return True
+        return False

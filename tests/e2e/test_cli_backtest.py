@@ -27,6 +27,7 @@ from gridcore.sim import PROFILES, Trace, backtest, make_path, profile
 SUMMARY_KEYS = [
     "seed",
     "faults",
+    "injected",
     "ticks",
     "events",
     "commands",
@@ -187,6 +188,8 @@ def test_json_has_the_documented_shape(tmp_path: Path) -> None:
             assert isinstance(value, str)
         elif key in BOOL_KEYS:
             assert isinstance(value, bool)
+        elif key == "injected":
+            assert all(type(n) is int and n >= 0 for n in value.values()), value
         else:
             assert type(value) is int, (key, value)
     assert summary["ticks"] == 4000

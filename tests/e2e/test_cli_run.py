@@ -60,7 +60,7 @@ def test_run_inspect_replay_and_resume(tmp_path: Path) -> None:
         "positions", "open_orders", "fills", "pnl", "halted", "halt_reason", "venues",
         "invariants",
     ]  # fmt: skip
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["events"] == data["last_seq"] > 1_800
     assert data["last_snapshot_seq"] == data["last_seq"]  # the final snapshot
     assert data["duplicate_cloids"] == []
@@ -126,11 +126,11 @@ def test_a_journal_of_another_schema_version_is_refused(tmp_path: Path) -> None:
         == 0
     )
     conn = sqlite3.connect(tmp_path / "j.db")
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
     for args in (("inspect", "j.db"), ("run", "--journal", "j.db")):
-        _one_error_line(cli(*args, cwd=tmp_path), "journal schema version 2 is not supported")
+        _one_error_line(cli(*args, cwd=tmp_path), "journal schema version 99 is not supported")
 
 
 def test_replay_reports_a_snapshot_that_is_not_the_fold(tmp_path: Path) -> None:

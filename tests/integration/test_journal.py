@@ -214,7 +214,7 @@ def test_events_and_commands_read_back_in_order(tmp_path: Path) -> None:
     # Reopened, it knows where it was.
     again = Journal.open(tmp_path / "j.db")
     assert again.last_seq == 2 and again.meta()["config"] == "x"
-    assert again.meta()["schema_version"] == "1"
+    assert again.meta()["schema_version"] == "2"
 
 
 def test_one_append_is_one_transaction(tmp_path: Path) -> None:

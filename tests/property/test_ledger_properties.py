@@ -5,13 +5,17 @@ Seed 004 C-5 (replayed fills counted again) and C-2 (partial fills lost to a thr
 
 What reordering may change. Under average-cost accounting the *split* of the total PnL between
 realized and unrealized depends on the order of the fills (buy 100, sell 110, buy 120 realizes
-10; buy 100, buy 120, sell 110 realizes 0), but the total does not: ``realized − qty ×
-avg_entry`` (the realized PnL plus the unrealized PnL at any mark, minus ``qty × mark``) is the
-cash flow of the fills, whatever their order. So for any reordering the position size, fees and
-fill count are exactly equal and that total is equal to within the rounding of the 40-digit
-average entry; for reorderings that keep the first sight of every fill in order (duplicates
-arriving late), the whole ledger is equal exactly; and for fills that all grow the position,
-the average entry itself is order-independent.
+10; buy 100, buy 120, sell 110 realizes 0), but the total does not: ``realized − cost`` (the
+realized PnL plus the unrealized PnL at any mark, minus ``qty × mark``) is the cash flow of the
+fills, whatever their order, and the ledger keeps it exactly. So for any reordering the position
+size, fees, fill count and that total are exactly equal; for reorderings that keep the first
+sight of every fill in order (duplicates arriving late), the whole ledger is equal; and for
+fills that all grow the position, the average entry itself is order-independent.
+
+No noise. Every money figure is a sum of products of the inputs (sizes on the lot, prices on the
+tick, fees in cents) except the average entry, which is rounded by one named rule; so realized
+PnL has at most lot + tick + ``ENTRY_EXTRA_PLACES`` decimals, exactly lot + tick once flat, and
+fees no more than the fees had.
 """
 
 from __future__ import annotations
@@ -22,11 +26,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridcore import Fill, FillsReported, Ledger, OrderPartiallyFilled, PositionSide, Side, step
-from gridcore.numbers import CTX
+from gridcore.numbers import CTX, ENTRY_EXTRA_PLACES, places
 from tests.property.helpers import fills, lots, money, prices, split
 from tests.unit.helpers import EPOCH, SYMBOL, VENUE, fill, scripted_state, synced
 
-TOLERANCE = Decimal("1e-20")
 KEYS = [(VENUE, SYMBOL, side) for side in PositionSide]
 
 
@@ -40,11 +43,21 @@ def fold(sequence: list[Fill]) -> Ledger:
 
 
 def cash_total(ledger: Ledger, key: tuple[str, str, PositionSide]) -> Decimal:
-    """``realized − qty × avg_entry``: the fills' cash flow, independent of their order."""
+    """``realized − cost``: the fills' cash flow, independent of their order."""
     pos = ledger.positions.get(key)
     if pos is None:
         return Decimal(0)
-    return CTX.subtract(pos.realized, CTX.multiply(pos.qty, pos.avg_entry))
+    return CTX.subtract(pos.realized, pos.cost)
+
+
+def cash_flow(sequence: list[Fill], key: tuple[str, str, PositionSide]) -> Decimal:
+    """What the fills on ``key`` paid and received, computed independently of the ledger."""
+    total = Decimal(0)
+    for f in {f.fill_id: f for f in sequence}.values():
+        if (f.venue, f.symbol, f.position_side) == key:
+            value = CTX.multiply(f.qty, f.price)
+            total = CTX.add(total, value if f.side is Side.SELL else -value)
+    return total
 
 
 @st.composite
@@ -82,7 +95,7 @@ def test_duplicated_and_reordered_fills_give_the_same_ledger(
         ours, theirs = got.position(*key), reference.position(*key)
         assert ours.qty == theirs.qty
         assert ours.fees == theirs.fees
-        assert abs(cash_total(got, key) - cash_total(reference, key)) <= TOLERANCE
+        assert cash_total(got, key) == cash_total(reference, key) == cash_flow(originals, key)
     assert got.last_fill_ts == reference.last_fill_ts
 
 
@@ -109,7 +122,8 @@ def test_average_entry_of_a_growing_position_is_order_independent(
     reference = fold(originals).position(VENUE, SYMBOL)
     got = fold(data.draw(deliveries(originals))).position(VENUE, SYMBOL)
     assert got.qty == reference.qty
-    assert abs(got.avg_entry - reference.avg_entry) <= TOLERANCE
+    assert got.avg_entry == reference.avg_entry
+    assert got.cost == reference.cost
     assert got.realized == reference.realized == 0
 
 
@@ -149,8 +163,9 @@ def test_any_split_of_a_fill_gives_the_same_position_and_fees(
     assert sum((p.qty for p in pieces), Decimal(0)) == whole.qty
     assert many.qty == one.qty
     assert many.fees == one.fees
-    assert abs(many.realized - one.realized) <= TOLERANCE
-    assert abs(many.avg_entry - one.avg_entry) <= TOLERANCE
+    assert many.realized == one.realized
+    assert many.avg_entry == one.avg_entry
+    assert many.cost == one.cost
 
 
 @given(data=st.data(), originals=fills(min_size=1, max_size=8, min_gap_ms=1))
@@ -184,3 +199,28 @@ def test_applying_a_fill_twice_equals_applying_it_once(
     f = fill("f", Side.SELL, qty, price, fee=fee)
     once = fold([f])
     assert fold([f, f]) == once
+
+
+@given(originals=fills(position_sides=st.sampled_from(PositionSide), max_size=20), mark=prices())
+def test_money_has_no_more_decimals_than_the_inputs_justify(
+    originals: list[Fill], mark: Decimal
+) -> None:
+    """Sizes have 3 decimals (lot 0.001), prices 1 (tick 0.1), fees 2 (cents): a fill's value
+    has 4, realized PnL at most 4 + ENTRY_EXTRA_PLACES (a partial close against the rounded
+    entry) and exactly 4 once the position is flat again; unrealized PnL at a tick-sized mark
+    has 4; fees keep their 2. No 40-digit division leaks anywhere, and realized + unrealized is
+    exactly the fills' cash flow plus the open size at the mark."""
+    ledger = fold(originals)
+    value_places = 3 + 1
+    for key in KEYS:
+        pos = ledger.position(*key)
+        assert places(pos.realized) <= value_places + ENTRY_EXTRA_PLACES
+        assert places(pos.cost) <= value_places + ENTRY_EXTRA_PLACES
+        assert places(pos.avg_entry) <= 1 + ENTRY_EXTRA_PLACES
+        assert places(pos.fees) <= 2
+        assert places(pos.unrealized(mark)) <= value_places + ENTRY_EXTRA_PLACES
+        if not pos.qty:
+            assert pos.cost == pos.avg_entry == 0
+            assert places(pos.realized.normalize()) <= value_places
+        total = CTX.add(pos.realized, pos.unrealized(mark))
+        assert total == CTX.add(cash_flow(originals, key), CTX.multiply(pos.qty, mark))

@@ -55,8 +55,34 @@ def test_every_fault_profile_ends_clean_and_the_ledger_equals_the_venue(name: st
     )
     assert ex.cash == expected
     for (symbol, side), pos in ex.positions.items():
-        assert trace.state.ledger.position("sim", symbol, side).qty == pos.qty
+        # To the last digit: size, entry, exact cost basis, realized PnL, fees and funding.
+        assert trace.state.ledger.position("sim", symbol, side) == pos
     assert trace.state.inflight == {}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_summary_money_is_exact_and_carries_only_the_decimals_its_inputs_justify(
+    name: str,
+) -> None:
+    """Lot 0.001, tick 0.1, fee rates of 4 decimals, funding on a mid of 2 decimals: a fill's
+    value has 4 decimals, a fee 8, realized PnL at most 8 (4 more for the average entry's
+    rounding), funding 9. Net PnL is exactly its parts: no 1e-24 rounding left anywhere."""
+    s = backtest(load_config(), seed=11, ticks=TICKS, faults=PROFILES[name]).summary
+
+    def places(value: Decimal) -> int:
+        exponent = value.normalize(CTX).as_tuple().exponent
+        assert isinstance(exponent, int)
+        return max(0, -exponent)
+
+    assert places(s.volume) <= 4
+    assert places(s.fees) <= 8
+    assert places(s.realized_pnl) <= 8
+    assert places(s.unrealized_pnl) <= 9
+    assert places(s.funding) <= 9
+    assert places(s.net_pnl) <= 9
+    assert places(s.max_drawdown) <= 9
+    parts = CTX.add(CTX.subtract(s.realized_pnl, s.fees), CTX.add(s.funding, s.unrealized_pnl))
+    assert s.net_pnl == parts
 
 
 def test_faults_really_happen() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from gridcore import FundingPaid, Ledger, OrderPartiallyFilled, PositionSide, Side, step
 from gridcore.ledger import FillWindow, Position
+from gridcore.numbers import CTX
 from tests.unit.helpers import EPOCH, SYMBOL, VENUE, fill, scripted_state, synced
 
 D = Decimal
@@ -182,6 +183,7 @@ def test_adopt_overwrites_size_and_entry_and_counts_a_repair() -> None:
     fixed = ledger.adopt((VENUE, SYMBOL, PositionSide.BOTH), D(3), D(99))
     pos = fixed.position(VENUE, SYMBOL)
     assert (pos.qty, pos.avg_entry, pos.fees) == (D(3), D(99), D("0.5"))
+    assert pos.cost == D(297)
     assert fixed.drift_repairs == 1
     flat = fixed.adopt((VENUE, SYMBOL, PositionSide.BOTH), D(0), D(99))
     assert flat.position(VENUE, SYMBOL).avg_entry == 0
@@ -241,3 +243,81 @@ def test_default_window_keeps_every_id_of_a_normal_session(n: int) -> None:
     assert window.watermark == -1
     assert all(window.seen(f"f{i}", i) for i in range(n))
     assert len(window) == n
+
+
+# --- exact money: the cost basis and the one rounding ---------------------------------------------
+
+
+def test_average_entry_is_rounded_once_and_a_round_trip_realizes_exactly_its_cash_flow() -> None:
+    """Buy 1 at 100 and 2 at 101: cost 302 exactly, entry 100.6667 (302 / 3 rounded half-even to
+    4 places beyond the whole-number prices). A partial close realizes against that entry; the
+    close to zero books what is left of the cost, so the total is the cash flow, 330 − 302."""
+    ledger = fold(("a", Side.BUY, "1", "100", "0"), ("b", Side.BUY, "2", "101", "0"))
+    pos = ledger.position(VENUE, SYMBOL)
+    assert (pos.qty, pos.cost, pos.avg_entry) == (D(3), D(302), D("100.6667"))
+    assert str(pos.avg_entry) == "100.6667"
+    ledger = fold(
+        ("a", Side.BUY, "1", "100", "0"),
+        ("b", Side.BUY, "2", "101", "0"),
+        ("c", Side.SELL, "1", "110", "0"),
+    )
+    pos = ledger.position(VENUE, SYMBOL)
+    assert pos.realized == D("9.3333")  # 1 × (110 − 100.6667), exact given the entry
+    assert pos.cost == D("201.3333")
+    assert pos.avg_entry == D("100.6667")  # reducing does not move the entry
+    assert CTX.add(pos.realized, pos.unrealized(D(110))) == D(28)  # exact at any mark
+    ledger = fold(
+        ("a", Side.BUY, "1", "100", "0"),
+        ("b", Side.BUY, "2", "101", "0"),
+        ("c", Side.SELL, "1", "110", "0"),
+        ("d", Side.SELL, "2", "110", "0"),
+    )
+    pos = ledger.position(VENUE, SYMBOL)
+    assert (pos.qty, pos.cost, pos.avg_entry) == (D(0), D(0), D(0))
+    assert pos.realized == D(28)
+
+
+def test_exchange_sized_fills_give_money_with_the_decimals_of_their_inputs() -> None:
+    """The default market: lot 0.001, tick 0.1, 2 bps fees. Nothing has 40 digits."""
+    ledger = fold(
+        ("a", Side.BUY, "0.002", "50801.8", "0.02032072"),
+        ("b", Side.BUY, "0.001", "50700.1", "0.01014002"),
+        ("c", Side.SELL, "0.002", "50900.3", "0.02036012"),
+    )
+    pos = ledger.position(VENUE, SYMBOL)
+    # cost 101.6036 + 50.7001 = 152.3037; entry 152.3037 / 0.003 = 50767.9 exactly
+    assert pos.avg_entry == D("50767.9")
+    assert pos.realized == D("0.2648")  # 0.002 × (50900.3 − 50767.9)
+    assert pos.cost == D("50.7679")
+    assert pos.fees == D("0.05082086")
+    assert pos.unrealized(D("50800.05")) == D("0.03215")
+
+
+def test_realign_moves_realized_by_the_exact_change_of_the_cost_basis() -> None:
+    key = (VENUE, SYMBOL, PositionSide.BOTH)
+    ledger = fold(("a", Side.BUY, "1", "100", "0"), ("b", Side.BUY, "2", "101", "0"))
+    before = ledger.position(*key)
+    after = ledger.realign(key, D("100.5")).position(*key)
+    assert (after.qty, after.avg_entry, after.cost) == (D(3), D("100.5"), D("301.5"))
+    assert after.realized == D("-0.5")  # cost went from 302 to 301.5
+    mark = D("123.4")
+    assert CTX.add(after.realized, after.unrealized(mark)) == CTX.add(
+        before.realized, before.unrealized(mark)
+    )
+    assert ledger.realign(key, before.avg_entry) is ledger
+
+
+def test_a_flip_opens_the_rest_at_the_fill_price_on_the_entry_grid() -> None:
+    pos = fold(("a", Side.BUY, "1", "100.5", "0"), ("b", Side.SELL, "3", "110.5", "0")).position(
+        VENUE, SYMBOL
+    )
+    assert (pos.qty, pos.cost, pos.realized) == (D(-2), D(-221), D(10))
+    assert str(pos.avg_entry) == "110.50000"  # the price, on the 4-places-finer entry grid
+
+
+def test_an_entry_from_prices_written_with_an_exponent_still_has_decimals() -> None:
+    pos = fold(("a", Side.BUY, "1", "5E+4", "0"), ("b", Side.BUY, "2", "5.1E+4", "0")).position(
+        VENUE, SYMBOL
+    )
+    assert pos.cost == D(152_000)
+    assert str(pos.avg_entry) == "50666.6667"  # 4 places, not rounded to 1E+4
