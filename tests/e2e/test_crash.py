@@ -128,8 +128,8 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
         last_seq = seq
     # A clean run without faults settles: a reconciliation round, then a graceful stop.
     final = _start(path, "--speed", "max", "--duration", "240", "--faults", "none")
-    _, err = final.communicate(timeout=HANG_S)
-    assert final.returncode == 0, err
+    _, final_err = final.communicate(timeout=HANG_S)
+    assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)
     store = VenueStore(venue_path(path))
     try:
