@@ -51,6 +51,7 @@ from gridcore.numbers import CTX, ZERO
 from gridcore.sim import make_bot, profile
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.redact import redact
 from gridcore.shells.runtime import EXIT_HALT_REASON, LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import (
     SimVenue,
@@ -240,7 +241,7 @@ class _Notices:
         self.counts[level] += 1
         if self.quiet or (level == Level.INFO.value and not self.verbose):
             return
-        line = f"gridcore: [{level}] {text}"
+        line = redact(f"gridcore: [{level}] {text}")
         if self.printer is not None:
             self.printer(line)
         else:

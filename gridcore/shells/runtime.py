@@ -100,6 +100,7 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.shells.journal import Journal, Reducer
+from gridcore.shells.redact import redact
 
 __all__ = [
     "EXIT_HALT_REASON",
@@ -605,6 +606,7 @@ class Runtime:
 
     async def _send(self, event: Event) -> None:
         assert self._tx is not None, "the runtime is not running"
+        event = _redacted(event)
         self.clock.hold()
         try:
             await self._tx.send(event)
@@ -969,7 +971,8 @@ class Runtime:
         if outcome is None or isinstance(outcome, Exception):
             if isinstance(outcome, Exception):
                 self.stats.failures += 1
-                reason = f"{type(outcome).__name__}: {outcome}"
+                # An exception message can carry a credential (a request URL, a header).
+                reason = redact(f"{type(outcome).__name__}: {outcome}")
                 not_applied = isinstance(outcome, VenueError) and outcome.not_applied
                 return [
                     CommandFailed(
@@ -1001,6 +1004,19 @@ class Runtime:
                     )
                 )
         return out
+
+
+def _redacted(event: Event) -> Event:
+    """``event`` with its free text from the venue (``reason``, ``detail``) redacted: it is
+    journaled for good and shown to the operator, and must never carry a secret."""
+    for field in ("reason", "detail"):
+        text = getattr(event, field, None)
+        if text:
+            clean = redact(text)
+            if clean != text:
+                changed: Any = event
+                event = attrs.evolve(changed, **{field: clean})
+    return event
 
 
 def _inner(command: ExecCommand) -> tuple[OrderCommand | RequestCommand, ...]:
