@@ -374,17 +374,20 @@ def _session(
             await runtime.run(duration_ms=duration_ms)
             tg.cancel_scope.cancel()
 
+    interrupted = False
     try:
         anyio.run(session, backend=args.backend)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # bare, or inside the task groups' exception group
         # Only before the runtime's signal receiver is open or in the instant after it closed:
         # nothing is lost, the journal holds every event reduced so far. From here on, signals
         # are ignored so that the venue's last save and the files' closing finish.
         runtime.shutdown_signals.install()
-        print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
-        return 130
+        interrupted = True
     finally:
         venue.close()
+    if interrupted:
+        print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
+        return 130
     final = runtime.state
     totals = final.ledger.totals()
     stats = runtime.stats

@@ -510,11 +510,11 @@ class ShutdownSignals:
         return bool(self._previous)
 
     def install(self) -> None:
-        """Ignore SIGINT and SIGTERM from now on."""
-        if self._previous:
-            return
+        """Ignore SIGINT and SIGTERM from now on (again, if something replaced the handlers
+        since; :meth:`restore` still restores the first ones found)."""
         for signum in _STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, signal.SIG_IGN)
+            previous = signal.signal(signum, signal.SIG_IGN)
+            self._previous.setdefault(signum, previous)
 
     def restore(self) -> None:
         """Put back the handlers found by :meth:`install`."""
@@ -654,6 +654,12 @@ class Runtime:
         self._tx, self._rx = tx, rx
         self._limiter = anyio.CapacityLimiter(self.options.max_concurrency)
         self._stop_event = anyio.Event()
+        if self.options.handle_signals:
+            # The receiver puts back, on closing, the handlers it found, and trio re-raises
+            # there the signals still queued in it: let those be "ignore", not a
+            # KeyboardInterrupt after the final snapshot. Until it opens, a few statements on,
+            # signals are ignored.
+            self.shutdown_signals.install()
         receiver = (
             anyio.open_signal_receiver(*_STOP_SIGNALS)
             if self.options.handle_signals
@@ -671,6 +677,8 @@ class Runtime:
                 # raises KeyboardInterrupt): ignore signals from here, through the caller's own
                 # closing of the venue and the journal.
                 self.shutdown_signals.install()
+            elif self.options.handle_signals:
+                self.shutdown_signals.restore()  # a crash: signals work as before the run
         return self._state
 
     async def _run(

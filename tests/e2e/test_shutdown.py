@@ -49,12 +49,15 @@ def _wait_for_commands(path: Path, proc: subprocess.Popen[str]) -> None:
     pytest.fail(f"no command in {path} within {HANG} s")
 
 
-@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("second", "backend"),
+    [(signal.SIGINT, "asyncio"), (signal.SIGTERM, "asyncio"), (signal.SIGINT, "trio")],
+)
 def test_a_second_signal_during_shutdown_exits_130_cleanly(
-    tmp_path: Path, second: signal.Signals
+    tmp_path: Path, second: signal.Signals, backend: str
 ) -> None:
     journal = tmp_path / "j.db"
-    command = ["run", "--journal", "j.db", "--speed", "0.001"]
+    command = ["run", "--journal", "j.db", "--speed", "0.001", "--backend", backend]
     proc = subprocess.Popen(
         [sys.executable, "-m", "gridcore.shells.cli", *command],
         cwd=tmp_path,
