@@ -47,8 +47,8 @@ result; --json makes that checkable byte for byte.
 _EPILOG = f"""\
 fault profiles: {", ".join(PROFILES)}
 exit codes: 0 ok, 1 invariant violations, 2 bad usage, config or data
-CSV format (--data): header row; timestamp (integer ms since the epoch, or ISO 8601 with a
-timezone) plus bid and ask, or price. See docs/backtest.md.
+CSV format (--data): header row; timestamp (integer s, ms, us or ns since the epoch, told
+apart by length, or ISO 8601 with a timezone) plus bid and ask, or price. See docs/backtest.md.
 """
 
 
@@ -209,7 +209,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
         path=itertools.chain((first,), quotes),
         start_ts=first.ts,
         total=total,
-        market=args.data,
+        # Say how the timestamps were read: a unit taken for another changes the whole market.
+        market=f"{args.data} (timestamps in {quotes.timestamp_unit})",
         plotter=plotter,
     )
 

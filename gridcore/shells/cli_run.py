@@ -5,7 +5,8 @@
   one resumes (recovery: latest snapshot plus a fold of the tail, then a reconciliation round)
   with the configuration it recorded. Live trading needs ``--live`` and a configured live
   venue; none exists yet, so ``--live`` is refused with a clear error. SIGINT/SIGTERM stop
-  gracefully (final snapshot, exit 0).
+  gracefully (outstanding orders awaited, final snapshot, exit 0); a second one stops the wait
+  (exit 130). Signals never interrupt the final snapshot or the closing of the files.
 * ``gridcore inspect PATH [--json]`` recovers the state read-only and reports positions, open
   orders, PnL and the invariant check. Exit 1 when an invariant is violated or a client order id
   was released twice.
@@ -50,6 +51,7 @@ from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
 from gridcore.sim import make_bot, profile
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.redact import redact
 from gridcore.shells.runtime import EXIT_HALT_REASON, LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import (
     SimVenue,
@@ -239,7 +241,7 @@ class _Notices:
         self.counts[level] += 1
         if self.quiet or (level == Level.INFO.value and not self.verbose):
             return
-        line = f"gridcore: [{level}] {text}"
+        line = redact(f"gridcore: [{level}] {text}")
         if self.printer is not None:
             self.printer(line)
         else:
@@ -340,6 +342,16 @@ def _session(
         # operator's request to trade. Any other halt (drawdown, errors) stays until resumed.
         start_events.append(ResumeRequested(ts=clock.now()))
     notices = _Notices(verbose=args.verbose, quiet=args.quiet)
+
+    def stopping(reason: str) -> None:
+        if reason.startswith("signal "):  # the answer to the operator's Ctrl-C, even with -q
+            print(
+                f"gridcore: stopping ({reason}): waiting for outstanding orders, then a final "
+                "snapshot; press Ctrl-C again to stop waiting",
+                file=sys.stderr,
+                flush=True,
+            )
+
     runtime = Runtime(
         state=state,
         journal=journal,
@@ -350,6 +362,7 @@ def _session(
         ),
         on_notice=notices,
         start_events=start_events,
+        on_stop=stopping,
     )
     duration_ms = None if args.duration is None else int(args.duration * 1000)
     live = sys.stderr.isatty() and not args.quiet
@@ -361,15 +374,20 @@ def _session(
             await runtime.run(duration_ms=duration_ms)
             tg.cancel_scope.cancel()
 
+    interrupted = False
     try:
         anyio.run(session, backend=args.backend)
-    except KeyboardInterrupt:
-        # Only before the signal handler is installed or after it is gone: nothing is lost,
-        # the journal holds every event reduced so far.
-        print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
-        return 130
+    except* KeyboardInterrupt:  # bare, or inside the task groups' exception group
+        # Only before the runtime's signal receiver is open or in the instant after it closed:
+        # nothing is lost, the journal holds every event reduced so far. From here on, signals
+        # are ignored so that the venue's last save and the files' closing finish.
+        runtime.shutdown_signals.install()
+        interrupted = True
     finally:
         venue.close()
+    if interrupted:
+        print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
+        return 130
     final = runtime.state
     totals = final.ledger.totals()
     stats = runtime.stats
@@ -379,6 +397,13 @@ def _session(
         f"(realized {_money(totals.realized, final)}, fees {_money(totals.fees, final)}, "
         f"funding {_money(totals.funding, final)}); fills {final.ledger.fill_count}"
     )
+    if runtime.stats.signals > 1:
+        print(
+            "gridcore: interrupted during shutdown: outstanding orders were not awaited; the "
+            "journal and the venue are saved, run again to resume (it reconciles)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

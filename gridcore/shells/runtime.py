@@ -44,17 +44,27 @@ Shutdown (SIGINT/SIGTERM, ``duration_ms`` or :meth:`Runtime.request_stop`): adap
 to stop market data (:meth:`VenueAdapter.quiesce`), optionally the core is asked to cancel every
 order (``HaltRequested``), outstanding commands drain for ``drain_grace_ms``, then every task is
 cancelled and a final snapshot is written. A second signal skips the drain.
+
+A signal must never cut a shutdown short: a ``KeyboardInterrupt`` raised inside the final
+snapshot, the venue's last save or a file's close leaves a traceback and files that depend on
+where it struck. So the runtime's signal receiver stays open until the final snapshot is
+written (a signal then is queued in it, never raised), and then a
+:class:`ShutdownSignals` guard takes over: it ignores SIGINT and SIGTERM, and stays installed
+after :meth:`Runtime.run` returns, so that the caller's own shutdown (closing
+the venue and the journal) finishes too. A process that goes on after the runtime calls
+:meth:`Runtime.release_signals`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import math
 import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeAlias, assert_never
 
 import anyio
@@ -90,6 +100,7 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.shells.journal import Journal, Reducer
+from gridcore.shells.redact import redact
 
 __all__ = [
     "EXIT_HALT_REASON",
@@ -104,6 +115,7 @@ __all__ = [
     "Runtime",
     "RuntimeOptions",
     "RuntimeStats",
+    "ShutdownSignals",
     "Sink",
     "SleepKey",
     "VenueAdapter",
@@ -428,6 +440,8 @@ class RuntimeOptions:
     ``max_concurrency``: commands in flight at once. ``flush_ms``: wall ms that command-free
     events may wait for a commit. ``drain_grace_ms``: clock ms to drain at shutdown.
     ``offload_commits``: commit in a worker thread so feeds keep flowing meanwhile.
+    ``handle_signals``: SIGINT/SIGTERM stop the run (main thread only); from the final snapshot
+    on they are ignored, until :meth:`Runtime.release_signals`.
     """
 
     max_batch: int = 256
@@ -467,10 +481,46 @@ class RuntimeStats:
     failures: int = 0
     notices: int = 0
     stop_reason: str = ""
+    signals: int = 0
+    """SIGINT/SIGTERM received while running (the first one starts the stop)."""
     started_wall: float = attrs.field(factory=time.monotonic)
 
 
 NoticeHandler: TypeAlias = Callable[[Notify | Halt], None]
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ShutdownSignals:
+    """SIGINT and SIGTERM ignored: what keeps a second Ctrl-C from cutting a shutdown in half.
+
+    :meth:`install` (main thread) sets both to ``SIG_IGN``, a kernel-level disposition: no
+    Python code runs for them, so nothing can be raised into the code writing the final
+    snapshot, saving the venue or closing a file, and it holds through interpreter exit (where
+    Python's own handlers are reset to the default). :meth:`restore` puts the previous handlers
+    back. Both are idempotent.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def installed(self) -> bool:
+        """Whether the signals are being ignored."""
+        return bool(self._previous)
+
+    def install(self) -> None:
+        """Ignore SIGINT and SIGTERM from now on (again, if something replaced the handlers
+        since; :meth:`restore` still restores the first ones found)."""
+        for signum in _STOP_SIGNALS:
+            previous = signal.signal(signum, signal.SIG_IGN)
+            self._previous.setdefault(signum, previous)
+
+    def restore(self) -> None:
+        """Put back the handlers found by :meth:`install`."""
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 class Runtime:
@@ -492,6 +542,7 @@ class Runtime:
         reducer: Reducer = step,
         on_notice: NoticeHandler | None = None,
         start_events: Sequence[Event] = (),
+        on_stop: Callable[[str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.options = options or RuntimeOptions()
@@ -510,6 +561,10 @@ class Runtime:
         self._queue: deque[tuple[ExecCommand, object, VenueAdapter]] = deque()
         self._timers: dict[str, anyio.CancelScope] = {}
         self._stopping = False
+        self._hurry = False
+        self._on_stop = on_stop
+        self.shutdown_signals = ShutdownSignals()
+        """Installed once the final snapshot is written, when ``handle_signals`` is set."""
         self._ran = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._drain_scope: anyio.CancelScope | None = None
@@ -551,6 +606,7 @@ class Runtime:
 
     async def _send(self, event: Event) -> None:
         assert self._tx is not None, "the runtime is not running"
+        event = _redacted(event)
         self.clock.hold()
         try:
             await self._tx.send(event)
@@ -562,12 +618,24 @@ class Runtime:
         """Feed one event (an operator request, for example) to the running bot."""
         await self._send(event)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a shutdown has begun."""
+        return self._stopping
+
+    def release_signals(self) -> None:
+        """Give SIGINT and SIGTERM back to the handlers they had before :meth:`run` (a process
+        that goes on after the runtime; the CLI's process simply exits)."""
+        self.shutdown_signals.restore()
+
     def request_stop(self, reason: str) -> None:
-        """Begin a graceful shutdown (idempotent)."""
+        """Begin a graceful shutdown (idempotent). ``on_stop`` hears the reason once."""
         if self._stopping or self._stop_event is None:
             return
         self._stopping = True
         self.stats.stop_reason = reason
+        if self._on_stop is not None:
+            self._on_stop(reason)
         # Held until the shutdown sequence has told the adapters and the core, so that a
         # lockstep clock does not advance meanwhile.
         self.clock.hold()
@@ -586,11 +654,46 @@ class Runtime:
         self._tx, self._rx = tx, rx
         self._limiter = anyio.CapacityLimiter(self.options.max_concurrency)
         self._stop_event = anyio.Event()
+        if self.options.handle_signals:
+            # The receiver puts back, on closing, the handlers it found, and trio re-raises
+            # there the signals still queued in it: let those be "ignore", not a
+            # KeyboardInterrupt after the final snapshot. Until it opens, a few statements on,
+            # signals are ignored.
+            self.shutdown_signals.install()
+        receiver = (
+            anyio.open_signal_receiver(*_STOP_SIGNALS)
+            if self.options.handle_signals
+            else contextlib.nullcontext()
+        )
+        try:
+            # The receiver outlives the task group: a signal during the final snapshot is
+            # queued in it, never raised into the journal's write.
+            with receiver as signals:
+                await self._run(tx, rx, signals, duration_ms)
+                self._final_flush()
+        finally:
+            if self.options.handle_signals and self._stopping:
+                # The receiver's handlers are gone (asyncio leaves Python's default, which
+                # raises KeyboardInterrupt): ignore signals from here, through the caller's own
+                # closing of the venue and the journal.
+                self.shutdown_signals.install()
+            elif self.options.handle_signals:
+                self.shutdown_signals.restore()  # a crash: signals work as before the run
+        return self._state
+
+    async def _run(
+        self,
+        tx: MemoryObjectSendStream[Event],
+        rx: MemoryObjectReceiveStream[Event],
+        signals: AsyncIterator[int] | None,
+        duration_ms: int | None,
+    ) -> None:
+        assert self._stop_event is not None
         async with tx, rx, anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._reduce_loop)
-            if self.options.handle_signals:
-                tg.start_soon(self._signals)
+            if signals is not None:
+                tg.start_soon(self._signals, signals)
             await self._send(Started(ts=self.clock.now()))
             for event in self._start_events:
                 await self._send(event)
@@ -606,12 +709,12 @@ class Runtime:
                 await self._send(HaltRequested(ts=self.clock.now(), reason=EXIT_HALT_REASON))
             self.clock.release()  # the unit request_stop held
             with anyio.CancelScope() as self._drain_scope:
+                if self._hurry:  # a second signal came before the drain began
+                    self._drain_scope.cancel()
                 await self.clock.settle(
                     self._drained, self.clock.now() + self.options.drain_grace_ms
                 )
             tg.cancel_scope.cancel()
-        self._final_flush()
-        return self._state
 
     def _drained(self) -> bool:
         return self._outstanding == 0 and not self._pending_commands
@@ -624,13 +727,15 @@ class Runtime:
         await self.clock.sleep_until(deadline, (K_RUNTIME, 0))
         self.request_stop("duration reached")
 
-    async def _signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if not self._stopping:
-                    self.request_stop(f"signal {signal.Signals(signum).name}")
-                elif self._drain_scope is not None:
-                    self._drain_scope.cancel()  # a second signal: stop draining now
+    async def _signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            self.stats.signals += 1
+            if not self._stopping:
+                self.request_stop(f"signal {signal.Signals(signum).name}")
+            else:  # a second signal: stop draining now
+                self._hurry = True
+                if self._drain_scope is not None:
+                    self._drain_scope.cancel()
 
     def _final_flush(self) -> None:
         journal = self._journal
@@ -874,7 +979,8 @@ class Runtime:
         if outcome is None or isinstance(outcome, Exception):
             if isinstance(outcome, Exception):
                 self.stats.failures += 1
-                reason = f"{type(outcome).__name__}: {outcome}"
+                # An exception message can carry a credential (a request URL, a header).
+                reason = redact(f"{type(outcome).__name__}: {outcome}")
                 not_applied = isinstance(outcome, VenueError) and outcome.not_applied
                 return [
                     CommandFailed(
@@ -906,6 +1012,19 @@ class Runtime:
                     )
                 )
         return out
+
+
+def _redacted(event: Event) -> Event:
+    """``event`` with its free text from the venue (``reason``, ``detail``) redacted: it is
+    journaled for good and shown to the operator, and must never carry a secret."""
+    for field in ("reason", "detail"):
+        text = getattr(event, field, None)
+        if text:
+            clean = redact(text)
+            if clean != text:
+                changed: Any = event
+                event = attrs.evolve(changed, **{field: clean})
+    return event
 
 
 def _inner(command: ExecCommand) -> tuple[OrderCommand | RequestCommand, ...]:

@@ -223,6 +223,7 @@ class SimVenue:
         self._down_until: int | None = None
         self._deliveries = 0
         self._ticks_since_save = 0
+        self._closed = False
         self.ticks = 0
         """Ticks matched by this process."""
 
@@ -243,7 +244,11 @@ class SimVenue:
             self._store.save(self.venue)
 
     def close(self) -> None:
-        """Save the venue one last time and close its file."""
+        """Save the venue one last time and close its file (idempotent: a shutdown that runs
+        twice saves once)."""
+        if self._closed:
+            return
+        self._closed = True
         self._save()
         if self._store is not None:
             self._store.close()

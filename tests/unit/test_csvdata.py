@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
-from gridcore.shells.csvdata import DataError, count_rows, open_quotes, parse_timestamp, read_quotes
+from gridcore.shells.csvdata import (
+    INTEGER_UNITS,
+    ISO_8601,
+    DataError,
+    count_rows,
+    open_quotes,
+    parse_timestamp,
+    read_quotes,
+)
 
 INSTRUMENT = Instrument(
     venue="sim", symbol="BTC-PERP", tick_size=Decimal("0.1"), lot_size=Decimal("0.001")
@@ -47,19 +55,32 @@ def error(text: str) -> str:
         ("2024-01-01T00:00:00.250Z", T0 + 250),
         ("2024-01-01 02:00:00+02:00", T0),
         ("2024-01-01T00:00:00.999999+00:00", T0 + 999),  # sub-millisecond digits truncated
+        ("1704067200", T0),  # 10 digits: seconds
+        ("1704067200123456", T0 + 123),  # 16 digits: microseconds, truncated
+        ("1704067200123456789", T0 + 123),  # 19 digits: nanoseconds, truncated
+        ("1000000000", 1_000_000_000_000),  # the first second of each unit's range
+        ("9999999999999", 9_999_999_999_999),  # the last millisecond of the range
     ],
 )
-def test_timestamps_in_ms_or_iso_with_timezone(text: str, ms: int) -> None:
+def test_timestamps_in_s_ms_us_ns_or_iso_with_timezone(text: str, ms: int) -> None:
     assert parse_timestamp(text) == ms
 
 
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("1704067200", "looks like seconds; write milliseconds since the epoch (1704067200000)"),
+        ("170406720000", "170406720000 is ambiguous: an integer timestamp's unit is read from"),
+        ("17040672000000", "17040672000000 is ambiguous"),
+        ("170406720000000000", "170406720000000000 is ambiguous"),
+        ("17040672000000000000", "17040672000000000000 is ambiguous"),
+        ("999999999", "999999999 is ambiguous"),
+        (
+            "0",
+            "0 is ambiguous: an integer timestamp's unit is read from its length, and 1 digit fits",
+        ),
         ("2024-01-01T00:00:00", "has no timezone; add one"),
-        ("yesterday", "is neither integer milliseconds nor ISO 8601"),
-        ("1704067200000.0", "is neither integer milliseconds nor ISO 8601"),
+        ("yesterday", "is neither an integer timestamp nor ISO 8601"),
+        ("1704067200000.0", "is neither an integer timestamp nor ISO 8601"),
         ("", "empty"),
     ],
 )
@@ -164,9 +185,14 @@ def test_reading_is_lazy_rows_are_parsed_as_asked() -> None:
             "timestamps must strictly increase",
         ),
         (
-            "timestamp,price\n1704067200,1\n",
-            "d.csv:2: timestamp: 1704067200 looks like seconds; "
-            "write milliseconds since the epoch (1704067200000)",
+            "timestamp,price\n1704067200,1\n1704067201000,2\n",
+            "d.csv:3: timestamp: 1704067201000 is in milliseconds but line 2 is in seconds; "
+            "write every timestamp of the file in one unit",
+        ),
+        (
+            f"timestamp,price\n{T0},1\n2024-01-01T00:00:01Z,2\n",
+            "d.csv:3: timestamp: 2024-01-01T00:00:01Z is in ISO 8601 but line 2 is in "
+            "milliseconds; write every timestamp of the file in one unit",
         ),
         (f"timestamp,bid,ask\n{T0},100\n", "d.csv:2: has 2 columns, the header needs at least 3"),
         ("", "d.csv: is empty; it needs a header row and at least one data row"),
@@ -276,3 +302,82 @@ def test_quotes_written_as_csv_read_back_exactly(
         lines.append(f"{stamp},{bid},{ask}\n")
     got = list(read_quotes(lines, instrument=INSTRUMENT, source="rt.csv"))
     assert got == expected
+
+
+# --- timestamp units ----------------------------------------------------------------------------
+
+
+def test_the_units_cover_the_same_dates_and_never_overlap() -> None:
+    spans = [(10 ** (d - 1) * ns, 10**d * ns) for _, d, ns in INTEGER_UNITS]
+    assert len(set(spans)) == 1  # 2001-09-09 .. 2286-11-20 in every unit
+    lows = [10 ** (d - 1) for _, d, _ in INTEGER_UNITS]
+    highs = [10**d for _, d, _ in INTEGER_UNITS]
+    assert all(high <= low for high, low in zip(highs, lows[1:], strict=False))
+
+
+@pytest.mark.parametrize(
+    ("stamp", "unit"),
+    [
+        ("1704067200", "seconds"),
+        ("1704067200000", "milliseconds"),
+        ("1704067200000000", "microseconds"),
+        ("1704067200000000000", "nanoseconds"),
+        ("2024-01-01T00:00:00Z", ISO_8601),
+    ],
+)
+def test_the_detected_unit_is_reported(stamp: str, unit: str) -> None:
+    got = read_quotes(
+        ["timestamp,price\n", f"{stamp},100\n"], instrument=INSTRUMENT, source="d.csv"
+    )
+    assert got.timestamp_unit is None  # nothing read yet
+    assert next(got).ts == T0
+    assert got.timestamp_unit == unit
+
+
+def test_sub_millisecond_rows_that_share_a_millisecond_are_kept_in_order() -> None:
+    # Microsecond data often has several quotes in one millisecond; they increase as written.
+    us = T0 * 1000
+    got = quotes(f"timestamp,price\n{us + 1},100\n{us + 900},101\n{us + 1500},102\n")
+    assert [(q.ts, q.bid) for q in got] == [
+        (T0, Decimal("100")),
+        (T0, Decimal("101")),
+        (T0 + 1, Decimal("102")),
+    ]
+
+
+def test_sub_millisecond_rows_must_still_increase_as_written() -> None:
+    us = T0 * 1000
+    assert error(f"timestamp,price\n{us + 900},100\n{us + 1},101\n") == (
+        f"d.csv:3: timestamp: {us + 1} is not after the previous row's {us + 900}; "
+        "timestamps must strictly increase"
+    )
+
+
+UNIT_NS = {name: ns for name, _, ns in INTEGER_UNITS}
+
+
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=3_600), min_size=1, max_size=30),
+    start=st.integers(min_value=1_000_000_000, max_value=9_000_000_000),
+    data=st.data(),
+)
+def test_the_same_quotes_in_s_ms_us_and_ns_give_the_same_events(
+    gaps: list[int], start: int, data: st.DataObject
+) -> None:
+    """A file is read the same whatever unit it was written in; no unit is taken for another."""
+    seconds = [start]
+    for gap in gaps:
+        seconds.append(seconds[-1] + gap)
+    bids = data.draw(st.lists(prices, min_size=len(seconds), max_size=len(seconds)))
+    parsed = {}
+    for unit, ns in UNIT_NS.items():
+        scale = 1_000_000_000 // ns
+        lines = ["timestamp,price\n"] + [
+            f"{s * scale},{bid}\n" for s, bid in zip(seconds, bids, strict=True)
+        ]
+        reader = read_quotes(lines, instrument=INSTRUMENT, source=f"{unit}.csv")
+        parsed[unit] = list(reader)
+        assert reader.timestamp_unit == unit
+    assert [q.ts for q in parsed["seconds"]] == [s * 1000 for s in seconds]
+    assert parsed["seconds"] == parsed["milliseconds"] == parsed["microseconds"]
+    assert parsed["microseconds"] == parsed["nanoseconds"]
