@@ -178,8 +178,8 @@ class BotConfig:
     ``BotConfig()`` is exactly the configuration an empty file (or the embedded default) gives:
     every risk limit on. The grid trades the configured venue and symbol and the risk gate uses
     the venue's leverage; when ``grid`` or ``risk`` is given explicitly they must agree. A
-    configuration that could not place a single order (a grid side the account's position mode
-    does not have, a size off the lot or under the minimum, a size every limit refuses) is
+    configuration that could not place a single order (a hedge-mode account or a grid side
+    other than ``both``, a size off the lot or under the minimum, a size every limit refuses) is
     refused here, naming the fields, rather than running quietly without trading.
     """
 
@@ -239,19 +239,22 @@ def _check_tradeable(cfg: BotConfig) -> None:
             f"is {risk.leverage} but venue.leverage is {venue.leverage}: the risk gate must "
             "budget margin with the venue's leverage; give both the same value",
         )
-    hedge = venue.position_mode is PositionMode.HEDGE
-    if hedge and grid.position_side is PositionSide.BOTH:
+    if venue.position_mode is PositionMode.HEDGE:
+        # On a hedge-mode account a sell on the long side (a buy on the short side) closes that
+        # side: from flat the grid's first sells are rejected as "size exceeds position" and
+        # the error streak halts the bot. The neutral grid keeps one net position.
         raise ConfigError(
-            "grid.position_side",
-            'is "both" but venue.position_mode is "hedge", which books separate long and '
-            'short positions; set grid.position_side = "long" or "short", or '
-            'venue.position_mode = "one_way"',
+            "venue.position_mode",
+            f'is "hedge" (with grid.position_side "{grid.position_side.value}"), but the '
+            "neutral grid keeps one net position: on a hedge-mode account its orders on the "
+            "other side would close a position it does not have and be rejected; set "
+            'venue.position_mode = "one_way" and grid.position_side = "both"',
         )
-    if not hedge and grid.position_side is not PositionSide.BOTH:
+    if grid.position_side is not PositionSide.BOTH:
         raise ConfigError(
             "grid.position_side",
             f'is "{grid.position_side.value}" but venue.position_mode is "one_way", which has '
-            'one net position; set grid.position_side = "both", or venue.position_mode = "hedge"',
+            'one net position and accepts only "both"; set grid.position_side = "both"',
         )
     qty = grid.order_qty
     if qty is not None:
@@ -305,7 +308,7 @@ DEFAULT_TOML = """\
 name = "sim"
 starting_balance = "10000"   # quote (USD), simulated venue only
 leverage = "10"              # also the leverage the risk gate budgets margin with
-position_mode = "one_way"    # or "hedge" (then the grid needs position_side "long" or "short")
+position_mode = "one_way"    # the neutral grid keeps one net position: one_way only
 liquidity = "off"            # simulated venue: base units one order may fill per tick
 funding_rate = "0.0001"      # per interval; longs pay when positive
 funding_interval_ms = 28800000
@@ -327,7 +330,7 @@ min_spacing = "0"            # absolute floor of the distance between levels, qu
 order_qty = "0.002"          # base units per level, a multiple of lot_size
 # order_notional = "100"     # quote per level, instead of order_qty
 max_inventory = "0.02"       # base units, either side
-position_side = "both"       # one_way mode; "long" or "short" in hedge mode
+position_side = "both"       # the one net position of a one_way account
 tag = "grid"
 
 [risk]

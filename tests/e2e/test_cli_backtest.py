@@ -542,7 +542,7 @@ def test_an_empty_config_is_the_default_bot(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "field"),
     [
-        ('[venue]\nposition_mode = "hedge"\n', "grid.position_side"),
+        ('[venue]\nposition_mode = "hedge"\n', "venue.position_mode"),
         ('[grid]\nposition_side = "long"\n', "grid.position_side"),
         ('[grid]\norder_qty = "0.0015"\n', "grid.order_qty"),
         ('[grid]\norder_notional = "5"\n', "grid.order_notional"),

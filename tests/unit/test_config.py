@@ -7,6 +7,7 @@ field, the file, and for TOML syntax errors the line.
 
 from __future__ import annotations
 
+import argparse
 import re
 import tomllib
 from decimal import Decimal
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridcore import ConfigError, GridcoreError
 from gridcore.config import (
@@ -28,6 +31,7 @@ from gridcore.config import (
 from gridcore.core import CoreConfig
 from gridcore.grid import GridConfig
 from gridcore.risk import RiskConfig
+from gridcore.shells.cli_types import SEED, TICKS
 
 
 def with_setting(key: str, value: str, *, text: str = DEFAULT_TOML) -> str:
@@ -216,9 +220,14 @@ def test_a_size_in_quote_unsets_the_default_size_in_base_units() -> None:
 @pytest.mark.parametrize(
     ("text", "field", "hint"),
     [
-        ('[venue]\nposition_mode = "hedge"\n', "grid.position_side", '"long" or "short"'),
+        ('[venue]\nposition_mode = "hedge"\n', "venue.position_mode", '"one_way"'),
+        (
+            '[venue]\nposition_mode = "hedge"\n[grid]\nposition_side = "long"\n',
+            "venue.position_mode",
+            'grid.position_side = "both"',
+        ),
         ('[grid]\nposition_side = "long"\n', "grid.position_side", '"both"'),
-        ('[grid]\nposition_side = "short"\n', "grid.position_side", '"hedge"'),
+        ('[grid]\nposition_side = "short"\n', "grid.position_side", '"both"'),
         ('[grid]\norder_qty = "0.0025"\n', "grid.order_qty", 'order_qty = "0.002"'),
         ('[grid]\norder_qty = "0.0005"\n', "grid.order_qty", 'order_qty = "0.001"'),
         ('[grid]\norder_qty = "0.05"\n', "grid.order_qty", "risk.max_position"),
@@ -233,7 +242,8 @@ def test_a_size_in_quote_unsets_the_default_size_in_base_units() -> None:
     ],
 )
 def test_configurations_that_cannot_trade_are_refused(text: str, field: str, hint: str) -> None:
-    """Each of these used to load, run to the end with exit 0 and never trade."""
+    """Each of these used to load, then run without trading: exit 0 with every order refused,
+    or (hedge mode) rejected until the error streak halted the bot."""
     error = error_for(text, source="bot.toml")
     assert error.field == field
     assert str(error).startswith(f"bot.toml: {field}: ")
@@ -241,10 +251,9 @@ def test_configurations_that_cannot_trade_are_refused(text: str, field: str, hin
 
 
 def test_tradeable_variants_of_the_refused_ones_load() -> None:
-    config = load_config('[venue]\nposition_mode = "hedge"\n[grid]\nposition_side = "long"\n')
-    assert config.grid.position_side.value == "long"
     assert load_config('[grid]\norder_qty = "0.003"\n').grid.order_qty == Decimal("0.003")
-    assert load_config('[grid]\norder_notional = "10"\n').grid.order_notional == Decimal(10)
+    assert load_config('[grid]\norder_notional = "100"\n').grid.order_notional == Decimal(100)
+    assert load_config('[grid]\norder_qty = "0.02"\n').grid.order_qty == Decimal("0.02")
 
 
 def test_python_configs_must_agree_with_the_venue_and_instrument() -> None:
@@ -365,3 +374,25 @@ def test_a_table_that_is_not_a_table_fails_naming_it(text: str, field: str) -> N
     error = error_for(text + "\n")
     assert error.field == field
     assert "table" in str(error)
+
+
+# --- the command line and the file judge a value by the same rule -----------------------------
+
+
+@given(n=st.integers(min_value=-(2**66), max_value=2**66))
+def test_the_command_line_and_the_file_judge_seeds_and_ticks_alike(n: int) -> None:
+    """``run --seed -3`` was accepted while ``backtest --seed -1`` was refused, and ``[market]
+    ticks = 0`` accepted while ``--ticks 0`` was refused: one rule each now, same message."""
+    for key, flag in (("seed", SEED), ("ticks", TICKS)):
+        try:
+            flag(str(n))
+            flag_says = None
+        except argparse.ArgumentTypeError as exc:
+            flag_says = str(exc)
+        try:
+            load_config(f"[market]\n{key} = {n}\n")
+            file_says = None
+        except ConfigError as exc:
+            assert exc.field == f"market.{key}"
+            file_says = str(exc).removeprefix(f"market.{key}: ")
+        assert flag_says == file_says
