@@ -566,3 +566,19 @@ def test_a_config_that_cannot_trade_is_refused_before_running(
     assert ran.returncode == 2
     assert f"bot.toml: {field}: " in ran.stderr.decode()
     assert not (tmp_path / "j.db").exists()
+
+
+def test_the_example_runner_has_a_help_and_the_shared_ticks_rule(tmp_path: Path) -> None:
+    """``examples/run_backtest.py --help`` used to raise ValueError (``int("--help")``)."""
+    script = Path(__file__).resolve().parents[2] / "examples" / "run_backtest.py"
+    helped = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, cwd=tmp_path, check=False
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert b"TICKS" in helped.stdout and b"Traceback" not in helped.stderr
+    refused = subprocess.run(
+        [sys.executable, str(script), "0"], capture_output=True, cwd=tmp_path, check=False
+    )
+    assert refused.returncode == 2
+    assert b"must be at least 1, got 0" in refused.stderr
+    assert b"Traceback" not in refused.stderr

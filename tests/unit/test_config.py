@@ -8,8 +8,10 @@ field, the file, and for TOML syntax errors the line.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import tomllib
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridcore import ConfigError, GridcoreError
+from gridcore import ConfigError, GridcoreError, validators
 from gridcore.config import (
     DEFAULT_TOML,
     BotConfig,
@@ -31,7 +33,7 @@ from gridcore.config import (
 from gridcore.core import CoreConfig
 from gridcore.grid import GridConfig
 from gridcore.risk import RiskConfig
-from gridcore.shells.cli_types import SEED, TICKS
+from gridcore.shells.cli_types import POSITIVE_INT, SECONDS, SEED, SPEED, TICKS
 
 
 def with_setting(key: str, value: str, *, text: str = DEFAULT_TOML) -> str:
@@ -396,3 +398,32 @@ def test_the_command_line_and_the_file_judge_seeds_and_ticks_alike(n: int) -> No
             assert exc.field == f"market.{key}"
             file_says = str(exc).removeprefix(f"market.{key}: ")
         assert flag_says == file_says
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "message"),
+    [
+        (SPEED, "0", "must be > 0 (or 'max'), got 0.0"),
+        (SPEED, "-2", "must be > 0 (or 'max'), got -2.0"),
+        (SPEED, "fast", "expected a number or 'max', got 'fast'"),
+        (SECONDS, "0", "must be a finite number of seconds > 0, got 0.0"),
+        (SECONDS, "inf", "must be a finite number of seconds > 0, got inf"),
+        (SECONDS, "nan", "expected a number, got 'nan'"),
+        (POSITIVE_INT, "0", "must be > 0, got 0"),
+        (POSITIVE_INT, "1.5", "expected a whole number, got '1.5'"),
+    ],
+)
+def test_run_flags_are_judged_by_the_shared_rules(
+    flag: Callable[[str], object], text: str, message: str
+) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        flag(text)
+    assert str(raised.value) == message
+
+
+def test_run_flags_accept_what_they_document() -> None:
+    assert SPEED("max") == SPEED("inf") == math.inf
+    assert SPEED("2.5") == 2.5
+    assert SECONDS("1800") == 1800.0
+    assert POSITIVE_INT("300") == 300
+    assert validators.seed(validators.MAX_SEED) == validators.MAX_SEED
