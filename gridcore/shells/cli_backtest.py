@@ -128,7 +128,9 @@ def _read_config(path: str) -> BotConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(
+            f"{path}: no such file; 'gridcore init {path}' writes the default configuration there"
+        ) from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not a TOML file") from None
     except UnicodeDecodeError as exc:

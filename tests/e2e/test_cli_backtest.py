@@ -261,7 +261,10 @@ def test_float_money_in_config_is_refused(tmp_path: Path) -> None:
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     line = error_line(gridcore("--config", "nope.toml", cwd=tmp_path))
-    assert line == "gridcore: error: nope.toml: no such file"
+    assert line == (
+        "gridcore: error: nope.toml: no such file; "
+        "'gridcore init nope.toml' writes the default configuration there"
+    )
 
 
 # --- --faults -----------------------------------------------------------------------------------
