@@ -52,7 +52,13 @@ __all__ = [
 ]
 
 _TWO = Decimal(2)
+#: Base units per level when neither ``order_qty`` nor ``order_notional`` is given.
+DEFAULT_ORDER_QTY = Decimal("0.002")
 _WAITING = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
+
+
+def _default_order_qty(config: GridConfig) -> Decimal | None:
+    return DEFAULT_ORDER_QTY if config.order_notional is None else None
 
 
 @attrs.frozen(kw_only=True)
@@ -61,18 +67,25 @@ class GridConfig:
 
     ``levels`` per side (1-100); ``spacing`` between levels as a fraction of the center price
     (0 < spacing < 0.5); ``min_spacing`` an absolute floor in quote. Size per level is exactly
-    one of ``order_qty`` (base units) or ``order_notional`` (quote). ``max_inventory`` caps the
-    position (base units) the grid may build on either side.
+    one of ``order_qty`` (base units) or ``order_notional`` (quote): giving ``order_notional``
+    unsets the default ``order_qty``. ``max_inventory`` caps the position (base units) the grid
+    may build on either side; it is off only when ``None`` is passed explicitly.
+
+    The defaults are the documented ones (``docs/configuration.md``), the same that an empty
+    configuration file gives: a class default that differs from the file's would silently
+    change the bot a user gets depending on how it was built.
     """
 
     venue: str = "sim"
     symbol: str = "BTC-PERP"
     levels: int = 5
-    spacing: Decimal = Decimal("0.004")
+    spacing: Decimal = Decimal("0.002")
     min_spacing: Decimal = ZERO
-    order_qty: Decimal | None = None
-    order_notional: Decimal | None = Decimal("100")
-    max_inventory: Decimal | None = None
+    order_notional: Decimal | None = None
+    order_qty: Decimal | None = attrs.field(
+        default=attrs.Factory(_default_order_qty, takes_self=True)
+    )
+    max_inventory: Decimal | None = Decimal("0.02")
     position_side: PositionSide = PositionSide.BOTH
     tag: str = "grid"
 
@@ -99,7 +112,9 @@ class GridConfig:
             )
         if self.max_inventory is not None and self.max_inventory <= 0:
             raise ConfigError(
-                "grid.max_inventory", f"must be > 0 (base units), got {self.max_inventory}"
+                "grid.max_inventory",
+                f"must be > 0 (base units), got {self.max_inventory}; to let the grid build any "
+                'position write "off" (None in Python)',
             )
         if not self.tag or ":" in self.tag:
             raise ConfigError("grid.tag", f"must be non-empty and without ':', got {self.tag!r}")

@@ -30,6 +30,7 @@ from decimal import Decimal
 
 import attrs
 
+from gridcore.errors import ConfigError
 from gridcore.events import BalanceReported, QuoteTicked
 from gridcore.instruments import Instrument, Side, TimeInForce
 from gridcore.ledger import Ledger
@@ -43,20 +44,51 @@ __all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
 class RiskConfig:
     """Limits of the risk gate. Quantities in base units, notionals and money in quote.
 
-    ``None`` disables a limit. Defaults are the safe ones: 50 bps slippage cap, quotes at most
-    10 s old, balances at most 5 min old.
+    Defaults are the safe, documented ones (``docs/configuration.md``), the same an empty
+    configuration file gives: max position 0.03, max order notional 1000, drawdown halt at
+    1000, 50 bps slippage cap, quotes at most 10 s old, balances at most 5 min old. A limit is
+    off only when ``None`` is passed for it explicitly (``"off"`` in a configuration file):
+    leaving a key out never removes a limit. ``leverage`` defaults to the venue's default (10)
+    and must be the venue's leverage, which :class:`~gridcore.config.BotConfig` enforces.
     """
 
-    max_position: Decimal | None = None
-    max_order_notional: Decimal | None = None
-    leverage: Decimal = Decimal(1)
+    max_position: Decimal | None = Decimal("0.03")
+    max_order_notional: Decimal | None = Decimal(1000)
+    leverage: Decimal = Decimal(10)
     slippage_cap: Decimal = Decimal("0.005")
     max_orders_per_window: int = 100
     velocity_window_ms: int = 10_000
-    max_drawdown: Decimal | None = None
+    max_drawdown: Decimal | None = Decimal(1000)
     max_error_streak: int = 8
     max_quote_age_ms: int = 10_000
     max_balance_age_ms: int = 300_000
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_position", "max_order_notional", "max_drawdown"):
+            limit = getattr(self, name)
+            if limit is not None and limit <= 0:
+                raise ConfigError(
+                    f"risk.{name}",
+                    f'must be > 0, got {limit}; to switch the limit off write "off" '
+                    "(None in Python)",
+                )
+        if self.leverage <= 0:
+            raise ConfigError("risk.leverage", f"must be > 0, got {self.leverage}")
+        if not ZERO < self.slippage_cap <= Decimal("0.1"):
+            raise ConfigError(
+                "risk.slippage_cap",
+                f"must be in (0, 0.1] (a fraction), got {self.slippage_cap}",
+            )
+        for name in (
+            "max_orders_per_window",
+            "velocity_window_ms",
+            "max_error_streak",
+            "max_quote_age_ms",
+            "max_balance_age_ms",
+        ):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"risk.{name}", f"must be > 0, got {value}")
 
 
 @attrs.frozen(kw_only=True)

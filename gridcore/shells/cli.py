@@ -1,23 +1,107 @@
-"""The ``gridcore`` command line: one entry point, one module per group of subcommands."""
+"""The ``gridcore`` command line: one entry point, one module per group of subcommands.
+
+``gridcore init`` lives here: it writes the shipped default configuration (package data,
+``gridcore/configs/<strategy>.toml``, the same text as the embedded default) to a file the user
+can edit, so an installed user has the documented starting point without the repository.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
 
+import gridcore
 from gridcore.shells import cli_backtest, cli_run
 
-__all__ = ["main"]
+__all__ = ["STRATEGIES", "build_parser", "default_config_text", "main"]
+
+#: Strategies ``gridcore init`` can write a configuration for (``gridcore/configs/<name>.toml``).
+STRATEGIES = ("grid",)
+_EXIT_USAGE = 2
+
+
+def default_config_text(strategy: str = "grid") -> str:
+    """The shipped default configuration of ``strategy``, as ``gridcore init`` writes it."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    ref = resources.files("gridcore").joinpath("configs", f"{strategy}.toml")
+    return ref.read_text(encoding="utf-8")
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"gridcore: error: {message}\n")
+    return _EXIT_USAGE
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``gridcore init``: write the commented default configuration; never clobber a file
+    unless ``--force``."""
+    text = default_config_text(args.strategy)
+    if args.path == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.path)
+    if path.is_dir():
+        return _error(f"{path}: is a directory; give a file name, for example {path / 'grid.toml'}")
+    if not path.parent.is_dir():
+        return _error(f"{path}: directory {str(path.parent)!r} does not exist")
+    try:
+        # "x" refuses an existing file atomically: no window between the check and the write.
+        with path.open("w" if args.force else "x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        return _error(
+            f"{path}: already exists; use --force to overwrite it, or give another path"
+        )
+    except OSError as exc:
+        return _error(f"{path}: cannot write: {exc.strerror or exc}")
+    sys.stderr.write(
+        f"gridcore: wrote the default {args.strategy} configuration to {path}; edit it, then "
+        f"run: gridcore backtest --config {path}\n"
+    )
+    return 0
+
+
+def _register_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write the default configuration, every setting commented, to a file to edit",
+        description="Write the shipped default configuration (what gridcore runs when no "
+        "--config is given), every key with its default and a comment. An existing file is "
+        "never overwritten unless --force is given.",
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        default="grid.toml",
+        metavar="PATH",
+        help="file to write (default: grid.toml; '-' prints it on stdout)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="grid",
+        help="which bot to configure (default: grid, the neutral grid)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    p.set_defaults(handler=cmd_init)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="gridcore",
-        description="Grid and funding-arbitrage bots on a pure, property-tested core.",
+        description="Grid and funding-arbitrage bots on a pure, property-tested core. "
+        "Start with 'gridcore backtest', or 'gridcore init' to get a configuration to edit.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"gridcore {gridcore.__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_init(sub)
     cli_backtest.register(sub)
     cli_run.register(sub)
     return parser

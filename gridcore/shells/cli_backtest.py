@@ -28,7 +28,7 @@ from gridcore.config import BotConfig, load_config
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
 from gridcore.sim import PROFILES, FaultPlan, Trace, backtest, profile
-from gridcore.shells import csvdata, render
+from gridcore.shells import cli_types, csvdata, render
 
 __all__ = ["UsageError", "register", "run"]
 
@@ -70,26 +70,6 @@ class _Plan:
     plotter: Callable[..., None] | None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**64 - 1, got {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``backtest`` subcommand to the ``gridcore`` parser."""
     p = subparsers.add_parser(
@@ -102,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--config",
         metavar="FILE.toml",
-        help="bot configuration (default: the embedded one, also in examples/grid.toml)",
+        help="bot configuration (default: the embedded one; 'gridcore init' writes it to a file "
+        "to edit)",
     )
     p.add_argument(
         "--data",
@@ -111,13 +92,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--seed",
-        type=_seed,
+        type=cli_types.SEED,
         metavar="N",
         help="seed of the synthetic market and the fault plan (default: [market] seed)",
     )
     p.add_argument(
         "--ticks",
-        type=_positive_int,
+        type=cli_types.TICKS,
         metavar="N",
         help="number of synthetic quotes, or the first N rows of --data (default: [market] ticks)",
     )
@@ -147,7 +128,9 @@ def _read_config(path: str) -> BotConfig:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(
+            f"{path}: no such file; 'gridcore init {path}' writes the default configuration there"
+        ) from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not a TOML file") from None
     except UnicodeDecodeError as exc:

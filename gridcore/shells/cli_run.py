@@ -49,6 +49,7 @@ from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
 from gridcore.sim import make_bot, profile
+from gridcore.shells import cli_types
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
 from gridcore.shells.redact import redact
@@ -92,36 +93,10 @@ def _guarded(handler: Any) -> Any:
 # --- argument parsing -----------------------------------------------------------------------
 
 
-def _speed(text: str) -> float:
-    if text in ("max", "inf"):
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+# The rules are shared with the configuration (gridcore.validators): one judgement per value.
+_speed = cli_types.SPEED
+_seconds = cli_types.SECONDS
+_positive_int = cli_types.POSITIVE_INT
 
 
 def register(subparsers: Any) -> None:
@@ -133,7 +108,12 @@ def register(subparsers: Any) -> None:
         "venue unless --live is given. An existing journal resumes.",
     )
     run.add_argument("--journal", required=True, metavar="PATH", help="the journal file")
-    run.add_argument("--config", metavar="FILE", help="TOML configuration (new journals)")
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration for a new journal (default: the embedded one; "
+        "'gridcore init' writes it to a file to edit)",
+    )
     run.add_argument(
         "--duration",
         type=_seconds,
@@ -148,7 +128,9 @@ def register(subparsers: Any) -> None:
         help="simulated seconds per wall second (default 1; 'max' for as fast as possible)",
     )
     run.add_argument("--faults", metavar="PROFILE", help="simulated venue fault profile")
-    run.add_argument("--seed", type=int, metavar="N", help="market and fault seed")
+    run.add_argument(
+        "--seed", type=cli_types.SEED, metavar="N", help="market and fault seed (0 to 2**64 - 1)"
+    )
     run.add_argument("--live", action="store_true", help="trade on a configured live venue")
     run.add_argument(
         "--cancel-on-exit",

@@ -120,10 +120,18 @@ _INSTRUMENTS_TAKER_FEE: SearchStrategy[Decimal] = st.sampled_from(
 _RISK_CONFIGS_LEVERAGE: SearchStrategy[Decimal] = st.sampled_from(
     [Decimal(10), Decimal(5), Decimal(1)]
 )
-_RISK_CONFIGS_MAX_POSITION: SearchStrategy[Decimal | None] = st.none()
-_RISK_CONFIGS_MAX_ORDER_NOTIONAL: SearchStrategy[Decimal | None] = st.none()
+# Limits: the documented default first (what a user runs; examples shrink to it), then off.
+_SAFE_RISK = RiskConfig()
+_RISK_CONFIGS_MAX_POSITION: SearchStrategy[Decimal | None] = st.sampled_from(
+    [_SAFE_RISK.max_position, None]
+)
+_RISK_CONFIGS_MAX_ORDER_NOTIONAL: SearchStrategy[Decimal | None] = st.sampled_from(
+    [_SAFE_RISK.max_order_notional, None]
+)
 _RISK_CONFIGS_SLIPPAGE_CAP: SearchStrategy[Decimal] = st.just(Decimal("0.005"))
-_RISK_CONFIGS_MAX_DRAWDOWN: SearchStrategy[Decimal | None] = st.none()
+_RISK_CONFIGS_MAX_DRAWDOWN: SearchStrategy[Decimal | None] = st.sampled_from(
+    [_SAFE_RISK.max_drawdown, None]
+)
 _RISK_CONFIGS_MAX_QUOTE_AGE_MS: SearchStrategy[int] = st.just(10_000)
 _CORE_CONFIGS_RISK: SearchStrategy[RiskConfig] = st.just(RiskConfig())
 _CORE_CONFIGS_MAINTENANCE_MS: SearchStrategy[int] = st.sampled_from([5_000, 2_000, 10_000])
@@ -136,7 +144,9 @@ _GRID_CONFIGS_SPACING: SearchStrategy[Decimal] = st.sampled_from(
 _GRID_CONFIGS_ORDER_NOTIONAL: SearchStrategy[Decimal] = st.sampled_from(
     [Decimal(50), Decimal(100), Decimal(250)]
 )
-_GRID_CONFIGS_MAX_INVENTORY: SearchStrategy[Decimal | None] = st.none()
+_GRID_CONFIGS_MAX_INVENTORY: SearchStrategy[Decimal | None] = st.sampled_from(
+    [GridConfig().max_inventory, None]
+)
 _MARKET_PATHS_START_PRICE: SearchStrategy[Decimal] = st.just(Decimal(50_000))
 _MARKET_PATHS_VOLATILITY: SearchStrategy[Decimal] = st.sampled_from(
     [Decimal("0.0002"), Decimal("0.0005"), Decimal("0.001"), Decimal("0.00005")]
@@ -203,7 +213,8 @@ def risk_configs(
     max_quote_age_ms: SearchStrategy[int] = _RISK_CONFIGS_MAX_QUOTE_AGE_MS,
 ) -> SearchStrategy[RiskConfig]:
     """Risk gate limits (:class:`~gridcore.risk.RiskConfig`); unlisted fields keep their safe
-    defaults. Quantities in base units, notionals in quote.
+    defaults, and the limits drawn by default are the documented default (what shrinks to) or
+    explicitly off. Quantities in base units, notionals in quote.
 
     >>> risk_configs(max_position=st.just(Decimal("0.05"))).example()  # doctest: +SKIP
     RiskConfig(max_position=Decimal('0.05'), ...)

@@ -264,7 +264,10 @@ def test_float_money_in_config_is_refused(tmp_path: Path) -> None:
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     line = error_line(gridcore("--config", "nope.toml", cwd=tmp_path))
-    assert line == "gridcore: error: nope.toml: no such file"
+    assert line == (
+        "gridcore: error: nope.toml: no such file; "
+        "'gridcore init nope.toml' writes the default configuration there"
+    )
 
 
 # --- --faults -----------------------------------------------------------------------------------
@@ -490,3 +493,98 @@ def test_exchange_cash_is_start_plus_realized_minus_fees_plus_funding(name: str)
     start = load_config().venue.starting_balance
     expected = CTX.add(CTX.subtract(CTX.add(start, totals.realized), totals.fees), totals.funding)
     assert trace.exchange.cash == expected
+
+
+# --- one set of rules for flags and config; configurations that cannot trade ---------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "table", "key"),
+    [
+        ("--ticks", "0", "market", "ticks"),
+        ("--ticks", "-5", "market", "ticks"),
+        ("--seed", "-1", "market", "seed"),
+        ("--seed", str(2**64), "market", "seed"),
+    ],
+)
+def test_a_flag_and_its_config_key_refuse_a_value_with_the_same_rule(
+    flag: str, value: str, table: str, key: str, tmp_path: Path
+) -> None:
+    """``[market] ticks = 0`` used to be accepted while ``--ticks 0`` was refused."""
+    done = gridcore(flag, value, cwd=tmp_path)
+    assert done.returncode == 2
+    flag_message = done.stderr.decode().strip().splitlines()[-1].split(f"argument {flag}: ")[1]
+    (tmp_path / "bot.toml").write_text(f"[{table}]\n{key} = {value}\n")
+    line = error_line(gridcore("--config", "bot.toml", cwd=tmp_path))
+    assert line == f"gridcore: error: bot.toml: {table}.{key}: {flag_message}"
+
+
+@pytest.mark.parametrize("seed", ["-3", "x"])
+def test_run_refuses_the_seeds_backtest_refuses(seed: str, tmp_path: Path) -> None:
+    """``run --seed -3`` used to be accepted while ``backtest --seed -1`` was refused."""
+    ran = subprocess.run(
+        [GRIDCORE, "run", "--journal", "j.db", "--seed", seed, "--duration", "1"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=_ENV,
+        timeout=120,
+        check=False,
+    )
+    backtested = gridcore("--seed", seed, cwd=tmp_path)
+    assert ran.returncode == backtested.returncode == 2
+    last = [d.stderr.decode().strip().splitlines()[-1] for d in (ran, backtested)]
+    assert last[0].split("argument --seed: ")[1] == last[1].split("argument --seed: ")[1]
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_an_empty_config_is_the_default_bot(tmp_path: Path) -> None:
+    """An empty file used to drop every risk limit; now it runs the documented default."""
+    (tmp_path / "empty.toml").write_text("")
+    given = run_json("--config", "empty.toml", "--ticks", "3000", cwd=tmp_path)["summary"]
+    default = run_json("--ticks", "3000", cwd=tmp_path)["summary"]
+    assert given == default
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('[venue]\nposition_mode = "hedge"\n', "venue.position_mode"),
+        ('[grid]\nposition_side = "long"\n', "grid.position_side"),
+        ('[grid]\norder_qty = "0.0015"\n', "grid.order_qty"),
+        ('[grid]\norder_notional = "5"\n', "grid.order_notional"),
+    ],
+)
+def test_a_config_that_cannot_trade_is_refused_before_running(
+    text: str, field: str, tmp_path: Path
+) -> None:
+    """These used to run to the end with exit 0 and no trade; ``run`` refuses them too."""
+    (tmp_path / "bot.toml").write_text(text)
+    line = error_line(gridcore("--config", "bot.toml", cwd=tmp_path))
+    assert line.startswith(f"gridcore: error: bot.toml: {field}: ")
+    ran = subprocess.run(
+        [GRIDCORE, "run", "--journal", "j.db", "--config", "bot.toml", "--duration", "1"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=_ENV,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 2
+    assert f"bot.toml: {field}: " in ran.stderr.decode()
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_the_example_runner_has_a_help_and_the_shared_ticks_rule(tmp_path: Path) -> None:
+    """``examples/run_backtest.py --help`` used to raise ValueError (``int("--help")``)."""
+    script = Path(__file__).resolve().parents[2] / "examples" / "run_backtest.py"
+    helped = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, cwd=tmp_path, check=False
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert b"TICKS" in helped.stdout and b"Traceback" not in helped.stderr
+    refused = subprocess.run(
+        [sys.executable, str(script), "0"], capture_output=True, cwd=tmp_path, check=False
+    )
+    assert refused.returncode == 2
+    assert b"must be at least 1, got 0" in refused.stderr
+    assert b"Traceback" not in refused.stderr

@@ -259,10 +259,12 @@ min_notional = "10"
 levels = {levels}
 spacing = "0.001"
 order_qty = "{order_qty}"
+max_inventory = "off"
 
 [risk]
 max_position = "{max_position}"
 max_order_notional = "{max_order_notional}"
+max_drawdown = "off"
 
 [core]
 reconcile_ms = {reconcile_ms}
@@ -287,7 +289,12 @@ def take_profit_core_config(
     cfg = grid_config()
     return attrs.evolve(
         cfg.make_core_config(),
-        risk=RiskConfig(leverage=cfg.venue.leverage, max_position=Decimal("0.05")),
+        risk=RiskConfig(
+            leverage=cfg.venue.leverage,
+            max_position=Decimal("0.05"),
+            max_order_notional=None,
+            max_drawdown=None,
+        ),
         reconcile_ms=reconcile_ms,
         max_sync_attempts=max_sync_attempts,
     )

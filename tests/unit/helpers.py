@@ -112,12 +112,17 @@ def kernel_config(
     *, risk: RiskConfig | None = None, inst: Instrument | None = None, **overrides: Any
 ) -> CoreConfig:
     """A one-instrument kernel configuration with the background reconciliation off (so a
-    test decides every request); ``overrides`` go to :class:`CoreConfig`."""
+    test decides every request) and, unless ``risk`` is given, the position, order-notional
+    and drawdown limits explicitly off (so a test sizes orders freely); ``overrides`` go to
+    :class:`CoreConfig`."""
     fields: dict[str, Any] = {"reconcile_ms": 0}
     fields.update(overrides)
     return CoreConfig(
         instruments=(inst or instrument(),),
-        risk=risk or RiskConfig(leverage=Decimal(10)),
+        risk=risk
+        or RiskConfig(
+            leverage=Decimal(10), max_position=None, max_order_notional=None, max_drawdown=None
+        ),
         **fields,
     )
 

@@ -138,7 +138,11 @@ def test_several_venues_are_routed_by_name() -> None:
 def test_a_command_for_an_unknown_venue_fails_cleanly() -> None:
     cfg = load_config()
     exchange = make_exchange(cfg, start_ts=0)
-    other = attrs.evolve(cfg, venue=attrs.evolve(cfg.venue, name="elsewhere"))
+    other = attrs.evolve(
+        cfg,
+        venue=attrs.evolve(cfg.venue, name="elsewhere"),
+        grid=attrs.evolve(cfg.grid, venue="elsewhere"),
+    )
     from gridcore.sim import make_bot, make_path
 
     state = make_bot(other, epoch=0)
