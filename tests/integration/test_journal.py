@@ -27,7 +27,16 @@ from gridcore.events import Event, OrderAccepted, QuoteTicked, Started
 from gridcore.grid import NeutralGrid
 from gridcore.instruments import PositionSide, Side
 from gridcore.shells import codec
-from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.journal import (
+    CodecError,
+    Journal,
+    JournalDamaged,
+    JournalError,
+    _event_crc,
+    fold,
+    is_new,
+    recover,
+)
 from gridcore.sim import backtest, make_bot, profile
 
 # --- hypothesis strategies built from the event classes' annotations ----------------------------
@@ -214,7 +223,7 @@ def test_events_and_commands_read_back_in_order(tmp_path: Path) -> None:
     # Reopened, it knows where it was.
     again = Journal.open(tmp_path / "j.db")
     assert again.last_seq == 2 and again.meta()["config"] == "x"
-    assert again.meta()["schema_version"] == "1"
+    assert again.meta()["schema_version"] == "2"
 
 
 def test_one_append_is_one_transaction(tmp_path: Path) -> None:
@@ -262,30 +271,51 @@ def test_a_damaged_event_payload_is_a_clear_error(tmp_path: Path) -> None:
     journal.append([(_tick(1), []), (_tick(2), []), (_tick(3), [])])
     journal.close()
     _corrupt(tmp_path / "j.db", "UPDATE events SET payload = x'0001ff' WHERE seq = 2")
-    reopened = Journal.open(tmp_path / "j.db")
-    with pytest.raises(JournalError, match=r"event 2 is corrupt \(checksum mismatch\)"):
-        list(reopened.events())
-    with pytest.raises(JournalError, match="event 2"):
-        recover(reopened)
+    for readonly in (False, True):
+        with pytest.raises(JournalDamaged, match=r"event 2 is corrupt \(checksum mismatch\)"):
+            Journal.open(tmp_path / "j.db", readonly=readonly)
+    unverified = Journal.open(tmp_path / "j.db", verify=False)
+    with pytest.raises(JournalDamaged, match=r"event 2 is corrupt \(checksum mismatch\)"):
+        list(unverified.events())
+    with pytest.raises(JournalDamaged, match="event 2"):
+        recover(unverified)
+    unverified.close()
+
+
+def _forge_event(path: Path, seq: int, payload: bytes) -> None:
+    """Replace event ``seq``'s payload and recompute the checksum chain from it on, as a
+    forger who knows the format would."""
+    conn = sqlite3.connect(path)
+    prev = conn.execute(
+        "SELECT coalesce((SELECT crc FROM events WHERE seq = ?), 0)", (seq - 1,)
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT seq, ts, kind, payload FROM events WHERE seq >= ? ORDER BY seq", (seq,)
+    )
+    for row_seq, ts, kind, old in rows.fetchall():
+        body = payload if row_seq == seq else old
+        prev = _event_crc(prev, row_seq, ts, kind, body)
+        conn.execute("UPDATE events SET payload = ?, crc = ? WHERE seq = ?", (body, prev, row_seq))
+    conn.commit()
+    conn.close()
 
 
 def test_a_payload_that_does_not_decode_is_a_clear_error_even_with_a_valid_checksum(
     tmp_path: Path,
 ) -> None:
-    import zlib
-
     journal, _ = _fresh(tmp_path)
     journal.append([(_tick(1), [])])
     journal.close()
-    bad = b"\x81\xa2ts\xa4oops"
-    _corrupt(
-        tmp_path / "j.db",
-        "UPDATE events SET payload = ?, crc = ? WHERE seq = 1",
-        bad,
-        zlib.crc32(bad),
-    )
-    with pytest.raises(JournalError, match=r"event 1 is corrupt .*QuoteTicked payload"):
-        list(Journal.open(tmp_path / "j.db").events())
+    # The chain was recomputed, so the head's mark no longer matches event 1: that alone is
+    # caught at open; without that check the payload itself is named when it is read.
+    _forge_event(tmp_path / "j.db", 1, b"\x81\xa2ts\xa4oops")
+    with pytest.raises(JournalDamaged, match="event 1 is not the event that was committed"):
+        Journal.open(tmp_path / "j.db", readonly=True)
+    unverified = Journal.open(tmp_path / "j.db", readonly=True, verify=False)
+    with pytest.raises(CodecError, match=r"event 1 is corrupt .*QuoteTicked payload") as info:
+        list(unverified.events())
+    assert isinstance(info.value, JournalDamaged)
+    unverified.close()
 
 
 def test_a_damaged_snapshot_and_a_gap_are_clear_errors(tmp_path: Path) -> None:
@@ -293,12 +323,17 @@ def test_a_damaged_snapshot_and_a_gap_are_clear_errors(tmp_path: Path) -> None:
     journal.append([(_tick(1), []), (_tick(2), []), (_tick(3), [])])
     journal.close()
     _corrupt(tmp_path / "j.db", "UPDATE snapshots SET payload = x'00' WHERE seq = 0")
+    with pytest.raises(JournalDamaged, match="snapshot 0 is corrupt"):
+        Journal.open(tmp_path / "j.db")
     _corrupt(tmp_path / "j.db", "DELETE FROM events WHERE seq = 2")
-    reopened = Journal.open(tmp_path / "j.db")
-    with pytest.raises(JournalError, match="snapshot 0 is corrupt"):
+    with pytest.raises(JournalDamaged, match="event sequence after 1 is corrupt"):
+        Journal.open(tmp_path / "j.db")
+    reopened = Journal.open(tmp_path / "j.db", verify=False)
+    with pytest.raises(JournalDamaged, match="snapshot 0 is corrupt"):
         reopened.latest_snapshot()
-    with pytest.raises(JournalError, match="event sequence after 1 is corrupt"):
+    with pytest.raises(JournalDamaged, match="event sequence after 1 is corrupt"):
         list(reopened.events())
+    reopened.close()
 
 
 def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
