@@ -305,6 +305,7 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
     vpath = venue_path(path)
     journal: Journal | None = None
     if new:
+        lock.check_new()  # a lost journal is not silently restarted from scratch
         text, config = _read_config(args.config)
     else:
         # Verified on open: a damaged journal (a checksum, SQLite's own pages, committed

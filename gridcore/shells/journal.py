@@ -323,14 +323,34 @@ class WriterLock:
             os.close(fd)
             raise JournalError(f"{head}: cannot lock the journal ({exc})") from None
         lock = cls(p, fd)
-        mark = _read_head(p)
-        # Name ourselves at once (keeping the mark), so that a refused second writer names us.
-        lock.mark(mark.seq if mark else 0, mark.chain if mark else 0)
+        try:
+            mark = _read_head(p)
+        except BaseException:
+            lock.release()
+            raise
+        # Name ourselves at once (keeping the mark; -1: none known yet), so that a refused
+        # second writer names us.
+        lock.mark(mark.seq if mark else -1, mark.chain if mark else 0)
         return lock
 
     def previous(self) -> _Mark | None:
-        """The mark as the lock found it (for a writer: the last committed seq and chain)."""
+        """The mark in the head file (the last committed seq and chain; seq -1 when none is
+        known)."""
         return _read_head(self.path)
+
+    def check_new(self) -> None:
+        """Raise :class:`JournalDamaged` if the head records committed events although the
+        journal is missing or empty: it was lost, and starting afresh would forget what the
+        venue already received."""
+        previous = self.previous()
+        if previous is not None and previous.seq > 0:
+            head = head_path(self.path)
+            raise JournalDamaged(
+                f"{self.path}: the journal is missing or empty, but its head file {head.name} "
+                f"records {previous.seq} committed events: the journal was lost or damaged; "
+                f"{_RESTART_ADVICE}, or delete {head.name} too if you really mean to start "
+                f"over at this path"
+            )
 
     def mark(self, seq: int, chain: int) -> None:
         """Record ``seq`` (with its chain CRC) as committed, durably."""
@@ -430,14 +450,7 @@ class Journal:
                 raise JournalError(
                     f"{p}: a journal exists here already; open it to resume, or choose a new path"
                 )
-            previous = own.previous()
-            if previous is not None and previous.seq > 0:
-                raise JournalDamaged(
-                    f"{p}: the journal is missing or empty, but its head file "
-                    f"{head_path(p)} records {previous.seq} committed events: the journal was "
-                    f"lost or damaged; {_RESTART_ADVICE}, or delete {head_path(p)} too if you "
-                    f"really mean to start over at this path"
-                )
+            own.check_new()
             if p.exists():
                 # A file left by a crash during creation: nothing in it was ever committed.
                 for suffix in ("", "-wal", "-shm"):
@@ -506,6 +519,14 @@ class Journal:
             own.fsync = synchronous != "NORMAL"
         try:
             if is_new(p):
+                previous = _read_head(p)
+                if previous is not None and previous.seq > 0:
+                    raise JournalDamaged(
+                        f"{p}: the file holds no journal, but its head file {head_path(p).name} "
+                        f"records {previous.seq} committed events: they were lost (the "
+                        f"write-ahead log {p.name}-wal was truncated or damaged); "
+                        f"{_RESTART_ADVICE}"
+                    )
                 raise JournalError(
                     f"{p}: the file holds no journal (empty, or its creation was interrupted); "
                     f"`gridcore run --journal {p}` starts a new one there"
@@ -673,7 +694,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
         head = head_path(self.path)
-        if mark is None:
+        if mark is None or mark.seq < 0:
             if last > 0:
                 raise JournalDamaged(
                     f"{self.path}: its head file {head} is missing, so nothing proves that no "
