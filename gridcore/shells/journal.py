@@ -278,6 +278,11 @@ def _read_head(path: Path) -> _Mark | None:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# The head is rewritten in place at the same size: its data is what must be durable (macOS has
+# no fdatasync).
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
 class WriterLock:
     """The exclusive writer lock of one journal: ``flock`` on its head file.
 
@@ -358,7 +363,7 @@ class WriterLock:
             raise JournalError(f"{self.path}: the writer lock was released")
         os.pwrite(self._fd, _format_head(_Mark(pid=os.getpid(), seq=seq, chain=chain)), 0)
         if self.fsync:
-            os.fsync(self._fd)
+            _datasync(self._fd)
 
     def release(self) -> None:
         """Give the lock up (idempotent)."""
@@ -382,6 +387,18 @@ def is_new(path: str | os.PathLike[str]) -> bool:
     except sqlite3.DatabaseError:
         return False  # not SQLite at all: opening it reports the problem
     return int(tables) == 0
+
+
+def _not_a_journal(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
+    """Not SQLite at all (a wrong path: a usage error), or SQLite whose own pages are damaged."""
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_CORRUPT" or "malformed" in str(exc):
+        return JournalDamaged(
+            f"{path}: SQLite cannot read the journal ({exc}); the file is damaged; "
+            f"{_RESTART_ADVICE}"
+        )
+    return JournalError(
+        f"{path}: not a gridcore journal ({exc}); check the path, or restore the file from a backup"
+    )
 
 
 _RESTART_ADVICE = (
@@ -539,10 +556,7 @@ class Journal:
                 rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             except sqlite3.DatabaseError as exc:
                 conn.close()
-                raise JournalError(
-                    f"{p}: not a gridcore journal ({exc}); check the path, or restore the file "
-                    f"from a backup"
-                ) from None
+                raise _not_a_journal(p, exc) from None
             version = rows.get("schema_version")
             if version != str(SCHEMA_VERSION):
                 conn.close()
@@ -585,10 +599,7 @@ class Journal:
                     raise JournalError(f"{path}: SQLite refused WAL mode (got {mode!r})")
                 conn.execute(f"PRAGMA synchronous={synchronous}")
         except sqlite3.DatabaseError as exc:
-            raise JournalError(
-                f"{path}: not a gridcore journal ({exc}); check the path, or restore the file "
-                f"from a backup"
-            ) from None
+            raise _not_a_journal(path, exc) from None
         return conn
 
     def set_trace(self, callback: Callable[[str], None] | None) -> None:

@@ -5,13 +5,13 @@ Theory of operation
 Venue feeds, command executors, timers and signal handlers are tasks that only *send events*
 into one anyio memory channel. One reducer task reads it; it is the only code that calls
 ``gridcore.step`` and the only writer of the state, so nothing is locked and there is no
-check-then-act window (seed 002 P0-2/3/4: shared balances mutated by many tasks).
+check-then-act window (shared balances and positions mutated by many tasks drain margin twice).
 
 The reducer takes every event waiting on the channel (up to ``max_batch``), steps each, and
 appends all of them with the commands they produced to the journal in ONE transaction (group
 commit). Only after the commit returns does it hand the commands out: an event is durable before
-any command it produced is sent, so after a crash the state is a fold of the journal (seed 001
-#5, 002 P0-6, 003 #6). Events that produced no command owe no durability to anyone yet; they
+any command it produced is sent, so after a crash the state is a fold of the journal (no torn
+state file, no blind re-send after a crash). Events that produced no command owe no durability to anyone yet; they
 wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a crash loses at most that
 many market ticks, which recovery does not need: it reconciles with the venue).
 
@@ -23,8 +23,8 @@ Commands, in the order the core emitted them:
   answer, ``CommandTimedOut`` after ``command_timeout_ms``, or ``CommandFailed`` carrying the
   exception's text when the adapter raised (``not_applied`` only when the adapter raised a
   :class:`VenueError` saying so). Answers missing from what the adapter returned become
-  ``CommandFailed`` with an unknown outcome; duplicates are dropped (seed 003 #5: no failure
-  returned as ``False`` and ignored).
+  ``CommandFailed`` with an unknown outcome; duplicates are dropped (no failure returned as
+  ``False`` and ignored).
 * ``StartTimer`` / ``CancelTimer`` go to the timer service (timers die with the process; the core
   re-arms its maintenance timer on ``Started``).
 * ``Notify`` and ``Halt`` go to the ``on_notice`` callback. Notices never carry secrets: the

@@ -185,13 +185,17 @@ def test_bytes_overwritten_in_a_snapshot_payload_are_refused_everywhere(tmp_path
     _all_refuse(tmp_path, 3, f"snapshot {seq} is corrupt")
 
 
-def test_damaged_sqlite_pages_are_refused_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pages", ["schema", "tables"])
+def test_damaged_sqlite_pages_are_refused_without_a_traceback(tmp_path: Path, pages: str) -> None:
     path = _finished_run(tmp_path)
     data = bytearray(path.read_bytes())
     page = int.from_bytes(data[16:18], "big")
     assert page >= 512 and len(data) // page > 8
-    for n in (2, 3, len(data) // page // 2):  # b-tree page headers, early and mid-file
-        data[n * page : n * page + 12] = b"\xff" * 12
+    if pages == "schema":  # the b-tree header of page 1, after the 100-byte file header
+        data[100:112] = b"\xff" * 12
+    else:  # b-tree page headers, early and mid-file
+        for n in (2, 3, len(data) // page // 2):
+            data[n * page : n * page + 12] = b"\xff" * 12
     path.write_bytes(bytes(data))
     _all_refuse(tmp_path, 3, "j.db")
 
