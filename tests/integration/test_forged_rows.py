@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gridcore.commands import Level, Notify
 from gridcore.config import load_config
 from gridcore.core import State, step
+from gridcore.events import Started
 from gridcore.shells import codec
 from gridcore.shells.journal import (
     CodecError,
@@ -27,6 +29,7 @@ from gridcore.shells.journal import (
     Journal,
     JournalDamaged,
     JournalError,
+    _command_crc,
     _event_crc,
     _snapshot_crc,
 )
@@ -233,3 +236,49 @@ def test_a_forged_event_row_is_a_corrupt_row_naming_it(tmp_path: Path) -> None:
     ):
         list(journal.events())
     assert isinstance(info.value, CodecError)
+
+
+@pytest.fixture(scope="module")
+def rows_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal with one event and one command row, to forge in place."""
+    path = tmp_path_factory.mktemp("rows") / "j.db"
+    journal = Journal.create(path, state=make_bot(CONFIG, epoch=CONFIG.market.start_ts))
+    notice = Notify(command_id=1, level=Level.INFO, code="x", message="hello")
+    journal.append([(Started(ts=1), [notice])])
+    journal.close()
+    return path
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    event_kind=st.sampled_from(sorted(codec.EVENT_CLASSES)),
+    command_kind=st.sampled_from(sorted(codec.COMMAND_CLASSES)),
+    raw=_raw,
+)
+def test_forged_event_and_command_rows_are_corrupt_rows_naming_them(
+    rows_path: Path, event_kind: str, command_kind: str, raw: Any
+) -> None:
+    payload = _encoder.encode(raw)
+    conn = sqlite3.connect(rows_path)
+    conn.execute(
+        "UPDATE events SET kind = ?, payload = ?, crc = ? WHERE seq = 1",
+        (event_kind, payload, _event_crc(0, 1, 1, event_kind, payload)),
+    )
+    conn.execute(
+        "UPDATE commands SET kind = ?, payload = ?, crc = ? WHERE id = 1",
+        (command_kind, payload, _command_crc(1, 1, None, command_kind, None, None, payload)),
+    )
+    conn.commit()
+    conn.close()
+    # The head's mark no longer matches the forged chain: read past it to reach the decoder.
+    with Journal.open(rows_path, readonly=True, verify=False) as journal:
+        readers: list[tuple[Callable[[], object], str]] = [
+            (lambda: list(journal.events()), "event 1"),
+            (lambda: list(journal.commands()), "command row 1"),
+        ]
+        for read, name in readers:
+            try:
+                read()
+            except JournalError as exc:
+                assert isinstance(exc, CorruptRow), exc
+                assert f"{rows_path}: {name} is corrupt" in str(exc), exc

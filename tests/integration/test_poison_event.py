@@ -18,7 +18,7 @@ from gridcore.commands import Command
 from gridcore.config import load_config
 from gridcore.core import State, step
 from gridcore.events import Event, FillsReported, Started
-from gridcore.shells.cli_run import EXIT_POISON, _guarded, replay_journal
+from gridcore.shells.cli_run import EXIT_POISON, _guarded, inspect_report, replay_journal
 from gridcore.shells.journal import Journal, Reducer, recover
 from gridcore.shells.runtime import EventRejected, LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
@@ -101,6 +101,10 @@ async def test_a_poison_event_stops_the_bot_unapplied_and_restarts_do_not_crash_
             # Recovery folds cleanly: a restart never replays into the exception.
             recover(journal)
             assert replay_journal(journal).mismatch_seq is None
+            # ... and `gridcore inspect` shows it.
+            shown = inspect_report(journal)["quarantined"][-1]
+            assert shown["seq"] == rejected.seq and shown["kind"] == "FillsReported"
+            assert "fill size must be > 0" in shown["error"]
 
     # With the reducer fixed, the bot resumes from where it stopped and trades on.
     final = await _session(path, step)
