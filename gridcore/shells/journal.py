@@ -908,6 +908,13 @@ class Journal:
                     event = decode_event(kind, payload)
                 except CodecError as exc:
                     raise self._undecodable(f"event {seq}", exc) from None
+                if event.ts != ts:
+                    # The row's ts is what the checksum and SQLite's 64-bit column vouch for; a
+                    # payload time beyond it (2^64, say) would poison every later snapshot.
+                    raise CorruptRow(
+                        f"{self.path}: event {seq} is corrupt (its payload says ts {event.ts}, "
+                        f"its row {ts}); {_RESTART_ADVICE}"
+                    )
                 yield seq, event
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
@@ -954,6 +961,11 @@ class Journal:
             raise CorruptRow(
                 f"{self.path}: snapshot {seq} is corrupt (it holds a {type(state).__name__}, "
                 f"not a bot state); {_RESTART_ADVICE}"
+            )
+        if type(state.now) is not int or state.now != ts:
+            raise CorruptRow(
+                f"{self.path}: snapshot {seq} is corrupt (its state's time {state.now!r} is not "
+                f"its row's {ts}); {_RESTART_ADVICE}"
             )
         return state
 

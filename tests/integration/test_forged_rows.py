@@ -282,3 +282,34 @@ def test_forged_event_and_command_rows_are_corrupt_rows_naming_them(
             except JournalError as exc:
                 assert isinstance(exc, CorruptRow), exc
                 assert f"{rows_path}: {name} is corrupt" in str(exc), exc
+
+
+def test_an_event_time_beyond_its_row_is_a_corrupt_row(tmp_path: Path) -> None:
+    # msgpack carries 2^64 - 1; SQLite's column cannot. A payload time beyond the row's would
+    # decode, then make every later snapshot fail to store (OverflowError) on every restart.
+    path = tmp_path / "j.db"
+    Journal.create(path, state=make_bot(CONFIG, epoch=CONFIG.market.start_ts)).close()
+    payload = codec.encode_event(Started(ts=2**64 - 1))[1]
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO events (seq, ts, kind, crc, payload) VALUES (1, 1, 'Started', ?, ?)",
+        (_event_crc(0, 1, 1, "Started", payload), payload),
+    )
+    conn.commit()
+    conn.close()
+    with (
+        Journal.open(path, readonly=True, verify=False) as journal,
+        pytest.raises(CorruptRow, match=r"event 1 is corrupt \(its payload says ts 1844"),
+    ):
+        list(journal.events())
+
+
+def test_a_snapshot_time_beyond_64_bits_is_a_corrupt_row(journal_path: Path) -> None:
+    forged = dict(STATE_RAW[2])
+    forged["now"] = ["I", str(2**70)]
+    _forge_snapshot0(journal_path, _encoder.encode(["O", STATE_RAW[1], forged]))
+    with (
+        Journal.open(journal_path, readonly=True) as journal,
+        pytest.raises(CorruptRow, match=r"snapshot 0 is corrupt \(its state's time 1180"),
+    ):
+        journal.snapshot(0)
