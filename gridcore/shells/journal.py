@@ -551,37 +551,48 @@ class Journal:
             # The mark is read BEFORE the journal: a live writer commits first and marks after,
             # so whatever the journal shows next is at least the mark read here.
             mark = _read_head(p)
-            conn = cls._connect(p, readonly=readonly, synchronous=synchronous)
+            # Verified through a read-only connection first: a writer's connection folds the
+            # write-ahead log into the file when it closes, which would destroy the evidence of
+            # a damaged one (SQLite drops what it cannot read and checkpoints the rest).
+            journal = cls._checked(p, readonly=True, synchronous=synchronous)
             try:
-                rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise _not_a_journal(p, exc) from None
-            version = rows.get("schema_version")
-            if version != str(SCHEMA_VERSION):
-                conn.close()
-                writer = rows.get("gridcore_version", "unknown")
-                raise JournalError(
-                    f"{p}: journal schema version {version} is not supported (this gridcore "
-                    f"{gridcore.__version__} reads version {SCHEMA_VERSION}); open it with the "
-                    f"gridcore that wrote it ({writer}), or start a new journal"
-                )
-            try:
-                journal = cls(p, conn, readonly=readonly, lock=own)
+                if verify:
+                    journal.verify(mark=mark)
             except BaseException:
-                conn.close()
+                journal.close()
                 raise
+            if not readonly:
+                journal.close()
+                journal = cls._checked(p, readonly=False, synchronous=synchronous, lock=own)
         except BaseException:
             if own is not None:
                 own.release()
             raise
-        if verify:
-            try:
-                journal.verify(mark=mark)
-            except BaseException:
-                journal.close()
-                raise
         return journal
+
+    @classmethod
+    def _checked(
+        cls, path: Path, *, readonly: bool, synchronous: str, lock: WriterLock | None = None
+    ) -> Journal:
+        """A handle on ``path`` once its meta table says it is a journal of our schema."""
+        conn = cls._connect(path, readonly=readonly, synchronous=synchronous)
+        try:
+            try:
+                rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise _not_a_journal(path, exc) from None
+            version = rows.get("schema_version")
+            if version != str(SCHEMA_VERSION):
+                writer = rows.get("gridcore_version", "unknown")
+                raise JournalError(
+                    f"{path}: journal schema version {version} is not supported (this gridcore "
+                    f"{gridcore.__version__} reads version {SCHEMA_VERSION}); open it with the "
+                    f"gridcore that wrote it ({writer}), or start a new journal"
+                )
+            return cls(path, conn, readonly=readonly, lock=lock)
+        except BaseException:
+            conn.close()
+            raise
 
     @staticmethod
     def _connect(path: Path, *, readonly: bool, synchronous: str) -> sqlite3.Connection:

@@ -214,11 +214,15 @@ def _killed_run(tmp_path: Path, bot: subprocess.Popen[str]) -> tuple[Path, Path]
 
 
 def _all_refuse_lost_commits(tmp_path: Path) -> None:
+    wal = Path(f"{tmp_path / 'j.db'}-wal")
+    evidence = (tmp_path / "j.db").read_bytes(), wal.read_bytes()
     for args in (("run", "--journal", "j.db", "--speed", "max", "--duration", "60"),
                  ("inspect", "j.db"), ("replay", "j.db")):  # fmt: skip
         line = _error_line(cli(*args, cwd=tmp_path), 3, "j.db")
         assert "lost" in line or "missing" in line, line
         assert "do not resume trading" in line
+    # Refusing changed nothing: the damaged files are still there to be examined.
+    assert ((tmp_path / "j.db").read_bytes(), wal.read_bytes()) == evidence
 
 
 def test_a_truncated_wal_after_sigkill_is_refused(
