@@ -18,7 +18,13 @@ from gridcore.commands import Command
 from gridcore.config import load_config
 from gridcore.core import State, step
 from gridcore.events import Event, FillsReported, Started
-from gridcore.shells.cli_run import EXIT_POISON, _guarded, inspect_report, replay_journal
+from gridcore.shells.cli_run import (
+    EXIT_POISON,
+    _guarded,
+    cmd_inspect,
+    inspect_report,
+    replay_journal,
+)
 from gridcore.shells.journal import Journal, Reducer, recover
 from gridcore.shells.runtime import EventRejected, LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
@@ -71,7 +77,7 @@ def _fills_reported(path: Path) -> list[int]:
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_a_poison_event_stops_the_bot_unapplied_and_restarts_do_not_crash_loop(
-    tmp_path: Path, anyio_backend: str
+    tmp_path: Path, anyio_backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "j.db"
     await _session(path, step)  # a healthy first session: positions, orders, fills
@@ -105,6 +111,12 @@ async def test_a_poison_event_stops_the_bot_unapplied_and_restarts_do_not_crash_
             shown = inspect_report(journal)["quarantined"][-1]
             assert shown["seq"] == rejected.seq and shown["kind"] == "FillsReported"
             assert "fill size must be > 0" in shown["error"]
+
+    capsys.readouterr()
+    assert cmd_inspect(argparse.Namespace(journal=str(path), json=False)) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"quarantined: event {rejected.seq} (FillsReported" in text
+    assert "ValueError: fill size must be > 0, got 0" in text
 
     # With the reducer fixed, the bot resumes from where it stopped and trades on.
     final = await _session(path, step)
