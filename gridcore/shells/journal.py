@@ -59,7 +59,6 @@ it again).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -302,6 +301,14 @@ class WriterLock:
         """Take the lock of the journal at ``path`` now, or raise :class:`JournalLocked`."""
         p = Path(path)
         head = head_path(p)
+        try:
+            # Imported here: everything else in this module (and `gridcore backtest`) works on
+            # platforms without flock; writing a journal does not.
+            import fcntl
+        except ImportError:
+            raise JournalError(
+                f"{p}: writing a journal needs a POSIX system (flock); this one has none"
+            ) from None
         try:
             fd = os.open(head, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
