@@ -590,7 +590,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
-        return 1 if bad else 0
+        return EXIT_VIOLATED if bad else EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
@@ -644,7 +644,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         for v in report["invariants"]["violations"]:
             console.print(f"[red]invariant {v['invariant']} violated at {v['ts']}: {v['detail']}")
-    return 1 if bad else 0
+    return EXIT_VIOLATED if bad else EXIT_OK
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -743,14 +743,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"agree with the fold (seqs {', '.join(map(str, result.verified[-5:]))}"
             f"{', ...' if len(result.verified) > 5 else ''}); deterministic"
         )
-        return 0
+        return EXIT_OK
     print(
         f"NOT deterministic: the snapshot stored at seq {result.mismatch_seq} differs from the "
         f"fold of the events before it ({len(result.verified)} earlier snapshots agreed):"
     )
     for line in result.diff:
         print(f"  {line}")
-    return 1
+    return EXIT_VIOLATED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,9 +11,10 @@ The reducer takes every event waiting on the channel (up to ``max_batch``), step
 appends all of them with the commands they produced to the journal in ONE transaction (group
 commit). Only after the commit returns does it hand the commands out: an event is durable before
 any command it produced is sent, so after a crash the state is a fold of the journal (no torn
-state file, no blind re-send after a crash). Events that produced no command owe no durability to anyone yet; they
-wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a crash loses at most that
-many market ticks, which recovery does not need: it reconciles with the venue).
+state file, no blind re-send after a crash). Events that produced no command owe no durability
+to anyone yet; they wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a
+crash loses at most that many market ticks, which recovery does not need: it reconciles with the
+venue).
 
 Commands, in the order the core emitted them:
 
