@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
+import shutil
 import sqlite3
 import typing
 from collections.abc import Callable
@@ -32,8 +34,10 @@ from gridcore.shells.journal import (
     Journal,
     JournalDamaged,
     JournalError,
+    JournalLocked,
     _event_crc,
     fold,
+    head_path,
     is_new,
     recover,
 )
@@ -416,3 +420,46 @@ def test_ack_events_keep_their_command_ids(tmp_path: Path) -> None:
     ack = OrderAccepted(ts=5, venue="sim", cloid="c", venue_order_id="9", command_id=42)
     journal.append([(ack, [])])
     assert [e for _, e in journal.events()] == [ack]
+
+
+def test_a_journal_has_one_writer_and_any_number_of_readers(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    with pytest.raises(JournalLocked, match=rf"journal in use by pid {os.getpid()}") as info:
+        Journal.open(tmp_path / "j.db")
+    assert info.value.pid == os.getpid()
+    with Journal.open(tmp_path / "j.db", readonly=True) as reader:
+        assert reader.last_seq == 1
+    journal.append([(_tick(2), [])])  # the writer was not disturbed
+    journal.close()
+    with Journal.open(tmp_path / "j.db") as again:  # released on close
+        assert again.last_seq == 2
+
+
+def test_a_garbled_head_file_is_refused(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    journal.close()
+    head = head_path(tmp_path / "j.db")
+    data = bytearray(head.read_bytes())
+    data[40] ^= 0x01
+    head.write_bytes(bytes(data))
+    for readonly in (True, False):
+        with pytest.raises(
+            JournalDamaged, match=r"j\.db\.head: the journal's head file is garbled"
+        ):
+            Journal.open(tmp_path / "j.db", readonly=readonly)
+
+
+def test_the_head_marks_every_commit_and_a_rolled_back_journal_is_refused(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    journal.close()
+    shutil.copy(tmp_path / "j.db", tmp_path / "old.db")  # a backup after event 1
+    with Journal.open(tmp_path / "j.db") as journal:
+        journal.append([(_tick(2), []), (_tick(3), [])])
+    assert "seq                    3 " in head_path(tmp_path / "j.db").read_text()
+    # The journal restored from the older backup no longer holds what was committed.
+    shutil.copy(tmp_path / "old.db", tmp_path / "j.db")
+    with pytest.raises(JournalDamaged, match=r"committed events 2\.\.3 are missing"):
+        Journal.open(tmp_path / "j.db", readonly=True)
