@@ -405,7 +405,7 @@ def _not_a_journal(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
             f"{_RESTART_ADVICE}"
         )
     return JournalError(
-        f"{path}: not a gridcore journal ({exc}); check the path, or restore the file from a backup"
+        f"{path}: not a gridcore journal ({exc}); check the path (`gridcore run --journal PATH` writes journals)"
     )
 
 
