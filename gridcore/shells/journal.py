@@ -405,7 +405,8 @@ def _not_a_journal(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
             f"{_RESTART_ADVICE}"
         )
     return JournalError(
-        f"{path}: not a gridcore journal ({exc}); check the path (`gridcore run --journal PATH` writes journals)"
+        f"{path}: not a gridcore journal ({exc}); check the path (journals are written by "
+        f"`gridcore run --journal PATH`)"
     )
 
 
