@@ -85,7 +85,7 @@ def bot(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
             proc.communicate(timeout=TIMEOUT)
 
 
-# --- one writer ------------------------------------------------------------------------------------
+# --- one writer -----------------------------------------------------------------------------------
 
 
 def test_a_second_bot_is_refused_and_the_first_never_notices(
@@ -126,7 +126,7 @@ def test_a_killed_bot_leaves_no_stale_lock(tmp_path: Path, bot: subprocess.Popen
     assert "resuming journal j.db" in again.stderr
 
 
-# --- damage ----------------------------------------------------------------------------------------
+# --- damage ---------------------------------------------------------------------------------------
 
 
 def _finished_run(tmp_path: Path) -> Path:
@@ -200,7 +200,7 @@ def test_damaged_sqlite_pages_are_refused_without_a_traceback(tmp_path: Path, pa
     _all_refuse(tmp_path, 3, "j.db")
 
 
-# --- a damaged write-ahead log after a SIGKILL -------------------------------------------------------
+# --- a damaged write-ahead log after a SIGKILL ----------------------------------------------------
 
 
 def _killed_run(tmp_path: Path, bot: subprocess.Popen[str]) -> tuple[Path, Path]:
