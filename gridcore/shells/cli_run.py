@@ -8,13 +8,18 @@
   gracefully (outstanding orders awaited, final snapshot, exit 0); a second one stops the wait
   (exit 130). Signals never interrupt the final snapshot or the closing of the files.
 * ``gridcore inspect PATH [--json]`` recovers the state read-only and reports positions, open
-  orders, PnL and the invariant check. Exit 1 when an invariant is violated or a client order id
-  was released twice.
+  orders, PnL, quarantined events and the invariant check. Exit 1 when an invariant is violated
+  or a client order id was released twice.
 * ``gridcore replay PATH`` re-folds the whole journal from snapshot 0 and compares every stored
   snapshot with the fold at its seq: exit 0 when they agree (the run was deterministic), 1 with a
   diff otherwise.
 
-Every error exits 2 with one line ``gridcore: error: ...`` on stderr.
+Every command verifies the journal before it uses it (SQLite's integrity check, every row's
+checksum, the event chain, the head file's committed mark). Exit codes: 0 ok; 1 an invariant
+violated (``inspect``) or a replay that disagrees (``replay``); 2 a usage or configuration
+error, or the journal in use by another ``run``; 3 the journal is damaged (never resumed);
+4 ``run`` stopped because the reducer raised on an event (kept in quarantine); 130 interrupted.
+Every error prints one line ``gridcore: error: ...`` on stderr.
 
 ``--json`` keys of ``inspect`` (stable): ``journal``, ``schema_version``, ``gridcore_version``,
 ``events``, ``last_seq``, ``first_ts``, ``last_ts``, ``snapshots``, ``last_snapshot_seq``,
@@ -23,7 +28,8 @@ Every error exits 2 with one line ``gridcore: error: ...`` on stderr.
 (``cloid``, ``venue``, ``symbol``, ``side``, ``price``, ``qty``, ``filled_qty``, ``status``,
 ``tag``), ``fills``, ``pnl`` (``realized``, ``unrealized``, ``fees``, ``funding``, ``net``),
 ``halted``, ``halt_reason``, ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
-``violations``: ``invariant``, ``ts``, ``detail``). Decimals are strings, times integer ms.
+``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
+``error``). Decimals are strings, times integer ms.
 """
 
 from __future__ import annotations
@@ -48,12 +54,25 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
-from gridcore.sim import make_bot, profile
 from gridcore.shells import cli_types
 from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.journal import (
+    Journal,
+    JournalDamaged,
+    JournalError,
+    WriterLock,
+    fold,
+    is_new,
+    recover,
+)
 from gridcore.shells.redact import redact
-from gridcore.shells.runtime import EXIT_HALT_REASON, LockstepClock, Runtime, RuntimeOptions
+from gridcore.shells.runtime import (
+    EXIT_HALT_REASON,
+    EventRejected,
+    LockstepClock,
+    Runtime,
+    RuntimeOptions,
+)
 from gridcore.shells.simvenue import (
     SimVenue,
     VenueStore,
@@ -61,6 +80,7 @@ from gridcore.shells.simvenue import (
     open_venue_state,
     venue_path,
 )
+from gridcore.sim import make_bot, profile
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
 
@@ -71,11 +91,22 @@ class CliError(Exception):
 
 _EXPECTED = (CliError, JournalError, VenueStoreError, GridcoreError, OSError)
 
+EXIT_OK = 0
+EXIT_VIOLATED = 1
+"""An invariant is violated (``inspect``) or a snapshot is not the fold (``replay``)."""
+EXIT_USAGE = 2
+"""A usage or configuration error, or the journal is in use by another ``run``."""
+EXIT_DAMAGED = 3
+"""The journal fails verification: committed data is missing or altered."""
+EXIT_POISON = 4
+"""``run`` stopped because the reducer raised on an event (quarantined, not applied)."""
+EXIT_INTERRUPTED = 130
 
-def _fail(exc: BaseException) -> int:
+
+def _fail(exc: BaseException, code: int = EXIT_USAGE) -> int:
     text = " ".join(str(exc).split("\n"))
     print(f"gridcore: error: {text}", file=sys.stderr)
-    return 2
+    return code
 
 
 def _guarded(handler: Any) -> Any:
@@ -83,6 +114,10 @@ def _guarded(handler: Any) -> Any:
         try:
             code: int = handler(args)
             return code
+        except JournalDamaged as exc:
+            return _fail(exc, EXIT_DAMAGED)
+        except EventRejected as exc:
+            return _fail(exc, EXIT_POISON)
         except _EXPECTED as exc:
             return _fail(exc)
 
@@ -238,15 +273,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             "without --live to paper trade on the simulated venue (no account, no secrets)"
         )
     path = Path(args.journal)
+    if path.parent and not path.parent.exists():
+        raise CliError(f"--journal {path}: directory {path.parent} does not exist")
+    # One writer per journal, decided before anything is read or written: a second bot is
+    # refused here and the running one is never disturbed.
+    lock = WriterLock.acquire(path)
+    try:
+        return _run_locked(args, path, lock)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
     new = is_new(path)
     vpath = venue_path(path)
     journal: Journal | None = None
     if new:
+        lock.check_new()  # a lost journal is not silently restarted from scratch
         text, config = _read_config(args.config)
-        if path.parent and not path.parent.exists():
-            raise CliError(f"--journal {path}: directory {path.parent} does not exist")
     else:
-        journal = Journal.open(path)
+        # Verified on open: a damaged journal (a checksum, SQLite's own pages, committed
+        # events lost from the write-ahead log) is never resumed.
+        journal = Journal.open(path, lock=lock)
         meta = journal.meta()
         text = meta.get("config", "")
         if not text:
@@ -292,12 +340,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 path,
                 state=state,
                 meta={"config": text, "venue": "sim", "seed": str(venue_state.seed)},
+                lock=lock,
             )
             print(f"gridcore: new journal {path} (paper, simulated venue)", file=sys.stderr)
         else:
             assert journal is not None
             state, seq = recover(journal)
             print(f"gridcore: resuming journal {path} at event {seq}", file=sys.stderr)
+            quarantined = journal.quarantined()
+            if quarantined:
+                last = quarantined[-1]
+                print(
+                    f"gridcore: [warning] {len(quarantined)} event(s) quarantined so far; the "
+                    f"last would have been event {last.after_seq + 1} ({last.kind}): "
+                    f"`gridcore inspect {path}` lists them",
+                    file=sys.stderr,
+                )
         for note in notes:
             print(f"gridcore: {note}", file=sys.stderr)
         code = _session(args, config, state, journal, venue_state, store)
@@ -349,11 +407,17 @@ def _session(
     duration_ms = None if args.duration is None else int(args.duration * 1000)
     live = sys.stderr.isatty() and not args.quiet
 
+    rejected: EventRejected | None = None
+
     async def session() -> None:
+        nonlocal rejected
         async with anyio.create_task_group() as tg:
             if live:
                 tg.start_soon(_status_loop, runtime, notices)
-            await runtime.run(duration_ms=duration_ms)
+            try:
+                await runtime.run(duration_ms=duration_ms)
+            except EventRejected as exc:
+                rejected = exc  # raised below, outside the task group (no exception group)
             tg.cancel_scope.cancel()
 
     interrupted = False
@@ -369,7 +433,9 @@ def _session(
         venue.close()
     if interrupted:
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    if rejected is not None:
+        raise rejected
     final = runtime.state
     totals = final.ledger.totals()
     stats = runtime.stats
@@ -533,6 +599,10 @@ def inspect_report(journal: Journal) -> dict[str, Any]:
                 {"invariant": v.invariant, "ts": v.ts, "detail": v.detail} for v in violations
             ],
         },
+        "quarantined": [
+            {"seq": q.after_seq + 1, "ts": q.ts, "kind": q.kind, "error": q.error}
+            for q in journal.quarantined()
+        ],
     }
 
 
@@ -543,7 +613,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
-        return 1 if bad else 0
+        return EXIT_VIOLATED if bad else EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
@@ -585,12 +655,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     console.print(orders)
     if report["duplicate_cloids"]:
         console.print(f"[red]client order ids released twice: {report['duplicate_cloids']}")
+    for q in report["quarantined"]:
+        console.print(
+            f"quarantined: event {q['seq']} ({q['kind']}, ts {q['ts']}) was not applied: "
+            f"the reducer raised {q['error']}",
+            markup=False,
+            style="red",
+        )
     if report["invariants"]["ok"]:
         console.print("invariants: ok")
     else:
         for v in report["invariants"]["violations"]:
             console.print(f"[red]invariant {v['invariant']} violated at {v['ts']}: {v['detail']}")
-    return 1 if bad else 0
+    return EXIT_VIOLATED if bad else EXIT_OK
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -689,14 +766,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"agree with the fold (seqs {', '.join(map(str, result.verified[-5:]))}"
             f"{', ...' if len(result.verified) > 5 else ''}); deterministic"
         )
-        return 0
+        return EXIT_OK
     print(
         f"NOT deterministic: the snapshot stored at seq {result.mismatch_seq} differs from the "
         f"fold of the events before it ({len(result.verified)} earlier snapshots agreed):"
     )
     for line in result.diff:
         print(f"  {line}")
-    return 1
+    return EXIT_VIOLATED
 
 
 if __name__ == "__main__":  # pragma: no cover

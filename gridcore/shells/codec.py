@@ -29,9 +29,15 @@ with their ``init=True`` fields only, so derived fields (``CoreConfig.by_key``, 
 ``__attrs_post_init__``) are recomputed rather than trusted.
 
 Errors: a value of an unregistered type raises :class:`CodecError` when encoded (so nothing is
-written that could not be read back); an unknown tag or class name, or bytes that are not
-msgpack, raise :class:`CodecError` when decoded. The journal turns those into a
-``JournalError`` naming the file and the row.
+written that could not be read back). Decoding is total over hostile bytes: whatever a forged or
+damaged payload makes the decoder or a class's ``__init__`` raise (bytes that are not msgpack, an
+unknown tag or class name, nesting deep enough for a ``RecursionError``, a malformed
+``Decimal``, an integer out of range, a validator's refusal) comes out as :class:`CodecError`,
+never as another exception and never as something that reads like a configuration mistake. The
+journal turns those into a :class:`CodecError` that names the file and the row.
+
+:class:`CodecError` derives from :class:`JournalError` (defined here, re-exported by
+``gridcore.shells.journal``) so that one ``except JournalError`` covers every journal failure.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ __all__ = [
     "COMMAND_CLASSES",
     "EVENT_CLASSES",
     "CodecError",
+    "JournalDamaged",
+    "JournalError",
     "canonical",
     "decode_command",
     "decode_event",
@@ -75,8 +83,29 @@ __all__ = [
 ]
 
 
-class CodecError(ValueError):
+class JournalError(Exception):
+    """The journal cannot be used as it is: corrupt, of another schema version, not a journal,
+    in use by another process, or asked to do something that would lose or duplicate data. The
+    message names the file and says what to do."""
+
+
+class JournalDamaged(JournalError):
+    """The journal's content fails verification (a checksum, the sequence, SQLite's own
+    integrity check, or the committed high-water mark): committed data is missing or altered.
+    Never resume trading on it."""
+
+
+class CodecError(JournalError, ValueError):
     """A value cannot be encoded (unregistered type) or bytes cannot be decoded."""
+
+
+def _undecodable(what: str, exc: BaseException) -> CodecError:
+    if isinstance(exc, CodecError):
+        return CodecError(f"{what}: {exc}")
+    if isinstance(exc, RecursionError):
+        return CodecError(f"{what}: nested too deeply to be a gridcore value")
+    text = str(exc) or "no detail"
+    return CodecError(f"{what} does not decode ({type(exc).__name__}: {text[:200]})")
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -182,8 +211,8 @@ def decode_event(kind: str, payload: bytes) -> Event:
         raise CodecError(f"unknown event kind {kind!r}")
     try:
         event: Event = decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise CodecError(f"{kind} payload does not decode: {exc}") from None
+    except Exception as exc:  # hostile bytes: whatever the decoder or __init__ raised
+        raise _undecodable(f"{kind} payload", exc) from None
     return event
 
 
@@ -206,8 +235,8 @@ def decode_command(kind: str, payload: bytes) -> Command:
         raise CodecError(f"unknown command kind {kind!r}")
     try:
         command: Command = decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise CodecError(f"{kind} payload does not decode: {exc}") from None
+    except Exception as exc:  # hostile bytes: whatever the decoder or __init__ raised
+        raise _undecodable(f"{kind} payload", exc) from None
     return command
 
 
@@ -273,8 +302,10 @@ def _obj(item: list[Any]) -> Any:
         kwargs[alias] = _from_tagged(raw)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise CodecError(f"cannot rebuild {name}: {exc}") from None
+    except Exception as exc:  # a validator's refusal of forged data is not a config mistake
+        raise CodecError(
+            f"cannot rebuild {name} from stored data ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _enum(item: list[Any]) -> Any:
@@ -283,7 +314,7 @@ def _enum(item: list[Any]) -> Any:
         raise CodecError(f"unknown enum {item[1]!r} in payload")
     try:
         return cls[item[2]]
-    except KeyError:
+    except (KeyError, TypeError):
         raise CodecError(f"{item[1]} has no member {item[2]!r}") from None
 
 
@@ -319,8 +350,10 @@ def _from_tagged(raw: Any) -> Any:
         raise CodecError(f"malformed payload: unknown tag {raw[0]!r}")
     try:
         return handler(raw)
-    except (IndexError, ArithmeticError, TypeError) as exc:
-        raise CodecError(f"malformed {raw[0]!r} item: {exc}") from None
+    except CodecError:
+        raise
+    except (IndexError, ArithmeticError, TypeError, ValueError, KeyError) as exc:
+        raise CodecError(f"malformed {raw[0]!r} item: {type(exc).__name__}: {exc}") from None
 
 
 def encode_value(value: Any) -> bytes:
@@ -353,6 +386,9 @@ def decode_value(payload: bytes) -> Any:
     """The value :func:`encode_value` encoded; :class:`CodecError` when it cannot be rebuilt."""
     try:
         raw = _raw_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise CodecError(f"payload is not msgpack: {exc}") from None
-    return _from_tagged(raw)
+    except Exception as exc:
+        raise _undecodable("payload (not msgpack)", exc) from None
+    try:
+        return _from_tagged(raw)
+    except Exception as exc:  # hostile bytes: RecursionError, a refusing __init__, ...
+        raise _undecodable("payload", exc) from None

@@ -5,15 +5,16 @@ Theory of operation
 Venue feeds, command executors, timers and signal handlers are tasks that only *send events*
 into one anyio memory channel. One reducer task reads it; it is the only code that calls
 ``gridcore.step`` and the only writer of the state, so nothing is locked and there is no
-check-then-act window (seed 002 P0-2/3/4: shared balances mutated by many tasks).
+check-then-act window (shared balances and positions mutated by many tasks drain margin twice).
 
 The reducer takes every event waiting on the channel (up to ``max_batch``), steps each, and
 appends all of them with the commands they produced to the journal in ONE transaction (group
 commit). Only after the commit returns does it hand the commands out: an event is durable before
-any command it produced is sent, so after a crash the state is a fold of the journal (seed 001
-#5, 002 P0-6, 003 #6). Events that produced no command owe no durability to anyone yet; they
-wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a crash loses at most that
-many market ticks, which recovery does not need: it reconciles with the venue).
+any command it produced is sent, so after a crash the state is a fold of the journal (no torn
+state file, no blind re-send after a crash). Events that produced no command owe no durability
+to anyone yet; they wait, bounded by ``max_batch`` and ``flush_ms``, for the next commit (a
+crash loses at most that many market ticks, which recovery does not need: it reconciles with the
+venue).
 
 Commands, in the order the core emitted them:
 
@@ -23,8 +24,8 @@ Commands, in the order the core emitted them:
   answer, ``CommandTimedOut`` after ``command_timeout_ms``, or ``CommandFailed`` carrying the
   exception's text when the adapter raised (``not_applied`` only when the adapter raised a
   :class:`VenueError` saying so). Answers missing from what the adapter returned become
-  ``CommandFailed`` with an unknown outcome; duplicates are dropped (seed 003 #5: no failure
-  returned as ``False`` and ignored).
+  ``CommandFailed`` with an unknown outcome; duplicates are dropped (no failure returned as
+  ``False`` and ignored).
 * ``StartTimer`` / ``CancelTimer`` go to the timer service (timers die with the process; the core
   re-arms its maintenance timer on ``Started``).
 * ``Notify`` and ``Halt`` go to the ``on_notice`` callback. Notices never carry secrets: the
@@ -53,6 +54,15 @@ written (a signal then is queued in it, never raised), and then a
 after :meth:`Runtime.run` returns, so that the caller's own shutdown (closing
 the venue and the journal) finishes too. A process that goes on after the runtime calls
 :meth:`Runtime.release_signals`.
+
+A poison event — one the reducer raises on — is never journaled as applied: a journal holding it
+would make every restart fold into the same exception, and a bot that kept going would trade on
+a state it could not compute. The runtime commits the events reduced before it (their commands
+are not sent: recovery resolves them as in flight), stores the event in the journal's
+quarantine, cancels every task, writes the final snapshot and raises :class:`EventRejected`
+naming the event's would-be seq and type. A restart folds cleanly and reconciles with the venue;
+if the venue's answer is still poison, the bot stops again at the same place with the same
+message — never a crash loop, never a silent skip.
 """
 
 from __future__ import annotations
@@ -110,6 +120,7 @@ __all__ = [
     "K_RUNTIME",
     "K_TIMER",
     "Clock",
+    "EventRejected",
     "ExecCommand",
     "LockstepClock",
     "Runtime",
@@ -366,6 +377,20 @@ class LockstepClock:
 # --- venue adapters ------------------------------------------------------------------------------
 
 
+class EventRejected(Exception):
+    """The reducer raised on an event: the runtime stopped without applying it.
+
+    ``seq`` is the seq the event would have had, ``kind`` its type; the event is in the
+    journal's quarantine. The message says what to do.
+    """
+
+    def __init__(self, message: str, *, seq: int, kind: str, error: str) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.kind = kind
+        self.error = error
+
+
 class VenueError(Exception):
     """What an adapter raises for a failed command. ``not_applied`` says the venue certainly
     did not act on it (refused before sending, or an explicit error reply); otherwise the outcome
@@ -572,6 +597,7 @@ class Runtime:
         self._tx: MemoryObjectSendStream[Event] | None = None
         self._rx: MemoryObjectReceiveStream[Event] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._rejected: EventRejected | None = None
 
     @property
     def state(self) -> State[Any]:
@@ -646,7 +672,8 @@ class Runtime:
     async def run(self, *, duration_ms: int | None = None) -> State[Any]:
         """Run until stopped (signal, ``duration_ms`` of clock time, a feed ending, or
         :meth:`request_stop`); returns the final state, journaled with a final snapshot.
-        Exceptions from any task propagate (after which nothing more is written)."""
+        Raises :class:`EventRejected` (after the final snapshot) when the reducer raised on an
+        event. Exceptions from any other task propagate (after which nothing more is written)."""
         if self._ran:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self._ran = True
@@ -679,6 +706,8 @@ class Runtime:
                 self.shutdown_signals.install()
             elif self.options.handle_signals:
                 self.shutdown_signals.restore()  # a crash: signals work as before the run
+        if self._rejected is not None:
+            raise self._rejected
         return self._state
 
     async def _run(
@@ -776,8 +805,15 @@ class Runtime:
             try:
                 state = self._state
                 pending = self._pending
-                for event in batch:
-                    state, commands = reducer(state, event)
+                for index, event in enumerate(batch):
+                    try:
+                        state, commands = reducer(state, event)
+                    except Exception as exc:
+                        # A poison event: stop with it unapplied (see the module docstring).
+                        self._state = state
+                        self.stats.events += index
+                        await self._reject(event, exc)
+                        return
                     pending.append((event, commands))
                     if commands:
                         self._pending_commands = True
@@ -789,7 +825,28 @@ class Runtime:
                 for _ in batch:
                     clock.release()
 
-    async def _commit(self) -> None:
+    async def _reject(self, event: Event, exc: Exception) -> None:
+        """Commit what came before ``event`` (sending nothing), quarantine ``event``, stop."""
+        assert self._tg is not None
+        if self._pending:
+            await self._commit(dispatch=False)
+        error = f"{type(exc).__name__}: {exc}"
+        seq = self._journal.quarantine(event, error)
+        kind = type(event).__name__
+        self.stats.stop_reason = f"event {seq} ({kind}) rejected by the reducer"
+        self._rejected = EventRejected(
+            f"{self._journal.path}: event {seq} ({kind}, ts {event.ts}) made the reducer raise "
+            f"{error}; the bot stopped without applying it (events before it are journaled; "
+            f"it is kept in the journal's quarantine, `gridcore inspect` lists it). Report it "
+            f"with the journal. Starting again reconciles with the venue; if the venue still "
+            f"sends it, the bot stops here again instead of trading on a state it cannot compute",
+            seq=seq,
+            kind=kind,
+            error=error,
+        )
+        self._tg.cancel_scope.cancel()
+
+    async def _commit(self, *, dispatch: bool = True) -> None:
         entries, self._pending = self._pending, []
         journal = self._journal
         snapshot = None
@@ -812,6 +869,8 @@ class Runtime:
         if snapshot is not None:
             self.stats.snapshots += 1
         self._pending_commands = False
+        if not dispatch:
+            return
         # Durable: now, and only now, the commands leave, in the order the core emitted them.
         for _, commands in entries:
             for command in commands:

@@ -10,14 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import attrs
 import pytest
 
 from gridcore.shells.codec import decode_value, encode_value
-from gridcore.shells.journal import Journal, is_new
+from gridcore.shells.journal import Journal, _snapshot_crc, is_new
 
 TIMEOUT = 60
 
@@ -58,9 +57,10 @@ def test_run_inspect_replay_and_resume(tmp_path: Path) -> None:
         "journal", "schema_version", "gridcore_version", "events", "last_seq", "first_ts",
         "last_ts", "snapshots", "last_snapshot_seq", "commands", "duplicate_cloids", "now",
         "positions", "open_orders", "fills", "pnl", "halted", "halt_reason", "venues",
-        "invariants",
+        "invariants", "quarantined",
     ]  # fmt: skip
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
+    assert data["quarantined"] == []
     assert data["events"] == data["last_seq"] > 1_800
     assert data["last_snapshot_seq"] == data["last_seq"]  # the final snapshot
     assert data["duplicate_cloids"] == []
@@ -146,9 +146,10 @@ def test_replay_reports_a_snapshot_that_is_not_the_fold(tmp_path: Path) -> None:
     payload = encode_value(forged)
     assert decode_value(payload) == forged
     conn = sqlite3.connect(tmp_path / "j.db")
+    # A forger who knows the checksum format: only the fold can tell.
     conn.execute(
         "UPDATE snapshots SET payload = ?, crc = ? WHERE seq = ?",
-        (payload, zlib.crc32(payload), seq),
+        (payload, _snapshot_crc(seq, forged.now, payload), seq),
     )
     conn.commit()
     conn.close()

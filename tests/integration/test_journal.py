@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
+import shutil
 import sqlite3
 import typing
 from collections.abc import Callable
@@ -27,7 +29,18 @@ from gridcore.events import Event, OrderAccepted, QuoteTicked, Started
 from gridcore.grid import NeutralGrid
 from gridcore.instruments import PositionSide, Side
 from gridcore.shells import codec
-from gridcore.shells.journal import Journal, JournalError, fold, is_new, recover
+from gridcore.shells.journal import (
+    CodecError,
+    Journal,
+    JournalDamaged,
+    JournalError,
+    JournalLocked,
+    _event_crc,
+    fold,
+    head_path,
+    is_new,
+    recover,
+)
 from gridcore.sim import backtest, make_bot, profile
 
 # --- hypothesis strategies built from the event classes' annotations ----------------------------
@@ -214,7 +227,7 @@ def test_events_and_commands_read_back_in_order(tmp_path: Path) -> None:
     # Reopened, it knows where it was.
     again = Journal.open(tmp_path / "j.db")
     assert again.last_seq == 2 and again.meta()["config"] == "x"
-    assert again.meta()["schema_version"] == "2"
+    assert again.meta()["schema_version"] == "3"
 
 
 def test_one_append_is_one_transaction(tmp_path: Path) -> None:
@@ -262,30 +275,51 @@ def test_a_damaged_event_payload_is_a_clear_error(tmp_path: Path) -> None:
     journal.append([(_tick(1), []), (_tick(2), []), (_tick(3), [])])
     journal.close()
     _corrupt(tmp_path / "j.db", "UPDATE events SET payload = x'0001ff' WHERE seq = 2")
-    reopened = Journal.open(tmp_path / "j.db")
-    with pytest.raises(JournalError, match=r"event 2 is corrupt \(checksum mismatch\)"):
-        list(reopened.events())
-    with pytest.raises(JournalError, match="event 2"):
-        recover(reopened)
+    for readonly in (False, True):
+        with pytest.raises(JournalDamaged, match=r"event 2 is corrupt \(checksum mismatch\)"):
+            Journal.open(tmp_path / "j.db", readonly=readonly)
+    unverified = Journal.open(tmp_path / "j.db", verify=False)
+    with pytest.raises(JournalDamaged, match=r"event 2 is corrupt \(checksum mismatch\)"):
+        list(unverified.events())
+    with pytest.raises(JournalDamaged, match="event 2"):
+        recover(unverified)
+    unverified.close()
+
+
+def _forge_event(path: Path, seq: int, payload: bytes) -> None:
+    """Replace event ``seq``'s payload and recompute the checksum chain from it on, as a
+    forger who knows the format would."""
+    conn = sqlite3.connect(path)
+    prev = conn.execute(
+        "SELECT coalesce((SELECT crc FROM events WHERE seq = ?), 0)", (seq - 1,)
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT seq, ts, kind, payload FROM events WHERE seq >= ? ORDER BY seq", (seq,)
+    )
+    for row_seq, ts, kind, old in rows.fetchall():
+        body = payload if row_seq == seq else old
+        prev = _event_crc(prev, row_seq, ts, kind, body)
+        conn.execute("UPDATE events SET payload = ?, crc = ? WHERE seq = ?", (body, prev, row_seq))
+    conn.commit()
+    conn.close()
 
 
 def test_a_payload_that_does_not_decode_is_a_clear_error_even_with_a_valid_checksum(
     tmp_path: Path,
 ) -> None:
-    import zlib
-
     journal, _ = _fresh(tmp_path)
     journal.append([(_tick(1), [])])
     journal.close()
-    bad = b"\x81\xa2ts\xa4oops"
-    _corrupt(
-        tmp_path / "j.db",
-        "UPDATE events SET payload = ?, crc = ? WHERE seq = 1",
-        bad,
-        zlib.crc32(bad),
-    )
-    with pytest.raises(JournalError, match=r"event 1 is corrupt .*QuoteTicked payload"):
-        list(Journal.open(tmp_path / "j.db").events())
+    # The chain was recomputed, so the head's mark no longer matches event 1: that alone is
+    # caught at open; without that check the payload itself is named when it is read.
+    _forge_event(tmp_path / "j.db", 1, b"\x81\xa2ts\xa4oops")
+    with pytest.raises(JournalDamaged, match="event 1 is not the event that was committed"):
+        Journal.open(tmp_path / "j.db", readonly=True)
+    unverified = Journal.open(tmp_path / "j.db", readonly=True, verify=False)
+    with pytest.raises(CodecError, match=r"event 1 is corrupt .*QuoteTicked payload") as info:
+        list(unverified.events())
+    assert isinstance(info.value, JournalDamaged)
+    unverified.close()
 
 
 def test_a_damaged_snapshot_and_a_gap_are_clear_errors(tmp_path: Path) -> None:
@@ -293,12 +327,17 @@ def test_a_damaged_snapshot_and_a_gap_are_clear_errors(tmp_path: Path) -> None:
     journal.append([(_tick(1), []), (_tick(2), []), (_tick(3), [])])
     journal.close()
     _corrupt(tmp_path / "j.db", "UPDATE snapshots SET payload = x'00' WHERE seq = 0")
+    with pytest.raises(JournalDamaged, match="snapshot 0 is corrupt"):
+        Journal.open(tmp_path / "j.db")
     _corrupt(tmp_path / "j.db", "DELETE FROM events WHERE seq = 2")
-    reopened = Journal.open(tmp_path / "j.db")
-    with pytest.raises(JournalError, match="snapshot 0 is corrupt"):
+    with pytest.raises(JournalDamaged, match="event sequence after 1 is corrupt"):
+        Journal.open(tmp_path / "j.db")
+    reopened = Journal.open(tmp_path / "j.db", verify=False)
+    with pytest.raises(JournalDamaged, match="snapshot 0 is corrupt"):
         reopened.latest_snapshot()
-    with pytest.raises(JournalError, match="event sequence after 1 is corrupt"):
+    with pytest.raises(JournalDamaged, match="event sequence after 1 is corrupt"):
         list(reopened.events())
+    reopened.close()
 
 
 def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
@@ -381,3 +420,46 @@ def test_ack_events_keep_their_command_ids(tmp_path: Path) -> None:
     ack = OrderAccepted(ts=5, venue="sim", cloid="c", venue_order_id="9", command_id=42)
     journal.append([(ack, [])])
     assert [e for _, e in journal.events()] == [ack]
+
+
+def test_a_journal_has_one_writer_and_any_number_of_readers(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    with pytest.raises(JournalLocked, match=rf"journal in use by pid {os.getpid()}") as info:
+        Journal.open(tmp_path / "j.db")
+    assert info.value.pid == os.getpid()
+    with Journal.open(tmp_path / "j.db", readonly=True) as reader:
+        assert reader.last_seq == 1
+    journal.append([(_tick(2), [])])  # the writer was not disturbed
+    journal.close()
+    with Journal.open(tmp_path / "j.db") as again:  # released on close
+        assert again.last_seq == 2
+
+
+def test_a_garbled_head_file_is_refused(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    journal.close()
+    head = head_path(tmp_path / "j.db")
+    data = bytearray(head.read_bytes())
+    data[40] ^= 0x01
+    head.write_bytes(bytes(data))
+    for readonly in (True, False):
+        with pytest.raises(
+            JournalDamaged, match=r"j\.db\.head: the journal's head file is garbled"
+        ):
+            Journal.open(tmp_path / "j.db", readonly=readonly)
+
+
+def test_the_head_marks_every_commit_and_a_rolled_back_journal_is_refused(tmp_path: Path) -> None:
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [])])
+    journal.close()
+    shutil.copy(tmp_path / "j.db", tmp_path / "old.db")  # a backup after event 1
+    with Journal.open(tmp_path / "j.db") as journal:
+        journal.append([(_tick(2), []), (_tick(3), [])])
+    assert "seq                    3 " in head_path(tmp_path / "j.db").read_text()
+    # The journal restored from the older backup no longer holds what was committed.
+    shutil.copy(tmp_path / "old.db", tmp_path / "j.db")
+    with pytest.raises(JournalDamaged, match=r"committed events 2\.\.3 are missing"):
+        Journal.open(tmp_path / "j.db", readonly=True)

@@ -38,7 +38,7 @@ from gridcore.events import (
 from gridcore.invariants import check_against_venue
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, recover
+from gridcore.shells.journal import Journal, head_path, recover
 from gridcore.shells.runtime import (
     EXIT_HALT_REASON,
     ExecCommand,
@@ -167,6 +167,10 @@ class _Checking:
                 found = conn.execute("SELECT count(*) FROM events WHERE seq = ?", row).fetchone()
                 if found[0] != 1:
                     self.problems.append(f"event {row[0]} of command {command.command_id} missing")
+                # ... and the head file, outside the WAL, marks it as committed already.
+                head = head_path(self.path).read_text().split()
+                if int(head[head.index("seq") + 1]) < row[0]:
+                    self.problems.append(f"event {row[0]} not marked committed in the head")
             self.checked += 1
         finally:
             conn.close()
