@@ -10,7 +10,7 @@ level down. The total stays ``2 × levels`` orders.
 The pivot is derived from the position, not counted from fill events: starting from
 ``base_position`` at the center, each fully filled buy level adds its size. So fills that
 arrive late, twice or out of order, or the repair of a drifted position, all give the grid the
-position it must reflect (seed 004 C-1: grid orders always match the position they were computed
+position it must reflect (failure `fill-during-rebuild`: grid orders always match the position they were computed
 from, because both are read from one state in one step).
 
 Every rebuild is a minimal diff computed inside one step: desired orders (from center, step,
@@ -19,7 +19,7 @@ match are kept, including partially filled ones; the rest are canceled; missing 
 placed. A level whose order is being canceled is left empty until the cancel resolves, and an
 order in doubt or whose cancel failed still holds its level, so the grid never doubles a level.
 
-Spacing has a floor no tightening can cross (seed 004 C-4): ``max(tick, round-trip maker fee
+Spacing has a floor no tightening can cross (failure `spacing-collapse`): ``max(tick, round-trip maker fee
 + one tick, min_spacing)``, rounded up to the tick. Buys are rounded down and sells up, so bids
 stay strictly below asks. When the price leaves the grid the center moves, snapped to the old
 lattice where the step is unchanged so that the diff keeps the levels that still fit.

@@ -1,6 +1,6 @@
 """The ledger: positions, average entry, realized PnL, fees and funding, built from fills.
 
-Fills are applied once each, keyed by the venue's fill id (seed 004 C-5), so a fill seen on the
+Fills are applied once each, keyed by the venue's fill id (failure `double-counted-fill`), so a fill seen on the
 stream, again in a REST report after a reconnect, and a third time in a journal replay counts
 once. Partial fills add up exactly; there is no threshold anywhere.
 
@@ -253,7 +253,7 @@ class Ledger:
         is unchanged.
 
         With average-cost accounting the split between realized and unrealized PnL depends on
-        the order fills were applied; a fill recovered after later ones (seed 004 C-3) is
+        the order fills were applied; a fill recovered after later ones (failure `missed-fills-on-reconnect`) is
         applied in a different order than the venue's, and this puts the split back where the
         venue has it.
         """

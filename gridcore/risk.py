@@ -5,8 +5,8 @@ Theory of operation
 A strategy proposes an order; :func:`check_order` either refuses it (the order never leaves the
 core and a notice says why) or returns the margin to reserve for it. The check and the
 reservation happen in the same step, so there is no window in which two orders can both see the
-same free balance (seed 000 #1, 002 P0-2/3/4). A reservation is released when its order reaches
-a terminal status, whatever the path (fill, cancel, reject, failed command: seed 002 P0-5).
+same free balance (failure `stale-balance`, `shared-mutable-state`). A reservation is released when its order reaches
+a terminal status, whatever the path (fill, cancel, reject, failed command: failure `unreleased-funds`).
 
 Free margin on a venue = equity of its last balance report − margin of open positions at the
 last mid (``|qty| × mid / leverage``) − reservations of every live order on that venue. Equity
@@ -14,7 +14,7 @@ is used, not the venue's "available", because the core budgets open orders itsel
 
 Checks, in order: trading not halted; price on tick, size on lot and positive; a quote for the
 instrument no older than ``max_quote_age_ms``; aggressive orders (IOC, or a limit through the
-touch) within ``slippage_cap`` of the mid (default 50 bps, seed 002 P1 / 003 #4); minimum
+touch) within ``slippage_cap`` of the mid (default 50 bps, failure `unsafe-defaults` / `stale-quote`); minimum
 notional (reduce-only orders exempt); maximum order notional; maximum position including every
 live order on the same side; order rate (velocity) over a sliding window; a balance report no
 older than ``max_balance_age_ms``; no overdraft.

@@ -1,4 +1,4 @@
-"""Crash recovery (seed 001 #5, 002 P0-6: torn state files; 003 #6: no crash recovery).
+"""Crash recovery (failure `torn-state-file`, `torn-state-file`: torn state files; `no-crash-recovery`: no crash recovery).
 
 The real ``gridcore run`` is started as a subprocess against the simulated venue with a fault
 profile, SIGKILLed once it has journaled a random number of further events (observed through a

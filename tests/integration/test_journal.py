@@ -1,7 +1,7 @@
 """The codec and the journal on real SQLite files: round trips, group commit, corruption and
 schema errors, and recovery (latest snapshot + tail) equal to the fold from snapshot 0.
 
-Seed failures: 001 #5 / 002 P0-6 (state files torn by a crash), 003 #6 (no crash recovery).
+Seed failures: `torn-state-file` / `torn-state-file` (state files torn by a crash), `no-crash-recovery` (no crash recovery).
 """
 
 from __future__ import annotations

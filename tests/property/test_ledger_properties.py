@@ -1,6 +1,6 @@
 """Ledger properties: duplicated, reordered or split fills give the same ledger.
 
-Seed 004 C-5 (replayed fills counted again) and C-2 (partial fills lost to a threshold) become
+Failure `double-counted-fill` (replayed fills counted again) and `partial-fill-threshold` (partial fills lost to a threshold) become
 "applying a fill twice equals applying it once" and "any split of a fill adds up exactly".
 
 What reordering may change. Under average-cost accounting the *split* of the total PnL between
@@ -85,7 +85,7 @@ def test_realized_pnl_is_path_dependent_but_the_total_is_not() -> None:
 def test_duplicated_and_reordered_fills_give_the_same_ledger(
     data: st.DataObject, originals: list[Fill]
 ) -> None:
-    """Seed 004 C-5: a fill seen on the stream, in a REST report and in a replay counts once,
+    """Failure `double-counted-fill`: a fill seen on the stream, in a REST report and in a replay counts once,
     in whatever order the copies arrive."""
     reference = fold(originals)
     delivered = data.draw(deliveries(originals))
@@ -143,7 +143,7 @@ def test_any_split_of_a_fill_gives_the_same_position_and_fees(
     price: Decimal,
     fee_cents: int,
 ) -> None:
-    """Seed 004 C-2: partial fills that add up to the whole are the whole (no threshold), from
+    """Failure `partial-fill-threshold`: partial fills that add up to the whole are the whole (no threshold), from
     any starting position (growing, reducing or flipping through zero)."""
     lot = Decimal("0.001")
     ts = EPOCH + 1_000_000
@@ -172,7 +172,7 @@ def test_any_split_of_a_fill_gives_the_same_position_and_fees(
 def test_a_fills_report_in_any_order_with_duplicates_gives_the_same_ledger_exactly(
     data: st.DataObject, originals: list[Fill]
 ) -> None:
-    """Seed 004 C-3/C-5 through the kernel: a REST fills report overlapping the stream, with
+    """Failure `missed-fills-on-reconnect`, `double-counted-fill` through the kernel: a REST fills report overlapping the stream, with
     its fills in any order and repeated, leaves the ledger exactly as the stream alone did."""
     state, _ = synced(scripted_state())
     stream = state
@@ -195,7 +195,7 @@ def test_a_fills_report_in_any_order_with_duplicates_gives_the_same_ledger_exact
 def test_applying_a_fill_twice_equals_applying_it_once(
     qty: Decimal, price: Decimal, fee: Decimal
 ) -> None:
-    """DESIGN.md row 004 C-5, stated literally."""
+    """failure `double-counted-fill`, stated literally."""
     f = fill("f", Side.SELL, qty, price, fee=fee)
     once = fold([f])
     assert fold([f, f]) == once

@@ -1,10 +1,10 @@
-"""No fact crashes the loop (lifecycle theory of operation; STYLE.md rule 7).
+"""No fact crashes the loop (lifecycle theory of operation; a broken contract raises, a fact never does).
 
 A venue may say anything at any time: late acks, stream rejections after a cancel, reports
 that disagree with what the core believes, results for commands it no longer tracks. Every
 such event is an expected outcome, so ``step`` must never raise on it, and the books must stay
-consistent after every step: reservations equal what live orders hold (seed 002 P0-5) and no
-live order has nothing left (seed 004 C-2). The sequence ends with a maintenance round and an
+consistent after every step: reservations equal what live orders hold (failure `unreleased-funds`) and no
+live order has nothing left (failure `partial-fill-threshold`). The sequence ends with a maintenance round and an
 operator flatten, which must work whatever came before.
 """
 

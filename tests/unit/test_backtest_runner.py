@@ -95,7 +95,7 @@ def test_faults_really_happen() -> None:
 
 
 def test_faults_change_nothing_the_ledger_ends_with() -> None:
-    """Seed 004 C-3/C-5: lost and duplicated messages, then reconnects, end in the same account
+    """Failure `missed-fills-on-reconnect`, `double-counted-fill`: lost and duplicated messages, then reconnects, end in the same account
     as a perfect run on the same market when the bot's decisions did not diverge."""
     cfg = load_config()
     clean = backtest(cfg, seed=2, ticks=TICKS)

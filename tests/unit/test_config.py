@@ -1,7 +1,7 @@
 """Configuration: the default loads, and every bad value fails naming its field.
 
-Seed 002 P1 (dangerous defaults: 5 % slippage, live by default) makes the defaults part of the
-contract; DESIGN.md "Configuration" makes clear errors one: a wrong value names the dotted
+Failure `unsafe-defaults` (dangerous defaults: 5 % slippage, live by default) makes the defaults part of the
+contract; the configuration rules make clear errors one: a wrong value names the dotted
 field, the file, and for TOML syntax errors the line.
 """
 
@@ -64,7 +64,7 @@ def test_the_default_configuration_loads() -> None:
 
 
 def test_safe_defaults() -> None:
-    """Seed 002 P1: the defaults are the safe ones."""
+    """Failure `unsafe-defaults`: the defaults are the safe ones."""
     config = load_config()
     assert config.risk.slippage_cap == Decimal("0.005")
     assert config.risk.max_quote_age_ms == 10_000

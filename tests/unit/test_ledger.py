@@ -86,7 +86,7 @@ def test_flip_through_zero_realizes_the_old_side_and_opens_the_rest_at_the_fill_
 
 
 def test_hedge_mode_long_and_short_are_separate_positions() -> None:
-    """Seed 001: a hedge-mode account holds LONG and SHORT legs that never net."""
+    """A hedge-mode account holds LONG and SHORT legs that never net."""
     ledger = Ledger()
     for f in (
         fill("a", Side.BUY, "2", "100", position_side=PositionSide.LONG, ts=EPOCH),
@@ -141,8 +141,8 @@ def test_funding_is_booked_once_per_payment_id() -> None:
 
 
 def test_funding_event_through_the_kernel_counts_once() -> None:
-    """A funding payment seen on the stream and again in a replay is booked once (seed 004
-    C-5 applied to funding)."""
+    """A funding payment seen on the stream and again in a replay is booked once (`double-counted-fill`
+    applied to funding)."""
     state, _ = synced(scripted_state())
     paid = FundingPaid(
         ts=EPOCH + 5_000,
@@ -158,7 +158,7 @@ def test_funding_event_through_the_kernel_counts_once() -> None:
 
 
 def test_a_duplicate_fill_returns_none_and_counts_once() -> None:
-    """Seed 004 C-5 at the ledger level."""
+    """Failure `double-counted-fill` at the ledger level."""
     f = fill("x", Side.BUY, "1", "100", fee="0.01")
     once = Ledger().apply_fill(f)
     assert once is not None
@@ -205,7 +205,7 @@ def test_partial_fill_through_the_kernel_updates_the_ledger_for_an_unknown_order
 
 
 def test_window_memory_is_bounded() -> None:
-    """State size stays bounded by a window, never by history (DESIGN.md "Performance")."""
+    """State size stays bounded by a window, never by history (cost follows the data)."""
     window = FillWindow(generation_size=4, max_generations=3)
     for i in range(1_000):
         window = window.add(f"f{i}", i)

@@ -122,7 +122,7 @@ def test_some_core_triggers_are_contract_errors() -> None:
 def test_core_trigger_not_in_table_raises_a_helpful_contract_error(
     status: OrderStatus, trigger: Trigger
 ) -> None:
-    """STYLE.md rule 7: a broken contract raises, and the message says what, where and what to
+    """House style: a broken contract raises, and the message says what, where and what to
     do instead."""
     with pytest.raises(ContractError) as raised:
         transition(order_in(status), trigger)
@@ -138,7 +138,7 @@ def test_core_trigger_not_in_table_raises_a_helpful_contract_error(
 
 @pytest.mark.parametrize("status", list(OrderStatus), ids=lambda s: s.name)
 def test_a_timeout_never_makes_an_order_rejected(status: OrderStatus) -> None:
-    """DESIGN.md: a timeout never proves rejection; only the venue's answer may reject."""
+    """The design rule: a timeout never proves rejection; only the venue's answer may reject."""
     row = TRANSITIONS[status]
     if Trigger.PLACE_UNCERTAIN in row and status is not OrderStatus.REJECTED:
         assert row[Trigger.PLACE_UNCERTAIN][0] is not OrderStatus.REJECTED
@@ -309,7 +309,7 @@ def test_venue_fill_for_a_rejected_order_is_applied_and_the_order_tracked_again(
 
 
 def test_venue_says_filled_with_fills_missing_requests_the_fills() -> None:
-    """Seed 004 C-3: the venue's "filled" wins, and the fills we lack are fetched."""
+    """Failure `missed-fills-on-reconnect`: the venue's "filled" wins, and the fills we lack are fetched."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0, qty="0.01")
     assert place is not None

@@ -97,7 +97,7 @@ def assert_refused(
 
 
 def test_an_order_reserves_its_margin_in_the_step_that_emits_it() -> None:
-    """Failure `stale-balance`, 002 P0-2/3: the check and the reservation happen together. 0.01 at 49,000
+    """Failure `stale-balance`, `stale-balance`: the check and the reservation happen together. 0.01 at 49,000
     is 490 quote: 49 margin at 10x plus 0.245 for the 5 bps taker fee."""
     state = bot()
     state, _, place = submit(state, ts=T0, qty="0.01", price="49000")

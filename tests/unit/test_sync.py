@@ -1,8 +1,8 @@
 """Reconciliation (``gridcore.sync``): nothing dropped while syncing, bounded requests, the drift
 policy, orphan orders, and cloids derived from state.
 
-Seed 001 #8 (close events ignored while syncing), #3 (restore retriggering itself in a loop),
-000 #4 (stale positions), and DESIGN.md's drift policy: a difference is re-checked before it is
+Failure `sync-drops-close` (close events ignored while syncing), `resync-loop` (restore retriggering itself in a loop),
+`stale-position-cache` (stale positions), and the drift policy: a difference is re-checked before it is
 repaired, and repaired by adopting the venue's position with an alert.
 """
 
@@ -98,11 +98,11 @@ def position_report(qty: str, entry: str = "50000", ts: int = T0) -> PositionsRe
     )
 
 
-# --- close events during a sync (seed 001 #8) -----------------------------------------------------
+# --- close events during a sync (failure `sync-drops-close`) -----------------------------------------------------
 
 
 def test_a_fill_arriving_while_syncing_is_applied_at_once() -> None:
-    """Seed 001 #8: close events were ignored while the bot was syncing. Here the fill moves
+    """Failure `sync-drops-close`: close events were ignored while the bot was syncing. Here the fill moves
     the order and the ledger in the step it arrives, and the strategy is told."""
     state, _ = synced(scripted_state())
     state, place = resting_order(state)
@@ -131,7 +131,7 @@ def test_a_fill_arriving_while_syncing_is_applied_at_once() -> None:
 
 
 def test_final_position_is_the_same_with_or_without_a_sync_interleaved() -> None:
-    """DESIGN.md: "final position is the same with or without a sync interleaved"."""
+    """The design rule "final position is the same with or without a sync interleaved"."""
     state, _ = synced(scripted_state())
     state, place = resting_order(state)
     pieces = [
@@ -175,11 +175,11 @@ def test_new_orders_wait_for_the_sync_to_end() -> None:
     assert [n.code for n in of_type(commands, Notify)] == ["refused:not_ready"]
 
 
-# --- bounded sync requests (seed 001 #3) ---------------------------------------------------------
+# --- bounded sync requests (failure `resync-loop`) ---------------------------------------------------------
 
 
 def test_a_failing_sync_request_is_resent_at_most_max_sync_attempts_times_then_halts() -> None:
-    """Seed 001 #3: the restore retriggered itself in a loop. Three retries, then a halt that
+    """Failure `resync-loop`: the restore retriggered itself in a loop. Three retries, then a halt that
     says why; no fourth retry."""
     state = scripted_state(kernel_config(max_sync_attempts=3))
     state, commands = step(state, Started(ts=T0))
@@ -213,9 +213,9 @@ def test_timeouts_count_like_failures_for_the_sync_bound() -> None:
 
 
 def test_reconnects_during_a_sync_never_restart_it_and_each_covers_its_own_gap() -> None:
-    """A flapping feed must not restart the sync each time (seed 001 #3): no new round, no new
+    """A flapping feed must not restart the sync each time (failure `resync-loop`): no new round, no new
     positions or open-orders requests. But a request sent before a reconnect cannot cover the
-    gap it closes (seed 004 C-3), so each reconnect adds exactly one fills request to the round:
+    gap it closes (failure `missed-fills-on-reconnect`), so each reconnect adds exactly one fills request to the round:
     bounded by the reconnects themselves, which come from outside the core."""
     state = scripted_state(kernel_config(max_sync_attempts=3))
     state, _ = step(state, Started(ts=T0))
@@ -296,7 +296,7 @@ def test_drift_explained_by_a_fill_in_the_fills_report_is_not_repaired() -> None
 def test_a_changing_drift_is_never_adopted_on_a_guess() -> None:
     """A difference that keeps changing is never confirmed. After ``max_sync_attempts``
     re-checks the core does not adopt the venue's size on a guess (a fill on its way would then
-    count twice): it halts and says so (bounded, seed 001 #3). The next cause starts a fresh
+    count twice): it halts and says so (bounded, failure `resync-loop`). The next cause starts a fresh
     round, and a difference that then holds still is repaired."""
     state, _ = synced(scripted_state(kernel_config(max_sync_attempts=2)))
     state, commands = step(state, position_report("0.001"))
@@ -348,7 +348,7 @@ def _foreign(cloid: str | None = None, symbol: str = SYMBOL) -> OpenOrder:
 
 
 def test_orphan_resting_orders_are_canceled() -> None:
-    """Seed 001 #1: orphaned pending orders. A resting order the core does not know is tracked
+    """Failure `orphaned-entries`: orphaned pending orders. A resting order the core does not know is tracked
     and canceled, with a warning."""
     state, commands = synced(scripted_state(), open_orders=[_foreign()])
     cancel = only(commands, CancelOrder)
@@ -423,7 +423,7 @@ def test_periodic_reconciliation_asks_again_without_pausing_trading() -> None:
 
 
 def test_reconciliation_asks_for_fills_from_before_the_last_one_seen() -> None:
-    """Seed 004 C-3: a message lost without a disconnect is recovered by the next round."""
+    """Failure `missed-fills-on-reconnect`: a message lost without a disconnect is recovered by the next round."""
     state, _ = synced(scripted_state(kernel_config(reconcile_ms=60_000, fill_overlap_ms=1_000)))
     seen = fill("f1", Side.BUY, "0.001", "50000", ts=EPOCH + 30_000)
     state, _ = step(state, OrderPartiallyFilled(ts=seen.ts, fill=seen))
@@ -435,7 +435,7 @@ def test_reconciliation_asks_for_fills_from_before_the_last_one_seen() -> None:
 
 
 def test_cloids_are_unique_and_derived_from_epoch_and_counter() -> None:
-    """Seed 001 #2: the core names every order before the command leaves. Names come from the
+    """Failure `stream-before-ack`: the core names every order before the command leaves. Names come from the
     state (epoch + id counter), so two bots, or one bot restarted with a new epoch, never
     reuse one, and replaying the same events names them the same."""
 
@@ -478,7 +478,7 @@ def test_a_restart_of_the_same_state_never_reuses_a_cloid() -> None:
 
 
 def test_step_never_mutates_its_input_and_is_deterministic() -> None:
-    """DESIGN.md: no mutation of inputs; same inputs, same outputs, always."""
+    """The design rule: no mutation of inputs; same inputs, same outputs, always."""
     state, _ = synced(scripted_state())
     state, place = resting_order(state)
     events: list[Event] = [
