@@ -1,4 +1,4 @@
-"""The core is pure: a checked contract, not a habit (DESIGN.md "Shape", STYLE.md rule 1).
+"""The core is pure: a checked contract, not a habit (docs/architecture.md).
 
 ``gridcore/`` may import attrs and the pure part of the standard library only. These tests read
 every module's syntax tree, so an import hidden in a function body or a branch that never runs
@@ -166,7 +166,7 @@ def test_the_checker_accepts_pure_code() -> None:
     "path", core_modules(), ids=lambda p: p.relative_to(PACKAGE_DIR).as_posix()
 )
 def test_core_module_imports_no_io_clock_or_randomness(path: Path) -> None:
-    """DESIGN.md: "No I/O, no clock, no randomness, no threads, no asyncio, no logging".
+    """The design rule: "No I/O, no clock, no randomness, no threads, no asyncio, no logging".
 
     ``gridcore/testing/`` (the harness shipped to users) may also import hypothesis and pytest.
     """
