@@ -666,6 +666,9 @@ class Journal:
         if mark is None:
             mark = _read_head(self.path)
         try:
+            # One read transaction: a bot may be appending meanwhile, and every SELECT below
+            # must see the same commit (an event's commands without the event read as damage).
+            self._conn.execute("BEGIN")
             problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(5)")]
             if problems != ["ok"]:
                 raise JournalDamaged(
@@ -726,6 +729,9 @@ class Journal:
                     raise self._corrupt(f"quarantine row {row_id}", "checksum mismatch")
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
         head = head_path(self.path)
         if mark is None or mark.seq < 0:
             if last > 0:

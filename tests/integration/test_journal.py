@@ -463,3 +463,27 @@ def test_the_head_marks_every_commit_and_a_rolled_back_journal_is_refused(tmp_pa
     shutil.copy(tmp_path / "old.db", tmp_path / "j.db")
     with pytest.raises(JournalDamaged, match=r"committed events 2\.\.3 are missing"):
         Journal.open(tmp_path / "j.db", readonly=True)
+
+
+def test_verify_reads_one_commit_while_the_writer_appends(tmp_path: Path) -> None:
+    """A reader (``gridcore inspect`` on a running bot) verifies inside one read transaction:
+    a commit that lands between its reads of the events and of the commands must not make an
+    event's commands look orphaned (a live journal reported as damaged)."""
+    journal, _ = _fresh(tmp_path)
+    journal.append([(_tick(1), [_place(1, "c-1")])])
+    reader = Journal.open(tmp_path / "j.db", readonly=True)
+    landed: list[int] = []
+
+    def commit_between_reads(sql: str) -> None:
+        if "FROM commands" in sql and not landed:
+            landed.append(1)
+            journal.append([(_tick(2), [_place(2, "c-2")])])
+
+    reader.set_trace(commit_between_reads)
+    reader.verify()  # raised "command row 2 is corrupt (its event 2 is missing)" before
+    reader.set_trace(None)
+    assert landed == [1]
+    reader.verify()  # a later verification sees the new commit whole
+    assert reader.event_count() == 2
+    reader.close()
+    journal.close()

@@ -35,7 +35,9 @@ def _files() -> list[Path]:
     ):
         out.extend(p for p in (ROOT / folder).rglob(pattern) if p.is_file())
     me = Path(__file__).resolve()
-    return sorted(p for p in out if p.exists() and p.resolve() != me and "__pycache__" not in p.parts)
+    return sorted(
+        p for p in out if p.exists() and p.resolve() != me and "__pycache__" not in p.parts
+    )
 
 
 def test_the_scan_sees_the_tree() -> None:
