@@ -54,6 +54,7 @@ import gridcore.grid
 import gridcore.instruments
 import gridcore.ledger
 import gridcore.lifecycle
+import gridcore.plausibility
 import gridcore.risk
 import gridcore.sync
 from gridcore.commands import Batch, Command
@@ -132,6 +133,7 @@ _GRIDCORE_MODULES = (
     gridcore.ledger,
     gridcore.risk,
     gridcore.sync,
+    gridcore.plausibility,
     gridcore.core,
     gridcore.grid,
     gridcore.config,
