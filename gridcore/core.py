@@ -222,11 +222,14 @@ class CoreConfig:
     terminal_orders_kept: int = 64
     plausibility: Plausibility = Plausibility()
     by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
+    clock_lead_ms: int = attrs.field(init=False, repr=False, eq=False)
+    """``plausibility.max_clock_lead_ms``, at hand for the hot path."""
     venues: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     """Every venue an instrument is configured on, in order of first appearance."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
+        object.__setattr__(self, "clock_lead_ms", self.plausibility.max_clock_lead_ms)
         object.__setattr__(self, "venues", tuple(dict.fromkeys(i.venue for i in self.instruments)))
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
@@ -272,9 +275,12 @@ class Books:
     attention: frozenset[str] = frozenset()
     done_orders: int = 0
     live: Mapping[str, int] = attrs.field(factory=dict)
-    suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int]] = attrs.field(factory=dict)
-    """Refused quotes per instrument: the last one and how many in a row agreed with each other
-    (:mod:`gridcore.plausibility`)."""
+    suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int, QuoteTicked]] = attrs.field(
+        factory=dict
+    )
+    """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
+    the accepted quote they were refused against (a quote accepted since breaks the row; see
+    :mod:`gridcore.plausibility`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -470,14 +476,10 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     Total: any event that could be built is absorbed (a broken contract by the *strategy* still
     raises :class:`ContractError`). See :mod:`gridcore.plausibility` for what is not believed.
     """
-    kind = type(event)
-    if kind is QuoteTicked:
-        assert isinstance(event, QuoteTicked)
-        if event.ts - state.now <= state.config.plausibility.max_clock_lead_ms:
+    if type(event) is QuoteTicked:
+        if event.ts - state.now <= state.config.clock_lead_ms:
             return _tick(state, event)
-    elif (
-        kind in _SHELL_CLOCK or event.ts - state.now <= state.config.plausibility.max_clock_lead_ms
-    ):
+    elif type(event) in _SHELL_CLOCK or event.ts - state.now <= state.config.clock_lead_ms:
         tx = _Tx(state, event.ts)
         tx.dispatch(event)
         return tx.finish()
@@ -488,7 +490,7 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     tx.notify(
         Level.WARNING,
         "clock_ahead",
-        f"{kind.__name__} stamped {event.ts} is {event.ts - state.now} ms ahead of the core's "
+        f"{type(event).__name__} stamped {event.ts} is {event.ts - state.now} ms ahead of the core's "
         f"clock {state.now}; applied as of the clock",
     )
     restamped: Any = attrs.evolve(event, ts=state.now)
@@ -501,12 +503,10 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     old = state.quotes
     last = old.get(key)
     if last is not None:
-        jump = state.config.plausibility.max_quote_jump
-        if tick.bid > CTX.multiply(last.ask, jump) or CTX.multiply(tick.ask, jump) < last.bid:
-            tx = _Tx(state, tick.ts)
-            tx.dispatch(tick)
-            return tx.finish()
-        if state.books.suspect_quotes:
+        # Only a quote that left the last spread can have jumped: two comparisons per tick.
+        if (tick.bid > last.ask or tick.ask < last.bid) and quote_jumped(
+            last.bid, last.ask, tick.bid, tick.ask, state.config.plausibility.max_quote_jump
+        ):
             tx = _Tx(state, tick.ts)
             tx.dispatch(tick)
             return tx.finish()
@@ -1337,12 +1337,12 @@ class _Tx(Generic[S]):
         if last is None or not quote_jumped(
             last.bid, last.ask, tick.bid, tick.ask, rules.max_quote_jump
         ):
-            if key in suspects:
-                self.suspect_quotes = {k: v for k, v in suspects.items() if k != key}
             return True
         seen = suspects.get(key)
-        agreeing = seen is not None and not quote_jumped(
-            seen[0].bid, seen[0].ask, tick.bid, tick.ask, rules.max_quote_jump
+        agreeing = (
+            seen is not None
+            and seen[2] is last  # in a row: nothing accepted since
+            and not quote_jumped(seen[0].bid, seen[0].ask, tick.bid, tick.ask, rules.max_quote_jump)
         )
         count = seen[1] + 1 if seen is not None and agreeing else 1
         if count >= rules.quote_confirmations:
@@ -1355,7 +1355,7 @@ class _Tx(Generic[S]):
                 f"{last.bid}/{last.ask}; the market moved, accepted",
             )
             return True
-        self.suspect_quotes = {**suspects, key: (tick, count)}
+        self.suspect_quotes = {**suspects, key: (tick, count, last)}
         self.notify(
             Level.WARNING,
             "implausible_quote",
@@ -1505,19 +1505,25 @@ class _Tx(Generic[S]):
                 if order is not None:
                     self.move(order, Trigger.CANCEL_REJECTED, detail=event.reason)
             case OrderModified():
-                self.resolve(event.command_id)
+                flight = self.resolve(event.command_id)
                 order = self.find(event.venue, event.cloid, None)
-                if order is not None and order.is_live and event.qty <= order.filled_qty:
-                    # An amendment below what is filled would leave a live order with nothing
-                    # (or less than nothing) remaining: not believed, the venue is asked.
+                asked = flight is not None and flight.kind == "modify"
+                if order is None or not order.is_live:
+                    pass
+                elif not asked or event.qty <= order.filled_qty:
+                    # An amendment the core did not ask for is no longer the order the
+                    # strategy decided (it may cross the grid), and one below what is filled
+                    # would leave a live order with nothing remaining: neither is believed.
+                    # The order is canceled (which only reduces exposure) and its status asked.
                     self.notify(
                         Level.WARNING,
                         "order_anomaly",
-                        f"order {order.cloid}: amended to qty {event.qty} but {order.filled_qty} "
-                        f"is filled; not applied, venue status requested",
+                        f"order {order.cloid}: {'unrequested ' if not asked else ''}amendment to "
+                        f"{event.qty} @ {event.price} (filled {order.filled_qty}); not applied, "
+                        f"canceling",
                     )
-                    self.request_status(order)
-                elif order is not None and order.is_live:
+                    self.cancel(order.cloid)
+                else:
                     after = attrs.evolve(
                         order, price=event.price, qty=event.qty, updated_ts=self.now
                     )
@@ -1552,6 +1558,14 @@ class _Tx(Generic[S]):
                 balances = dict(self.risk.balances)
                 balances[event.venue] = event
                 self.risk = attrs.evolve(self.risk, balances=balances)
+                reserved = self.risk.reserved.get(event.venue, ZERO)
+                if reserved > event.equity and not self.risk.halted:
+                    # The account no longer covers what open orders hold (a loss, a transfer
+                    # out, or a bad report): stop adding exposure and cancel what rests.
+                    self.halt(
+                        f"{event.venue} equity {event.equity} is below the {reserved} reserved "
+                        f"by open orders"
+                    )
                 self.sync_result(event.venue, event.command_id)
             case FillsReported():
                 flight = self.resolve(event.command_id)

@@ -24,10 +24,14 @@ freeze the bot. The rules, applied by :func:`gridcore.step`:
   the reference price (the last mid of its instrument, else the price of the order it fills) is
   not applied to the ledger: the core halts with an alert naming the fill and reconciles. The
   venue's positions report (:mod:`gridcore.sync`) settles the position afterwards.
+* **Balances.** A balance report whose equity is below what open orders reserve halts (the
+  halt cancels them, which releases the reservations when the cancels are confirmed).
 * **Scope.** Events about a venue the core is not configured for are ignored with an
   ``unknown_venue`` notice; positions reported on instruments it is not configured for are left
-  out of the drift comparison with a ``foreign_position`` notice; an amendment that would leave an
-  order with nothing remaining is not applied (``order_anomaly`` and a status request).
+  out of the drift comparison with a ``foreign_position`` notice.
+* **Amendments.** An amendment the core did not ask for (no modify command of its own), or one
+  that would leave an order with nothing remaining, is not applied: ``order_anomaly``, and the
+  order is canceled (which only reduces exposure).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def hostile_events(
         elif name in ("qty", "filled_qty"):
             value = _sizes()
             if cls is PositionReport:
-                value = st.one_of(value, value.map(lambda d: -d))
+                value = st.one_of(value, value.map(lambda d: d.copy_negate()))
         elif name in ("fee", "amount", "rate", "equity", "available"):
             value = _decimals(st.integers(min_value=-(10**6), max_value=10**7).map(Decimal))
         elif name == "fill":

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gridcore import (
+    BalanceReported,
     FeedReconnected,
     Fill,
     FundingPaid,
@@ -25,6 +26,7 @@ from gridcore import (
     OrderFilled,
     OrderModified,
     OrderPartiallyFilled,
+    OrderStatus,
     OrderStatusReported,
     PositionReport,
     PositionSide,
@@ -218,11 +220,14 @@ def test_a_quote_a_million_times_away_is_refused_until_confirmed() -> None:
     assert "quote_jump_accepted" in _codes(commands)
 
 
-def test_a_single_outlier_quote_is_forgotten_by_the_next_normal_one() -> None:
+def test_outliers_separated_by_normal_quotes_are_never_believed() -> None:
     state = _bot()
-    state, _ = step(state, quote(state.now + 1, "1", "1.1"))
-    state, _ = step(state, quote(state.now + 2))
-    assert state.books.suspect_quotes == {}
+    last = state.quotes[(VENUE, SYMBOL)]
+    for _ in range(5):
+        state, commands = step(state, quote(state.now + 1, "1", "1.1"))
+        assert "implausible_quote" in _codes(commands)
+        state, _ = step(state, quote(state.now + 1))
+    assert state.quotes[(VENUE, SYMBOL)].bid == last.bid
 
 
 def test_a_fill_far_from_the_market_halts_and_is_not_booked() -> None:
@@ -279,3 +284,16 @@ def test_a_timer_after_hostile_input_still_runs() -> None:
     state, _ = step(state, OrderFilled(ts=state.now, fill=_fill(price=D("1e-17"))))
     state, _ = step(state, TimerFired(ts=state.now + 5_000, timer_id="gridcore:maintenance"))
     assert state.risk.halted  # the implausible fill halted; nothing crashed
+
+
+def test_a_balance_below_the_reservations_halts_and_cancels() -> None:
+    state = _bot()
+    state, _, place = submit(state, ts=T0, qty="0.002", price="49000")
+    assert place is not None and state.risk.reserved[VENUE] > 0
+    state, commands = step(
+        state,
+        BalanceReported(ts=T0 + 1, venue=VENUE, asset="USD", equity=D(-1), available=D(0)),
+    )
+    assert state.risk.halted
+    assert any(isinstance(c, Halt) for c in commands)
+    assert state.orders[place.cloid].status is OrderStatus.PENDING_CANCEL
