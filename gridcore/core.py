@@ -93,6 +93,7 @@ from gridcore.sync import SyncPhase, VenueStatus, position_drift
 
 __all__ = [
     "MAINTENANCE_TIMER",
+    "SHELL_CLOCK_EVENTS",
     "Books",
     "Cancel",
     "CoreConfig",
@@ -454,7 +455,7 @@ def initial_state(config: CoreConfig, strategy: S, *, epoch: int, nonce: int = 0
 
 #: Events the shell stamps with its own clock: they move the core's clock to their time. Every
 #: other event is stamped by a venue and may move it by at most ``max_clock_lead_ms``.
-_SHELL_CLOCK = frozenset(
+SHELL_CLOCK_EVENTS = frozenset(
     {
         Started,
         TimerFired,
@@ -479,7 +480,7 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     if type(event) is QuoteTicked:
         if event.ts - state.now <= state.config.clock_lead_ms:
             return _tick(state, event)
-    elif type(event) in _SHELL_CLOCK or event.ts - state.now <= state.config.clock_lead_ms:
+    elif type(event) in SHELL_CLOCK_EVENTS or event.ts - state.now <= state.config.clock_lead_ms:
         tx = _Tx(state, event.ts)
         tx.dispatch(event)
         return tx.finish()

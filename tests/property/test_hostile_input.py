@@ -26,7 +26,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from gridcore import FlattenRequested, Halt, PlaceOrder, TimerFired, step
-from gridcore.core import _SHELL_CLOCK, MAINTENANCE_TIMER, State
+from gridcore.core import MAINTENANCE_TIMER, SHELL_CLOCK_EVENTS, State
 from gridcore.events import TS_MAX
 from gridcore.invariants import CATALOGUE, StepRecord, check_step
 from gridcore.shells.codec import canonical, register
@@ -71,7 +71,7 @@ def _fuzz(data: st.DataObject, state: State[Any], cloids: list[str]) -> None:
         before = canonical(state)
         after, commands = step(state, event)
         assert canonical(state) == before, f"step mutated its input on {event!r}"
-        if type(event) not in _SHELL_CLOCK:
+        if type(event) not in SHELL_CLOCK_EVENTS:
             assert after.now - state.now <= state.config.clock_lead_ms, event
         violations = check_step(
             StepRecord(before=state, event=event, after=after, commands=tuple(commands)),
