@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,24 @@ def thorough(session: nox.Session) -> None:
         "tests/stateful",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "thorough"},
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The hostile-input fuzz at 10**6 events: 2,000 examples of 500 hostile events each."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/property/test_hostile_input.py",
+        *session.posargs,
+        env={
+            "HYPOTHESIS_PROFILE": "thorough",
+            "GRIDCORE_FUZZ_EXAMPLES": "2000",
+            "GRIDCORE_FUZZ_EVENTS": "500",
+        },
     )
 
 

@@ -11,8 +11,8 @@ check-then-act window. Each call of :func:`step`:
 2. tells the strategy what changed (a tick, order changes, a venue becoming ready, a timer) and
    collects its *intents* (:class:`Submit`, :class:`Cancel`, :class:`Say`);
 3. passes every :class:`Submit` through the risk gate, names the order (its cloid is derived
-   from the state's epoch and id counter, so it is unique across restarts of a journaled bot),
-   reserves its margin and emits the command, all in the same step;
+   from the state's session prefix and id counter, see :func:`cloid_prefix`), reserves its
+   margin and emits the command, all in the same step;
 4. returns the new state and the commands, order commands for one venue grouped in a
    :class:`~gridcore.commands.Batch`.
 
@@ -22,6 +22,10 @@ contract) leaves the caller's state as it was.
 
 A tick is the hot path: it stores the quote and asks the strategy whether the tick matters, and
 touches nothing else.
+
+The reducer is total: any event that can be built is absorbed without an exception escaping.
+Values valid one by one but absurd in context (a clock jump, a quote or a fill far from the
+market, an unknown venue) follow the rules of :mod:`gridcore.plausibility`.
 """
 
 from __future__ import annotations
@@ -83,11 +87,13 @@ from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, 
 from gridcore.ledger import Ledger, PositionKey
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
 from gridcore.numbers import CTX, ZERO, Rounding, format_money
+from gridcore.plausibility import Plausibility, fill_implausible, quote_jumped
 from gridcore.risk import Refusal, RiskConfig, RiskState, check_order
 from gridcore.sync import SyncPhase, VenueStatus, position_drift
 
 __all__ = [
     "MAINTENANCE_TIMER",
+    "SHELL_CLOCK_EVENTS",
     "Books",
     "Cancel",
     "CoreConfig",
@@ -98,6 +104,8 @@ __all__ = [
     "State",
     "Strategy",
     "Submit",
+    "cloid_prefix",
+    "fill_refusal",
     "initial_state",
     "step",
 ]
@@ -201,6 +209,8 @@ class CoreConfig:
     orders, balance refresh, drawdown check, pruning). ``fill_overlap_ms`` is how far before the
     last fill seen a reconciliation asks for fills again (dedup makes the overlap harmless);
     ``reconcile_ms`` the period of the background reconciliation round (0 disables it).
+    ``plausibility`` holds the limits on what one venue message is believed
+    (:mod:`gridcore.plausibility`).
     """
 
     instruments: tuple[Instrument, ...]
@@ -211,12 +221,16 @@ class CoreConfig:
     reconcile_ms: int = 60_000
     cancel_unknown_orders: bool = True
     terminal_orders_kept: int = 64
+    plausibility: Plausibility = Plausibility()
     by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
+    clock_lead_ms: int = attrs.field(init=False, repr=False, eq=False)
+    """``plausibility.max_clock_lead_ms``, at hand for the hot path."""
     venues: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     """Every venue an instrument is configured on, in order of first appearance."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
+        object.__setattr__(self, "clock_lead_ms", self.plausibility.max_clock_lead_ms)
         object.__setattr__(self, "venues", tuple(dict.fromkeys(i.venue for i in self.instruments)))
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
@@ -262,15 +276,23 @@ class Books:
     attention: frozenset[str] = frozenset()
     done_orders: int = 0
     live: Mapping[str, int] = attrs.field(factory=dict)
+    suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int, QuoteTicked]] = attrs.field(
+        factory=dict
+    )
+    """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
+    the accepted quote they were refused against (a quote accepted since breaks the row; see
+    :mod:`gridcore.plausibility`)."""
 
 
 @attrs.frozen(kw_only=True)
 class State(Generic[S]):
     """Everything the bot knows. Immutable; :func:`step` returns a new one.
 
-    ``epoch`` (ms) is fixed when the bot is created and, with the ``books.seq`` counter, names
-    every order and command. ``now`` is the newest event time seen; ``quotes`` the last quote
-    per instrument. Everything else is in :class:`Books`, also readable as attributes of the
+    ``epoch`` (ms) is fixed when the bot is created; ``nonce`` is the session nonce the shell
+    drew when it created the bot (0 in backtests): together they give the cloid prefix
+    (:func:`cloid_prefix`) which, with the ``books.seq`` counter, names every order. ``now`` is
+    the core's clock (see :mod:`gridcore.plausibility` for how events move it); ``quotes`` the
+    last accepted quote per instrument. Everything else is in :class:`Books`, also readable as attributes of the
     state (``state.orders``, ``state.ledger``, ...). A tick replaces only ``now`` and ``quotes``.
     """
 
@@ -278,6 +300,7 @@ class State(Generic[S]):
     strategy: S
     epoch: int
     now: int = 0
+    nonce: int = 0
     quotes: Mapping[InstrumentKey, QuoteTicked] = attrs.field(factory=dict)
     books: Books = Books()
 
@@ -357,6 +380,27 @@ class State(Generic[S]):
         return _net_pnl(self.ledger, self.quotes)
 
 
+def fill_refusal(state: State[Any], fill: Fill) -> str | None:
+    """Why ``step`` would refuse to book ``fill`` in ``state`` (:mod:`gridcore.plausibility`),
+    or ``None`` when it would book it (unless it is a duplicate)."""
+    config = state.config
+    if fill.venue not in config.venues:
+        return f"venue {fill.venue!r} is not configured"
+    quote = state.quotes.get((fill.venue, fill.symbol))
+    if quote is not None:
+        reference: Decimal | None = quote.mid
+    else:
+        cloid = fill.cloid if fill.cloid in state.orders else None
+        if cloid is None and fill.venue_order_id is not None:
+            cloid = state.venue_oids.get((fill.venue, fill.venue_order_id))
+        order = state.orders.get(cloid) if cloid is not None else None
+        reference = order.price if order is not None else None
+    factor = config.plausibility.max_fill_deviation
+    if fill_implausible(fill.price, reference, factor):
+        return f"price {fill.price} is more than {factor}x from {reference}"
+    return None
+
+
 def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Decimal:
     total = ZERO
     for (venue, symbol, _side), pos in ledger.positions.items():
@@ -368,15 +412,39 @@ def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Dec
     return total
 
 
-def initial_state(config: CoreConfig, strategy: S, *, epoch: int) -> State[S]:
-    """A fresh bot. ``epoch`` (ms) should be the creation time: it makes cloids unique across
-    separate runs; a restarted bot recovers its state (and epoch) from the journal instead."""
-    if epoch < 0:
-        raise ContractError(f"epoch must be >= 0 ms, got {epoch}")
+_PREFIX_MASK = (1 << 64) - 1
+
+
+def cloid_prefix(epoch: int, nonce: int) -> int:
+    """The 64-bit prefix of every cloid of a session: ``epoch XOR nonce``.
+
+    A cloid is ``0x`` + 16 hex digits of the prefix + 16 hex digits of the id counter: 34
+    characters of ``[0-9a-fx]``, a valid Hyperliquid cloid (128 bits) and Bybit
+    ``orderLinkId`` (at most 36 of ``[A-Za-z0-9_-]``). Two sessions on the same market share the
+    epoch; the shell draws a random 64-bit ``nonce`` once per journal (kept in the journal, so a
+    resumed session keeps its prefix), which makes their prefixes collide with probability
+    2**-64. A backtest passes a fixed nonce (0: the prefix is the epoch), so it stays
+    reproducible.
+    """
+    return (epoch ^ nonce) & _PREFIX_MASK
+
+
+def initial_state(config: CoreConfig, strategy: S, *, epoch: int, nonce: int = 0) -> State[S]:
+    """A fresh bot. ``epoch`` (ms) is the creation time; ``nonce`` (0 to 2**64 - 1) the session
+    nonce the shell drew when it created the bot (see :func:`cloid_prefix`); a restarted bot
+    recovers its state (epoch and nonce included) from the journal instead."""
+    if type(epoch) is not int or epoch < 0:
+        raise ContractError(f"epoch must be an integer >= 0 ms, got {epoch!r}")
+    if type(nonce) is not int or not 0 <= nonce <= _PREFIX_MASK:
+        raise ContractError(
+            f"nonce must be an integer in [0, 2**64), got {nonce!r}; draw it with "
+            f"int.from_bytes(os.urandom(8)) in the shell"
+        )
     return State(
         config=config,
         strategy=strategy,
         epoch=epoch,
+        nonce=nonce,
         now=epoch,
         books=Books(venues={v: VenueStatus() for v in config.venues}),
     )
@@ -385,19 +453,69 @@ def initial_state(config: CoreConfig, strategy: S, *, epoch: int) -> State[S]:
 # --- the reducer ------------------------------------------------------------------------------
 
 
+#: Events the shell stamps with its own clock: they move the core's clock to their time. Every
+#: other event is stamped by a venue and may move it by at most ``max_clock_lead_ms``.
+SHELL_CLOCK_EVENTS = frozenset(
+    {
+        Started,
+        TimerFired,
+        HaltRequested,
+        ResumeRequested,
+        FlattenRequested,
+        CommandFailed,
+        CommandTimedOut,
+        FeedDisconnected,
+        FeedReconnected,
+        MessageMalformed,
+    }
+)
+
+
 def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
-    """Apply one event; return the new state and the commands to carry out, in order."""
+    """Apply one event; return the new state and the commands to carry out, in order.
+
+    Total: any event that could be built is absorbed (a broken contract by the *strategy* still
+    raises :class:`ContractError`). See :mod:`gridcore.plausibility` for what is not believed.
+    """
     if type(event) is QuoteTicked:
-        return _tick(state, event)
-    tx = _Tx(state, event.ts)
-    tx.dispatch(event)
+        if event.ts - state.now <= state.config.clock_lead_ms:
+            return _tick(state, event)
+    elif type(event) in SHELL_CLOCK_EVENTS or event.ts - state.now <= state.config.clock_lead_ms:
+        tx = _Tx(state, event.ts)
+        tx.dispatch(event)
+        return tx.finish()
+    # A venue says it is far later than the core's clock: apply what it says as of the clock,
+    # and never let one message move the clock (a single far-future time would otherwise make
+    # every later quote, balance and fill look stale for good).
+    tx = _Tx(state, state.now)
+    tx.notify(
+        Level.WARNING,
+        "clock_ahead",
+        f"{type(event).__name__} stamped {event.ts} is {event.ts - state.now} ms ahead of the core's "
+        f"clock {state.now}; applied as of the clock",
+    )
+    restamped: Any = attrs.evolve(event, ts=state.now)
+    tx.dispatch(restamped)
     return tx.finish()
 
 
 def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     key = (tick.venue, tick.symbol)
     old = state.quotes
-    if len(old) == 1 and key in old:
+    last = old.get(key)
+    if last is not None:
+        # Only a quote that left the last spread can have jumped: two comparisons per tick.
+        if (tick.bid > last.ask or tick.ask < last.bid) and quote_jumped(
+            last.bid, last.ask, tick.bid, tick.ask, state.config.plausibility.max_quote_jump
+        ):
+            tx = _Tx(state, tick.ts)
+            tx.dispatch(tick)
+            return tx.finish()
+    elif key not in state.config.by_key:
+        tx = _Tx(state, tick.ts)
+        tx.dispatch(tick)
+        return tx.finish()
+    if len(old) == 1 and last is not None:
         quotes: Mapping[InstrumentKey, QuoteTicked] = {key: tick}
     else:
         quotes = {**old, key: tick}
@@ -406,6 +524,7 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
         strategy=state.strategy,
         epoch=state.epoch,
         now=tick.ts if tick.ts > state.now else state.now,
+        nonce=state.nonce,
         quotes=quotes,
         books=state.books,
     )
@@ -427,6 +546,23 @@ _REPORTED_TRIGGER = {
 }
 
 _REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
+
+#: Events whose meaning depends on their venue (feed status, reports, funding): ignored with a
+#: notice when the venue is not configured. Events about one order are matched by its cloid,
+#: which the core named, and fills are checked one by one.
+_VENUE_SCOPED = frozenset(
+    {
+        FeedDisconnected,
+        FeedReconnected,
+        MessageMalformed,
+        FundingRateUpdated,
+        FundingPaid,
+        OpenOrdersReported,
+        PositionsReported,
+        BalanceReported,
+        FillsReported,
+    }
+)
 
 
 class _Tx(Generic[S]):
@@ -455,6 +591,7 @@ class _Tx(Generic[S]):
         "risk",
         "seq",
         "strategy",
+        "suspect_quotes",
         "venue_oids",
         "venues",
     )
@@ -478,6 +615,7 @@ class _Tx(Generic[S]):
         self.attention = books.attention
         self.done_orders = books.done_orders
         self.live = books.live
+        self.suspect_quotes = books.suspect_quotes
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
         self.changes: list[OrderChange] = []
@@ -508,6 +646,7 @@ class _Tx(Generic[S]):
             and self.attention is b.attention
             and self.done_orders == b.done_orders
             and self.live is b.live
+            and self.suspect_quotes is b.suspect_quotes
         ):
             if (
                 self.strategy is last.strategy
@@ -528,12 +667,14 @@ class _Tx(Generic[S]):
                 attention=self.attention,
                 done_orders=self.done_orders,
                 live=self.live,
+                suspect_quotes=self.suspect_quotes,
             )
         self._last = State(
             config=self.config,
             strategy=self.strategy,
             epoch=self.base.epoch,
             now=self.now,
+            nonce=self.base.nonce,
             quotes=self.quotes,
             books=books,
         )
@@ -737,11 +878,43 @@ class _Tx(Generic[S]):
         return cid
 
     def apply_fill(self, fill: Fill, venue_says_done: bool) -> None:
-        ledger = self.ledger.apply_fill(fill)
-        if ledger is None:
+        # Keep in step with fill_refusal, which the invariant catalogue asks.
+        if not self.known_venue(fill.venue, f"fill {fill.fill_id}"):
+            return
+        rules = self.config.plausibility
+        if fill.ts - self.now > rules.max_clock_lead_ms:
+            # The fill's time feeds "fills since" requests and the dedup watermark: a far-future
+            # one would make every later fill look already seen. Book it as of the clock.
+            self.notify(
+                Level.WARNING,
+                "clock_ahead",
+                f"fill {fill.fill_id} stamped {fill.ts} is ahead of the core's clock {self.now}; "
+                f"booked as of the clock",
+            )
+            fill = attrs.evolve(fill, ts=self.now)
+        if self.ledger.has_seen(fill):
             return  # applied already: a replayed or duplicated fill changes nothing (C-5)
-        self.ledger = ledger
         order = self.find(fill.venue, fill.cloid, fill.venue_order_id)
+        quote = self.quotes.get((fill.venue, fill.symbol))
+        reference = quote.mid if quote is not None else order.price if order is not None else None
+        if fill_implausible(fill.price, reference, rules.max_fill_deviation):
+            # Booking it would poison average entry, PnL and the drawdown check: stop trading,
+            # say so, and let reconciliation settle the position with the venue's report.
+            self.notify(
+                Level.ALERT,
+                "implausible_fill",
+                f"fill {fill.fill_id} ({fill.side.value} {fill.qty} {fill.venue}/{fill.symbol} @ "
+                f"{fill.price}) is more than {rules.max_fill_deviation}x from {reference}; not "
+                f"booked",
+            )
+            self.halt(f"implausible fill {fill.fill_id} @ {fill.price} (reference {reference})")
+            self.request_once("fills", fill.venue)
+            self.request_once("positions", fill.venue)
+            return
+        ledger = self.ledger.apply_fill(fill)
+        if ledger is None:  # pragma: no cover - has_seen said no
+            return
+        self.ledger = ledger
         if order is None:
             self.notify(
                 Level.WARNING,
@@ -858,7 +1031,7 @@ class _Tx(Generic[S]):
                 self.request_once("balances", intent.venue)
             return None
         cid = self.next_id()
-        cloid = f"0x{self.base.epoch:016x}{cid:016x}"
+        cloid = f"0x{cloid_prefix(self.base.epoch, self.base.nonce):016x}{cid:016x}"
         order = Order(
             cloid=cloid,
             venue=intent.venue,
@@ -992,12 +1165,28 @@ class _Tx(Generic[S]):
 
     def on_positions(self, report: PositionsReported) -> None:
         venue = report.venue
+        foreign = [p for p in report.positions if (venue, p.symbol) not in self.config.by_key]
+        if foreign:
+            # Not ours to reconcile: comparing them would "repair" a position the bot cannot
+            # trade. (A fill on such an instrument is booked and reported as unknown_fill.)
+            self.notify(
+                Level.INFO,
+                "foreign_position",
+                f"{venue}: positions on instruments not configured, left alone: "
+                + ", ".join(f"{p.symbol} {p.position_side.value} {p.qty}" for p in foreign),
+            )
+            report = attrs.evolve(
+                report,
+                positions=tuple(
+                    p for p in report.positions if (venue, p.symbol) in self.config.by_key
+                ),
+            )
         for p in report.positions:
             key = (venue, p.symbol, p.position_side)
             held = self.ledger.positions.get(key)
             if held is not None and held.qty == p.qty and held.avg_entry != p.entry_price:
                 self.ledger = self.ledger.realign(key, p.entry_price)
-        drift = position_drift(venue, self.ledger, report)
+        drift = position_drift(venue, self.ledger, report, self.config.by_key)
         vs = self.venue(venue)
         if not drift:
             if vs.drift:
@@ -1137,16 +1326,76 @@ class _Tx(Generic[S]):
 
     # --- events ------------------------------------------------------------------------------------
 
+    def believe_quote(self, tick: QuoteTicked) -> bool:
+        """Whether to store ``tick`` and show it to the strategy (:mod:`gridcore.plausibility`)."""
+        key = (tick.venue, tick.symbol)
+        if key not in self.config.by_key:
+            self.notify(
+                Level.INFO,
+                "unknown_instrument",
+                f"quote for {tick.venue}/{tick.symbol}, which is not configured; ignored",
+            )
+            return False
+        rules = self.config.plausibility
+        suspects = self.suspect_quotes
+        last = self.quotes.get(key)
+        if last is None or not quote_jumped(
+            last.bid, last.ask, tick.bid, tick.ask, rules.max_quote_jump
+        ):
+            return True
+        seen = suspects.get(key)
+        agreeing = (
+            seen is not None
+            and seen[2] is last  # in a row: nothing accepted since
+            and not quote_jumped(seen[0].bid, seen[0].ask, tick.bid, tick.ask, rules.max_quote_jump)
+        )
+        count = seen[1] + 1 if seen is not None and agreeing else 1
+        if count >= rules.quote_confirmations:
+            self.suspect_quotes = {k: v for k, v in suspects.items() if k != key}
+            self.notify(
+                Level.ALERT,
+                "quote_jump_accepted",
+                f"{tick.venue}/{tick.symbol}: {count} quotes in a row agree on {tick.bid}/"
+                f"{tick.ask}, more than {rules.max_quote_jump}x from the last accepted "
+                f"{last.bid}/{last.ask}; the market moved, accepted",
+            )
+            return True
+        self.suspect_quotes = {**suspects, key: (tick, count, last)}
+        self.notify(
+            Level.WARNING,
+            "implausible_quote",
+            f"{tick.venue}/{tick.symbol}: quote {tick.bid}/{tick.ask} at {tick.ts} is more than "
+            f"{rules.max_quote_jump}x from the last accepted {last.bid}/{last.ask}; refused "
+            f"({count} of {rules.quote_confirmations} needed to believe it)",
+        )
+        return False
+
+    def known_venue(self, venue: str, what: str) -> bool:
+        if venue in self.config.venues:
+            return True
+        self.notify(
+            Level.WARNING,
+            "unknown_venue",
+            f"{what} from venue {venue!r}, which is not configured "
+            f"({', '.join(self.config.venues)}); ignored",
+        )
+        return False
+
     def dispatch(self, event: Event) -> None:
+        if type(event) in _VENUE_SCOPED and not self.known_venue(
+            getattr(event, "venue", ""), type(event).__name__
+        ):
+            return
         match event:
             case QuoteTicked():
-                quotes = dict(self.quotes)
-                quotes[(event.venue, event.symbol)] = event
-                self.quotes = quotes
-                decision = self.strategy.on_tick(self.snapshot(), event)
-                if decision is not None:
-                    self.strategy = decision[0]
-                    self.run_intents(decision[1])
+                if self.believe_quote(event):
+                    quotes = dict(self.quotes)
+                    quotes[(event.venue, event.symbol)] = event
+                    self.quotes = quotes
+                    decision = self.strategy.on_tick(self.snapshot(), event)
+                    if decision is not None:
+                        self.strategy = decision[0]
+                        self.run_intents(decision[1])
             case Started():
                 previous = sorted(self.inflight)
                 self.commands.append(
@@ -1261,9 +1510,25 @@ class _Tx(Generic[S]):
                 if order is not None:
                     self.move(order, Trigger.CANCEL_REJECTED, detail=event.reason)
             case OrderModified():
-                self.resolve(event.command_id)
+                flight = self.resolve(event.command_id)
                 order = self.find(event.venue, event.cloid, None)
-                if order is not None and order.is_live:
+                asked = flight is not None and flight.kind == "modify"
+                if order is None or not order.is_live:
+                    pass
+                elif not asked or event.qty <= order.filled_qty:
+                    # An amendment the core did not ask for is no longer the order the
+                    # strategy decided (it may cross the grid), and one below what is filled
+                    # would leave a live order with nothing remaining: neither is believed.
+                    # The order is canceled (which only reduces exposure) and its status asked.
+                    self.notify(
+                        Level.WARNING,
+                        "order_anomaly",
+                        f"order {order.cloid}: {'unrequested ' if not asked else ''}amendment to "
+                        f"{event.qty} @ {event.price} (filled {order.filled_qty}); not applied, "
+                        f"canceling",
+                    )
+                    self.cancel(order.cloid)
+                else:
                     after = attrs.evolve(
                         order, price=event.price, qty=event.qty, updated_ts=self.now
                     )
@@ -1298,6 +1563,14 @@ class _Tx(Generic[S]):
                 balances = dict(self.risk.balances)
                 balances[event.venue] = event
                 self.risk = attrs.evolve(self.risk, balances=balances)
+                reserved = self.risk.reserved.get(event.venue, ZERO)
+                if reserved > event.equity and not self.risk.halted:
+                    # The account no longer covers what open orders hold (a loss, a transfer
+                    # out, or a bad report): stop adding exposure and cancel what rests.
+                    self.halt(
+                        f"{event.venue} equity {event.equity} is below the {reserved} reserved "
+                        f"by open orders"
+                    )
                 self.sync_result(event.venue, event.command_id)
             case FillsReported():
                 flight = self.resolve(event.command_id)

@@ -8,7 +8,7 @@ impossible state transition requested by the caller, a configuration that cannot
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ContractError", "GridcoreError"]
+__all__ = ["ConfigError", "ContractError", "GridcoreError", "InvalidEvent"]
 
 
 class GridcoreError(Exception):
@@ -19,6 +19,19 @@ class ContractError(GridcoreError):
     """The caller broke the reducer's contract (for example an impossible order transition).
 
     The message says what was asked, in which state, and what to do instead.
+    """
+
+
+class InvalidEvent(ContractError, ValueError):
+    """An event (or a part of one) was built with a field out of its range: a non-finite or
+    negative price, a zero quantity, a time that is not integer milliseconds between 2000 and
+    2100 (see :mod:`gridcore.events`).
+
+    Raised when the event is constructed, so ``step`` never sees it. A shell that builds events
+    from venue data catches it and reports the raw message as
+    :class:`~gridcore.events.MessageMalformed` instead. It is also a ``ValueError`` so that
+    parsers which turn ``ValueError`` into their own "invalid data" error (msgspec, attrs
+    converters) treat it as such.
     """
 
 

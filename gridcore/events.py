@@ -6,19 +6,47 @@ say where they came from (:class:`~gridcore.instruments.Source`). Events that an
 carry that command's ``command_id``; the same kind of event pushed by a stream carries ``None``.
 
 ``Event`` is a closed union: the reducer matches on it and mypy proves every case is handled.
+
+Validation at construction
+--------------------------
+Every event and every part of one checks its fields when it is built, against the rules of
+:data:`FIELD_RULES` (one table, below the classes), and raises
+:class:`~gridcore.errors.InvalidEvent` (a :class:`~gridcore.errors.ContractError`) naming the
+class, the field, the value and what is accepted:
+
+* times are integer milliseconds in ``[TS_MIN, TS_MAX)`` (2000-01-01 to 2100-01-01 UTC), so a
+  time in seconds or in microseconds is refused instead of freezing or rewinding the core's
+  clock;
+* prices and order quantities are finite, positive Decimals in ``[MIN_POSITIVE, MAX_MAGNITUDE]``;
+  filled quantities and entry prices are the same or zero; signed amounts (fees, funding,
+  balances, rates, reported position sizes) are finite with ``|x| <= MAX_MAGNITUDE``;
+* command ids are non-negative integers; identifiers are non-empty strings.
+
+A shell that builds an event from venue data catches the error and reports the raw message as
+:class:`MessageMalformed`; ``step`` therefore only ever sees values that are valid one by one.
+Values valid one by one but absurd in context (a fill 1e6 times the last mid) are the reducer's
+business: see ``gridcore.core`` (plausibility rules).
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import attrs
 
 from gridcore._enum import CoreEnum
+from gridcore.errors import InvalidEvent
 from gridcore.instruments import PositionSide, Side, Source
 from gridcore.numbers import CTX
 
 __all__ = [
+    "FIELD_RULES",
+    "MAX_MAGNITUDE",
+    "MIN_POSITIVE",
+    "TS_MAX",
+    "TS_MIN",
     "BalanceReported",
     "CancelRejected",
     "CommandFailed",
@@ -54,6 +82,119 @@ __all__ = [
 
 _TWO = Decimal(2)
 
+#: The earliest event time accepted: 2000-01-01T00:00:00Z in ms.
+TS_MIN = 946_684_800_000
+#: The first event time refused: 2100-01-01T00:00:00Z in ms. A time in microseconds (1.7e15)
+#: or nanoseconds lies far beyond it, a time in seconds (1.7e9) far before ``TS_MIN``.
+TS_MAX = 4_102_444_800_000
+#: The largest magnitude of any price, quantity or amount an event may carry (1e18).
+MAX_MAGNITUDE = Decimal("1e18")
+#: The smallest positive price or quantity an event may carry (1e-18).
+MIN_POSITIVE = Decimal("1e-18")
+_MAX_ID = 2**63
+
+
+def _refuse(owner: object, name: str, value: object, rule: str) -> InvalidEvent:
+    return InvalidEvent(
+        f"{type(owner).__name__}.{name} = {value!r}: {rule}; a shell reports such a venue "
+        f"message as MessageMalformed"
+    )
+
+
+def _ts(owner: object, name: str, v: object) -> None:
+    if type(v) is not int or not TS_MIN <= v < TS_MAX:
+        raise _refuse(
+            owner, name, v, f"need integer milliseconds in [{TS_MIN}, {TS_MAX}) (2000..2100 UTC)"
+        )
+
+
+def _since(owner: object, name: str, v: object) -> None:
+    if type(v) is not int or not 0 <= v < TS_MAX:
+        raise _refuse(owner, name, v, f"need integer milliseconds in [0, {TS_MAX})")
+
+
+def _positive(owner: object, name: str, v: object) -> None:
+    if type(v) is not Decimal or not v.is_finite() or not MIN_POSITIVE <= v <= MAX_MAGNITUDE:
+        raise _refuse(owner, name, v, f"need a finite Decimal in [{MIN_POSITIVE}, {MAX_MAGNITUDE}]")
+
+
+def _non_negative(owner: object, name: str, v: object) -> None:
+    if (
+        type(v) is not Decimal
+        or not v.is_finite()
+        or not (v == 0 or MIN_POSITIVE <= v <= MAX_MAGNITUDE)
+    ):
+        raise _refuse(
+            owner, name, v, f"need 0 or a finite Decimal in [{MIN_POSITIVE}, {MAX_MAGNITUDE}]"
+        )
+
+
+def _signed(owner: object, name: str, v: object) -> None:
+    if type(v) is not Decimal or not v.is_finite() or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+        raise _refuse(owner, name, v, f"need a finite Decimal with |x| <= {MAX_MAGNITUDE}")
+
+
+def _command_id(owner: object, name: str, v: object) -> None:
+    if type(v) is not int or not 0 <= v < _MAX_ID:
+        raise _refuse(owner, name, v, "need an integer in [0, 2**63)")
+
+
+def _optional_command_id(owner: object, name: str, v: object) -> None:
+    if v is not None:
+        _command_id(owner, name, v)
+
+
+def _name(owner: object, name: str, v: object) -> None:
+    if type(v) is not str or not v:
+        raise _refuse(owner, name, v, "need a non-empty string")
+
+
+def _optional_name(owner: object, name: str, v: object) -> None:
+    if v is not None:
+        _name(owner, name, v)
+
+
+def _text(owner: object, name: str, v: object) -> None:
+    if type(v) is not str:
+        raise _refuse(owner, name, v, "need a string")
+
+
+def _flag(owner: object, name: str, v: object) -> None:
+    if type(v) is not bool:
+        raise _refuse(owner, name, v, "need True or False")
+
+
+_Rule = Callable[[object, str, object], None]
+
+
+def _member(kind: type[enum.Enum]) -> _Rule:
+    def check(owner: object, name: str, v: object) -> None:
+        if type(v) is not kind:
+            raise _refuse(owner, name, v, f"need a {kind.__name__}")
+
+    return check
+
+
+def _member_of(kind: type) -> _Rule:
+    def check(owner: object, name: str, v: object) -> None:
+        if type(v) is not kind:
+            raise _refuse(owner, name, v, f"need a {kind.__name__}")
+
+    return check
+
+
+def _tuple_of(kind: type) -> _Rule:
+    def check(owner: object, name: str, v: object) -> None:
+        if type(v) is not tuple or any(type(item) is not kind for item in v):
+            raise _refuse(owner, name, v, f"need a tuple of {kind.__name__}")
+
+    return check
+
+
+def _validate(self: object) -> None:
+    for name, rule in FIELD_RULES[type(self)]:
+        rule(self, name, getattr(self, name))
+
 
 class ReportedStatus(CoreEnum):
     """An order's status as a venue reports it on request."""
@@ -88,6 +229,8 @@ class Fill:
     fee: Decimal
     is_maker: bool = True
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class OpenOrder:
@@ -102,6 +245,16 @@ class OpenOrder:
     qty: Decimal
     filled_qty: Decimal
 
+    def __attrs_post_init__(self) -> None:
+        _validate(self)
+        if self.filled_qty >= self.qty:
+            raise _refuse(
+                self,
+                "filled_qty",
+                self.filled_qty,
+                f"a resting order has filled less than its qty {self.qty}",
+            )
+
 
 @attrs.frozen(kw_only=True)
 class PositionReport:
@@ -111,6 +264,8 @@ class PositionReport:
     position_side: PositionSide
     qty: Decimal
     entry_price: Decimal
+
+    __attrs_post_init__ = _validate
 
 
 # --- session and operator -------------------------------------------------------------------
@@ -122,6 +277,8 @@ class Started:
 
     ts: int
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class HaltRequested:
@@ -130,12 +287,16 @@ class HaltRequested:
     ts: int
     reason: str = "operator"
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class ResumeRequested:
     """An operator asked a halted bot to trade again."""
 
     ts: int
+
+    __attrs_post_init__ = _validate
 
 
 @attrs.frozen(kw_only=True)
@@ -144,6 +305,8 @@ class FlattenRequested:
 
     ts: int
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class TimerFired:
@@ -151,6 +314,8 @@ class TimerFired:
 
     ts: int
     timer_id: str
+
+    __attrs_post_init__ = _validate
 
 
 # --- market data ----------------------------------------------------------------------------
@@ -167,12 +332,26 @@ class QuoteTicked:
     ask: Decimal
 
     def __attrs_post_init__(self) -> None:
-        # Validated here, where a shell builds it from a venue message, so that a bad quote
-        # becomes a MessageMalformed in the shell instead of a division by zero in the core.
-        if not (0 < self.bid <= self.ask):
-            raise ValueError(
-                f"quote {self.venue}/{self.symbol} at {self.ts}: need 0 < bid <= ask, "
-                f"got bid {self.bid}, ask {self.ask}"
+        # The hot path (one per tick): plain comparisons only. Validated here, where a shell
+        # builds it from a venue message, so that a bad quote becomes a MessageMalformed in the
+        # shell instead of a division by zero or a poisoned mid in the core. NaN either raises
+        # in the comparison (the default context traps it) or compares false.
+        bid, ask, ts = self.bid, self.ask, self.ts
+        try:
+            ok = (
+                type(ts) is int
+                and TS_MIN <= ts < TS_MAX
+                and type(bid) is Decimal
+                and type(ask) is Decimal
+                and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
+            )
+        except ArithmeticError:
+            ok = False
+        if not ok:
+            _validate(self)  # names the field that is wrong
+            raise InvalidEvent(
+                f"QuoteTicked {self.venue}/{self.symbol} at {ts}: need bid <= ask, got bid "
+                f"{bid}, ask {ask}; a shell reports such a venue message as MessageMalformed"
             )
 
     @property
@@ -191,6 +370,8 @@ class FundingRateUpdated:
     rate: Decimal
     next_funding_ts: int
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class FundingPaid:
@@ -202,6 +383,8 @@ class FundingPaid:
     position_side: PositionSide
     amount: Decimal
     payment_id: str
+
+    __attrs_post_init__ = _validate
 
 
 # --- feed health ----------------------------------------------------------------------------
@@ -215,6 +398,8 @@ class FeedDisconnected:
     venue: str
     reason: str = ""
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class FeedReconnected:
@@ -222,6 +407,8 @@ class FeedReconnected:
 
     ts: int
     venue: str
+
+    __attrs_post_init__ = _validate
 
 
 @attrs.frozen(kw_only=True)
@@ -232,6 +419,8 @@ class MessageMalformed:
     venue: str
     detail: str
     source: Source = Source.STREAM
+
+    __attrs_post_init__ = _validate
 
 
 # --- order lifecycle ------------------------------------------------------------------------
@@ -248,6 +437,8 @@ class OrderAccepted:
     source: Source = Source.STREAM
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class OrderRejected:
@@ -260,6 +451,8 @@ class OrderRejected:
     source: Source = Source.STREAM
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class OrderPartiallyFilled:
@@ -269,6 +462,8 @@ class OrderPartiallyFilled:
     fill: Fill
     source: Source = Source.STREAM
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class OrderFilled:
@@ -277,6 +472,8 @@ class OrderFilled:
     ts: int
     fill: Fill
     source: Source = Source.STREAM
+
+    __attrs_post_init__ = _validate
 
 
 @attrs.frozen(kw_only=True)
@@ -291,6 +488,8 @@ class OrderCanceled:
     source: Source = Source.STREAM
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class CancelRejected:
@@ -302,6 +501,8 @@ class CancelRejected:
     reason: str
     source: Source = Source.REST
     command_id: int | None = None
+
+    __attrs_post_init__ = _validate
 
 
 @attrs.frozen(kw_only=True)
@@ -315,6 +516,8 @@ class OrderModified:
     qty: Decimal
     source: Source = Source.REST
     command_id: int | None = None
+
+    __attrs_post_init__ = _validate
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -333,6 +536,8 @@ class OrderStatusReported:
     source: Source = Source.REST
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class OpenOrdersReported:
@@ -344,6 +549,8 @@ class OpenOrdersReported:
     source: Source = Source.REST
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class PositionsReported:
@@ -354,6 +561,8 @@ class PositionsReported:
     positions: tuple[PositionReport, ...]
     source: Source = Source.REST
     command_id: int | None = None
+
+    __attrs_post_init__ = _validate
 
 
 @attrs.frozen(kw_only=True)
@@ -368,6 +577,8 @@ class BalanceReported:
     source: Source = Source.REST
     command_id: int | None = None
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class FillsReported:
@@ -379,6 +590,8 @@ class FillsReported:
     fills: tuple[Fill, ...]
     source: Source = Source.REST
     command_id: int | None = None
+
+    __attrs_post_init__ = _validate
 
 
 # --- command results ------------------------------------------------------------------------
@@ -395,6 +608,8 @@ class CommandFailed:
     reason: str
     not_applied: bool = False
 
+    __attrs_post_init__ = _validate
+
 
 @attrs.frozen(kw_only=True)
 class CommandTimedOut:
@@ -402,6 +617,8 @@ class CommandTimedOut:
 
     ts: int
     command_id: int
+
+    __attrs_post_init__ = _validate
 
 
 Event = (
@@ -432,3 +649,124 @@ Event = (
     | CommandTimedOut
 )
 """The closed union of everything the core can be told."""
+
+
+_TS = ("ts", _ts)
+_VENUE = ("venue", _name)
+_SYMBOL = ("symbol", _name)
+_CLOID = ("cloid", _name)
+_SOURCE = ("source", _member(Source))
+_CID = ("command_id", _optional_command_id)
+
+#: Every event class (and event part) to the rules its fields must satisfy when built: one
+#: ``(field, check)`` pair per field. A check raises :class:`~gridcore.errors.InvalidEvent`.
+FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
+    Fill: (
+        _TS,
+        _VENUE,
+        _SYMBOL,
+        ("fill_id", _name),
+        ("cloid", _optional_name),
+        ("venue_order_id", _optional_name),
+        ("side", _member(Side)),
+        ("position_side", _member(PositionSide)),
+        ("price", _positive),
+        ("qty", _positive),
+        ("fee", _signed),
+        ("is_maker", _flag),
+    ),
+    OpenOrder: (
+        ("cloid", _optional_name),
+        ("venue_order_id", _name),
+        _SYMBOL,
+        ("side", _member(Side)),
+        ("position_side", _member(PositionSide)),
+        ("price", _positive),
+        ("qty", _positive),
+        ("filled_qty", _non_negative),
+    ),
+    PositionReport: (
+        _SYMBOL,
+        ("position_side", _member(PositionSide)),
+        ("qty", _signed),
+        ("entry_price", _non_negative),
+    ),
+    Started: (_TS,),
+    HaltRequested: (_TS, ("reason", _text)),
+    ResumeRequested: (_TS,),
+    FlattenRequested: (_TS,),
+    TimerFired: (_TS, ("timer_id", _name)),
+    QuoteTicked: (_TS, _VENUE, _SYMBOL, ("bid", _positive), ("ask", _positive)),
+    FundingRateUpdated: (
+        _TS,
+        _VENUE,
+        _SYMBOL,
+        ("rate", _signed),
+        ("next_funding_ts", _ts),
+    ),
+    FundingPaid: (
+        _TS,
+        _VENUE,
+        _SYMBOL,
+        ("position_side", _member(PositionSide)),
+        ("amount", _signed),
+        ("payment_id", _name),
+    ),
+    FeedDisconnected: (_TS, _VENUE, ("reason", _text)),
+    FeedReconnected: (_TS, _VENUE),
+    MessageMalformed: (_TS, _VENUE, ("detail", _text), _SOURCE),
+    OrderAccepted: (_TS, _VENUE, _CLOID, ("venue_order_id", _name), _SOURCE, _CID),
+    OrderRejected: (_TS, _VENUE, _CLOID, ("reason", _text), _SOURCE, _CID),
+    OrderPartiallyFilled: (_TS, ("fill", _member_of(Fill)), _SOURCE),
+    OrderFilled: (_TS, ("fill", _member_of(Fill)), _SOURCE),
+    OrderCanceled: (
+        _TS,
+        _VENUE,
+        _CLOID,
+        ("venue_order_id", _optional_name),
+        ("reason", _text),
+        _SOURCE,
+        _CID,
+    ),
+    CancelRejected: (_TS, _VENUE, _CLOID, ("reason", _text), _SOURCE, _CID),
+    OrderModified: (
+        _TS,
+        _VENUE,
+        _CLOID,
+        ("price", _positive),
+        ("qty", _positive),
+        _SOURCE,
+        _CID,
+    ),
+    OrderStatusReported: (
+        _TS,
+        _VENUE,
+        _CLOID,
+        ("status", _member(ReportedStatus)),
+        ("venue_order_id", _optional_name),
+        ("filled_qty", _non_negative),
+        _SOURCE,
+        _CID,
+    ),
+    OpenOrdersReported: (_TS, _VENUE, ("orders", _tuple_of(OpenOrder)), _SOURCE, _CID),
+    PositionsReported: (_TS, _VENUE, ("positions", _tuple_of(PositionReport)), _SOURCE, _CID),
+    BalanceReported: (
+        _TS,
+        _VENUE,
+        ("asset", _text),
+        ("equity", _signed),
+        ("available", _signed),
+        _SOURCE,
+        _CID,
+    ),
+    FillsReported: (
+        _TS,
+        _VENUE,
+        ("since", _since),
+        ("fills", _tuple_of(Fill)),
+        _SOURCE,
+        _CID,
+    ),
+    CommandFailed: (_TS, ("command_id", _command_id), ("reason", _text), ("not_applied", _flag)),
+    CommandTimedOut: (_TS, ("command_id", _command_id)),
+}

@@ -41,7 +41,7 @@ self-retriggering loop); after that the core halts and says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 
 import attrs
@@ -83,12 +83,19 @@ class VenueStatus:
 
 
 def position_drift(
-    venue: str, ledger: Ledger, report: PositionsReported
+    venue: str,
+    ledger: Ledger,
+    report: PositionsReported,
+    instruments: Collection[tuple[str, str]] | None = None,
 ) -> dict[PositionKey, Decimal]:
-    """Venue size minus ledger size for every position of ``venue`` that differs."""
+    """Venue size minus ledger size for every position of ``venue`` that differs; only on
+    ``instruments`` (``(venue, symbol)`` keys) when given, so that a position on an instrument
+    the bot does not trade is never "repaired"."""
     reported = {(venue, p.symbol, p.position_side): p.qty for p in report.positions}
     keys = set(reported)
     keys.update(k for k, p in ledger.positions.items() if k[0] == venue and p.qty)
+    if instruments is not None:
+        keys = {k for k in keys if (k[0], k[1]) in instruments}
     drift: dict[PositionKey, Decimal] = {}
     for key in keys:
         ours = ledger.positions[key].qty if key in ledger.positions else Decimal(0)

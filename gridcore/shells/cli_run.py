@@ -38,6 +38,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -335,11 +336,20 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                     f"delete it (it belongs to a journal that no longer exists) or choose "
                     f"another --journal path"
                 )
-            state = make_bot(config, epoch=config.market.start_ts)
+            # Drawn once per journal and kept in it (in the state's snapshots, and in meta for
+            # people): separate sessions on the same market never name two orders alike, and a
+            # resumed session keeps naming its orders as before.
+            nonce = int.from_bytes(os.urandom(8), "big")
+            state = make_bot(config, epoch=config.market.start_ts, nonce=nonce)
             journal = Journal.create(
                 path,
                 state=state,
-                meta={"config": text, "venue": "sim", "seed": str(venue_state.seed)},
+                meta={
+                    "config": text,
+                    "venue": "sim",
+                    "seed": str(venue_state.seed),
+                    "session_nonce": f"{nonce:016x}",
+                },
                 lock=lock,
             )
             print(f"gridcore: new journal {path} (paper, simulated venue)", file=sys.stderr)

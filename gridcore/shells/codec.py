@@ -60,6 +60,7 @@ import gridcore.grid
 import gridcore.instruments
 import gridcore.ledger
 import gridcore.lifecycle
+import gridcore.plausibility
 import gridcore.risk
 import gridcore.sync
 from gridcore.commands import Batch, Command
@@ -161,6 +162,7 @@ _GRIDCORE_MODULES = (
     gridcore.ledger,
     gridcore.risk,
     gridcore.sync,
+    gridcore.plausibility,
     gridcore.core,
     gridcore.grid,
     gridcore.config,

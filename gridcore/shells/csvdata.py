@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gridcore.errors import GridcoreError
-from gridcore.events import QuoteTicked
+from gridcore.events import TS_MAX, TS_MIN, QuoteTicked
 from gridcore.instruments import Instrument
 from gridcore.numbers import CTX, Rounding
 
@@ -328,11 +328,16 @@ class Quotes(Iterator[QuoteTicked]):
                         if bid <= 0:
                             raise ValueError(f"{raw} rounds down to 0 at tick size {tick}")
                         ask = CTX.add(bid, tick)
+                    # Built inside the try: a value the event refuses (a time past 2100, a
+                    # price beyond 1e18) is reported with its line, like any other bad value.
+                    ts = ns // _NS_PER_MS
+                    column = "timestamp" if not TS_MIN <= ts < TS_MAX else column
+                    quote = QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
                 except ValueError as exc:
                     raise DataError(source, str(exc), line=line, column=column) from None
                 last_ns, last_text = ns, text
                 count += 1
-                yield QuoteTicked(ts=ns // _NS_PER_MS, venue=venue, symbol=symbol, bid=bid, ask=ask)
+                yield quote
         except csv.Error as exc:
             raise DataError(source, f"not valid CSV: {exc}", line=reader.line_num or None) from None
         if columns is None:

@@ -43,12 +43,14 @@ import attrs
 
 from gridcore.commands import Batch, CancelOrder, ModifyOrder, PlaceOrder
 from gridcore.config import BotConfig
+from gridcore.errors import InvalidEvent
 from gridcore.events import (
     CommandFailed,
     Event,
     FeedDisconnected,
     FeedReconnected,
     FundingPaid,
+    MessageMalformed,
     OrderFilled,
     OrderPartiallyFilled,
     QuoteTicked,
@@ -282,7 +284,12 @@ class SimVenue:
                 await clock.park()
             self.venue.next_index = index + 1
             self.ticks += 1
-            events = exchange.on_tick(tick)
+            try:
+                events = exchange.on_tick(tick)
+            except InvalidEvent as exc:
+                # What the venue would say cannot be built: the core hears it as unreadable
+                # (and reconciles), the loop goes on.
+                events = [MessageMalformed(ts=tick.ts, venue=venue, detail=str(exc))]
             self._ticks_since_save += 1
             if events or self._ticks_since_save >= _PERSIST_EVERY_TICKS:
                 self._save()

@@ -64,9 +64,12 @@ def make_exchange(config: BotConfig, *, start_ts: int) -> SimExchange:
     )
 
 
-def make_bot(config: BotConfig, *, epoch: int) -> State[NeutralGrid]:
-    """A fresh neutral-grid bot state for ``config``."""
-    return initial_state(config.make_core_config(), NeutralGrid(config=config.grid), epoch=epoch)
+def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[NeutralGrid]:
+    """A fresh neutral-grid bot state for ``config``; ``nonce`` is the session nonce that keeps
+    its cloids apart from other sessions' (see :func:`gridcore.core.cloid_prefix`)."""
+    return initial_state(
+        config.make_core_config(), NeutralGrid(config=config.grid), epoch=epoch, nonce=nonce
+    )
 
 
 def make_path(

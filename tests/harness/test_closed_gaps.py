@@ -155,9 +155,9 @@ def test_a_late_fill_books_the_same_realized_pnl_as_the_venue() -> None:
     stream and applies it after c, when a fills report brings it back. Average-cost accounting
     is path dependent, so the ledger alone splits the same total PnL differently; the positions
     report of the reconciliation round carries the venue's entry and the kernel realigns."""
-    a = _fill(1, "1", 1)
-    b = attrs.evolve(_fill(2, "1", 2), price=Decimal(50_100))
-    c = attrs.evolve(_fill(3, "1", 3), side=Side.SELL, price=Decimal(50_200))
+    a = _fill(1, "1", EPOCH + 1)
+    b = attrs.evolve(_fill(2, "1", EPOCH + 2), price=Decimal(50_100))
+    c = attrs.evolve(_fill(3, "1", EPOCH + 3), side=Side.SELL, price=Decimal(50_200))
     venue = Ledger()
     for f in (a, b, c):
         venue = venue.apply_fill(f) or venue

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from gridcore.commands import Batch, Level, Notify, PlaceOrder
 from gridcore.config import load_config
 from gridcore.core import State, step
-from gridcore.events import Event, OrderAccepted, QuoteTicked, Started
+from gridcore.events import FIELD_RULES, Event, OrderAccepted, QuoteTicked, Started
 from gridcore.grid import NeutralGrid
 from gridcore.instruments import PositionSide, Side
 from gridcore.shells import codec
@@ -42,6 +42,10 @@ from gridcore.shells.journal import (
     recover,
 )
 from gridcore.sim import backtest, make_bot, profile
+from tests.property.hostile import valid_instances
+
+T = 1_700_000_000_000
+"""Event times in the tests below count from here (events refuse times before 2000)."""
 
 # --- hypothesis strategies built from the event classes' annotations ----------------------------
 
@@ -75,6 +79,8 @@ def _for_type(tp: Any) -> st.SearchStrategy[Any]:
 
 @functools.cache
 def _for_class(cls: type) -> st.SearchStrategy[Any]:
+    if cls in FIELD_RULES:
+        return valid_instances(cls)  # events validate their fields when built
     hints = typing.get_type_hints(cls)
     fields = {f.name: _for_type(hints[f.name]) for f in attrs.fields(cls) if f.init}
     if cls is QuoteTicked:
@@ -195,7 +201,9 @@ def _fresh(tmp_path: Path, name: str = "j.db") -> tuple[Journal, State[NeutralGr
 
 
 def _tick(ts: int, bid: str = "100.0") -> QuoteTicked:
-    return QuoteTicked(ts=ts, venue="sim", symbol="BTC-PERP", bid=Decimal(bid), ask=Decimal(bid))
+    return QuoteTicked(
+        ts=T + ts, venue="sim", symbol="BTC-PERP", bid=Decimal(bid), ask=Decimal(bid)
+    )
 
 
 def _place(cid: int, cloid: str) -> PlaceOrder:
@@ -215,9 +223,9 @@ def test_events_and_commands_read_back_in_order(tmp_path: Path) -> None:
     journal, state = _fresh(tmp_path)
     batch = Batch(command_id=9, venue="sim", commands=(_place(7, "c7"), _place(8, "c8")))
     note = Notify(command_id=10, level=Level.INFO, code="x", message="hello")
-    last = journal.append([(Started(ts=1), [batch, note]), (_tick(2), [])])
+    last = journal.append([(Started(ts=T + 1), [batch, note]), (_tick(2), [])])
     assert last == 2 == journal.last_seq
-    assert [e for _, e in journal.events()] == [Started(ts=1), _tick(2)]
+    assert [e for _, e in journal.events()] == [Started(ts=T + 1), _tick(2)]
     rows = list(journal.commands())
     assert [r.command for r in rows] == [_place(7, "c7"), _place(8, "c8"), note]
     assert [(r.seq, r.batch_id) for r in rows] == [(1, 9), (1, 9), (1, None)]
@@ -403,7 +411,7 @@ def test_latest_snapshot_plus_tail_equals_the_fold_from_snapshot_0(
 
 def test_a_reducer_that_refuses_an_event_names_it(tmp_path: Path) -> None:
     journal, _ = _fresh(tmp_path)
-    journal.append([(Started(ts=1), []), (_tick(2), [])])
+    journal.append([(Started(ts=T + 1), []), (_tick(2), [])])
 
     def picky(state: State[Any], event: Event) -> tuple[State[Any], list[Any]]:
         if isinstance(event, QuoteTicked):
@@ -417,7 +425,7 @@ def test_a_reducer_that_refuses_an_event_names_it(tmp_path: Path) -> None:
 
 def test_ack_events_keep_their_command_ids(tmp_path: Path) -> None:
     journal, _ = _fresh(tmp_path)
-    ack = OrderAccepted(ts=5, venue="sim", cloid="c", venue_order_id="9", command_id=42)
+    ack = OrderAccepted(ts=T + 5, venue="sim", cloid="c", venue_order_id="9", command_id=42)
     journal.append([(ack, [])])
     assert [e for _, e in journal.events()] == [ack]
 

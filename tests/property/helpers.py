@@ -151,6 +151,11 @@ def _for_type(tp: Any) -> st.SearchStrategy[Any]:
 def instances_of(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Any instance of an attrs event or command class, every field (defaults included) drawn
     from its annotated type."""
+    from gridcore.events import FIELD_RULES
+    from tests.property.hostile import valid_instances
+
+    if cls in FIELD_RULES:
+        return valid_instances(cls)  # events validate their fields when built
     hints = typing.get_type_hints(cls)
     fields = {f.name: _for_type(hints[f.name]) for f in attrs.fields(cls) if f.init}
     if cls.__name__ == "QuoteTicked":
@@ -181,7 +186,7 @@ def venue_events(*, cloids: list[str], start_ts: int) -> st.SearchStrategy[Any]:
                 value: st.SearchStrategy[Any] = st.just(VENUE)
             elif name == "symbol":
                 value = st.just(SYMBOL)
-            elif name == "ts":
+            elif name in ("ts", "next_funding_ts", "since"):
                 value = st.integers(min_value=start_ts, max_value=start_ts + 100_000)
             elif name == "cloid":
                 value = st.sampled_from([*cloids, "unknown", *([None] if optional else [])])

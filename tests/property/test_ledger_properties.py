@@ -70,9 +70,9 @@ def deliveries(draw: st.DrawFn, originals: list[Fill]) -> list[Fill]:
 def test_realized_pnl_is_path_dependent_but_the_total_is_not() -> None:
     """Documents why the properties below compare the total, not ``realized`` alone."""
     a = [
-        fill("1", Side.BUY, "1", "100", ts=1),
-        fill("2", Side.SELL, "1", "110", ts=2),
-        fill("3", Side.BUY, "1", "120", ts=3),
+        fill("1", Side.BUY, "1", "100", ts=EPOCH + 1),
+        fill("2", Side.SELL, "1", "110", ts=EPOCH + 2),
+        fill("3", Side.BUY, "1", "120", ts=EPOCH + 3),
     ]
     b = [a[0], a[2], a[1]]
     key = (VENUE, SYMBOL, PositionSide.BOTH)

@@ -26,6 +26,7 @@ from gridcore.sim import (
 )
 from gridcore.sim.faults import FaultPlan
 from gridcore.sync import SyncPhase
+from tests.unit.helpers import EPOCH
 
 TICKS = 6_000
 
@@ -114,8 +115,8 @@ def _two_venue_bot() -> tuple[CoreConfig, tuple[SimExchange, SimExchange]]:
     )
     config = CoreConfig(instruments=(a, b))
     venues = (
-        SimExchange(SimConfig(venue="a", instruments=(a,)), start_ts=0),
-        SimExchange(SimConfig(venue="b", instruments=(b,)), start_ts=0),
+        SimExchange(SimConfig(venue="a", instruments=(a,)), start_ts=EPOCH),
+        SimExchange(SimConfig(venue="b", instruments=(b,)), start_ts=EPOCH),
     )
     return config, venues
 
@@ -124,8 +125,10 @@ def test_several_venues_are_routed_by_name() -> None:
     config, venues = _two_venue_bot()
     grid = NeutralGrid(config=attrs.evolve(load_config().grid, venue="a"))
     state = initial_state(config, grid, epoch=0)
-    a_path = list(synthetic_path(instrument=config.instruments[0], ticks=2_000, start_ts=0))
-    b_path = list(synthetic_path(instrument=config.instruments[1], ticks=2_000, start_ts=0, seed=9))
+    a_path = list(synthetic_path(instrument=config.instruments[0], ticks=2_000, start_ts=EPOCH))
+    b_path = list(
+        synthetic_path(instrument=config.instruments[1], ticks=2_000, start_ts=EPOCH, seed=9)
+    )
     path = sorted(a_path + b_path, key=lambda q: (q.ts, q.venue))
     trace = run_backtest(state, venues, path)
     assert trace.violations == ()
@@ -137,7 +140,7 @@ def test_several_venues_are_routed_by_name() -> None:
 
 def test_a_command_for_an_unknown_venue_fails_cleanly() -> None:
     cfg = load_config()
-    exchange = make_exchange(cfg, start_ts=0)
+    exchange = make_exchange(cfg, start_ts=EPOCH)
     other = attrs.evolve(
         cfg,
         venue=attrs.evolve(cfg.venue, name="elsewhere"),

@@ -172,10 +172,10 @@ def test_last_fill_ts_is_the_newest_fill_whatever_the_order() -> None:
     back (which would only widen the request) nor a new one be missed."""
     ledger = Ledger()
     for fid, ts in (("a", 300), ("b", 100), ("c", 200)):
-        new = ledger.apply_fill(fill(fid, Side.BUY, "1", "100", ts=ts))
+        new = ledger.apply_fill(fill(fid, Side.BUY, "1", "100", ts=EPOCH + ts))
         assert new is not None
         ledger = new
-    assert ledger.last_fill_ts == {VENUE: 300}
+    assert ledger.last_fill_ts == {VENUE: EPOCH + 300}
 
 
 def test_adopt_overwrites_size_and_entry_and_counts_a_repair() -> None:

@@ -524,6 +524,7 @@ def test_drift_is_not_confirmed_before_the_fills_answer_sent_after_it() -> None:
     from gridcore.instruments import PositionSide, Side
     from gridcore.sim import make_bot
 
+    T = EPOCH
     pos = PositionReport(
         symbol="BTC-PERP",
         position_side=PositionSide.BOTH,
@@ -531,7 +532,7 @@ def test_drift_is_not_confirmed_before_the_fills_answer_sent_after_it() -> None:
         entry_price=Decimal(50_000),
     )
     fill = Fill(
-        ts=1_500,
+        ts=T + 1_500,
         venue="sim",
         symbol="BTC-PERP",
         fill_id="f1",
@@ -577,14 +578,14 @@ def test_drift_is_not_confirmed_before_the_fills_answer_sent_after_it() -> None:
                 )
         return out
 
-    state = make_bot(load_config(), epoch=0)
-    state, commands = step(state, Started(ts=1_000))
-    for event in answers(commands, 1_001, ()):
+    state = make_bot(load_config(), epoch=T)
+    state, commands = step(state, Started(ts=T + 1_000))
+    for event in answers(commands, T + 1_001, ()):
         state, _ = step(state, event)
-    state, _ = step(state, PositionsReported(ts=2_000, venue="sim", positions=(pos,)))
+    state, _ = step(state, PositionsReported(ts=T + 2_000, venue="sim", positions=(pos,)))
     assert state.ledger.drift_repairs == 0
-    state, commands = step(state, Started(ts=3_000))
-    late = answers(commands, 3_001, (pos,))
+    state, commands = step(state, Started(ts=T + 3_000))
+    late = answers(commands, T + 3_001, (pos,))
     late.sort(key=lambda e: not isinstance(e, PositionsReported))  # positions answer first
     for event in late:
         state, _ = step(state, event)
