@@ -34,7 +34,7 @@ from gridcore.core import (
     initial_state,
     step,
 )
-from gridcore.errors import ConfigError, ContractError, GridcoreError
+from gridcore.errors import ConfigError, ContractError, GridcoreError, InvalidEvent
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
@@ -72,6 +72,7 @@ from gridcore.instruments import Instrument, PositionMode, PositionSide, Side, S
 from gridcore.ledger import Ledger, Position
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import Rounding
+from gridcore.plausibility import Plausibility
 from gridcore.risk import RiskConfig
 
 __version__ = "0.1.0"
@@ -103,6 +104,7 @@ __all__ = [
     "HaltRequested",
     "Instrument",
     "Intent",
+    "InvalidEvent",
     "Ledger",
     "Level",
     "MessageMalformed",
@@ -122,6 +124,7 @@ __all__ = [
     "OrderStatus",
     "OrderStatusReported",
     "PlaceOrder",
+    "Plausibility",
     "Position",
     "PositionMode",
     "PositionReport",
