@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import gridcore
 from gridcore.shells import cli_backtest, cli_run
+from gridcore.shells.redact import redact
 
 __all__ = ["STRATEGIES", "build_parser", "default_config_text", "main"]
 
 #: Strategies ``gridcore init`` can write a configuration for (``gridcore/configs/<name>.toml``).
 STRATEGIES = ("grid",)
 _EXIT_USAGE = 2
+#: An unexpected exception: a bug in gridcore, a strategy or an adapter (``sysexits`` EX_SOFTWARE).
+EXIT_BUG = 70
 
 
 def default_config_text(strategy: str = "grid") -> str:
@@ -111,7 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except Exception:
+        # A bug, not a user error: the whole traceback, but never a secret that an adapter's
+        # message or a URL carried (the handlers already redact what they journal or print).
+        sys.stderr.write(redact(traceback.format_exc()))
+        print(
+            "gridcore: internal error (the traceback above); please report it", file=sys.stderr
+        )
+        return EXIT_BUG
     return code
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -105,7 +104,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _fail(exc: BaseException, code: int = EXIT_USAGE) -> int:
-    text = " ".join(str(exc).split("\n"))
+    text = redact(" ".join(str(exc).split("\n")))
     print(f"gridcore: error: {text}", file=sys.stderr)
     return code
 
@@ -534,6 +533,10 @@ def _s(value: Decimal) -> str:
 
 def inspect_report(journal: Journal) -> dict[str, Any]:
     """The ``inspect`` report of ``journal`` (the ``--json`` document)."""
+    return _inspect(journal)[0]
+
+
+def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     state, seq = recover(journal)
     meta = journal.meta()
     span = journal.time_range()
@@ -613,54 +616,86 @@ def inspect_report(journal: Journal) -> dict[str, Any]:
             {"seq": q.after_seq + 1, "ts": q.ts, "kind": q.kind, "error": q.error}
             for q in journal.quarantined()
         ],
-    }
+    }, state
+
+
+class _Shown:
+    """How ``inspect``'s table shows a journal's figures to people: prices at the tick, sizes at
+    the lot, money at the quote currency's places (``--json`` keeps the exact values)."""
+
+    def __init__(self, state: State[Any]) -> None:
+        self._instruments = {(i.venue, i.symbol): i for i in state.config.instruments}
+        quotes = {i.quote for i in state.config.instruments}
+        # Totals add positions up; they are shown at a currency's places only when every
+        # instrument settles in that one currency.
+        self.currency = quotes.pop() if len(quotes) == 1 else None
+
+    def price(self, venue: str, symbol: str, value: str) -> str:
+        i = self._instruments.get((venue, symbol))
+        return value if i is None else format_step(Decimal(value), i.tick_size)
+
+    def size(self, venue: str, symbol: str, value: str) -> str:
+        i = self._instruments.get((venue, symbol))
+        return value if i is None else format_step(Decimal(value), i.lot_size)
+
+    def money(self, venue: str | None, symbol: str | None, value: str) -> str:
+        i = self._instruments.get((venue or "", symbol or ""))
+        currency = i.quote if i is not None else self.currency
+        return value if currency is None else format_money(Decimal(value), currency, grouping=True)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
     with Journal.open(args.journal, readonly=True) as journal:
-        report = inspect_report(journal)
+        report, state = _inspect(journal)
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_VIOLATED if bad else EXIT_OK
+    shown = _Shown(state)
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     head = Table(title=f"journal {report['journal']}", show_header=False)
     for key in ("events", "last_seq", "first_ts", "last_ts", "snapshots", "commands", "fills"):
-        head.add_row(key.replace("_", " "), str(report[key]))
+        value = report[key]
+        if key.endswith("_ts") and value is not None:
+            when = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+            value = f"{value} ({when.isoformat(timespec='seconds').replace('+00:00', 'Z')})"
+        head.add_row(key.replace("_", " "), str(value))
     head.add_row("halted", report["halt_reason"] if report["halted"] else "no")
     for key, value in report["pnl"].items():
-        head.add_row(f"pnl {key}", value)
+        label = f"pnl {key}" + (f" ({shown.currency})" if shown.currency else "")
+        head.add_row(label, shown.money(None, None, value))
     console.print(head)
     pos = Table(title="positions")
     for col in ("venue", "symbol", "side", "qty", "avg_entry", "realized", "fees", "funding"):
         pos.add_column(col)
     for p in report["positions"]:
+        where = (p["venue"], p["symbol"])
         pos.add_row(
-            *(
-                p[c]
-                for c in (
-                    "venue",
-                    "symbol",
-                    "side",
-                    "qty",
-                    "avg_entry",
-                    "realized",
-                    "fees",
-                    "funding",
-                )
-            )
+            p["venue"],
+            p["symbol"],
+            p["side"],
+            shown.size(*where, p["qty"]),
+            shown.price(*where, p["avg_entry"]),
+            *(shown.money(*where, p[c]) for c in ("realized", "fees", "funding")),
         )
     console.print(pos)
     orders = Table(title=f"open orders ({len(report['open_orders'])})")
     for col in ("cloid", "side", "price", "qty", "filled_qty", "status", "tag"):
-        orders.add_column(col)
+        orders.add_column(col, overflow="fold")
     for o in report["open_orders"]:
+        where = (o["venue"], o["symbol"])
         orders.add_row(
-            *(o[c] for c in ("cloid", "side", "price", "qty", "filled_qty", "status", "tag"))
+            o["cloid"],
+            o["side"],
+            shown.price(*where, o["price"]),
+            shown.size(*where, o["qty"]),
+            shown.size(*where, o["filled_qty"]),
+            o["status"],
+            o["tag"],
         )
     console.print(orders)
     if report["duplicate_cloids"]:

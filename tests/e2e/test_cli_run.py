@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import attrs
@@ -71,6 +73,14 @@ def test_run_inspect_replay_and_resume(tmp_path: Path) -> None:
 
     text = cli("inspect", "j.db", cwd=tmp_path)
     assert text.returncode == 0 and "positions" in text.stdout and "invariants: ok" in text.stdout
+    # People see money at the currency's places (cents) and the exact values stay in --json.
+    pnl_rows = [line for line in text.stdout.splitlines() if "pnl " in line]
+    assert len(pnl_rows) == 5
+    for line in pnl_rows:
+        assert re.search(r"│ -?[\d,]+\.\d\d +│$", line.rstrip()), line
+    net = next(line for line in pnl_rows if "pnl net (USD)" in line)
+    shown = Decimal(net.split("│")[2].strip().replace(",", ""))
+    assert shown == Decimal(data["pnl"]["net"]).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
 
     replay = cli("replay", "j.db", cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout

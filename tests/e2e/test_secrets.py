@@ -107,3 +107,34 @@ def test_canaries_never_reach_output_journal_or_inspect(tmp_path: Path) -> None:
     replay = _run("replay", "j.db", cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     _assert_clean("replay", replay.stdout + replay.stderr)
+
+
+# An adapter bug: its market-data feed raises. The exception propagates and stops the bot.
+_BUGGY_RUN = f"""
+import os, sys
+from gridcore.shells import simvenue
+
+async def run(self, sink):
+    raise RuntimeError(
+        "adapter bug at https://api.venue.test/v5/ws?api_key={URL_KEY}&signature="
+        "{URL_SIGNATURE} with " + os.environ["VENUE_API_KEY"]
+    )
+
+simvenue.SimVenue.run = run
+from gridcore.shells.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_unexpected_exception_prints_a_redacted_traceback(tmp_path: Path) -> None:
+    """A bug is reported with its whole traceback (exit 70), and still never with a secret."""
+    run = _run(
+        "run", "--journal", "j.db", "--speed", "max", "--duration", "120", "-q",
+        cwd=tmp_path, code=_BUGGY_RUN,
+    )  # fmt: skip
+    assert run.returncode == 70, run.stderr
+    assert "Traceback" in run.stderr and "RuntimeError: adapter bug" in run.stderr
+    assert "internal error" in run.stderr
+    assert "[redacted" in run.stderr  # the text did arrive, redacted
+    _assert_clean("stderr", run.stderr)
+    _assert_clean("stdout", run.stdout)
