@@ -18,7 +18,7 @@ import gridcore
 from gridcore.shells import cli_backtest, cli_run
 from gridcore.shells.redact import redact
 
-__all__ = ["STRATEGIES", "build_parser", "default_config_text", "main"]
+__all__ = ["EXAMPLES", "STRATEGIES", "build_parser", "default_config_text", "example_text", "main"]
 
 #: Strategies ``gridcore init`` can write a configuration for (``gridcore/configs/<name>.toml``).
 STRATEGIES = ("grid",)
@@ -35,6 +35,18 @@ def default_config_text(strategy: str = "grid") -> str:
     return ref.read_text(encoding="utf-8")
 
 
+#: Examples ``gridcore init --example NAME`` writes (package data, ``gridcore/configs/``): the
+#: files the documentation points at, for a user who installed gridcore without the repository.
+EXAMPLES = {"prove-my-bot": "prove_my_bot.py"}
+
+
+def example_text(name: str) -> str:
+    """The shipped example ``name`` (see :data:`EXAMPLES`), as ``gridcore init`` writes it."""
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example {name!r}; known: {', '.join(EXAMPLES)}")
+    return resources.files("gridcore").joinpath("configs", EXAMPLES[name]).read_text("utf-8")
+
+
 def _error(message: str) -> int:
     sys.stderr.write(f"gridcore: error: {message}\n")
     return _EXIT_USAGE
@@ -43,11 +55,18 @@ def _error(message: str) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     """``gridcore init``: write the commented default configuration; never clobber a file
     unless ``--force``."""
-    text = default_config_text(args.strategy)
+    if args.example is not None:
+        text, what = example_text(args.example), f"the {args.example} example"
+        default_path = EXAMPLES[args.example]
+        then = f"run: python -m pytest {{path}}  (needs: pip install 'gridcore[testing]')"
+    else:
+        text, what = default_config_text(args.strategy), f"the default {args.strategy} configuration"
+        default_path = "grid.toml"
+        then = "edit it, then run: gridcore backtest --config {path}"
     if args.path == "-":
         sys.stdout.write(text)
         return 0
-    path = Path(args.path)
+    path = Path(args.path or default_path)
     if path.is_dir():
         return _error(f"{path}: is a directory; give a file name, for example {path / 'grid.toml'}")
     if not path.parent.is_dir():
@@ -62,10 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         return _error(f"{path}: cannot write: {exc.strerror or exc}")
-    sys.stderr.write(
-        f"gridcore: wrote the default {args.strategy} configuration to {path}; edit it, then "
-        f"run: gridcore backtest --config {path}\n"
-    )
+    sys.stderr.write(f"gridcore: wrote {what} to {path}; {then.format(path=path)}\n")
     return 0
 
 
@@ -80,9 +96,17 @@ def _register_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "path",
         nargs="?",
-        default="grid.toml",
+        default=None,
         metavar="PATH",
-        help="file to write (default: grid.toml; '-' prints it on stdout)",
+        help="file to write (default: grid.toml, or the example's own name; '-' prints it on "
+        "stdout)",
+    )
+    p.add_argument(
+        "--example",
+        choices=sorted(EXAMPLES),
+        default=None,
+        help="write a runnable example instead of a configuration: prove-my-bot is a small "
+        "strategy and its property-based proof with gridcore.testing",
     )
     p.add_argument(
         "--strategy",

@@ -116,3 +116,13 @@ def test_help_points_at_what_an_installed_user_has(
     assert "examples/" not in done.stdout
     if command in ((), ("backtest",), ("run",)):
         assert "gridcore init" in " ".join(done.stdout.split())
+
+
+def test_init_writes_the_harness_example_the_docs_point_at(tmp_path: Path) -> None:
+    done = cli("init", "--example", "prove-my-bot", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "prove_my_bot.py").read_text(encoding="utf-8")
+    assert written == (REPO / "examples" / "prove_my_bot.py").read_text(encoding="utf-8")
+    assert "python -m pytest prove_my_bot.py" in done.stderr
+    again = cli("init", "--example", "prove-my-bot", cwd=tmp_path)
+    assert "already exists" in error_line(again)

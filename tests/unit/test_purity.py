@@ -90,9 +90,18 @@ PACKAGE_DIR = Path(gridcore.__file__).parent
 SHELLS_DIR = PACKAGE_DIR / "shells"
 
 
+#: Files shipped for users to copy (``gridcore init --example``), not modules of the core.
+TEMPLATES_DIR = PACKAGE_DIR / "configs"
+
+
 def core_modules() -> list[Path]:
-    """Every Python file of the pure core (``gridcore`` less ``gridcore.shells``), sorted."""
-    return sorted(p for p in PACKAGE_DIR.rglob("*.py") if SHELLS_DIR not in p.parents)
+    """Every Python file of the pure core (``gridcore`` less ``gridcore.shells`` and the shipped
+    examples), sorted."""
+    return sorted(
+        p
+        for p in PACKAGE_DIR.rglob("*.py")
+        if SHELLS_DIR not in p.parents and TEMPLATES_DIR not in p.parents
+    )
 
 
 def _is_forbidden(module: str, forbidden: frozenset[str]) -> bool:

@@ -1,0 +1,1 @@
+../../examples/prove_my_bot.py
