@@ -960,11 +960,11 @@ class _Tx(Generic[S]):
                 f"{format_money(limit, quote)} {quote}"
             )
 
-    def error(self, what: str, batch: int | None = None) -> None:
-        if batch is not None and batch == self.risk.last_error_batch:
-            return  # one failed request, however many orders it carried
+    def error(self, what: str) -> None:
+        # One per failed order/request command, batched or not: how a shell groups orders into
+        # requests must not change when the breaker trips.
         streak = self.risk.error_streak + 1
-        self.risk = attrs.evolve(self.risk, error_streak=streak, last_error_batch=batch)
+        self.risk = attrs.evolve(self.risk, error_streak=streak)
         if streak >= self.config.risk.max_error_streak and not self.risk.halted:
             self.halt(f"{streak} errors in a row (last: {what})")
 
@@ -1597,9 +1597,7 @@ class _Tx(Generic[S]):
         else:
             reason, not_applied = "timed out", False
         if count:
-            self.error(
-                f"command {event.command_id} {reason}", None if flight is None else flight.batch
-            )
+            self.error(f"command {event.command_id} {reason}")
         if flight is None:
             return  # a result for a command we no longer track (duplicate or pre-recovery)
         order = self.orders.get(flight.cloid) if flight.cloid is not None else None

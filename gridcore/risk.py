@@ -98,8 +98,9 @@ class RiskState:
     ``reserved`` is the total margin held per venue by live orders; ``recent_orders`` the
     timestamps of placements inside the velocity window; ``peak_pnl`` the best net PnL (realized
     − fees + funding + unrealized) seen, for the drawdown halt, and ``worst_drawdown`` the largest
-    fall from a peak measured so far (on fills, funding and the maintenance timer). ``last_error_batch`` lets the
-    error streak count a failed batch once.
+    fall from a peak measured so far (on fills, funding and the maintenance timer). ``error_streak`` counts failed
+    order/request commands in a row, each order of a batch on its own. ``last_error_batch`` is
+    no longer used (kept so that older snapshots still load).
     """
 
     balances: Mapping[str, BalanceReported] = attrs.field(factory=dict)

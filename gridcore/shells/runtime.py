@@ -19,13 +19,17 @@ venue).
 Commands, in the order the core emitted them:
 
 * order and request commands (and batches) go to the venue's adapter, at most
-  ``max_concurrency`` at once (an ``anyio.CapacityLimiter``; the rest wait in FIFO order). Each
-  gets exactly one terminal result event per order/request command it carries: the venue's
-  answer, ``CommandTimedOut`` after ``command_timeout_ms``, or ``CommandFailed`` carrying the
-  exception's text when the adapter raised (``not_applied`` only when the adapter raised a
-  :class:`VenueError` saying so). Answers missing from what the adapter returned become
-  ``CommandFailed`` with an unknown outcome; duplicates are dropped (no failure returned as
-  ``False`` and ignored).
+  ``max_concurrency`` at once per venue (one ``anyio.CapacityLimiter`` per adapter; the rest wait
+  in FIFO order). Each gets exactly one terminal result event per order/request command it
+  carries: the venue's answer, ``CommandTimedOut`` after ``command_timeout_ms``, or
+  ``CommandFailed`` carrying the exception's text when the adapter raised one of its declared
+  errors (:class:`~gridcore.shells.venue.VenueError`, ``not_applied`` only when it says so;
+  :class:`~gridcore.shells.venue.TransportError`, outcome unknown). Answers missing from what
+  the adapter returned become ``CommandFailed`` with an unknown outcome; duplicates are dropped
+  (no failure returned as ``False`` and ignored). Any other exception from an adapter is a bug,
+  not a venue failure: it would otherwise trip the core's error breaker and hide. The runtime
+  commits the journal, cancels every task, writes the final snapshot and raises
+  :class:`~gridcore.shells.venue.AdapterFailed` (the CLI prints it with its traceback).
 * ``StartTimer`` / ``CancelTimer`` go to the timer service (timers die with the process; the core
   re-arms its maintenance timer on ``Started``).
 * ``Notify`` and ``Halt`` go to the ``on_notice`` callback. Notices never carry secrets: the
@@ -111,9 +115,17 @@ from gridcore.events import (
 )
 from gridcore.shells.journal import Journal, Reducer
 from gridcore.shells.redact import redact
+from gridcore.shells.venue import (
+    AdapterFailed,
+    ExecCommand,
+    TransportError,
+    VenueAdapter,
+    VenueError,
+)
 
 __all__ = [
     "EXIT_HALT_REASON",
+    "AdapterFailed",
     "K_COMMAND",
     "K_DELIVERY",
     "K_FEED",
@@ -129,6 +141,7 @@ __all__ = [
     "ShutdownSignals",
     "Sink",
     "SleepKey",
+    "TransportError",
     "VenueAdapter",
     "VenueError",
     "WallClock",
@@ -152,9 +165,6 @@ K_RUNTIME = 4
 EXIT_HALT_REASON = "operator: cancel-on-exit at shutdown"
 """The ``HaltRequested`` reason of a ``cancel_on_exit`` shutdown; the CLI resumes a bot halted
 for exactly this reason when it is started again."""
-
-#: Commands carried out by a venue adapter.
-ExecCommand: TypeAlias = Batch | OrderCommand | RequestCommand
 
 _OUT_OF_BAND = (StartTimer, CancelTimer, Notify, Halt)
 
@@ -391,16 +401,6 @@ class EventRejected(Exception):
         self.error = error
 
 
-class VenueError(Exception):
-    """What an adapter raises for a failed command. ``not_applied`` says the venue certainly
-    did not act on it (refused before sending, or an explicit error reply); otherwise the outcome
-    is unknown and the core will look it up."""
-
-    def __init__(self, message: str, *, not_applied: bool = False) -> None:
-        super().__init__(message)
-        self.not_applied = not_applied
-
-
 class Sink:
     """What the runtime offers an adapter: send events, start clock-aware tasks, ask to stop."""
 
@@ -426,33 +426,6 @@ class Sink:
         self._runtime.request_stop(reason)
 
 
-class VenueAdapter(Protocol):
-    """One venue behind one small protocol.
-
-    ``run`` pushes the venue's stream (market data, order updates) through ``sink.emit`` until
-    cancelled; it returns only if the stream ended for good (the runtime then stops). ``execute``
-    carries out one order/request command (or batch) and returns the venue's answers, at least
-    one per inner command when it can; it may raise (:class:`VenueError` or anything else) and
-    the runtime turns that into ``CommandFailed``; the runtime's timeout turns silence into
-    ``CommandTimedOut``. ``quiesce`` stops market data at shutdown while order updates still
-    flow. An adapter makes no trading decision.
-    """
-
-    name: str
-
-    async def run(self, sink: Sink) -> None:
-        """Feed the venue's stream until cancelled."""
-        ...
-
-    async def execute(self, command: ExecCommand) -> Sequence[Event]:
-        """Carry out ``command``; return the venue's answers."""
-        ...
-
-    def quiesce(self) -> None:
-        """Stop market data (shutdown)."""
-        ...
-
-
 # --- the runtime --------------------------------------------------------------------------------
 
 
@@ -462,7 +435,7 @@ class RuntimeOptions:
 
     ``max_batch``: most events per transaction. ``snapshot_every``: events between snapshots.
     ``command_timeout_ms``: clock ms before a silent command is ``CommandTimedOut``.
-    ``max_concurrency``: commands in flight at once. ``flush_ms``: wall ms that command-free
+    ``max_concurrency``: commands in flight at once, per venue. ``flush_ms``: wall ms that command-free
     events may wait for a commit. ``drain_grace_ms``: clock ms to drain at shutdown.
     ``offload_commits``: commit in a worker thread so feeds keep flowing meanwhile.
     ``handle_signals``: SIGINT/SIGTERM stop the run (main thread only); from the final snapshot
@@ -583,7 +556,10 @@ class Runtime:
         self._pending_commands = False
         self._committing = 0
         self._outstanding = 0
-        self._queue: deque[tuple[ExecCommand, object, VenueAdapter]] = deque()
+        # One limiter and one FIFO queue per venue: a slow venue never starves another.
+        self._queues: dict[str, deque[tuple[ExecCommand, object]]] = {
+            name: deque() for name in self._venues
+        }
         self._timers: dict[str, anyio.CancelScope] = {}
         self._stopping = False
         self._hurry = False
@@ -596,8 +572,9 @@ class Runtime:
         self._stop_event: anyio.Event | None = None
         self._tx: MemoryObjectSendStream[Event] | None = None
         self._rx: MemoryObjectReceiveStream[Event] | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rejected: EventRejected | None = None
+        self._failed: AdapterFailed | None = None
 
     @property
     def state(self) -> State[Any]:
@@ -679,7 +656,9 @@ class Runtime:
         self._ran = True
         tx, rx = anyio.create_memory_object_stream[Event](self.options.channel_size)
         self._tx, self._rx = tx, rx
-        self._limiter = anyio.CapacityLimiter(self.options.max_concurrency)
+        self._limiters = {
+            name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
+        }
         self._stop_event = anyio.Event()
         if self.options.handle_signals:
             # The receiver puts back, on closing, the handlers it found, and trio re-raises
@@ -708,6 +687,8 @@ class Runtime:
                 self.shutdown_signals.restore()  # a crash: signals work as before the run
         if self._rejected is not None:
             raise self._rejected
+        if self._failed is not None:
+            raise self._failed
         return self._state
 
     async def _run(
@@ -749,8 +730,32 @@ class Runtime:
         return self._outstanding == 0 and not self._pending_commands
 
     async def _feed(self, adapter: VenueAdapter) -> None:
-        await adapter.run(self._sink)
+        try:
+            await adapter.run(self._sink)
+        except Exception as exc:
+            # Venue data never raises (it becomes MessageMalformed): this is a bug.
+            self._adapter_bug(adapter, "run()", exc)
+            return
         self.request_stop(f"{adapter.name}: feed ended")
+
+    def _adapter_bug(self, adapter: VenueAdapter, call: str, exc: Exception) -> None:
+        """An adapter raised outside its declared vocabulary: commit the journal and stop with
+        :class:`AdapterFailed` (never a ``CommandFailed`` that would trip the core's error
+        breaker and hide the bug)."""
+        assert self._tg is not None
+        if self._failed is None:
+            self.stats.stop_reason = f"{adapter.name}: adapter bug in {call}"
+            self._failed = AdapterFailed(
+                redact(
+                    f"venue adapter {adapter.name!r}: {call} raised {type(exc).__name__}: {exc}; "
+                    f"an adapter may raise only VenueError or TransportError, so this is a bug "
+                    f"in the adapter (traceback below). The journal is committed; starting "
+                    f"again reconciles with the venue"
+                ),
+                venue=adapter.name,
+            )
+            self._failed.__cause__ = exc
+        self._tg.cancel_scope.cancel()
 
     async def _stop_at(self, deadline: int) -> None:
         await self.clock.sleep_until(deadline, (K_RUNTIME, 0))
@@ -946,7 +951,6 @@ class Runtime:
     # --- commands ------------------------------------------------------------------------------
 
     def _submit(self, command: ExecCommand) -> None:
-        assert self._limiter is not None
         self._outstanding += 1
         adapter = self._venues.get(command.venue)
         if adapter is None:
@@ -954,9 +958,9 @@ class Runtime:
             return
         token = object()
         try:
-            self._limiter.acquire_on_behalf_of_nowait(token)
+            self._limiters[adapter.name].acquire_on_behalf_of_nowait(token)
         except anyio.WouldBlock:
-            self._queue.append((command, token, adapter))
+            self._queues[adapter.name].append((command, token))
             return
         self._spawn(self._execute, adapter, command, token)
 
@@ -976,18 +980,19 @@ class Runtime:
             self._outstanding -= 1
 
     async def _execute(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
-        assert self._limiter is not None
+        limiter = self._limiters[adapter.name]
+        queue = self._queues[adapter.name]
         try:
             self.stats.commands_sent += 1
             for event in await self._call(adapter, command):
                 await self._send(event)
         finally:
-            self._limiter.release_on_behalf_of(token)
+            limiter.release_on_behalf_of(token)
             self._outstanding -= 1
-            if self._queue:
-                queued, queued_token, queued_adapter = self._queue.popleft()
-                self._limiter.acquire_on_behalf_of_nowait(queued_token)
-                self._spawn(self._execute, queued_adapter, queued, queued_token)
+            if queue:
+                queued, queued_token = queue.popleft()
+                limiter.acquire_on_behalf_of_nowait(queued_token)
+                self._spawn(self._execute, adapter, queued, queued_token)
 
     async def _call(self, adapter: VenueAdapter, command: ExecCommand) -> list[Event]:
         clock = self.clock
@@ -1027,6 +1032,12 @@ class Runtime:
             clock.release()
         if timed_out:
             clock.release()  # the unit the watchdog held for us
+        if isinstance(outcome, Exception) and not isinstance(
+            outcome, VenueError | TransportError
+        ):
+            call = f"execute({type(command).__name__} {command.command_id})"
+            self._adapter_bug(adapter, call, outcome)
+            return []
         return self._results(command, outcome, timed_out)
 
     def _results(
@@ -1038,6 +1049,7 @@ class Runtime:
         if outcome is None or isinstance(outcome, Exception):
             if isinstance(outcome, Exception):
                 self.stats.failures += 1
+                # Only VenueError / TransportError get here (anything else stopped the bot).
                 # An exception message can carry a credential (a request URL, a header).
                 reason = redact(f"{type(outcome).__name__}: {outcome}")
                 not_applied = isinstance(outcome, VenueError) and outcome.not_applied

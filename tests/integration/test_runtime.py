@@ -46,9 +46,11 @@ from gridcore.shells.runtime import (
     Runtime,
     RuntimeOptions,
     Sink,
+    TransportError,
     VenueError,
 )
 from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
+from gridcore.shells.venue import AdapterFailed
 from gridcore.sim import make_bot
 
 
@@ -245,7 +247,7 @@ class _Scripted:
             case RequestPositions():
                 raise VenueError("venue said no", not_applied=True)
             case RequestBalances():
-                raise RuntimeError("boom")
+                raise TransportError("connection reset")
             case RequestOpenOrders():
                 await self.sink.clock.park()  # silence
             case RequestFills():
@@ -254,7 +256,7 @@ class _Scripted:
 
 
 @pytest.mark.anyio
-async def test_silence_times_out_and_exceptions_become_failures(tmp_path: Path) -> None:
+async def test_silence_times_out_and_declared_errors_become_failures(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = _new_journal(path)
     clock = LockstepClock(START)
@@ -281,7 +283,7 @@ async def test_silence_times_out_and_exceptions_become_failures(tmp_path: Path) 
         not_applied=True,
     )
     assert by_cid[first["RequestBalances"]] == CommandFailed(
-        ts=START, command_id=first["RequestBalances"], reason="RuntimeError: boom"
+        ts=START, command_id=first["RequestBalances"], reason="TransportError: connection reset"
     )
     assert by_cid[first["RequestOpenOrders"]] == CommandTimedOut(
         ts=START + QUIET.command_timeout_ms, command_id=first["RequestOpenOrders"]
@@ -382,3 +384,47 @@ async def test_a_resumed_session_continues_the_fold_and_matches_the_venue(tmp_pa
     assert canonical(recovered) == canonical(final)
     assert final.ledger.fill_count > 0
     assert check_against_venue(final, venue.exchange) == []
+
+
+class _Buggy(_Scripted):
+    """A venue whose adapter has a bug: a balances request raises a plain ``KeyError``."""
+
+    async def execute(self, command: ExecCommand) -> Sequence[Event]:
+        if isinstance(command, RequestBalances):
+            raise KeyError("balances")
+        await anyio.lowlevel.checkpoint()
+        return []
+
+
+@pytest.mark.anyio
+async def test_an_undeclared_exception_stops_the_bot_instead_of_failing_the_command(
+    tmp_path: Path,
+) -> None:
+    """An adapter bug is not a venue failure: no CommandFailed (which would feed the error
+    breaker and hide it), the journal is committed and the run raises AdapterFailed."""
+    path = tmp_path / "j.db"
+    journal = _new_journal(path)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START),
+        journal=journal,
+        venues=[_Buggy()],
+        clock=LockstepClock(START),
+        options=QUIET,
+    )
+    with anyio.fail_after(30), pytest.raises(AdapterFailed) as caught:
+        await runtime.run(duration_ms=6_000)
+    journal.close()
+    assert "KeyError" in str(caught.value) and "bug in the adapter" in str(caught.value)
+    assert isinstance(caught.value.__cause__, KeyError)
+    assert caught.value.venue == "sim"
+    events = [e for _, e in _events(path)]
+    assert isinstance(events[0], Started)  # committed before the stop
+    with Journal.open(path, readonly=True) as j:
+        balances = [
+            r.command.command_id for r in j.commands() if isinstance(r.command, RequestBalances)
+        ]
+        assert j.last_snapshot_seq == j.last_seq  # the final snapshot was written
+    assert balances
+    answered = {getattr(e, "command_id", None) for e in events}
+    assert not answered & set(balances)
+    assert not [e for e in events if isinstance(e, CommandFailed)]

@@ -396,9 +396,9 @@ def test_a_success_resets_the_error_streak() -> None:
     assert state.risk.error_streak == 1
 
 
-def test_a_failed_batch_counts_once_in_the_error_streak() -> None:
-    """One failed request, however many orders it carried, is one error."""
-    state = bot(max_error_streak=2)
+def test_a_failed_batch_counts_each_order_in_the_error_streak() -> None:
+    """Each order of a failed request is one error (the same count as five single requests)."""
+    state = bot(max_error_streak=6)
     intents = [
         Submit(venue=VENUE, symbol=SYMBOL, side=Side.BUY, qty=D("0.001"), price=D(48000 + i))
         for i in range(5)
@@ -414,7 +414,7 @@ def test_a_failed_batch_counts_once_in_the_error_streak() -> None:
                 ts=T0 + 1, command_id=place.command_id, reason="batch 500", not_applied=True
             ),
         )
-    assert state.risk.error_streak == 1
+    assert state.risk.error_streak == 5
     assert not state.risk.halted
 
 
