@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import deque
 import pickle
 import sqlite3
 import time
@@ -226,6 +227,9 @@ class SimVenue:
         self._deliveries = 0
         self._ticks_since_save = 0
         self._closed = False
+        self._forced_fates: deque[Fate] = deque()
+        self._force_down_ms: int | None = None
+        self._force_malformed = False
         self.ticks = 0
         """Ticks matched by this process."""
 
@@ -278,6 +282,8 @@ class SimVenue:
         injector = self.venue.injector
         plan = injector.plan
         venue = self.name
+        # The feed reports its own state: up now (the core never assumes it).
+        await sink.emit(FeedReconnected(ts=clock.now(), venue=venue))
         for index, tick in self._ticks():
             await clock.sleep_until(tick.ts, (K_FEED, index))
             if self._quiesced:
@@ -295,26 +301,49 @@ class SimVenue:
                 self._save()
             ts = tick.ts
             reconnected = disconnected = False
-            if injector.enabled and plan.disconnect_ppm:
-                if self._down_until is not None and ts >= self._down_until:
+            if self._down_until is not None:
+                if ts >= self._down_until:
                     self._down_until = None
                     reconnected = True
-                elif self._down_until is None and injector.disconnect():
-                    self._down_until = ts + plan.disconnect_ms
-                    disconnected = True
+            elif self._force_down_ms is not None:
+                self._down_until = ts + self._force_down_ms
+                self._force_down_ms = None
+                disconnected = True
+            elif injector.enabled and plan.disconnect_ppm and injector.disconnect():
+                self._down_until = ts + plan.disconnect_ms
+                disconnected = True
             await self._route(events, ts)
             if reconnected:
                 await sink.emit(FeedReconnected(ts=ts, venue=venue))
             if disconnected:
                 await sink.emit(FeedDisconnected(ts=ts, venue=venue, reason="simulated outage"))
             if self._down_until is None:
-                await sink.emit(tick)
+                if self._force_malformed:
+                    self._force_malformed = False
+                    detail = f"unreadable quote message at tick {index} (injected)"
+                    await sink.emit(MessageMalformed(ts=ts, venue=venue, detail=detail))
+                else:
+                    await sink.emit(tick)
         sink.stop(f"{venue}: the synthetic market ended (market.ticks)")
         await clock.park()
 
     def quiesce(self) -> None:
         """Stop the market (shutdown); answers and order updates still flow."""
         self._quiesced = True
+
+    # --- the fake-venue controls of the adapter conformance suite ----------------------------
+
+    def force_fate(self, fate: Fate) -> None:
+        """The next command meets ``fate`` instead of a drawn one (no random draw is used)."""
+        self._forced_fates.append(fate)
+
+    def force_disconnect(self, down_ms: int) -> None:
+        """The feed drops at the next tick and is back ``down_ms`` later."""
+        self._force_down_ms = down_ms
+
+    def force_malformed(self) -> None:
+        """The next quote arrives unreadable."""
+        self._force_malformed = True
 
     async def _route(self, events: Sequence[Event], now: int) -> None:
         sink = self._sink
@@ -351,7 +380,7 @@ class SimVenue:
         await clock.sleep_until(clock.now() + self._latency, (K_COMMAND, cid, 0))
         now = clock.now()
         injector = self.venue.injector
-        fate = injector.command_fate()
+        fate = self._forced_fates.popleft() if self._forced_fates else injector.command_fate()
         if fate is Fate.REST_ERROR:
             return [
                 CommandFailed(
