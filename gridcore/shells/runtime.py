@@ -749,7 +749,8 @@ class Runtime:
                 redact(
                     f"venue adapter {adapter.name!r}: {call} raised {type(exc).__name__}: {exc}; "
                     f"an adapter may raise only VenueError or TransportError, so this is a bug "
-                    f"in the adapter (traceback below). The journal is committed; starting "
+                    f"in the adapter (its traceback comes with this error). The journal is "
+                    f"committed; starting "
                     f"again reconciles with the venue"
                 ),
                 venue=adapter.name,
