@@ -7,6 +7,8 @@ machine's speed.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -76,3 +78,17 @@ class TestSimVenueConformance(AdapterConformance):
             qty=Decimal("0.001"),
             price=price,
         )
+
+
+def test_the_suite_stays_out_of_the_bot() -> None:
+    """The conformance suite needs pytest; neither the core nor the shells that run a bot load
+    it (or pytest)."""
+    code = (
+        "import sys, gridcore, gridcore.shells.runtime, gridcore.shells.simvenue, "
+        "gridcore.shells.cli; "
+        "print(sorted(m for m in sys.modules if m == 'pytest' or m.endswith('conformance')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

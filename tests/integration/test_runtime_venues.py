@@ -1,5 +1,6 @@
-"""The runtime with several venues: each venue has its own concurrency limit, so a venue that
-stops answering never holds back the commands of another."""
+"""The runtime and its adapters: each venue has its own concurrency limit, so a venue that stops
+answering never holds back the commands of another; a feed that raises is a bug that stops the
+run (after a final commit), never a silent end of the feed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gridcore.core import State
 from gridcore.events import CommandTimedOut, Event, PositionsReported, Started
 from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import ExecCommand, LockstepClock, Runtime, RuntimeOptions, Sink
+from gridcore.shells.venue import AdapterFailed
 from gridcore.sim import make_bot
 
 CONFIG = load_config()
@@ -94,3 +96,36 @@ async def test_a_silent_venue_does_not_hold_back_another(tmp_path: Path) -> None
     assert results[9_001] == CommandTimedOut(ts=START + 5_000, command_id=9_001)
     answer = results[9_002]
     assert isinstance(answer, PositionsReported) and answer.ts == START + 5_000
+
+
+class _BrokenFeed(_Venue):
+    """A feed whose parser has a bug: ``run`` raises instead of emitting MessageMalformed."""
+
+    async def run(self, sink: Sink) -> None:
+        self.sink = sink
+        await anyio.lowlevel.checkpoint()
+        raise ValueError("unexpected field 'px'")
+
+
+@pytest.mark.anyio
+async def test_a_feed_that_raises_stops_the_run_with_adapter_failed(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    state = make_bot(CONFIG, epoch=START)
+    journal = Journal.create(path, state=state, meta={"config": "default"})
+    runtime = Runtime(
+        state=state,
+        journal=journal,
+        venues=[_BrokenFeed("sim", set())],
+        clock=LockstepClock(START),
+        options=OPTIONS,
+    )
+    with anyio.fail_after(30), pytest.raises(AdapterFailed) as caught:
+        await runtime.run(duration_ms=20_000)
+    journal.close()
+    assert "run() raised ValueError" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert runtime.stats.stop_reason == "sim: adapter bug in run()"
+    with Journal.open(path, readonly=True) as j:
+        kinds = [type(e).__name__ for _, e in j.events()]
+        assert kinds[0] == "Started"  # committed, with a final snapshot
+        assert j.last_snapshot_seq == j.last_seq
