@@ -435,8 +435,8 @@ class RuntimeOptions:
 
     ``max_batch``: most events per transaction. ``snapshot_every``: events between snapshots.
     ``command_timeout_ms``: clock ms before a silent command is ``CommandTimedOut``.
-    ``max_concurrency``: commands in flight at once, per venue. ``flush_ms``: wall ms that command-free
-    events may wait for a commit. ``drain_grace_ms``: clock ms to drain at shutdown.
+    ``max_concurrency``: commands in flight at once, per venue. ``flush_ms``: wall ms that
+    command-free events may wait for a commit. ``drain_grace_ms``: clock ms to drain at shutdown.
     ``offload_commits``: commit in a worker thread so feeds keep flowing meanwhile.
     ``handle_signals``: SIGINT/SIGTERM stop the run (main thread only); from the final snapshot
     on they are ignored, until :meth:`Runtime.release_signals`.
@@ -650,7 +650,9 @@ class Runtime:
         """Run until stopped (signal, ``duration_ms`` of clock time, a feed ending, or
         :meth:`request_stop`); returns the final state, journaled with a final snapshot.
         Raises :class:`EventRejected` (after the final snapshot) when the reducer raised on an
-        event. Exceptions from any other task propagate (after which nothing more is written)."""
+        event, and :class:`AdapterFailed` (after the final snapshot) when an adapter raised
+        outside its declared errors. Exceptions from any other task propagate (after which
+        nothing more is written)."""
         if self._ran:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self._ran = True
