@@ -18,7 +18,7 @@ What is redacted
   value. Keep credentials in such variables (the configuration never holds them).
 * **Credential-looking pairs** — ``name=value`` and ``name: value`` (query strings, form
   bodies, headers, JSON) whose name contains ``key``, ``secret``, ``token``, ``passw``,
-  ``passphrase``, ``sign``, ``auth``, ``credential``, ``private``, ``mnemonic`` or
+  ``passphrase``, ``sign`` (not ``signal``), ``auth``, ``credential``, ``private``, ``mnemonic`` or
   ``session``: the value becomes ``[redacted]``.
 * **Bearer and basic credentials** (``Bearer eyJ...``) and the password of a URL's user info
   (``https://user:pass@host``).
@@ -55,7 +55,7 @@ _SECRET_NAME_PARTS = (
 _SECRET_NAME_PREFIX = "GRIDCORE_"
 
 _PAIR = re.compile(
-    r"""(?P<name>["']?[\w.\-]*?(?:key|secret|token|passw|passphrase|sign|auth|credential|private
+    r"""(?P<name>["']?[\w.\-]*?(?:key|secret|token|passw|passphrase|sign(?!al)|auth|credential|private
          |mnemonic|session)[\w.\-]*["']?)
         (?P<sep>\s*[=:]\s*)
         (?P<quote>["']?)

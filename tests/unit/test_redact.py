@@ -129,3 +129,9 @@ def test_a_credential_parameter_never_survives(name: str, value: str, before: st
     out = redact(f"{before} https://venue.test/x?{name}={value}&b=1", {})
     assert f"{name}={value}&" not in out
     assert f"{name}={REDACTED}&b=1" in out
+
+
+def test_ordinary_words_that_contain_a_keyword_are_left_alone() -> None:
+    """A stop reason names its signal; redacting it would hide what happened, not a secret."""
+    assert redact("stop: signal: SIGINT", environ={}) == "stop: signal: SIGINT"
+    assert redact("signature=abc123", environ={}) == "signature=[redacted]"
