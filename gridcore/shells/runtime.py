@@ -110,6 +110,7 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.shells.journal import Journal, Reducer
+from gridcore.shells.logs import SessionLog
 from gridcore.shells.redact import redact
 
 __all__ = [
@@ -568,8 +569,10 @@ class Runtime:
         on_notice: NoticeHandler | None = None,
         start_events: Sequence[Event] = (),
         on_stop: Callable[[str], None] | None = None,
+        log: SessionLog | None = None,
     ) -> None:
         self.clock = clock
+        self._log = log  # log lines derived from reduced events, written once journaled
         self.options = options or RuntimeOptions()
         self.stats = RuntimeStats()
         self._state = state
@@ -771,6 +774,8 @@ class Runtime:
         if self._pending:
             journal.append(self._pending, snapshot=self._state)
             self._pending = []
+            if self._log is not None:
+                self._log.flush()
             self.stats.commits += 1
             self.stats.snapshots += 1
         elif journal.last_snapshot_seq != journal.last_seq:
@@ -806,6 +811,7 @@ class Runtime:
                 state = self._state
                 pending = self._pending
                 for index, event in enumerate(batch):
+                    before = state
                     try:
                         state, commands = reducer(state, event)
                     except Exception as exc:
@@ -815,6 +821,8 @@ class Runtime:
                         await self._reject(event, exc)
                         return
                     pending.append((event, commands))
+                    if self._log is not None:
+                        self._log.observe(before, event, state, commands)
                     if commands:
                         self._pending_commands = True
                 self._state = state
@@ -869,6 +877,8 @@ class Runtime:
         if snapshot is not None:
             self.stats.snapshots += 1
         self._pending_commands = False
+        if self._log is not None:
+            self._log.flush()
         if not dispatch:
             return
         # Durable: now, and only now, the commands leave, in the order the core emitted them.
