@@ -291,13 +291,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
         raise CliError(f"--journal {path}: directory {path.parent} does not exist")
-    # One writer per journal, decided before anything is read or written: a second bot is
-    # refused here and the running one is never disturbed.
-    lock = WriterLock.acquire(path)
     try:
-        return _run_locked(args, path, lock)
+        # Opened first: a log that cannot be written stops the run before anything is created.
+        close_log = logs.configure(
+            level=logs.level_for(verbose=args.verbose, quiet=args.quiet),
+            json_lines=args.log_json,
+            path=args.log_file,
+            stream=sys.stderr if args.log_json and args.log_file is None else None,
+        )
+    except OSError as exc:
+        raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    try:
+        # One writer per journal, decided before anything is read or written: a second bot is
+        # refused here and the running one is never disturbed.
+        lock = WriterLock.acquire(path)
+        try:
+            return _run_locked(args, path, lock)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        close_log()
 
 
 def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
@@ -399,17 +412,10 @@ def _session(
     venue_state: Any,
     store: VenueStore,
 ) -> int:
-    json_on_stderr = args.log_json and args.log_file is None
-    notices = _Notices(verbose=args.verbose, quiet=args.quiet or json_on_stderr)
-    try:
-        close_log = logs.configure(
-            level=logs.level_for(verbose=args.verbose, quiet=args.quiet),
-            json_lines=args.log_json,
-            path=args.log_file,
-            stream=sys.stderr if json_on_stderr else None,
-        )
-    except OSError as exc:
-        raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    # JSON lines on stderr replace the notices there (one format for a log collector).
+    notices = _Notices(
+        verbose=args.verbose, quiet=args.quiet or (args.log_json and args.log_file is None)
+    )
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
     start_events: list[Event] = []
@@ -417,10 +423,7 @@ def _session(
         # The previous run halted only to cancel its orders on exit; starting it again is the
         # operator's request to trade. Any other halt (drawdown, errors) stays until resumed.
         start_events.append(ResumeRequested(ts=clock.now()))
-    try:
-        return _logged_session(args, state, journal, venue, clock, start_events, notices)
-    finally:
-        close_log()
+    return _logged_session(args, state, journal, venue, clock, start_events, notices)
 
 
 def _logged_session(
