@@ -554,7 +554,9 @@ class Runtime:
     snapshot or fold), the venues' adapters and a clock.
 
     ``start_events`` are fed right after ``Started`` (the CLI's resume of a cancel-on-exit
-    halt). ``on_notice`` receives every ``Notify`` and ``Halt``.
+    halt). ``on_notice`` receives every ``Notify`` and ``Halt``. ``log`` (optional) observes
+    every reduced event and writes its lines once the event is journaled
+    (:mod:`gridcore.shells.logs`).
     """
 
     def __init__(
