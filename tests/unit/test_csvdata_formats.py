@@ -223,3 +223,17 @@ def test_a_truncated_gzip_file_is_named(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=r"q\.csv\.gz: is not a complete gzip file"):
         list(open_quotes(path, instrument=INSTRUMENT))
+
+
+def test_a_gzip_file_streams_quotes_before_its_broken_end(tmp_path: Path) -> None:
+    """Rows come out as they are decompressed: a damaged end is met only when reached."""
+    path = tmp_path / "q.csv.gz"
+    body = "timestamp,price\n" + "".join(f"{T0 + i},100\n" for i in range(200_000))
+    data = gzip.compress(body.encode())
+    path.write_bytes(data[: len(data) * 3 // 4])
+    quotes = open_quotes(path, instrument=INSTRUMENT)
+    first = [next(quotes) for _ in range(1000)]
+    assert [q.ts for q in first] == [T0 + i for i in range(1000)]
+    with pytest.raises(DataError, match="not a complete gzip file"):
+        for _ in quotes:
+            pass
