@@ -60,10 +60,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         default_path = EXAMPLES[args.example]
         then = f"run: python -m pytest {{path}}  (needs: pip install 'gridcore[testing]')"
     else:
-        text, what = (
-            default_config_text(args.strategy),
-            f"the default {args.strategy} configuration",
-        )
+        text, what = default_config_text(args.strategy), f"the default {args.strategy} configuration"
         default_path = "grid.toml"
         then = "edit it, then run: gridcore backtest --config {path}"
     if args.path == "-":
@@ -79,7 +76,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         with path.open("w" if args.force else "x", encoding="utf-8") as out:
             out.write(text)
     except FileExistsError:
-        return _error(f"{path}: already exists; use --force to overwrite it, or give another path")
+        return _error(
+            f"{path}: already exists; use --force to overwrite it, or give another path"
+        )
     except OSError as exc:
         return _error(f"{path}: cannot write: {exc.strerror or exc}")
     sys.stderr.write(f"gridcore: wrote {what} to {path}; {then.format(path=path)}\n")
@@ -126,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grid and funding-arbitrage bots on a pure, property-tested core. "
         "Start with 'gridcore backtest', or 'gridcore init' to get a configuration to edit.",
     )
-    parser.add_argument("--version", action="version", version=f"gridcore {gridcore.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"gridcore {gridcore.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_init(sub)
     cli_backtest.register(sub)
@@ -144,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug, not a user error: the whole traceback, but never a secret that an adapter's
         # message or a URL carried (the handlers already redact what they journal or print).
         sys.stderr.write(redact(traceback.format_exc()))
-        print("gridcore: internal error (the traceback above); please report it", file=sys.stderr)
+        print(
+            "gridcore: internal error (the traceback above); please report it", file=sys.stderr
+        )
         return EXIT_BUG
     return code
 

@@ -44,7 +44,6 @@ __all__ = [
     "violations_table",
 ]
 
-
 @attrs.frozen(kw_only=True)
 class Performance:
     """How fast a run went, measured by the shell (the core reads no clock)."""
@@ -133,7 +132,9 @@ def summary_table(
 
     faults: list[tuple[str, str | Text] | None] = []
     if s.faults != "none" or s.injected.total:
-        faults = [None] + [(label, f"{getattr(s.injected, name):,}") for label, name in FAULT_ROWS]
+        faults = [None] + [
+            (label, f"{getattr(s.injected, name):,}") for label, name in FAULT_ROWS
+        ]
     table = Table(title="gridcore backtest", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
