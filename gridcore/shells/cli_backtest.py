@@ -24,11 +24,12 @@ from typing import Any
 import attrs
 from rich.console import Console
 
+from gridcore import validators
 from gridcore.config import BotConfig, load_config
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
-from gridcore.sim import PROFILES, FaultPlan, Trace, backtest, profile
 from gridcore.shells import cli_types, csvdata, render
+from gridcore.sim import PROFILES, FaultPlan, Trace, backtest, profile
 
 __all__ = ["UsageError", "register", "run"]
 
@@ -48,8 +49,22 @@ _EPILOG = f"""\
 fault profiles: {", ".join(PROFILES)}
 exit codes: 0 ok, 1 invariant violations, 2 bad usage, config or data
 CSV format (--data): header row; timestamp (integer s, ms, us or ns since the epoch, told
-apart by length, or ISO 8601 with a timezone) plus bid and ask, or price. See docs/backtest.md.
+apart by length, or ISO 8601 with a timezone) plus bid and ask, bid_price and ask_price,
+open/high/low/close candles, or price (with size: trades); .gz files are read as they are.
+See docs/backtest.md.
 """
+
+
+def _bar_ms(value: int) -> int:
+    if value < csvdata.CANDLE_QUOTES:
+        raise ValueError(
+            f"must be at least {csvdata.CANDLE_QUOTES} (a candle is replayed as "
+            f"{csvdata.CANDLE_QUOTES} quotes a millisecond or more apart), got {value}"
+        )
+    return value
+
+
+_BAR_MS = cli_types.flag_type(validators.parse_int, _bar_ms, name="milliseconds")
 
 
 class UsageError(Exception):
@@ -88,7 +103,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--data",
         metavar="FILE.csv",
-        help="recorded quotes instead of the synthetic market: timestamp plus bid/ask or price",
+        help="recorded market instead of the synthetic one: quotes (bid/ask), candles "
+        "(open/high/low/close), trades or prices, plain or .gz",
+    )
+    p.add_argument(
+        "--bar-ms",
+        type=_BAR_MS,
+        metavar="MS",
+        help="length of one candle of --data in milliseconds (default: the time to the next "
+        "candle)",
     )
     p.add_argument(
         "--seed",
@@ -169,6 +192,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
     config = _read_config(args.config) if args.config else load_config()
     seed = config.market.seed if args.seed is None else args.seed
     if args.data is None:
+        if args.bar_ms is not None:
+            raise UsageError("--bar-ms is the candle length of --data; give --data too")
         ticks = config.market.ticks if args.ticks is None else args.ticks
         return _Plan(
             config=config,
@@ -180,11 +205,14 @@ def _plan(args: argparse.Namespace) -> _Plan:
             market=f"synthetic, {ticks:,} ticks",
             plotter=plotter,
         )
-    quotes = csvdata.open_quotes(args.data, instrument=config.make_instrument(), limit=args.ticks)
+    quotes = csvdata.open_quotes(
+        args.data, instrument=config.make_instrument(), limit=args.ticks, bar_ms=args.bar_ms
+    )
     # The first quote fixes the bot's epoch; the rest stream, so big files are never in memory.
     first = next(quotes)
     rows = csvdata.count_rows(args.data)
-    total = rows if args.ticks is None else min(rows, args.ticks)
+    total = (rows if args.ticks is None else min(rows, args.ticks)) * quotes.quotes_per_row
+    kind = "" if quotes.format in ("bid/ask quotes", "prices") else f"{quotes.format}, "
     return _Plan(
         config=config,
         seed=seed,
@@ -193,7 +221,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         start_ts=first.ts,
         total=total,
         # Say how the timestamps were read: a unit taken for another changes the whole market.
-        market=f"{args.data} (timestamps in {quotes.timestamp_unit})",
+        market=f"{args.data} ({kind}timestamps in {quotes.timestamp_unit})",
         plotter=plotter,
     )
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
-from gridcore.shells import cli_types
+from gridcore.shells import cli_types, logs
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
     Journal,
@@ -182,8 +183,23 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="async backend"
     )
-    run.add_argument("-v", "--verbose", action="store_true", help="print informational notices")
-    run.add_argument("-q", "--quiet", action="store_true", help="print no notices")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="print informational notices; log DEBUG"
+    )
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="print no notices; log WARNING and up"
+    )
+    run.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="append a timestamped log (fills, refusals, halts, reconnects, start/stop) to PATH; "
+        "the console output stays as it is",
+    )
+    run.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line (to --log-file, else to stderr instead of the notices)",
+    )
     run.set_defaults(handler=_guarded(cmd_run))
 
     inspect = subparsers.add_parser(
@@ -275,13 +291,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
         raise CliError(f"--journal {path}: directory {path.parent} does not exist")
-    # One writer per journal, decided before anything is read or written: a second bot is
-    # refused here and the running one is never disturbed.
-    lock = WriterLock.acquire(path)
     try:
-        return _run_locked(args, path, lock)
+        # Opened first: a log that cannot be written stops the run before anything is created.
+        close_log = logs.configure(
+            level=logs.level_for(verbose=args.verbose, quiet=args.quiet),
+            json_lines=args.log_json,
+            path=args.log_file,
+            stream=sys.stderr if args.log_json and args.log_file is None else None,
+        )
+    except OSError as exc:
+        raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    try:
+        # One writer per journal, decided before anything is read or written: a second bot is
+        # refused here and the running one is never disturbed.
+        lock = WriterLock.acquire(path)
+        try:
+            return _run_locked(args, path, lock)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        close_log()
 
 
 def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
@@ -383,6 +412,10 @@ def _session(
     venue_state: Any,
     store: VenueStore,
 ) -> int:
+    # JSON lines on stderr replace the notices there (one format for a log collector).
+    notices = _Notices(
+        verbose=args.verbose, quiet=args.quiet or (args.log_json and args.log_file is None)
+    )
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
     start_events: list[Event] = []
@@ -390,7 +423,27 @@ def _session(
         # The previous run halted only to cancel its orders on exit; starting it again is the
         # operator's request to trade. Any other halt (drawdown, errors) stays until resumed.
         start_events.append(ResumeRequested(ts=clock.now()))
-    notices = _Notices(verbose=args.verbose, quiet=args.quiet)
+    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+
+
+def _logged_session(
+    args: argparse.Namespace,
+    state: State[Any],
+    journal: Journal,
+    venue: SimVenue,
+    clock: LockstepClock,
+    start_events: list[Event],
+    notices: _Notices,
+) -> int:
+    log = logging.getLogger("gridcore.run")
+    log.info(
+        "%s: journal %s at event %d",
+        "resume" if journal.last_seq else "start",
+        journal.path,
+        journal.last_seq,
+        extra={"fields": {"journal": str(journal.path), "seq": str(journal.last_seq)}},
+    )
+    session_log = logs.SessionLog()
 
     def stopping(reason: str) -> None:
         if reason.startswith("signal "):  # the answer to the operator's Ctrl-C, even with -q
@@ -412,9 +465,10 @@ def _session(
         on_notice=notices,
         start_events=start_events,
         on_stop=stopping,
+        log=session_log,
     )
     duration_ms = None if args.duration is None else int(args.duration * 1000)
-    live = sys.stderr.isatty() and not args.quiet
+    live = sys.stderr.isatty() and not args.quiet and not notices.quiet
 
     rejected: EventRejected | None = None
 
@@ -441,6 +495,7 @@ def _session(
     finally:
         venue.close()
     if interrupted:
+        log.warning("interrupted; the journal is intact")
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if rejected is not None:
@@ -448,6 +503,20 @@ def _session(
     final = runtime.state
     totals = final.ledger.totals()
     stats = runtime.stats
+    log.info(
+        "stop (%s): %d events this run, journal at event %d, %d fills logged",
+        stats.stop_reason,
+        stats.events,
+        journal.last_seq,
+        session_log.fills,
+        extra={
+            "fields": {
+                "reason": str(stats.stop_reason),
+                "seq": str(journal.last_seq),
+                "net_pnl": _money(final.net_pnl(), final),
+            }
+        },
+    )
     print(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
         f"{journal.last_seq}; net PnL {_money(final.net_pnl(), final)} "

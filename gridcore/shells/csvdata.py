@@ -16,6 +16,14 @@ surrounding spaces, and columns other than these are ignored:
   price: bid = the price, ask = the price plus one tick). When both are present, ``bid`` and
   ``ask`` are used.
 
+Other formats, told apart by the header in the order of :data:`FORMATS` (the first whose
+columns are all present wins; a header that could mean two is refused naming its columns):
+``bid_price``/``ask_price`` quotes (Tardis-style exports, read like bid and ask),
+``open``/``high``/``low``/``close`` candles (each replayed as four quotes along
+:func:`candle_path`, spread evenly inside the bar), and trades (``price`` with ``size``, one
+quote per trade). Trades and Tardis quotes may repeat a timestamp; gzip files are decompressed
+as they are read.
+
 Prices are decimals written exactly (never parsed through floats). A price off the instrument's
 tick is rounded outward: the bid down and the ask up, so the quote never looks tighter than it
 was. Blank lines are skipped.
@@ -33,6 +41,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import gzip
+import zlib
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -44,10 +54,13 @@ from gridcore.instruments import Instrument
 from gridcore.numbers import CTX, Rounding
 
 __all__ = [
+    "CANDLE_QUOTES",
+    "FORMATS",
     "INTEGER_UNITS",
     "ISO_8601",
     "DataError",
     "Quotes",
+    "candle_path",
     "count_rows",
     "open_quotes",
     "parse_timestamp",
@@ -148,14 +161,34 @@ def _parse_timestamp(text: str) -> tuple[int, str]:
     return (when - _EPOCH) // _ONE_US * 1_000, ISO_8601
 
 
+#: Data formats, in the order a header is matched (the first whose columns are all present
+#: wins): ``(name, columns)``.
+FORMATS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bid/ask quotes", ("bid", "ask")),
+    ("bid_price/ask_price quotes", ("bid_price", "ask_price")),
+    ("OHLC candles", ("open", "high", "low", "close")),
+    ("trades", ("price", "size")),
+    ("prices", ("price",)),
+)
+#: Names of a trade's size column in the exports people have (``size``, ``qty``, ...).
+_SIZE_NAMES = ("size", "qty", "quantity", "amount")
+_EXPECTED = (
+    "expected timestamp plus bid and ask, bid_price and ask_price, open high low close, or price"
+)
+
+
 class _Columns:
-    """Where the needed columns sit in a row, from the header."""
+    """Which format a header names and where its columns sit in a row."""
 
     def __init__(self, header: list[str], source: str, line: int) -> None:
         names = [h.strip().lstrip("\ufeff").lower() for h in header]
         index: dict[str, int] = {}
         for i, name in enumerate(names):
             index.setdefault(name, i)
+        for alias in _SIZE_NAMES:
+            if alias in index:
+                index.setdefault("size", index[alias])
+        found = ", ".join(names) or "nothing"
         if "timestamp" not in index:
             if header and _looks_like_data(header[0]):
                 raise DataError(
@@ -166,34 +199,67 @@ class _Columns:
                 )
             raise DataError(
                 source,
-                f"no 'timestamp' column in the header (found: {', '.join(names) or 'nothing'}); "
+                f"no 'timestamp' column in the header (found: {found}); "
                 "expected timestamp plus bid and ask, or timestamp plus price",
                 line=line,
             )
         self.timestamp = index["timestamp"]
-        self.bid: int | None = index.get("bid")
-        self.ask: int | None = index.get("ask")
-        self.price: int | None = index.get("price")
-        if (self.bid is None) != (self.ask is None):
-            missing = "ask" if self.ask is None else "bid"
-            if self.price is None:
-                raise DataError(
-                    source,
-                    f"the header has {'bid' if missing == 'ask' else 'ask'} but no {missing} "
-                    "column; give both bid and ask, or a price column",
-                    line=line,
-                )
-            self.bid = self.ask = None  # fall back to price
-        if self.bid is None and self.price is None:
+        chosen = next(((n, c) for n, c in FORMATS if all(col in index for col in c)), None)
+        if chosen is None or chosen[0] == "prices":
+            _refuse_partial(index, names, source, line, has_price=chosen is not None)
+        if chosen is None:
             raise DataError(
                 source,
-                f"no price columns in the header (found: {', '.join(names)}); "
-                "expected bid and ask, or price",
+                f"no price columns in the header (found: {found}); expected bid and ask, or price",
                 line=line,
             )
-        self.width = 1 + max(
-            i for i in (self.timestamp, self.bid, self.ask, self.price) if i is not None
+        #: The format's name (a key of :data:`FORMATS`).
+        self.format, wanted = chosen
+        #: Where each of the format's columns sits, in the format's order.
+        self.prices = tuple(index[c] for c in wanted if c != "size")
+        self.names = tuple(c for c in wanted if c != "size")
+        self.width = 1 + max((self.timestamp, *(index[c] for c in wanted)))
+
+
+def _refuse_partial(
+    index: dict[str, int], names: list[str], source: str, line: int, *, has_price: bool
+) -> None:
+    """Refuse a header whose price columns could mean more than one format, naming the fix."""
+    found = ", ".join(names)
+    for a, b in (
+        ("bid", "ask"),
+        ("bid_price", "ask_price"),
+        ("bid", "ask_price"),
+        ("bid_price", "ask"),
+    ):
+        if a in index and b in index and (a, b) not in (("bid", "ask"), ("bid_price", "ask_price")):
+            raise DataError(
+                source,
+                f"the header mixes {a} and {b} (found: {found}); name the columns bid and ask, "
+                "or bid_price and ask_price",
+                line=line,
+            )
+    ohlc = [c for c in ("open", "high", "low", "close") if c in index]
+    if ohlc:
+        missing = [c for c in ("open", "high", "low", "close") if c not in index]
+        raise DataError(
+            source,
+            f"the header has {', '.join(ohlc)} but no {', '.join(missing)} (found: {found}); "
+            "candles need all of open, high, low and close"
+            + ("; rename or drop those columns to read the price column" if has_price else ""),
+            line=line,
         )
+    if has_price:
+        return  # one of bid or ask next to price: the price is used
+    for a, b in (("bid", "ask"), ("bid_price", "ask_price")):
+        if (a in index) != (b in index):
+            have, lacking = (a, b) if a in index else (b, a)
+            raise DataError(
+                source,
+                f"the header has {have} but no {lacking} column; give both {a} and {b}, "
+                "or a price column",
+                line=line,
+            )
 
 
 def _looks_like_data(cell: str) -> bool:
@@ -228,21 +294,61 @@ def _decimal(text: str, cache: dict[str, Decimal]) -> Decimal:
     return value
 
 
+def candle_path(
+    open_: Decimal, high: Decimal, low: Decimal, close: Decimal
+) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """The four prices a bar is replayed as: open, high, low, close for a down bar (close
+    below open), open, low, high, close otherwise.
+
+    A bar does not say whether its high or its low came first; this is the conventional
+    assumption (a falling bar rose first, a rising or flat bar fell first), which makes the
+    bar's range visit both extremes and end where it closed.
+
+    >>> candle_path(Decimal(10), Decimal(12), Decimal(9), Decimal(11))
+    (Decimal('10'), Decimal('9'), Decimal('12'), Decimal('11'))
+    """
+    if close < open_:
+        return (open_, high, low, close)
+    return (open_, low, high, close)
+
+
+#: Quotes replayed per candle (:func:`candle_path`).
+CANDLE_QUOTES = 4
+
+# Formats whose timestamps may repeat: recorded feeds stamp several trades or book updates
+# with the same time.
+_REPEATING = frozenset({"bid_price/ask_price quotes", "trades"})
+
+
 class Quotes(Iterator[QuoteTicked]):
     """The quotes of one CSV source, read lazily row by row (see :func:`read_quotes`).
 
     :attr:`timestamp_unit` names how the file writes its timestamps (``"seconds"``,
     ``"milliseconds"``, ``"microseconds"``, ``"nanoseconds"`` or :data:`ISO_8601`) once the first
     quote has been read, ``None`` before; say it to the user, so that a file in an unexpected
-    unit is noticed before its results are trusted.
+    unit is noticed before its results are trusted. :attr:`format` names the format the header
+    was read as (a name in :data:`FORMATS`) and :attr:`quotes_per_row` how many quotes a data
+    row becomes (:data:`CANDLE_QUOTES` for candles, else 1), both once the header is read.
     """
 
     def __init__(
-        self, lines: Iterable[str], *, instrument: Instrument, source: str, limit: int | None
+        self,
+        lines: Iterable[str],
+        *,
+        instrument: Instrument,
+        source: str,
+        limit: int | None,
+        bar_ms: int | None = None,
     ) -> None:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
+        if bar_ms is not None and bar_ms < CANDLE_QUOTES:
+            raise ValueError(f"bar_ms must be >= {CANDLE_QUOTES}, got {bar_ms}")
         self.timestamp_unit: str | None = None
+        self.format: str | None = None
+        self.quotes_per_row = 1
+        self._bar_ms = bar_ms
+        self._names: tuple[str, ...] = ()
         self._rows = self._read(lines, instrument, source, limit)
 
     def __next__(self) -> QuoteTicked:
@@ -251,11 +357,8 @@ class Quotes(Iterator[QuoteTicked]):
     def _read(
         self, lines: Iterable[str], instrument: Instrument, source: str, limit: int | None
     ) -> Iterator[QuoteTicked]:
-        reader = csv.reader(lines)
-        columns: _Columns | None = None
         tick = instrument.tick_size
         venue, symbol = instrument.venue, instrument.symbol
-        cache: dict[str, Decimal] = {}
         snapped: dict[tuple[Decimal, bool], Decimal] = {}
 
         def snap(price: Decimal, up: bool) -> Decimal:
@@ -268,11 +371,94 @@ class Quotes(Iterator[QuoteTicked]):
                 snapped[key] = out
             return out
 
+        def around(ts: int, raw: Decimal) -> QuoteTicked:
+            bid = snap(raw, up=False)
+            if bid <= 0:
+                raise ValueError(f"{raw} rounds down to 0 at tick size {tick}")
+            return QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=CTX.add(bid, tick))
+
+        bar: tuple[int, int, tuple[Decimal, ...]] | None = None  # candle waiting for its length
+        last_gap: int | None = None
+
+        def expand(
+            line: int, ts: int, prices: tuple[Decimal, ...], length: int | None
+        ) -> list[QuoteTicked]:
+            if length is None:
+                raise DataError(
+                    source,
+                    "is the only candle, so the bar length cannot be inferred; "
+                    "pass --bar-ms (for example --bar-ms 60000 for one-minute bars)",
+                    line=line,
+                )
+            step = length // CANDLE_QUOTES
+            if step < 1:
+                raise DataError(
+                    source,
+                    f"the bar is {length} ms long, too short to replay its open, high, low and "
+                    f"close one millisecond apart; candles need bars of {CANDLE_QUOTES} ms or more",
+                    line=line,
+                    column="timestamp",
+                )
+            try:
+                path = candle_path(*prices)
+                return [around(ts + k * step, price) for k, price in enumerate(path)]
+            except ValueError as exc:
+                raise DataError(source, str(exc), line=line, column="open") from None
+
+        for line, ts, prices in self._parse(lines, source, limit):
+            if self.format == "OHLC candles":
+                if bar is not None:
+                    gap = ts - bar[1]
+                    if self._bar_ms is not None and self._bar_ms > gap:
+                        raise DataError(
+                            source,
+                            f"this bar starts {gap} ms after the one on line {bar[0]}, "
+                            f"sooner than --bar-ms {self._bar_ms}; check --bar-ms",
+                            line=line,
+                            column="timestamp",
+                        )
+                    last_gap = gap
+                    yield from expand(*bar, self._bar_ms or gap)
+                bar = (line, ts, prices)
+                continue
+            if len(prices) == 1:
+                try:
+                    quote = around(ts, prices[0])
+                except ValueError as exc:
+                    raise DataError(source, str(exc), line=line, column="price") from None
+                yield quote
+                continue
+            raw_bid, raw_ask = prices
+            column = self._names[0]
+            try:
+                if raw_bid >= raw_ask:
+                    column = self._names[1]
+                    raise ValueError(f"{raw_ask} is not above the bid {raw_bid}")
+                bid = snap(raw_bid, up=False)
+                if bid <= 0:
+                    raise ValueError(f"{raw_bid} rounds down to 0 at tick size {tick}")
+                quote = QuoteTicked(
+                    ts=ts, venue=venue, symbol=symbol, bid=bid, ask=snap(raw_ask, up=True)
+                )
+            except ValueError as exc:
+                raise DataError(source, str(exc), line=line, column=column) from None
+            yield quote
+        if bar is not None:
+            yield from expand(*bar, self._bar_ms or last_gap)
+
+    def _parse(
+        self, lines: Iterable[str], source: str, limit: int | None
+    ) -> Iterator[tuple[int, int, tuple[Decimal, ...]]]:
+        """``(line, ms, prices)`` per data row, checked: prices in the format's column order."""
+        reader = csv.reader(lines)
+        columns: _Columns | None = None
+        cache: dict[str, Decimal] = {}
         count = 0
         last_ns: int | None = None
         last_text = ""
         unit_line = 0
         last_line = 0
+        repeating = False
         try:
             for row in reader:
                 line = reader.line_num
@@ -281,6 +467,10 @@ class Quotes(Iterator[QuoteTicked]):
                     continue
                 if columns is None:
                     columns = _Columns(row, source, line)
+                    self.format, self._names = columns.format, columns.names
+                    if columns.format == "OHLC candles":
+                        self.quotes_per_row = CANDLE_QUOTES
+                    repeating = columns.format in _REPEATING
                     continue
                 if limit is not None and count >= limit:
                     return
@@ -303,41 +493,37 @@ class Quotes(Iterator[QuoteTicked]):
                             f"{self.timestamp_unit}; write every timestamp of the file in "
                             "one unit"
                         )
-                    if last_ns is not None and ns <= last_ns:
+                    if last_ns is not None and (ns < last_ns or (ns == last_ns and not repeating)):
                         raise ValueError(
                             f"{text} is not after the previous row's {last_text}; "
                             "timestamps must strictly increase"
+                            if not repeating
+                            else f"{text} is before the previous row's {last_text}; "
+                            "timestamps must not decrease"
                         )
-                    if columns.bid is not None and columns.ask is not None:
-                        column = "bid"
-                        raw_bid = _decimal(row[columns.bid], cache)
-                        column = "ask"
-                        raw_ask = _decimal(row[columns.ask], cache)
-                        if raw_bid >= raw_ask:
-                            raise ValueError(f"{raw_ask} is not above the bid {raw_bid}")
-                        column = "bid"
-                        bid = snap(raw_bid, up=False)
-                        if bid <= 0:
-                            raise ValueError(f"{raw_bid} rounds down to 0 at tick size {tick}")
-                        ask = snap(raw_ask, up=True)
-                    else:
-                        assert columns.price is not None
-                        column = "price"
-                        raw = _decimal(row[columns.price], cache)
-                        bid = snap(raw, up=False)
-                        if bid <= 0:
-                            raise ValueError(f"{raw} rounds down to 0 at tick size {tick}")
-                        ask = CTX.add(bid, tick)
-                    # Built inside the try: a value the event refuses (a time past 2100, a
-                    # price beyond 1e18) is reported with its line, like any other bad value.
                     ts = ns // _NS_PER_MS
-                    column = "timestamp" if not TS_MIN <= ts < TS_MAX else column
-                    quote = QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
+                    if not TS_MIN <= ts < TS_MAX:
+                        # Checked here so that a time past 2100 is reported with its line.
+                        QuoteTicked(ts=ts, venue="-", symbol="-", bid=Decimal(1), ask=Decimal(2))
+                    prices: list[Decimal] = []
+                    for name, i in zip(columns.names, columns.prices, strict=True):
+                        column = name
+                        prices.append(_decimal(row[i], cache))
+                    if columns.format == "OHLC candles":
+                        o, h, lo, c = prices
+                        if h < max(o, c) or h < lo:
+                            column = "high"
+                            raise ValueError(
+                                f"{h} is below the bar's open {o}, close {c} or low {lo}"
+                            )
+                        if lo > min(o, c):
+                            column = "low"
+                            raise ValueError(f"{lo} is above the bar's open {o} or close {c}")
                 except ValueError as exc:
                     raise DataError(source, str(exc), line=line, column=column) from None
                 last_ns, last_text = ns, text
                 count += 1
-                yield quote
+                yield line, ts, tuple(prices)
         except csv.Error as exc:
             raise DataError(source, f"not valid CSV: {exc}", line=reader.line_num or None) from None
         if columns is None:
@@ -352,33 +538,58 @@ def read_quotes(
     instrument: Instrument,
     source: str,
     limit: int | None = None,
+    bar_ms: int | None = None,
 ) -> Quotes:
-    """One :class:`~gridcore.events.QuoteTicked` per data row of CSV text ``lines``, lazily.
+    """The :class:`~gridcore.events.QuoteTicked` events of CSV text ``lines``, lazily.
 
-    Quotes carry ``instrument``'s venue and symbol; prices are snapped to its tick (bid down,
-    ask up). ``limit`` stops after that many quotes. Iterating raises :class:`DataError` naming
-    ``source``, the line and the column at the first bad row, and when there is no data row.
-    The returned :class:`Quotes` also says which timestamp unit the file uses.
+    The header says the format (:data:`FORMATS`): one quote per row of quotes, prices or
+    trades, :data:`CANDLE_QUOTES` per candle (:func:`candle_path`). Quotes carry
+    ``instrument``'s venue and symbol; prices are snapped to its tick (bid down, ask up).
+    ``limit`` stops after that many data rows. ``bar_ms`` is the length of a candle in
+    milliseconds (default: the time to the next candle; the last one takes the previous length).
+    Iterating raises :class:`DataError` naming ``source``, the line and the column at the first
+    bad row, and when there is no data row. The returned :class:`Quotes` also says which
+    timestamp unit and format the file uses.
     """
-    return Quotes(lines, instrument=instrument, source=source, limit=limit)
+    return Quotes(lines, instrument=instrument, source=source, limit=limit, bar_ms=bar_ms)
 
 
-def open_quotes(path: str | Path, *, instrument: Instrument, limit: int | None = None) -> Quotes:
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def open_quotes(
+    path: str | Path,
+    *,
+    instrument: Instrument,
+    limit: int | None = None,
+    bar_ms: int | None = None,
+) -> Quotes:
     """:func:`read_quotes` over the file at ``path`` (UTF-8, a byte-order mark is skipped).
 
-    The file is opened at once, so a missing or unreadable file raises :class:`DataError`
-    before the first quote is asked for.
+    A gzip-compressed file (``.csv.gz``, told by its first bytes, not its name) is decompressed
+    as it is read, never whole in memory. The file is opened at once, so a missing or unreadable
+    file raises :class:`DataError` before the first quote is asked for.
     """
     source = str(path)
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by _lines
+        if _is_gzip(path):
+            handle: TextIO = gzip.open(path, "rt", encoding="utf-8-sig", newline="")  # noqa: SIM115
+        else:
+            handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by _lines
     except FileNotFoundError:
         raise DataError(source, "no such file") from None
     except IsADirectoryError:
         raise DataError(source, "is a directory, not a CSV file") from None
     except OSError as exc:
         raise DataError(source, f"cannot be read: {exc.strerror or exc}") from None
-    return read_quotes(_lines(handle, source), instrument=instrument, source=source, limit=limit)
+    return read_quotes(
+        _lines(handle, source), instrument=instrument, source=source, limit=limit, bar_ms=bar_ms
+    )
 
 
 def _lines(handle: TextIO, source: str) -> Iterator[str]:
@@ -387,19 +598,22 @@ def _lines(handle: TextIO, source: str) -> Iterator[str]:
             yield from handle
         except UnicodeDecodeError as exc:
             raise DataError(source, f"is not UTF-8 text ({exc.reason})") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise DataError(source, f"is not a complete gzip file ({exc})") from None
 
 
 def count_rows(path: str | Path) -> int:
-    """The number of lines after the first in ``path``: a cheap upper bound on its quotes,
-    for progress bars (``0`` when the file cannot be read; reading reports that properly)."""
+    """The number of lines after the first in ``path`` (decompressed when gzip): a cheap upper
+    bound on its data rows, for progress bars (``0`` when the file cannot be read; reading
+    reports that properly)."""
     try:
-        with open(path, "rb") as f:
+        with gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb") as f:
             lines = 0
             last = b"\n"
             while chunk := f.read(1 << 20):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-    except OSError:
+    except (OSError, EOFError, zlib.error):
         return 0
     if last != b"\n":
         lines += 1

@@ -114,6 +114,7 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.shells.journal import Journal, Reducer
+from gridcore.shells.logs import SessionLog
 from gridcore.shells.redact import redact
 from gridcore.shells.venue import (
     AdapterFailed,
@@ -526,7 +527,9 @@ class Runtime:
     snapshot or fold), the venues' adapters and a clock.
 
     ``start_events`` are fed right after ``Started`` (the CLI's resume of a cancel-on-exit
-    halt). ``on_notice`` receives every ``Notify`` and ``Halt``.
+    halt). ``on_notice`` receives every ``Notify`` and ``Halt``. ``log`` (optional) observes
+    every reduced event and writes its lines once the event is journaled
+    (:mod:`gridcore.shells.logs`).
     """
 
     def __init__(
@@ -541,8 +544,10 @@ class Runtime:
         on_notice: NoticeHandler | None = None,
         start_events: Sequence[Event] = (),
         on_stop: Callable[[str], None] | None = None,
+        log: SessionLog | None = None,
     ) -> None:
         self.clock = clock
+        self._log = log  # log lines derived from reduced events, written once journaled
         self.options = options or RuntimeOptions()
         self.stats = RuntimeStats()
         self._state = state
@@ -779,6 +784,8 @@ class Runtime:
         if self._pending:
             journal.append(self._pending, snapshot=self._state)
             self._pending = []
+            if self._log is not None:
+                self._log.flush()
             self.stats.commits += 1
             self.stats.snapshots += 1
         elif journal.last_snapshot_seq != journal.last_seq:
@@ -814,6 +821,7 @@ class Runtime:
                 state = self._state
                 pending = self._pending
                 for index, event in enumerate(batch):
+                    before = state
                     try:
                         state, commands = reducer(state, event)
                     except Exception as exc:
@@ -823,6 +831,8 @@ class Runtime:
                         await self._reject(event, exc)
                         return
                     pending.append((event, commands))
+                    if self._log is not None:
+                        self._log.observe(before, event, state, commands)
                     if commands:
                         self._pending_commands = True
                 self._state = state
@@ -877,6 +887,8 @@ class Runtime:
         if snapshot is not None:
             self.stats.snapshots += 1
         self._pending_commands = False
+        if self._log is not None:
+            self._log.flush()
         if not dispatch:
             return
         # Durable: now, and only now, the commands leave, in the order the core emitted them.
