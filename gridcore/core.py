@@ -893,7 +893,7 @@ class _Tx(Generic[S]):
             )
             fill = attrs.evolve(fill, ts=self.now)
         if self.ledger.has_seen(fill):
-            return  # applied already: a replayed or duplicated fill changes nothing (C-5)
+            return  # applied already: a replayed or duplicated fill changes nothing (`double-counted-fill`)
         order = self.find(fill.venue, fill.cloid, fill.venue_order_id)
         quote = self.quotes.get((fill.venue, fill.symbol))
         reference = quote.mid if quote is not None else order.price if order is not None else None
@@ -936,7 +936,7 @@ class _Tx(Generic[S]):
         vo = order.venue_order_id or fill.venue_order_id
         self.move(order, trigger, fill=fill, filled_qty=filled, venue_order_id=vo)
         if venue_says_done and not complete:
-            # The venue says done but fills are missing here: fetch them (C-3).
+            # The venue says done but fills are missing here: fetch them (`missed-fills-on-reconnect`).
             self.request_once("fills", order.venue)
         self.check_drawdown()
 
@@ -1145,7 +1145,7 @@ class _Tx(Generic[S]):
         if command_id not in vs.pending:
             return
         if vs.attempts >= self.config.max_sync_attempts:
-            # Give up this round (bounded: seed 001 #3) and say so; the venue is UNSYNCED, so
+            # Give up this round (bounded: failure `resync-loop`) and say so; the venue is UNSYNCED, so
             # the next cause (a reconnect, the periodic round, a resume) starts a fresh one.
             self.put_venue(
                 flight.venue, attrs.evolve(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED)
@@ -1427,7 +1427,7 @@ class _Tx(Generic[S]):
                 if vs.phase is SyncPhase.SYNCING and vs.pending:
                     # Already reconciling: the requests out may predate the gap this reconnect
                     # closes, so one more fills request joins the round. A reconnect is a cause
-                    # from outside, so this cannot loop on itself (seed 001 #3).
+                    # from outside, so this cannot loop on itself (failure `resync-loop`).
                     again = self.request("fills", event.venue)
                     self.put_venue(
                         event.venue,
@@ -1645,7 +1645,7 @@ class _Tx(Generic[S]):
                 price = instrument.round_price(CTX.subtract(mid, band), Rounding.UP)
             else:
                 price = instrument.round_price(CTX.add(mid, band), Rounding.DOWN)
-            # Close exactly the ledger's base quantity, reduce-only (seed 000 #2).
+            # Close exactly the ledger's base quantity, reduce-only (failure `rollback-in-quote`).
             self.submit(
                 Submit(
                     venue=venue,
@@ -1663,7 +1663,7 @@ class _Tx(Generic[S]):
 
     def maintenance(self) -> None:
         # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
-        # No order stays unresolved without a status request (seed 004 C-6).
+        # No order stays unresolved without a status request (failure `leaked-cancel`).
         for cloid in sorted(self.attention):
             self.request_status(self.orders[cloid])
         half_age = self.config.risk.max_balance_age_ms // 2

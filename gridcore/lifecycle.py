@@ -18,7 +18,7 @@ Two rules complete the table:
 
 * Fills are classified by exact remaining quantity: a fill that leaves zero remaining is
   ``FILL_COMPLETE``, any other ``FILL_PARTIAL``, whatever the venue's wording, except that a venue
-  saying "filled" is itself ``FILL_COMPLETE``. No threshold (seed 004 C-2).
+  saying "filled" is itself ``FILL_COMPLETE``. No threshold (failure `partial-fill-threshold`).
 * A target of ``OPEN`` for an order with a filled quantity becomes ``PARTIALLY_FILLED``.
 
 Command results (``PLACE_UNCERTAIN``, ``PLACE_FAILED``, ``CANCEL_UNCERTAIN``) are facts too and
@@ -27,7 +27,7 @@ contract error (canceling an order that is already done).
 
 A timeout never proves a rejection (``PLACE_UNCERTAIN`` leads to ``IN_DOUBT`` and a status
 request); a rejected cancel never leaves an order forgotten (``CANCEL_FAILED`` and a status
-request, seed 004 C-6); a fill after a cancel is applied.
+request, failure `leaked-cancel`); a fill after a cancel is applied.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
     _S.PENDING_NEW: {
         _T.ACCEPTED: (_S.OPEN, _N),
         _T.REJECTED: (_S.REJECTED, _N),
-        _T.FILL_PARTIAL: (_S.OPEN, _N),  # stream fill before the ack (seed 001 #2)
+        _T.FILL_PARTIAL: (_S.OPEN, _N),  # stream fill before the ack (failure `stream-before-ack`)
         _T.FILL_COMPLETE: (_S.FILLED, _N),
         _T.CANCELED: (_S.CANCELED, _N),
         _T.CANCEL_REJECTED: (_S.PENDING_NEW, _N),
@@ -184,7 +184,7 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.FILL_PARTIAL: (_S.PENDING_CANCEL, _N),
         _T.FILL_COMPLETE: (_S.FILLED, _N),
         _T.CANCELED: (_S.CANCELED, _N),
-        _T.CANCEL_REJECTED: (_S.CANCEL_FAILED, _Q),  # seed 004 C-6
+        _T.CANCEL_REJECTED: (_S.CANCEL_FAILED, _Q),  # failure `leaked-cancel`
         _T.REPORT_OPEN: (_S.PENDING_CANCEL, _N),  # report taken before the cancel landed
         _T.REPORT_FILLED: (_S.FILLED, _N),
         _T.REPORT_CANCELED: (_S.CANCELED, _N),

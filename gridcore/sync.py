@@ -6,8 +6,8 @@ Theory of operation
 On :class:`~gridcore.events.Started` and on every
 :class:`~gridcore.events.FeedReconnected`, a venue enters the ``SYNCING`` phase and the core
 requests, in one step: fills since the last fill it has seen (minus an overlap), open orders,
-positions and balances (seed 004 C-3). The phase ends when every one of those requests has its
-result. Nothing is dropped meanwhile (seed 001 #8): every event is applied to the order registry
+positions and balances (failure `missed-fills-on-reconnect`). The phase ends when every one of those requests has its
+result. Nothing is dropped meanwhile (failure `sync-drops-close`): every event is applied to the order registry
 and the ledger as it arrives, and the strategy is told of every order change; only new orders
 wait for the phase to end, because they would be decided on a state still being repaired.
 
@@ -35,7 +35,7 @@ adopted on a guess: the core halts, says so, and the next cause starts a fresh r
 Repair adopts the venue's size and entry price (the venue is the truth for what we hold), counts
 the repair in the ledger and raises an alert.
 
-A failing request is re-sent at most ``max_sync_attempts`` times per sync (seed 001 #3: no
+A failing request is re-sent at most ``max_sync_attempts`` times per sync (failure `resync-loop`: no
 self-retriggering loop); after that the core halts and says so.
 """
 
