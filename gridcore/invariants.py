@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Each row of the table "The seed failures and gridcore's structural answer" in ``DESIGN.md``
-names an invariant. This module holds those that can be judged from one step of a reducer, as
+Each failure of the catalogue in ``docs/failures.md`` that gridcore makes impossible names an
+invariant. This module holds those that can be judged from one step of a reducer, as
 named, documented functions returning the :class:`Violation` s they find (an empty list when
 the invariant holds). There are three kinds:
 
@@ -17,15 +17,15 @@ the invariant holds). There are three kinds:
 * **venue invariants** compare the bot with the simulated venue's own account once both have
   settled (:func:`check_against_venue`).
 
-Every state and step invariant is wrapped in an :class:`Invariant` (its name, the seed failures
-it answers and the claim it checks) and listed in :data:`CATALOGUE`; :func:`check_step` runs any
+Every state and step invariant is wrapped in an :class:`Invariant` (its name, the failures of
+``docs/failures.md`` it answers and the claim it checks) and listed in :data:`CATALOGUE`; :func:`check_step` runs any
 selection of them on one step. Invariants that need a whole run (every command gets exactly one
 result, no cloid sent twice, differential checks such as "the same position with or without a
 sync interleaved") live with the runners in :mod:`gridcore.testing`.
 
 The catalogue is pure: it imports the core and the exchange model only, never hypothesis, so
-the backtest runner and the CLI use it too. ``docs/invariants.md`` maps it to ``DESIGN.md``,
-row by row, with the rows that are checked elsewhere (journal, nonce).
+the backtest runner and the CLI use it too. ``docs/invariants.md`` maps it to the failure
+catalogue, row by row, with the rows that are checked elsewhere (journal, nonce).
 
 Tagging convention for take-profit strategies
 ----------------------------------------------
@@ -170,19 +170,20 @@ class Invariant:
     """A named invariant of the catalogue.
 
     ``check`` judges one step. ``state_check`` is set when the invariant reads only the state
-    after the step (so it can also judge a lone state, e.g. a recovered one). ``seeds`` names the
-    seed failures it prevents (``"004 C-5"``); ``claim`` is the sentence of ``DESIGN.md`` it
-    checks. Build one with :func:`state_invariant` or :func:`step_invariant`.
+    after the step (so it can also judge a lone state, e.g. a recovered one). ``failures`` names
+    the failures of the catalogue in ``docs/failures.md`` it prevents (``"double-counted-fill"``);
+    ``claim`` is the rule it checks. Build one with :func:`state_invariant` or
+    :func:`step_invariant`.
     """
 
     name: str
-    seeds: str
+    failures: str
     claim: str
     check: StepCheck = attrs.field(repr=False, eq=False)
     state_check: StateCheck | None = attrs.field(default=None, repr=False, eq=False)
 
 
-def state_invariant(check: StateCheck, *, seeds: str = "", claim: str = "") -> Invariant:
+def state_invariant(check: StateCheck, *, failures: str = "", claim: str = "") -> Invariant:
     """Wrap ``check(state) -> violations`` as an :class:`Invariant` judged after every step.
 
     The name is the function's name; ``claim`` defaults to the first paragraph of its
@@ -201,17 +202,17 @@ def state_invariant(check: StateCheck, *, seeds: str = "", claim: str = "") -> I
 
     return Invariant(
         name=check.__name__,
-        seeds=seeds,
+        failures=failures,
         claim=claim or _first_line(check),
         check=on_step,
         state_check=check,
     )
 
 
-def step_invariant(check: StepCheck, *, seeds: str = "", claim: str = "") -> Invariant:
+def step_invariant(check: StepCheck, *, failures: str = "", claim: str = "") -> Invariant:
     """Wrap ``check(record) -> violations`` (a :class:`StepRecord`) as an :class:`Invariant`."""
     return Invariant(
-        name=check.__name__, seeds=seeds, claim=claim or _first_line(check), check=check
+        name=check.__name__, failures=failures, claim=claim or _first_line(check), check=check
     )
 
 
@@ -226,7 +227,7 @@ def _first_line(fn: Callable[..., Any]) -> str:
 
 
 def reservations_within_balance(state: State[Any]) -> list[Violation]:
-    """Reservations never exceed the last reported balance (seed 000 #1, 002 P0-2/3)."""
+    """Reservations never exceed the last reported balance (failure `stale-balance`, `stale-balance`)."""
     out = []
     for venue, reserved in state.risk.reserved.items():
         balance = state.risk.balances.get(venue)
@@ -243,7 +244,7 @@ def reservations_within_balance(state: State[Any]) -> list[Violation]:
 
 
 def reservations_match_live_orders(state: State[Any]) -> list[Violation]:
-    """Every failure path releases its reservation (seed 002 P0-5): the reserved total per
+    """Every failure path releases its reservation (failure `unreleased-funds`): the reserved total per
     venue equals the reservations of its live orders, and done orders hold none."""
     totals: dict[str, Decimal] = {}
     out = []
@@ -272,7 +273,7 @@ def reservations_match_live_orders(state: State[Any]) -> list[Violation]:
 
 
 def no_live_order_without_remainder(state: State[Any]) -> list[Violation]:
-    """No open order with nothing left to fill (seed 004 C-2: the 0.99 partial-fill threshold).
+    """No open order with nothing left to fill (failure `partial-fill-threshold`: the 0.99 partial-fill threshold).
 
     Its twin, Σ fills of an order = its filled quantity, needs the whole run:
     :func:`gridcore.testing.check_fills_sum`.
@@ -290,7 +291,7 @@ def no_live_order_without_remainder(state: State[Any]) -> list[Violation]:
 
 def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
     """An order in doubt or whose cancel failed either has a status request out or is on the
-    kernel's attention list, which the next maintenance round asks about (seed 004 C-6)."""
+    kernel's attention list, which the next maintenance round asks about (failure `leaked-cancel`)."""
     return [
         Violation(
             invariant="unresolved_orders_tracked",
@@ -304,7 +305,7 @@ def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
 
 
 def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
-    """Bids stay below asks: no live grid buy at or above a live grid sell (seed 004 C-4)."""
+    """Bids stay below asks: no live grid buy at or above a live grid sell (failure `spacing-collapse`)."""
     if not isinstance(state.strategy, NeutralGrid):
         return []
     prefix = state.strategy.config.tag + ":"
@@ -330,7 +331,7 @@ def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
 
 
 def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
-    """Spacing never under its floor (tick, fee-aware minimum, configured minimum: 004 C-4)."""
+    """Spacing never under its floor (tick, fee-aware minimum, configured minimum: `spacing-collapse`)."""
     grid = state.strategy
     if not isinstance(grid, NeutralGrid) or grid.center is None:
         return []
@@ -355,7 +356,7 @@ def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
 
 def sync_attempts_bounded(state: State[Any]) -> list[Violation]:
     """Sync requests stay bounded: no venue has re-sent more sync requests in one
-    reconciliation than ``max_sync_attempts`` (seed 001 #3: a restore that retriggers itself)."""
+    reconciliation than ``max_sync_attempts`` (failure `resync-loop`: a restore that retriggers itself)."""
     limit = state.config.max_sync_attempts
     return [
         Violation(
@@ -377,8 +378,8 @@ _RESTING = (OrderStatus.PENDING_NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FIL
 
 
 def no_entry_left_after_take_profit(state: State[Any]) -> list[Violation]:
-    """After a take-profit close is handled, no entry order of the old cycle is open (seed 001
-    #1: pending entries of the other side orphaned after a take-profit).
+    """After a take-profit close is handled, no entry order of the old cycle is open (failure
+    `orphaned-entries`: pending entries of the other side orphaned after a take-profit).
 
     Reads the tagging convention of :data:`TAKE_PROFIT_TAG`: once an order tagged
     ``<bot>:tp:<n>`` is filled, every order tagged ``<bot>:entry:<m>`` with ``m <= n`` must be
@@ -425,8 +426,8 @@ def _fills_of(event: Event) -> tuple[Fill, ...]:
 
 
 def fills_applied_once(record: StepRecord) -> list[Violation]:
-    """Applying a fill twice equals applying it once, and no fill is ever dropped (seed 004 C-5
-    replayed fills counted again; 001 #8 close events ignored while syncing).
+    """Applying a fill twice equals applying it once, and no fill is ever dropped (failure `double-counted-fill`
+    replayed fills counted again; `sync-drops-close` close events ignored while syncing).
 
     After a step that carries fills, every position equals the one before with exactly the fills
     not seen before applied, each once: a duplicate changes nothing, a new one always counts.
@@ -465,7 +466,7 @@ def _position_for(state: State[Any], place: PlaceOrder) -> Decimal:
 
 
 def close_within_position(record: StepRecord) -> list[Violation]:
-    """A rollback or close order never exceeds the position it closes (seed 000 #2: rollback
+    """A rollback or close order never exceeds the position it closes (failure `rollback-in-quote`: rollback
     sized in USD, "size exceeds position").
 
     Judged when the order is emitted, against the ledger the step decided on: a reduce-only
@@ -496,8 +497,8 @@ def close_within_position(record: StepRecord) -> list[Violation]:
 
 
 def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
-    """No decision uses a report older than its configured maximum age (seed 000 #4 stale
-    cached positions, 003 #4 stale quotes executed).
+    """No decision uses a report older than its configured maximum age (failure `stale-position-cache` stale
+    cached positions, `stale-quote` stale quotes executed).
 
     Every order emitted has a quote for its instrument no older than ``max_quote_age_ms``; every
     order that needs margin (not reduce-only) has a balance report no older than
@@ -537,7 +538,7 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
 
 
 def no_overdraft_on_emission(record: StepRecord) -> list[Violation]:
-    """No order is emitted that would overdraw (seed 000 #1, 002 P0-2/3): after a step that
+    """No order is emitted that would overdraw (failure `stale-balance`, `stale-balance`): after a step that
     places orders needing margin, free margin (last equity − position margin − reservations)
     is not negative."""
     venues = sorted({p.venue for p in record.places() if not p.reduce_only})
@@ -561,7 +562,7 @@ def no_overdraft_on_emission(record: StepRecord) -> list[Violation]:
 
 
 def aggressive_orders_within_slippage_cap(record: StepRecord) -> list[Violation]:
-    """Safe defaults hold at run time (seed 002 P1, 003 #4): an aggressive order (IOC, or a
+    """Safe defaults hold at run time (failure `unsafe-defaults`, `stale-quote`): an aggressive order (IOC, or a
     limit through the touch) lies within ``slippage_cap`` of the mid it was decided on."""
     out = []
     state = record.after
@@ -605,7 +606,7 @@ def _venue_says_filled(event: Event, order: Order) -> bool:
 
 def filled_only_when_done(record: StepRecord) -> list[Violation]:
     """An order is done when its remaining quantity is zero or the venue says so, never by a
-    threshold (seed 004 C-2: a 0.99 partial-fill threshold leaves dust live at the venue).
+    threshold (failure `partial-fill-threshold`: a 0.99 partial-fill threshold leaves dust live at the venue).
 
     An order that becomes FILLED in a step either has its whole quantity filled, or the step's
     event is the venue saying it is filled.
@@ -633,7 +634,7 @@ def filled_only_when_done(record: StepRecord) -> list[Violation]:
 
 
 def rejected_cancel_requests_status(record: StepRecord) -> list[Violation]:
-    """A failed cancel never leaves the order forgotten (seed 004 C-6): when the venue rejects
+    """A failed cancel never leaves the order forgotten (failure `leaked-cancel`): when the venue rejects
     a cancel, the order is done or its status is requested in the same step."""
     event = record.event
     if not isinstance(event, CancelRejected):
@@ -661,7 +662,7 @@ def rejected_cancel_requests_status(record: StepRecord) -> list[Violation]:
 
 
 def unresolved_orders_have_status_requests(record: StepRecord) -> list[Violation]:
-    """No order stays unresolved past its timeout without a status request (seed 004 C-6: a
+    """No order stays unresolved past its timeout without a status request (failure `leaked-cancel`: a
     failed cancel leaves the order in the registry forever).
 
     After every maintenance round, each order in doubt or whose cancel failed has a status
@@ -690,7 +691,7 @@ _MAX_SYNC_REQUESTS_PER_STEP = 8
 
 
 def sync_requests_bounded(record: StepRecord) -> list[Violation]:
-    """Sync requests stay bounded (seed 001 #3: a restore that retriggers itself in a loop).
+    """Sync requests stay bounded (failure `resync-loop`: a restore that retriggers itself in a loop).
 
     A reconciliation starts only on a cause (start, reconnect, unreadable message, resume, or
     the maintenance timer retrying a venue whose last round gave up, at most once per
@@ -765,29 +766,29 @@ STEP_INVARIANTS: tuple[StepCheck, ...] = (
 )
 """Invariants of one step (before, event, after, commands)."""
 
-_SEEDS: dict[str, str] = {
-    "reservations_within_balance": "000 #1, 002 P0-2/3",
-    "reservations_match_live_orders": "002 P0-5",
-    "no_live_order_without_remainder": "004 C-2",
-    "unresolved_orders_tracked": "004 C-6",
-    "unresolved_orders_have_status_requests": "004 C-6",
-    "grid_levels_never_cross": "004 C-4",
-    "grid_spacing_above_floor": "004 C-4",
-    "sync_attempts_bounded": "001 #3",
-    "no_entry_left_after_take_profit": "001 #1",
-    "fills_applied_once": "004 C-5, 001 #8",
-    "close_within_position": "000 #2",
-    "no_order_on_stale_report": "000 #4, 003 #4",
-    "no_overdraft_on_emission": "000 #1, 002 P0-2/3",
-    "aggressive_orders_within_slippage_cap": "002 P1, 003 #4",
-    "filled_only_when_done": "004 C-2",
-    "rejected_cancel_requests_status": "004 C-6",
-    "sync_requests_bounded": "001 #3",
+_FAILURES: dict[str, str] = {
+    "reservations_within_balance": "stale-balance",
+    "reservations_match_live_orders": "unreleased-funds",
+    "no_live_order_without_remainder": "partial-fill-threshold",
+    "unresolved_orders_tracked": "leaked-cancel",
+    "unresolved_orders_have_status_requests": "leaked-cancel",
+    "grid_levels_never_cross": "spacing-collapse",
+    "grid_spacing_above_floor": "spacing-collapse",
+    "sync_attempts_bounded": "resync-loop",
+    "no_entry_left_after_take_profit": "orphaned-entries",
+    "fills_applied_once": "double-counted-fill, sync-drops-close",
+    "close_within_position": "rollback-in-quote",
+    "no_order_on_stale_report": "stale-position-cache, stale-quote",
+    "no_overdraft_on_emission": "stale-balance",
+    "aggressive_orders_within_slippage_cap": "unsafe-defaults, stale-quote",
+    "filled_only_when_done": "partial-fill-threshold",
+    "rejected_cancel_requests_status": "leaked-cancel",
+    "sync_requests_bounded": "resync-loop",
 }
 
 CATALOGUE: tuple[Invariant, ...] = (
-    *(state_invariant(f, seeds=_SEEDS[f.__name__]) for f in STATE_INVARIANTS),
-    *(step_invariant(f, seeds=_SEEDS[f.__name__]) for f in STEP_INVARIANTS),
+    *(state_invariant(f, failures=_FAILURES[f.__name__]) for f in STATE_INVARIANTS),
+    *(step_invariant(f, failures=_FAILURES[f.__name__]) for f in STEP_INVARIANTS),
 )
 """Every state and step invariant, in the order they are checked."""
 
@@ -843,7 +844,7 @@ def _venue_keys(state: State[Any], exchange: SimExchange) -> list[tuple[str, str
 
 
 def check_against_venue(state: State[Any], exchange: SimExchange) -> list[Violation]:
-    """The ledger equals the venue's own account (seed 004 C-3 fills missed across a reconnect,
+    """The ledger equals the venue's own account (failure `missed-fills-on-reconnect` fills missed across a reconnect,
     C-5 replayed fills): per position the size, fees and funding are equal, and so is its value
     (realized PnL + unrealized PnL at the venue's mark, to 1e-12 quote of rounding); no order the
     venue rests is unknown to the core or done in it. Holds once both have settled.

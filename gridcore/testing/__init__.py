@@ -8,8 +8,8 @@ Prove your own bot with the same tools (see ``docs/prove-your-bot.md``):
   step is checked against the invariant catalogue; returns a :class:`~gridcore.sim.Trace`
   whose ``violations`` say what broke, and where. :func:`assert_no_violations` turns them into
   a readable failure.
-* **the invariant catalogue** — :data:`CATALOGUE`, one named, documented invariant per row of
-  ``DESIGN.md`` that a reducer step can be judged by (``docs/invariants.md`` maps them), plus
+* **the invariant catalogue** — :data:`CATALOGUE`, one named, documented invariant per failure of
+  ``docs/failures.md`` that a reducer step can be judged by (``docs/invariants.md`` maps them), plus
   the whole-run checks of :mod:`gridcore.testing.differential`.
 * **make_state_machine** — a :class:`~hypothesis.stateful.RuleBasedStateMachine` factory that
   drives any reducer against the exchange model with faults, checking every invariant after

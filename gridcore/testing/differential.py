@@ -1,16 +1,16 @@
 """Whole-run and differential invariants: checks that need more than one step.
 
 A pure reducer can be run again on the same events, or on the same events changed a little,
-and the answers compared. That turns several rows of ``DESIGN.md`` into checks:
+and the answers compared. That turns several design rules into checks:
 
-* :func:`check_replay` — recovery is a fold (seed 003 #6): folding the recorded events from the
+* :func:`check_replay` — recovery is a fold (failure `no-crash-recovery`): folding the recorded events from the
   initial state gives exactly the state the run ended with, so a state rebuilt from the journal
   is the state the bot had.
-* :func:`check_fills_sum` — Σ fills of an order = its filled quantity (seed 004 C-2).
+* :func:`check_fills_sum` — Σ fills of an order = its filled quantity (failure `partial-fill-threshold`).
 * :func:`check_sync_interleaving` — the final position is the same with or without a sync
-  interleaved (seed 001 #8: close events ignored while syncing).
+  interleaved (failure `sync-drops-close`: close events ignored while syncing).
 * :func:`check_reordering` — ack and fill in either order give the same order and ledger
-  (seed 001 #2: a stream update arrives before the REST ack).
+  (failure `stream-before-ack`: a stream update arrives before the REST ack).
 
 Each returns the :class:`~gridcore.invariants.Violation` s it finds. :func:`replay` is the fold
 they share.
@@ -71,7 +71,7 @@ def _events(trace: Trace) -> tuple[Event, ...]:
 
 
 def check_replay(initial: State[Any], trace: Trace, *, reducer: Reducer = step) -> list[Violation]:
-    """Recovery is idempotent (seed 003 #6): the recorded events folded again from ``initial``
+    """Recovery is idempotent (failure `no-crash-recovery`): the recorded events folded again from ``initial``
     give the trace's final state. Fails for a reducer with hidden inputs (a clock, a random
     draw, a global counter, a mutated input)."""
     events = _events(trace)
@@ -99,7 +99,7 @@ def check_replay(initial: State[Any], trace: Trace, *, reducer: Reducer = step) 
 
 
 def check_fills_sum(trace: Trace) -> list[Violation]:
-    """Σ fills of an order = its filled quantity (seed 004 C-2): for every order the final
+    """Σ fills of an order = its filled quantity (failure `partial-fill-threshold`): for every order the final
     state tracks, its ``filled_qty`` is the sum of the distinct fills recorded for its cloid."""
     sums: dict[str, Decimal] = {}
     seen: set[str] = set()
@@ -131,7 +131,7 @@ def check_fills_sum(trace: Trace) -> list[Violation]:
 def check_sync_interleaving(
     initial: State[Any], events: Sequence[Event], *, at: int, reducer: Reducer = step
 ) -> list[Violation]:
-    """The final position is the same with or without a sync interleaved (seed 001 #8).
+    """The final position is the same with or without a sync interleaved (failure `sync-drops-close`).
 
     Folds ``events`` twice from ``initial``: as they are, and with a reconnect of every venue
     (which starts a reconciliation that the recorded answers never complete) inserted before
@@ -201,7 +201,7 @@ _REPORTS = (FillsReported, OpenOrdersReported, OrderStatusReported, PositionsRep
 def check_reordering(
     initial: State[Any], events: Sequence[Event], *, reducer: Reducer = step, limit: int = 50
 ) -> list[Violation]:
-    """Any ordering of ack and fill gives the same state (seed 001 #2: a stream update arrives
+    """Any ordering of ack and fill gives the same state (failure `stream-before-ack`: a stream update arrives
     before the REST ack with the order id).
 
     For each order (at most ``limit``) whose ack and first fill are the first two messages

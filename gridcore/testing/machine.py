@@ -341,7 +341,7 @@ def make_state_machine(
             self.deliver(FeedReconnected(ts=self.now, venue=venue))
             self.pump()
             # The reconnect's reconciliation alone must bring the ledger back to the venue's
-            # truth, before any periodic round could mend it (seed 004 C-3).
+            # truth, before any periodic round could mend it (failure `missed-fills-on-reconnect`).
             for v in check_against_venue(self.state, self.exchange):
                 self.violations.append(
                     attrs.evolve(

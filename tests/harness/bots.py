@@ -9,7 +9,7 @@ the correct behaviour.
 Cycle: flat, it places one buy below and one sell above the mid (entries). When an entry
 fills, it keeps a reduce-only take-profit of exactly the position's base quantity on the other
 side. When the take-profit fills (or the position is flat again), the cycle ends: every order
-of the cycle is canceled, on both sides (seed 001 #1), and the next cycle's entries are placed
+of the cycle is canceled, on both sides (failure `orphaned-entries`), and the next cycle's entries are placed
 only once those cancels have resolved. Entries left far from the market are repriced.
 """
 
@@ -61,8 +61,8 @@ class TakeProfitConfig:
     """Sizes in base units; offsets are fractions of a price.
 
     ``close_in_notional`` sizes the take-profit in quote (its notional) instead of base units:
-    the broken twin of seed 000 #2. ``cancel_entries_on_close=False`` leaves the other side's
-    entries open after a take-profit: the broken twin of seed 001 #1.
+    the broken twin of failure `rollback-in-quote`. ``cancel_entries_on_close=False`` leaves the other side's
+    entries open after a take-profit: the broken twin of failure `orphaned-entries`.
     """
 
     venue: str = "sim"
@@ -133,7 +133,7 @@ class TakeProfitBot:
                 mine.append((role[0], role[1], order))
         pos = view.ledger.position(cfg.venue, cfg.symbol).qty
         if tp_filled or (self.entered and not pos):
-            # The cycle is over: cancel what is left of it, both sides (seed 001 #1).
+            # The cycle is over: cancel what is left of it, both sides (failure `orphaned-entries`).
             closing = [
                 Cancel(cloid=o.cloid)
                 for role, _, o in mine
@@ -202,7 +202,7 @@ class TakeProfitBot:
         side = Side.SELL if pos > 0 else Side.BUY
         size = abs(pos)
         if cfg.close_in_notional:
-            # The broken twin: the close sized in quote, as in seed 000 #2.
+            # The broken twin: the close sized in quote, as in failure `rollback-in-quote`.
             size = instrument.round_qty(CTX.multiply(size, quote.bid))
         tps = [o for role, o in current if role == "tp"]
         wrong = [o for o in tps if o.side is not side or o.remaining != size]

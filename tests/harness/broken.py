@@ -62,7 +62,7 @@ def _fills(event: Event) -> tuple[Fill, ...]:
 
 
 def no_fill_dedup(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 004 C-5: a fill seen before (stream duplicate, REST report overlap, replay) is
+    """Failure `double-counted-fill`: a fill seen before (stream duplicate, REST report overlap, replay) is
     counted again."""
     after, commands = step(state, event)
     ledger = after.ledger
@@ -79,7 +79,7 @@ _THRESHOLD = Decimal("0.99")
 
 
 def fills_done_at_threshold(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 004 C-2: an order 99 % filled is treated as done, leaving its dust live at the
+    """Failure `partial-fill-threshold`: an order 99 % filled is treated as done, leaving its dust live at the
     venue. (Its reservation is released properly, so only the threshold is wrong.)"""
     after, commands = step(state, event)
     orders = dict(after.orders)
@@ -104,7 +104,7 @@ def fills_done_at_threshold(state: State[Any], event: Event) -> tuple[State[Any]
 
 
 def ignore_rejected_cancel(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 004 C-6: a rejected cancel is shrugged off: the order is believed open again and
+    """Failure `leaked-cancel`: a rejected cancel is shrugged off: the order is believed open again and
     nobody asks the venue what became of it."""
     if not isinstance(event, CancelRejected):
         return step(state, event)
@@ -119,7 +119,7 @@ def ignore_rejected_cancel(state: State[Any], event: Event) -> tuple[State[Any],
 
 
 def drop_fills_while_syncing(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 001 #8: fill events that arrive while the venue is reconciling are ignored."""
+    """Failure `sync-drops-close`: fill events that arrive while the venue is reconciling are ignored."""
     if isinstance(event, OrderFilled | OrderPartiallyFilled):
         vs = state.venues.get(event.fill.venue)
         if vs is not None and vs.phase is SyncPhase.SYNCING:
@@ -130,7 +130,7 @@ def drop_fills_while_syncing(state: State[Any], event: Event) -> tuple[State[Any
 def keep_reservation_on_rejection(
     state: State[Any], event: Event
 ) -> tuple[State[Any], list[Command]]:
-    """Seed 002 P0-5: the margin reserved for an order is not given back when the order is
+    """Failure `unreleased-funds`: the margin reserved for an order is not given back when the order is
     rejected (by the venue, or a request that failed before reaching it)."""
     after, commands = step(state, event)
     reserved = dict(after.risk.reserved)
@@ -151,7 +151,7 @@ def keep_reservation_on_rejection(
 
 
 def no_reconcile_on_reconnect(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 004 C-3: after the stream comes back the bot trades on, without asking for the
+    """Failure `missed-fills-on-reconnect`: after the stream comes back the bot trades on, without asking for the
     fills it missed while it was down."""
     if isinstance(event, FeedReconnected):
         vs = state.venues.get(event.venue)
@@ -163,7 +163,7 @@ def no_reconcile_on_reconnect(state: State[Any], event: Event) -> tuple[State[An
 
 
 def resync_loop(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
-    """Seed 001 #3: the end of a restore triggers another restore, forever."""
+    """Failure `resync-loop`: the end of a restore triggers another restore, forever."""
     after, commands = step(state, event)
     for venue, vs in after.venues.items():
         prior = state.venues.get(venue)
@@ -174,7 +174,7 @@ def resync_loop(state: State[Any], event: Event) -> tuple[State[Any], list[Comma
 
 
 def dedup_in_memory() -> Reducer:
-    """Seed 003 #6 (no crash recovery): part of the bot's state (the fill ids it has seen) lives
+    """Failure `no-crash-recovery` (no crash recovery): part of the bot's state (the fill ids it has seen) lives
     in process memory beside the reducer instead of in the state the journal folds. The first
     run behaves, but the state can no longer be rebuilt from the events: a replay of the
     journal through the same process drops every fill."""
@@ -202,7 +202,7 @@ BROKEN_REDUCERS: dict[str, Reducer] = {
 """The kernel-level broken bots, by name."""
 
 NOTIONAL_CLOSE = TakeProfitConfig(close_in_notional=True)
-"""Seed 000 #2: the take-profit (a close) sized in quote instead of base units."""
+"""Failure `rollback-in-quote`: the take-profit (a close) sized in quote instead of base units."""
 
 ORPHAN_ENTRIES = TakeProfitConfig(cancel_entries_on_close=False)
-"""Seed 001 #1: after a take-profit, the other side's entries are left open."""
+"""Failure `orphaned-entries`: after a take-profit, the other side's entries are left open."""

@@ -28,14 +28,14 @@ from .search import INSTRUMENT, machine_violations, scenarios, simulated_violati
 
 
 def test_no_fill_dedup_is_caught() -> None:
-    """Seed 004 C-5: replayed fills counted again."""
+    """Failure `double-counted-fill`: replayed fills counted again."""
     found = simulated_violations(grid_bot, broken.no_fill_dedup, scenarios())
     assert "fills_applied_once" in found
     assert "ledger_matches_venue" in found
 
 
 def test_partial_fills_by_threshold_are_caught() -> None:
-    """Seed 004 C-2: a 0.99 partial-fill threshold leaves dust live at the venue. The venue
+    """Failure `partial-fill-threshold`: a 0.99 partial-fill threshold leaves dust live at the venue. The venue
     fills at most 0.099 of an order of 0.1 per tick, so an order is first 99 % filled."""
     big = grid_config(order_qty="0.1", max_order_notional="10000", max_position="2")
     found = simulated_violations(
@@ -47,7 +47,7 @@ def test_partial_fills_by_threshold_are_caught() -> None:
 
 
 def test_rejected_cancel_ignored_is_caught() -> None:
-    """Seed 004 C-6: a failed cancel leaves the order in the registry forever. Lost fills make
+    """Failure `leaked-cancel`: a failed cancel leaves the order in the registry forever. Lost fills make
     the grid cancel orders that are already filled."""
     found = simulated_violations(
         grid_bot,
@@ -58,7 +58,7 @@ def test_rejected_cancel_ignored_is_caught() -> None:
 
 
 def test_close_events_dropped_during_sync_are_caught_by_the_machine() -> None:
-    """Seed 001 #8: fills that arrive while the venue is reconciling are ignored."""
+    """Failure `sync-drops-close`: fills that arrive while the venue is reconciling are ignored."""
     machine = make_state_machine(
         initial_state=grid_bot(), reducer=broken.drop_fills_while_syncing, max_move_ticks=40
     )
@@ -66,7 +66,7 @@ def test_close_events_dropped_during_sync_are_caught_by_the_machine() -> None:
 
 
 def test_close_events_dropped_during_sync_change_the_final_position() -> None:
-    """Seed 001 #8, the differential form: a sync interleaved into a recorded run, just before
+    """Failure `sync-drops-close`, the differential form: a sync interleaved into a recorded run, just before
     a fill, changes the final position of the broken bot and not that of the real one. (The
     periodic round is off: it would fetch the dropped fill again.)"""
     config = grid_config(reconcile_ms=0)
@@ -83,7 +83,7 @@ def test_close_events_dropped_during_sync_change_the_final_position() -> None:
 
 
 def test_reservation_kept_after_rejection_is_caught() -> None:
-    """Seed 002 P0-5: funds gone after a failed trade."""
+    """Failure `unreleased-funds`: funds gone after a failed trade."""
     found = simulated_violations(
         grid_bot,
         broken.keep_reservation_on_rejection,
@@ -93,7 +93,7 @@ def test_reservation_kept_after_rejection_is_caught() -> None:
 
 
 def test_missed_reconnect_reconciliation_is_caught() -> None:
-    """Seed 004 C-3: fills missed while the stream reconnects. The periodic round is off so
+    """Failure `missed-fills-on-reconnect`: fills missed while the stream reconnects. The periodic round is off so
     that only the reconnect path is judged."""
     machine = make_state_machine(
         initial_state=grid_bot(grid_config(reconcile_ms=0)),
@@ -104,7 +104,7 @@ def test_missed_reconnect_reconciliation_is_caught() -> None:
 
 
 def test_resync_loop_is_caught() -> None:
-    """Seed 001 #3: a restore that retriggers itself."""
+    """Failure `resync-loop`: a restore that retriggers itself."""
     machine = make_state_machine(
         initial_state=grid_bot(), reducer=broken.resync_loop, faults=frozenset({Fault.STALL})
     )
@@ -112,19 +112,19 @@ def test_resync_loop_is_caught() -> None:
 
 
 def test_close_sized_in_notional_is_caught() -> None:
-    """Seed 000 #2: rollback sized in USD, "size exceeds position"."""
+    """Failure `rollback-in-quote`: rollback sized in USD, "size exceeds position"."""
     found = simulated_violations(lambda: take_profit_bot(broken.NOTIONAL_CLOSE), step, scenarios())
     assert "close_within_position" in found
 
 
 def test_entries_left_open_after_take_profit_are_caught() -> None:
-    """Seed 001 #1: pending entries of the other side orphaned after a take-profit."""
+    """Failure `orphaned-entries`: pending entries of the other side orphaned after a take-profit."""
     found = simulated_violations(lambda: take_profit_bot(broken.ORPHAN_ENTRIES), step, scenarios())
     assert "no_entry_left_after_take_profit" in found
 
 
 def test_state_kept_outside_the_state_is_caught() -> None:
-    """Seed 003 #6: no crash recovery. State kept beside the reducer cannot be rebuilt from the
+    """Failure `no-crash-recovery`: no crash recovery. State kept beside the reducer cannot be rebuilt from the
     journal: the machine sees the reducer answer the same input differently, and a replay of a
     recorded run does not give the state the run ended with."""
     machine = make_state_machine(

@@ -1,6 +1,6 @@
 """Gaps the harness found outside its own code, each kept as its smallest deterministic repro
 now that it is closed: if one comes back, the test that found it says which promise of
-``DESIGN.md`` broke.
+the design (docs/architecture.md, docs/invariants.md) broke.
 """
 
 from __future__ import annotations

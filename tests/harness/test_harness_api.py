@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -197,8 +198,11 @@ def test_a_runaway_bot_is_stopped_and_reported() -> None:
 def test_every_invariant_is_named_once_and_says_what_it_prevents() -> None:
     names = [inv.name for inv in CATALOGUE]
     assert len(names) == len(set(names))
+    catalogue = (Path(__file__).resolve().parents[2] / "docs" / "failures.md").read_text()
     for inv in CATALOGUE:
-        assert inv.seeds, inv.name
+        assert inv.failures, inv.name
+        for failure in inv.failures.split(", "):
+            assert f"| `{failure}` |" in catalogue, (inv.name, failure)
         assert inv.claim and inv.claim != inv.name
     with pytest.raises(KeyError, match="fills_applied_once"):
         invariant_named("no_such_invariant")

@@ -72,7 +72,7 @@ def test_take_profit_bot_keeps_every_invariant(scenario: Scenario) -> None:
     where=st.floats(min_value=0, max_value=1),
 )
 def test_a_sync_interleaved_before_a_fill_keeps_the_position(seed: int, where: float) -> None:
-    """Seed 001 #8 (differential): the grid's final position is the same with or without a
+    """Failure `sync-drops-close` (differential): the grid's final position is the same with or without a
     reconciliation started just before any fill of a recorded run."""
     config = grid_config(reconcile_ms=0)
     market = MarketPath(instrument=INSTRUMENT, seed=seed, ticks=300, volatility=Decimal("0.001"))
@@ -86,7 +86,7 @@ def test_a_sync_interleaved_before_a_fill_keeps_the_position(seed: int, where: f
 @settings(max_examples=30)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_ack_and_fill_commute(seed: int) -> None:
-    """Seed 001 #2 (differential): moving each order's first fill before its ack changes
+    """Failure `stream-before-ack` (differential): moving each order's first fill before its ack changes
     neither the order nor the ledger. Orders that cross on arrival make such pairs."""
     market = MarketPath(instrument=INSTRUMENT, seed=seed, ticks=300, volatility=Decimal("0.002"))
     events = simulate(take_profit_bot(), Scenario(market=market)).events
