@@ -59,8 +59,13 @@ def test_rejected_cancel_ignored_is_caught() -> None:
 
 def test_close_events_dropped_during_sync_are_caught_by_the_machine() -> None:
     """Failure `sync-drops-close`: fills that arrive while the venue is reconciling are ignored."""
+    # Syncs start on reconnects: the feed faults are the ones this failure needs (with every
+    # fault kind drawn, some searches spend the budget on others and miss it).
     machine = make_state_machine(
-        initial_state=grid_bot(), reducer=broken.drop_fills_while_syncing, max_move_ticks=40
+        initial_state=grid_bot(),
+        reducer=broken.drop_fills_while_syncing,
+        max_move_ticks=40,
+        faults=frozenset({Fault.DISCONNECT}),
     )
     assert "fills_applied_once" in machine_violations(machine)
 
@@ -128,7 +133,10 @@ def test_state_kept_outside_the_state_is_caught() -> None:
     journal: the machine sees the reducer answer the same input differently, and a replay of a
     recorded run does not give the state the run ended with."""
     machine = make_state_machine(
-        initial_state=grid_bot(), reducer=broken.dedup_in_memory(), max_move_ticks=40
+        initial_state=grid_bot(),
+        reducer=broken.dedup_in_memory(),
+        max_move_ticks=40,
+        faults=frozenset({Fault.DUPLICATE, Fault.DISCONNECT}),
     )
     # The reducer (and its memory) outlives one example: the machine sees it answer the same
     # input differently, or drop a fill it has never applied.
