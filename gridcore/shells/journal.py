@@ -691,22 +691,7 @@ class Journal:
                     marked_chain = chain
                 expected += 1
             last = expected - 1
-            for (
-                row_id,
-                seq,
-                command_id,
-                batch_id,
-                kind,
-                venue,
-                cloid,
-                crc,
-                payload,
-            ) in self._conn.execute(
-                "SELECT id, seq, command_id, batch_id, kind, venue, cloid, crc, payload "
-                "FROM commands ORDER BY id"
-            ):
-                if _command_crc(seq, command_id, batch_id, kind, venue, cloid, payload) != crc:
-                    raise self._corrupt(f"command row {row_id}", "checksum mismatch")
+            for row_id, seq, _, _, _ in self._command_rows():
                 if not 1 <= seq <= last:
                     raise self._corrupt(f"command row {row_id}", f"its event {seq} is missing")
             snapshots = 0
@@ -1007,22 +992,7 @@ class Journal:
     def commands(self) -> Iterator[CommandRow]:
         """Every released command, in the order it was released (Batches as their parts)."""
         try:
-            for (
-                row_id,
-                seq,
-                command_id,
-                batch_id,
-                kind,
-                venue,
-                cloid,
-                crc,
-                payload,
-            ) in self._conn.execute(
-                "SELECT id, seq, command_id, batch_id, kind, venue, cloid, crc, payload "
-                "FROM commands ORDER BY id"
-            ):
-                if _command_crc(seq, command_id, batch_id, kind, venue, cloid, payload) != crc:
-                    raise self._corrupt(f"command row {row_id}", "checksum mismatch")
+            for row_id, seq, batch_id, kind, payload in self._command_rows():
                 try:
                     command = decode_command(kind, payload)
                 except CodecError as exc:
@@ -1030,6 +1000,27 @@ class Journal:
                 yield CommandRow(seq=seq, command=command, batch_id=batch_id)
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
+
+    def _command_rows(self) -> Iterator[tuple[int, int, int | None, str, bytes]]:
+        """``(row id, seq, batch id, kind, payload)`` of every command row, in release order,
+        each checked against its checksum (a mismatch raises, naming the row)."""
+        for (
+            row_id,
+            seq,
+            command_id,
+            batch_id,
+            kind,
+            venue,
+            cloid,
+            crc,
+            payload,
+        ) in self._conn.execute(
+            "SELECT id, seq, command_id, batch_id, kind, venue, cloid, crc, payload "
+            "FROM commands ORDER BY id"
+        ):
+            if _command_crc(seq, command_id, batch_id, kind, venue, cloid, payload) != crc:
+                raise self._corrupt(f"command row {row_id}", "checksum mismatch")
+            yield row_id, seq, batch_id, kind, payload
 
     def command_count(self) -> int:
         """How many command rows the journal holds."""
