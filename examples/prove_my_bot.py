@@ -73,6 +73,9 @@ class DipBuyer:
     def on_event(self, view: State[Self], event: Event) -> tuple[Self, Sequence[Intent]]:
         return self, ()
 
+    def order_band(self, view: State[Self]) -> Decimal:  # entries rest within 1.5 % of the mid
+        return Decimal("0.015")
+
     def decide(self, view: State[Self]) -> tuple[Self, Sequence[Intent]]:
         mid = view.mid(INSTRUMENT.venue, INSTRUMENT.symbol)
         if mid is None or not view.can_trade(INSTRUMENT.venue):
@@ -122,4 +125,4 @@ def test_dip_buyer_keeps_every_invariant(scenario: Scenario) -> None:
 
 
 # Step by step: ticks, time, messages in any order, lost, repeated; failures; disconnects.
-TestDipBuyerMachine = make_state_machine(initial_state=my_bot(), max_move_ticks=60).TestCase
+TestDipBuyerMachine = make_state_machine(initial_state=my_bot()).TestCase

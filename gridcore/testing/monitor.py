@@ -11,8 +11,7 @@ can show:
   in-flight window while the core considers it done (canceled, filled, rejected) or has never
   heard of it. A venue message on its way explains a short disagreement; a longer one is a
   level doubled at the venue, whatever a later reconciliation repairs.
-* ``order_churn_bounded`` — the orders a bot places (and tries to place beyond its limits:
-  refusals for position, margin or order rate count) stay
+* ``order_churn_bounded`` — the orders a bot places stay
   proportionate to what happened in the market: fills, quotes and reconciliations. A bot that
   sends new orders on every quote while ignoring the ones it has is slow and costly even when
   every other invariant holds.
@@ -30,6 +29,7 @@ from gridcore.commands import Notify
 from gridcore.core import State
 from gridcore.events import Fill, FillsReported, OrderFilled, OrderPartiallyFilled, QuoteTicked
 from gridcore.invariants import StepRecord, Violation
+from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, ZERO
 
 if TYPE_CHECKING:
@@ -44,18 +44,17 @@ MONITOR_INVARIANTS = (
 )
 """The invariants :class:`RunMonitor` checks."""
 
-CHURN_FLOOR = 60
+CHURN_FLOOR = 30
 """Orders any run may place before the churn budget applies (the first build, restarts)."""
 
-CHURN_PER_FILL = 4
+CHURN_PER_FILL = 2
 """Placements one fill may justify (a replacement level, a take-profit, their retries)."""
 
-CHURN_PER_SYNC = 4
-"""Placements per completed reconciliation, per order the bot then held (a rebuild)."""
+CHURN_PER_SYNC = 1
+"""Placements per reconciliation and per order the bot held when it started (a rebuild)."""
 
-CHURN_QUOTES_PER_ORDER = 5
-"""Quotes per placement the budget allows without fills: re-pricing on one quote in five at
-most."""
+CHURN_QUOTES_PER_ORDER = 1
+"""Quotes per placement the budget allows without fills: one re-pricing per moving quote."""
 
 
 _EXCESS_REFUSALS = frozenset(
@@ -94,6 +93,7 @@ class RunMonitor:
         self.fills = 0
         self.quotes = 0
         self.syncs = 0
+        self.held = 0
         self.last_mid: dict[tuple[str, str], Decimal] = {}
 
     # --- feeding -------------------------------------------------------------------------------
@@ -128,7 +128,12 @@ class RunMonitor:
             for venue, vs in after.venues.items():
                 old = before.venues.get(venue)
                 if old is not None and vs.syncs > old.syncs:
-                    self.syncs += max(1, len(after.live))
+                    self.syncs += 1
+                    self.held += sum(
+                        1
+                        for c in after.live
+                        if after.orders[c].status is not OrderStatus.PENDING_CANCEL
+                    )
         for place in record.places():
             del place
             self.placed += 1
@@ -191,7 +196,7 @@ class RunMonitor:
         return (
             CHURN_FLOOR
             + CHURN_PER_FILL * self.fills
-            + CHURN_PER_SYNC * self.syncs
+            + CHURN_PER_SYNC * (self.syncs + self.held)
             + self.quotes // CHURN_QUOTES_PER_ORDER
         )
 
@@ -214,16 +219,17 @@ class RunMonitor:
                         f"has filled_qty {filled} but its fills add up to {total}",
                     )
                 )
-        tried = self.placed + self.refused
+        tried = self.placed
         budget = self.churn_budget()
         if tried > budget:
             out.append(
                 Violation(
                     invariant="order_churn_bounded",
                     ts=state.now,
-                    detail=f"{self.placed} orders placed and {self.refused} refused against a "
-                    f"budget of {budget} ({CHURN_FLOOR} + {CHURN_PER_FILL} x {self.fills} fills "
-                    f"+ {CHURN_PER_SYNC} per order held at {self.syncs} reconciliation(s) + "
+                    detail=f"{self.placed} orders placed ({self.refused} more refused for "
+                    f"position, margin or rate) against a budget of {budget} ({CHURN_FLOOR} + {CHURN_PER_FILL} x {self.fills} fills "
+                    f"+ {CHURN_PER_SYNC} x ({self.syncs} reconciliations + {self.held} orders "
+                    f"held at them) + "
                     f"{self.quotes} moving quotes / {CHURN_QUOTES_PER_ORDER})",
                 )
             )

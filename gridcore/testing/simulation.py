@@ -183,10 +183,15 @@ class Scenario:
 _MAX_BURST = 20_000
 
 
+_MAX_OVERRUN_MS = 120_000
+"""How long after the settle window a run may go on landing what is in flight."""
+
+
 class _Runaway(Exception):
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, *, overrun: bool = False) -> None:
         super().__init__(repr(event))
         self.event = event
+        self.overrun = overrun
 
 
 class InvariantViolations(AssertionError):
@@ -214,8 +219,14 @@ def simulate(
     from ``bot`` (the final state must be that fold) and every order's fills are summed. The
     returned trace's ``violations`` holds the first 100 found, ``summary.invariant_violations``
     counts them all; its ``events`` are the recorded events (``None`` without ``replay``). A bot
-    that never lets time pass (more than 20,000 events at one instant: a message loop) cannot
-    return a trace: :class:`InvariantViolations` is raised instead.
+    that never lets time pass (more than 20,000 events at one instant: a message loop), or that
+    still talks to the venue two minutes after the settle window, cannot return a trace:
+    :class:`InvariantViolations` is raised instead (``bot_quiesces``).
+
+    Besides the catalogue, a running record of the run (:class:`~gridcore.testing.RunMonitor`)
+    checks the fills of every order ever tracked, that no order rests at the venue while the
+    core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
+    proportionate to the market's events.
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config
@@ -235,8 +246,15 @@ def simulate(
     count = 0
     burst = [0, 0]  # events at the current timestamp, and that timestamp
 
+    market = scenario.market
+    deadline = (
+        market.start_ts + market.ticks * market.interval_ms + scenario.settle_ms + _MAX_OVERRUN_MS
+    )
+
     def checked(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
         nonlocal count
+        if event.ts > deadline:
+            raise _Runaway(event, overrun=True)
         if event.ts == burst[1]:
             burst[0] += 1
             if burst[0] > _MAX_BURST:
@@ -276,8 +294,13 @@ def simulate(
         violation = Violation(
             invariant="bot_quiesces",
             ts=runaway.event.ts,
-            detail=f"more than {_MAX_BURST} events at one instant: the bot and the venue answer "
-            f"each other in a loop (the run was stopped there)",
+            detail=(
+                f"still talking {_MAX_OVERRUN_MS} ms after the settle window: the bot and the "
+                f"venue answer each other in a loop (the run was stopped there)"
+                if runaway.overrun
+                else f"more than {_MAX_BURST} events at one instant: the bot and the venue "
+                f"answer each other in a loop (the run was stopped there)"
+            ),
             event=runaway.event,
         )
         raise InvariantViolations(
