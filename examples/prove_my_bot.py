@@ -93,8 +93,13 @@ class DipBuyer:
             entry = Submit(venue=INSTRUMENT.venue, symbol=INSTRUMENT.symbol, side=Side.BUY,
                            qty=SIZE, price=price, tag=f"dip:entry:{self.cycle + 1}")  # fmt: skip
             return attrs.evolve(self, cycle=self.cycle + 1), [entry]
-        stale = [o for o in live if abs(o.price - mid) > mid * Decimal("0.01")]
-        return self, [Cancel(cloid=o.cloid) for o in stale]  # re-placed once canceled
+        # Entries the market left behind are withdrawn (and placed again at the new mid); the
+        # take-profit stays where the entry put it: re-placing it at the same price would
+        # cancel and re-send it on every quote.
+        stale = [
+            o for o in live if ":entry:" in o.tag and abs(o.price - mid) > mid * Decimal("0.01")
+        ]
+        return self, [Cancel(cloid=o.cloid) for o in stale]
 
 
 # --- the proof ---------------------------------------------------------------------------------
