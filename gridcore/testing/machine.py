@@ -17,10 +17,18 @@ the machine's own; nothing happens unless a rule says so:
   becomes a timeout, as a shell reports it) or duplicated; a command failing before the venue
   sees it, or timing out after the venue did (or did not) act on it; the feed going down (stream
   messages in flight are lost) and coming back; time passing without quotes.
+* ``start`` (once, first) — a fresh venue whose liquidity (partial fills) and funding interval
+  are drawn; the bot starts and gets its first quote.
+* ``trade`` — the market runs for up to 20 quotes while the network works (every command
+  carried, every message delivered after each quote): fills, partial fills and funding happen.
+  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps.
+* ``restart`` — the bot's process restarts from its journal; words in flight are lost.
 * ``settle`` — the network heals: the feed reconnects (which starts a reconciliation), every
   command and message is carried, timers run for a while; then the bot must agree with the venue
   (positions, money, resting orders), every command must have had exactly one result, and the
-  state must be the fold of every event delivered so far.
+  state must be the fold of every event delivered so far. **Every example ends with a settle**
+  (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
+  with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
 
 Every event the bot receives is one step, and every step is checked against the invariant
 catalogue (:data:`~gridcore.invariants.CATALOGUE` or your selection) and, when asked, for
@@ -181,8 +189,12 @@ def make_state_machine(
     ``invariants`` after every step (see the module documentation for the rules).
 
     ``exchange`` builds the venue (default: the bot's first venue and its instruments, one-way,
-    the bot's leverage). Quotes move on ``instrument`` (default: the first one of that venue)
-    from ``start_price`` by at most ``max_move_ticks`` ticks every ``tick_interval_ms``.
+    the bot's leverage, fills per order and quote capped by a draw of ``liquidity`` (default:
+    unlimited or 1-100 lots), funding every ``funding_interval_ms`` (drawn)). Quotes move on
+    ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
+    ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
+    steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and gaps by up to
+    ``gap_factor`` times that.
     ``settle_ms`` is how long ``settle`` lets timers run (default: two reconciliation periods
     plus two maintenance periods). ``settings`` become the test case's hypothesis settings
     (default: the loaded profile). Use the returned class's ``TestCase`` as a test::
