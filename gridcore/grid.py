@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _TWO = Decimal(2)
+_UNCERTAIN = frozenset({OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
 _WAITING = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
 
 
@@ -393,10 +394,11 @@ class NeutralGrid:
             if order.venue != cfg.venue or order.symbol != cfg.symbol:
                 continue
             key = (order.side, order.price)
-            if order.side is Side.BUY:
-                top_buy = order.price if top_buy is None else max(top_buy, order.price)
-            else:
-                low_sell = order.price if low_sell is None else min(low_sell, order.price)
+            if order.status in _UNCERTAIN:
+                if order.side is Side.BUY:
+                    top_buy = order.price if top_buy is None else max(top_buy, order.price)
+                else:
+                    low_sell = order.price if low_sell is None else min(low_sell, order.price)
             if order.status is OrderStatus.PENDING_CANCEL:
                 canceling.add(key)
             else:
@@ -417,8 +419,8 @@ class NeutralGrid:
             if key in canceling:
                 dirty = True
                 continue
-            # An order of the old lattice that may still rest (in doubt, being canceled) must
-            # not be crossed by a new level: bids stay below asks at the venue too.
+            # An order of the old lattice that may still rest (in doubt, or its cancel failed)
+            # must not be crossed by a new level: bids stay below asks at the venue too.
             if (lv.side is Side.BUY and low_sell is not None and lv.price >= low_sell) or (
                 lv.side is Side.SELL and top_buy is not None and lv.price <= top_buy
             ):
