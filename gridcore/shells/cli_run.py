@@ -471,14 +471,16 @@ def _logged_session(
     live = sys.stderr.isatty() and not args.quiet and not notices.quiet
 
     rejected: EventRejected | None = None
+    finished = False  # the runtime's run returned: final snapshot written
 
     async def session() -> None:
-        nonlocal rejected
+        nonlocal rejected, finished
         async with anyio.create_task_group() as tg:
             if live:
                 tg.start_soon(_status_loop, runtime, notices)
             try:
                 await runtime.run(duration_ms=duration_ms)
+                finished = True
             except EventRejected as exc:
                 rejected = exc  # raised below, outside the task group (no exception group)
             tg.cancel_scope.cancel()
@@ -494,6 +496,11 @@ def _logged_session(
         interrupted = True
     finally:
         venue.close()
+    if interrupted and finished:
+        # The signal came in the instant after the runtime handed the signals back: the run
+        # had ended with its final snapshot, so it is reported like any stop cut short.
+        runtime.stats.signals = max(runtime.stats.signals, 2)
+        interrupted = False
     if interrupted:
         log.warning("interrupted; the journal is intact")
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
