@@ -34,7 +34,7 @@ from gridcore.errors import ConfigError
 from gridcore.events import BalanceReported, QuoteTicked
 from gridcore.instruments import Instrument, Side, TimeInForce
 from gridcore.ledger import Ledger
-from gridcore.lifecycle import Order
+from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, format_money
 
 __all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
@@ -147,14 +147,16 @@ def free_margin(
 def _exposure(
     orders: Iterable[Order], ledger: Ledger, instrument: Instrument, side: Side
 ) -> Decimal:
-    """Net position on the instrument plus every live order's remainder on ``side``."""
+    """Net position on the instrument plus every live order's remainder on ``side``, and the
+    fills still missing of orders the venue says are filled (their fills are on their way: the
+    position will grow by them)."""
     total = ZERO
     for (v, s, _ps), pos in ledger.positions.items():
         if v == instrument.venue and s == instrument.symbol:
             total = CTX.add(total, pos.qty)
     for o in orders:
         if (
-            o.is_live
+            (o.is_live or (o.status is OrderStatus.FILLED and o.filled_qty < o.qty))
             and o.venue == instrument.venue
             and o.symbol == instrument.symbol
             and o.side is side

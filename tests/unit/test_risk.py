@@ -27,9 +27,12 @@ from gridcore import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    OrderStatus,
+    OrderStatusReported,
     PlaceOrder,
     PositionReport,
     PositionSide,
+    ReportedStatus,
     RequestBalances,
     ResumeRequested,
     RiskConfig,
@@ -286,6 +289,32 @@ def test_max_position_counts_the_position_and_every_live_order_on_that_side() ->
     assert_refused(state, after, commands, "max_position")
     _, _, sell = submit(state, ts=T0 + 3, side=Side.SELL, qty="0.01", price="51000")
     assert sell is not None
+
+
+def test_an_order_the_venue_calls_filled_counts_until_its_fills_arrive() -> None:
+    """The venue's "filled" can come before the fills themselves (a status answer, a stream
+    update): the position is about to grow by them, so the gate keeps counting the order until
+    they arrive. Counting it as gone let a new order take the position past ``max_position``."""
+    state = bot(max_position=D("0.03"))
+    state, _, first = submit(state, ts=T0, qty="0.02", price="49000")
+    assert first is not None
+    state, _ = step(
+        state,
+        OrderStatusReported(
+            ts=T0 + 1,
+            venue=VENUE,
+            cloid=first.cloid,
+            status=ReportedStatus.FILLED,
+            filled_qty=D("0.02"),
+        ),
+    )
+    assert state.orders[first.cloid].status is OrderStatus.FILLED
+    assert state.orders[first.cloid].filled_qty < D("0.02")  # the fills are on their way
+    after, commands, second = submit(state, ts=T0 + 2, qty="0.015", price="48900")
+    assert second is None
+    assert_refused(state, after, commands, "max_position")
+    _, _, small = submit(state, ts=T0 + 3, qty="0.01", price="48900")
+    assert small is not None  # 0.02 on its way + 0.01 is within 0.03
 
 
 def test_velocity_limit_over_a_sliding_window() -> None:
