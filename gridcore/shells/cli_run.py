@@ -67,6 +67,7 @@ from gridcore.shells.journal import (
     recover,
 )
 from gridcore.shells.redact import redact
+from gridcore.shells.render import Display
 from gridcore.shells.runtime import (
     EXIT_HALT_REASON,
     EventRejected,
@@ -549,10 +550,8 @@ def _money(value: Decimal, state: State[Any]) -> str:
 
 def _position(state: State[Any], venue: str, symbol: str, qty: Decimal, entry: Decimal) -> str:
     """``qty @ entry`` for people: size at the lot, entry at the tick."""
-    inst = state.config.by_key.get((venue, symbol))
-    if inst is None:
-        return f"{exact_str(qty)} @ {exact_str(entry)}"
-    return f"{format_step(qty, inst.lot_size)} @ {format_step(entry, inst.tick_size)}"
+    shown = Display(state.config)
+    return f"{shown.size(venue, symbol, qty)} @ {shown.price(venue, symbol, entry)}"
 
 
 async def _status_loop(runtime: Runtime, notices: _Notices) -> None:
@@ -695,31 +694,6 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     }, state
 
 
-class _Shown:
-    """How ``inspect``'s table shows a journal's figures to people: prices at the tick, sizes at
-    the lot, money at the quote currency's places (``--json`` keeps the exact values)."""
-
-    def __init__(self, state: State[Any]) -> None:
-        self._instruments = {(i.venue, i.symbol): i for i in state.config.instruments}
-        quotes = {i.quote for i in state.config.instruments}
-        # Totals add positions up; they are shown at a currency's places only when every
-        # instrument settles in that one currency.
-        self.currency = quotes.pop() if len(quotes) == 1 else None
-
-    def price(self, venue: str, symbol: str, value: str) -> str:
-        i = self._instruments.get((venue, symbol))
-        return value if i is None else format_step(Decimal(value), i.tick_size)
-
-    def size(self, venue: str, symbol: str, value: str) -> str:
-        i = self._instruments.get((venue, symbol))
-        return value if i is None else format_step(Decimal(value), i.lot_size)
-
-    def money(self, venue: str | None, symbol: str | None, value: str) -> str:
-        i = self._instruments.get((venue or "", symbol or ""))
-        currency = i.quote if i is not None else self.currency
-        return value if currency is None else format_money(Decimal(value), currency, grouping=True)
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
     with Journal.open(args.journal, readonly=True) as journal:
@@ -728,7 +702,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_VIOLATED if bad else EXIT_OK
-    shown = _Shown(state)
+    shown = Display(state.config)
     from rich.console import Console
     from rich.table import Table
 
@@ -743,7 +717,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     head.add_row("halted", report["halt_reason"] if report["halted"] else "no")
     for key, value in report["pnl"].items():
         label = f"pnl {key}" + (f" ({shown.currency})" if shown.currency else "")
-        head.add_row(label, shown.money(None, None, value))
+        head.add_row(label, shown.money(None, None, Decimal(value), grouping=True))
     console.print(head)
     pos = Table(title="positions")
     for col in ("venue", "symbol", "side", "qty", "avg_entry", "realized", "fees", "funding"):
@@ -754,9 +728,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             p["venue"],
             p["symbol"],
             p["side"],
-            shown.size(*where, p["qty"]),
-            shown.price(*where, p["avg_entry"]),
-            *(shown.money(*where, p[c]) for c in ("realized", "fees", "funding")),
+            shown.size(*where, Decimal(p["qty"])),
+            shown.price(*where, Decimal(p["avg_entry"])),
+            *(
+                shown.money(*where, Decimal(p[c]), grouping=True)
+                for c in ("realized", "fees", "funding")
+            ),
         )
     console.print(pos)
     orders = Table(title=f"open orders ({len(report['open_orders'])})")
@@ -767,9 +744,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         orders.add_row(
             o["cloid"],
             o["side"],
-            shown.price(*where, o["price"]),
-            shown.size(*where, o["qty"]),
-            shown.size(*where, o["filled_qty"]),
+            shown.price(*where, Decimal(o["price"])),
+            shown.size(*where, Decimal(o["qty"])),
+            shown.size(*where, Decimal(o["filled_qty"])),
             o["status"],
             o["tag"],
         )

@@ -45,8 +45,9 @@ from gridcore.events import (
     OrderPartiallyFilled,
     Started,
 )
-from gridcore.numbers import exact_str, format_money, format_step
+from gridcore.numbers import exact_str
 from gridcore.shells.redact import redact
+from gridcore.shells.render import Display
 
 __all__ = [
     "LOGGER",
@@ -158,7 +159,7 @@ _NOTICE_LEVELS = {
     Level.ALERT: logging.ERROR,
 }
 
-_Line = tuple[str, int, str, dict[str, str]]
+_Line = tuple[str, int, str, dict[str, str], int]
 
 
 class SessionLog:
@@ -167,6 +168,7 @@ class SessionLog:
 
     def __init__(self) -> None:
         self._lines: list[_Line] = []
+        self._ts = 0
         self.fills = 0
         """Fills logged so far (each one the ledger booked)."""
 
@@ -174,29 +176,30 @@ class SessionLog:
         self, before: State[Any], event: Event, after: State[Any], commands: Sequence[Command]
     ) -> None:
         """Note the lines of one reduced event: ``before`` and ``after`` are the states around it."""
-        when = {"event_ts": utc_iso(event.ts / 1000)}
+        # Most events (quotes) give no line: the event's time is formatted only for lines made.
+        self._ts = event.ts
         match event:
             case OrderFilled(fill=fill) | OrderPartiallyFilled(fill=fill):
-                self._fills(before, after, (fill,), event.source.value, when)
+                self._fills(before, after, (fill,), event.source.value)
             case FillsReported(fills=fills):
-                self._fills(before, after, fills, event.source.value, when)
+                self._fills(before, after, fills, event.source.value)
             case FeedDisconnected(venue=venue, reason=reason):
                 text = f"feed disconnected from {venue}" + (f": {reason}" if reason else "")
-                self._add(f"venue.{venue}", logging.WARNING, text, {"venue": venue, **when})
+                self._add(f"venue.{venue}", logging.WARNING, text, {"venue": venue})
             case FeedReconnected(venue=venue):
                 self._add(
                     f"venue.{venue}",
                     logging.WARNING,
                     f"feed reconnected to {venue}",
-                    {"venue": venue, **when},
+                    {"venue": venue},
                 )
             case Started():
-                self._add("run", logging.INFO, "core started", when)
+                self._add("run", logging.INFO, "core started", {})
             case _:
                 pass
         for command in commands:
             if isinstance(command, Halt):
-                self._add("run", logging.ERROR, f"halted: {command.reason}", when)
+                self._add("run", logging.ERROR, f"halted: {command.reason}", {})
             elif isinstance(command, Notify):
                 level = _NOTICE_LEVELS.get(command.level, logging.WARNING)
                 if command.code.startswith("refused:"):
@@ -205,7 +208,7 @@ class SessionLog:
                     "run",
                     level,
                     f"{command.code}: {command.message}",
-                    {"code": command.code, **when},
+                    {"code": command.code},
                 )
 
     def _fills(
@@ -214,7 +217,6 @@ class SessionLog:
         after: State[Any],
         fills: Iterable[Fill],
         source: str,
-        when: dict[str, str],
     ) -> None:
         booked = after.ledger.fill_count - before.ledger.fill_count
         for fill in fills:
@@ -224,34 +226,28 @@ class SessionLog:
                 continue  # a duplicate or replay: the ledger did not book it again
             booked -= 1
             self.fills += 1
-            self._add("fills", logging.INFO, *_fill_line(after, fill, source, when))
+            self._add("fills", logging.INFO, *_fill_line(after, fill, source))
 
     def _add(self, name: str, level: int, message: str, fields: dict[str, str]) -> None:
-        self._lines.append((f"{LOGGER}.{name}", level, message, fields))
+        self._lines.append((f"{LOGGER}.{name}", level, message, fields, self._ts))
 
     def flush(self) -> None:
         """Write the lines noted so far."""
         lines, self._lines = self._lines, []
-        for name, level, message, fields in lines:
+        for name, level, message, fields, ts in lines:
+            fields = {**fields, "event_ts": utc_iso(ts / 1000)}
             logging.getLogger(name).log(level, "%s", message, extra={_FIELDS: fields})
 
 
 def _fill_line(
-    state: State[Any], fill: Fill, source: str, when: dict[str, str]
+    state: State[Any], fill: Fill, source: str
 ) -> tuple[str, dict[str, str]]:
-    inst = state.config.by_key.get((fill.venue, fill.symbol))
-    if inst is None:
-        qty, price, fee, currency = (
-            exact_str(fill.qty),
-            exact_str(fill.price),
-            exact_str(fill.fee),
-            "",
-        )
-    else:
-        currency = inst.quote
-        qty = format_step(fill.qty, inst.lot_size)
-        price = format_step(fill.price, inst.tick_size)
-        fee = format_money(fill.fee, currency)
+    shown = Display(state.config)
+    where = (fill.venue, fill.symbol)
+    qty, price = shown.size(*where, fill.qty), shown.price(*where, fill.price)
+    inst = state.config.by_key.get(where)
+    currency = inst.quote if inst is not None else ""
+    fee = shown.money(*where, fill.fee) if inst is not None else exact_str(fill.fee)
     side = fill.side.value
     fields = {
         "venue": fill.venue,
@@ -264,7 +260,6 @@ def _fill_line(
         "cloid": fill.cloid or "",
         "fill_id": fill.fill_id,
         "source": source,
-        **when,
     }
     text = (
         f"fill {side} {qty} {fill.symbol} @ {price} fee {fee}{' ' + currency if currency else ''}"

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gridcore.commands import Level, Notify
+from gridcore.core import CoreConfig
 from gridcore.invariants import Violation
 from gridcore.numbers import exact_str, format_money, format_step
 from gridcore.sim import FaultCounts, Summary
@@ -88,6 +89,41 @@ def human_decimal(value: Decimal, currency: str = "USD") -> str:
     """``value`` rounded half-even to ``currency``'s places with thousands separators, for
     people (``-64.947038`` USD → ``-64.95``). Never feed the result back into arithmetic."""
     return format_money(value, currency, grouping=True)
+
+
+class Display:
+    """How one bot's figures are shown to people: prices at the instrument's tick, sizes at its
+    lot, money at its quote currency's places; the exact value for an instrument the bot does
+    not trade. Machines (``--json``, the journal) keep the exact values."""
+
+    def __init__(self, config: CoreConfig) -> None:
+        self._by_key = config.by_key
+        quotes = {i.quote for i in config.instruments}
+        self.currency = next(iter(quotes)) if len(quotes) == 1 else None
+        """The one settlement currency of every instrument, else ``None``: totals that add
+        positions up are shown at a currency's places only then."""
+
+    def price(self, venue: str, symbol: str, value: Decimal) -> str:
+        inst = self._by_key.get((venue, symbol))
+        return exact_str(value) if inst is None else format_step(value, inst.tick_size)
+
+    def size(self, venue: str, symbol: str, value: Decimal) -> str:
+        inst = self._by_key.get((venue, symbol))
+        return exact_str(value) if inst is None else format_step(value, inst.lot_size)
+
+    def quote(self, venue: str | None, symbol: str | None) -> str | None:
+        """The currency money on ``venue``/``symbol`` settles in (``None``: the bot's one
+        currency, if it has one)."""
+        inst = self._by_key.get((venue or "", symbol or ""))
+        return inst.quote if inst is not None else self.currency
+
+    def money(
+        self, venue: str | None, symbol: str | None, value: Decimal, *, grouping: bool = False
+    ) -> str:
+        currency = self.quote(venue, symbol)
+        if currency is None:
+            return exact_str(value)
+        return format_money(value, currency, grouping=grouping)
 
 
 def _signed(value: Decimal, currency: str) -> Text:
