@@ -497,12 +497,10 @@ def _logged_session(
         interrupted = True
     finally:
         venue.close()
-    if interrupted and finished:
-        # The signal came in the instant after the runtime handed the signals back: the run
-        # had ended with its final snapshot, so it is reported like any stop cut short.
-        runtime.stats.signals = max(runtime.stats.signals, 2)
-        interrupted = False
-    if interrupted:
+    # A signal in the instant after the runtime handed the signals back came after the run had
+    # ended with its final snapshot: it is reported like any stop cut short, below.
+    late = interrupted and finished
+    if interrupted and not late:
         log.warning("interrupted; the journal is intact")
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -531,7 +529,7 @@ def _logged_session(
         f"(realized {_money(totals.realized, final)}, fees {_money(totals.fees, final)}, "
         f"funding {_money(totals.funding, final)}); fills {final.ledger.fill_count}"
     )
-    if runtime.stats.signals > 1:
+    if runtime.stats.signals > 1 or late:
         print(
             "gridcore: interrupted during shutdown: outstanding orders were not awaited; the "
             "journal and the venue are saved, run again to resume (it reconciles)",
