@@ -454,8 +454,10 @@ def results_table(
         ("max drawdown" + unit, render.human_decimal(s.max_drawdown, quote)),
         ("max drawdown", f"{doc['max_drawdown_pct']} %"),
         ("max drawdown duration", _duration(int(str(doc["max_drawdown_duration_ms"])))),
-        (f"Sharpe / Sortino (daily, {doc['days']} d)",
-         f"{_ratio(doc['sharpe_daily'])} / {_ratio(doc['sortino_daily'])}"),
+        (
+            f"Sharpe / Sortino (daily, {doc['days']} d)",
+            f"{_ratio(doc['sharpe_daily'])} / {_ratio(doc['sortino_daily'])}",
+        ),
         None,
         ("max position" + size_unit, size(s.max_position)),
         ("final position" + size_unit, size(s.final_position)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -24,7 +25,7 @@ from gridcore.instruments import Side
 from gridcore.sim import Trace
 from gridcore.sim.results import Outage
 
-__all__ = ["FORMATS", "plot_trace"]
+__all__ = ["FORMATS", "plot_heatmap", "plot_trace"]
 
 #: File types :func:`plot_trace` writes, by suffix.
 FORMATS = (".png", ".svg", ".pdf")
@@ -176,4 +177,66 @@ def plot_trace(
 
     if title:
         fig.suptitle(title, fontsize="medium")
+    fig.savefig(path)
+
+
+def plot_heatmap(
+    ranked: Sequence[Any], x_key: str, y_key: str, figure: str, path: str | Path
+) -> None:
+    """Draw a sweep's ``figure`` (the mean over seeds) as a heatmap over two swept settings:
+    ``x_key`` across, ``y_key`` up, each cell annotated with its value (blank: undefined).
+    ``ranked`` are :class:`gridcore.shells.cli_sweep.Ranked` combinations."""
+    xs: list[object] = []
+    ys: list[object] = []
+    cells: dict[tuple[str, str], float] = {}
+    for r in ranked:
+        params = dict(r.params)
+        x, y = params[x_key], params[y_key]
+        if x not in xs:
+            xs.append(x)
+        if y not in ys:
+            ys.append(y)
+        value = r.figures.get(figure)
+        if value is not None:
+            cells[(repr(x), repr(y))] = float(value)
+
+    def order(values: list[object]) -> list[object]:
+        try:
+            return sorted(values, key=lambda v: Decimal(str(v)))
+        except ArithmeticError:
+            return values
+
+    xs, ys = order(xs), order(ys)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            grid[i, j] = cells.get((repr(x), repr(y)), np.nan)
+    fig = Figure(figsize=(max(5.0, 1.0 + 0.9 * len(xs)), max(4.0, 1.5 + 0.5 * len(ys))), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    finite = grid[np.isfinite(grid)]
+    bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+    diverging = finite.size > 0 and float(finite.min()) < 0 < float(finite.max())
+    image = ax.imshow(
+        grid,
+        origin="lower",
+        aspect="auto",
+        cmap="RdYlGn"
+        if diverging or figure not in ("max_drawdown", "max_drawdown_pct")
+        else "RdYlGn_r",
+        vmin=-bound if diverging else None,
+        vmax=bound if diverging else None,
+    )
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    if len(xs) * len(ys) <= 400:
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.4g}", ha="center", va="center", fontsize="x-small")
+    fig.colorbar(image, ax=ax, label=figure)
+    ax.set_title(f"gridcore sweep: {figure} by {x_key} and {y_key}", fontsize="medium")
+    fig.tight_layout()
     fig.savefig(path)
