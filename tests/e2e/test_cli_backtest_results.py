@@ -87,3 +87,18 @@ def test_table_shows_header_results_and_engineering_last() -> None:
         assert label in labels, label
     assert labels[0] == "instrument"
     assert labels[-3:] == ["events processed", "events per second", "wall time"]
+
+
+def test_outages_are_counted_and_drawn(tmp_path: Path) -> None:
+    plot = tmp_path / "run.png"
+    result = _cli(
+        "--ticks", "20000", "--faults", "disconnects", "--seed", "3", "--json", "--plot", str(plot)
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    disconnects = doc["summary"]["injected"]["disconnects"]
+    assert disconnects > 0
+    # Every outage the venue injected is one the bot saw, and each lasted the profile's 20 s.
+    assert doc["results"]["outages"] == disconnects
+    assert doc["results"]["outage_ms"] == 20_000 * disconnects
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
