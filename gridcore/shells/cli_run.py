@@ -54,7 +54,7 @@ from gridcore.core import State
 from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
-from gridcore.numbers import CTX, ZERO, exact_str, format_money
+from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
 from gridcore.shells import cli_types, logs, metrics
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (

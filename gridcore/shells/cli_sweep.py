@@ -572,7 +572,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run each combination on N seeds, from [market] seed on (default 1)",
     )
     p.add_argument("--data", metavar="FILE.csv", help="recorded market (as gridcore backtest)")
-    p.add_argument("--bar-ms", type=int, metavar="MS", help="candle length of --data (ms)")
+    p.add_argument(
+        "--bar-ms",
+        type=cli_backtest._BAR_MS,  # the same rule as gridcore backtest's
+        metavar="MS",
+        help="candle length of --data (ms)",
+    )
     p.add_argument(
         "--ticks", type=cli_types.TICKS, metavar="N", help="quotes per run (default [market] ticks)"
     )
