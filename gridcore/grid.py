@@ -27,7 +27,7 @@ lattice where the step is unchanged so that the diff keeps the levels that still
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Self
 
@@ -293,6 +293,21 @@ class NeutralGrid:
     dirty: bool = False
     lattice: Lattice | None = None
     shape: tuple[int, int] = (0, 0)
+
+    def metrics(self) -> Mapping[str, Decimal]:
+        """What an operator watches of the grid (exported by ``gridcore run --metrics-port``):
+        ``levels`` a side, ``step`` (quote), ``center``, ``lower`` and ``upper`` bounds (absent
+        before the first build), ``recenters``, ``desired_orders`` and ``pivot`` (the empty
+        level: the position moved it this many levels from the center)."""
+        values = {
+            "levels": Decimal(self.config.levels),
+            "recenters": Decimal(self.recenters),
+            "pivot": Decimal(self.shape[0]),
+            "desired_orders": Decimal(self.shape[1]),
+        }
+        if self.center is not None:
+            values.update(center=self.center, step=self.step, lower=self.lower, upper=self.upper)
+        return values
 
     # --- Strategy protocol ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import gridcore
-from gridcore.shells import cli_backtest, cli_run
+from gridcore.shells import cli_backtest, cli_run, cli_sweep
 from gridcore.shells.redact import redact
 
 __all__ = ["EXAMPLES", "STRATEGIES", "build_parser", "default_config_text", "example_text", "main"]
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_init(sub)
     cli_backtest.register(sub)
     cli_run.register(sub)
+    cli_sweep.register(sub)
     return parser
 
 

@@ -13,25 +13,40 @@ traceback). ``--json`` prints exactly one JSON object on stdout; see ``docs/back
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import enum
 import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from gridcore import validators
 from gridcore.config import BotConfig, load_config
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
+from gridcore.numbers import CTX, format_step
 from gridcore.shells import cli_types, csvdata, render
-from gridcore.sim import PROFILES, FaultPlan, Trace, backtest, profile
+from gridcore.sim import PROFILES, FaultPlan, Summary, Trace, backtest, profile
+from gridcore.sim.results import Recorder, Results, percent, results
 
-__all__ = ["UsageError", "register", "run"]
+__all__ = [
+    "RESULT_KEYS",
+    "UsageError",
+    "register",
+    "results_dict",
+    "results_table",
+    "run",
+    "run_results",
+]
 
 #: Points a plot gets, about: ``sample_every`` is chosen from the number of ticks.
 PLOT_POINTS = 2_000
@@ -226,6 +241,251 @@ def _plan(args: argparse.Namespace) -> _Plan:
     )
 
 
+# --- results ----------------------------------------------------------------------------------
+
+#: Keys of the ``results`` object of ``--json``, in order (documented in docs/backtest.md).
+RESULT_KEYS = (
+    "venue",
+    "symbol",
+    "strategy",
+    "settings",
+    "data_start_ts",
+    "data_end_ts",
+    "market_start_mid",
+    "market_end_mid",
+    "market_change_pct",
+    "starting_balance",
+    "end_equity",
+    "return_pct",
+    "max_drawdown_pct",
+    "max_drawdown_duration_ms",
+    "round_trips",
+    "wins",
+    "losses",
+    "win_rate",
+    "profit_factor",
+    "gross_profit",
+    "gross_loss",
+    "days",
+    "sharpe_daily",
+    "sortino_daily",
+    "fee_share_pct",
+    "outages",
+    "outage_ms",
+)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))  # type: ignore[arg-type]
+        return {f.name: _plain(getattr(value, f.name)) for f in fields}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return render.json_value(value)
+
+
+def _settings(trace: Trace) -> tuple[str, dict[str, object]]:
+    """The strategy's name and its configuration (the ``config`` attrs value it carries)."""
+    strategy = trace.state.strategy
+    config = getattr(strategy, "config", None)
+    settings: dict[str, object] = {}
+    if config is not None and attrs.has(type(config)):
+        settings = {f.name: _plain(getattr(config, f.name)) for f in attrs.fields(type(config))}
+    return type(strategy).__name__, settings
+
+
+def run_results(config: BotConfig, trace: Trace, recorder: Recorder) -> Results:
+    """The :class:`~gridcore.sim.results.Results` of a backtest run with ``recorder``."""
+    s = trace.summary
+    balance = config.venue.starting_balance
+    return results(
+        starting_balance=balance,
+        net_pnl=s.net_pnl,
+        realized_pnl=s.realized_pnl,
+        fees=s.fees,
+        curve=recorder.equity(balance, s.start_ts),
+        fills=trace.exchange.fills,
+        start_ts=s.start_ts,
+        end_ts=s.end_ts,
+        outages=recorder.all_outages(),
+    )
+
+
+def results_dict(
+    config: BotConfig, trace: Trace, recorder: Recorder, figures: Results
+) -> dict[str, object]:
+    """The ``results`` object of ``--json``: keys :data:`RESULT_KEYS`, money exact, ratios and
+    percentages rounded to 4 places, ``null`` where undefined."""
+    first, last = recorder.first_quote, recorder.last_quote
+    name, settings = _settings(trace)
+    values: dict[str, object] = {
+        "venue": config.venue.name,
+        "symbol": config.instrument.symbol,
+        "strategy": name,
+        "settings": settings,
+        "data_start_ts": first.ts if first is not None else None,
+        "data_end_ts": last.ts if last is not None else None,
+        "market_start_mid": first.mid if first is not None else None,
+        "market_end_mid": last.mid if last is not None else None,
+        "market_change_pct": (
+            percent(CTX.subtract(last.mid, first.mid), first.mid)
+            if first is not None and last is not None
+            else None
+        ),
+        **{f.name: getattr(figures, f.name) for f in attrs.fields(Results)},
+    }
+    return {key: _plain(values[key]) for key in RESULT_KEYS}
+
+
+def _when(ts: object) -> str:
+    if not isinstance(ts, int):
+        return "-"
+    return dt.datetime.fromtimestamp(ts / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(ms: int) -> str:
+    """``1 d 02:03:04`` / ``02:03:04`` for people."""
+    seconds = ms // 1000
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    text = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days} d {text}" if days else text
+
+
+def _ratio(value: object, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value}{suffix}"
+
+
+def _settings_text(name: str, settings: dict[str, object], base: str) -> str:
+    """``grid 5 × 0.002, 0.002 BTC a level, max 0.02``: the grid's settings people compare runs
+    by; other strategies by name (every setting is in ``--json``)."""
+    levels, spacing = settings.get("levels"), settings.get("spacing")
+    if levels is None or spacing is None:
+        return name
+    qty = settings.get("order_qty")
+    each = f"{qty} {base}" if qty is not None else f"{settings.get('order_notional')} quote"
+    inventory = settings.get("max_inventory")
+    cap = "" if inventory is None else f", max {inventory}"
+    return f"grid {levels} × {spacing}, {each} a level{cap}"
+
+
+def results_table(
+    summary: Summary,
+    performance: render.Performance,
+    doc: dict[str, object],
+    *,
+    market: str,
+    quote: str,
+    base: str,
+    lot_size: Decimal,
+) -> Table:
+    """The human summary of a backtest: what ran on what (header), trading, money and the
+    results people expect, position and health, faults, then the engineering figures last.
+    Every figure of the plain summary keeps its value and format."""
+    s = summary
+    unit = f" ({quote})"
+    size_unit = f" ({base})" if base else ""
+
+    def money(value: object) -> str:
+        assert isinstance(value, str)
+        return render.human_decimal(Decimal(value), quote)
+
+    def signed(value: Decimal) -> Text:
+        style = "green" if value > 0 else "red" if value < 0 else ""
+        return Text(render.human_decimal(value, quote), style=style)
+
+    def size(value: Decimal) -> str:
+        return format_step(value, lot_size)
+
+    settings = doc["settings"]
+    assert isinstance(settings, dict)
+    change = doc["market_change_pct"]
+    start_mid, end_mid = doc["market_start_mid"], doc["market_end_mid"]
+    moved = (
+        f"{start_mid} → {end_mid} ({_ratio(change, ' %')})"
+        if isinstance(start_mid, str) and isinstance(end_mid, str)
+        else "-"
+    )
+    faults: list[tuple[str, str | Text] | None] = []
+    if s.faults != "none" or s.injected.total:
+        faults = [None] + [
+            (label, f"{getattr(s.injected, name):,}") for label, name in render.FAULT_ROWS
+        ]
+    win_rate = doc["win_rate"]
+    table = Table(title="gridcore backtest", show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows: Sequence[tuple[str, str | Text] | None] = (
+        ("instrument", Text(f"{doc['venue']} {doc['symbol']}")),
+        ("strategy", Text(_settings_text(str(doc["strategy"]), settings, base))),
+        ("market", Text(market or "-")),
+        ("data from", f"{_when(doc['data_start_ts'])} UTC"),
+        ("data to", f"{_when(doc['data_end_ts'])} UTC"),
+        (f"market mid{unit}", moved),
+        ("seed", str(s.seed)),
+        ("fault profile", s.faults),
+        ("market ticks", f"{s.ticks:,}"),
+        None,
+        ("orders placed", f"{s.orders:,}"),
+        ("fills", f"{s.fills:,}"),
+        ("cancels", f"{s.cancels:,}"),
+        ("rejections", f"{s.rejections:,}"),
+        ("volume" + unit, render.human_decimal(s.volume, quote)),
+        ("round trips (won / lost)", f"{doc['round_trips']:,} ({doc['wins']} / {doc['losses']})"),
+        (
+            "win rate",
+            "n/a"
+            if win_rate is None
+            else f"{CTX.multiply(Decimal(str(win_rate)), Decimal(100)).normalize(CTX):f} %",
+        ),
+        ("profit factor", _ratio(doc["profit_factor"])),
+        None,
+        ("starting balance" + unit, money(doc["starting_balance"])),
+        ("realized PnL" + unit, signed(s.realized_pnl)),
+        ("unrealized PnL" + unit, signed(s.unrealized_pnl)),
+        ("fees paid" + unit, render.human_decimal(s.fees, quote)),
+        ("fee share of gross PnL", _ratio(doc["fee_share_pct"], " %")),
+        ("funding received" + unit, signed(s.funding)),
+        ("net PnL" + unit, signed(s.net_pnl)),
+        ("end equity" + unit, money(doc["end_equity"])),
+        ("return", _ratio(doc["return_pct"], " %")),
+        ("max drawdown" + unit, render.human_decimal(s.max_drawdown, quote)),
+        ("max drawdown", f"{doc['max_drawdown_pct']} %"),
+        ("max drawdown duration", _duration(int(str(doc["max_drawdown_duration_ms"])))),
+        (
+            f"Sharpe / Sortino (daily, {doc['days']} d)",
+            f"{_ratio(doc['sharpe_daily'])} / {_ratio(doc['sortino_daily'])}",
+        ),
+        None,
+        ("max position" + size_unit, size(s.max_position)),
+        ("final position" + size_unit, size(s.final_position)),
+        ("grid recenters", str(s.recenters)),
+        ("syncs / drift repairs", f"{s.syncs} / {s.drift_repairs}"),
+        ("alerts / warnings", f"{s.alerts} / {s.warnings}"),
+        ("feed outages", f"{doc['outages']} ({_duration(int(str(doc['outage_ms'])))})"),
+        ("halted", Text("yes", style="red") if s.halted else Text("no")),
+        (
+            "invariant violations",
+            Text(
+                str(s.invariant_violations), style="bold red" if s.invariant_violations else "green"
+            ),
+        ),
+        *faults,
+        None,
+        ("events processed", f"{s.events:,}"),
+        ("events per second", f"{performance.events_per_second:,.0f}"),
+        ("wall time", f"{performance.wall_seconds:.2f} s"),
+    )
+    for row in rows:
+        if row is None:
+            table.add_section()
+        else:
+            table.add_row(*row)
+    return table
+
+
 # --- running -----------------------------------------------------------------------------------
 
 
@@ -235,7 +495,9 @@ def _error(message: str) -> int:
     return _EXIT_USAGE
 
 
-def _execute(plan: _Plan, progress: Callable[[int], None] | None) -> Trace:
+def _execute(
+    plan: _Plan, progress: Callable[[int], None] | None, recorder: Recorder | None = None
+) -> Trace:
     total = plan.total or 0
     options: dict[str, Any] = {
         "seed": plan.seed,
@@ -243,6 +505,8 @@ def _execute(plan: _Plan, progress: Callable[[int], None] | None) -> Trace:
         "progress": progress,
         "progress_every": max(1_000, total // 200),
     }
+    if recorder is not None:
+        options["reducer"] = recorder
     if plan.plotter is not None:
         options["sample_every"] = max(1, total // PLOT_POINTS)
     if plan.path is None:
@@ -256,9 +520,10 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     try:
         plan = _plan(args)
+        recorder = Recorder()
         with render.progress_bar(err, plan.total) as progress:
             started = time.perf_counter()
-            trace = _execute(plan, progress)
+            trace = _execute(plan, progress, recorder)
             wall = time.perf_counter() - started
     except (UsageError, ConfigError, csvdata.DataError) as exc:
         return _error(str(exc))
@@ -269,9 +534,11 @@ def run(args: argparse.Namespace) -> int:
     summary = trace.summary
     performance = render.Performance(events=summary.events, wall_seconds=wall)
     instrument = plan.config.instrument
+    figures = results_dict(plan.config, trace, recorder, run_results(plan.config, trace, recorder))
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
+            "results": figures,
             "violations": [render.violation_dict(v) for v in trace.violations],
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
@@ -279,9 +546,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.print(
-            render.summary_table(
+            results_table(
                 summary,
                 performance,
+                figures,
                 market=plan.market,
                 quote=instrument.quote,
                 base=instrument.base,
@@ -303,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
             f"{instrument.quote}"
         )
         try:
-            plan.plotter(trace, args.plot, title=title)
+            plan.plotter(trace, args.plot, title=title, outages=recorder.all_outages())
         except OSError as exc:
             return _error(f"--plot {args.plot}: cannot write: {exc.strerror or exc}")
         note = f"plot written to {args.plot}"

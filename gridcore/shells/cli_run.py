@@ -55,7 +55,7 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
-from gridcore.shells import cli_types, logs
+from gridcore.shells import cli_types, logs, metrics
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
     Journal,
@@ -201,6 +201,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="log one JSON object per line (to --log-file, else to stderr instead of the notices)",
     )
+    metrics.add_arguments(run)
     run.set_defaults(handler=_guarded(cmd_run))
 
     inspect = subparsers.add_parser(
@@ -303,6 +304,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
     try:
+        # --metrics-port: serving before anything is written, so a busy port stops the run here.
+        args.metrics_exporter = metrics.start_exporter(args)
+    except metrics.MetricsError as exc:
+        close_log()
+        raise CliError(str(exc)) from None
+    try:
         # One writer per journal, decided before anything is read or written: a second bot is
         # refused here and the running one is never disturbed.
         lock = WriterLock.acquire(path)
@@ -312,6 +319,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             lock.release()
     finally:
         close_log()
+        if args.metrics_exporter is not None:
+            args.metrics_exporter.close()
 
 
 def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
@@ -444,7 +453,8 @@ def _logged_session(
         journal.last_seq,
         extra={"fields": {"journal": str(journal.path), "seq": str(journal.last_seq)}},
     )
-    session_log = logs.SessionLog()
+    exporter = getattr(args, "metrics_exporter", None)  # --metrics-port: feeds /metrics too
+    session_log = logs.SessionLog() if exporter is None else exporter.session_log()
 
     def stopping(reason: str) -> None:
         if reason.startswith("signal "):  # the answer to the operator's Ctrl-C, even with -q

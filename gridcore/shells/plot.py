@@ -1,4 +1,5 @@
-"""The picture of a backtest: price with the grid and fills, position, net PnL.
+"""The picture of a backtest: price with the grid's levels and fills, position, net PnL,
+drawdown, and the feed outages shaded across every panel.
 
 Needs matplotlib (``pip install 'gridcore[plot]'``); importing this module without it raises
 ``ModuleNotFoundError``, which the command line turns into that advice. Drawing uses the Agg
@@ -12,21 +13,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gridcore.grid import NeutralGrid
 from gridcore.instruments import Side
 from gridcore.sim import Trace
+from gridcore.sim.results import Outage
 
-__all__ = ["FORMATS", "plot_trace"]
+__all__ = ["FORMATS", "plot_heatmap", "plot_trace"]
 
 #: File types :func:`plot_trace` writes, by suffix.
 FORMATS = (".png", ".svg", ".pdf")
 #: Fills drawn at most (evenly thinned beyond): a marker per fill stops being readable anyway.
 MAX_FILL_MARKERS = 5_000
+#: Grids with more levels a side than this draw only their bounds and center (a line per level
+#: beyond it is a solid band, not information).
+MAX_LEVEL_LINES = 25
 
 
 def _times(ts: Sequence[int]) -> np.ndarray:
@@ -37,11 +44,20 @@ def _floats(values: Sequence[Decimal | None]) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
-def plot_trace(trace: Trace, path: str | Path, *, title: str = "") -> None:
-    """Draw ``trace`` to ``path`` (``.png``, ``.svg`` or ``.pdf``): three panels sharing the
-    time axis — mid price with the grid's lower/upper/center and buy/sell fills, position (base
-    units), and net PnL (quote, unrealized included). Needs ``trace.samples`` (run the backtest
-    with ``sample_every``); raises ``ValueError`` when there are none."""
+def _levels(trace: Trace) -> int:
+    grid = trace.state.strategy
+    return grid.config.levels if isinstance(grid, NeutralGrid) else 0
+
+
+def plot_trace(
+    trace: Trace, path: str | Path, *, title: str = "", outages: Sequence[Outage] = ()
+) -> None:
+    """Draw ``trace`` to ``path`` (``.png``, ``.svg`` or ``.pdf``): four panels sharing the
+    time axis — mid price with the grid's levels (bounds dashed, center dotted, inner levels
+    faint) and buy/sell fills, position (base units), net PnL (quote, unrealized included) and
+    its drawdown from the running peak. ``outages`` (feed down) are shaded on every panel. Needs
+    ``trace.samples`` (run the backtest with ``sample_every``); raises ``ValueError`` when there
+    are none."""
     samples = trace.samples
     if not samples:
         raise ValueError("the trace has no samples; run the backtest with sample_every > 0")
@@ -51,10 +67,10 @@ def plot_trace(trace: Trace, path: str | Path, *, title: str = "") -> None:
     base = bases.pop() if len(bases) == 1 else "base units"
     t = _times([s.ts for s in samples])
     mid = _floats([s.mid for s in samples])
-    fig = Figure(figsize=(12, 8.5), dpi=110, layout="constrained")
+    fig = Figure(figsize=(12, 10), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)  # Agg, set on this figure only: the process-wide backend is untouched
-    ax_price, ax_pos, ax_pnl = fig.subplots(
-        3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2, 1.5]}
+    ax_price, ax_pos, ax_pnl, ax_dd = fig.subplots(
+        4, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.1, 1.3, 1.0]}
     )
 
     ax_price.plot(t, mid, color="#333333", linewidth=0.8, label="mid", zorder=2)
@@ -71,6 +87,20 @@ def plot_trace(trace: Trace, path: str | Path, *, title: str = "") -> None:
     ax_price.step(
         t, center, where="post", color="#4c72b0", linewidth=0.7, linestyle=":", label="grid center"
     )
+    n = _levels(trace)
+    if 1 < n <= MAX_LEVEL_LINES:
+        # Levels are evenly spaced between center and bounds: k/n of the way out, each side.
+        for k in range(1, n):
+            for bound in (upper, lower):
+                ax_price.step(
+                    t,
+                    center + (bound - center) * k / n,
+                    where="post",
+                    color="#4c72b0",
+                    linewidth=0.4,
+                    alpha=0.35,
+                    label="grid levels" if (k, bound is upper) == (1, True) else None,
+                )
     fills = trace.exchange.fills
     if len(fills) > MAX_FILL_MARKERS:
         stride = -(-len(fills) // MAX_FILL_MARKERS)
@@ -111,13 +141,102 @@ def plot_trace(trace: Trace, path: str | Path, *, title: str = "") -> None:
     ax_pnl.fill_between(t, 0, pnl, where=pnl < 0, color="#d62728", alpha=0.15, linewidth=0)
     ax_pnl.axhline(0, color="#999999", linewidth=0.6)
     ax_pnl.set_ylabel(f"net PnL ({quote})")
-    ax_pnl.set_xlabel("time (UTC)")
     ax_pnl.grid(alpha=0.25)
+
+    # Drawdown of the sampled net PnL from its running peak (peak starts at 0, the start).
+    peak = np.maximum.accumulate(np.concatenate(([0.0], pnl)))[1:]
+    fall = pnl - peak
+    ax_dd.fill_between(t, fall, 0, step="post", color="#d62728", alpha=0.3, linewidth=0)
+    ax_dd.step(t, fall, where="post", color="#d62728", linewidth=0.8)
+    ax_dd.set_ylabel(f"drawdown ({quote})")
+    ax_dd.set_xlabel("time (UTC)")
+    ax_dd.grid(alpha=0.25)
+
+    last = samples[-1].ts
+    for i, outage in enumerate(outages):
+        start = np.datetime64(outage.start, "ms")
+        end = np.datetime64(outage.end if outage.end is not None else last, "ms")
+        for ax in (ax_price, ax_pos, ax_pnl, ax_dd):
+            ax.axvspan(
+                start,
+                end,
+                color="#999999",
+                alpha=0.25,
+                linewidth=0,
+                label=f"feed down ({len(outages)})" if i == 0 and ax is ax_price else None,
+            )
+    if outages:
+        ax_price.legend(
+            loc="lower left", bbox_to_anchor=(0, 1), fontsize="small", ncols=6, frameon=False
+        )
+
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call,unused-ignore]
-    ax_pnl.xaxis.set_major_locator(locator)
+    ax_dd.xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call,unused-ignore]
-    ax_pnl.xaxis.set_major_formatter(formatter)
+    ax_dd.xaxis.set_major_formatter(formatter)
 
     if title:
         fig.suptitle(title, fontsize="medium")
+    fig.savefig(path)
+
+
+def plot_heatmap(
+    ranked: Sequence[Any], x_key: str, y_key: str, figure: str, path: str | Path
+) -> None:
+    """Draw a sweep's ``figure`` (the mean over seeds) as a heatmap over two swept settings:
+    ``x_key`` across, ``y_key`` up, each cell annotated with its value (blank: undefined).
+    ``ranked`` are :class:`gridcore.shells.cli_sweep.Ranked` combinations."""
+    xs: list[object] = []
+    ys: list[object] = []
+    cells: dict[tuple[str, str], float] = {}
+    for r in ranked:
+        params = dict(r.params)
+        x, y = params[x_key], params[y_key]
+        if x not in xs:
+            xs.append(x)
+        if y not in ys:
+            ys.append(y)
+        value = r.figures.get(figure)
+        if value is not None:
+            cells[(repr(x), repr(y))] = float(value)
+
+    def order(values: list[object]) -> list[object]:
+        try:
+            return sorted(values, key=lambda v: Decimal(str(v)))
+        except ArithmeticError:
+            return values
+
+    xs, ys = order(xs), order(ys)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            grid[i, j] = cells.get((repr(x), repr(y)), np.nan)
+    fig = Figure(figsize=(max(5.0, 1.0 + 0.9 * len(xs)), max(4.0, 1.5 + 0.5 * len(ys))), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    finite = grid[np.isfinite(grid)]
+    bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+    diverging = finite.size > 0 and float(finite.min()) < 0 < float(finite.max())
+    image = ax.imshow(
+        grid,
+        origin="lower",
+        aspect="auto",
+        cmap="RdYlGn"
+        if diverging or figure not in ("max_drawdown", "max_drawdown_pct")
+        else "RdYlGn_r",
+        vmin=-bound if diverging else None,
+        vmax=bound if diverging else None,
+    )
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    if len(xs) * len(ys) <= 400:
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.4g}", ha="center", va="center", fontsize="x-small")
+    fig.colorbar(image, ax=ax, label=figure)
+    ax.set_title(f"gridcore sweep: {figure} by {x_key} and {y_key}", fontsize="medium")
+    fig.tight_layout()
     fig.savefig(path)

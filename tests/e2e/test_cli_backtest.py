@@ -177,7 +177,7 @@ def test_no_arguments_runs_a_day_of_the_default_grid_and_prints_the_table(tmp_pa
 
 def test_json_has_the_documented_shape(tmp_path: Path) -> None:
     doc = run_json("--ticks", "4000", "--faults", "flaky", cwd=tmp_path)
-    assert list(doc) == ["summary", "violations", "performance"]
+    assert list(doc) == ["summary", "results", "violations", "performance"]
     summary = doc["summary"]
     assert list(summary) == SUMMARY_KEYS
     for key, value in summary.items():
