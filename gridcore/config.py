@@ -58,6 +58,7 @@ __all__ = [
     "StrategySettings",
     "VenueSettings",
     "load_config",
+    "strategy_toml",
 ]
 
 T = TypeVar("T")
@@ -389,6 +390,54 @@ start_ts = 1700000000000
 """The embedded default configuration: every key with its default value (what an empty file
 and ``BotConfig()`` give). Shipped as ``gridcore/configs/grid.toml`` (``gridcore init`` writes
 it) and kept as ``examples/grid.toml`` in the repository."""
+
+
+def _toml_value(value: Any) -> str:
+    """One setting's value as a configuration file writes it."""
+    if value is None:
+        return f'"{validators.OFF}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, int):
+        return str(value)
+    # Decimals and names as TOML basic strings (a JSON-like escape of \ and ").
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def strategy_toml(kind: str, *, module: str | None = None) -> str:
+    """The complete default configuration of strategy kind ``kind`` (what ``gridcore init
+    --strategy KIND`` writes): the kind's own ``default_toml`` when it has one, otherwise
+    :data:`DEFAULT_TOML` with ``[strategy]`` naming the kind (and ``module``) and the grid's
+    table replaced by the kind's, every setting at its default."""
+    entry = registry.get(kind, module=module)
+    if entry.name == registry.GRID and module is None:
+        return DEFAULT_TOML
+    if entry.default_toml is not None:
+        return entry.default_toml
+    defaults = entry.default_config(BotConfig())
+    lines = [f'kind = "{entry.name}"']
+    if module is not None:
+        lines.append(f"module = {_toml_value(module)}  # imported to register the kind")
+    table = [f"[{entry.table}]"]
+    for f in attrs.fields(entry.config_class):
+        if f.init and f.name not in ("venue", "symbol"):
+            table.append(f"{f.alias or f.name} = {_toml_value(getattr(defaults, f.name))}")
+    head, rest = DEFAULT_TOML.split("\n[grid]\n", 1)
+    tail = rest[rest.index("\n[risk]\n") :]
+    head = head.replace("the default neutral grid", f'strategy kind "{entry.name}"', 1).replace(
+        "# the neutral grid keeps one net position: one_way only", "# one_way or hedge"
+    )
+    summary = f"# {entry.summary}\n" if entry.summary else ""
+    return (
+        f"{head}\n[strategy]\n{summary}"
+        + "\n".join(lines)
+        + "\n\n"
+        + "\n".join(table)
+        + f"\n{tail}"
+    )
 
 
 def _convert(value: Any, tp: Any, field: str) -> Any:

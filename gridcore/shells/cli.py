@@ -8,6 +8,7 @@ can edit, so an installed user has the documented starting point without the rep
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,24 +16,39 @@ from importlib import resources
 from pathlib import Path
 
 import gridcore
-from gridcore.shells import cli_backtest, cli_run
+from gridcore import registry
+from gridcore.config import strategy_toml
+from gridcore.errors import ConfigError
+from gridcore.shells import cli_backtest, cli_run, strategies
 from gridcore.shells.redact import redact
 
 __all__ = ["EXAMPLES", "STRATEGIES", "build_parser", "default_config_text", "example_text", "main"]
 
-#: Strategies ``gridcore init`` can write a configuration for (``gridcore/configs/<name>.toml``).
+#: Strategies shipped with a configuration file of their own (``gridcore/configs/<name>.toml``).
+#: ``gridcore init --strategy`` also writes one for any other registered kind
+#: (:mod:`gridcore.registry`), generated from its defaults.
 STRATEGIES = ("grid",)
 _EXIT_USAGE = 2
 #: An unexpected exception: a bug in gridcore, a strategy or an adapter (``sysexits`` EX_SOFTWARE).
 EXIT_BUG = 70
 
 
-def default_config_text(strategy: str = "grid") -> str:
-    """The shipped default configuration of ``strategy``, as ``gridcore init`` writes it."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    ref = resources.files("gridcore").joinpath("configs", f"{strategy}.toml")
-    return ref.read_text(encoding="utf-8")
+def default_config_text(strategy: str = "grid", *, module: str | None = None) -> str:
+    """The default configuration of ``strategy``, as ``gridcore init`` writes it: the shipped
+    file for a shipped strategy, else generated from the registered kind's defaults (``module``
+    or the ``gridcore.strategies`` entry point named ``strategy`` is imported to register it).
+    Raises ``ValueError`` naming the registered kinds for an unknown one."""
+    if strategy in STRATEGIES and module is None:
+        ref = resources.files("gridcore").joinpath("configs", f"{strategy}.toml")
+        return ref.read_text(encoding="utf-8")
+    try:
+        if module is not None:
+            strategies.import_module(module)
+        elif strategy not in registry.kinds():
+            strategies.import_strategy(f"[strategy]\nkind = {json.dumps(strategy)}\n")
+        return strategy_toml(strategy, module=module)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 #: Examples ``gridcore init --example NAME`` writes (package data, ``gridcore/configs/``): the
@@ -60,8 +76,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         default_path = EXAMPLES[args.example]
         then = f"run: python -m pytest {{path}}  (needs: pip install 'gridcore[testing]')"
     else:
-        text, what = default_config_text(args.strategy), f"the default {args.strategy} configuration"
-        default_path = "grid.toml"
+        try:
+            text = default_config_text(args.strategy, module=args.module)
+        except ValueError as exc:
+            return _error(f"--strategy: {exc}")
+        what = f"the default {args.strategy} configuration"
+        default_path = f"{args.strategy}.toml"
         then = "edit it, then run: gridcore backtest --config {path}"
     if args.path == "-":
         sys.stdout.write(text)
@@ -110,9 +130,18 @@ def _register_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument(
         "--strategy",
-        choices=STRATEGIES,
         default="grid",
-        help="which bot to configure (default: grid, the neutral grid)",
+        metavar="KIND",
+        help="which registered strategy kind to configure (default: grid, the neutral grid; "
+        "a kind of your own is found through --module or its package's gridcore.strategies "
+        "entry point)",
+    )
+    p.add_argument(
+        "--module",
+        default=None,
+        metavar="MODULE",
+        help="import this module (a dotted name, for example mypkg.mybot) to register "
+        "--strategy KIND; the configuration written names it in [strategy] module",
     )
     p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
     p.set_defaults(handler=cmd_init)
