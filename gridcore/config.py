@@ -32,6 +32,7 @@ because they are not exact. Reading the file is the caller's business (this modu
 from __future__ import annotations
 
 import enum
+import json
 import tomllib
 import types
 import typing
@@ -226,12 +227,13 @@ class BotConfig:
     core: CoreSettings = CoreSettings()
     market: MarketSettings = MarketSettings()
     strategy: StrategySettings = StrategySettings()
-    strategy_config: Any = None
+    strategy_config: Any = attrs.field(default=None, eq=False)
     """The configuration of a strategy kind other than the grid: an instance of the kind's
     config class (``None``: its defaults). The grid's configuration is ``grid``."""
-    settings: Any = attrs.field(init=False, repr=False, eq=False)
+    settings: Any = attrs.field(init=False, repr=False)
     """The configuration of the configured kind: ``grid`` for the grid, else
-    ``strategy_config`` (or the kind's defaults on the configured venue and symbol)."""
+    ``strategy_config`` (or the kind's defaults on the configured venue and symbol). Equality
+    compares this, so a kind's defaults given or left out make equal configurations."""
 
     def __attrs_post_init__(self) -> None:
         kind = registry.get(self.strategy.kind, module=self.strategy.module)
@@ -402,9 +404,8 @@ def _toml_value(value: Any) -> str:
         value = value.value
     if isinstance(value, int):
         return str(value)
-    # Decimals and names as TOML basic strings (a JSON-like escape of \ and ").
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    # Decimals and names as TOML basic strings: JSON's escapes are TOML's, but for DEL.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def strategy_toml(kind: str, *, module: str | None = None) -> str:
