@@ -53,7 +53,14 @@ def default_config_text(strategy: str = "grid", *, module: str | None = None) ->
 
 #: Examples ``gridcore init --example NAME`` writes (package data, ``gridcore/configs/``): the
 #: files the documentation points at, for a user who installed gridcore without the repository.
-EXAMPLES = {"prove-my-bot": "prove_my_bot.py"}
+EXAMPLES = {"prove-my-bot": "prove_my_bot.py", "write-a-strategy": "write_a_strategy.py"}
+#: What to do with a written example ({path} is where it was written).
+_NEXT = {
+    "prove-my-bot": "run: python -m pytest {path}  (needs: pip install 'gridcore[testing]')",
+    "write-a-strategy": "it registers strategy kind mean_reversion; with its directory on "
+    "PYTHONPATH, run: gridcore init --strategy mean_reversion --module write_a_strategy, then "
+    "gridcore backtest --config mean_reversion.toml",
+}
 
 
 def example_text(name: str) -> str:
@@ -74,7 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.example is not None:
         text, what = example_text(args.example), f"the {args.example} example"
         default_path = EXAMPLES[args.example]
-        then = f"run: python -m pytest {{path}}  (needs: pip install 'gridcore[testing]')"
+        then = _NEXT[args.example]
     else:
         try:
             text = default_config_text(args.strategy, module=args.module)
@@ -126,7 +133,8 @@ def _register_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         choices=sorted(EXAMPLES),
         default=None,
         help="write a runnable example instead of a configuration: prove-my-bot is a small "
-        "strategy and its property-based proof with gridcore.testing",
+        "strategy and its property-based proof with gridcore.testing; write-a-strategy a "
+        "strategy kind of your own, registered for the configuration to name",
     )
     p.add_argument(
         "--strategy",

@@ -172,3 +172,28 @@ def test_the_kinds_invariant_catches_a_broken_variant() -> None:
     broken = attrs.evolve(fine, strategy=Impatient(config=config.settings))
     names = {v.invariant for v in simulate(broken, scenario, invariants=INVARIANTS).violations}
     assert "one_cycle_at_a_time" in names
+
+
+def test_an_installed_user_gets_the_example_and_runs_it(tmp_path: Path) -> None:
+    done = cli("init", "--example", "write-a-strategy", cwd=tmp_path, pythonpath=False)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "write_a_strategy.py").read_text(encoding="utf-8")
+    assert written == (EXAMPLES / "write_a_strategy.py").read_text(encoding="utf-8")
+    assert "gridcore init --strategy mean_reversion --module write_a_strategy" in done.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    steps = (
+        ("init", "--strategy", "mean_reversion", "--module", "write_a_strategy"),
+        ("backtest", "--config", "mean_reversion.toml", "--ticks", "3000", "--json"),
+    )
+    for args in steps:
+        run = subprocess.run(
+            [sys.executable, "-m", "gridcore.shells.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env={**env, "PYTHONPATH": str(tmp_path)},
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["orders"] > 0
