@@ -36,6 +36,7 @@ from gridcore import (
     Instrument,
     Intent,
     OrderChange,
+    PositionMode,
     QuoteTicked,
     Rounding,
     Side,
@@ -83,7 +84,15 @@ class MeanReversionConfig:
 
 
 def check(config: MeanReversionConfig, bot: BotConfig) -> None:
-    """Combination rules: a size no order could have is refused when the file is loaded."""
+    """Combination rules: what could never trade is refused when the file is loaded."""
+    if bot.venue.position_mode is not PositionMode.ONE_WAY:
+        # The strategy buys and sells one net position; on a hedge-mode account its sells
+        # would need a position side it does not track.
+        raise ConfigError(
+            "venue.position_mode",
+            f'is "{bot.venue.position_mode.value}"; the {KIND} strategy trades one net '
+            'position: set venue.position_mode = "one_way"',
+        )
     lot = bot.instrument.lot_size
     if round_to_step(config.order_qty, lot, Rounding.DOWN) != config.order_qty:
         raise ConfigError(

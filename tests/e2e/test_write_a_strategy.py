@@ -123,6 +123,9 @@ def test_a_bad_setting_of_the_kinds_table_names_the_field(tmp_path: Path) -> Non
     (tmp_path / "bad.toml").write_text(bad, encoding="utf-8")
     done = cli("backtest", "--config", "bad.toml", cwd=tmp_path)
     _one_error_line(done, "bad.toml: mean_reversion.order_qty", "lot_size")
+    hedge = CONFIG.read_text(encoding="utf-8") + '\n[venue]\nposition_mode = "hedge"\n'
+    (tmp_path / "hedge.toml").write_text(hedge, encoding="utf-8")
+    _one_error_line(cli("backtest", "--config", "hedge.toml", cwd=tmp_path), "venue.position_mode")
     missing = CONFIG.read_text(encoding="utf-8").replace('"write_a_strategy"', '"nowhere.mine"')
     (tmp_path / "missing.toml").write_text(missing, encoding="utf-8")
     _one_error_line(cli("backtest", "--config", "missing.toml", cwd=tmp_path), "strategy.module")
