@@ -200,3 +200,38 @@ def test_an_installed_user_gets_the_example_and_runs_it(tmp_path: Path) -> None:
         )
         assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["summary"]["orders"] > 0
+
+
+def test_an_installed_package_is_found_by_its_entry_point_alone(tmp_path: Path) -> None:
+    """A package that declares its kind in the gridcore.strategies group needs no module key;
+    only the entry point named by the configured kind is loaded (another one that would fail
+    on import is never touched)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "write_a_strategy.py").write_text(
+        (EXAMPLES / "write_a_strategy.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (site / "exploding.py").write_text("raise RuntimeError('imported')\n", encoding="utf-8")
+    info = site / "mybots-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mybots\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[gridcore.strategies]\n"
+        "mean_reversion = write_a_strategy:MEAN_REVERSION\n"
+        "exploding = exploding\n"
+    )
+    (tmp_path / "bot.toml").write_text(
+        '[strategy]\nkind = "mean_reversion"\n[market]\nticks = 500\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, "-m", "gridcore.shells.cli", "backtest", "--config", "bot.toml", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**env, "PYTHONPATH": str(site)},
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["ticks"] == 500
