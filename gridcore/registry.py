@@ -46,6 +46,7 @@ __all__ = [
     "GRID",
     "StrategyKind",
     "get",
+    "kind_of",
     "kinds",
     "register",
     "registered",
@@ -240,6 +241,20 @@ def get(name: str, *, module: str | None = None) -> StrategyKind:
         "strategy.kind",
         f"unknown strategy kind {name!r}; registered kinds: {', '.join(kinds())}{hint}",
     )
+
+
+def kind_of(strategy: object) -> StrategyKind | None:
+    """The registered kind whose ``strategy_class`` ``strategy`` is an instance of (``None`` for
+    a strategy no kind declares, e.g. one built by hand in a test). The invariant catalogue
+    uses it to find a state's own invariants: ``kind_of(state.strategy).invariants``."""
+    _ensure_builtins()
+    for kind in _KINDS.values():
+        if type(strategy) is kind.strategy_class:
+            return kind
+    for kind in _KINDS.values():
+        if isinstance(strategy, kind.strategy_class):
+            return kind
+    return None
 
 
 def kinds() -> tuple[str, ...]:

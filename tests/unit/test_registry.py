@@ -17,7 +17,16 @@ from gridcore import ConfigError, Event, Intent, OrderChange, QuoteTicked, State
 from gridcore.config import DEFAULT_TOML, BotConfig, StrategySettings, load_config, strategy_toml
 from gridcore.grid import GridConfig, NeutralGrid
 from gridcore.invariants import Violation, grid_levels_never_cross, grid_spacing_above_floor
-from gridcore.registry import GRID, StrategyKind, get, kinds, register, registered, unregister
+from gridcore.registry import (
+    GRID,
+    StrategyKind,
+    get,
+    kind_of,
+    kinds,
+    register,
+    registered,
+    unregister,
+)
 from gridcore.shells.codec import canonical, decode_value, encode_value
 from gridcore.sim import backtest, make_bot
 
@@ -304,3 +313,12 @@ def test_the_grids_snapshot_names_are_unchanged() -> None:
     payload = encode_value(make_bot(load_config(), epoch=1_700_000_000_000))
     assert b"NeutralGrid" in payload and b"grid:NeutralGrid" not in payload
     assert decode_value(payload) == make_bot(load_config(), epoch=1_700_000_000_000)
+
+
+def test_a_states_kind_and_its_invariants_are_found_from_its_strategy(idle: StrategyKind) -> None:
+    grid_bot = make_bot(load_config(), epoch=1_700_000_000_000)
+    assert kind_of(grid_bot.strategy) is get(GRID)
+    idle_bot = make_bot(BotConfig(strategy=StrategySettings(kind=KIND)), epoch=1_700_000_000_000)
+    found = kind_of(idle_bot.strategy)
+    assert found is idle and found.invariants == (never_patient,)
+    assert kind_of(object()) is None
