@@ -352,6 +352,10 @@ taker_fee = "0.0005"
 base = "BTC"
 quote = "USD"
 
+[strategy]
+kind = "grid"                # the neutral grid; another registered kind reads its own table
+# module = "mypkg.mybot"     # the module that registers a strategy of your own
+
 [grid]
 levels = 5                   # per side
 spacing = "0.002"            # 20 bps of the center price between levels
@@ -426,7 +430,7 @@ def strategy_toml(kind: str, *, module: str | None = None) -> str:
     for f in attrs.fields(entry.config_class):
         if f.init and f.name not in ("venue", "symbol"):
             table.append(f"{f.alias or f.name} = {_toml_value(getattr(defaults, f.name))}")
-    head, rest = DEFAULT_TOML.split("\n[grid]\n", 1)
+    head, rest = DEFAULT_TOML.split("\n[strategy]\n", 1)
     tail = rest[rest.index("\n[risk]\n") :]
     head = head.replace("the default neutral grid", f'strategy kind "{entry.name}"', 1).replace(
         "# the neutral grid keeps one net position: one_way only", "# one_way or hedge"

@@ -27,6 +27,7 @@ from gridcore.config import (
     CoreSettings,
     InstrumentSettings,
     MarketSettings,
+    StrategySettings,
     VenueSettings,
     load_config,
 )
@@ -110,6 +111,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _CLASSES: dict[str, type] = {
     "venue": VenueSettings,
     "instrument": InstrumentSettings,
+    "strategy": StrategySettings,
     "grid": GridConfig,
     "risk": RiskConfig,
     "core": CoreSettings,
