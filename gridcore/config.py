@@ -7,7 +7,10 @@ A bot configuration has these tables (every key optional, defaults in :data:`DEF
   may fill per tick, simulated venue only), ``funding_rate``, ``funding_interval_ms``.
 * ``[instrument]`` — ``symbol``, ``tick_size``, ``lot_size``, ``min_notional``, ``maker_fee``,
   ``taker_fee``, ``base``, ``quote``.
-* ``[grid]`` — :class:`~gridcore.grid.GridConfig` (venue and symbol come from the tables above).
+* ``[strategy]`` — ``kind``: which registered strategy runs (:mod:`gridcore.registry`; default
+  ``"grid"``) and ``module``: the module that registers a strategy of your own.
+* ``[grid]`` — :class:`~gridcore.grid.GridConfig` (venue and symbol come from the tables above);
+  another kind reads its own table instead (``[<kind>]``, the kind's config class).
 * ``[risk]`` — :class:`~gridcore.risk.RiskConfig` (``leverage`` comes from ``[venue]``).
 * ``[core]`` — ``maintenance_ms``, ``reconcile_ms``, ``max_sync_attempts``, ``fill_overlap_ms``,
   ``cancel_unknown_orders``.
@@ -29,6 +32,7 @@ because they are not exact. Reading the file is the caller's business (this modu
 from __future__ import annotations
 
 import enum
+import json
 import tomllib
 import types
 import typing
@@ -38,12 +42,12 @@ from typing import Any, TypeVar
 
 import attrs
 
-from gridcore import validators
-from gridcore.core import CoreConfig
+from gridcore import registry, validators
+from gridcore.core import CoreConfig, Strategy
 from gridcore.errors import ConfigError
 from gridcore.grid import GridConfig
-from gridcore.instruments import Instrument, PositionMode, PositionSide
-from gridcore.numbers import CTX, to_decimal
+from gridcore.instruments import Instrument, PositionMode
+from gridcore.numbers import to_decimal
 from gridcore.risk import RiskConfig
 
 __all__ = [
@@ -52,8 +56,10 @@ __all__ = [
     "CoreSettings",
     "InstrumentSettings",
     "MarketSettings",
+    "StrategySettings",
     "VenueSettings",
     "load_config",
+    "strategy_toml",
 ]
 
 T = TypeVar("T")
@@ -163,6 +169,34 @@ class MarketSettings:
         _rule("market.start_ts", validators.non_negative, self.start_ts)
 
 
+@attrs.frozen(kw_only=True)
+class StrategySettings:
+    """The ``[strategy]`` table: which registered strategy kind runs.
+
+    ``kind`` names a kind of :mod:`gridcore.registry` (``"grid"``, the default, is the neutral
+    grid); its settings are in the table the kind names (``[grid]``, ``[<kind>]``).
+    ``module`` names the Python module that registers a strategy of your own when imported
+    (``"mypkg.mybot"``); the command line imports it, and only it, before reading the rest.
+    """
+
+    kind: str = registry.GRID
+    module: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.kind:
+            raise ConfigError(
+                "strategy.kind", f"must name a strategy kind, for example {registry.GRID!r}"
+            )
+        if self.module is not None and not all(
+            part.isidentifier() for part in self.module.split(".")
+        ):
+            raise ConfigError(
+                "strategy.module",
+                f"{self.module!r} is not a Python module name; write a dotted import path, "
+                'for example "mypkg.mybot"',
+            )
+
+
 def _default_grid(config: BotConfig) -> GridConfig:
     return GridConfig(venue=config.venue.name, symbol=config.instrument.symbol)
 
@@ -173,14 +207,17 @@ def _default_risk(config: BotConfig) -> RiskConfig:
 
 @attrs.frozen(kw_only=True)
 class BotConfig:
-    """A whole neutral-grid bot: venue, instrument, grid, risk, core and market settings.
+    """A whole bot: venue, instrument, strategy, risk, core and market settings.
 
     ``BotConfig()`` is exactly the configuration an empty file (or the embedded default) gives:
-    every risk limit on. The grid trades the configured venue and symbol and the risk gate uses
-    the venue's leverage; when ``grid`` or ``risk`` is given explicitly they must agree. A
-    configuration that could not place a single order (a hedge-mode account or a grid side
-    other than ``both``, a size off the lot or under the minimum, a size every limit refuses) is
-    refused here, naming the fields, rather than running quietly without trading.
+    every risk limit on: the neutral grid. ``strategy`` names another registered kind
+    (:mod:`gridcore.registry`) and ``strategy_config`` holds its configuration (its defaults when
+    left out). The strategy trades the configured venue and symbol and the risk gate uses the
+    venue's leverage; when ``grid``, ``strategy_config`` or ``risk`` is given explicitly they
+    must agree. A configuration that could not place a single order (for the grid: a hedge-mode
+    account or a grid side other than ``both``, a size off the lot or under the minimum, a size
+    every limit refuses) is refused here, naming the fields, rather than running quietly
+    without trading.
     """
 
     venue: VenueSettings = VenueSettings()
@@ -189,9 +226,37 @@ class BotConfig:
     risk: RiskConfig = attrs.field(default=attrs.Factory(_default_risk, takes_self=True))
     core: CoreSettings = CoreSettings()
     market: MarketSettings = MarketSettings()
+    strategy: StrategySettings = StrategySettings()
+    strategy_config: Any = attrs.field(default=None, eq=False)
+    """The configuration of a strategy kind other than the grid: an instance of the kind's
+    config class (``None``: its defaults). The grid's configuration is ``grid``."""
+    settings: Any = attrs.field(init=False, repr=False)
+    """The configuration of the configured kind: ``grid`` for the grid, else
+    ``strategy_config`` (or the kind's defaults on the configured venue and symbol). Equality
+    compares this, so a kind's defaults given or left out make equal configurations."""
 
     def __attrs_post_init__(self) -> None:
+        kind = registry.get(self.strategy.kind, module=self.strategy.module)
+        if kind.name == registry.GRID:
+            if self.strategy_config is not None and self.strategy_config != self.grid:
+                raise ConfigError(
+                    "strategy_config",
+                    "the grid kind is configured by grid; pass grid=GridConfig(...) and leave "
+                    "strategy_config out",
+                )
+            settings = self.grid
+        elif self.strategy_config is None:
+            settings = kind.default_config(self)
+        else:
+            settings = self.strategy_config
+        object.__setattr__(self, "settings", settings)
         _check_tradeable(self)
+
+    def make_strategy(self) -> Strategy:
+        """The initial strategy of the configured kind (the registry's factory)."""
+        kind = registry.get(self.strategy.kind, module=self.strategy.module)
+        strategy: Strategy = kind.build(self.settings, self)
+        return strategy
 
     def make_instrument(self) -> Instrument:
         """The configured instrument on the configured venue."""
@@ -224,78 +289,42 @@ class BotConfig:
 
 def _check_tradeable(cfg: BotConfig) -> None:
     """Refuse the combinations of valid fields that cannot place an order (each used to run
-    to the end, exit 0, with every order refused or rejected)."""
-    grid, risk, venue, inst = cfg.grid, cfg.risk, cfg.venue, cfg.instrument
-    if grid.venue != venue.name or grid.symbol != inst.symbol:
+    to the end, exit 0, with every order refused or rejected). The strategy kind's own rules
+    (sizes, sides, position mode) are its ``check`` in :mod:`gridcore.registry`."""
+    risk, venue, inst = cfg.risk, cfg.venue, cfg.instrument
+    kind = registry.get(cfg.strategy.kind, module=cfg.strategy.module)
+    settings = cfg.settings
+    if not isinstance(settings, kind.config_class):
         raise ConfigError(
-            "grid.venue" if grid.venue != venue.name else "grid.symbol",
-            f"the grid trades {grid.venue}/{grid.symbol} but the configured instrument is "
-            f"{venue.name}/{inst.symbol}; build the grid with the venue's name and the "
-            "instrument's symbol (or leave grid out to get the default grid on them)",
+            "strategy_config",
+            f"is a {type(settings).__qualname__}, but strategy kind {kind.name!r} is configured "
+            f"by {kind.config_class.__qualname__}; pass one (or leave strategy_config out to get "
+            "its defaults)",
         )
+    if kind.name != registry.GRID and cfg.grid != _default_grid(cfg):
+        raise ConfigError(
+            "grid",
+            f"is set but the strategy kind is {kind.name!r}, which is configured by "
+            f'[{kind.table}]; remove the grid settings or set strategy.kind = "grid"',
+        )
+    for key, want in (("venue", venue.name), ("symbol", inst.symbol)):
+        got = getattr(settings, key, want)
+        if got != want:
+            raise ConfigError(
+                f"{kind.table}.{key}",
+                f"the {kind.name} strategy trades {getattr(settings, 'venue', venue.name)}/"
+                f"{getattr(settings, 'symbol', inst.symbol)} but the configured instrument is "
+                f"{venue.name}/{inst.symbol}; build the {kind.table} configuration with the "
+                "venue's name and the instrument's symbol (or leave it out to get the default "
+                "on them)",
+            )
     if risk.leverage != venue.leverage:
         raise ConfigError(
             "risk.leverage",
             f"is {risk.leverage} but venue.leverage is {venue.leverage}: the risk gate must "
             "budget margin with the venue's leverage; give both the same value",
         )
-    if venue.position_mode is PositionMode.HEDGE:
-        # On a hedge-mode account a sell on the long side (a buy on the short side) closes that
-        # side: from flat the grid's first sells are rejected as "size exceeds position" and
-        # the error streak halts the bot. The neutral grid keeps one net position.
-        raise ConfigError(
-            "venue.position_mode",
-            f'is "hedge" (with grid.position_side "{grid.position_side.value}"), but the '
-            "neutral grid keeps one net position: on a hedge-mode account its orders on the "
-            "other side would close a position it does not have and be rejected; set "
-            'venue.position_mode = "one_way" and grid.position_side = "both"',
-        )
-    if grid.position_side is not PositionSide.BOTH:
-        raise ConfigError(
-            "grid.position_side",
-            f'is "{grid.position_side.value}" but venue.position_mode is "one_way", which has '
-            'one net position and accepts only "both"; set grid.position_side = "both"',
-        )
-    qty = grid.order_qty
-    if qty is not None:
-        if qty < inst.lot_size:
-            raise ConfigError(
-                "grid.order_qty",
-                f"{qty} is under instrument.lot_size {inst.lot_size}, the smallest order; "
-                f'write at least order_qty = "{inst.lot_size}"',
-            )
-        if CTX.remainder(qty, inst.lot_size) != 0:
-            lower = CTX.multiply(CTX.divide_int(qty, inst.lot_size), inst.lot_size)
-            raise ConfigError(
-                "grid.order_qty",
-                f"{qty} is not a whole multiple of instrument.lot_size {inst.lot_size}; "
-                f'write for example order_qty = "{lower}"',
-            )
-        for name, limit in (
-            ("risk.max_position", risk.max_position),
-            ("grid.max_inventory", grid.max_inventory),
-        ):
-            if limit is not None and qty > limit:
-                raise ConfigError(
-                    "grid.order_qty",
-                    f"{qty} is larger than {name} {limit}, so no grid order could ever be "
-                    f"placed; lower grid.order_qty or raise {name}",
-                )
-    notional = grid.order_notional
-    if notional is not None:
-        if notional < inst.min_notional:
-            raise ConfigError(
-                "grid.order_notional",
-                f"{notional} is under instrument.min_notional {inst.min_notional}, so every "
-                "order would be refused; raise grid.order_notional",
-            )
-        if risk.max_order_notional is not None and notional > risk.max_order_notional:
-            raise ConfigError(
-                "grid.order_notional",
-                f"{notional} is over risk.max_order_notional {risk.max_order_notional}, so "
-                "every order would be refused; lower grid.order_notional or raise "
-                "risk.max_order_notional",
-            )
+    kind.check(settings, cfg)
 
 
 DEFAULT_TOML = """\
@@ -322,6 +351,10 @@ maker_fee = "0.0002"
 taker_fee = "0.0005"
 base = "BTC"
 quote = "USD"
+
+[strategy]
+kind = "grid"                # the neutral grid; another registered kind reads its own table
+# module = "mypkg.mybot"     # the module that registers a strategy of your own
 
 [grid]
 levels = 5                   # per side
@@ -363,6 +396,53 @@ start_ts = 1700000000000
 """The embedded default configuration: every key with its default value (what an empty file
 and ``BotConfig()`` give). Shipped as ``gridcore/configs/grid.toml`` (``gridcore init`` writes
 it) and kept as ``examples/grid.toml`` in the repository."""
+
+
+def _toml_value(value: Any) -> str:
+    """One setting's value as a configuration file writes it."""
+    if value is None:
+        return f'"{validators.OFF}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, int):
+        return str(value)
+    # Decimals and names as TOML basic strings: JSON's escapes are TOML's, but for DEL.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def strategy_toml(kind: str, *, module: str | None = None) -> str:
+    """The complete default configuration of strategy kind ``kind`` (what ``gridcore init
+    --strategy KIND`` writes): the kind's own ``default_toml`` when it has one, otherwise
+    :data:`DEFAULT_TOML` with ``[strategy]`` naming the kind (and ``module``) and the grid's
+    table replaced by the kind's, every setting at its default."""
+    entry = registry.get(kind, module=module)
+    if entry.name == registry.GRID and module is None:
+        return DEFAULT_TOML
+    if entry.default_toml is not None:
+        return entry.default_toml
+    defaults = entry.default_config(BotConfig())
+    lines = [f'kind = "{entry.name}"']
+    if module is not None:
+        lines.append(f"module = {_toml_value(module)}  # imported to register the kind")
+    table = [f"[{entry.table}]"]
+    for f in attrs.fields(entry.config_class):
+        if f.init and f.name not in ("venue", "symbol"):
+            table.append(f"{f.alias or f.name} = {_toml_value(getattr(defaults, f.name))}")
+    head, rest = DEFAULT_TOML.split("\n[strategy]\n", 1)
+    tail = rest[rest.index("\n[risk]\n") :]
+    head = head.replace("the default neutral grid", f'strategy kind "{entry.name}"', 1).replace(
+        "# the neutral grid keeps one net position: one_way only", "# one_way or hedge"
+    )
+    summary = f"# {entry.summary}\n" if entry.summary else ""
+    return (
+        f"{head}\n[strategy]\n{summary}"
+        + "\n".join(lines)
+        + "\n\n"
+        + "\n".join(table)
+        + f"\n{tail}"
+    )
 
 
 def _convert(value: Any, tp: Any, field: str) -> Any:
@@ -422,6 +502,40 @@ def _build(cls: type[T], table: Any, section: str, skip: frozenset[str] = frozen
         raise ConfigError(section, str(exc)) from None
 
 
+#: The tables of every configuration; the strategy kind adds its own (``[grid]`` for the grid).
+_FIXED_TABLES = ("venue", "instrument", "strategy", "risk", "core", "market")
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(name, f"expected a table [{name}] of settings, got {table!r}")
+    return table
+
+
+def _build_strategy_config(
+    kind: registry.StrategyKind,
+    table: Mapping[str, Any],
+    venue: VenueSettings,
+    instrument: InstrumentSettings,
+) -> Any:
+    """The kind's own table, read into its config class; ``venue``/``symbol`` come from
+    ``[venue]``/``[instrument]`` when the class declares them."""
+    names = {f.name for f in attrs.fields(kind.config_class)}
+    placed = {"venue": venue.name, "symbol": instrument.symbol}
+    kwargs = dict(table)
+    skip = set()
+    for key, value in placed.items():
+        if key not in names:
+            continue
+        if key in table:
+            source = "[venue] name" if key == "venue" else "[instrument] symbol"
+            raise ConfigError(f"{kind.table}.{key}", f"comes from {source}; remove it here")
+        kwargs[key] = value
+        skip.add(key)
+    return _build(kind.config_class, kwargs, kind.table, skip=frozenset(skip))
+
+
 def load_config(text: str | None = None, *, source: str | None = None) -> BotConfig:
     """Parse and validate a bot configuration; ``None`` gives the embedded default.
 
@@ -434,29 +548,26 @@ def load_config(text: str | None = None, *, source: str | None = None) -> BotCon
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("toml", f"not valid TOML: {exc}", source=source) from None
-    sections = {"venue", "instrument", "grid", "risk", "core", "market"}
-    unknown = sorted(set(data) - sections)
     try:
+        strategy = _build(StrategySettings, _table(data, "strategy"), "strategy")
+        kind = registry.get(strategy.kind, module=strategy.module)
+        sections = set(_FIXED_TABLES) | {kind.table}
+        unknown = sorted(set(data) - sections)
         if unknown:
-            raise ConfigError(
-                unknown[0], f"unknown table; accepted tables: {', '.join(sorted(sections))}"
+            name = unknown[0]
+            other = [k.name for k in registry.registered().values() if k.table == name]
+            why = (
+                f"[{name}] configures strategy kind {other[0]!r} but strategy.kind is "
+                f"{kind.name!r}; set [strategy] kind = {other[0]!r} or remove [{name}]"
+                if other
+                else f"unknown table; accepted tables: {', '.join(sorted(sections))}"
             )
+            raise ConfigError(name, why)
         for name in sorted(sections & set(data)):
-            if not isinstance(data[name], dict):
-                raise ConfigError(
-                    name, f"expected a table [{name}] of settings, got {data[name]!r}"
-                )
+            _table(data, name)
         venue = _build(VenueSettings, data.get("venue", {}), "venue")
         instrument = _build(InstrumentSettings, data.get("instrument", {}), "instrument")
-        grid_table = dict(data.get("grid", {}))
-        grid_table.setdefault("venue", venue.name)
-        grid_table.setdefault("symbol", instrument.symbol)
-        for key in ("venue", "symbol"):
-            if key in data.get("grid", {}):
-                raise ConfigError(
-                    f"grid.{key}", "comes from [venue] name / [instrument] symbol; remove it here"
-                )
-        grid = _build(GridConfig, grid_table, "grid", skip=frozenset({"venue", "symbol"}))
+        settings = _build_strategy_config(kind, data.get(kind.table, {}), venue, instrument)
         risk_table = dict(data.get("risk", {}))
         if "leverage" in risk_table:
             raise ConfigError("risk.leverage", "comes from [venue] leverage; remove it here")
@@ -464,9 +575,26 @@ def load_config(text: str | None = None, *, source: str | None = None) -> BotCon
         risk = _build(RiskConfig, risk_table, "risk", skip=frozenset({"leverage"}))
         core = _build(CoreSettings, data.get("core", {}), "core")
         market = _build(MarketSettings, data.get("market", {}), "market")
-        cfg = BotConfig(
-            venue=venue, instrument=instrument, grid=grid, risk=risk, core=core, market=market
-        )
+        if kind.name == registry.GRID:
+            cfg = BotConfig(
+                venue=venue,
+                instrument=instrument,
+                grid=settings,
+                risk=risk,
+                core=core,
+                market=market,
+                strategy=strategy,
+            )
+        else:
+            cfg = BotConfig(
+                venue=venue,
+                instrument=instrument,
+                risk=risk,
+                core=core,
+                market=market,
+                strategy=strategy,
+                strategy_config=settings,
+            )
     except ConfigError as exc:
         if source is not None and exc.source is None:
             raise ConfigError(exc.field, str(exc).split(": ", 1)[-1], source=source) from None

@@ -8,6 +8,7 @@ can edit, so an installed user has the documented starting point without the rep
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,29 +16,51 @@ from importlib import resources
 from pathlib import Path
 
 import gridcore
-from gridcore.shells import cli_backtest, cli_run, cli_sweep
+from gridcore import registry
+from gridcore.config import strategy_toml
+from gridcore.errors import ConfigError
+from gridcore.shells import cli_backtest, cli_run, cli_sweep, strategies
 from gridcore.shells.redact import redact
 
 __all__ = ["EXAMPLES", "STRATEGIES", "build_parser", "default_config_text", "example_text", "main"]
 
-#: Strategies ``gridcore init`` can write a configuration for (``gridcore/configs/<name>.toml``).
+#: Strategies shipped with a configuration file of their own (``gridcore/configs/<name>.toml``).
+#: ``gridcore init --strategy`` also writes one for any other registered kind
+#: (:mod:`gridcore.registry`), generated from its defaults.
 STRATEGIES = ("grid",)
 _EXIT_USAGE = 2
 #: An unexpected exception: a bug in gridcore, a strategy or an adapter (``sysexits`` EX_SOFTWARE).
 EXIT_BUG = 70
 
 
-def default_config_text(strategy: str = "grid") -> str:
-    """The shipped default configuration of ``strategy``, as ``gridcore init`` writes it."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    ref = resources.files("gridcore").joinpath("configs", f"{strategy}.toml")
-    return ref.read_text(encoding="utf-8")
+def default_config_text(strategy: str = "grid", *, module: str | None = None) -> str:
+    """The default configuration of ``strategy``, as ``gridcore init`` writes it: the shipped
+    file for a shipped strategy, else generated from the registered kind's defaults (``module``
+    or the ``gridcore.strategies`` entry point named ``strategy`` is imported to register it).
+    Raises ``ValueError`` naming the registered kinds for an unknown one."""
+    if strategy in STRATEGIES and module is None:
+        ref = resources.files("gridcore").joinpath("configs", f"{strategy}.toml")
+        return ref.read_text(encoding="utf-8")
+    try:
+        if module is not None:
+            strategies.import_module(module)
+        elif strategy not in registry.kinds():
+            strategies.import_strategy(f"[strategy]\nkind = {json.dumps(strategy)}\n")
+        return strategy_toml(strategy, module=module)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 #: Examples ``gridcore init --example NAME`` writes (package data, ``gridcore/configs/``): the
 #: files the documentation points at, for a user who installed gridcore without the repository.
-EXAMPLES = {"prove-my-bot": "prove_my_bot.py"}
+EXAMPLES = {"prove-my-bot": "prove_my_bot.py", "write-a-strategy": "write_a_strategy.py"}
+#: What to do with a written example ({path} is where it was written).
+_NEXT = {
+    "prove-my-bot": "run: python -m pytest {path}  (needs: pip install 'gridcore[testing]')",
+    "write-a-strategy": "it registers strategy kind mean_reversion; with its directory on "
+    "PYTHONPATH, run: gridcore init --strategy mean_reversion --module write_a_strategy, then "
+    "gridcore backtest --config mean_reversion.toml",
+}
 
 
 def example_text(name: str) -> str:
@@ -58,10 +81,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.example is not None:
         text, what = example_text(args.example), f"the {args.example} example"
         default_path = EXAMPLES[args.example]
-        then = f"run: python -m pytest {{path}}  (needs: pip install 'gridcore[testing]')"
+        then = _NEXT[args.example]
     else:
-        text, what = default_config_text(args.strategy), f"the default {args.strategy} configuration"
-        default_path = "grid.toml"
+        try:
+            text = default_config_text(args.strategy, module=args.module)
+        except ValueError as exc:
+            return _error(f"--strategy: {exc}")
+        what = f"the default {args.strategy} configuration"
+        default_path = f"{args.strategy}.toml"
         then = "edit it, then run: gridcore backtest --config {path}"
     if args.path == "-":
         sys.stdout.write(text)
@@ -76,9 +103,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         with path.open("w" if args.force else "x", encoding="utf-8") as out:
             out.write(text)
     except FileExistsError:
-        return _error(
-            f"{path}: already exists; use --force to overwrite it, or give another path"
-        )
+        return _error(f"{path}: already exists; use --force to overwrite it, or give another path")
     except OSError as exc:
         return _error(f"{path}: cannot write: {exc.strerror or exc}")
     sys.stderr.write(f"gridcore: wrote {what} to {path}; {then.format(path=path)}\n")
@@ -106,13 +131,23 @@ def _register_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         choices=sorted(EXAMPLES),
         default=None,
         help="write a runnable example instead of a configuration: prove-my-bot is a small "
-        "strategy and its property-based proof with gridcore.testing",
+        "strategy and its property-based proof with gridcore.testing; write-a-strategy a "
+        "strategy kind of your own, registered for the configuration to name",
     )
     p.add_argument(
         "--strategy",
-        choices=STRATEGIES,
         default="grid",
-        help="which bot to configure (default: grid, the neutral grid)",
+        metavar="KIND",
+        help="which registered strategy kind to configure (default: grid, the neutral grid; "
+        "a kind of your own is found through --module or its package's gridcore.strategies "
+        "entry point)",
+    )
+    p.add_argument(
+        "--module",
+        default=None,
+        metavar="MODULE",
+        help="import this module (a dotted name, for example mypkg.mybot) to register "
+        "--strategy KIND; the configuration written names it in [strategy] module",
     )
     p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
     p.set_defaults(handler=cmd_init)
@@ -125,9 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Grid and funding-arbitrage bots on a pure, property-tested core. "
         "Start with 'gridcore backtest', or 'gridcore init' to get a configuration to edit.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"gridcore {gridcore.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"gridcore {gridcore.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_init(sub)
     cli_backtest.register(sub)
@@ -146,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug, not a user error: the whole traceback, but never a secret that an adapter's
         # message or a URL carried (the handlers already redact what they journal or print).
         sys.stderr.write(redact(traceback.format_exc()))
-        print(
-            "gridcore: internal error (the traceback above); please report it", file=sys.stderr
-        )
+        print("gridcore: internal error (the traceback above); please report it", file=sys.stderr)
         return EXIT_BUG
     return code
 

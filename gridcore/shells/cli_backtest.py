@@ -1,4 +1,4 @@
-"""``gridcore backtest``: run a grid bot on a market in seconds, with no account and no network.
+"""``gridcore backtest``: run a bot (the configured strategy kind) on a market in seconds, with no account and no network.
 
 The command is a shell around :func:`gridcore.sim.backtest`, the same reducer that paper and
 live trading run. It reads the files (config TOML, market CSV), measures wall time, draws the
@@ -30,11 +30,12 @@ from rich.table import Table
 from rich.text import Text
 
 from gridcore import validators
-from gridcore.config import BotConfig, load_config
+from gridcore.config import BotConfig
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
 from gridcore.numbers import CTX, format_step
 from gridcore.shells import cli_types, csvdata, render
+from gridcore.shells.strategies import load_config
 from gridcore.sim import PROFILES, FaultPlan, Summary, Trace, backtest, profile
 from gridcore.sim.results import Recorder, Results, percent, results
 
@@ -53,7 +54,8 @@ PLOT_POINTS = 2_000
 _EXIT_OK, _EXIT_VIOLATIONS, _EXIT_USAGE, _EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _DESCRIPTION = """\
-Run the neutral grid bot against the simulated venue and print what it did.
+Run the configured bot (the neutral grid unless [strategy] names another kind) against the
+simulated venue and print what it did.
 
 With no arguments: the default config on a seeded synthetic market, one day of one-second
 quotes (the [market] table of the config). The same seed, config and ticks always give the same

@@ -49,7 +49,7 @@ import anyio
 import attrs
 
 from gridcore.commands import Halt, Level, Notify
-from gridcore.config import DEFAULT_TOML, BotConfig, load_config
+from gridcore.config import DEFAULT_TOML, BotConfig
 from gridcore.core import State
 from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
@@ -75,6 +75,7 @@ from gridcore.shells.runtime import (
     Runtime,
     RuntimeOptions,
 )
+from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.shells.simvenue import (
     SimVenue,
     VenueStore,
@@ -705,6 +706,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
     with Journal.open(args.journal, readonly=True) as journal:
+        import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
         report, state = _inspect(journal)
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
@@ -865,6 +867,7 @@ def replay_journal(journal: Journal) -> ReplayResult:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``gridcore replay``."""
     with Journal.open(args.journal, readonly=True) as journal:
+        import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
         result = replay_journal(journal)
     if result.mismatch_seq is None:
         print(

@@ -36,10 +36,11 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from gridcore.config import DEFAULT_TOML, load_config
+from gridcore.config import DEFAULT_TOML
 from gridcore.errors import ConfigError
 from gridcore.numbers import CTX, exact_str
 from gridcore.shells import cli_backtest, cli_types, csvdata, render
+from gridcore.shells.strategies import load_config
 from gridcore.sim import PROFILES, backtest, profile
 from gridcore.sim.results import Recorder
 

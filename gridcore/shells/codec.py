@@ -23,8 +23,11 @@ Two forms, both msgpack through msgspec:
 
 Classes are resolved through an explicit registry, never by importing a name found in a file: a
 journal is data, and data must not choose code to run. Every attrs class and enum of gridcore's
-state, event and command modules is registered at import; user strategies (or anything else a
-state holds) are added with :func:`register`. attrs instances are rebuilt through ``__init__``
+state, event and command modules is registered at import. A strategy's classes come from the
+strategy registry (:mod:`gridcore.registry`): each kind declares the classes its state holds
+and the names they are stored under (the grid's go by their bare names), and kinds registered
+after this module was imported are adopted the first time one of their classes or names is
+met. Anything else a state holds is added with :func:`register`. attrs instances are rebuilt through ``__init__``
 with their ``init=True`` fields only, so derived fields (``CoreConfig.by_key``, computed in
 ``__attrs_post_init__``) are recomputed rather than trusted.
 
@@ -56,11 +59,11 @@ import gridcore.commands
 import gridcore.config
 import gridcore.core
 import gridcore.events
-import gridcore.grid
 import gridcore.instruments
 import gridcore.ledger
 import gridcore.lifecycle
 import gridcore.plausibility
+import gridcore.registry
 import gridcore.risk
 import gridcore.sync
 from gridcore.commands import Batch, Command
@@ -164,7 +167,6 @@ _GRIDCORE_MODULES = (
     gridcore.sync,
     gridcore.plausibility,
     gridcore.core,
-    gridcore.grid,
     gridcore.config,
 )
 
@@ -178,6 +180,30 @@ for _module in _GRIDCORE_MODULES:
             # gridcore's own classes go by their bare name: short, and stable across moves
             # between gridcore modules.
             register(_member, _member.__name__)
+
+# --- strategies: the registry says which classes a strategy's state holds ------------------
+
+_ADOPTED: dict[str, object] = {}
+
+
+def _adopt_strategies() -> bool:
+    """Register the codec classes of every strategy kind of :mod:`gridcore.registry` not seen
+    yet (the grid's, and any kind a user module registered since); True if any was new.
+
+    Called at import and again whenever a class or name is not found, so a strategy registered
+    after this module was imported is still journaled, at no cost on the hot path."""
+    new = False
+    for name, kind in gridcore.registry.registered().items():
+        if _ADOPTED.get(name) is kind:
+            continue
+        for tag, cls in kind.codec_classes.items():
+            register(cls, tag)
+        _ADOPTED[name] = kind
+        new = True
+    return new
+
+
+_adopt_strategies()
 
 #: Event classes by name (the members of the closed ``Event`` union).
 EVENT_CLASSES: Mapping[str, type] = types.MappingProxyType(
@@ -277,6 +303,8 @@ def _to_tagged(value: Any) -> Any:
     name = _BY_CLASS.get(tp)
     if name is not None:  # an enum member (attrs classes were handled above)
         return ["E", name, value.name]
+    if _adopt_strategies():  # a strategy kind registered since: its classes may be known now
+        return _to_tagged(value)
     raise CodecError(
         f"cannot encode a value of type {tp.__module__}.{tp.__qualname__}: register it with "
         f"shells.codec.register (attrs classes and enums only)"
@@ -286,10 +314,13 @@ def _to_tagged(value: Any) -> Any:
 def _obj(item: list[Any]) -> Any:
     name = item[1]
     cls = _BY_NAME.get(name)
+    if cls is None and type(name) is str and _adopt_strategies():
+        cls = _BY_NAME.get(name)
     fields = _FIELDS.get(cls) if cls is not None else None
     if cls is None or fields is None:
         raise CodecError(
-            f"unknown class {name!r} in payload; if it is your strategy, call "
+            f"unknown class {name!r} in payload; if it is your strategy, register its kind "
+            f"(gridcore.registry.register, imported through [strategy] module) or call "
             f"shells.codec.register on it before opening the journal"
         )
     data = item[2]
@@ -312,6 +343,8 @@ def _obj(item: list[Any]) -> Any:
 
 def _enum(item: list[Any]) -> Any:
     cls = _BY_NAME.get(item[1])
+    if cls is None and type(item[1]) is str and _adopt_strategies():
+        cls = _BY_NAME.get(item[1])
     if cls is None or not issubclass(cls, enum.Enum):
         raise CodecError(f"unknown enum {item[1]!r} in payload")
     try:

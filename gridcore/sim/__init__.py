@@ -17,7 +17,6 @@ from typing import Any
 from gridcore.config import BotConfig
 from gridcore.core import State, initial_state
 from gridcore.events import QuoteTicked
-from gridcore.grid import NeutralGrid
 from gridcore.sim.backtest import Sample, Summary, Trace, run_backtest
 from gridcore.sim.exchange import SimConfig, SimExchange, SimOrder
 from gridcore.sim.faults import PROFILES, FaultCounts, FaultPlan, profile
@@ -64,11 +63,13 @@ def make_exchange(config: BotConfig, *, start_ts: int) -> SimExchange:
     )
 
 
-def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[NeutralGrid]:
-    """A fresh neutral-grid bot state for ``config``; ``nonce`` is the session nonce that keeps
-    its cloids apart from other sessions' (see :func:`gridcore.core.cloid_prefix`)."""
+def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[Any]:
+    """A fresh bot state for ``config``, running the strategy kind it names (the neutral grid
+    by default; the registry's factory builds it, see :mod:`gridcore.registry`); ``nonce`` is
+    the session nonce that keeps its cloids apart from other sessions' (see
+    :func:`gridcore.core.cloid_prefix`)."""
     return initial_state(
-        config.make_core_config(), NeutralGrid(config=config.grid), epoch=epoch, nonce=nonce
+        config.make_core_config(), config.make_strategy(), epoch=epoch, nonce=nonce
     )
 
 
@@ -99,7 +100,7 @@ def backtest(
     start_ts: int | None = None,
     **options: Any,
 ) -> Trace:
-    """Run the configured grid on ``path`` (default: the seeded synthetic market).
+    """Run the configured strategy on ``path`` (default: the seeded synthetic market).
 
     ``seed`` seeds both the market and the fault plan; ``options`` go to :func:`run_backtest`
     (``sample_every``, ``record_events``, ``progress``, ...).

@@ -27,6 +27,7 @@ from gridcore.config import (
     CoreSettings,
     InstrumentSettings,
     MarketSettings,
+    StrategySettings,
     VenueSettings,
     load_config,
 )
@@ -110,6 +111,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _CLASSES: dict[str, type] = {
     "venue": VenueSettings,
     "instrument": InstrumentSettings,
+    "strategy": StrategySettings,
     "grid": GridConfig,
     "risk": RiskConfig,
     "core": CoreSettings,
@@ -332,9 +334,9 @@ def test_unknown_keys_fail_naming_the_key_and_listing_the_accepted_ones() -> Non
 
 
 def test_unknown_tables_fail() -> None:
-    error = error_for(DEFAULT_TOML + "\n[strategy]\nkind = 'grid'\n")
-    assert error.field == "strategy"
-    assert "grid" in str(error)
+    error = error_for(DEFAULT_TOML + "\n[strategies]\nkind = 'grid'\n")
+    assert error.field == "strategies"
+    assert "accepted tables: core, grid, instrument, market, risk, strategy, venue" in str(error)
 
 
 def test_both_sizes_fail() -> None:

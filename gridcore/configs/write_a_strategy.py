@@ -1,0 +1,1 @@
+../../examples/write_a_strategy.py
