@@ -52,6 +52,7 @@ from typing import Any
 import attrs
 import msgspec
 
+import gridcore.api
 import gridcore.commands
 import gridcore.config
 import gridcore.core
@@ -164,6 +165,7 @@ _GRIDCORE_MODULES = (
     gridcore.sync,
     gridcore.plausibility,
     gridcore.core,
+    gridcore.api,
     gridcore.grid,
     gridcore.config,
 )
