@@ -870,7 +870,7 @@ class _Tx(Generic[S]):
         target, effect = transition(order, trigger, filled_qty=filled)
         if target is order.status and not changed and effect is Effect.NONE and order is before:
             return order  # nothing moved: a repeated ack or a report that agrees
-        reserved = order.reserved
+        reserved = changed.pop("reserved", order.reserved)
         if target.is_terminal and reserved:
             self.release(order.venue, reserved)
             reserved = ZERO
