@@ -36,6 +36,7 @@ from decimal import Decimal
 import attrs
 
 from gridcore._enum import CoreEnum
+from gridcore.errors import ContractError
 
 __all__ = [
     "STRATEGY_TIMER_PREFIX",
@@ -66,9 +67,9 @@ def strategy_timer_id(name: str) -> str:
 
 def _timer_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value or value.startswith(_KERNEL_PREFIX):
-        raise ValueError(
-            f"{attribute.name} must be a non-empty string not starting with {_KERNEL_PREFIX!r} "
-            f"(the kernel's own namespace), got {value!r}"
+        raise ContractError(
+            f"timer {attribute.name} must be a non-empty string not starting with "
+            f"{_KERNEL_PREFIX!r} (the kernel's own namespace), got {value!r}; pick another name"
         )
 
 

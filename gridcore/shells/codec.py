@@ -63,6 +63,7 @@ import gridcore.ledger
 import gridcore.lifecycle
 import gridcore.plausibility
 import gridcore.risk
+import gridcore.saga
 import gridcore.sync
 from gridcore.commands import Batch, Command
 from gridcore.events import Event
@@ -166,6 +167,7 @@ _GRIDCORE_MODULES = (
     gridcore.plausibility,
     gridcore.core,
     gridcore.api,
+    gridcore.saga,
     gridcore.grid,
     gridcore.config,
 )

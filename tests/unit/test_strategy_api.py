@@ -468,9 +468,9 @@ def test_a_cleared_timer_never_fires_into_the_strategy() -> None:
 
 
 def test_a_strategy_cannot_name_a_kernel_timer() -> None:
-    with pytest.raises(ValueError, match="kernel's own namespace"):
+    with pytest.raises(ContractError, match="kernel's own namespace"):
         SetTimer(name=MAINTENANCE_TIMER, fire_at=0)
-    with pytest.raises(ValueError, match="kernel's own namespace"):
+    with pytest.raises(ContractError, match="kernel's own namespace"):
         ClearTimer(name=MAINTENANCE_TIMER)
     # Whatever name it picks, its timer id cannot be the maintenance timer's.
     _, commands = _do(_bot(), [SetTimer(name="maintenance", fire_at=T0 + 5)], ts=T0 + 1)
@@ -689,3 +689,22 @@ def test_a_strategy_that_modifies_runs_in_a_backtest(reid: bool) -> None:
     modified = [o for o in exchange.orders.values() if o.qty == Decimal("0.003")]
     assert modified, "no modify reached the simulated venue"
     assert trace.state.ledger.fill_count == len(exchange.fills)
+
+
+def test_a_state_with_refs_timers_refreshes_and_a_modify_out_survives_the_journal_codec() -> None:
+    from gridcore.shells import codec
+
+    codec.register(Recorder)
+    state, place = _resting(_bot(), ref=("tp", 3))
+    state, _ = _do(
+        state,
+        [
+            SetTimer(name="poll", fire_at=T0 + 100, every_ms=50),
+            Refresh(venue=VENUE, what=RefreshKind.POSITIONS),
+            Modify(cloid=place.cloid, qty=Decimal("0.02")),
+        ],
+        ts=T0 + 3,
+    )
+    state = attrs.evolve(state, strategy=Recorder())  # what it recorded is not the point here
+    assert state.desk.timers and state.desk.refreshes and state.orders[place.cloid].modify_to
+    assert codec.decode_value(codec.encode_value(state)) == state
