@@ -119,6 +119,7 @@ __all__ = [
     "Inflight",
     "Intent",
     "OrderChange",
+    "ReactiveStrategy",
     "Say",
     "State",
     "Strategy",
@@ -236,6 +237,15 @@ class Strategy(Protocol):
         """A report the strategy may care about, after the kernel applied it: balances
         (``BalanceReported``), positions (``PositionsReported``), funding rates
         (``FundingRateUpdated``) and funding payments (``FundingPaid``)."""
+        ...
+
+
+class ReactiveStrategy(Strategy, Protocol):
+    """A :class:`Strategy` that also takes stimuli: the protocol of a strategy that submits with
+    a ``ref``, modifies or refreshes (see :mod:`gridcore.api`)."""
+
+    def on_stimulus(self, view: State[Self], stimulus: Stimulus) -> tuple[Self, Sequence[Intent]]:
+        """A submit or modify was refused, or a refresh was answered or failed."""
         ...
 
 

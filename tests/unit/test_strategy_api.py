@@ -708,3 +708,13 @@ def test_a_state_with_refs_timers_refreshes_and_a_modify_out_survives_the_journa
     state = attrs.evolve(state, strategy=Recorder())  # what it recorded is not the point here
     assert state.desk.timers and state.desk.refreshes and state.orders[place.cloid].modify_to
     assert codec.decode_value(codec.encode_value(state)) == state
+
+
+def test_the_new_api_strategies_satisfy_the_reactive_protocol() -> None:
+    """mypy checks the structure; at run time the kernel looks for ``on_stimulus``."""
+    from gridcore import ReactiveStrategy
+
+    def accepts(strategy: ReactiveStrategy) -> bool:
+        return callable(strategy.on_stimulus)
+
+    assert accepts(Recorder()) and accepts(Chaser())
