@@ -1132,6 +1132,10 @@ class _Tx(Generic[S]):
         if not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
             refused("not_ready", f"{order.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
             return
+        if self.risk.halted and not order.reduce_only:
+            # A halt adds no exposure: only orders that can only reduce it may still be moved.
+            refused("halted", f"trading is halted ({self.risk.halt_reason})")
+            return
         instrument = self.config.instrument(order.venue, order.symbol)
         if not instrument.is_on_tick(price) or not instrument.is_on_lot(qty):
             refused(

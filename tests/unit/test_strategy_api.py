@@ -386,6 +386,32 @@ def test_a_modify_the_kernel_refuses_says_why(modify: Modify, code: str) -> None
     assert state.orders[place.cloid] == before
 
 
+def test_while_halted_only_a_reduce_only_order_may_be_modified() -> None:
+    """An order still resting during a halt (its cancel was refused, say): moving it must not
+    add exposure, so only a reduce-only order may be moved."""
+    state, place = _resting(_bot())
+    halted = attrs.evolve(
+        state,
+        books=attrs.evolve(
+            state.books, risk=attrs.evolve(state.risk, halted=True, halt_reason="test")
+        ),
+    )
+    _, commands = _do(halted, [Modify(cloid=place.cloid, price=Decimal("48000"))], ts=T0 + 3)
+    assert of_type(commands, ModifyOrder) == []
+    reduce_only = attrs.evolve(
+        halted,
+        books=attrs.evolve(
+            halted.books,
+            orders={
+                **halted.orders,
+                place.cloid: attrs.evolve(halted.orders[place.cloid], reduce_only=True),
+            },
+        ),
+    )
+    _, commands = _do(reduce_only, [Modify(cloid=place.cloid, price=Decimal("48000"))], ts=T0 + 3)
+    assert only(commands, ModifyOrder).price == Decimal("48000")
+
+
 def test_one_modify_at_a_time_and_none_before_the_order_rests() -> None:
     state, commands = _do(_bot(), [_submit(ref="r")], ts=T0 + 1)
     cloid = only(commands, PlaceOrder).cloid
