@@ -94,6 +94,7 @@ def test_a_broken_table_is_refused_at_construction_with_the_phase_named() -> Non
             "no (<P.WORK: 'work'>, 'deadline') row",
         ),
         ({"rows": {**rows, (P.WAIT, "x"): Row(to=P.ORPHAN)}}, "unknown phase"),
+        ({"rows": {**rows, (P.ORPHAN, "x"): Row(to=P.DONE)}}, "starts in an unknown phase"),
         (
             {"rows": {**rows, (P.WORK, "y"): (Row(to=P.DONE, when=lambda s, g: True),)}},
             "must end with an unguarded row",

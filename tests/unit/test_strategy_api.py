@@ -24,6 +24,7 @@ from gridcore import (
     CommandTimedOut,
     ContractError,
     Event,
+    FeedDisconnected,
     FundingRateUpdated,
     Intent,
     Modify,
@@ -34,6 +35,7 @@ from gridcore import (
     OrderChange,
     OrderFilled,
     OrderModified,
+    OrderPartiallyFilled,
     OrderStatus,
     PlaceOrder,
     PositionsReported,
@@ -64,6 +66,8 @@ from gridcore.sim.backtest import run_backtest
 from gridcore.sim.exchange import SimConfig
 from gridcore.sim.market import synthetic_path
 from tests.unit.helpers import (
+    ASK,
+    BID,
     EPOCH,
     SYMBOL,
     VENUE,
@@ -744,3 +748,99 @@ def test_the_new_api_strategies_satisfy_the_reactive_protocol() -> None:
         return callable(strategy.on_stimulus)
 
     assert accepts(Recorder()) and accepts(Chaser())
+
+
+def _codes(state: State[Recorder]) -> list[str]:
+    return [s.code for s in state.strategy.stimuli if isinstance(s, ModifyRefused)]
+
+
+def test_modify_below_the_filled_size_or_with_the_feed_down_is_refused() -> None:
+    state, place = _resting(_bot())
+    state, _ = step(
+        state,
+        OrderPartiallyFilled(
+            ts=T0 + 3, fill=fill("f1", Side.BUY, "0.004", "49000", ts=T0 + 3, cloid=place.cloid)
+        ),
+    )
+    assert state.orders[place.cloid].status is OrderStatus.PARTIALLY_FILLED
+    state, commands = _do(state, [Modify(cloid=place.cloid, qty=Decimal("0.004"))], ts=T0 + 4)
+    assert of_type(commands, ModifyOrder) == [] and _codes(state) == ["bad_qty"]
+    state, _ = step(state, FeedDisconnected(ts=T0 + 5, venue=VENUE, reason="test"))
+    state, commands = _do(state, [Modify(cloid=place.cloid, price=Decimal("48000"))], ts=T0 + 6)
+    assert of_type(commands, ModifyOrder) == [] and _codes(state) == ["bad_qty", "not_ready"]
+
+
+def test_answers_about_a_modify_nobody_waits_for_change_nothing() -> None:
+    state, place = _resting(_bot())
+    state, _ = step(
+        state,
+        ModifyRejected(ts=T0 + 3, venue=VENUE, cloid=place.cloid, reason="late", command_id=99),
+    )
+    assert state.strategy.stimuli == () and state.orders[place.cloid].status is OrderStatus.OPEN
+    state, _ = step(
+        state,
+        OrderFilled(
+            ts=T0 + 4, fill=fill("f1", Side.BUY, "0.01", "49000", ts=T0 + 4, cloid=place.cloid)
+        ),
+    )
+    done = state.orders[place.cloid]
+    state, _ = step(
+        state,
+        OrderModified(
+            ts=T0 + 5, venue=VENUE, cloid=place.cloid, price=Decimal(48000), qty=Decimal("0.02")
+        ),
+    )
+    assert state.orders[place.cloid] == done  # a done order is not amended
+
+
+def test_a_venue_that_amends_to_other_values_than_asked_is_believed() -> None:
+    state, place = _resting(_bot())
+    state, commands = _do(state, [Modify(cloid=place.cloid, price=Decimal("48000"))], ts=T0 + 3)
+    cmd = only(commands, ModifyOrder)
+    state, _ = step(
+        state,
+        OrderModified(
+            ts=T0 + 4,
+            venue=VENUE,
+            cloid=place.cloid,
+            price=Decimal("48000.5"),
+            qty=Decimal("0.01"),
+            command_id=cmd.command_id,
+        ),
+    )
+    order = state.orders[place.cloid]
+    assert (order.price, order.modify_to) == (Decimal("48000.5"), None)
+    assert state.strategy.changes[-1].after.price == Decimal("48000.5")
+
+
+def test_a_failed_request_that_is_not_the_refreshs_leaves_it_waiting() -> None:
+    state, commands = _do(_bot(), [Refresh(venue=VENUE, what=RefreshKind.BALANCES)], ts=T0 + 1)
+    ours = only(commands, RequestBalances)
+    state, commands = _do(state, [Refresh(venue=VENUE, what=RefreshKind.POSITIONS)], ts=T0 + 2)
+    other = only(commands, RequestPositions)
+    state, _ = step(state, CommandFailed(ts=T0 + 3, command_id=other.command_id, reason="x"))
+    assert [p.command_id for p in state.desk.refreshes] == [ours.command_id]
+    assert [type(s) for s in state.strategy.stimuli] == [RefreshFailed]
+
+
+def test_a_modify_increase_on_a_stale_balance_is_refused_and_the_balance_asked_for() -> None:
+    risk = RiskConfig(
+        leverage=Decimal(10),
+        max_position=None,
+        max_order_notional=None,
+        max_drawdown=None,
+        max_balance_age_ms=2_000,
+    )
+    state, place = _resting(_bot(risk))
+    later = T0 + 10_000
+    state, _ = step(state, QuoteTicked(ts=later, venue=VENUE, symbol=SYMBOL, bid=BID, ask=ASK))
+    state, commands = _do(state, [Modify(cloid=place.cloid, qty=Decimal("0.02"))], ts=later + 1)
+    assert of_type(commands, ModifyOrder) == [] and _codes(state) == ["stale_balance"]
+    assert len(of_type(commands, RequestBalances)) == 1
+
+
+def test_a_desk_failure_for_another_request_keeps_every_refresh() -> None:
+    pending = PendingRefresh(venue=VENUE, what=RefreshKind.FILLS, asked_ts=1, command_id=5)
+    desk = Desk(refreshes=(pending,))
+    assert desk.failed(6) == (desk, ())
+    assert desk.failed(5) == (Desk(), (pending,))
