@@ -711,6 +711,27 @@ def test_hedged_entries_in_a_two_venue_backtest_end_hedged_or_flat(
         assert held.get(A, ZERO) == 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    profile=st.sampled_from(["flaky", "lossy", "chaos", "disconnects"]),
+    seed=st.integers(0, 2**16),
+    refuse_leg2=st.booleans(),
+)
+def test_property_hedged_entries_under_any_fault_seed_end_terminal_and_hedged_or_flat(
+    profile: str, seed: int, refuse_leg2: bool
+) -> None:
+    """Through the real kernel and simulated venues: whatever the faults, no saga is left open
+    or overdue, and the long venue's position is exactly offset on the short venue."""
+    final, trace = _backtest(
+        profile, seed, entries=4, short_slippage=Decimal("0.05") if refuse_leg2 else None
+    )
+    assert trace.violations == ()
+    sagas = sagas_of(final.strategy)
+    assert saga_problems(sagas, final.now, final=True) == []
+    held = {key[0]: pos.qty for key, pos in final.ledger.positions.items()}
+    assert held.get(A, ZERO) == -held.get(B, ZERO)
+
+
 # --- a property: any order of fills, rejections, refusals and timeouts ------------------------
 
 
