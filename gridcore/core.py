@@ -30,18 +30,36 @@ market, an unknown venue) follow the rules of :mod:`gridcore.plausibility`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Generic, Protocol, Self, TypeVar, assert_never
 
 import attrs
 
+from gridcore.api import (
+    STRATEGY_TIMER_PREFIX,
+    ClearTimer,
+    Desk,
+    Modify,
+    ModifyRefused,
+    PendingRefresh,
+    Refresh,
+    Refreshed,
+    RefreshFailed,
+    RefreshKind,
+    SetTimer,
+    Stimulus,
+    SubmitRefused,
+    strategy_timer_id,
+)
 from gridcore.commands import (
     Batch,
     CancelOrder,
+    CancelTimer,
     Command,
     Halt,
     Level,
+    ModifyOrder,
     Notify,
     OrderCommand,
     PlaceOrder,
@@ -68,6 +86,7 @@ from gridcore.events import (
     FundingRateUpdated,
     HaltRequested,
     MessageMalformed,
+    ModifyRejected,
     OpenOrdersReported,
     OrderAccepted,
     OrderCanceled,
@@ -100,6 +119,7 @@ __all__ = [
     "Inflight",
     "Intent",
     "OrderChange",
+    "ReactiveStrategy",
     "Say",
     "State",
     "Strategy",
@@ -129,6 +149,12 @@ class Submit:
     tif: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     tag: str = ""
+    ref: Hashable = None
+    """The strategy's own name for the order (any hashable; it must be journal-encodable in a
+    live run: str, int, tuples of them, enums, registered attrs values). With a ref the kernel
+    reports the new order back at once (an order change with ``before=None``) or says why it
+    refused it (:class:`~gridcore.api.SubmitRefused`); every later change of the order carries
+    it as ``change.after.ref``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -147,7 +173,12 @@ class Say:
     message: str
 
 
-Intent = Submit | Cancel | Say
+Intent = Submit | Cancel | Say | Modify | SetTimer | ClearTimer | Refresh
+"""Everything a strategy may ask of the kernel (the last four are in :mod:`gridcore.api`)."""
+
+#: How many rounds of "strategy reacts to what its own intents caused" one step allows before
+#: the strategy is declared stuck in a loop (a pure step must end).
+MAX_STRATEGY_ROUNDS = 256
 
 
 @attrs.frozen(kw_only=True)
@@ -158,6 +189,11 @@ class OrderChange:
     before: Order | None
     after: Order
     fill: Fill | None = None
+
+    @property
+    def ref(self) -> Hashable:
+        """The strategy's ``ref`` for the order (``None`` when it gave none)."""
+        return self.after.ref
 
 
 _R = tuple[Any, Sequence[Intent]]
@@ -170,6 +206,12 @@ class Strategy(Protocol):
     A strategy should place orders only where ``view.can_trade(venue)`` holds: the kernel
     refuses other orders with a notice. Written as "desired orders versus live orders", it
     recovers from anything by rebuilding on :meth:`on_ready` and :meth:`on_timer`.
+
+    One optional method completes the protocol (see ``docs/strategy-api.md``):
+    ``on_stimulus(view, stimulus) -> (new strategy, intents)`` receives what is not an order
+    change (:data:`gridcore.api.Stimulus`: a refused submit or modify, a refresh answered or
+    failed). A strategy that submits with a ``ref``, modifies or refreshes must define it; one
+    that does none of these never receives a stimulus and need not.
     """
 
     def on_tick(self, view: State[Self], tick: QuoteTicked) -> tuple[Self, Sequence[Intent]] | None:
@@ -187,11 +229,23 @@ class Strategy(Protocol):
         ...
 
     def on_timer(self, view: State[Self], timer_id: str) -> tuple[Self, Sequence[Intent]]:
-        """A timer fired (the kernel's maintenance timer included)."""
+        """A timer fired: one the strategy set (under the name it chose), the kernel's periodic
+        maintenance heartbeat (``gridcore:maintenance``), or any other timer the shell fires."""
         ...
 
     def on_event(self, view: State[Self], event: Event) -> tuple[Self, Sequence[Intent]]:
-        """Any other event (funding, balances, ...)."""
+        """A report the strategy may care about, after the kernel applied it: balances
+        (``BalanceReported``), positions (``PositionsReported``), funding rates
+        (``FundingRateUpdated``) and funding payments (``FundingPaid``)."""
+        ...
+
+
+class ReactiveStrategy(Strategy, Protocol):
+    """A :class:`Strategy` that also takes stimuli: the protocol of a strategy that submits with
+    a ``ref``, modifies or refreshes (see :mod:`gridcore.api`)."""
+
+    def on_stimulus(self, view: State[Self], stimulus: Stimulus) -> tuple[Self, Sequence[Intent]]:
+        """A submit or modify was refused, or a refresh was answered or failed."""
         ...
 
 
@@ -279,6 +333,8 @@ class Books:
     suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int, QuoteTicked]] = attrs.field(
         factory=dict
     )
+    desk: Desk = Desk()
+    """The strategy's timers and outstanding refreshes (:mod:`gridcore.api`)."""
     """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
     the accepted quote they were refused against (a quote accepted since breaks the row; see
     :mod:`gridcore.plausibility`)."""
@@ -354,6 +410,11 @@ class State(Generic[S]):
         """Cloids of every live order (to their ``seq``), oldest first."""
         return self.books.live
 
+    @property
+    def desk(self) -> Desk:
+        """The strategy's timers and outstanding refreshes."""
+        return self.books.desk
+
     # --- read-only helpers for strategies and reports ----------------------------------------
 
     def can_trade(self, venue: str) -> bool:
@@ -378,6 +439,19 @@ class State(Generic[S]):
     def net_pnl(self) -> Decimal:
         """Realized − fees + funding + unrealized at the last mids, over every position."""
         return _net_pnl(self.ledger, self.quotes)
+
+    def orders_with_ref(self, ref: Hashable) -> list[Order]:
+        """Every tracked order submitted with ``ref`` (live or done, not yet pruned), oldest
+        first."""
+        return sorted((o for o in self.books.orders.values() if o.ref == ref), key=_by_seq)
+
+    def balance(self, venue: str) -> BalanceReported | None:
+        """The last balance report applied for ``venue`` (its ``ts`` says how old it is)."""
+        return self.risk.balances.get(venue)
+
+
+def _by_seq(order: Order) -> int:
+    return order.seq
 
 
 def fill_refusal(state: State[Any], fill: Fill) -> str | None:
@@ -580,6 +654,7 @@ class _Tx(Generic[S]):
         "changes",
         "commands",
         "config",
+        "desk",
         "done_orders",
         "inflight",
         "ledger",
@@ -590,6 +665,7 @@ class _Tx(Generic[S]):
         "quotes",
         "risk",
         "seq",
+        "stimuli",
         "strategy",
         "suspect_quotes",
         "venue_oids",
@@ -616,6 +692,8 @@ class _Tx(Generic[S]):
         self.done_orders = books.done_orders
         self.live = books.live
         self.suspect_quotes = books.suspect_quotes
+        self.desk = books.desk
+        self.stimuli: list[Stimulus] = []
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
         self.changes: list[OrderChange] = []
@@ -647,6 +725,7 @@ class _Tx(Generic[S]):
             and self.done_orders == b.done_orders
             and self.live is b.live
             and self.suspect_quotes is b.suspect_quotes
+            and self.desk is b.desk
         ):
             if (
                 self.strategy is last.strategy
@@ -668,6 +747,7 @@ class _Tx(Generic[S]):
                 done_orders=self.done_orders,
                 live=self.live,
                 suspect_quotes=self.suspect_quotes,
+                desk=self.desk,
             )
         self._last = State(
             config=self.config,
@@ -681,6 +761,8 @@ class _Tx(Generic[S]):
         return self._last
 
     def finish(self) -> tuple[State[S], list[Command]]:
+        if self.changes or self.stimuli:
+            self.flush_changes()  # what a strategy's own intents caused on the hot path
         commands = self.commands
         for venue, cmds in self.order_commands.items():
             if len(cmds) == 1:
@@ -798,7 +880,7 @@ class _Tx(Generic[S]):
         target, effect = transition(order, trigger, filled_qty=filled)
         if target is order.status and not changed and effect is Effect.NONE and order is before:
             return order  # nothing moved: a repeated ack or a report that agrees
-        reserved = order.reserved
+        reserved = changed.pop("reserved", order.reserved)
         if target.is_terminal and reserved:
             self.release(order.venue, reserved)
             reserved = ZERO
@@ -990,13 +1072,229 @@ class _Tx(Generic[S]):
     def run_intents(self, intents: Sequence[Intent]) -> None:
         for intent in intents:
             if type(intent) is Submit:
+                if intent.ref is not None:
+                    self.needs_stimuli(intent)
                 self.submit(intent)
             elif type(intent) is Cancel:
                 self.cancel(intent.cloid)
             elif type(intent) is Say:
                 self.notify(intent.level, intent.code, intent.message)
+            elif type(intent) is Modify:
+                self.needs_stimuli(intent)
+                self.modify(intent)
+            elif type(intent) is SetTimer:
+                self.set_timer(intent)
+            elif type(intent) is ClearTimer:
+                self.clear_timer(intent.name)
+            elif type(intent) is Refresh:
+                self.needs_stimuli(intent)
+                self.refresh(intent)
             else:
                 raise ContractError(f"a strategy returned {intent!r}, which is not an Intent")
+
+    def needs_stimuli(self, intent: Intent) -> None:
+        if not callable(getattr(self.strategy, "on_stimulus", None)):
+            raise ContractError(
+                f"{type(self.strategy).__name__} returned {intent!r}, whose outcome may arrive "
+                f"as a stimulus, but has no on_stimulus(view, stimulus) method; define it "
+                f"(see docs/strategy-api.md) so that a refusal is never lost"
+            )
+
+    def modify(self, intent: Modify) -> None:
+        """A strategy's modify: checked, gated for any size increase, sent through the table."""
+        order = self.orders.get(intent.cloid)
+        ref = order.ref if order is not None else None
+
+        def refused(code: str, message: str) -> None:
+            self.stimuli.append(
+                ModifyRefused(cloid=intent.cloid, ref=ref, code=code, message=message)
+            )
+
+        if order is None or order.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+            where = "unknown" if order is None else order.status.value
+            refused("not_modifiable", f"order {intent.cloid} is {where}; only a resting order")
+            return
+        if order.modify_to is not None:
+            refused("not_modifiable", f"order {intent.cloid} has a modify out already")
+            return
+        price = order.price if intent.price is None else intent.price
+        qty = order.qty if intent.qty is None else intent.qty
+        if price == order.price and qty == order.qty:
+            refused("no_change", f"order {intent.cloid} is already {qty} @ {price}")
+            return
+        if qty <= order.filled_qty:
+            refused(
+                "bad_qty",
+                f"new size {qty} must exceed what is filled ({order.filled_qty}); cancel instead",
+            )
+            return
+        vs = self.venue(order.venue)
+        if not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
+            refused("not_ready", f"{order.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
+            return
+        if self.risk.halted and not order.reduce_only:
+            # A halt adds no exposure: only orders that can only reduce it may still be moved.
+            refused("halted", f"trading is halted ({self.risk.halt_reason})")
+            return
+        instrument = self.config.instrument(order.venue, order.symbol)
+        if not instrument.is_on_tick(price) or not instrument.is_on_lot(qty):
+            refused(
+                "bad_values",
+                f"{qty} @ {price} is off the lot {instrument.lot_size} or tick "
+                f"{instrument.tick_size}",
+            )
+            return
+        extra = ZERO
+        increase = qty - order.qty
+        if increase > 0:
+            # The increase is a new order as far as risk goes: same gate, same reservation.
+            verdict = check_order(
+                config=self.config.risk,
+                risk=self.risk,
+                ledger=self.ledger,
+                orders=self.orders.values(),
+                quotes=self.quotes,
+                instrument=instrument,
+                side=order.side,
+                qty=increase,
+                price=price,
+                tif=order.tif,
+                reduce_only=order.reduce_only,
+                now=self.now,
+            )
+            if isinstance(verdict, Refusal):
+                refused(verdict.code, verdict.message)
+                if verdict.code == "stale_balance":
+                    self.request_once("balances", order.venue)
+                return
+            extra = verdict
+            if extra:
+                reserved = dict(self.risk.reserved)
+                reserved[order.venue] = CTX.add(reserved.get(order.venue, ZERO), extra)
+                self.risk = attrs.evolve(self.risk, reserved=reserved)
+        cid = self.next_id()
+        self.move(
+            order,
+            Trigger.MODIFY_SENT,
+            quiet=True,
+            modify_to=(price, qty),
+            modify_reserved=extra,
+            reserved=CTX.add(order.reserved, extra),
+        )
+        self.order_commands.setdefault(order.venue, []).append(
+            ModifyOrder(
+                command_id=cid,
+                venue=order.venue,
+                symbol=order.symbol,
+                cloid=order.cloid,
+                venue_order_id=order.venue_order_id,
+                price=price,
+                qty=qty,
+            )
+        )
+        self.track(
+            cid, Inflight(kind="modify", venue=order.venue, cloid=order.cloid, sent_ts=self.now)
+        )
+
+    def modify_failed(self, order: Order, code: str, reason: str, *, release: bool = True) -> None:
+        """The modify out for ``order`` did not happen (or, ``release=False``, may have: then the
+        reservation of its increase is kept until the order ends)."""
+        if order.modify_to is None:
+            return
+        price, qty = order.modify_to
+        # Give back what the increase reserved (a terminal order released everything already).
+        extra = min(order.modify_reserved, order.reserved) if release else ZERO
+        if extra:
+            self.release(order.venue, extra)
+        self.move(
+            order,
+            Trigger.MODIFY_REJECTED,
+            quiet=True,
+            modify_to=None,
+            modify_reserved=ZERO,
+            reserved=CTX.subtract(order.reserved, extra),
+        )
+        self.stimuli.append(
+            ModifyRefused(
+                cloid=order.cloid,
+                ref=order.ref,
+                code=code,
+                message=f"modify of {order.cloid} to {qty} @ {price}: {reason}",
+            )
+        )
+
+    def set_timer(self, intent: SetTimer) -> None:
+        if intent.every_ms is not None and intent.every_ms <= 0:
+            raise ContractError(f"{intent!r}: every_ms must be > 0 ms or None")
+        self.desk = attrs.evolve(
+            self.desk, timers={**self.desk.timers, intent.name: (intent.fire_at, intent.every_ms)}
+        )
+        self.commands.append(
+            StartTimer(
+                command_id=self.next_id(),
+                timer_id=strategy_timer_id(intent.name),
+                fire_at=intent.fire_at,
+                every_ms=intent.every_ms,
+            )
+        )
+
+    def clear_timer(self, name: str) -> None:
+        if name not in self.desk.timers:
+            return
+        timers = {k: v for k, v in self.desk.timers.items() if k != name}
+        self.desk = attrs.evolve(self.desk, timers=timers)
+        self.commands.append(
+            CancelTimer(command_id=self.next_id(), timer_id=strategy_timer_id(name))
+        )
+
+    def strategy_timer(self, name: str, ts: int) -> None:
+        armed = self.desk.timers.get(name)
+        if armed is None:
+            return  # cleared while the fire was on its way (or not ours): never delivered
+        fire_at, every = armed
+        if every is None:
+            timers = {k: v for k, v in self.desk.timers.items() if k != name}
+        else:
+            timers = {**self.desk.timers, name: (max(fire_at, ts) + every, every)}
+        self.desk = attrs.evolve(self.desk, timers=timers)
+        self.tell_strategy("on_timer", name)
+
+    def refresh(self, intent: Refresh) -> None:
+        if intent.venue not in self.config.venues:
+            self.stimuli.append(
+                RefreshFailed(
+                    venue=intent.venue,
+                    what=intent.what,
+                    asked_ts=self.now,
+                    reason=f"venue {intent.venue!r} is not configured",
+                )
+            )
+            return
+        # Always a new request: one already out may have been answered at the venue before
+        # this decision was made, and only a report newer than the request may answer it.
+        cid = (
+            None
+            if intent.what is RefreshKind.FUNDING
+            else self.request(intent.what.value, intent.venue)
+        )
+        pending = PendingRefresh(
+            venue=intent.venue, what=intent.what, asked_ts=self.now, command_id=cid
+        )
+        self.desk = attrs.evolve(self.desk, refreshes=(*self.desk.refreshes, pending))
+
+    def answer_refreshes(
+        self, venue: str, what: RefreshKind, command_id: int | None, report_ts: int
+    ) -> None:
+        if not self.desk.refreshes:
+            return
+        self.desk, done = self.desk.answered(venue, what, command_id, report_ts)
+        for p in done:
+            self.stimuli.append(
+                Refreshed(venue=venue, what=what, asked_ts=p.asked_ts, report_ts=report_ts)
+            )
+
+    def report_to_strategy(self, event: Event) -> None:
+        self.tell_strategy("on_event", event)
 
     def refuse(self, code: str, message: str) -> None:
         text = f"order refused ({code}): {message}"
@@ -1009,6 +1307,12 @@ class _Tx(Generic[S]):
         vs = self.venue(intent.venue)
         if not bypass_halt and not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
             self.refuse("not_ready", f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
+            if intent.ref is not None:
+                self.submit_refused(
+                    intent,
+                    "not_ready",
+                    f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}",
+                )
             return None
         verdict = check_order(
             config=self.config.risk,
@@ -1027,6 +1331,8 @@ class _Tx(Generic[S]):
         )
         if isinstance(verdict, Refusal):
             self.refuse(verdict.code, verdict.message)
+            if intent.ref is not None:
+                self.submit_refused(intent, verdict.code, verdict.message)
             if verdict.code == "stale_balance":
                 self.request_once("balances", intent.venue)
             return None
@@ -1048,8 +1354,12 @@ class _Tx(Generic[S]):
             tag=intent.tag,
             reserved=verdict,
             seq=cid,
+            ref=intent.ref,
         )
         self.put_order(order)
+        if intent.ref is not None:
+            # Tell the strategy the cloid it got, in this very step.
+            self.changes.append(OrderChange(before=None, after=order))
         if verdict:
             reserved = dict(self.risk.reserved)
             reserved[intent.venue] = CTX.add(reserved.get(intent.venue, ZERO), verdict)
@@ -1073,6 +1383,13 @@ class _Tx(Generic[S]):
         )
         self.track(cid, Inflight(kind="place", venue=intent.venue, cloid=cloid, sent_ts=self.now))
         return cloid
+
+    def submit_refused(self, intent: Submit, code: str, message: str) -> None:
+        self.stimuli.append(
+            SubmitRefused(
+                ref=intent.ref, venue=intent.venue, symbol=intent.symbol, code=code, message=message
+            )
+        )
 
     def cancel(self, cloid: str) -> None:
         order = self.orders.get(cloid)
@@ -1102,11 +1419,24 @@ class _Tx(Generic[S]):
             self.run_intents(intents)
 
     def flush_changes(self) -> None:
-        # What the strategy asked for itself (a new order, a cancel sent) is not reported back to
-        # it; everything the venue or the kernel did is, in order.
-        while self.changes:
-            changes, self.changes = self.changes, []
-            self.tell_strategy("on_changes", tuple(changes))
+        # What the strategy asked for itself (a cancel sent, a new order without a ref) is not
+        # reported back to it; everything the venue or the kernel did is, in order, and so is
+        # every stimulus (refusals, refresh answers).
+        rounds = 0
+        while self.changes or self.stimuli:
+            rounds += 1
+            if rounds > MAX_STRATEGY_ROUNDS:
+                raise ContractError(
+                    f"{type(self.strategy).__name__} kept answering what its own intents caused "
+                    f"for {MAX_STRATEGY_ROUNDS} rounds in one step (a resubmit-on-refusal "
+                    f"loop?); wait for a timer or the next event before trying again"
+                )
+            if self.changes:
+                changes, self.changes = self.changes, []
+                self.tell_strategy("on_changes", tuple(changes))
+            else:
+                stimulus = self.stimuli.pop(0)
+                self.tell_strategy("on_stimulus", stimulus)
 
     # --- sync ----------------------------------------------------------------------------------
 
@@ -1409,15 +1739,28 @@ class _Tx(Generic[S]):
                 for venue in self.config.venues:
                     self.put_venue(venue, attrs.evolve(self.venue(venue), feed_up=True))
                     self.begin_sync(venue)
+                # The shell's timers died with the previous run: arm the strategy's again.
+                for name, (fire_at, every) in self.desk.timers.items():
+                    self.commands.append(
+                        StartTimer(
+                            command_id=self.next_id(),
+                            timer_id=strategy_timer_id(name),
+                            fire_at=max(fire_at, self.now),
+                            every_ms=every,
+                        )
+                    )
                 # A restart: whatever was in flight when the previous run stopped has an unknown
                 # outcome. Resolve it like a timeout (orders go in doubt and get a status
                 # request); never send it again.
                 for cid in previous:
                     self.command_failed(CommandTimedOut(ts=event.ts, command_id=cid), count=False)
             case TimerFired():
-                if event.timer_id == MAINTENANCE_TIMER:
-                    self.maintenance()
-                self.tell_strategy("on_timer", event.timer_id)
+                if event.timer_id.startswith(STRATEGY_TIMER_PREFIX):
+                    self.strategy_timer(event.timer_id[len(STRATEGY_TIMER_PREFIX) :], event.ts)
+                else:
+                    if event.timer_id == MAINTENANCE_TIMER:
+                        self.maintenance()
+                    self.tell_strategy("on_timer", event.timer_id)
             case FeedDisconnected():
                 self.put_venue(event.venue, attrs.evolve(self.venue(event.venue), feed_up=False))
                 self.notify(Level.WARNING, "feed_down", f"{event.venue} feed down: {event.reason}")
@@ -1463,6 +1806,7 @@ class _Tx(Generic[S]):
                 self.flatten()
             case FundingRateUpdated():
                 self.tell_strategy("on_event", event)
+                self.answer_refreshes(event.venue, RefreshKind.FUNDING, None, event.ts)
             case FundingPaid():
                 ledger = self.ledger.apply_funding(
                     event.venue,
@@ -1515,6 +1859,17 @@ class _Tx(Generic[S]):
                 asked = flight is not None and flight.kind == "modify"
                 if order is None or not order.is_live:
                     pass
+                elif asked and order.modify_to == (event.price, event.qty):
+                    self.ok()
+                    self.move(
+                        order,
+                        Trigger.MODIFIED,
+                        price=event.price,
+                        qty=event.qty,
+                        modify_to=None,
+                        modify_reserved=ZERO,
+                        venue_order_id=event.venue_order_id or order.venue_order_id,
+                    )
                 elif not asked or event.qty <= order.filled_qty:
                     # An amendment the core did not ask for is no longer the order the
                     # strategy decided (it may cross the grid), and one below what is filled
@@ -1529,11 +1884,22 @@ class _Tx(Generic[S]):
                     )
                     self.cancel(order.cloid)
                 else:
-                    after = attrs.evolve(
-                        order, price=event.price, qty=event.qty, updated_ts=self.now
+                    # Asked for, but not the values asked: the venue is the truth.
+                    self.ok()
+                    self.move(
+                        order,
+                        Trigger.MODIFIED,
+                        price=event.price,
+                        qty=event.qty,
+                        modify_to=None,
+                        modify_reserved=ZERO,
+                        venue_order_id=event.venue_order_id or order.venue_order_id,
                     )
-                    self.put_order(after)
-                    self.changes.append(OrderChange(before=order, after=after))
+            case ModifyRejected():
+                self.resolve(event.command_id)
+                order = self.find(event.venue, event.cloid, None)
+                if order is not None:
+                    self.modify_failed(order, "rejected", f"{event.venue} refused: {event.reason}")
             case OrderStatusReported():
                 self.resolve(event.command_id)
                 self.ok()
@@ -1552,11 +1918,18 @@ class _Tx(Generic[S]):
                 self.ok()
                 self.on_open_orders(event, flight)
                 self.sync_result(event.venue, event.command_id)
+                self.answer_refreshes(
+                    event.venue, RefreshKind.OPEN_ORDERS, event.command_id, event.ts
+                )
             case PositionsReported():
                 self.resolve(event.command_id)
                 self.ok()
                 self.on_positions(event)
                 self.sync_result(event.venue, event.command_id)
+                self.report_to_strategy(event)
+                self.answer_refreshes(
+                    event.venue, RefreshKind.POSITIONS, event.command_id, event.ts
+                )
             case BalanceReported():
                 self.resolve(event.command_id)
                 self.ok()
@@ -1572,6 +1945,8 @@ class _Tx(Generic[S]):
                         f"by open orders"
                     )
                 self.sync_result(event.venue, event.command_id)
+                self.report_to_strategy(event)
+                self.answer_refreshes(event.venue, RefreshKind.BALANCES, event.command_id, event.ts)
             case FillsReported():
                 flight = self.resolve(event.command_id)
                 self.ok()
@@ -1584,6 +1959,7 @@ class _Tx(Generic[S]):
                 for fill in sorted(event.fills, key=lambda f: f.ts):
                     self.apply_fill(fill, venue_says_done=False)
                 self.sync_result(event.venue, event.command_id)
+                self.answer_refreshes(event.venue, RefreshKind.FILLS, event.command_id, event.ts)
             case CommandFailed() | CommandTimedOut():
                 self.command_failed(event)
             case _:
@@ -1607,7 +1983,16 @@ class _Tx(Generic[S]):
                 Trigger.PLACE_FAILED if not_applied else Trigger.PLACE_UNCERTAIN,
                 detail=reason,
             )
-        elif flight.kind in ("cancel", "modify") and order is not None:
+        elif flight.kind == "modify" and order is not None:
+            if not_applied:
+                self.modify_failed(order, "rejected", f"failed, not applied: {reason}")
+            elif order.modify_to is not None:
+                # Its size at the venue is unknown now: never guess, take it off the book.
+                self.modify_failed(
+                    order, "uncertain", f"outcome unknown ({reason}); canceling", release=False
+                )
+                self.cancel(order.cloid)
+        elif flight.kind == "cancel" and order is not None:
             if order.is_live:
                 self.move(order, Trigger.CANCEL_UNCERTAIN, detail=reason)
         elif flight.kind == "status" and order is not None:
@@ -1615,6 +2000,14 @@ class _Tx(Generic[S]):
             self.put_order(attrs.evolve(order, status_requested=False))
         elif flight.kind in _REQUEST_KINDS:
             self.sync_failure(flight, event.command_id, reason)
+            if self.desk.refreshes:
+                self.desk, failed = self.desk.failed(event.command_id)
+                for p in failed:
+                    self.stimuli.append(
+                        RefreshFailed(
+                            venue=p.venue, what=p.what, asked_ts=p.asked_ts, reason=reason
+                        )
+                    )
 
     def flatten(self) -> None:
         self.halt("flatten requested")

@@ -61,6 +61,7 @@ __all__ = [
     "FundingRateUpdated",
     "HaltRequested",
     "MessageMalformed",
+    "ModifyRejected",
     "OpenOrder",
     "OpenOrdersReported",
     "OrderAccepted",
@@ -507,13 +508,31 @@ class CancelRejected:
 
 @attrs.frozen(kw_only=True)
 class OrderModified:
-    """The venue amended the order's price and/or quantity."""
+    """The venue amended the order's price and/or quantity (``qty`` is the new total size).
+
+    ``venue_order_id`` is the id the venue gives the amended order when it re-ids it (some
+    venues do); the order keeps its cloid either way."""
 
     ts: int
     venue: str
     cloid: str
     price: Decimal
     qty: Decimal
+    source: Source = Source.REST
+    command_id: int | None = None
+    venue_order_id: str | None = None
+
+    __attrs_post_init__ = _validate
+
+
+@attrs.frozen(kw_only=True)
+class ModifyRejected:
+    """The venue refused a modify; the order rests as it was."""
+
+    ts: int
+    venue: str
+    cloid: str
+    reason: str
     source: Source = Source.REST
     command_id: int | None = None
 
@@ -640,6 +659,7 @@ Event = (
     | OrderCanceled
     | CancelRejected
     | OrderModified
+    | ModifyRejected
     | OrderStatusReported
     | OpenOrdersReported
     | PositionsReported
@@ -737,7 +757,9 @@ FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
         ("qty", _positive),
         _SOURCE,
         _CID,
+        ("venue_order_id", _optional_name),
     ),
+    ModifyRejected: (_TS, _VENUE, _CLOID, ("reason", _text), _SOURCE, _CID),
     OrderStatusReported: (
         _TS,
         _VENUE,

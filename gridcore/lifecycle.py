@@ -21,9 +21,16 @@ Two rules complete the table:
   saying "filled" is itself ``FILL_COMPLETE``. No threshold (failure `partial-fill-threshold`).
 * A target of ``OPEN`` for an order with a filled quantity becomes ``PARTIALLY_FILLED``.
 
+A modify is a trigger pair of its own: the kernel sends ``MODIFY_SENT`` (only while the order
+rests, one at a time; the order keeps its status and remembers the asked ``(price, qty)`` in
+``modify_to``), and the venue answers ``MODIFIED`` (the new values are applied, the cloid stays,
+whatever venue order id the venue gives the amended order) or ``MODIFY_REJECTED`` (nothing
+changes). A modify whose outcome is unknown is not guessed at: the kernel cancels the order.
+
 Command results (``PLACE_UNCERTAIN``, ``PLACE_FAILED``, ``CANCEL_UNCERTAIN``) are facts too and
-are defined in every status; only ``CANCEL_SENT``, which the kernel itself decides, can be a
-contract error (canceling an order that is already done).
+are defined in every status; only ``CANCEL_SENT`` and ``MODIFY_SENT``, which the kernel itself
+decides, can be a contract error (canceling an order that is already done, modifying one that
+does not rest).
 
 A timeout never proves a rejection (``PLACE_UNCERTAIN`` leads to ``IN_DOUBT`` and a status
 request); a rejected cancel never leaves an order forgotten (``CANCEL_FAILED`` and a status
@@ -32,7 +39,7 @@ request, failure `leaked-cancel`); a fill after a cancel is applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from decimal import Decimal
 
 import attrs
@@ -102,10 +109,20 @@ class Trigger(CoreEnum):
     PLACE_UNCERTAIN = "place_uncertain"  # the place command timed out or failed, outcome unknown
     PLACE_FAILED = "place_failed"  # the place command failed and certainly did nothing
     CANCEL_UNCERTAIN = "cancel_uncertain"  # the cancel command timed out or failed
+    MODIFY_SENT = "modify_sent"  # the core emitted a modify
+    # from the venue, about a modify
+    MODIFIED = "modified"  # the venue amended price and/or size as asked
+    MODIFY_REJECTED = "modify_rejected"  # the venue refused the modify (or certainly did not act)
 
 
 CORE_TRIGGERS = frozenset(
-    {Trigger.CANCEL_SENT, Trigger.PLACE_UNCERTAIN, Trigger.PLACE_FAILED, Trigger.CANCEL_UNCERTAIN}
+    {
+        Trigger.CANCEL_SENT,
+        Trigger.PLACE_UNCERTAIN,
+        Trigger.PLACE_FAILED,
+        Trigger.CANCEL_UNCERTAIN,
+        Trigger.MODIFY_SENT,
+    }
 )
 
 
@@ -140,6 +157,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.IN_DOUBT, _Q),  # a timeout never proves rejection
         _T.PLACE_FAILED: (_S.REJECTED, _N),
         _T.CANCEL_UNCERTAIN: (_S.PENDING_NEW, _Q),
+        _T.MODIFIED: (_S.OPEN, _N),  # the venue amends only what rests
+        _T.MODIFY_REJECTED: (_S.PENDING_NEW, _N),
     },
     _S.OPEN: {
         _T.ACCEPTED: (_S.OPEN, _N),
@@ -159,6 +178,9 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_FAILED: (_S.OPEN, _A),
         # A cancel whose outcome is unknown, for an order since found resting: ask again.
         _T.CANCEL_UNCERTAIN: (_S.OPEN, _Q),
+        _T.MODIFY_SENT: (_S.OPEN, _N),  # one modify at a time: the kernel checks first
+        _T.MODIFIED: (_S.OPEN, _N),
+        _T.MODIFY_REJECTED: (_S.OPEN, _N),
     },
     _S.PARTIALLY_FILLED: {
         _T.ACCEPTED: (_S.OPEN, _N),
@@ -177,6 +199,9 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.OPEN, _N),
         _T.PLACE_FAILED: (_S.OPEN, _A),
         _T.CANCEL_UNCERTAIN: (_S.OPEN, _Q),
+        _T.MODIFY_SENT: (_S.OPEN, _N),
+        _T.MODIFIED: (_S.OPEN, _N),
+        _T.MODIFY_REJECTED: (_S.OPEN, _N),
     },
     _S.PENDING_CANCEL: {
         _T.ACCEPTED: (_S.PENDING_CANCEL, _N),
@@ -195,6 +220,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.PENDING_CANCEL, _Q),
         _T.PLACE_FAILED: (_S.REJECTED, _N),
         _T.CANCEL_UNCERTAIN: (_S.CANCEL_FAILED, _Q),
+        _T.MODIFIED: (_S.PENDING_CANCEL, _N),  # the modify landed before the cancel
+        _T.MODIFY_REJECTED: (_S.PENDING_CANCEL, _N),
     },
     _S.CANCEL_FAILED: {
         _T.ACCEPTED: (_S.CANCEL_FAILED, _N),
@@ -213,6 +240,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.CANCEL_FAILED, _N),
         _T.PLACE_FAILED: (_S.REJECTED, _N),
         _T.CANCEL_UNCERTAIN: (_S.CANCEL_FAILED, _N),
+        _T.MODIFIED: (_S.CANCEL_FAILED, _N),
+        _T.MODIFY_REJECTED: (_S.CANCEL_FAILED, _N),
     },
     _S.IN_DOUBT: {
         _T.ACCEPTED: (_S.OPEN, _N),
@@ -233,6 +262,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.IN_DOUBT, _N),
         _T.PLACE_FAILED: (_S.REJECTED, _N),
         _T.CANCEL_UNCERTAIN: (_S.IN_DOUBT, _Q),
+        _T.MODIFIED: (_S.OPEN, _N),  # amended, so it rests
+        _T.MODIFY_REJECTED: (_S.IN_DOUBT, _N),
     },
     _S.FILLED: {
         _T.ACCEPTED: (_S.FILLED, _N),
@@ -250,6 +281,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.FILLED, _N),
         _T.PLACE_FAILED: (_S.FILLED, _A),
         _T.CANCEL_UNCERTAIN: (_S.FILLED, _N),
+        _T.MODIFIED: (_S.FILLED, _N),  # the amendment's ack arrived after the last fill
+        _T.MODIFY_REJECTED: (_S.FILLED, _N),  # the modify raced the last fill
     },
     _S.CANCELED: {
         _T.ACCEPTED: (_S.CANCELED, _N),
@@ -269,6 +302,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.CANCELED, _N),
         _T.PLACE_FAILED: (_S.CANCELED, _N),
         _T.CANCEL_UNCERTAIN: (_S.CANCELED, _N),
+        _T.MODIFIED: (_S.CANCELED, _N),  # the amendment's ack arrived after the cancel
+        _T.MODIFY_REJECTED: (_S.CANCELED, _N),
     },
     _S.REJECTED: {
         # The venue is the truth: an order we believed rejected that turns out to rest is
@@ -288,6 +323,8 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
         _T.PLACE_UNCERTAIN: (_S.REJECTED, _N),
         _T.PLACE_FAILED: (_S.REJECTED, _N),
         _T.CANCEL_UNCERTAIN: (_S.REJECTED, _N),
+        _T.MODIFIED: (_S.OPEN, _A),
+        _T.MODIFY_REJECTED: (_S.REJECTED, _N),
     },
 }
 
@@ -300,7 +337,10 @@ class Order:
     ``reserved`` is the margin (quote) the risk gate holds for it while it is live.
     ``status_requested`` is True while a status request for it is outstanding. ``seq`` is the
     core's id counter when the order was named (orders named after a report was asked for are
-    not judged by that report).
+    not judged by that report). ``ref`` is the strategy's own name for the order (any hashable
+    it passed with the submit; ``None`` when it passed none). ``modify_to`` is the ``(price,
+    qty)`` of the modify out for it, if any, and ``modify_reserved`` the part of ``reserved`` its
+    size increase added (given back if the venue refuses it).
     """
 
     cloid: str
@@ -321,6 +361,9 @@ class Order:
     reserved: Decimal = Decimal(0)
     status_requested: bool = False
     seq: int = 0
+    ref: Hashable = None
+    modify_to: tuple[Decimal, Decimal] | None = None
+    modify_reserved: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> Decimal:

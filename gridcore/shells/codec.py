@@ -55,6 +55,7 @@ from typing import Any
 import attrs
 import msgspec
 
+import gridcore.api
 import gridcore.commands
 import gridcore.config
 import gridcore.core
@@ -65,6 +66,7 @@ import gridcore.lifecycle
 import gridcore.plausibility
 import gridcore.registry
 import gridcore.risk
+import gridcore.saga
 import gridcore.sync
 from gridcore.commands import Batch, Command
 from gridcore.events import Event
@@ -167,6 +169,8 @@ _GRIDCORE_MODULES = (
     gridcore.sync,
     gridcore.plausibility,
     gridcore.core,
+    gridcore.api,
+    gridcore.saga,
     gridcore.config,
 )
 

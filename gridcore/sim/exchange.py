@@ -45,12 +45,12 @@ from gridcore.commands import (
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
-    CommandFailed,
     Event,
     Fill,
     FillsReported,
     FundingPaid,
     FundingRateUpdated,
+    ModifyRejected,
     OpenOrder,
     OpenOrdersReported,
     OrderAccepted,
@@ -95,6 +95,8 @@ class SimConfig:
     liquidity: Decimal | None = None
     funding_interval_ms: int = 8 * 3600 * 1000
     funding_rate: Decimal = Decimal("0.0001")
+    reid_on_modify: bool = False
+    """Give an amended order a new venue order id, as some venues do."""
 
 
 @attrs.define(kw_only=True)
@@ -398,37 +400,7 @@ class SimExchange:
                         )
                     )
             case ModifyOrder():
-                order = self.orders.get(command.cloid)
-                instrument = self.instruments.get(command.symbol)
-                if (
-                    order is None
-                    or order.status is not ReportedStatus.OPEN
-                    or instrument is None
-                    or not instrument.is_on_tick(command.price)
-                    or not instrument.is_on_lot(command.qty)
-                    or command.qty <= order.filled
-                ):
-                    events.append(
-                        CommandFailed(
-                            ts=now,
-                            command_id=command.command_id,
-                            reason="modify refused: order not open or values invalid",
-                            not_applied=True,
-                        )
-                    )
-                else:
-                    order.price, order.qty = command.price, command.qty
-                    self._refresh_best(order.symbol)
-                    events.append(
-                        OrderModified(
-                            ts=now,
-                            venue=venue,
-                            cloid=order.cloid,
-                            price=order.price,
-                            qty=order.qty,
-                            command_id=command.command_id,
-                        )
-                    )
+                self._modify(command, now, events)
             case RequestPositions():
                 events.append(
                     PositionsReported(
@@ -510,6 +482,58 @@ class SimExchange:
             case _:
                 pass  # timers, notices and halts are the shell's business
         return events
+
+    def _modify(self, cmd: ModifyOrder, now: int, events: list[Event]) -> None:
+        """Amend a resting order in place (its queue position is not modelled), or refuse."""
+        order = self.orders.get(cmd.cloid)
+        if order is None and cmd.venue_order_id is not None:
+            order = self.by_oid.get(cmd.venue_order_id)
+        instrument = self.instruments.get(cmd.symbol)
+        reason = (
+            "unknown order"
+            if order is None
+            else f"order is {order.status.value}"
+            if order.status is not ReportedStatus.OPEN
+            else "unknown instrument"
+            if instrument is None
+            else "price off tick or size off lot"
+            if not (instrument.is_on_tick(cmd.price) and instrument.is_on_lot(cmd.qty))
+            else "size not above the filled quantity"
+            if cmd.qty <= order.filled
+            else None
+        )
+        if order is None or reason is not None:
+            events.append(
+                ModifyRejected(
+                    ts=now,
+                    venue=self.config.venue,
+                    cloid=cmd.cloid,
+                    reason=f"modify refused: {reason}",
+                    command_id=cmd.command_id,
+                )
+            )
+            return
+        order.price, order.qty = cmd.price, cmd.qty
+        new_oid = None
+        if self.config.reid_on_modify:
+            self._oid += 1
+            resting = self.resting[order.symbol].pop(order.oid, None)
+            order.oid = new_oid = str(self._oid)
+            self.by_oid[order.oid] = order
+            if resting is not None:
+                self.resting[order.symbol][order.oid] = resting
+        self._refresh_best(order.symbol)
+        events.append(
+            OrderModified(
+                ts=now,
+                venue=self.config.venue,
+                cloid=order.cloid,
+                price=order.price,
+                qty=order.qty,
+                command_id=cmd.command_id,
+                venue_order_id=new_oid,
+            )
+        )
 
     def _fills_since(self, since: int) -> list[Fill]:
         out: list[Fill] = []

@@ -21,9 +21,9 @@ from gridcore.commands import (
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
-    CommandFailed,
     FillsReported,
     FundingPaid,
+    ModifyRejected,
     OpenOrdersReported,
     OrderAccepted,
     OrderCanceled,
@@ -221,7 +221,7 @@ def test_cancel_and_modify_of_a_resting_order() -> None:
         ),
         now=EPOCH + 5,
     )
-    assert isinstance(failed, CommandFailed) and failed.not_applied
+    assert isinstance(failed, ModifyRejected) and failed.command_id == 62
 
 
 def test_reports_answer_every_request_with_its_command_id() -> None:

@@ -112,8 +112,8 @@ def test_some_core_triggers_are_contract_errors() -> None:
     """Guards the next test against passing vacuously."""
     assert (OrderStatus.FILLED, Trigger.CANCEL_SENT) in UNDEFINED_CORE
     # Command results are facts and defined everywhere; only the kernel's own cancel of a
-    # finished order is a broken contract.
-    assert {trigger for _, trigger in UNDEFINED_CORE} == {Trigger.CANCEL_SENT}
+    # finished order, and its modify of an order that does not rest, are broken contracts.
+    assert {trigger for _, trigger in UNDEFINED_CORE} == {Trigger.CANCEL_SENT, Trigger.MODIFY_SENT}
 
 
 @pytest.mark.parametrize(
