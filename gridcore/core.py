@@ -83,6 +83,8 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
+from gridcore.exposure import asset_of, closes_exposure, offsetting_orders
+from gridcore.halts import POLICIES, HaltCause, cause_of_reason, stricter
 from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger, PositionKey
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
@@ -907,7 +909,10 @@ class _Tx(Generic[S]):
                 f"{fill.price}) is more than {rules.max_fill_deviation}x from {reference}; not "
                 f"booked",
             )
-            self.halt(f"implausible fill {fill.fill_id} @ {fill.price} (reference {reference})")
+            self.halt(
+                HaltCause.POISON,
+                f"implausible fill {fill.fill_id} @ {fill.price} (reference {reference})",
+            )
             self.request_once("fills", fill.venue)
             self.request_once("positions", fill.venue)
             return
@@ -956,8 +961,9 @@ class _Tx(Generic[S]):
         if limit is not None and fall >= limit and not risk.halted:
             quote = self.config.instruments[0].quote if self.config.instruments else "USD"
             self.halt(
+                HaltCause.DRAWDOWN,
                 f"drawdown {format_money(fall, quote)} {quote} reached max_drawdown "
-                f"{format_money(limit, quote)} {quote}"
+                f"{format_money(limit, quote)} {quote}",
             )
 
     def error(self, what: str) -> None:
@@ -966,23 +972,71 @@ class _Tx(Generic[S]):
         streak = self.risk.error_streak + 1
         self.risk = attrs.evolve(self.risk, error_streak=streak)
         if streak >= self.config.risk.max_error_streak and not self.risk.halted:
-            self.halt(f"{streak} errors in a row (last: {what})")
+            self.halt(HaltCause.ERROR_STREAK, f"{streak} errors in a row (last: {what})")
 
     def ok(self) -> None:
         if self.risk.error_streak:
             self.risk = attrs.evolve(self.risk, error_streak=0)
 
-    def halt(self, reason: str) -> None:
-        if self.risk.halted:
+    def halt(self, cause: HaltCause, reason: str) -> None:
+        """Stop adding exposure (see :mod:`gridcore.halts`): record why, cancel the orders that
+        could add exposure, keep the ones that close or offset it."""
+        risk = self.risk
+        if risk.halted:
+            current = risk.halt_cause
+            if current is not None and current is not cause and stricter(current, cause):
+                self.risk = attrs.evolve(risk, halt_cause=cause, halt_reason=reason)
+                self.notify(Level.ALERT, "halted", f"still halted, now for: {reason}")
+            if POLICIES[cause].cancels_every_order:
+                self.cancel_all(every=True)
             return
-        self.risk = attrs.evolve(self.risk, halted=True, halt_reason=reason)
+        self.risk = attrs.evolve(risk, halted=True, halt_reason=reason, halt_cause=cause)
+        every = POLICIES[cause].cancels_every_order
         self.commands.append(Halt(command_id=self.next_id(), reason=reason))
-        self.notify(Level.ALERT, "halted", f"trading halted: {reason}; open orders canceled")
-        self.cancel_all()
+        self.notify(
+            Level.ALERT,
+            "halted",
+            f"trading halted ({cause.value}): {reason}; "
+            + ("open orders canceled" if every else "orders that add exposure canceled"),
+        )
+        self.cancel_all(every=every)
 
-    def cancel_all(self) -> None:
-        for order in list(self.orders.values()):
-            if order.is_live and order.status is not OrderStatus.PENDING_CANCEL:
+    def cancel_all(self, *, every: bool = False) -> None:
+        """Cancel every live order that could add exposure (``every``: every live order).
+        Closing orders (reduce-only, or a hedge-mode close) and orders that offset a held
+        position (a hedge leg) stay: canceling them would leave more risk, not less
+        (:mod:`gridcore.exposure`)."""
+        adding: list[Order] = []
+        for cloid in self.live:
+            order = self.orders[cloid]
+            if order.status is OrderStatus.PENDING_CANCEL:
+                continue
+            if every or not closes_exposure(order.side, order.position_side, order.reduce_only):
+                adding.append(order)
+        if every:
+            for order in adding:
+                self.cancel(order.cloid)
+            return
+        if not adding:
+            return
+        by_key = self.config.by_key
+        assets = {key: asset_of(i) for key, i in by_key.items()}
+        holdings: dict[str, Decimal] = {}
+        for (venue, symbol, _side), pos in self.ledger.positions.items():
+            asset = assets.get((venue, symbol))
+            if asset is not None and pos.qty:
+                holdings[asset] = CTX.add(holdings.get(asset, ZERO), pos.qty)
+        keep = offsetting_orders(
+            (
+                (o.cloid, (o.venue, o.symbol), o.side, o.remaining)
+                for o in adding
+                if o.position_side is PositionSide.BOTH
+            ),
+            holdings,
+            assets,
+        )
+        for order in adding:
+            if order.cloid not in keep:
                 self.cancel(order.cloid)
 
     # --- intents -----------------------------------------------------------------------------------
@@ -1004,10 +1058,15 @@ class _Tx(Generic[S]):
             self.notify(Level.WARNING, f"refused:{code}", text)
             self.risk = attrs.evolve(self.risk, last_refusal=text)
 
-    def submit(self, intent: Submit, *, bypass_halt: bool = False) -> str | None:
+    def submit(self, intent: Submit) -> str | None:
         instrument = self.config.instrument(intent.venue, intent.symbol)
         vs = self.venue(intent.venue)
-        if not bypass_halt and not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
+        # A venue that reconciles still takes closing orders (they cannot add exposure, whatever
+        # the reconciliation finds); a venue whose feed is down takes none.
+        if not vs.feed_up or (
+            vs.phase is not SyncPhase.SYNCED
+            and not closes_exposure(intent.side, intent.position_side, intent.reduce_only)
+        ):
             self.refuse("not_ready", f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
             return None
         verdict = check_order(
@@ -1023,7 +1082,7 @@ class _Tx(Generic[S]):
             tif=intent.tif,
             reduce_only=intent.reduce_only,
             now=self.now,
-            bypass_halt=bypass_halt,
+            position_side=intent.position_side,
         )
         if isinstance(verdict, Refusal):
             self.refuse(verdict.code, verdict.message)
@@ -1151,8 +1210,9 @@ class _Tx(Generic[S]):
                 flight.venue, attrs.evolve(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED)
             )
             self.halt(
+                HaltCause.UNRECONCILED,
                 f"{flight.venue} could not be reconciled: {flight.kind} request failed "
-                f"{vs.attempts + 1} times (last: {reason})"
+                f"{vs.attempts + 1} times (last: {reason})",
             )
             return
         again = self.request(flight.kind, flight.venue)
@@ -1244,8 +1304,9 @@ class _Tx(Generic[S]):
                 attrs.evolve(vs, drift=unconfirmed, phase=SyncPhase.UNSYNCED, pending=frozenset()),
             )
             self.halt(
+                HaltCause.UNRECONCILED,
                 f"{venue}: positions differ from the ledger by {described} after "
-                f"{attempts} re-checks"
+                f"{attempts} re-checks",
             )
             return
         self.notify(
@@ -1446,19 +1507,10 @@ class _Tx(Generic[S]):
                 if self.venue(event.venue).phase is SyncPhase.SYNCED:
                     self.begin_sync(event.venue)
             case HaltRequested():
-                self.halt(event.reason)
+                cause = event.cause or cause_of_reason(event.reason)
+                self.halt(cause, event.reason)
             case ResumeRequested():
-                if self.risk.halted:
-                    self.risk = attrs.evolve(
-                        self.risk,
-                        halted=False,
-                        halt_reason="",
-                        error_streak=0,
-                        peak_pnl=self.snapshot().net_pnl(),
-                    )
-                    self.notify(Level.INFO, "resumed", "trading resumed by the operator")
-                    for venue in self.config.venues:
-                        self.begin_sync(venue)
+                self.resume()
             case FlattenRequested():
                 self.flatten()
             case FundingRateUpdated():
@@ -1568,8 +1620,9 @@ class _Tx(Generic[S]):
                     # The account no longer covers what open orders hold (a loss, a transfer
                     # out, or a bad report): stop adding exposure and cancel what rests.
                     self.halt(
+                        HaltCause.MARGIN,
                         f"{event.venue} equity {event.equity} is below the {reserved} reserved "
-                        f"by open orders"
+                        f"by open orders",
                     )
                 self.sync_result(event.venue, event.command_id)
             case FillsReported():
@@ -1616,8 +1669,28 @@ class _Tx(Generic[S]):
         elif flight.kind in _REQUEST_KINDS:
             self.sync_failure(flight, event.command_id, reason)
 
+    def resume(self) -> None:
+        """Lift a halt as its cause's policy says (:data:`gridcore.halts.POLICIES`)."""
+        risk = self.risk
+        if not risk.halted:
+            return
+        policy = POLICIES[risk.halt_cause or HaltCause.OPERATOR]
+        self.risk = attrs.evolve(
+            risk,
+            halted=False,
+            halt_reason="",
+            halt_cause=None,
+            error_streak=0,
+            peak_pnl=_net_pnl(self.ledger, self.quotes)
+            if policy.resume_rearms_drawdown
+            else risk.peak_pnl,
+        )
+        self.notify(Level.INFO, "resumed", "trading resumed by the operator")
+        for venue in self.config.venues:
+            self.begin_sync(venue)
+
     def flatten(self) -> None:
-        self.halt("flatten requested")
+        self.halt(HaltCause.FLATTEN, "flatten requested")
         for (venue, symbol, side), pos in sorted(
             self.ledger.positions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].value)
         ):
@@ -1657,8 +1730,7 @@ class _Tx(Generic[S]):
                     tif=TimeInForce.IOC,
                     reduce_only=True,
                     tag="flatten",
-                ),
-                bypass_halt=True,
+                )
             )
 
     def maintenance(self) -> None:

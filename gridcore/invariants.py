@@ -70,6 +70,7 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
+from gridcore.exposure import closes_exposure
 from gridcore.grid import NeutralGrid, compute_spacing
 from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
@@ -475,11 +476,7 @@ def close_within_position(record: StepRecord) -> list[Violation]:
     """
     out = []
     for place in record.places():
-        closes = place.reduce_only or (
-            (place.position_side is PositionSide.LONG and place.side is Side.SELL)
-            or (place.position_side is PositionSide.SHORT and place.side is Side.BUY)
-        )
-        if not closes:
+        if not closes_exposure(place.side, place.position_side, place.reduce_only):
             continue
         pos = _position_for(record.after, place)
         room = pos if place.side is Side.SELL else -pos

@@ -69,7 +69,6 @@ from gridcore.shells.journal import (
 from gridcore.shells.redact import redact
 from gridcore.shells.render import Display
 from gridcore.shells.runtime import (
-    EXIT_HALT_REASON,
     EventRejected,
     LockstepClock,
     Runtime,
@@ -420,9 +419,9 @@ def _session(
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
     start_events: list[Event] = []
-    if state.risk.halted and state.risk.halt_reason == EXIT_HALT_REASON:
-        # The previous run halted only to cancel its orders on exit; starting it again is the
-        # operator's request to trade. Any other halt (drawdown, errors) stays until resumed.
+    if state.risk.resumes_on_restart:
+        # The core's halt policy decides (gridcore.halts): a halt only to cancel orders on exit
+        # lifts on a restart; any other (drawdown, errors, ...) stays until an operator resumes.
         start_events.append(ResumeRequested(ts=clock.now()))
     return _logged_session(args, state, journal, venue, clock, start_events, notices)
 

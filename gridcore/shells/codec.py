@@ -57,6 +57,7 @@ import gridcore.config
 import gridcore.core
 import gridcore.events
 import gridcore.grid
+import gridcore.halts
 import gridcore.instruments
 import gridcore.ledger
 import gridcore.lifecycle
@@ -156,6 +157,7 @@ def registered() -> Mapping[str, type]:
 
 _GRIDCORE_MODULES = (
     gridcore.instruments,
+    gridcore.halts,
     gridcore.events,
     gridcore.commands,
     gridcore.lifecycle,
