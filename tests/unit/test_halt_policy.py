@@ -416,3 +416,20 @@ def test_an_old_halt_request_event_without_a_cause_still_loads_and_halts_for_its
 def test_a_halt_request_with_a_cause_round_trips_through_the_journal_codec() -> None:
     event = HaltRequested(ts=T0, reason="shutdown", cause=HaltCause.EXIT_CANCEL)
     assert codec.decode_event(*codec.encode_event(event)) == event
+
+
+def test_a_halt_to_cancel_at_exit_cancels_every_order_closes_included() -> None:
+    """Nobody watches the orders after a shutdown: that halt alone cancels them all."""
+    state = _bot()
+    state, _ = step(
+        state, OrderPartiallyFilled(ts=T0, fill=fill("m", Side.BUY, "0.004", "50000", ts=T0))
+    )
+    state, _, close = submit(
+        state, ts=T0 + 1, side=Side.SELL, qty="0.004", price="50100", reduce_only=True
+    )
+    state, _, opening = submit(state, ts=T0 + 2, qty="0.001", price="48000")
+    assert close is not None and opening is not None
+    state, commands = step(
+        state, HaltRequested(ts=T0 + 3, reason="shutdown", cause=HaltCause.EXIT_CANCEL)
+    )
+    assert {c.cloid for c in of_type(commands, CancelOrder)} == {close.cloid, opening.cloid}
