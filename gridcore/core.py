@@ -52,7 +52,7 @@ from gridcore.commands import (
     RequestPositions,
     StartTimer,
 )
-from gridcore.errors import ContractError
+from gridcore.errors import ConfigError, ContractError
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
@@ -229,11 +229,32 @@ class CoreConfig:
     """``plausibility.max_clock_lead_ms``, at hand for the hot path."""
     venues: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     """Every venue an instrument is configured on, in order of first appearance."""
+    currencies: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    """Every settlement currency, in order of first appearance (the first is the one the
+    one-currency figures ``RiskState.peak_pnl`` and ``worst_drawdown`` are in)."""
+    venue_currency: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False)
+    """The settlement currency of each venue's instruments."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
         object.__setattr__(self, "clock_lead_ms", self.plausibility.max_clock_lead_ms)
         object.__setattr__(self, "venues", tuple(dict.fromkeys(i.venue for i in self.instruments)))
+        object.__setattr__(
+            self, "currencies", tuple(dict.fromkeys(i.settlement for i in self.instruments))
+        )
+        venue_currency: dict[str, str] = {}
+        for i in self.instruments:
+            first = venue_currency.setdefault(i.venue, i.settlement)
+            if first != i.settlement:
+                # Margin is reserved and checked per venue against one balance report: a venue
+                # whose instruments settle in two currencies would add them together.
+                raise ConfigError(
+                    "instruments.settlement",
+                    f"instruments on venue {i.venue!r} settle in {first!r} and "
+                    f"{i.settlement!r}; the instruments of one venue must settle in one currency "
+                    f"(configure the other currency's instruments as another venue account)",
+                )
+        object.__setattr__(self, "venue_currency", venue_currency)
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
         """The configured instrument; raises :class:`ContractError` naming what is known."""
@@ -377,9 +398,26 @@ class State(Generic[S]):
         orders = self.books.orders
         return [orders[c] for c in self.books.live if orders[c].tag.startswith(tag_prefix)]
 
-    def net_pnl(self) -> Decimal:
-        """Realized − fees + funding + unrealized at the last mids, over every position."""
-        return _net_pnl(self.ledger, self.quotes)
+    def net_pnl(self, currency: str | None = None) -> Decimal:
+        """Realized − fees + funding + unrealized at the last mids, over every position that
+        settles in ``currency``; ``None`` names the bot's only settlement currency. Amounts in
+        different currencies are never added: a bot settling in several must name one, or
+        take them all from :meth:`pnl_by_currency`."""
+        currencies = self.config.currencies
+        if currency is None:
+            if len(currencies) > 1:
+                raise ContractError(
+                    f"the bot settles in {', '.join(currencies)}: name the currency "
+                    f"(net_pnl('{currencies[0]}')) or use pnl_by_currency()"
+                )
+            if len(currencies) == 1:
+                currency = currencies[0]
+        return self.pnl_by_currency().get(currency or "", ZERO)
+
+    def pnl_by_currency(self) -> dict[str, Decimal]:
+        """Net PnL (realized − fees + funding + unrealized at the last mids) per settlement
+        currency, in the order of :attr:`CoreConfig.currencies`."""
+        return _pnl_by_currency(self.ledger, self.quotes, self.config)
 
 
 def fill_refusal(state: State[Any], fill: Fill) -> str | None:
@@ -403,15 +441,23 @@ def fill_refusal(state: State[Any], fill: Fill) -> str | None:
     return None
 
 
-def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Decimal:
-    total = ZERO
+def _pnl_by_currency(
+    ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked], config: CoreConfig
+) -> dict[str, Decimal]:
+    # Every position settles in its venue's currency (one per venue: CoreConfig checks it).
+    currencies = config.currencies
+    totals = dict.fromkeys(currencies, ZERO)
+    single = currencies[0] if len(currencies) == 1 else None
+    venue_currency = config.venue_currency
     for (venue, symbol, _side), pos in ledger.positions.items():
-        total = CTX.add(total, pos.net)
+        currency = single or venue_currency.get(venue, "")
+        total = CTX.add(totals.get(currency, ZERO), pos.net)
         if pos.qty:
             q = quotes.get((venue, symbol))
             if q is not None:
                 total = CTX.add(total, pos.unrealized(q.mid))
-    return total
+        totals[currency] = total
+    return totals
 
 
 _PREFIX_MASK = (1 << 64) - 1
@@ -948,23 +994,39 @@ class _Tx(Generic[S]):
     # --- risk --------------------------------------------------------------------------------------
 
     def check_drawdown(self) -> None:
-        """Track the peak of net PnL and the worst fall from it; halt past ``max_drawdown``."""
-        risk = self.risk
-        pnl = _net_pnl(self.ledger, self.quotes)
-        if pnl > risk.peak_pnl:
-            self.risk = attrs.evolve(risk, peak_pnl=pnl)
-            return
-        fall = CTX.subtract(risk.peak_pnl, pnl)
-        if fall > risk.worst_drawdown:
-            self.risk = attrs.evolve(risk, worst_drawdown=fall)
+        """Track, per settlement currency, the peak of net PnL and the worst fall from it; halt
+        when the fall in any one currency reaches ``max_drawdown`` (in that currency: amounts
+        in different currencies are never added)."""
         limit = self.config.risk.max_drawdown
-        if limit is not None and fall >= limit and not risk.halted:
-            quote = self.config.instruments[0].quote if self.config.instruments else "USD"
-            self.halt(
-                HaltCause.DRAWDOWN,
-                f"drawdown {format_money(fall, quote)} {quote} reached max_drawdown "
-                f"{format_money(limit, quote)} {quote}",
-            )
+        primary = self.config.currencies[0] if self.config.currencies else ""
+        for currency, pnl in _pnl_by_currency(self.ledger, self.quotes, self.config).items():
+            risk = self.risk
+            peak = risk.peaks.get(currency)
+            if peak is None:  # a state saved before currencies kept only the first one's
+                peak = risk.peak_pnl if currency == primary else ZERO
+            if pnl > peak:
+                self.risk = attrs.evolve(
+                    risk,
+                    peaks={**risk.peaks, currency: pnl},
+                    peak_pnl=pnl if currency == primary else risk.peak_pnl,
+                )
+                continue
+            fall = CTX.subtract(peak, pnl)
+            worst = risk.drawdowns.get(currency)
+            if worst is None:
+                worst = risk.worst_drawdown if currency == primary else ZERO
+            if fall > worst:
+                self.risk = attrs.evolve(
+                    risk,
+                    drawdowns={**risk.drawdowns, currency: fall},
+                    worst_drawdown=fall if currency == primary else risk.worst_drawdown,
+                )
+            if limit is not None and fall >= limit and not self.risk.halted:
+                self.halt(
+                    HaltCause.DRAWDOWN,
+                    f"drawdown {format_money(fall, currency)} {currency} reached max_drawdown "
+                    f"{format_money(limit, currency)} {currency}",
+                )
 
     def error(self, what: str) -> None:
         # One per failed order/request command, batched or not: how a shell groups orders into
@@ -993,32 +1055,35 @@ class _Tx(Generic[S]):
         self.risk = attrs.evolve(risk, halted=True, halt_reason=reason, halt_cause=cause)
         every = POLICIES[cause].cancels_every_order
         self.commands.append(Halt(command_id=self.next_id(), reason=reason))
-        self.notify(
-            Level.ALERT,
-            "halted",
-            f"trading halted ({cause.value}): {reason}; "
-            + ("open orders canceled" if every else "orders that add exposure canceled"),
+        # The notice is named and placed before the cancels, and says what they left.
+        notice_id, at = self.next_id(), len(self.commands)
+        kept = self.cancel_all(every=every)
+        text = f"trading halted: {reason}; open orders canceled"
+        if kept:
+            text += f" except {kept} that close or offset exposure"
+        self.commands.insert(
+            at, Notify(command_id=notice_id, level=Level.ALERT, code="halted", message=text)
         )
-        self.cancel_all(every=every)
 
-    def cancel_all(self, *, every: bool = False) -> None:
-        """Cancel every live order that could add exposure (``every``: every live order).
-        Closing orders (reduce-only, or a hedge-mode close) and orders that offset a held
-        position (a hedge leg) stay: canceling them would leave more risk, not less
-        (:mod:`gridcore.exposure`)."""
+    def cancel_all(self, *, every: bool = False) -> int:
+        """Cancel every live order that could add exposure (``every``: every live order), and
+        say how many live orders were kept. Closing orders (reduce-only, or a hedge-mode close)
+        and orders that offset a held position (a hedge leg) stay: canceling them would leave
+        more risk, not less (:mod:`gridcore.exposure`)."""
         adding: list[Order] = []
+        kept = 0
         for cloid in self.live:
             order = self.orders[cloid]
             if order.status is OrderStatus.PENDING_CANCEL:
                 continue
             if every or not closes_exposure(order.side, order.position_side, order.reduce_only):
                 adding.append(order)
-        if every:
+            else:
+                kept += 1
+        if every or not adding:
             for order in adding:
                 self.cancel(order.cloid)
-            return
-        if not adding:
-            return
+            return kept
         by_key = self.config.by_key
         assets = {key: asset_of(i) for key, i in by_key.items()}
         holdings: dict[str, Decimal] = {}
@@ -1038,6 +1103,7 @@ class _Tx(Generic[S]):
         for order in adding:
             if order.cloid not in keep:
                 self.cancel(order.cloid)
+        return kept + len(keep)
 
     # --- intents -----------------------------------------------------------------------------------
 
@@ -1675,16 +1741,12 @@ class _Tx(Generic[S]):
         if not risk.halted:
             return
         policy = POLICIES[risk.halt_cause or HaltCause.OPERATOR]
-        self.risk = attrs.evolve(
-            risk,
-            halted=False,
-            halt_reason="",
-            halt_cause=None,
-            error_streak=0,
-            peak_pnl=_net_pnl(self.ledger, self.quotes)
-            if policy.resume_rearms_drawdown
-            else risk.peak_pnl,
-        )
+        risk = attrs.evolve(risk, halted=False, halt_reason="", halt_cause=None, error_streak=0)
+        if policy.resume_rearms_drawdown:
+            pnls = _pnl_by_currency(self.ledger, self.quotes, self.config)
+            primary = self.config.currencies[0] if self.config.currencies else ""
+            risk = attrs.evolve(risk, peaks=pnls, peak_pnl=pnls.get(primary, ZERO))
+        self.risk = risk
         self.notify(Level.INFO, "resumed", "trading resumed by the operator")
         for venue in self.config.venues:
             self.begin_sync(venue)

@@ -123,6 +123,11 @@ class RiskState:
     order/request commands in a row, each order of a batch on its own. ``last_error_batch`` is
     no longer used (kept so that older snapshots still load).
 
+    PnL is kept per settlement currency and never added across currencies: ``peaks`` and
+    ``drawdowns`` hold, per currency, the peak of net PnL and the worst fall from it;
+    ``peak_pnl`` and ``worst_drawdown`` are the same figures for the first currency of the
+    configuration (the only one of a one-currency bot), kept for summaries and older snapshots.
+
     ``halt_cause`` says why trading is halted (``None`` when it is not); ``halt_reason`` says it
     for people. A state saved before causes existed carries only the reason: its cause is
     derived from that text when it loads (:func:`gridcore.halts.cause_of_reason`).
@@ -139,6 +144,8 @@ class RiskState:
     last_refusal: str = ""
     last_error_batch: int | None = None
     halt_cause: HaltCause | None = None
+    peaks: Mapping[str, Decimal] = attrs.field(factory=dict)
+    drawdowns: Mapping[str, Decimal] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if self.halted and self.halt_cause is None:
