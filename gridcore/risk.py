@@ -322,7 +322,8 @@ def check_order(
     if reserve > free:
         return Refusal(
             code="insufficient_margin",
-            message=f"order needs {format_money(reserve, instrument.quote)} {instrument.quote} "
-            f"margin, {format_money(free, instrument.quote)} free on {instrument.venue}",
+            message=f"order needs {format_money(reserve, instrument.settlement)} "
+            f"{instrument.settlement} margin, {format_money(free, instrument.settlement)} free "
+            f"on {instrument.venue}",
         )
     return reserve
