@@ -1021,7 +1021,7 @@ class _Tx(Generic[S]):
                     drawdowns={**risk.drawdowns, currency: fall},
                     worst_drawdown=fall if currency == primary else risk.worst_drawdown,
                 )
-            if limit is not None and fall >= limit and not self.risk.halted:
+            if limit is not None and fall >= limit and self.may_halt():
                 self.halt(
                     HaltCause.DRAWDOWN,
                     f"drawdown {format_money(fall, currency)} {currency} reached max_drawdown "
@@ -1033,12 +1033,17 @@ class _Tx(Generic[S]):
         # requests must not change when the breaker trips.
         streak = self.risk.error_streak + 1
         self.risk = attrs.evolve(self.risk, error_streak=streak)
-        if streak >= self.config.risk.max_error_streak and not self.risk.halted:
+        if streak >= self.config.risk.max_error_streak and self.may_halt():
             self.halt(HaltCause.ERROR_STREAK, f"{streak} errors in a row (last: {what})")
 
     def ok(self) -> None:
         if self.risk.error_streak:
             self.risk = attrs.evolve(self.risk, error_streak=0)
+
+    def may_halt(self) -> bool:
+        """True when a breaker that trips now must halt: trading is not halted, or is halted
+        for a cause a restart would lift (the stricter cause then replaces it)."""
+        return not self.risk.halted or self.risk.resumes_on_restart
 
     def halt(self, cause: HaltCause, reason: str) -> None:
         """Stop adding exposure (see :mod:`gridcore.halts`): record why, cancel the orders that
@@ -1682,7 +1687,7 @@ class _Tx(Generic[S]):
                 balances[event.venue] = event
                 self.risk = attrs.evolve(self.risk, balances=balances)
                 reserved = self.risk.reserved.get(event.venue, ZERO)
-                if reserved > event.equity and not self.risk.halted:
+                if reserved > event.equity and self.may_halt():
                     # The account no longer covers what open orders hold (a loss, a transfer
                     # out, or a bad report): stop adding exposure and cancel what rests.
                     self.halt(

@@ -498,7 +498,7 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
     cached positions, `stale-quote` stale quotes executed).
 
     Every order emitted has a quote for its instrument no older than ``max_quote_age_ms``; every
-    order that needs margin (not reduce-only) has a balance report no older than
+    order that needs margin (not a closing order) has a balance report no older than
     ``max_balance_age_ms``, both measured at the step's time.
     """
     out = []
@@ -517,7 +517,7 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
                     event=record.event,
                 )
             )
-        if place.reduce_only:
+        if closes_exposure(place.side, place.position_side, place.reduce_only):
             continue
         balance = state.risk.balances.get(place.venue)
         if balance is None or state.now - balance.ts > risk.max_balance_age_ms:
@@ -538,7 +538,13 @@ def no_overdraft_on_emission(record: StepRecord) -> list[Violation]:
     """No order is emitted that would overdraw (failure `stale-balance`, `stale-balance`): after a step that
     places orders needing margin, free margin (last equity − position margin − reservations)
     is not negative."""
-    venues = sorted({p.venue for p in record.places() if not p.reduce_only})
+    venues = sorted(
+        {
+            p.venue
+            for p in record.places()
+            if not closes_exposure(p.side, p.position_side, p.reduce_only)
+        }
+    )
     out = []
     state = record.after
     for venue in venues:

@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridcore import (
     CancelOrder,
@@ -252,6 +254,49 @@ def test_a_close_while_halted_is_still_held_to_the_slippage_cap_and_order_notion
     assert big is None and refusals(commands) == ["refused:max_order_notional"]
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    held=st.tuples(st.integers(-20, 20), st.integers(-20, 20)),
+    plan=st.lists(
+        st.tuples(
+            st.sampled_from([A, B]),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(1, 15),
+            st.booleans(),
+        ),
+        max_size=8,
+    ),
+)
+def test_after_a_halt_only_closing_or_offsetting_orders_are_left_and_never_beyond_the_holding(
+    held: tuple[int, int], plan: list[tuple[str, Side, int, bool]]
+) -> None:
+    lot = D("0.001")
+    state = two_venues()
+    for venue, lots in zip((A, B), held, strict=True):
+        if lots:
+            side = Side.BUY if lots > 0 else Side.SELL
+            f = venue_fill(venue, f"h-{venue}", side, str(abs(lots) * lot), "50000", ts=T0)
+            state, _ = step(state, OrderPartiallyFilled(ts=T0, fill=f))
+    placed: dict[str, Submit] = {}
+    for n, (venue, side, lots, reduce_only) in enumerate(plan):
+        price = "49000" if side is Side.BUY else "51000"
+        intent = order(venue, side, str(lots * lot), price, reduce_only=reduce_only)
+        state, place, _ = place_one(state, intent, T0 + 1 + n)
+        if place is not None:
+            placed[place.cloid] = intent
+    state, commands = step(state, HaltRequested(ts=T0 + 100))
+    canceled = {c.cloid for c in of_type(commands, CancelOrder)}
+    holding = state.ledger.position(A, SYMBOL).qty + state.ledger.position(B, SYMBOL).qty
+    offset = D(0)
+    for cloid, intent in placed.items():
+        if cloid in canceled:
+            assert not intent.reduce_only  # a closing order is never canceled by a halt
+        elif not intent.reduce_only:
+            offset += intent.qty if intent.side is Side.BUY else -intent.qty
+    # What is left adding nothing on its own key only brings the net holding towards zero.
+    assert offset == 0 or (holding * offset < 0 and abs(offset) <= abs(holding))
+
+
 # --- causes, restart and resume ------------------------------------------------------------------
 
 
@@ -359,7 +404,7 @@ def test_an_operator_resume_lifts_each_cause_and_rearms_only_a_drawdown(cause: H
         assert state.risk.peak_pnl == peak
 
 
-def test_a_drawdown_after_a_halt_for_exit_makes_the_restart_stay_halted() -> None:
+def test_a_stricter_halt_after_a_halt_for_exit_makes_the_restart_stay_halted() -> None:
     state = _exit_cancel()
     assert state.risk.resumes_on_restart
     state, _ = step(state, HaltRequested(ts=T0 + 1, reason="margin call", cause=HaltCause.MARGIN))
@@ -433,3 +478,16 @@ def test_a_halt_to_cancel_at_exit_cancels_every_order_closes_included() -> None:
         state, HaltRequested(ts=T0 + 3, reason="shutdown", cause=HaltCause.EXIT_CANCEL)
     )
     assert {c.cloid for c in of_type(commands, CancelOrder)} == {close.cloid, opening.cloid}
+
+
+def test_a_breaker_tripping_after_a_halt_for_exit_keeps_the_next_start_halted() -> None:
+    """Halted to cancel orders at exit, then the error streak trips: a restart must not lift
+    that."""
+    state = _bot(max_error_streak=2)
+    state, _, place = submit(state, ts=T0, qty="0.001", price="48000")
+    assert place is not None
+    state, _ = step(state, HaltRequested(ts=T0 + 1, reason="exit", cause=HaltCause.EXIT_CANCEL))
+    for n in range(2):
+        state, _ = step(state, CommandFailed(ts=T0 + 2 + n, command_id=10_000 + n, reason="500"))
+    assert state.risk.halt_cause is HaltCause.ERROR_STREAK
+    assert not state.risk.resumes_on_restart
