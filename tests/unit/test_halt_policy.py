@@ -155,8 +155,11 @@ def test_a_halt_between_the_legs_of_a_hedged_entry_keeps_the_hedge_and_accepts_t
     # New exposure is refused while halted ...
     state, refused, commands = place_one(state, order(B, Side.BUY, "0.001", "48001"), T0 + 11)
     assert refused is None and refusals(commands) == ["refused:halted"]
-    # ... but when the hedge leg fails, the rollback of leg 1 (reduce-only) passes the gate.
+    # ... but when the hedge leg fails, the rollback of leg 1 (reduce-only) passes the gate,
+    # even while leg 1's venue is reconciling after a reconnect.
     state, _ = step(state, OrderCanceled(ts=T0 + 12, venue=B, cloid=leg2.cloid, reason="expired"))
+    state, _ = step(state, FeedReconnected(ts=T0 + 12, venue=A))
+    assert state.venues[A].phase is SyncPhase.SYNCING
     rollback_intent = order(A, Side.SELL, "0.01", "49990", tif=TimeInForce.IOC, reduce_only=True)
     state, rollback, commands = place_one(state, rollback_intent, T0 + 13)
     assert rollback is not None, refusals(commands)
