@@ -105,7 +105,6 @@ class InstrumentSettings:
     taker_fee: Decimal = Decimal("0.0005")
     base: str = "BTC"
     quote: str = "USD"
-    settlement: str | None = None  # the currency PnL settles in; None: the quote currency
 
     def __attrs_post_init__(self) -> None:
         if not self.symbol:
@@ -207,7 +206,6 @@ class BotConfig:
             taker_fee=i.taker_fee,
             base=i.base,
             quote=i.quote,
-            settlement=i.settlement or i.quote,
         )
 
     def make_core_config(self) -> CoreConfig:
@@ -324,7 +322,6 @@ maker_fee = "0.0002"
 taker_fee = "0.0005"
 base = "BTC"
 quote = "USD"
-# settlement = "USD"         # currency PnL settles in (default: the quote currency)
 
 [grid]
 levels = 5                   # per side
