@@ -30,6 +30,7 @@ from gridcore.events import (
 from gridcore.instruments import Source
 from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import (
+    EventRejected,
     ExecCommand,
     LockstepClock,
     Runtime,
@@ -56,8 +57,9 @@ class _Venue:
 
     name = "sim"
 
-    def __init__(self, *, ends: bool = False) -> None:
+    def __init__(self, *, ends: bool = False, answers: int = 1) -> None:
         self.ends = ends
+        self.answers = answers
         self.sink: Sink | None = None
         self.executed: list[ExecCommand] = []
 
@@ -73,17 +75,16 @@ class _Venue:
         assert self.sink is not None
         self.executed.append(command)
         now = self.sink.clock.now()
-        return [
-            MessageMalformed(ts=now, venue="sim", detail=f"GET /v5/x?{SECRET} -> 500"),
-            BalanceReported(
-                ts=now,
-                venue="sim",
-                asset="USDT",
-                equity=Decimal(1000),
-                available=Decimal(1000),
-                command_id=command.command_id,
-            ),
-        ]
+        balance = BalanceReported(
+            ts=now,
+            venue="sim",
+            asset="USDT",
+            equity=Decimal(1000),
+            available=Decimal(1000),
+            command_id=command.command_id,
+        )
+        malformed = MessageMalformed(ts=now, venue="sim", detail=f"GET /v5/x?{SECRET} -> 500")
+        return [malformed, *[balance] * self.answers]
 
 
 def _reducer(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
@@ -203,6 +204,45 @@ async def test_an_operator_event_and_a_venue_stop_request_reach_the_journal(
         events = [e for _, e in journal.events()]
     assert HaltRequested(ts=START, reason="operator") in events
     assert next(e for e in events if isinstance(e, CommandFailed)).command_id == 7_001
+
+
+@pytest.mark.anyio
+async def test_a_second_answer_to_one_command_is_dropped(tmp_path: Path) -> None:
+    _, events = await _run(tmp_path / "j.db", _Venue(answers=2))
+    assert [e.command_id for e in events if isinstance(e, BalanceReported)] == [7_002]
+
+
+def _refuses_halts(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
+    if isinstance(event, HaltRequested):
+        raise ValueError("cannot halt here")
+    return state, []
+
+
+@pytest.mark.anyio
+async def test_an_event_the_reducer_raises_on_is_quarantined_after_what_came_before(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    state = make_bot(CONFIG, epoch=START)
+    halt = HaltRequested(ts=START, reason="operator")
+    with Journal.create(path, state=state, meta={"config": "default"}) as journal:
+        runtime = Runtime(
+            state=state,
+            journal=journal,
+            venues=[_Venue()],
+            clock=LockstepClock(START),
+            options=QUIET,
+            reducer=_refuses_halts,
+            start_events=[halt],
+        )
+        with anyio.fail_after(30), pytest.raises(EventRejected) as caught:
+            await runtime.run(duration_ms=10_000)
+        assert [e for _, e in journal.events()] == [Started(ts=START)]
+        (kept,) = journal.quarantined()
+    assert caught.value.seq == 2 and caught.value.kind == "HaltRequested"
+    assert caught.value.error == "ValueError: cannot halt here"
+    assert kept.kind == "HaltRequested" and kept.error == "ValueError: cannot halt here"
+    assert runtime.stats.stop_reason == "event 2 (HaltRequested) rejected by the reducer"
 
 
 # --- options and clocks --------------------------------------------------------------------------
