@@ -16,12 +16,16 @@ from gridcore.commands import Level, Notify
 from gridcore.config import load_config
 from gridcore.core import State
 from gridcore.events import QuoteTicked, Started
+from gridcore.shells.codec import encode_event, encode_value
 from gridcore.shells.journal import (
+    CorruptRow,
     Journal,
     JournalDamaged,
     JournalError,
     JournalLocked,
     WriterLock,
+    _event_crc,
+    _snapshot_crc,
     head_path,
 )
 from gridcore.sim import make_bot
@@ -301,3 +305,47 @@ def test_writing_a_journal_without_flock_is_refused_clearly(
     monkeypatch.setitem(sys.modules, "fcntl", None)  # a platform without it
     with pytest.raises(JournalError, match=r"needs a POSIX system \(flock\)"):
         Journal.create(tmp_path / "j.db", state=_state())
+
+
+# --- rows forged with valid checksums ----------------------------------------------------------
+# What a bug in another writer (or a hand edit that recomputed the checksums) could leave: the
+# checksums vouch for the rows, so only the reader's own checks stand between them and a resume.
+
+
+def test_an_event_whose_payload_time_differs_from_its_row_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    Journal.create(path, state=_state()).close()
+    kind, payload = encode_event(Started(ts=T + 5))
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO events (seq, ts, kind, crc, payload) VALUES (1, ?, ?, ?, ?)",
+        (T + 6, kind, _event_crc(0, 1, T + 6, kind, payload), payload),
+    )
+    conn.commit()
+    conn.close()
+    with (
+        Journal.open(path, readonly=True, verify=False) as journal,
+        pytest.raises(
+            CorruptRow,
+            match=rf"event 1 is corrupt \(its payload says ts {T + 5}, its row {T + 6}\)",
+        ),
+    ):
+        list(journal.events())
+
+
+def test_a_snapshot_that_holds_no_state_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    Journal.create(path, state=_state()).close()
+    payload = encode_value(Decimal("1.5"))
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "UPDATE snapshots SET ts = ?, crc = ?, payload = ? WHERE seq = 0",
+        (T, _snapshot_crc(0, T, payload), payload),
+    )
+    conn.commit()
+    conn.close()
+    with (
+        Journal.open(path, readonly=True) as journal,
+        pytest.raises(CorruptRow, match=r"snapshot 0 is corrupt \(it holds a Decimal"),
+    ):
+        journal.snapshot(0)
