@@ -1,9 +1,9 @@
 """The real bots pass the searches that catch the broken ones.
 
-The neutral grid (gridcore's own) and the reference take-profit bot face the very scenario
-families of ``test_catches_broken_bots.py``, with the same deterministic budget, and the whole
-catalogue must hold; then a randomized property run (the ``ci`` profile) and the differential
-checks on recorded runs.
+The neutral grid (gridcore's own) and the reference take-profit bot face the very searches of
+``test_catches_broken_bots.py`` (the default scenarios, the default state machine, the same
+deterministic budget) and the whole catalogue must hold; then a randomized property run (the
+``ci`` profile) and the differential checks on recorded runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.strategies import SearchStrategy
 
 from gridcore import OrderFilled, State, step
 from gridcore.testing import (
@@ -24,33 +23,36 @@ from gridcore.testing import (
     assert_no_violations,
     check_reordering,
     check_sync_interleaving,
+    make_state_machine,
     simulate,
 )
 
 from .bots import grid_bot, grid_config, take_profit_bot
-from .search import INSTRUMENT, scenarios, simulated_violations
+from .search import (
+    INSTRUMENT,
+    default_scenarios,
+    machine_violations,
+    scenarios,
+    simulated_violations,
+)
 
 _BIG_GRID = grid_config(order_qty="0.1", max_order_notional="10000", max_position="2")
 
-FAMILIES: dict[str, tuple[Callable[[], State[Any]], SearchStrategy[Scenario]]] = {
-    "grid, every fault": (grid_bot, scenarios()),
-    "grid, lost messages": (grid_bot, scenarios(kinds=frozenset({"drop"}), max_ppm=500_000)),
-    "grid, failing requests": (
-        grid_bot,
-        scenarios(kinds=frozenset({"rest_error"}), max_ppm=200_000),
-    ),
-    "big grid, partial fills": (
-        lambda: grid_bot(_BIG_GRID),
-        scenarios(liquidity=st.just(Decimal("0.099"))),
-    ),
-    "take-profit, every fault": (take_profit_bot, scenarios()),
+REAL_BOTS: dict[str, Callable[[], State[Any]]] = {
+    "neutral grid": grid_bot,
+    "neutral grid, orders of 100 lots": lambda: grid_bot(_BIG_GRID),
+    "take-profit bot": take_profit_bot,
 }
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_real_bot_passes_the_proof_searches(family: str) -> None:
-    bot, drawn = FAMILIES[family]
-    assert simulated_violations(bot, step, drawn) == set()
+@pytest.mark.parametrize("bot", sorted(REAL_BOTS))
+def test_real_bot_passes_simulate_at_its_defaults(bot: str) -> None:
+    assert simulated_violations(REAL_BOTS[bot], step, default_scenarios()) == set()
+
+
+@pytest.mark.parametrize("bot", sorted(REAL_BOTS))
+def test_real_bot_passes_the_state_machine_at_its_defaults(bot: str) -> None:
+    assert machine_violations(make_state_machine(initial_state=REAL_BOTS[bot]())) == set()
 
 
 @settings(max_examples=20)
