@@ -124,10 +124,18 @@ __all__ = [
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
+_LAST_SCAN: list[Any] = [None, ()]
+
+
 def _live(state: State[Any]) -> list[Order]:
     """Live orders (a scan of the registry, not the kernel's index: a bot under test may have
-    broken the index)."""
-    return [order for order in state.orders.values() if order.is_live]
+    broken the index). Several checks of one step scan the same registry: the last scan is
+    kept, keyed by the registry object itself (states are never changed in place)."""
+    orders = state.orders
+    if _LAST_SCAN[0] is not orders:
+        _LAST_SCAN[0] = orders
+        _LAST_SCAN[1] = [order for order in orders.values() if order.is_live]
+    return list(_LAST_SCAN[1])
 
 
 @attrs.frozen(kw_only=True)

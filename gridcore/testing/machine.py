@@ -14,12 +14,14 @@ the machine's own; nothing happens unless a rule says so:
 * ``send`` / ``send_all`` — the oldest command the bot emitted reaches the venue; its answers
   join the inbox.
 * fault rules, each enabled by a :class:`Fault`: a stream message lost (a lost REST answer
-  becomes a timeout, as a shell reports it) or duplicated; a command failing before the venue
+  becomes a timeout, as a shell reports it) or duplicated (a report, such as an order's status,
+  arrives again as a copy the venue pushed); a command failing before the venue
   sees it, or timing out after the venue did (or did not) act on it; the feed going down (stream
   messages in flight are lost) and coming back; time passing without quotes.
-* ``start`` (once, first) — a fresh venue whose liquidity (partial fills) and funding interval
-  are drawn; the bot starts and gets its first quote.
-* ``trade`` — the market runs for up to 20 quotes while the network works (every command
+* ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
+  the venue goes through quote by quote) and funding interval are drawn; the bot starts and
+  gets its first quote.
+* ``trade`` — the market runs for up to 60 quotes while the network works (every command
   carried, every message delivered after each quote): fills, partial fills and funding happen.
   Moves scale with the instrument's tick and the strategy's spacing, and some are gaps.
 * ``restart`` — the bot's process restarts from its journal; words in flight are lost.
@@ -68,12 +70,17 @@ from gridcore.commands import (
 )
 from gridcore.core import State, step
 from gridcore.events import (
+    BalanceReported,
     CommandFailed,
     CommandTimedOut,
     Event,
     FeedDisconnected,
     FeedReconnected,
+    FillsReported,
     FundingPaid,
+    OpenOrdersReported,
+    OrderStatusReported,
+    PositionsReported,
     QuoteTicked,
     Started,
     TimerFired,
@@ -100,7 +107,7 @@ class Fault(enum.Enum):
     """What the machine may do wrong between the bot and the venue."""
 
     DROP = "drop"  # a stream message is lost; a lost REST answer becomes a timeout
-    DUPLICATE = "duplicate"  # a stream message arrives twice
+    DUPLICATE = "duplicate"  # a stream message or a report arrives twice
     REORDER = "reorder"  # waiting venue messages arrive in any order
     REST_ERROR = "rest_error"  # a command fails before the venue sees it
     TIMEOUT = "timeout"  # a command times out, carried out by the venue or not
@@ -121,6 +128,20 @@ def _is_result(event: Event) -> int | None:
         return event.command_id
     cid = getattr(event, "command_id", None)
     return cid if isinstance(cid, int) else None
+
+
+_REPORTS = (
+    OrderStatusReported,
+    FillsReported,
+    OpenOrdersReported,
+    PositionsReported,
+    BalanceReported,
+)
+
+
+def _copyable(event: Event) -> bool:
+    """A stream message, or a report (which a venue may also push on its own)."""
+    return _is_result(event) is None or isinstance(event, _REPORTS)
 
 
 def _inner(command: Command) -> tuple[Command, ...]:
@@ -189,8 +210,9 @@ def make_state_machine(
     ``invariants`` after every step (see the module documentation for the rules).
 
     ``exchange`` builds the venue (default: the bot's first venue and its instruments, one-way,
-    the bot's leverage, fills per order and quote capped by a draw of ``liquidity`` (default:
-    unlimited or 1-100 lots), funding every ``funding_interval_ms`` (drawn)). Quotes move on
+    the bot's leverage, fills per order and quote capped by one to three draws of ``liquidity``
+    taken in turn, quote by quote (default: :func:`~gridcore.testing.strategies.liquidities`,
+    1-100 lots or unlimited), funding every ``funding_interval_ms`` (drawn)). Quotes move on
     ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
     ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
     steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and gaps by up to
@@ -267,12 +289,20 @@ def make_state_machine(
             self.log: list[Event] = []
             self.monitor = RunMonitor(initial_state)
             self.settled = False
+            self.depths: list[Decimal | None] = []
+            self.quotes = 0
 
-        @initialize(liquidity=drawn_liquidity, funding_interval_ms=funding_interval_ms)
-        def start(self, liquidity: Decimal | None, funding_interval_ms: int) -> None:
-            """A fresh venue (fills per order and quote capped at ``liquidity`` base units,
-            funding every ``funding_interval_ms``); the bot starts and gets its first quote."""
-            self.exchange = build_exchange(liquidity, funding_interval_ms)
+        @initialize(
+            liquidity=st.lists(drawn_liquidity, min_size=1, max_size=3),
+            funding_interval_ms=funding_interval_ms,
+        )
+        def start(self, liquidity: list[Decimal | None], funding_interval_ms: int) -> None:
+            """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
+            value after the other, quote by quote: the depth changes; funding every
+            ``funding_interval_ms``); the bot starts and gets its first quote."""
+            self.exchange = build_exchange(liquidity[0], funding_interval_ms)
+            if exchange is None and len(liquidity) > 1:
+                self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
             self.pump()
@@ -378,11 +408,15 @@ def make_state_machine(
             quote = QuoteTicked(
                 ts=self.now, venue=venue, symbol=inst.symbol, bid=bid, ask=bid + inst.tick_size
             )
+            if self.depths:
+                depth = self.depths[self.quotes % len(self.depths)]
+                self.exchange.config = attrs.evolve(self.exchange.config, liquidity=depth)
+            self.quotes += 1
             self.route(self.exchange.on_tick(quote))
             if self.feed_up:
                 self.deliver(quote)
 
-        @rule(moves=st.lists(moves, min_size=1, max_size=20))
+        @rule(moves=st.lists(moves, min_size=1, max_size=60))
         def trade(self, moves: list[int]) -> None:
             """The market runs for ``len(moves)`` quotes while the network works: after each
             quote every command is carried and every message delivered, in order."""
@@ -498,12 +532,17 @@ def make_state_machine(
 
         if Fault.DUPLICATE in enabled:
 
-            @precondition(lambda self: any(_is_result(e) is None for e in self.inbox))
+            @precondition(lambda self: any(_copyable(e) for e in self.inbox))
             @rule(pick=st.integers(min_value=0, max_value=1_000))
             def duplicate(self, pick: int) -> None:
-                """A waiting stream message is delivered twice."""
-                stream = [e for e in self.inbox if _is_result(e) is None]
-                self.inbox.append(stream[pick % len(stream)])
+                """A waiting stream message is delivered twice; a waiting report (order status,
+                fills, open orders, positions, balance) arrives once more as a copy the venue
+                pushed on its own (no request named: each request still gets one answer)."""
+                copyable = [e for e in self.inbox if _copyable(e)]
+                event = copyable[pick % len(copyable)]
+                if isinstance(event, _REPORTS) and event.command_id is not None:
+                    event = attrs.evolve(event, command_id=None)
+                self.inbox.append(event)
 
         if Fault.REST_ERROR in enabled:
 

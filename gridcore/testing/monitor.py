@@ -16,9 +16,10 @@ can show:
   to place the very same one (venue, symbol, side, price and size) in the same step. A bot
   that sends new orders on every quote while ignoring the ones it has is slow and costly even
   when every other invariant holds.
-* ``reconnect_recovers_fills`` — what the venue filled before the stream came back is known to
-  the core soon after (a bounded window for the reconciliation's answers, and their retries),
-  not only when some later repair happens to find it (failure `missed-fills-on-reconnect`).
+* ``reconnect_recovers_fills`` — every fill the venue made before the stream came back (while it
+  was down, or lost before) is known to the core (applied to its ledger) once the
+  reconciliation the reconnect started has ended, not only when some later repair happens to
+  find it (failure `missed-fills-on-reconnect`).
 
 The record is kept in the monitor, outside the bot's state, and grows with the number of
 orders: a testing tool, not something a live shell keeps.
@@ -104,7 +105,7 @@ def _fills(event: Any) -> tuple[Fill, ...]:
 class _Owed:
     venue: str
     ts: int
-    owed: dict[str, Decimal]
+    owed: list[Fill]
     synced: bool = False
 
 
@@ -114,9 +115,10 @@ class RunMonitor:
     ``resting_window_ms`` bounds how long an order may rest at the venue while the core holds
     it done or unknown (default: two maintenance periods and 20 s for answers on their way).
     ``recovery_window_ms`` bounds how long after a reconnect that starts no reconciliation the
-    core may still miss a fill the venue made before it (default: two maintenance periods and
-    10 s); a reconnect that starts one is judged when that reconciliation ends, however long
-    its retries take. ``exchange`` (the simulated venue) turns that check on.
+    core may still miss a fill the venue made before it (default: one maintenance period); a
+    reconnect that starts one (as the kernel's always does) is judged when that reconciliation
+    ends, however long its retries take. ``exchange`` (the simulated venue) turns that check
+    on.
     """
 
     def __init__(
@@ -130,7 +132,7 @@ class RunMonitor:
         if resting_window_ms is None:
             resting_window_ms = 2 * initial.config.maintenance_ms + 20_000
         if recovery_window_ms is None:
-            recovery_window_ms = 2 * initial.config.maintenance_ms + 10_000
+            recovery_window_ms = initial.config.maintenance_ms
         self.window = resting_window_ms
         self.recovery = recovery_window_ms
         self.exchange = exchange
@@ -214,11 +216,8 @@ class RunMonitor:
         exchange = self.exchange
         if exchange is None or exchange.config.venue != event.venue:
             return
-        owed = {
-            cloid: order.filled
-            for cloid, order in exchange.orders.items()
-            if order.filled and cloid in self.filled
-        }
+        ledger = after.ledger
+        owed = [f for f in exchange.fills if f.ts <= event.ts and not ledger.has_seen(f)]
         if owed:
             self.owed.append(_Owed(venue=event.venue, ts=event.ts, owed=owed))
 
@@ -236,7 +235,7 @@ class RunMonitor:
             if not entry.synced and after.now < entry.ts + self.recovery:
                 keep.append(entry)
                 continue
-            missing = sorted(c for c, q in entry.owed.items() if self.filled.get(c, ZERO) < q)
+            missing = [f for f in entry.owed if not after.ledger.has_seen(f)]
             if missing:
                 first = missing[0]
                 when = (
@@ -248,10 +247,10 @@ class RunMonitor:
                     Violation(
                         invariant="reconnect_recovers_fills",
                         ts=after.now,
-                        detail=f"{len(missing)} order(s) of {entry.venue} still miss fills the "
-                        f"venue made before the feed came back at ts={entry.ts}, {when} "
-                        f"(first {first}: {entry.owed[first]} filled at the venue, "
-                        f"{self.filled.get(first, ZERO)} known)",
+                        detail=f"{len(missing)} fill(s) the venue made on {entry.venue} while "
+                        f"its feed was down are still unknown to the core, {when} (the feed "
+                        f"came back at ts={entry.ts}; first: {first.fill_id}, {first.side.value} "
+                        f"{first.qty} @ {first.price} for order {first.cloid} at ts={first.ts})",
                     )
                 )
         self.owed = keep

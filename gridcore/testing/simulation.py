@@ -226,7 +226,8 @@ def simulate(
     Besides the catalogue, a running record of the run (:class:`~gridcore.testing.RunMonitor`)
     checks the fills of every order ever tracked, that no order rests at the venue while the
     core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
-    proportionate to the market's events.
+    proportionate to the market's events, and that a reconnect recovers every fill the venue
+    made before it.
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config

@@ -62,13 +62,14 @@ def test_neutral_grid_keeps_every_invariant(scenario: Scenario) -> None:
     assert_no_violations(simulate(grid_bot(), scenario))
 
 
+@settings(max_examples=20)
 @given(scenario=scenarios(max_ppm=50_000, max_ticks=800))
 def test_take_profit_bot_keeps_every_invariant(scenario: Scenario) -> None:
     """Randomized, like the grid's."""
     assert_no_violations(simulate(take_profit_bot(), scenario))
 
 
-@settings(max_examples=20)
+@settings(max_examples=10)
 @given(
     seed=st.integers(min_value=0, max_value=2**32 - 1),
     where=st.floats(min_value=0, max_value=1),
@@ -85,7 +86,7 @@ def test_a_sync_interleaved_before_a_fill_keeps_the_position(seed: int, where: f
     assert check_sync_interleaving(grid_bot(config), events, at=at) == []
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_ack_and_fill_commute(seed: int) -> None:
     """Failure `stream-before-ack` (differential): moving each order's first fill before its ack changes
