@@ -162,7 +162,7 @@ _SCENARIOS_LIQUIDITY: SearchStrategy[Decimal | None] = st.none()
 :func:`scenarios`)."""
 _SCENARIOS_FUNDING_INTERVAL_MS: SearchStrategy[int] = st.sampled_from([60_000, 20_000, 300_000])
 _SCENARIOS_POSITION_MODE: SearchStrategy[PositionMode] = st.just(PositionMode.ONE_WAY)
-_SCENARIOS_LATENCY_MS: SearchStrategy[int] = st.sampled_from([50, 0, 500])
+_SCENARIOS_LATENCY_MS: SearchStrategy[int] = st.sampled_from([50, 0, 500, 1_500])
 _SCENARIOS_SETTLE_MS: SearchStrategy[int] = st.just(180_000)
 _EVENT_STREAMS_START_PRICE: SearchStrategy[Decimal] = st.just(Decimal(50_000))
 
@@ -384,9 +384,13 @@ def fault_plans(
     def rate(kind: str, top: int) -> SearchStrategy[int]:
         if kind not in kinds or top == 0:
             return st.just(0)
-        # One range, not "0 or a rate": a search then runs nearly every kind of fault in
-        # nearly every example (a choice between 0 and a range is drawn 0 most of the time).
-        return st.integers(min_value=0, max_value=top)
+        if kind == "disconnect":
+            # Outages in nearly every example: a choice between 0 and a range is drawn 0
+            # most of the time, and reconnects are where fills go missing.
+            return st.integers(min_value=0, max_value=top)
+        # Each message fault off in many examples: one fault's effect is then not hidden by
+        # another's repair.
+        return st.one_of(st.just(0), st.integers(min_value=1, max_value=top))
 
     return st.builds(
         FaultPlan,
@@ -431,10 +435,11 @@ def scenarios(
 ) -> SearchStrategy[Scenario]:
     """Whole scenarios (:class:`~gridcore.testing.Scenario`) for :func:`~gridcore.testing.simulate`.
 
-    The defaults draw lively runs: partial fills (``liquidity``, by default unlimited or a
-    drawn number of the instrument's lots per order and quote), funding paid every 20 s to
-    5 min (so every run of the default markets sees payments), latency up to 500 ms and every
-    fault kind of :func:`fault_plans`.
+    The defaults draw lively runs: partial fills (``liquidity``, by default
+    :func:`liquidities`: a drawn number of the instrument's lots per order and quote, or
+    unlimited), funding paid every 20 s to 5 min (so every run of the default markets sees
+    payments), latency up to 500 ms and every fault kind of :func:`fault_plans` (outages
+    included).
 
     ``settle_ms`` must outlast the bot's periodic reconciliation for messages lost near the
     end of the run to be recovered before the ledger is compared with the venue.
