@@ -19,8 +19,9 @@ the machine's own; nothing happens unless a rule says so:
   sees it, or timing out after the venue did (or did not) act on it; the feed going down (stream
   messages in flight are lost) and coming back; time passing without quotes.
 * ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
-  the venue goes through quote by quote) and funding interval are drawn; the bot starts and
-  gets its first quote.
+  the venue goes through quote by quote) and funding interval are drawn; the bot starts, gets
+  its first quote, and the market opens with a stretch of trading (as ``trade``), so that
+  every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
   carried, every message delivered after each quote): fills, partial fills and funding happen.
   Moves scale with the instrument's tick and the strategy's spacing, and some are gaps.
@@ -295,17 +296,22 @@ def make_state_machine(
         @initialize(
             liquidity=st.lists(drawn_liquidity, min_size=1, max_size=3),
             funding_interval_ms=funding_interval_ms,
+            opening=st.lists(moves, min_size=1, max_size=60),
         )
-        def start(self, liquidity: list[Decimal | None], funding_interval_ms: int) -> None:
+        def start(
+            self, liquidity: list[Decimal | None], funding_interval_ms: int, opening: list[int]
+        ) -> None:
             """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
             value after the other, quote by quote: the depth changes; funding every
-            ``funding_interval_ms``); the bot starts and gets its first quote."""
+            ``funding_interval_ms``); the bot starts, gets its first quote, and the market
+            opens with ``len(opening)`` quotes of trading (every example trades)."""
             self.exchange = build_exchange(liquidity[0], funding_interval_ms)
             if exchange is None and len(liquidity) > 1:
                 self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
-            self.pump()
+            if self.pump():
+                self.trade(opening)
 
         # --- plumbing ------------------------------------------------------------------------
 
