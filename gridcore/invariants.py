@@ -748,8 +748,8 @@ def reservation_covers_margin(record: StepRecord) -> list[Violation]:
                 )
             )
             continue
-        if place.reduce_only:
-            continue
+        if _closes(place.side, place.position_side, place.reduce_only):
+            continue  # a closing order needs no margin
         instrument = state.config.instrument(place.venue, place.symbol)
         need = CTX.divide(instrument.notional(place.qty, place.price), leverage)
         if order.reserved < need:
@@ -763,6 +763,16 @@ def reservation_covers_margin(record: StepRecord) -> list[Violation]:
                 )
             )
     return out
+
+
+def _closes(side: Side, position_side: PositionSide, reduce_only: bool) -> bool:
+    """An order that can only reduce exposure: reduce-only, or the closing side of a hedge-mode
+    position."""
+    return (
+        reduce_only
+        or (position_side is PositionSide.LONG and side is Side.SELL)
+        or (position_side is PositionSide.SHORT and side is Side.BUY)
+    )
 
 
 DEFAULT_ORDER_BAND = Decimal("0.1")
@@ -786,7 +796,11 @@ def orders_within_band(record: StepRecord) -> list[Violation]:
         return []
     out = []
     for order in _live(state):
-        if order.reduce_only or order.status not in _RESTING or not state.can_trade(order.venue):
+        if (
+            _closes(order.side, order.position_side, order.reduce_only)
+            or order.status not in _RESTING
+            or not state.can_trade(order.venue)
+        ):
             continue
         quote = state.quotes.get((order.venue, order.symbol))
         if quote is None:

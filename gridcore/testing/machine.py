@@ -216,8 +216,8 @@ def make_state_machine(
     1-100 lots or unlimited), funding every ``funding_interval_ms`` (drawn)). Quotes move on
     ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
     ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
-    steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and gaps by up to
-    ``gap_factor`` times that.
+    steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and, one quote in ten,
+    gaps by up to ``gap_factor`` times that.
     ``settle_ms`` is how long ``settle`` lets timers run (default: two reconciliation periods
     plus two maintenance periods). ``settings`` become the test case's hypothesis settings
     (default: the loaded profile). Use the returned class's ``TestCase`` as a test::
@@ -261,8 +261,14 @@ def make_state_machine(
         max_move_ticks = _move_ticks(initial_state, inst, start_price)
     small = st.integers(min_value=-max_move_ticks, max_value=max_move_ticks)
     gap = max_move_ticks * gap_factor
+    gaps = st.integers(min_value=-gap, max_value=gap)
+    # One quote in ten at most is a gap: gaps withdraw and re-place whole books, and a search
+    # also needs stretches of ordinary moves for cycles (an entry, then its take-profit) to
+    # complete. Shrinks towards ordinary moves.
     moves = (
-        small if gap_factor == 1 else st.one_of(small, st.integers(min_value=-gap, max_value=gap))
+        small
+        if gap_factor == 1
+        else st.integers(min_value=0, max_value=9).flatmap(lambda k: gaps if k == 9 else small)
     )
     drawn_liquidity: st.SearchStrategy[Decimal | None]
     if liquidity is None:
