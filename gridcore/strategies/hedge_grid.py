@@ -396,7 +396,8 @@ class HedgeGrid:
     ) -> tuple[Self, list[Intent]]:
         book = self.book(side)
         book = attrs.evolve(book, tp_failures=book.tp_failures + 1, tp_target=None)
-        s = self._with_book(book)
+        # Wait before trying again: a venue that keeps refusing is not asked at its own pace.
+        s = attrs.evolve(self._with_book(book), retry_at=view.now + self.config.retry_ms)
         if book.tp_failures > self.config.max_tp_failures and not s.halted:
             why = f"{book.tp_failures} take-profit failures in a row on {side.value} ({code})"
             return s._halt(why)
@@ -485,20 +486,21 @@ class HedgeGrid:
             waiting = any(_ours(view, cfg.tag, side, "entry") for side in SIDES)
             if not waiting and not s.awaiting_refresh:
                 s = attrs.evolve(s, draining=False)
+        quote = view.quotes.get((cfg.venue, cfg.symbol))
+        if quote is not None and view.can_trade(cfg.venue):
+            inst = view.config.instrument(cfg.venue, cfg.symbol)
+            for side in SIDES:
+                s, more = s._side(view, side, quote, inst)
+                intents.extend(more)
         if s.halted:
+            # Halted (repeated stops, take-profit failures): no entry stays out; take-profits
+            # and stops still work, they only reduce exposure.
             intents.extend(
                 Cancel(cloid=o.cloid)
                 for side in SIDES
                 for o in _ours(view, cfg.tag, side, "entry")
                 if o.status in _CANCELABLE
             )
-        quote = view.quotes.get((cfg.venue, cfg.symbol))
-        if quote is None or not view.can_trade(cfg.venue):
-            return s, intents
-        inst = view.config.instrument(cfg.venue, cfg.symbol)
-        for side in SIDES:
-            s, more = s._side(view, side, quote, inst)
-            intents.extend(more)
         return s, intents
 
     def _side(
