@@ -27,9 +27,10 @@ the same ladder:
   ``reprice_threshold`` from the mid it was priced at (failure `stale-pending-entries`).
 * **Limits.** ``max_levels`` and ``max_position`` per side cap the ladder. A side whose
   unrealized loss reaches ``max_loss`` is stopped: its orders are canceled, its position is
-  closed reduce-only at the touch, and it stays halted. More than ``max_stops`` stops within
-  ``stop_window_ms``, or more than ``max_tp_failures`` take-profit failures in a row, halt the
-  whole strategy: no new entry on either side (take-profits and stops still work).
+  closed reduce-only at the touch, and it stays halted (failure `unbounded-side-loss`). More
+  than ``max_stops`` stops within ``stop_window_ms``, or more than ``max_tp_failures``
+  take-profit failures in a row (failure `take-profit-failures`), halt the whole strategy: no
+  new entry on either side (take-profits and stops still work).
 
 Everything the strategy decides it decides from the kernel's view (orders by their ``ref``, the
 ledger's positions), inside one step: it keeps no order ids of its own, so a stream update that
@@ -312,6 +313,11 @@ class HedgeGrid:
     stop_times: tuple[int, ...] = ()
     halted: str = ""
     retry_at: int = 0
+
+    @classmethod
+    def from_config(cls, config: HedgeGridConfig) -> Self:
+        """A fresh strategy (no position, cycle 1) for ``config``."""
+        return cls(config=config)
 
     # --- the Strategy protocol (every method pure) -------------------------------------------
 
