@@ -537,9 +537,9 @@ def run(args: argparse.Namespace) -> int:
     performance = render.Performance(events=summary.events, wall_seconds=wall)
     instrument = plan.config.instrument
     figures = results_dict(plan.config, trace, recorder, run_results(plan.config, trace, recorder))
-    # A strategy may add its own figures (the hedge grid: per side) through ``metrics(view)``.
-    metrics = getattr(trace.state.strategy, "metrics", None)
-    per_side: dict[str, str] = dict(metrics(trace.state)) if callable(metrics) else {}
+    # A strategy may add its own figures (the hedge grid: per side) through ``summary_figures(view)``.
+    figures_of = getattr(trace.state.strategy, "summary_figures", None)
+    per_side: dict[str, str] = dict(figures_of(trace.state)) if callable(figures_of) else {}
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),

@@ -696,7 +696,7 @@ class HedgeGrid:
 
     # --- figures for the backtest summary -----------------------------------------------------
 
-    def metrics(self, view: State[Any]) -> Mapping[str, str]:
+    def summary_figures(self, view: State[Any]) -> Mapping[str, str]:
         """Per-side figures people compare runs by: entries filled, deepest averaging level,
         take-profits hit, stops, realized PnL (from the kernel's ledger)."""
         cfg = self.config
