@@ -78,6 +78,7 @@ from gridcore.shells.runtime import (
 from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.shells.simvenue import (
     SimVenue,
+    VenueState,
     VenueStore,
     VenueStoreError,
     open_venue_state,
@@ -325,12 +326,60 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
+    opened = _open_account(
+        path,
+        lock,
+        given=None if args.config is None else _read_config(args.config),
+        given_label=f"--config {args.config}",
+        seed=args.seed,
+        faults=args.faults,
+    )
+    try:
+        for note in opened.notes:
+            print(f"gridcore: {note}", file=sys.stderr)
+        return _session(
+            args, opened.config, opened.state, opened.journal, opened.venue_state, opened.store
+        )
+    finally:
+        opened.close()
+
+
+@attrs.define(kw_only=True)
+class _Opened:
+    """A journal opened (created or recovered) with its simulated venue."""
+
+    config: BotConfig
+    text: str
+    state: State[Any]
+    journal: Journal
+    venue_state: VenueState
+    store: VenueStore
+    notes: list[str]
+
+    def close(self) -> None:
+        self.store.close()
+        self.journal.close()
+
+
+def _open_account(
+    path: Path,
+    lock: WriterLock,
+    *,
+    given: tuple[str, BotConfig] | None,
+    given_label: str,
+    seed: int | None,
+    faults: str | None,
+    label: str = "",
+) -> _Opened:
+    """Create the journal at ``path`` (from ``given``, else the embedded configuration) or
+    recover it (checking ``given`` against the configuration it recorded), and open its
+    simulated venue. ``label`` prefixes the lines printed (an account's name)."""
     new = is_new(path)
     vpath = venue_path(path)
     journal: Journal | None = None
     if new:
         lock.check_new()  # a lost journal is not silently restarted from scratch
-        text, config = _read_config(args.config)
+        text, config = given if given is not None else _read_config(None)
     else:
         # Verified on open: a damaged journal (a checksum, SQLite's own pages, committed
         # events lost from the write-ahead log) is never resumed.
@@ -343,13 +392,12 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 f"{path}: the journal records no configuration; it was not written by gridcore run"
             )
         config = load_config(text, source=f"{path} (recorded configuration)")
-        if args.config is not None:
-            _, given = _read_config(args.config)
-            diff = _config_diff(config, given)
+        if given is not None:
+            diff = _config_diff(config, given[1])
             if diff:
                 journal.close()
                 raise CliError(
-                    f"--config {args.config} differs from the configuration journal {path} was "
+                    f"{given_label} differs from the configuration journal {path} was "
                     f"started with ({'; '.join(diff[:5])}); omit --config to resume with the "
                     f"recorded one, or start a new journal"
                 )
@@ -359,14 +407,16 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 f"the simulated venue's file {vpath} is missing: the journal's orders and "
                 f"positions live there; restore it, or start a new journal"
             )
-    if args.faults is not None:
+    if faults is not None:
         try:
-            profile(args.faults)
+            profile(faults)
         except ValueError as exc:
+            if journal is not None:
+                journal.close()
             raise CliError(f"--faults: {exc}") from None
     store = VenueStore(vpath)
     try:
-        venue_state, notes = open_venue_state(store, config, seed=args.seed, faults=args.faults)
+        venue_state, notes = open_venue_state(store, config, seed=seed, faults=faults)
         state: State[Any]
         if new:
             if venue_state.touched:
@@ -391,28 +441,34 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 },
                 lock=lock,
             )
-            print(f"gridcore: new journal {path} (paper, simulated venue)", file=sys.stderr)
+            print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
         else:
             assert journal is not None
             state, seq = recover(journal)
-            print(f"gridcore: resuming journal {path} at event {seq}", file=sys.stderr)
+            print(f"gridcore: {label}resuming journal {path} at event {seq}", file=sys.stderr)
             quarantined = journal.quarantined()
             if quarantined:
                 last = quarantined[-1]
                 print(
-                    f"gridcore: [warning] {len(quarantined)} event(s) quarantined so far; the "
-                    f"last would have been event {last.after_seq + 1} ({last.kind}): "
+                    f"gridcore: [warning] {label}{len(quarantined)} event(s) quarantined so far; "
+                    f"the last would have been event {last.after_seq + 1} ({last.kind}): "
                     f"`gridcore inspect {path}` lists them",
                     file=sys.stderr,
                 )
-        for note in notes:
-            print(f"gridcore: {note}", file=sys.stderr)
-        code = _session(args, config, state, journal, venue_state, store)
-    finally:
+    except BaseException:
         store.close()
         if journal is not None:
             journal.close()
-    return code
+        raise
+    return _Opened(
+        config=config,
+        text=text,
+        state=state,
+        journal=journal,
+        venue_state=venue_state,
+        store=store,
+        notes=notes,
+    )
 
 
 def _session(
