@@ -28,6 +28,8 @@ it ran, an event left in its channel) is released and simulated time goes on for
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import math
 import os
 import re
@@ -53,8 +55,10 @@ from gridcore.shells.strategies import load_config
 from gridcore.shells.venue import AdapterFailed
 
 __all__ = [
+    "CURRENT_ACCOUNT",
     "EXIT_SEVERITY",
     "AccountClock",
+    "AccountLogFilter",
     "AccountOutcome",
     "AccountSession",
     "AccountSpec",
@@ -384,6 +388,43 @@ class AccountClock:
         return held
 
 
+# --- logs ---------------------------------------------------------------------------------------
+
+CURRENT_ACCOUNT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "gridcore_account", default=None
+)
+"""The account whose task is running (set by :func:`run_accounts` for each account's runtime;
+every task it starts inherits it)."""
+
+
+class AccountLogFilter(logging.Filter):
+    """Names the account in every log line written from its tasks: ``account NAME:`` before
+    the message and an ``account`` field. Attach it to the loggers (``gridcore.run``,
+    ``gridcore.fills``, ``gridcore.venue.<name>``) with :meth:`attach`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        account = CURRENT_ACCOUNT.get()
+        if account is not None and not getattr(record, "_account_named", False):
+            record.msg = f"account {account}: {record.msg}"
+            fields = dict(getattr(record, "fields", None) or {})
+            fields["account"] = account
+            record.fields = fields
+            record._account_named = True
+        return True
+
+    def attach(self, names: Sequence[str]) -> Callable[[], None]:
+        """Attach to the loggers ``names``; returns the function that detaches it."""
+        loggers = [logging.getLogger(n) for n in names]
+        for logger in loggers:
+            logger.addFilter(self)
+
+        def detach() -> None:
+            for logger in loggers:
+                logger.removeFilter(self)
+
+        return detach
+
+
 # --- running them -------------------------------------------------------------------------------
 
 
@@ -432,6 +473,7 @@ async def run_accounts(
     signals_seen = 0
 
     async def one(session: AccountSession, outcome: AccountOutcome) -> None:
+        CURRENT_ACCOUNT.set(session.name)  # this task's context: its runtime's tasks inherit it
         try:
             await session.runtime.run(duration_ms=duration_ms)
             outcome.finished = True

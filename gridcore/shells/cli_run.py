@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -57,8 +58,8 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.ledger import Position
-from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
-from gridcore.shells import cli_types, logs, metrics
+from gridcore.numbers import CTX, ZERO, exact_str, format_money
+from gridcore.shells import accounts, cli_types, logs, metrics
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
     Journal,
@@ -76,16 +77,19 @@ from gridcore.shells.runtime import (
     LockstepClock,
     Runtime,
     RuntimeOptions,
+    ShutdownSignals,
 )
-from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.shells.simvenue import (
+    SharedMarket,
     SimVenue,
     VenueState,
     VenueStore,
     VenueStoreError,
+    fingerprint,
     open_venue_state,
     venue_path,
 )
+from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.sim import make_bot, profile
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
@@ -107,6 +111,8 @@ EXIT_DAMAGED = 3
 EXIT_POISON = 4
 """``run`` stopped because the reducer raised on an event (quarantined, not applied)."""
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 70
+"""An account stopped on an adapter bug or another unexpected exception (several accounts)."""
 
 
 def _fail(exc: BaseException, code: int = EXIT_USAGE) -> int:
@@ -148,7 +154,17 @@ def register(subparsers: Any) -> None:
         description="Run the bot with a crash-safe journal. Paper trading on the simulated "
         "venue unless --live is given. An existing journal resumes.",
     )
-    run.add_argument("--journal", required=True, metavar="PATH", help="the journal file")
+    run.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="the journal file (required, unless --config has [[accounts]])",
+    )
+    run.add_argument(
+        "--journal-dir",
+        metavar="DIR",
+        help="several accounts ([[accounts]] in --config): each account's journal is "
+        "DIR/<name>.db unless its entry gives one",
+    )
     run.add_argument(
         "--config",
         metavar="FILE",
@@ -265,9 +281,10 @@ def _read_config(path: str | None) -> tuple[str, BotConfig]:
 class _Notices:
     """Prints notices on stderr, one line each (never secrets: the core holds none)."""
 
-    def __init__(self, *, verbose: bool, quiet: bool) -> None:
+    def __init__(self, *, verbose: bool, quiet: bool, account: str = "") -> None:
         self.verbose = verbose
         self.quiet = quiet
+        self.account = account
         self.printer: Any = None
         self.counts = {"info": 0, "warning": 0, "alert": 0}
 
@@ -280,7 +297,8 @@ class _Notices:
         self.counts[level] += 1
         if self.quiet or (level == Level.INFO.value and not self.verbose):
             return
-        line = redact(f"gridcore: [{level}] {text}")
+        where = f"account {self.account}: " if self.account else ""
+        line = redact(f"gridcore: [{level}] {where}{text}")
         if self.printer is not None:
             self.printer(line)
         else:
@@ -293,6 +311,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(
             "--live: no live venue adapter is available in this version of gridcore; run "
             "without --live to paper trade on the simulated venue (no account, no secrets)"
+        )
+    accounts_text = _accounts_config(args)
+    if accounts_text is not None:
+        return _run_accounts(args, accounts_text)
+    if args.journal is None:
+        raise CliError(
+            "--journal PATH is required (several accounts: --config FILE with [[accounts]] "
+            "tables, and --journal-dir DIR)"
+        )
+    if args.journal_dir is not None:
+        raise CliError(
+            "--journal-dir is for several accounts: give --config a FILE with [[accounts]] "
+            "tables, or use --journal PATH for one bot"
         )
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
@@ -487,12 +518,17 @@ def _session(
     )
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
+    start_events = _start_events(state, clock.now())
+    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+
+
+def _start_events(state: State[Any], now: int) -> list[Event]:
     start_events: list[Event] = []
     if state.risk.resumes_on_restart:
         # The core's halt policy decides (gridcore.halts): a halt only to cancel orders on exit
         # lifts on a restart; any other (drawdown, errors, ...) stays until an operator resumes.
-        start_events.append(ResumeRequested(ts=clock.now()))
-    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+        start_events.append(ResumeRequested(ts=now))
+    return start_events
 
 
 def _logged_session(
@@ -593,11 +629,7 @@ def _logged_session(
             }
         },
     )
-    money = "; ".join(
-        f"net PnL {_money(net, final, c)} (realized {_money(t.realized, final, c)}, "
-        f"fees {_money(t.fees, final, c)}, funding {_money(t.funding, final, c)})"
-        for c, net, t in _pnl(final)
-    )
+    money = _money_summary(final)
     print(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
         f"{journal.last_seq}; {money}; fills {final.ledger.fill_count}"
@@ -612,6 +644,230 @@ def _logged_session(
     return 0
 
 
+# --- several accounts -----------------------------------------------------------------------
+
+
+def _accounts_config(args: argparse.Namespace) -> str | None:
+    """The ``--config`` text when it has ``[[accounts]]`` (several accounts), else ``None``."""
+    if args.config is None:
+        return None
+    text, _ = _read_text(args.config)
+    return text if accounts.has_accounts(text) else None
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except OSError as exc:
+        raise CliError(f"cannot read --config {path}: {exc.strerror or exc}") from None
+
+
+def _run_accounts(args: argparse.Namespace, text: str) -> int:
+    """``gridcore run --config FILE --journal-dir DIR`` with ``[[accounts]]``: every account
+    its own bot and journal, one shared market per venue; exit with the worst account's code."""
+    if args.journal is not None:
+        raise CliError(
+            f"--journal: {args.config} has [[accounts]]: each account has its own journal "
+            f"(--journal-dir DIR, or a journal in its entry); drop --journal"
+        )
+    if getattr(args, "metrics_port", None) is not None:
+        raise CliError(
+            "--metrics-port serves one bot; with several accounts run without it (per-account "
+            "metrics are not available yet)"
+        )
+    if args.journal_dir is not None and not Path(args.journal_dir).is_dir():
+        raise CliError(f"--journal-dir {args.journal_dir}: not a directory; create it first")
+    specs = accounts.load_accounts(text, source=args.config, journal_dir=args.journal_dir)
+    for spec in specs:
+        if spec.faults is not None:
+            try:
+                profile(spec.faults)
+            except ValueError as exc:
+                raise CliError(f"{args.config}: account {spec.name}: faults: {exc}") from None
+        parent = spec.journal.parent
+        if parent and not parent.exists():
+            raise CliError(
+                f"account {spec.name}: journal {spec.journal}: directory {parent} does not exist"
+            )
+    try:
+        close_log = logs.configure(
+            level=logs.level_for(verbose=args.verbose, quiet=args.quiet),
+            json_lines=args.log_json,
+            path=args.log_file,
+            stream=sys.stderr if args.log_json and args.log_file is None else None,
+        )
+    except OSError as exc:
+        raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    names = ["gridcore.run", "gridcore.fills"]
+    names += sorted({f"gridcore.venue.{s.config.venue.name}" for s in specs})
+    detach = accounts.AccountLogFilter().attach(names)
+    codes: dict[str, int] = {}
+    locks: list[WriterLock] = []
+    opened: dict[str, tuple[accounts.AccountSpec, _Opened]] = {}
+    try:
+        for spec in specs:
+            # Each account opens on its own: a journal in use or damaged keeps that account
+            # out (its exit code counts), never the others.
+            try:
+                lock = WriterLock.acquire(spec.journal)
+            except _EXPECTED as exc:
+                codes[spec.name] = _fail_account(spec.name, exc)
+                continue
+            locks.append(lock)
+            try:
+                opened[spec.name] = (
+                    spec,
+                    _open_account(
+                        spec.journal,
+                        lock,
+                        given=(spec.text, spec.config),
+                        given_label=f"account {spec.name} of --config {args.config}",
+                        seed=args.seed,
+                        faults=spec.faults if spec.faults is not None else args.faults,
+                        label=f"account {spec.name}: ",
+                    ),
+                )
+            except JournalDamaged as exc:
+                codes[spec.name] = _fail_account(spec.name, exc, EXIT_DAMAGED)
+            except _EXPECTED as exc:
+                codes[spec.name] = _fail_account(spec.name, exc)
+        if opened:
+            codes.update(_accounts_session(args, [o for o in opened.values()]))
+    finally:
+        for _, o in opened.values():
+            o.close()
+        for lock in locks:
+            lock.release()
+        detach()
+        close_log()
+    code = accounts.worst_exit([codes[spec.name] for spec in specs if spec.name in codes])
+    summary = ", ".join(f"{spec.name} {codes.get(spec.name, EXIT_USAGE)}" for spec in specs)
+    print(f"accounts: {summary}; exit {code} (the worst)")
+    return code
+
+
+def _fail_account(name: str, exc: BaseException, code: int = EXIT_USAGE) -> int:
+    text = redact(" ".join(str(exc).split("\n")))
+    print(f"gridcore: error: account {name}: {text}", file=sys.stderr)
+    return code
+
+
+def _accounts_session(
+    args: argparse.Namespace, opened: list[tuple[accounts.AccountSpec, _Opened]]
+) -> dict[str, int]:
+    """Run the opened accounts on one shared clock and one market per venue and market."""
+    quiet = args.quiet or (args.log_json and args.log_file is None)
+    start = max(SimVenue.resume_time(o.venue_state, o.state.now) for _, o in opened)
+    clock = LockstepClock(start, speed=args.speed, shared=True)
+    markets: dict[tuple[str, int], tuple[SharedMarket, list[SimVenue]]] = {}
+    sessions: list[accounts.AccountSession] = []
+    venues: list[SimVenue] = []
+    journals: dict[str, Journal] = {}
+    for index, (spec, o) in enumerate(opened):
+        for note in o.notes:
+            print(f"gridcore: account {spec.name}: {note}", file=sys.stderr)
+        key = (fingerprint(o.config), o.venue_state.seed)
+        if key not in markets:
+            markets[key] = (SharedMarket(config=o.config, seed=o.venue_state.seed, clock=clock), [])
+        market, members = markets[key]
+        view = accounts.AccountClock(clock, index)
+        venue = SimVenue(
+            config=o.config, state=o.venue_state, store=o.store, clock=view, market=market
+        )
+        members.append(venue)
+        venues.append(venue)
+        journals[spec.name] = o.journal
+        runtime = Runtime(
+            state=o.state,
+            journal=o.journal,
+            venues=[venue],
+            clock=view,
+            options=RuntimeOptions(
+                cancel_on_exit=args.cancel_on_exit,
+                snapshot_every=args.snapshot_every,
+                handle_signals=False,
+            ),
+            on_notice=_Notices(verbose=args.verbose, quiet=quiet, account=spec.name),
+            start_events=_start_events(o.state, clock.now()),
+            log=logs.SessionLog(),
+        )
+        sessions.append(
+            accounts.AccountSession(name=spec.name, runtime=runtime, clock=view, venues=[venue])
+        )
+        logging.getLogger("gridcore.run").info(
+            "account %s: %s journal %s at event %d",
+            spec.name,
+            "resume" if o.journal.last_seq else "start",
+            o.journal.path,
+            o.journal.last_seq,
+            extra={"fields": {"account": spec.name, "journal": str(o.journal.path)}},
+        )
+
+    def on_signal(name: str, count: int) -> None:
+        if count == 1:
+            print(
+                f"gridcore: stopping (signal {name}): every account waits for its outstanding "
+                "orders, then writes a final snapshot; press Ctrl-C again to stop waiting",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    guard = ShutdownSignals()
+    duration_ms = None if args.duration is None else int(args.duration * 1000)
+    outcomes: list[accounts.AccountOutcome] = []
+    interrupted = False
+
+    async def session() -> None:
+        nonlocal outcomes
+        outcomes = await accounts.run_accounts(
+            sessions,
+            clock=clock,
+            markets=list(markets.values()),
+            duration_ms=duration_ms,
+            on_signal=on_signal,
+            shutdown_signals=guard,
+        )
+
+    try:
+        anyio.run(session, backend=args.backend)
+    except* KeyboardInterrupt:
+        guard.install()
+        interrupted = True
+    finally:
+        for venue in venues:
+            venue.close()
+    if interrupted and not outcomes:
+        print(
+            "gridcore: interrupted; the journals are intact, run again to resume", file=sys.stderr
+        )
+        return {s.name: EXIT_INTERRUPTED for s in sessions}
+    codes: dict[str, int] = {}
+    for s, outcome in zip(sessions, outcomes, strict=True):
+        codes[s.name] = _account_report(s, outcome, journals[s.name])
+    return codes
+
+
+def _account_report(
+    session: accounts.AccountSession, outcome: accounts.AccountOutcome, journal: Journal
+) -> int:
+    name = session.name
+    runtime = session.runtime
+    if outcome.error is not None:
+        if outcome.code == EXIT_BUG:
+            sys.stderr.write(redact("".join(traceback.format_exception(outcome.error))))
+        return _fail_account(name, outcome.error, outcome.code)
+    final = runtime.state
+    stats = runtime.stats
+    print(
+        f"account {name}: stopped ({stats.stop_reason}): {stats.events} events this run, "
+        f"journal at event {journal.last_seq}; {_money_summary(final)}; "
+        f"fills {final.ledger.fill_count}"
+    )
+    if stats.signals > 1:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
 def _money(value: Decimal, state: State[Any], currency: str | None = None) -> str:
     """Money for people, at the currency's places (``-64.95 USD``); ``currency`` defaults to
     the bot's first settlement currency."""
@@ -619,6 +875,15 @@ def _money(value: Decimal, state: State[Any], currency: str | None = None) -> st
         currencies = state.config.currencies
         currency = currencies[0] if currencies else "USD"
     return f"{format_money(value, currency)} {currency}"
+
+
+def _money_summary(state: State[Any]) -> str:
+    """``net PnL ... (realized ..., fees ..., funding ...)`` per settlement currency."""
+    return "; ".join(
+        f"net PnL {_money(net, state, c)} (realized {_money(t.realized, state, c)}, "
+        f"fees {_money(t.fees, state, c)}, funding {_money(t.funding, state, c)})"
+        for c, net, t in _pnl(state)
+    )
 
 
 def _pnl(state: State[Any]) -> list[tuple[str, Decimal, Position]]:
