@@ -229,7 +229,12 @@ def register(subparsers: Any) -> None:
         help="show a journal: positions, orders, PnL, invariants",
         description="Recover a journal's state (read-only) and report it.",
     )
-    inspect.add_argument("journal", metavar="PATH", help="the journal file")
+    inspect.add_argument(
+        "journal",
+        metavar="PATH",
+        nargs="+",
+        help="the journal file; several, or a --journal-dir, show each account",
+    )
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(handler=_guarded(cmd_inspect))
 
@@ -1046,15 +1051,76 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     }, state
 
 
+def _journals(paths: list[str]) -> list[Path] | None:
+    """The journals of several ``inspect`` paths (a directory: its ``*.db`` journals), or
+    ``None`` for one journal file (the one-bot report)."""
+    if len(paths) == 1 and not Path(paths[0]).is_dir():
+        return None
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            inside = sorted(p for p in path.glob("*.db") if p.is_file())
+            if not inside:
+                raise CliError(f"{path}: no journal (*.db) in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+def _inspect_one(path: Path | str) -> tuple[dict[str, Any], State[Any]]:
+    with Journal.open(path, readonly=True) as journal:
+        import_strategy(journal.meta().get("config"), source=f"{path} (recorded config)")
+        return _inspect(journal)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
-    with Journal.open(args.journal, readonly=True) as journal:
-        import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
-        report, state = _inspect(journal)
+    several = _journals(args.journal)
+    if several is not None:
+        return _inspect_accounts(several, as_json=args.json)
+    report, state = _inspect_one(args.journal[0])
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_VIOLATED if bad else EXIT_OK
+    _print_report(report, state)
+    return EXIT_VIOLATED if bad else EXIT_OK
+
+
+def _inspect_accounts(paths: list[Path], *, as_json: bool) -> int:
+    """One report per journal (an account: the journal's file name without ``.db``); a journal
+    that cannot be read is reported as that account's error. Exit with the worst code."""
+    entries: list[dict[str, Any]] = []
+    codes: list[int] = []
+    for path in paths:
+        name = path.name[: -len(".db")] if path.name.endswith(".db") else path.name
+        error: Exception
+        try:
+            report, state = _inspect_one(path)
+        except JournalDamaged as exc:
+            code, error = EXIT_DAMAGED, exc
+        except _EXPECTED as exc:
+            code, error = EXIT_USAGE, exc
+        else:
+            bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
+            codes.append(EXIT_VIOLATED if bad else EXIT_OK)
+            entries.append({"account": name, **report})
+            if not as_json:
+                print(f"account {name}")
+                _print_report(report, state)
+            continue
+        codes.append(code)
+        text = redact(" ".join(str(error).split("\n")))
+        entries.append({"account": name, "journal": str(path), "error": text, "exit": code})
+        print(f"gridcore: error: account {name}: {text}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"accounts": entries}, indent=2))
+    return accounts.worst_exit(codes)
+
+
+def _print_report(report: dict[str, Any], state: State[Any]) -> None:
     shown = Display(state.config)
     from rich.console import Console
     from rich.table import Table
@@ -1119,7 +1185,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         for v in report["invariants"]["violations"]:
             console.print(f"[red]invariant {v['invariant']} violated at {v['ts']}: {v['detail']}")
-    return EXIT_VIOLATED if bad else EXIT_OK
 
 
 # --- replay -------------------------------------------------------------------------------------
