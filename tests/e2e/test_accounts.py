@@ -1,0 +1,233 @@
+"""Several accounts in one ``gridcore run``: the real CLI in subprocesses.
+
+Three accounts share one simulated market; one of them is fed faults (the chaos profile, or an
+adapter bug in its venue). The others trade to the end, every journal replays to its state, a
+SIGINT stops every account with a final snapshot, and after a SIGKILL each account resumes
+from its own journal. No assertion depends on the machine's speed: waits poll the journals
+read-only, bounded by a generous safety net.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gridcore.config import DEFAULT_TOML
+from gridcore.shells.journal import Journal, is_new
+
+HANG = 180.0  # a safety net against hangs only
+NAMES = ("alice", "bob", "carol")
+
+_ACCOUNTS = """
+
+[[accounts]]
+name = "alice"
+
+[[accounts]]
+name = "bob"
+faults = "{bob_faults}"
+
+[[accounts]]
+name = "carol"
+"""
+
+_BUGGY_CAROL = """
+import sys
+from gridcore.shells import simvenue
+
+_on_tick = simvenue.SimVenue._on_tick
+
+async def on_tick(self, index, tick):
+    if "carol" in str(self._store.path) and index >= 600:
+        raise KeyError("book")  # an adapter bug in carol's venue only
+    await _on_tick(self, index, tick)
+
+simvenue.SimVenue._on_tick = on_tick
+from gridcore.shells.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _run(*args: str, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    head = ["-c", code] if code is not None else ["-m", "gridcore.shells.cli"]
+    return subprocess.run(
+        [sys.executable, *head, *args], cwd=cwd, capture_output=True, text=True, timeout=HANG
+    )
+
+
+def _setup(tmp_path: Path, *, bob_faults: str = "chaos", extra: str = "") -> Path:
+    (tmp_path / "runs").mkdir()
+    config = tmp_path / "bots.toml"
+    config.write_text(DEFAULT_TOML + _ACCOUNTS.format(bob_faults=bob_faults) + extra)
+    return config
+
+
+def _inspect(tmp_path: Path) -> dict[str, dict[str, object]]:
+    result = _run("inspect", "runs", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    return {entry["account"]: entry for entry in doc["accounts"]}
+
+
+def _replays(tmp_path: Path, name: str) -> None:
+    replay = _run("replay", f"runs/{name}.db", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "deterministic" in replay.stdout
+
+
+def test_three_accounts_one_with_chaos_all_exact(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    args = ("run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max")
+    run = _run(*args, "--duration", "7200", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name in NAMES:
+        assert f"account {name}: stopped (duration reached)" in run.stdout
+    reports = _inspect(tmp_path)
+    assert sorted(reports) == list(NAMES)
+    for name in NAMES:
+        report = reports[name]
+        assert report["invariants"] == {"ok": True, "violations": []}
+        assert report["duplicate_cloids"] == []
+        _replays(tmp_path, name)
+    # The same configuration on the same market: the healthy two traded alike, whatever the
+    # chaos did to bob's connection.
+    alice, carol = reports["alice"], reports["carol"]
+    assert isinstance(alice["fills"], int) and alice["fills"] > 0
+    assert alice["fills"] == carol["fills"]
+    assert alice["pnl"] == carol["pnl"]
+    assert alice["events"] == carol["events"]
+    # Running the same command again resumes each account from its own journal.
+    again = _run(*args, "--duration", "600", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for name in NAMES:
+        assert f"account {name}: resuming journal runs/{name}.db" in again.stderr
+    resumed = _inspect(tmp_path)
+    for name in NAMES:
+        assert resumed[name]["last_seq"] > reports[name]["last_seq"]  # type: ignore[operator]
+
+
+def test_an_adapter_bug_stops_its_account_alone(tmp_path: Path) -> None:
+    _setup(tmp_path, bob_faults="none")
+    run = _run(
+        "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
+        "--duration", "3600", cwd=tmp_path, code=_BUGGY_CAROL,
+    )  # fmt: skip
+    assert run.returncode == 70, run.stdout + run.stderr
+    assert "KeyError" in run.stderr and "gridcore: error: account carol:" in run.stderr
+    assert "account alice: stopped (duration reached)" in run.stdout
+    assert "account bob: stopped (duration reached)" in run.stdout
+    assert "accounts: alice 0, bob 0, carol 70; exit 70" in run.stdout
+    reports = _inspect(tmp_path)
+    assert reports["carol"]["now"] < reports["alice"]["now"]  # type: ignore[operator]
+    for name in NAMES:
+        _replays(tmp_path, name)
+    # Fixed, carol resumes from her journal; the others go on from theirs.
+    again = _run(
+        "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
+        "--duration", "600", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _wait_for_events(paths: list[Path], count: int) -> None:
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        ready = 0
+        for path in paths:
+            if path.exists() and not is_new(path):
+                with Journal.open(path, readonly=True) as journal:
+                    ready += journal.event_count() >= count
+        if ready == len(paths):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no {count} events in each of {paths} within {HANG} s")
+
+
+def _start(tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "gridcore.shells.cli", "run", "--config", "bots.toml",
+            "--journal-dir", "runs", "--speed", "100",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def test_sigint_stops_every_account_with_a_final_snapshot(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    paths = [tmp_path / "runs" / f"{name}.db" for name in NAMES]
+    proc = _start(tmp_path)
+    try:
+        _wait_for_events(paths, 30)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=HANG)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    for name, path in zip(NAMES, paths, strict=True):
+        assert f"account {name}: stopped (signal SIGINT)" in out
+        with Journal.open(path, readonly=True) as journal:
+            assert journal.last_snapshot_seq == journal.last_seq >= 30
+        _replays(tmp_path, name)
+
+
+def test_sigkill_then_each_account_recovers_from_its_journal(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    paths = [tmp_path / "runs" / f"{name}.db" for name in NAMES]
+    proc = _start(tmp_path)
+    try:
+        _wait_for_events(paths, 200)
+        proc.kill()
+        proc.wait(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=HANG)
+    assert proc.returncode == -signal.SIGKILL
+    before = _inspect(tmp_path)
+    run = _run(
+        "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
+        "--duration", "1200", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = _inspect(tmp_path)
+    for name in NAMES:
+        assert f"account {name}: resuming journal" in run.stderr
+        assert after[name]["last_seq"] > before[name]["last_seq"]  # type: ignore[operator]
+        assert after[name]["invariants"] == {"ok": True, "violations": []}
+        assert after[name]["duplicate_cloids"] == []
+        _replays(tmp_path, name)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('\n[[accounts]]\nname = "Bad Name"\n', "accounts[3].name"),
+        ('\n[[accounts]]\nname = "alice"\n', "accounts[3].name"),
+        ('\n[[accounts]]\nname = "dave"\napi_key = "k"\n', "accounts[3] (dave).api_key"),
+        ('\n[[accounts]]\nname = "dave"\nlevels = 3\n', "accounts[3] (dave).levels"),
+        ('\n[[accounts]]\nname = "dave"\n[accounts.grid]\nlevels = -1\n', "grid.levels"),
+    ],
+)
+def test_a_bad_account_entry_fails_at_load_naming_the_field(
+    tmp_path: Path, extra: str, field: str
+) -> None:
+    _setup(tmp_path, extra=extra)
+    run = _run("run", "--config", "bots.toml", "--journal-dir", "runs", cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gridcore: error: "), run.stderr
+    assert field in lines[0]
+    assert list((tmp_path / "runs").iterdir()) == []  # nothing was created
