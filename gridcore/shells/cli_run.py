@@ -1077,10 +1077,12 @@ def _inspect_one(path: Path | str) -> tuple[dict[str, Any], State[Any]]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
-    several = _journals(args.journal)
+    given = args.journal
+    paths: list[str] = [given] if isinstance(given, str) else list(given)
+    several = _journals(paths)
     if several is not None:
         return _inspect_accounts(several, as_json=args.json)
-    report, state = _inspect_one(args.journal[0])
+    report, state = _inspect_one(paths[0])
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
