@@ -231,3 +231,26 @@ def test_a_bad_account_entry_fails_at_load_naming_the_field(
     assert len(lines) == 1 and lines[0].startswith("gridcore: error: "), run.stderr
     assert field in lines[0]
     assert list((tmp_path / "runs").iterdir()) == []  # nothing was created
+
+
+def test_an_account_that_cannot_start_keeps_out_alone(tmp_path: Path) -> None:
+    # bob's journal was started by a one-bot run with another configuration.
+    _setup(tmp_path, bob_faults="none", extra="")
+    solo = _run(
+        "run", "--journal", "runs/bob.db", "--speed", "max", "--duration", "60", cwd=tmp_path
+    )  # fmt: skip
+    assert solo.returncode == 0, solo.stderr
+    text = (tmp_path / "bots.toml").read_text()
+    (tmp_path / "bots.toml").write_text(
+        text.replace('faults = "none"\n', 'faults = "none"\n[accounts.grid]\nlevels = 3\n')
+    )
+    run = _run(
+        "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
+        "--duration", "600", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "gridcore: error: account bob: " in run.stderr and "grid.levels" in run.stderr
+    assert "accounts: alice 0, bob 2, carol 0; exit 2" in run.stdout
+    reports = _inspect(tmp_path)
+    assert reports["alice"]["fills"] == reports["carol"]["fills"]
+    assert reports["bob"]["now"] < reports["alice"]["now"]  # type: ignore[operator]
