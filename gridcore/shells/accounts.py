@@ -230,10 +230,7 @@ def load_accounts(
         journals[key] = name
         merged = _merge(data, overrides)
         account_text = dump_toml(merged)
-        try:
-            config = load_config(account_text, source=f"{source}: {where}")
-        except ConfigError:
-            raise
+        config = load_config(account_text, source=f"{source}: {where}")
         specs.append(
             AccountSpec(name=name, journal=path, text=account_text, config=config, faults=faults)
         )

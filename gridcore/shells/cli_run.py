@@ -7,6 +7,10 @@
   venue; none exists yet, so ``--live`` is refused with a clear error. SIGINT/SIGTERM stop
   gracefully (outstanding orders awaited, final snapshot, exit 0); a second one stops the wait
   (exit 130). Signals never interrupt the final snapshot or the closing of the files.
+* ``gridcore run --config FILE --journal-dir DIR`` with ``[[accounts]]`` tables in FILE runs
+  several accounts in one process (:mod:`gridcore.shells.accounts`): each its own bot, journal
+  and exit status, one shared market per venue; the process exits with the worst account's
+  code (70, 3, 4, 2, 130, 0 from worst to best).
 * ``gridcore inspect PATH [--json]`` recovers the state read-only and reports positions, open
   orders, PnL, quarantined events and the invariant check. Exit 1 when an invariant is violated
   or a client order id was released twice.
@@ -31,7 +35,10 @@ the bot's settlement currency; ``null`` for a bot settling in several, whose amo
 added), ``pnl_by_currency`` (currency → the same five keys), ``halted``, ``halt_reason``,
 ``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
 ``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
-``error``). Decimals are strings, times integer ms.
+``error``). Decimals are strings, times integer ms. Given several journals or a directory,
+``--json`` is ``{"accounts": [...]}``: one such report per journal with its ``account`` (the
+file name without ``.db``), or ``account``, ``journal``, ``error`` and ``exit`` for a journal
+that cannot be read.
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ from gridcore.shells.simvenue import (
     VenueState,
     VenueStore,
     VenueStoreError,
-    fingerprint,
+    market_key,
     open_venue_state,
     venue_path,
 )
@@ -764,14 +771,14 @@ def _accounts_session(
     quiet = args.quiet or (args.log_json and args.log_file is None)
     start = max(SimVenue.resume_time(o.venue_state, o.state.now) for _, o in opened)
     clock = LockstepClock(start, speed=args.speed, shared=True)
-    markets: dict[tuple[str, int], tuple[SharedMarket, list[SimVenue]]] = {}
+    markets: dict[str, tuple[SharedMarket, list[SimVenue]]] = {}
     sessions: list[accounts.AccountSession] = []
     venues: list[SimVenue] = []
     journals: dict[str, Journal] = {}
     for index, (spec, o) in enumerate(opened):
         for note in o.notes:
             print(f"gridcore: account {spec.name}: {note}", file=sys.stderr)
-        key = (fingerprint(o.config), o.venue_state.seed)
+        key = market_key(o.config, o.venue_state.seed)
         if key not in markets:
             markets[key] = (SharedMarket(config=o.config, seed=o.venue_state.seed, clock=clock), [])
         market, members = markets[key]

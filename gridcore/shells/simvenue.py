@@ -61,7 +61,7 @@ from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profi
 from gridcore.sim.faults import Fate, FaultInjector
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 
-__all__ = ["SharedMarket", "SimVenue", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
+__all__ = ["SharedMarket", "SimVenue", "market_key", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
 
 _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
@@ -476,6 +476,13 @@ def describe(state: VenueState) -> dict[str, Any]:
         "seed": state.seed,
         "max_sends_per_cloid": max(state.placed.values(), default=0),
     }
+
+
+def market_key(config: BotConfig, seed: int) -> str:
+    """What accounts must have in common to share one market feed: the venue's name, the
+    instrument, the ``[market]`` table and the market seed (the ticks depend on nothing
+    else; accounts that differ in leverage, balance, strategy or risk share it)."""
+    return repr((config.venue.name, config.instrument, config.market, seed))
 
 
 class SharedMarket:

@@ -36,7 +36,7 @@ from gridcore.shells.simvenue import (
     SharedMarket,
     SimVenue,
     VenueStore,
-    fingerprint,
+    market_key,
     open_venue_state,
     venue_path,
 )
@@ -248,7 +248,7 @@ async def test_each_account_resumes_from_its_own_journal(
             assert journal.last_seq > seqs[name]
 
 
-def test_fingerprint_groups_accounts_by_market() -> None:
+def test_accounts_share_a_market_unless_their_market_differs() -> None:
     text = """
 [market]
 seed = 3
@@ -256,8 +256,16 @@ seed = 3
 name = "a"
 [[accounts]]
 name = "b"
+[accounts.venue]
+leverage = "3"
+[accounts.risk]
+max_drawdown = "50"
+[[accounts]]
+name = "c"
 [accounts.market]
 seed = 4
 """
-    specs = load_accounts(text, source="t.toml", journal_dir="runs")
-    assert fingerprint(specs[0].config) != fingerprint(specs[1].config)
+    a, b, c = load_accounts(text, source="t.toml", journal_dir="runs")
+    assert market_key(a.config, 3) == market_key(b.config, 3)
+    assert market_key(a.config, 3) != market_key(c.config, 3)
+    assert market_key(a.config, 3) != market_key(a.config, 4)
