@@ -504,11 +504,17 @@ class SharedMarket:
         self.seed = seed
         self._clock = clock
         self._venues: list[SimVenue] = []
+        self._ended = False
         self.ticks = 0
         """Ticks this market produced in this process."""
 
     def subscribe(self, venue: SimVenue) -> None:
-        """Deliver ticks to ``venue`` from now on."""
+        """Deliver ticks to ``venue`` from now on (once the market has ended: ask its account
+        to stop, as its own feed would)."""
+        if self._ended:
+            if venue._sink is not None:
+                venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
+            return
         if venue not in self._venues:
             self._venues.append(venue)
 
@@ -543,6 +549,7 @@ class SharedMarket:
                 except Exception as exc:
                     self.unsubscribe(venue)
                     venue._fail(exc)
+        self._ended = True
         for venue in list(self._venues):
             if venue._sink is not None and venue.following:
                 venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from gridcore.commands import Command
-from gridcore.config import BotConfig, load_config
+from gridcore.config import DEFAULT_TOML, BotConfig, load_config
 from gridcore.core import State, step
 from gridcore.events import Event, FillsReported, QuoteTicked
 from gridcore.shells.accounts import (
@@ -53,6 +53,7 @@ CONFIG = load_config()
 START = CONFIG.market.start_ts
 QUIET = RuntimeOptions(handle_signals=False)
 HOUR = 3_600_000
+_SHORT = DEFAULT_TOML.replace("ticks = 86400", "ticks = 600")
 
 
 class _BrokenVenue(SimVenue):
@@ -102,7 +103,7 @@ async def _session(
     tmp_path: Path,
     accounts: dict[str, dict[str, Any]],
     *,
-    duration_ms: int,
+    duration_ms: int | None,
     closers: list[Callable[[], None]],
     config: BotConfig = CONFIG,
 ) -> tuple[list[AccountOutcome], dict[str, Runtime], dict[str, SimVenue], SharedMarket]:
@@ -246,6 +247,27 @@ async def test_each_account_resumes_from_its_own_journal(
         _exact(tmp_path / f"{name}.db", runtime)
         with Journal.open(tmp_path / f"{name}.db", readonly=True) as journal:
             assert journal.last_seq > seqs[name]
+
+
+@pytest.mark.anyio
+async def test_the_end_of_the_market_stops_every_account_also_on_resume(
+    tmp_path: Path, opened: list[Callable[[], None]]
+) -> None:
+    short = load_config(_SHORT)
+    accounts: dict[str, dict[str, Any]] = {"alice": {}, "bob": {"faults": "chaos"}}
+    for _ in range(2):  # the second run starts after the market's end: it stops at once
+        outcomes, runtimes, _, _ = await _session(
+            tmp_path, accounts, duration_ms=None, closers=opened, config=short
+        )
+        assert [o.code for o in outcomes] == [0, 0]
+        for name in accounts:
+            assert runtimes[name].stats.stop_reason.endswith(
+                "the synthetic market ended (market.ticks)"
+            )
+            _exact(tmp_path / f"{name}.db", runtimes[name])
+        for close in reversed(opened):
+            close()
+        opened.clear()
 
 
 def test_accounts_share_a_market_unless_their_market_differs() -> None:
