@@ -327,15 +327,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     accounts_text = _accounts_config(args)
     if accounts_text is not None:
         return _run_accounts(args, accounts_text)
-    if args.journal is None:
-        raise CliError(
-            "--journal PATH is required (several accounts: --config FILE with [[accounts]] "
-            "tables, and --journal-dir DIR)"
-        )
     if args.journal_dir is not None:
         raise CliError(
             "--journal-dir is for several accounts: give --config a FILE with [[accounts]] "
             "tables, or use --journal PATH for one bot"
+        )
+    if args.journal is None:
+        raise CliError(
+            "--journal PATH is required (several accounts: --config FILE with [[accounts]] "
+            "tables, and --journal-dir DIR)"
         )
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
