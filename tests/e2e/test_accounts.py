@@ -254,3 +254,31 @@ def test_an_account_that_cannot_start_keeps_out_alone(tmp_path: Path) -> None:
     reports = _inspect(tmp_path)
     assert reports["alice"]["fills"] == reports["carol"]["fills"]
     assert reports["bob"]["now"] < reports["alice"]["now"]  # type: ignore[operator]
+
+
+def test_signals_until_the_process_is_gone_leave_every_journal_whole(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    paths = [tmp_path / "runs" / f"{name}.db" for name in NAMES]
+    proc = _start(tmp_path)
+    try:
+        _wait_for_events(paths, 30)
+        deadline = time.monotonic() + HANG
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGINT)  # the second one cuts every drain short
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=HANG)
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    for name, path in zip(NAMES, paths, strict=True):
+        with Journal.open(path, readonly=True) as journal:
+            assert journal.last_snapshot_seq == journal.last_seq >= 30
+        _replays(tmp_path, name)
+    again = _run(
+        "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
+        "--duration", "300", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
