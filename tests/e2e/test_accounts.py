@@ -274,6 +274,7 @@ def test_signals_until_the_process_is_gone_leave_every_journal_whole(tmp_path: P
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     for name, path in zip(NAMES, paths, strict=True):
+        assert f"account {name}: stopped (signal SIGINT)" in out
         with Journal.open(path, readonly=True) as journal:
             assert journal.last_snapshot_seq == journal.last_seq >= 30
         _replays(tmp_path, name)
