@@ -84,11 +84,19 @@ def _replays(tmp_path: Path, name: str) -> None:
 def test_three_accounts_one_with_chaos_all_exact(tmp_path: Path) -> None:
     _setup(tmp_path)
     args = ("run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max")
-    run = _run(*args, "--duration", "7200", cwd=tmp_path)
+    logged = ("--log-file", "log.jsonl", "--log-json")
+    run = _run(*args, "--duration", "7200", *logged, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     for name in NAMES:
         assert f"account {name}: stopped (duration reached)" in run.stdout
     reports = _inspect(tmp_path)
+    # Every log line of an account's tasks names it; its fills are its journal's.
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    fills = [line for line in lines if line["logger"] == "gridcore.fills"]
+    for name in NAMES:
+        mine = [line for line in fills if line.get("account") == name]
+        assert len(mine) == reports[name]["fills"]
+        assert all(line["message"].startswith(f"account {name}: ") for line in mine)
     assert sorted(reports) == list(NAMES)
     for name in NAMES:
         report = reports[name]

@@ -15,6 +15,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridcore.commands import Command
 from gridcore.config import DEFAULT_TOML, BotConfig, load_config
@@ -268,6 +270,31 @@ async def test_the_end_of_the_market_stops_every_account_also_on_resume(
         for close in reversed(opened):
             close()
         opened.clear()
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=40))
+def test_a_detached_account_leaves_nothing_held_on_the_shared_clock(
+    ops: list[tuple[int, bool]],
+) -> None:
+    clock = LockstepClock(START, shared=True)
+    views = [AccountClock(clock, i) for i in range(3)]
+    held = [0, 0, 0]
+    for index, hold in ops:
+        if hold:
+            views[index].hold()
+            held[index] += 1
+        elif held[index]:
+            views[index].release()
+            held[index] -= 1
+    assert clock.pending == sum(held)
+    views[1].detach()
+    assert clock.pending == held[0] + held[2]
+    views[1].hold()  # a late hold of a finished account counts for nothing
+    views[1].release()
+    assert clock.pending == held[0] + held[2]
+    views[0].detach()
+    views[2].detach()
+    assert clock.pending == 0
 
 
 def test_accounts_share_a_market_unless_their_market_differs() -> None:
