@@ -1098,7 +1098,9 @@ class Runtime:
             clock.release()
         if timed_out:
             clock.release()  # the unit the watchdog held for us
-        if isinstance(outcome, Exception) and not isinstance(outcome, VenueError | TransportError):
+        if isinstance(outcome, Exception) and not isinstance(
+            outcome, VenueError | TransportError
+        ):
             call = f"execute({type(command).__name__} {command.command_id})"
             self._adapter_bug(adapter, call, outcome)
             return []

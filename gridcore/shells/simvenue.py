@@ -61,7 +61,15 @@ from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profi
 from gridcore.sim.faults import Fate, FaultInjector
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 
-__all__ = ["SharedMarket", "SimVenue", "market_key", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
+__all__ = [
+    "SharedMarket",
+    "SimVenue",
+    "VenueState",
+    "VenueStore",
+    "VenueStoreError",
+    "market_key",
+    "venue_path",
+]
 
 _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
