@@ -63,6 +63,7 @@ __all__ = [
     "AccountSession",
     "AccountSpec",
     "account_secrets",
+    "accounts_from_options",
     "dump_toml",
     "has_accounts",
     "load_accounts",
@@ -235,6 +236,47 @@ def load_accounts(
             AccountSpec(name=name, journal=path, text=account_text, config=config, faults=faults)
         )
     return tuple(specs)
+
+
+def accounts_from_options(base_text: str, options: Sequence[str], *, source: str) -> str:
+    """The configuration ``base_text`` (from ``source``) with an ``accounts`` array built from
+    ``--account NAME[=FILE]`` options: FILE is a TOML file of the account's overrides (tables
+    merged over the shared ones) and may set ``journal`` and ``faults``. Read it with
+    :func:`load_accounts`. Raises :class:`~gridcore.errors.ConfigError` naming the option."""
+    try:
+        data = tomllib.loads(base_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"not valid TOML ({exc})", source=source) from None
+    if "accounts" in data:
+        raise ConfigError(
+            "accounts",
+            "the configuration has [[accounts]] and --account is given too: use one of them",
+            source=source,
+        )
+    entries: list[dict[str, Any]] = []
+    for option in options:
+        name, sep, path = option.partition("=")
+        entry: dict[str, Any] = {"name": name}
+        if sep:
+            try:
+                over = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ConfigError(
+                    f"--account {option}", f"cannot read {path}: {exc.strerror or exc}"
+                ) from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(
+                    f"--account {option}", f"{path}: not valid TOML ({exc})"
+                ) from None
+            if "name" in over:
+                raise ConfigError(
+                    f"--account {option}",
+                    f"{path}: name: the account's name is the one before '=' ({name!r})",
+                )
+            entry.update(over)
+        entries.append(entry)
+    data["accounts"] = entries
+    return dump_toml(data)
 
 
 def account_secrets(name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -228,6 +228,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="log one JSON object per line (to --log-file, else to stderr instead of the notices)",
     )
+    run.add_argument(
+        "--account",
+        action="append",
+        metavar="NAME[=FILE]",
+        help="several accounts: one account named NAME, FILE a TOML of its overrides of "
+        "--config (repeat per account; or [[accounts]] in --config); with --journal-dir",
+    )
     metrics.add_arguments(run)
     run.set_defaults(handler=_guarded(cmd_run))
 
@@ -324,9 +331,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--live: no live venue adapter is available in this version of gridcore; run "
             "without --live to paper trade on the simulated venue (no account, no secrets)"
         )
-    accounts_text = _accounts_config(args)
-    if accounts_text is not None:
-        return _run_accounts(args, accounts_text)
+    several = _accounts_config(args)
+    if several is not None:
+        return _run_accounts(args, *several)
     if args.journal_dir is not None:
         raise CliError(
             "--journal-dir is for several accounts: give --config a FILE with [[accounts]] "
@@ -415,6 +422,7 @@ def _open_account(
     seed: int | None,
     faults: str | None,
     label: str = "",
+    advice: str = "omit --config to resume with the recorded one, or start a new journal",
 ) -> _Opened:
     """Create the journal at ``path`` (from ``given``, else the embedded configuration) or
     recover it (checking ``given`` against the configuration it recorded), and open its
@@ -443,8 +451,7 @@ def _open_account(
                 journal.close()
                 raise CliError(
                     f"{given_label} differs from the configuration journal {path} was "
-                    f"started with ({'; '.join(diff[:5])}); omit --config to resume with the "
-                    f"recorded one, or start a new journal"
+                    f"started with ({'; '.join(diff[:5])}); {advice}"
                 )
         if not vpath.exists() and journal.last_seq > 0:
             journal.close()
@@ -659,12 +666,19 @@ def _logged_session(
 # --- several accounts -----------------------------------------------------------------------
 
 
-def _accounts_config(args: argparse.Namespace) -> str | None:
-    """The ``--config`` text when it has ``[[accounts]]`` (several accounts), else ``None``."""
-    if args.config is None:
+def _accounts_config(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``(text, source)`` of a several-accounts configuration: ``--config`` with
+    ``[[accounts]]``, or ``--account`` options over ``--config`` (or the embedded one);
+    ``None`` for one bot."""
+    options = getattr(args, "account", None) or []
+    if args.config is None and not options:
         return None
-    text, _ = _read_text(args.config)
-    return text if accounts.has_accounts(text) else None
+    text, source = (
+        _read_text(args.config) if args.config is not None else (DEFAULT_TOML, "(embedded)")
+    )
+    if options:
+        return accounts.accounts_from_options(text, options, source=source), source
+    return (text, source) if accounts.has_accounts(text) else None
 
 
 def _read_text(path: str) -> tuple[str, str]:
@@ -674,12 +688,12 @@ def _read_text(path: str) -> tuple[str, str]:
         raise CliError(f"cannot read --config {path}: {exc.strerror or exc}") from None
 
 
-def _run_accounts(args: argparse.Namespace, text: str) -> int:
+def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
     """``gridcore run --config FILE --journal-dir DIR`` with ``[[accounts]]``: every account
     its own bot and journal, one shared market per venue; exit with the worst account's code."""
     if args.journal is not None:
         raise CliError(
-            f"--journal: {args.config} has [[accounts]]: each account has its own journal "
+            f"--journal: {source} has several accounts: each account has its own journal "
             f"(--journal-dir DIR, or a journal in its entry); drop --journal"
         )
     if getattr(args, "metrics_port", None) is not None:
@@ -689,13 +703,13 @@ def _run_accounts(args: argparse.Namespace, text: str) -> int:
         )
     if args.journal_dir is not None and not Path(args.journal_dir).is_dir():
         raise CliError(f"--journal-dir {args.journal_dir}: not a directory; create it first")
-    specs = accounts.load_accounts(text, source=args.config, journal_dir=args.journal_dir)
+    specs = accounts.load_accounts(text, source=source, journal_dir=args.journal_dir)
     for spec in specs:
         if spec.faults is not None:
             try:
                 profile(spec.faults)
             except ValueError as exc:
-                raise CliError(f"{args.config}: account {spec.name}: faults: {exc}") from None
+                raise CliError(f"{source}: account {spec.name}: faults: {exc}") from None
         parent = spec.journal.parent
         if parent and not parent.exists():
             raise CliError(
@@ -733,10 +747,12 @@ def _run_accounts(args: argparse.Namespace, text: str) -> int:
                         spec.journal,
                         lock,
                         given=(spec.text, spec.config),
-                        given_label=f"account {spec.name} of --config {args.config}",
+                        given_label=f"account {spec.name} of {source}",
                         seed=args.seed,
                         faults=spec.faults if spec.faults is not None else args.faults,
                         label=f"account {spec.name}: ",
+                        advice="give the account the configuration its journal recorded "
+                        "(`gridcore inspect` shows the journal), or another journal",
                     ),
                 )
             except JournalDamaged as exc:

@@ -291,3 +291,20 @@ def test_signals_until_the_process_is_gone_leave_every_journal_whole(tmp_path: P
         "--duration", "300", cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_accounts_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "bob.toml").write_text('faults = "chaos"\n[grid]\nlevels = 3\n')
+    args = ("run", "--account", "alice", "--account", "bob=bob.toml", "--journal-dir", "runs")
+    run = _run(*args, "--speed", "max", "--duration", "1800", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "accounts: alice 0, bob 0; exit 0" in run.stdout
+    with Journal.open(tmp_path / "runs" / "bob.db", readonly=True) as journal:
+        assert "levels = 3" in journal.meta()["config"]
+    with Journal.open(tmp_path / "runs" / "alice.db", readonly=True) as journal:
+        assert "levels = 5" in journal.meta()["config"]
+    assert sorted(_inspect(tmp_path)) == ["alice", "bob"]
+    missing = _run("run", "--account", "bob=nope.toml", "--journal-dir", "runs", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("gridcore: error: --account bob=nope.toml: cannot read")

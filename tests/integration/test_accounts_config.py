@@ -16,6 +16,7 @@ from gridcore.errors import ConfigError
 from gridcore.shells.accounts import (
     EXIT_SEVERITY,
     account_secrets,
+    accounts_from_options,
     dump_toml,
     has_accounts,
     load_accounts,
@@ -113,3 +114,25 @@ def test_the_process_exits_with_the_worst_account(codes: list[int]) -> None:
     worst = worst_exit(codes)
     assert worst in codes
     assert all(EXIT_SEVERITY.index(worst) <= EXIT_SEVERITY.index(c) for c in codes)
+
+
+def test_command_line_accounts_read_like_the_same_entries_in_the_file(tmp_path: Path) -> None:
+    over = tmp_path / "b.toml"
+    over.write_text('journal = "bee.db"\nfaults = "chaos"\n[grid]\nlevels = 3\n')
+    text = accounts_from_options(DEFAULT_TOML, ["a", f"b={over}"], source="base.toml")
+    from_options = load_accounts(text, source="base.toml", journal_dir="runs")
+    in_file = load_accounts(
+        _text('name = "a"', 'name = "b"\njournal = "bee.db"\nfaults = "chaos"\n'
+              "[accounts.grid]\nlevels = 3"),
+        source="base.toml",
+        journal_dir="runs",
+    )  # fmt: skip
+    assert [(s.name, s.journal, s.faults, s.config) for s in from_options] == [
+        (s.name, s.journal, s.faults, s.config) for s in in_file
+    ]
+    with pytest.raises(ConfigError, match="use one of them"):
+        accounts_from_options(_text('name = "a"'), ["b"], source="base.toml")
+    named = tmp_path / "n.toml"
+    named.write_text('name = "zed"\n')
+    with pytest.raises(ConfigError, match=r"--account b=.*name"):
+        accounts_from_options(DEFAULT_TOML, [f"b={named}"], source="base.toml")
