@@ -308,3 +308,15 @@ def test_accounts_from_the_command_line(tmp_path: Path) -> None:
     missing = _run("run", "--account", "bob=nope.toml", "--journal-dir", "runs", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.startswith("gridcore: error: --account bob=nope.toml: cannot read")
+    # A journal of the directory that cannot be read is that account's error, not the others'.
+    (tmp_path / "runs" / "zed.db").write_bytes(b"not a journal" * 100)
+    report = _run("inspect", "runs", "--json", cwd=tmp_path)
+    assert report.returncode in (2, 3), report.stdout + report.stderr
+    entries = {e["account"]: e for e in json.loads(report.stdout)["accounts"]}
+    assert sorted(entries) == ["alice", "bob", "zed"]
+    assert entries["zed"]["exit"] == report.returncode and entries["zed"]["error"]
+    assert entries["alice"]["invariants"]["ok"] and "error" not in entries["alice"]
+    assert "gridcore: error: account zed: " in report.stderr
+    text = _run("inspect", "runs/alice.db", "runs/bob.db", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "account alice" in text.stdout and "account bob" in text.stdout
