@@ -136,3 +136,34 @@ def test_command_line_accounts_read_like_the_same_entries_in_the_file(tmp_path: 
     named.write_text('name = "zed"\n')
     with pytest.raises(ConfigError, match=r"--account b=.*name"):
         accounts_from_options(DEFAULT_TOML, [f"b={named}"], source="base.toml")
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "entry", "text"),
+    [
+        (("--journal", "j.db"), 'name = "a"', "each account has its own journal"),
+        (("--metrics-port", "0"), 'name = "a"', "--metrics-port serves one bot"),
+        ((), 'name = "a"\nfaults = "nope"', "account a: faults: "),
+        ((), 'name = "a"\njournal = "sub/a.db"', "directory runs/sub does not exist"),
+    ],
+)
+def test_a_several_accounts_run_refused_before_anything_is_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra_args: tuple[str, ...],
+    entry: str,
+    text: str,
+) -> None:
+    from gridcore.shells.cli_run import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "bots.toml").write_text(_text(entry))
+    args = ["run", "--config", "bots.toml", "--journal-dir", "runs", *extra_args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridcore: error: ") and text in err, err
+    assert list((tmp_path / "runs").iterdir()) == []
+    assert main(["run", "--config", "bots.toml", "--journal-dir", "missing"]) == 2
+    assert "--journal-dir missing: not a directory" in capsys.readouterr().err
