@@ -21,10 +21,10 @@ is refused at load, and an adapter that needs one reads it from the environment,
 
 Isolation (failure `account-cascade`): one account's poison event, adapter bug or damaged
 journal stops (or never starts) that account alone, and its halt halts it alone. On the shared
-lockstep clock an account is a view
-(:class:`AccountClock`) that namespaces its sleepers' keys and counts the units of work it
-holds, so that when the account's runtime ends, whatever it left held (a task cancelled before
-it ran, an event left in its channel) is released and simulated time goes on for the others.
+lockstep clock an account is a view (:class:`AccountClock`) that namespaces its sleepers' keys
+and counts the units of work it holds, so that when the account's runtime ends, whatever it
+left held (a task cancelled before it ran, an event left in its channel) is released and
+simulated time goes on for the others.
 """
 
 from __future__ import annotations
