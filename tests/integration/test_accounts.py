@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gridcore.commands import Command
 from gridcore.config import DEFAULT_TOML, BotConfig, load_config
 from gridcore.core import State, step
-from gridcore.events import Event, FillsReported, QuoteTicked
+from gridcore.events import Event, FillsReported, HaltRequested, QuoteTicked
 from gridcore.shells.accounts import (
     AccountClock,
     AccountOutcome,
@@ -148,6 +148,9 @@ async def _session(
             clock=view,
             options=QUIET,
             reducer=spec.get("reducer", step),
+            start_events=[HaltRequested(ts=start, reason="operator: halt")]
+            if spec.get("halted")
+            else [],
         )
         sessions.append(AccountSession(name=name, runtime=runtime, clock=view, venues=[venue]))
         runtimes[name] = runtime
@@ -214,17 +217,22 @@ async def test_a_healthy_account_writes_the_journal_it_writes_alone(
             "alice": {},
             "bob": {"faults": "chaos"},
             "carol": {"reducer": _poison_after(200)},
+            "dave": {"halted": True},
         },
         duration_ms=HOUR,
         closers=opened,
     )
-    assert [o.code for o in outcomes] == [0, 0, 4]
+    assert [o.code for o in outcomes] == [0, 0, 4, 0]
+    # dave halted at once and stays halted (no order), while alice trades on
+    assert runtimes["dave"].state.risk.halted and not runtimes["alice"].state.risk.halted
+    assert runtimes["dave"].state.ledger.fill_count == 0
+    assert runtimes["alice"].state.ledger.fill_count > 0
     rows = _rows(together / "alice.db")
     assert len(rows) > 3_000
     assert rows == _rows(alone / "alice.db")
     # the chaos account met its faults and still ended exactly
     assert runtimes["bob"].stats.stop_reason == "duration reached"
-    for name in ("alice", "bob", "carol"):
+    for name in ("alice", "bob", "carol", "dave"):
         _exact(together / f"{name}.db", runtimes[name])
 
 
