@@ -45,12 +45,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -381,7 +382,7 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
     opened = _open_account(
         path,
         lock,
-        given=None if args.config is None else _read_config(args.config),
+        given=None if args.config is None else functools.partial(_read_config, args.config),
         given_label=f"--config {args.config}",
         seed=args.seed,
         faults=args.faults,
@@ -417,7 +418,7 @@ def _open_account(
     path: Path,
     lock: WriterLock,
     *,
-    given: tuple[str, BotConfig] | None,
+    given: Callable[[], tuple[str, BotConfig]] | None,
     given_label: str,
     seed: int | None,
     faults: str | None,
@@ -432,7 +433,7 @@ def _open_account(
     journal: Journal | None = None
     if new:
         lock.check_new()  # a lost journal is not silently restarted from scratch
-        text, config = given if given is not None else _read_config(None)
+        text, config = given() if given is not None else _read_config(None)
     else:
         # Verified on open: a damaged journal (a checksum, SQLite's own pages, committed
         # events lost from the write-ahead log) is never resumed.
@@ -446,7 +447,7 @@ def _open_account(
             )
         config = load_config(text, source=f"{path} (recorded configuration)")
         if given is not None:
-            diff = _config_diff(config, given[1])
+            diff = _config_diff(config, given()[1])
             if diff:
                 journal.close()
                 raise CliError(
@@ -746,7 +747,7 @@ def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
                     _open_account(
                         spec.journal,
                         lock,
-                        given=(spec.text, spec.config),
+                        given=functools.partial(_spec_config, spec),
                         given_label=f"account {spec.name} of {source}",
                         seed=args.seed,
                         faults=spec.faults if spec.faults is not None else args.faults,
@@ -772,6 +773,10 @@ def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
     summary = ", ".join(f"{spec.name} {codes.get(spec.name, EXIT_USAGE)}" for spec in specs)
     print(f"accounts: {summary}; exit {code} (the worst)")
     return code
+
+
+def _spec_config(spec: accounts.AccountSpec) -> tuple[str, BotConfig]:
+    return spec.text, spec.config
 
 
 def _fail_account(name: str, exc: BaseException, code: int = EXIT_USAGE) -> int:
