@@ -20,6 +20,7 @@ import pytest
 
 from gridcore.config import DEFAULT_TOML
 from gridcore.shells.journal import Journal, is_new
+from gridcore.shells.simvenue import VenueStore, describe, venue_path
 
 HANG = 180.0  # a safety net against hangs only
 NAMES = ("alice", "bob", "carol")
@@ -194,17 +195,26 @@ def test_sigint_stops_every_account_with_a_final_snapshot(tmp_path: Path) -> Non
 def test_sigkill_then_each_account_recovers_from_its_journal(tmp_path: Path) -> None:
     _setup(tmp_path)
     paths = [tmp_path / "runs" / f"{name}.db" for name in NAMES]
-    proc = _start(tmp_path)
-    try:
-        _wait_for_events(paths, 200)
-        proc.kill()
-        proc.wait(timeout=HANG)
-    finally:
-        if proc.poll() is None:
+    before: dict[str, dict[str, object]] = {}
+    for round_ in range(3):  # killed three times, each once every journal has advanced
+        proc = _start(tmp_path)
+        try:
+            wanted = 200 * (round_ + 1)
+            _wait_for_events(paths, wanted)
             proc.kill()
             proc.wait(timeout=HANG)
-    assert proc.returncode == -signal.SIGKILL
-    before = _inspect(tmp_path)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=HANG)
+        assert proc.returncode == -signal.SIGKILL
+        killed = _inspect(tmp_path)
+        for name in NAMES:
+            assert killed[name]["events"] >= wanted  # type: ignore[operator]
+            if before:
+                assert killed[name]["last_seq"] >= before[name]["last_seq"]  # type: ignore[operator]
+            _replays(tmp_path, name)
+        before = killed
     run = _run(
         "run", "--config", "bots.toml", "--journal-dir", "runs", "--speed", "max",
         "--duration", "1200", cwd=tmp_path,
@@ -217,6 +227,14 @@ def test_sigkill_then_each_account_recovers_from_its_journal(tmp_path: Path) -> 
         assert after[name]["invariants"] == {"ok": True, "violations": []}
         assert after[name]["duplicate_cloids"] == []
         _replays(tmp_path, name)
+        # Each account's venue received each of its client order ids once: no blind re-send.
+        store = VenueStore(venue_path(tmp_path / "runs" / f"{name}.db"))
+        try:
+            saved = store.load()
+        finally:
+            store.close()
+        assert saved is not None
+        assert describe(saved)["max_sends_per_cloid"] == 1
 
 
 @pytest.mark.parametrize(
