@@ -697,11 +697,6 @@ def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
             f"--journal: {source} has several accounts: each account has its own journal "
             f"(--journal-dir DIR, or a journal in its entry); drop --journal"
         )
-    if getattr(args, "metrics_port", None) is not None:
-        raise CliError(
-            "--metrics-port serves one bot; with several accounts run without it (per-account "
-            "metrics are not available yet)"
-        )
     if args.journal_dir is not None and not Path(args.journal_dir).is_dir():
         raise CliError(f"--journal-dir {args.journal_dir}: not a directory; create it first")
     specs = accounts.load_accounts(text, source=source, journal_dir=args.journal_dir)
@@ -725,6 +720,13 @@ def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
         )
     except OSError as exc:
         raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    try:
+        # --metrics-port N: account i serves at port N + i (0: a free port each), all bound
+        # before anything is written, so a busy port stops the run here.
+        args.account_exporters = _account_exporters(args, specs)
+    except (metrics.MetricsError, CliError) as exc:
+        close_log()
+        raise CliError(str(exc)) from None
     names = ["gridcore.run", "gridcore.fills"]
     names += sorted({f"gridcore.venue.{s.config.venue.name}" for s in specs})
     detach = accounts.AccountLogFilter().attach(names)
@@ -769,10 +771,39 @@ def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
             lock.release()
         detach()
         close_log()
+        for exporter in args.account_exporters.values():
+            exporter.close()
     code = accounts.worst_exit([codes[spec.name] for spec in specs if spec.name in codes])
     summary = ", ".join(f"{spec.name} {codes.get(spec.name, EXIT_USAGE)}" for spec in specs)
     print(f"accounts: {summary}; exit {code} (the worst)")
     return code
+
+
+def _account_exporters(
+    args: argparse.Namespace, specs: tuple[accounts.AccountSpec, ...]
+) -> dict[str, metrics.Exporter]:
+    """One metrics endpoint per account (``--metrics-port N``: account i at port N + i)."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        return {}
+    host = getattr(args, "metrics_host", metrics.DEFAULT_HOST)
+    if port and port + len(specs) - 1 > 65_535:
+        raise CliError(f"--metrics-port {port}: {len(specs)} accounts need ports up to 65535")
+    exporters: dict[str, metrics.Exporter] = {}
+    try:
+        for index, spec in enumerate(specs):
+            exporter = metrics.Exporter(metrics.Observer(), host, port + index if port else 0)
+            exporters[spec.name] = exporter
+            print(
+                f"gridcore: account {spec.name}: metrics at {exporter.url}",
+                file=sys.stderr,
+                flush=True,
+            )
+    except BaseException:
+        for exporter in exporters.values():
+            exporter.close()
+        raise
+    return exporters
 
 
 def _spec_config(spec: accounts.AccountSpec) -> tuple[str, BotConfig]:
@@ -796,6 +827,7 @@ def _accounts_session(
     sessions: list[accounts.AccountSession] = []
     venues: list[SimVenue] = []
     journals: dict[str, Journal] = {}
+    exporters: dict[str, metrics.Exporter] = getattr(args, "account_exporters", {})
     for index, (spec, o) in enumerate(opened):
         for note in o.notes:
             print(f"gridcore: account {spec.name}: {note}", file=sys.stderr)
@@ -822,7 +854,9 @@ def _accounts_session(
             ),
             on_notice=_Notices(verbose=args.verbose, quiet=quiet, account=spec.name),
             start_events=_start_events(o.state, clock.now()),
-            log=logs.SessionLog(),
+            log=(
+                exporters[spec.name].session_log() if spec.name in exporters else logs.SessionLog()
+            ),
         )
         sessions.append(
             accounts.AccountSession(name=spec.name, runtime=runtime, clock=view, venues=[venue])

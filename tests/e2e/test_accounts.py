@@ -338,3 +338,75 @@ def test_accounts_from_the_command_line(tmp_path: Path) -> None:
     text = _run("inspect", "runs/alice.db", "runs/bob.db", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
     assert "account alice" in text.stdout and "account bob" in text.stdout
+
+
+def _scrape(url: str) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_each_account_serves_its_own_metrics(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "gridcore.shells.cli", "run", "--account", "alice",
+            "--account", "bob", "--journal-dir", "runs", "--speed", "100", "--metrics-port", "0",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        urls: dict[str, str] = {}
+        while len(urls) < 2:
+            line = proc.stderr.readline()
+            assert line, "the run ended before printing its metrics addresses"
+            if " metrics at " in line:
+                name = line.split("account ", 1)[1].split(":", 1)[0]
+                urls[name] = line.rsplit(" ", 1)[1].strip()
+        assert sorted(urls) == ["alice", "bob"] and urls["alice"] != urls["bob"]
+        _wait_for_events([tmp_path / "runs" / "alice.db", tmp_path / "runs" / "bob.db"], 30)
+        deadline = time.monotonic() + HANG
+        seen: dict[str, float] = {}
+        while len(seen) < 2 and time.monotonic() < deadline:
+            for name, url in urls.items():
+                events = _scrape(url).get("gridcore_events_total", 0.0)
+                if events > 0:
+                    seen[name] = events
+            time.sleep(0.05)
+        assert sorted(seen) == ["alice", "bob"]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=HANG)
+    assert proc.returncode == 0
+    assert "accounts: alice 0, bob 0; exit 0" in out
+
+
+def test_a_busy_metrics_port_stops_the_run_before_anything_is_written(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "runs").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = _run(
+            "run", "--account", "alice", "--account", "bob", "--journal-dir", "runs",
+            "--metrics-port", str(port - 1), "--duration", "60", cwd=tmp_path,
+        )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("gridcore: error: ")
+    assert list((tmp_path / "runs").iterdir()) == []

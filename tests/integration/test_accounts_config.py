@@ -142,7 +142,11 @@ def test_command_line_accounts_read_like_the_same_entries_in_the_file(tmp_path: 
     ("extra_args", "entry", "text"),
     [
         (("--journal", "j.db"), 'name = "a"', "each account has its own journal"),
-        (("--metrics-port", "0"), 'name = "a"', "--metrics-port serves one bot"),
+        (
+            ("--metrics-port", "65535"),
+            'name = "a"\n[[accounts]]\nname = "b"',
+            "2 accounts need ports up to 65535",
+        ),
         ((), 'name = "a"\nfaults = "nope"', "account a: faults: "),
         ((), 'name = "a"\njournal = "sub/a.db"', "directory runs/sub does not exist"),
     ],
