@@ -525,6 +525,10 @@ async def run_accounts(
             outcome.code, outcome.error = 70, exc
         finally:
             session.clock.detach()
+            for venue in session.venues:
+                market = venue.market
+                if market is not None:
+                    market.unsubscribe(venue)  # never leave the market waiting for it
 
     async def market_task(market: SharedMarket, venues: Sequence[SimVenue]) -> None:
         try:

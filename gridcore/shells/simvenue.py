@@ -376,6 +376,11 @@ class SimVenue:
             market.unsubscribe(self)
 
     @property
+    def market(self) -> SharedMarket | None:
+        """The shared market this venue follows (``None``: its own feed)."""
+        return self._market
+
+    @property
     def following(self) -> bool:
         """Whether the shared market should deliver ticks to this venue now."""
         return self._wake is not None and not self._wake.is_set() and not self._quiesced
@@ -512,6 +517,8 @@ class SharedMarket:
         self.seed = seed
         self._clock = clock
         self._venues: list[SimVenue] = []
+        self._expected: set[int] = set()
+        self._all_in: anyio.Event | None = None
         self._ended = False
         self.ticks = 0
         """Ticks this market produced in this process."""
@@ -525,11 +532,18 @@ class SharedMarket:
             return
         if venue not in self._venues:
             self._venues.append(venue)
+        self._arrived(venue)
 
     def unsubscribe(self, venue: SimVenue) -> None:
-        """No more ticks to ``venue``."""
+        """No more ticks to ``venue`` (also: its account ended, perhaps before it subscribed)."""
         if venue in self._venues:
             self._venues.remove(venue)
+        self._arrived(venue)
+
+    def _arrived(self, venue: SimVenue) -> None:
+        self._expected.discard(id(venue))
+        if not self._expected and self._all_in is not None:
+            self._all_in.set()
 
     def _start_index(self, venues: Sequence[SimVenue]) -> int:
         m = self.config.market
@@ -544,6 +558,13 @@ class SharedMarket:
         clock = self._clock
         start = self._start_index(venues)
         path = make_path(self.config, seed=self.seed)
+        # The first tick waits, holding simulated time, until every account's venue has
+        # subscribed (or its account ended): which ticks an account sees never depends on how
+        # fast the other accounts start.
+        self._expected = {id(v) for v in venues if v not in self._venues}
+        if self._expected:
+            self._all_in = anyio.Event()
+            await self._all_in.wait()
         for index, tick in itertools.islice(enumerate(path), start, None):
             await clock.sleep_until(tick.ts, (K_FEED, index))
             self.ticks += 1
