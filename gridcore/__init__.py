@@ -81,13 +81,13 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
-from gridcore.grid import GridConfig, NeutralGrid
 from gridcore.instruments import Instrument, PositionMode, PositionSide, Side, Source, TimeInForce
 from gridcore.ledger import Ledger, Position
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import Rounding
 from gridcore.plausibility import Plausibility
 from gridcore.risk import RiskConfig
+from gridcore.strategies.grid import GridConfig, NeutralGrid
 
 __version__ = "0.1.0"
 

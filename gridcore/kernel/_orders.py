@@ -67,7 +67,7 @@ from gridcore.kernel._model import (
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
 from gridcore.numbers import CTX, ZERO
-from gridcore.risk import Refusal, check_order
+from gridcore.risk import Refusal
 from gridcore.sync import SyncPhase
 
 #: A status report's answer, as a trigger of the lifecycle table.
@@ -181,19 +181,14 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
     increase = qty - order.qty
     if increase > 0:
         # The increase is a new order as far as risk goes: same gate, same reservation.
-        verdict = check_order(
-            config=tx.config.risk,
-            risk=tx.risk,
-            ledger=tx.ledger,
-            orders=tx.orders.values(),
-            quotes=tx.quotes,
-            instrument=instrument,
+        verdict = _risk.gate(
+            tx,
+            instrument,
             side=order.side,
             qty=increase,
             price=price,
             tif=order.tif,
             reduce_only=order.reduce_only,
-            now=tx.now,
         )
         if isinstance(verdict, Refusal):
             refused(verdict.code, verdict.message)
@@ -201,10 +196,7 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
                 _requests.request_once(tx, "balances", order.venue)
             return
         extra = verdict
-        if extra:
-            reserved = dict(tx.risk.reserved)
-            reserved[order.venue] = CTX.add(reserved.get(order.venue, ZERO), extra)
-            tx.risk = attrs.evolve(tx.risk, reserved=reserved)
+        _risk.reserve(tx, order.venue, extra)
     cid = tx.next_id()
     move(
         tx,
@@ -278,19 +270,14 @@ def submit(tx: Tx[Any], intent: Submit) -> str | None:
                 f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}",
             )
         return None
-    verdict = check_order(
-        config=tx.config.risk,
-        risk=tx.risk,
-        ledger=tx.ledger,
-        orders=tx.orders.values(),
-        quotes=tx.quotes,
-        instrument=instrument,
+    verdict = _risk.gate(
+        tx,
+        instrument,
         side=intent.side,
         qty=intent.qty,
         price=intent.price,
         tif=intent.tif,
         reduce_only=intent.reduce_only,
-        now=tx.now,
         position_side=intent.position_side,
     )
     if isinstance(verdict, Refusal):
@@ -324,13 +311,8 @@ def submit(tx: Tx[Any], intent: Submit) -> str | None:
     if intent.ref is not None:
         # Tell the strategy the cloid it got, in this very step.
         tx.changes.append(OrderChange(before=None, after=order))
-    if verdict:
-        reserved = dict(tx.risk.reserved)
-        reserved[intent.venue] = CTX.add(reserved.get(intent.venue, ZERO), verdict)
-        tx.risk = attrs.evolve(tx.risk, reserved=reserved)
-    window_start = tx.now - tx.config.risk.velocity_window_ms
-    recent = (*tuple(t for t in tx.risk.recent_orders if t > window_start), tx.now)
-    tx.risk = attrs.evolve(tx.risk, recent_orders=recent, last_refusal="")
+    _risk.reserve(tx, intent.venue, verdict)
+    _risk.count_order(tx)
     tx.order_commands.setdefault(intent.venue, []).append(
         PlaceOrder(
             command_id=cid,

@@ -46,7 +46,7 @@ from gridcore.events import (
 )
 from gridcore.exposure import asset_of, closes_exposure, offsetting_orders
 from gridcore.halts import POLICIES, HaltCause, stricter
-from gridcore.instruments import PositionSide, Side, TimeInForce
+from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.kernel import _orders, _sync
 from gridcore.kernel._model import (
     Submit,
@@ -55,9 +55,56 @@ from gridcore.kernel._model import (
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, Rounding, format_money
+from gridcore.risk import Refusal, check_order
+
+
+def gate(
+    tx: Tx[Any],
+    instrument: Instrument,
+    *,
+    side: Side,
+    qty: Decimal,
+    price: Decimal,
+    tif: TimeInForce,
+    reduce_only: bool,
+    position_side: PositionSide = PositionSide.BOTH,
+) -> Decimal | Refusal:
+    """The risk gate (:func:`gridcore.risk.check_order`) on the step's current books: the margin
+    to reserve, or why the order is refused."""
+    return check_order(
+        config=tx.config.risk,
+        risk=tx.risk,
+        ledger=tx.ledger,
+        orders=tx.orders.values(),
+        quotes=tx.quotes,
+        instrument=instrument,
+        side=side,
+        qty=qty,
+        price=price,
+        tif=tif,
+        reduce_only=reduce_only,
+        now=tx.now,
+        position_side=position_side,
+    )
+
+
+def reserve(tx: Tx[Any], venue: str, amount: Decimal) -> None:
+    """Hold ``amount`` of ``venue``'s margin for an order the gate let through."""
+    if amount:
+        reserved = dict(tx.risk.reserved)
+        reserved[venue] = CTX.add(reserved.get(venue, ZERO), amount)
+        tx.risk = attrs.evolve(tx.risk, reserved=reserved)
+
+
+def count_order(tx: Tx[Any]) -> None:
+    """An order left the core: count it in the rate window; a later refusal is news again."""
+    window_start = tx.now - tx.config.risk.velocity_window_ms
+    recent = (*tuple(t for t in tx.risk.recent_orders if t > window_start), tx.now)
+    tx.risk = attrs.evolve(tx.risk, recent_orders=recent, last_refusal="")
 
 
 def release(tx: Tx[Any], venue: str, amount: Decimal) -> None:
+    """Give back margin held for an order (on a terminal status, or a failed modify)."""
     reserved = dict(tx.risk.reserved)
     left = CTX.subtract(reserved.get(venue, ZERO), amount)
     reserved[venue] = left if left > 0 else ZERO
