@@ -7,9 +7,9 @@ documentation of its rules (see ``docs/architecture.md`` for the map "rule → m
 modules are private and may move.
 """
 
-from gridcore.kernel._ledger import fill_refusal
-from gridcore.kernel._model import (
+from gridcore.kernel import (
     MAINTENANCE_TIMER,
+    SHELL_CLOCK_EVENTS,
     Books,
     Cancel,
     CoreConfig,
@@ -22,9 +22,10 @@ from gridcore.kernel._model import (
     Strategy,
     Submit,
     cloid_prefix,
+    fill_refusal,
     initial_state,
+    step,
 )
-from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, step
 
 __all__ = [
     "MAINTENANCE_TIMER",

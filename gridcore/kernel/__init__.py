@@ -45,6 +45,41 @@ lifecycle, ledger, risk, halts, sync, exposure, plausibility, api); never a stra
 the simulator or the testing harness (``tests/unit/test_layering.py``).
 """
 
+from gridcore.kernel._ledger import fill_refusal
+from gridcore.kernel._model import (
+    MAINTENANCE_TIMER,
+    Books,
+    Cancel,
+    CoreConfig,
+    Inflight,
+    Intent,
+    OrderChange,
+    ReactiveStrategy,
+    Say,
+    State,
+    Strategy,
+    Submit,
+    cloid_prefix,
+    initial_state,
+)
 from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, step
 
-__all__ = ["SHELL_CLOCK_EVENTS", "step"]
+__all__ = [
+    "MAINTENANCE_TIMER",
+    "SHELL_CLOCK_EVENTS",
+    "Books",
+    "Cancel",
+    "CoreConfig",
+    "Inflight",
+    "Intent",
+    "OrderChange",
+    "ReactiveStrategy",
+    "Say",
+    "State",
+    "Strategy",
+    "Submit",
+    "cloid_prefix",
+    "fill_refusal",
+    "initial_state",
+    "step",
+]
