@@ -12,7 +12,7 @@ Rules
   (:func:`tell_strategy` takes a snapshot). Order changes the venue or the kernel caused are
   reported in order, then stimuli one at a time (:func:`flush_changes`); what the strategy asked
   for itself (a cancel sent, a new order without a ref) is not reported back. A strategy still
-  answering its own intents after :data:`~gridcore.kernel._model.MAX_STRATEGY_ROUNDS` rounds in
+  answering its own intents after :data:`MAX_STRATEGY_ROUNDS` rounds in
   one step is a ``ContractError`` (a pure step must end).
 * **Timers.** A strategy's timer lives in ``State.desk`` under the name it chose and is fired by
   the shell as ``strategy:<name>``; a cleared timer whose fire was on its way is never
@@ -48,7 +48,6 @@ from gridcore.events import (
 from gridcore.kernel import _orders, _requests
 from gridcore.kernel._model import (
     MAINTENANCE_TIMER,
-    MAX_STRATEGY_ROUNDS,
     Cancel,
     Intent,
     Say,
@@ -56,8 +55,13 @@ from gridcore.kernel._model import (
 )
 from gridcore.kernel._tx import Tx
 
+#: How many rounds of "strategy reacts to what its own intents caused" one step allows before
+#: the strategy is declared stuck in a loop (a pure step must end).
+MAX_STRATEGY_ROUNDS = 256
+
 
 def run_intents(tx: Tx[Any], intents: Sequence[Intent]) -> None:
+    """Carry out a strategy's intents in order (see the module's rules)."""
     for intent in intents:
         if type(intent) is Submit:
             if intent.ref is not None:
@@ -82,6 +86,7 @@ def run_intents(tx: Tx[Any], intents: Sequence[Intent]) -> None:
 
 
 def needs_stimuli(tx: Tx[Any], intent: Intent) -> None:
+    """Refuse an intent whose outcome may come back as a stimulus the strategy cannot take."""
     if not callable(getattr(tx.strategy, "on_stimulus", None)):
         raise ContractError(
             f"{type(tx.strategy).__name__} returned {intent!r}, whose outcome may arrive "
@@ -91,6 +96,7 @@ def needs_stimuli(tx: Tx[Any], intent: Intent) -> None:
 
 
 def set_timer(tx: Tx[Any], intent: SetTimer) -> None:
+    """Arm (or re-arm) a strategy timer under its name; the shell fires it as ``strategy:<name>``."""
     if intent.every_ms is not None and intent.every_ms <= 0:
         raise ContractError(f"{intent!r}: every_ms must be > 0 ms or None")
     tx.desk = attrs.evolve(
@@ -107,6 +113,7 @@ def set_timer(tx: Tx[Any], intent: SetTimer) -> None:
 
 
 def clear_timer(tx: Tx[Any], name: str) -> None:
+    """Disarm a strategy timer (nothing to do if it is not armed)."""
     if name not in tx.desk.timers:
         return
     timers = {k: v for k, v in tx.desk.timers.items() if k != name}
@@ -115,6 +122,7 @@ def clear_timer(tx: Tx[Any], name: str) -> None:
 
 
 def strategy_timer(tx: Tx[Any], name: str, ts: int) -> None:
+    """A strategy timer fired: deliver it if still armed, re-arm a periodic one."""
     armed = tx.desk.timers.get(name)
     if armed is None:
         return  # cleared while the fire was on its way (or not ours): never delivered
@@ -128,10 +136,12 @@ def strategy_timer(tx: Tx[Any], name: str, ts: int) -> None:
 
 
 def report_to_strategy(tx: Tx[Any], event: Event) -> None:
+    """Show a report the kernel has applied to the strategy's ``on_event``."""
     tell_strategy(tx, "on_event", event)
 
 
 def tell_strategy(tx: Tx[Any], call: str, arg: object) -> None:
+    """Call the strategy's ``call`` with a snapshot of the state as of now; run its intents."""
     view = tx.snapshot()
     method = getattr(tx.strategy, call)
     new, intents = method(view, arg)
@@ -144,6 +154,7 @@ def flush_changes(tx: Tx[Any]) -> None:
     # What the strategy asked for itself (a cancel sent, a new order without a ref) is not
     # reported back to it; everything the venue or the kernel did is, in order, and so is
     # every stimulus (refusals, refresh answers).
+    """Tell the strategy every order change, then every stimulus, until none is left."""
     rounds = 0
     while tx.changes or tx.stimuli:
         rounds += 1
@@ -165,6 +176,7 @@ def flush_changes(tx: Tx[Any]) -> None:
 
 
 def on_timer_fired(tx: Tx[Any], event: TimerFired) -> None:
+    """A timer fired: a strategy timer, or any other (maintenance runs first)."""
     if event.timer_id.startswith(STRATEGY_TIMER_PREFIX):
         strategy_timer(tx, event.timer_id[len(STRATEGY_TIMER_PREFIX) :], event.ts)
     else:

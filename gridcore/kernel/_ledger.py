@@ -68,6 +68,7 @@ def fill_refusal(state: State[Any], fill: Fill) -> str | None:
 
 def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
     # Keep in step with fill_refusal, which the invariant catalogue asks.
+    """Book one fill (stream or report) and move its order; see the module's rules."""
     if not _plausible.known_venue(tx, fill.venue, f"fill {fill.fill_id}"):
         return
     rules = tx.config.plausibility
@@ -105,8 +106,7 @@ def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
         _requests.request_once(tx, "positions", fill.venue)
         return
     ledger = tx.ledger.apply_fill(fill)
-    if ledger is None:  # pragma: no cover - has_seen said no
-        return
+    assert ledger is not None  # has_seen said it is new
     tx.ledger = ledger
     if order is None:
         tx.notify(
@@ -138,6 +138,7 @@ def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
 
 
 def on_funding_paid(tx: Tx[Any], event: FundingPaid) -> None:
+    """Book a funding payment (deduplicated by payment id) and tell the strategy."""
     ledger = tx.ledger.apply_funding(
         event.venue,
         event.symbol,

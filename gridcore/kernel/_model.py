@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import attrs
 
@@ -85,10 +85,6 @@ class Say:
 Intent = Submit | Cancel | Say | Modify | SetTimer | ClearTimer | Refresh
 """Everything a strategy may ask of the kernel (the last four are in :mod:`gridcore.api`)."""
 
-#: How many rounds of "strategy reacts to what its own intents caused" one step allows before
-#: the strategy is declared stuck in a loop (a pure step must end).
-MAX_STRATEGY_ROUNDS = 256
-
 
 @attrs.frozen(kw_only=True)
 class OrderChange:
@@ -103,9 +99,6 @@ class OrderChange:
     def ref(self) -> Hashable:
         """The strategy's ``ref`` for the order (``None`` when it gave none)."""
         return self.after.ref
-
-
-_R = tuple[Any, Sequence[Intent]]
 
 
 class Strategy(Protocol):
@@ -405,6 +398,8 @@ def pnl_by_currency(
     ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked], config: CoreConfig
 ) -> dict[str, Decimal]:
     # Every position settles in its venue's currency (one per venue: CoreConfig checks it).
+    """Net PnL per settlement currency at the given quotes (amounts in different currencies
+    are never added)."""
     currencies = config.currencies
     totals = dict.fromkeys(currencies, ZERO)
     single = currencies[0] if len(currencies) == 1 else None

@@ -120,6 +120,7 @@ def move(
 
 
 def request_status(tx: Tx[Any], order: Order) -> None:
+    """Ask the venue for an order's status, unless a request is out already."""
     if tx.orders[order.cloid].status_requested:
         return
     cid = tx.next_id()
@@ -253,6 +254,8 @@ def modify_failed(
 
 
 def submit(tx: Tx[Any], intent: Submit) -> str | None:
+    """A strategy's (or flatten's) order: readiness, the risk gate, then named, reserved and
+    sent in this step. Returns the cloid, or ``None`` when refused."""
     instrument = tx.config.instrument(intent.venue, intent.symbol)
     vs = tx.venue(intent.venue)
     # A venue that reconciles still takes closing orders (they cannot add exposure, whatever
@@ -332,6 +335,7 @@ def submit(tx: Tx[Any], intent: Submit) -> str | None:
 
 
 def submit_refused(tx: Tx[Any], intent: Submit, code: str, message: str) -> None:
+    """Tell a strategy that submitted with a ``ref`` why its order never left."""
     tx.stimuli.append(
         SubmitRefused(
             ref=intent.ref, venue=intent.venue, symbol=intent.symbol, code=code, message=message
@@ -340,6 +344,7 @@ def submit_refused(tx: Tx[Any], intent: Submit, code: str, message: str) -> None
 
 
 def cancel(tx: Tx[Any], cloid: str) -> None:
+    """Send a cancel for a live order (nothing if it is done or being canceled)."""
     order = tx.orders.get(cloid)
     if order is None or not order.is_live or order.status is OrderStatus.PENDING_CANCEL:
         return
@@ -361,6 +366,7 @@ def cancel(tx: Tx[Any], cloid: str) -> None:
 
 
 def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:
+    """The venue acknowledged an order."""
     tx.resolve(event.command_id)
     _risk.ok(tx)
     order = tx.find(event.venue, event.cloid, event.venue_order_id)
@@ -371,6 +377,7 @@ def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:
 
 
 def on_rejected(tx: Tx[Any], event: OrderRejected) -> None:
+    """The venue rejected an order (a failed command for the error streak)."""
     tx.resolve(event.command_id)
     _risk.error(tx, f"order rejected: {event.reason}")
     order = tx.find(event.venue, event.cloid, None)
@@ -384,6 +391,7 @@ def on_rejected(tx: Tx[Any], event: OrderRejected) -> None:
 
 
 def on_canceled(tx: Tx[Any], event: OrderCanceled) -> None:
+    """The venue canceled an order."""
     tx.resolve(event.command_id)
     order = tx.find(event.venue, event.cloid, event.venue_order_id)
     if order is not None:
@@ -391,6 +399,7 @@ def on_canceled(tx: Tx[Any], event: OrderCanceled) -> None:
 
 
 def on_cancel_rejected(tx: Tx[Any], event: CancelRejected) -> None:
+    """The venue refused a cancel: the order goes ``CANCEL_FAILED`` and its status is asked."""
     tx.resolve(event.command_id)
     order = tx.find(event.venue, event.cloid, None)
     if order is not None:
@@ -398,6 +407,7 @@ def on_cancel_rejected(tx: Tx[Any], event: CancelRejected) -> None:
 
 
 def on_modified(tx: Tx[Any], event: OrderModified) -> None:
+    """The venue amended an order: believed only if the core asked and something remains."""
     flight = tx.resolve(event.command_id)
     order = tx.find(event.venue, event.cloid, None)
     asked = flight is not None and flight.kind == "modify"
@@ -444,6 +454,7 @@ def on_modified(tx: Tx[Any], event: OrderModified) -> None:
 
 
 def on_modify_rejected(tx: Tx[Any], event: ModifyRejected) -> None:
+    """The venue refused a modify: the order keeps its values; the strategy is told."""
     tx.resolve(event.command_id)
     order = tx.find(event.venue, event.cloid, None)
     if order is not None:
@@ -451,6 +462,7 @@ def on_modify_rejected(tx: Tx[Any], event: ModifyRejected) -> None:
 
 
 def on_status_reported(tx: Tx[Any], event: OrderStatusReported) -> None:
+    """The venue's answer to a status request moves the order through the table."""
     tx.resolve(event.command_id)
     _risk.ok(tx)
     order = tx.find(event.venue, event.cloid, event.venue_order_id)
@@ -467,6 +479,7 @@ def on_status_reported(tx: Tx[Any], event: OrderStatusReported) -> None:
 
 
 def on_command_failed(tx: Tx[Any], flight: Inflight, reason: str, *, not_applied: bool) -> None:
+    """An order command failed or timed out: what the lifecycle table says for its kind."""
     order = tx.orders.get(flight.cloid) if flight.cloid is not None else None
     if flight.kind == "place" and order is not None:
         move(

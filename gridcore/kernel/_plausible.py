@@ -72,6 +72,7 @@ def believe_quote(tx: Tx[Any], tick: QuoteTicked) -> bool:
 
 
 def known_venue(tx: Tx[Any], venue: str, what: str) -> bool:
+    """True for a configured venue; otherwise say the event is ignored."""
     if venue in tx.config.venues:
         return True
     tx.notify(

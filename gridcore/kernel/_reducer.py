@@ -130,6 +130,7 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
 
 
 def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
+    """The hot path: store the quote and ask the strategy, unless the quote needs judging."""
     key = (tick.venue, tick.symbol)
     old = state.quotes
     last = old.get(key)
@@ -168,6 +169,7 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
 
 
 def _finish(tx: Tx[Any]) -> tuple[State[Any], list[Command]]:
+    """Tell the strategy what is left to tell, then build the new state and the commands."""
     if tx.changes or tx.stimuli:
         _intents.flush_changes(tx)  # what a strategy's own intents caused on the hot path
     return tx.finish()
@@ -192,6 +194,7 @@ _VENUE_SCOPED = frozenset(
 
 
 def dispatch(tx: Tx[Any], event: Event) -> None:
+    """Apply one event with the rules of the module that owns it (see the table above)."""
     if type(event) in _VENUE_SCOPED and not _plausible.known_venue(
         tx, getattr(event, "venue", ""), type(event).__name__
     ):
@@ -290,6 +293,7 @@ def dispatch(tx: Tx[Any], event: Event) -> None:
 def command_failed(
     tx: Tx[Any], event: CommandFailed | CommandTimedOut, *, count: bool = True
 ) -> None:
+    """A command failed or timed out: count the error, then settle what it was for."""
     flight = tx.resolve(event.command_id)
     if isinstance(event, CommandFailed):
         reason, not_applied = event.reason, event.not_applied
@@ -307,6 +311,8 @@ def command_failed(
 
 
 def start(tx: Tx[Any], event: Started) -> None:
+    """The bot (re)starts: maintenance timer, every venue reconciles, timers re-armed,
+    in-flight commands resolved like timeouts (never re-sent)."""
     previous = sorted(tx.inflight)
     tx.commands.append(
         StartTimer(

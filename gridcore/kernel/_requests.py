@@ -21,6 +21,7 @@ Rules
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -39,7 +40,6 @@ from gridcore.commands import (
     RequestOpenOrders,
     RequestPositions,
 )
-from gridcore.errors import ContractError
 from gridcore.kernel import _orders, _risk, _sync
 from gridcore.kernel._model import (
     Inflight,
@@ -48,6 +48,13 @@ from gridcore.kernel._tx import Tx
 
 #: The requests of a reconciliation round, in the order they are sent.
 REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
+
+#: The command of every request kind but fills (which also says since when).
+_SNAPSHOT_REQUESTS: Mapping[str, type[RequestOpenOrders | RequestPositions | RequestBalances]] = {
+    "open_orders": RequestOpenOrders,
+    "positions": RequestPositions,
+    "balances": RequestBalances,
+}
 
 
 def fills_since(tx: Tx[Any], venue: str) -> int:
@@ -68,24 +75,20 @@ def request_once(tx: Tx[Any], kind: str, venue: str) -> int | None:
 
 
 def request(tx: Tx[Any], kind: str, venue: str) -> int:
+    """Send a ``kind`` request to ``venue`` and track it; returns its command id."""
     cid = tx.next_id()
     cmd: Command
     if kind == "fills":
         cmd = RequestFills(command_id=cid, venue=venue, since=fills_since(tx, venue))
-    elif kind == "open_orders":
-        cmd = RequestOpenOrders(command_id=cid, venue=venue)
-    elif kind == "positions":
-        cmd = RequestPositions(command_id=cid, venue=venue)
-    elif kind == "balances":
-        cmd = RequestBalances(command_id=cid, venue=venue)
-    else:  # pragma: no cover - internal contract
-        raise ContractError(f"unknown request kind {kind!r}")
+    else:
+        cmd = _SNAPSHOT_REQUESTS[kind](command_id=cid, venue=venue)
     tx.commands.append(cmd)
     tx.track(cid, Inflight(kind=kind, venue=venue, sent_ts=tx.now))
     return cid
 
 
 def refresh(tx: Tx[Any], intent: Refresh) -> None:
+    """A strategy's refresh: a new request, answered only by a newer report."""
     if intent.venue not in tx.config.venues:
         tx.stimuli.append(
             RefreshFailed(
@@ -108,6 +111,7 @@ def refresh(tx: Tx[Any], intent: Refresh) -> None:
 def answer_refreshes(
     tx: Tx[Any], venue: str, what: RefreshKind, command_id: int | None, report_ts: int
 ) -> None:
+    """A report of ``what`` arrived: answer the refreshes it is newer than."""
     if not tx.desk.refreshes:
         return
     tx.desk, done = tx.desk.answered(venue, what, command_id, report_ts)
@@ -120,6 +124,7 @@ def answer_refreshes(
 def maintenance(tx: Tx[Any]) -> None:
     # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
     # No order stays unresolved without a status request (failure `leaked-cancel`).
+    """The periodic housekeeping round (see the module's rules)."""
     for cloid in sorted(tx.attention):
         _orders.request_status(tx, tx.orders[cloid])
     half_age = tx.config.risk.max_balance_age_ms // 2

@@ -151,6 +151,7 @@ def check_drawdown(tx: Tx[Any]) -> None:
 def error(tx: Tx[Any], what: str) -> None:
     # One per failed order/request command, batched or not: how a shell groups orders into
     # requests must not change when the breaker trips.
+    """Count one failed order or request command; halt at ``max_error_streak`` in a row."""
     streak = tx.risk.error_streak + 1
     tx.risk = attrs.evolve(tx.risk, error_streak=streak)
     if streak >= tx.config.risk.max_error_streak and may_halt(tx):
@@ -158,6 +159,7 @@ def error(tx: Tx[Any], what: str) -> None:
 
 
 def ok(tx: Tx[Any]) -> None:
+    """A command succeeded: the error streak starts again."""
     if tx.risk.error_streak:
         tx.risk = attrs.evolve(tx.risk, error_streak=0)
 
@@ -239,6 +241,7 @@ def cancel_all(tx: Tx[Any], *, every: bool = False) -> int:
 
 
 def refuse(tx: Tx[Any], code: str, message: str) -> None:
+    """Say why an order was refused (once while the reason stays the same)."""
     text = f"order refused ({code}): {message}"
     if tx.risk.last_refusal != text:
         tx.notify(Level.WARNING, f"refused:{code}", text)
@@ -263,6 +266,7 @@ def resume(tx: Tx[Any]) -> None:
 
 
 def flatten(tx: Tx[Any]) -> None:
+    """Halt, then close exactly the ledger's quantity of every position, reduce-only IOC."""
     halt(tx, HaltCause.FLATTEN, "flatten requested")
     for (venue, symbol, side), pos in sorted(
         tx.ledger.positions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].value)
@@ -309,6 +313,7 @@ def flatten(tx: Tx[Any]) -> None:
 
 
 def on_balance(tx: Tx[Any], event: BalanceReported) -> None:
+    """Store a balance report; halt when equity no longer covers the reservations."""
     balances = dict(tx.risk.balances)
     balances[event.venue] = event
     tx.risk = attrs.evolve(tx.risk, balances=balances)

@@ -15,6 +15,21 @@ Reports apply idempotently: fills are deduplicated by id, open orders and status
 through the lifecycle table, and an order we track that a complete open-orders report no longer
 lists gets its status requested.
 
+Phases
+------
+any → ``SYNCING`` (only closing orders pass)
+    a round starts: ``Started``, a reconnect, a malformed message while synced, a resume,
+    the retry once per ``reconcile_ms`` of a round that gave up.
+``SYNCING`` stays ``SYNCING``
+    a drift is re-checked, or a reconnect adds one fills request to the round.
+``SYNCING`` → ``SYNCED`` (trading allowed)
+    the last request of the round is answered; the strategy's ``on_ready`` is called.
+any → ``UNSYNCED`` (halted)
+    a request failed ``max_sync_attempts`` times, or a drift stays unexplained after as many
+    re-checks: the core halts (cause ``unreconciled``) and the next cause starts a new round.
+
+A venue whose feed is down takes no order in any phase.
+
 Periodic reconciliation
 -----------------------
 Every ``reconcile_ms`` (default 60 s) a synced venue is asked again for fills, open orders and
@@ -87,6 +102,7 @@ from gridcore.sync import SyncPhase, position_drift
 
 
 def begin_sync(tx: Tx[Any], venue: str) -> None:
+    """Start a reconciliation round: the venue is ``SYNCING`` until every request is answered."""
     vs = tx.venue(venue)
     pending = frozenset(_requests.request(tx, kind, venue) for kind in _requests.REQUEST_KINDS)
     tx.put_venue(
@@ -103,6 +119,7 @@ def begin_sync(tx: Tx[Any], venue: str) -> None:
 
 
 def sync_result(tx: Tx[Any], venue: str, command_id: int | None) -> None:
+    """One request of the round answered; the last one ends the round and the venue is ready."""
     vs = tx.venue(venue)
     if command_id is None or command_id not in vs.pending:
         return
@@ -117,6 +134,7 @@ def sync_result(tx: Tx[Any], venue: str, command_id: int | None) -> None:
 
 
 def sync_failure(tx: Tx[Any], flight: Inflight, command_id: int, reason: str) -> None:
+    """A request of the round failed: send it again, at most ``max_sync_attempts`` times."""
     vs = tx.venue(flight.venue)
     if command_id not in vs.pending:
         return
@@ -139,6 +157,7 @@ def sync_failure(tx: Tx[Any], flight: Inflight, command_id: int, reason: str) ->
 
 
 def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
+    """Compare a positions report with the ledger: realign entries, apply the drift policy."""
     venue = report.venue
     foreign = [p for p in report.positions if (venue, p.symbol) not in tx.config.by_key]
     if foreign:
@@ -241,6 +260,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
 
 
 def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | None) -> None:
+    """Move the orders an open-orders report lists; adopt orphans; ask about missing ones."""
     venue = report.venue
     listed: set[str] = set()
     for reported in report.orders:
@@ -265,6 +285,7 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
 
 
 def adopt_unknown(tx: Tx[Any], venue: str, reported: Any) -> None:
+    """A resting order the core does not know: adopt and cancel it, or leave a foreign one."""
     known = (venue, reported.symbol) in tx.config.by_key
     if not (known and tx.config.cancel_unknown_orders):
         tx.notify(
@@ -305,11 +326,13 @@ def adopt_unknown(tx: Tx[Any], venue: str, reported: Any) -> None:
 
 
 def on_feed_down(tx: Tx[Any], event: FeedDisconnected) -> None:
+    """The venue's feed is down: no new orders there until it is back."""
     tx.put_venue(event.venue, attrs.evolve(tx.venue(event.venue), feed_up=False))
     tx.notify(Level.WARNING, "feed_down", f"{event.venue} feed down: {event.reason}")
 
 
 def on_feed_up(tx: Tx[Any], event: FeedReconnected) -> None:
+    """The venue's feed is back: reconcile (or widen the round already out)."""
     vs = tx.venue(event.venue)
     tx.put_venue(event.venue, attrs.evolve(vs, feed_up=True))
     if vs.phase is SyncPhase.SYNCING and vs.pending:
@@ -326,6 +349,7 @@ def on_feed_up(tx: Tx[Any], event: FeedReconnected) -> None:
 
 
 def on_malformed(tx: Tx[Any], event: MessageMalformed) -> None:
+    """An unreadable message: count the error and reconcile in case it mattered."""
     tx.notify(
         Level.WARNING,
         "malformed_message",
@@ -338,6 +362,7 @@ def on_malformed(tx: Tx[Any], event: MessageMalformed) -> None:
 
 
 def on_fills(tx: Tx[Any], event: FillsReported, flight: Inflight | None) -> None:
+    """A fills report: note how far fills are checked, then book them in time order."""
     if flight is not None:
         vs = tx.venue(event.venue)
         if flight.sent_ts > vs.fills_checked:
