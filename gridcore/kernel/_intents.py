@@ -36,23 +36,11 @@ from gridcore.api import (
     SetTimer,
     strategy_timer_id,
 )
-from gridcore.commands import (
-    CancelTimer,
-    StartTimer,
-)
+from gridcore.commands import CancelTimer, StartTimer
 from gridcore.errors import ContractError
-from gridcore.events import (
-    Event,
-    TimerFired,
-)
+from gridcore.events import Event, TimerFired
 from gridcore.kernel import _orders, _requests
-from gridcore.kernel._model import (
-    MAINTENANCE_TIMER,
-    Cancel,
-    Intent,
-    Say,
-    Submit,
-)
+from gridcore.kernel._model import MAINTENANCE_TIMER, Cancel, Intent, Say, Submit
 from gridcore.kernel._tx import Tx
 
 #: How many rounds of "strategy reacts to what its own intents caused" one step allows before

@@ -27,18 +27,11 @@ from typing import Any
 
 import attrs
 
-from gridcore.commands import (
-    Level,
-)
-from gridcore.events import (
-    Fill,
-    FundingPaid,
-)
+from gridcore.commands import Level
+from gridcore.events import Fill, FundingPaid
 from gridcore.halts import HaltCause
 from gridcore.kernel import _intents, _orders, _plausible, _requests, _risk
-from gridcore.kernel._model import (
-    State,
-)
+from gridcore.kernel._model import State
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Trigger
 from gridcore.numbers import CTX

@@ -13,24 +13,10 @@ from typing import Generic, Protocol, Self, TypeVar
 
 import attrs
 
-from gridcore.api import (
-    ClearTimer,
-    Desk,
-    Modify,
-    Refresh,
-    SetTimer,
-    Stimulus,
-)
-from gridcore.commands import (
-    Level,
-)
+from gridcore.api import ClearTimer, Desk, Modify, Refresh, SetTimer, Stimulus
+from gridcore.commands import Level
 from gridcore.errors import ConfigError, ContractError
-from gridcore.events import (
-    BalanceReported,
-    Event,
-    Fill,
-    QuoteTicked,
-)
+from gridcore.events import BalanceReported, Event, Fill, QuoteTicked
 from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order

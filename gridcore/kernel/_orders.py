@@ -33,18 +33,8 @@ from typing import Any
 
 import attrs
 
-from gridcore.api import (
-    Modify,
-    ModifyRefused,
-    SubmitRefused,
-)
-from gridcore.commands import (
-    CancelOrder,
-    Level,
-    ModifyOrder,
-    PlaceOrder,
-    RequestOrderStatus,
-)
+from gridcore.api import Modify, ModifyRefused, SubmitRefused
+from gridcore.commands import CancelOrder, Level, ModifyOrder, PlaceOrder, RequestOrderStatus
 from gridcore.events import (
     CancelRejected,
     Fill,
@@ -58,12 +48,7 @@ from gridcore.events import (
 )
 from gridcore.exposure import closes_exposure
 from gridcore.kernel import _requests, _risk
-from gridcore.kernel._model import (
-    Inflight,
-    OrderChange,
-    Submit,
-    cloid_prefix,
-)
+from gridcore.kernel._model import Inflight, OrderChange, Submit, cloid_prefix
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
 from gridcore.numbers import CTX, ZERO

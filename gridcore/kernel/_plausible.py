@@ -16,12 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridcore.commands import (
-    Level,
-)
-from gridcore.events import (
-    QuoteTicked,
-)
+from gridcore.commands import Level
+from gridcore.events import QuoteTicked
 from gridcore.kernel._tx import Tx
 from gridcore.plausibility import quote_jumped
 

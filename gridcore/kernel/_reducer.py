@@ -31,15 +31,8 @@ from typing import Any, assert_never
 
 import attrs
 
-from gridcore.api import (
-    RefreshKind,
-    strategy_timer_id,
-)
-from gridcore.commands import (
-    Command,
-    Level,
-    StartTimer,
-)
+from gridcore.api import RefreshKind, strategy_timer_id
+from gridcore.commands import Command, Level, StartTimer
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
@@ -72,11 +65,7 @@ from gridcore.events import (
 from gridcore.halts import cause_of_reason
 from gridcore.instruments import InstrumentKey
 from gridcore.kernel import _intents, _ledger, _orders, _plausible, _requests, _risk, _sync
-from gridcore.kernel._model import (
-    MAINTENANCE_TIMER,
-    S,
-    State,
-)
+from gridcore.kernel._model import MAINTENANCE_TIMER, S, State
 from gridcore.kernel._tx import Tx
 from gridcore.plausibility import quote_jumped
 

@@ -26,13 +26,7 @@ from typing import Any
 
 import attrs
 
-from gridcore.api import (
-    PendingRefresh,
-    Refresh,
-    Refreshed,
-    RefreshFailed,
-    RefreshKind,
-)
+from gridcore.api import PendingRefresh, Refresh, Refreshed, RefreshFailed, RefreshKind
 from gridcore.commands import (
     Command,
     RequestBalances,
@@ -41,9 +35,7 @@ from gridcore.commands import (
     RequestPositions,
 )
 from gridcore.kernel import _orders, _risk, _sync
-from gridcore.kernel._model import (
-    Inflight,
-)
+from gridcore.kernel._model import Inflight
 from gridcore.kernel._tx import Tx
 
 #: The requests of a reconciliation round, in the order they are sent.

@@ -36,22 +36,13 @@ from typing import Any
 
 import attrs
 
-from gridcore.commands import (
-    Halt,
-    Level,
-    Notify,
-)
-from gridcore.events import (
-    BalanceReported,
-)
+from gridcore.commands import Halt, Level, Notify
+from gridcore.events import BalanceReported
 from gridcore.exposure import asset_of, closes_exposure, offsetting_orders
 from gridcore.halts import POLICIES, HaltCause, stricter
 from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.kernel import _orders, _sync
-from gridcore.kernel._model import (
-    Submit,
-    pnl_by_currency,
-)
+from gridcore.kernel._model import Submit, pnl_by_currency
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, Rounding, format_money

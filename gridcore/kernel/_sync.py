@@ -77,9 +77,7 @@ from typing import Any
 
 import attrs
 
-from gridcore.commands import (
-    Level,
-)
+from gridcore.commands import Level
 from gridcore.events import (
     FeedDisconnected,
     FeedReconnected,
@@ -91,9 +89,7 @@ from gridcore.events import (
 from gridcore.halts import HaltCause
 from gridcore.instruments import TimeInForce
 from gridcore.kernel import _intents, _ledger, _orders, _requests, _risk
-from gridcore.kernel._model import (
-    Inflight,
-)
+from gridcore.kernel._model import Inflight
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import PositionKey
 from gridcore.lifecycle import Order, OrderStatus, Trigger

@@ -16,23 +16,9 @@ from typing import Generic
 
 import attrs
 
-from gridcore.api import (
-    Stimulus,
-)
-from gridcore.commands import (
-    Batch,
-    Command,
-    Level,
-    Notify,
-    OrderCommand,
-)
-from gridcore.kernel._model import (
-    Books,
-    Inflight,
-    OrderChange,
-    S,
-    State,
-)
+from gridcore.api import Stimulus
+from gridcore.commands import Batch, Command, Level, Notify, OrderCommand
+from gridcore.kernel._model import Books, Inflight, OrderChange, S, State
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.sync import VenueStatus
 
