@@ -23,6 +23,11 @@ Spacing has a floor no tightening can cross (failure `spacing-collapse`): ``max(
 + one tick, min_spacing)``, rounded up to the tick. Buys are rounded down and sells up, so bids
 stay strictly below asks. When the price leaves the grid the center moves, snapped to the old
 lattice where the step is unchanged so that the diff keeps the levels that still fit.
+
+:func:`pivot_for` and :func:`grid_levels` compute the same rules from plain values (what
+:class:`NeutralGrid` does through a :class:`Lattice`), for tools and property tests that check
+the grid's shape without running a bot. Like every strategy, this module imports only the
+public API (``tests/unit/test_layering.py``).
 """
 
 from __future__ import annotations
