@@ -3,21 +3,21 @@
 Each event is applied by the rules of one module, in the order :func:`dispatch` lists them
 (the ``match`` with ``assert_never`` makes mypy prove every event is handled):
 
-======================================  =====================================================
+======================================  =======================================================
 event                                   rules
-======================================  =====================================================
+======================================  =======================================================
 ``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`
-``Started``                             :func:`start` (maintenance timer, every venue
+``Started``                             :func:`start`: maintenance timer, every venue
                                         reconciles, timers re-armed, in-flight commands
-                                        resolved like timeouts — never re-sent)
-``TimerFired``                          :mod:`._intents` (and :mod:`._requests` maintenance)
-feed, malformed, reports, fills report  :mod:`._sync`
+                                        resolved like timeouts (never re-sent)
+``TimerFired``                          :mod:`._intents` (maintenance: :mod:`._requests`)
+feed, malformed, reports                :mod:`._sync`
 order answers                           :mod:`._orders`
 fills                                   :mod:`._ledger`
 halt, resume, flatten, balance          :mod:`._risk`
-``CommandFailed`` / ``CommandTimedOut`` :func:`command_failed`: error streak, then
-                                        :mod:`._sync` / :mod:`._requests` or :mod:`._orders`
-======================================  =====================================================
+``CommandFailed``, ``CommandTimedOut``  :func:`command_failed`: error streak, then
+                                        :mod:`._sync` and :mod:`._requests`, or :mod:`._orders`
+======================================  =======================================================
 
 After the event, every order change and stimulus is told to the strategy
 (:func:`gridcore.kernel._intents.flush_changes`) and order commands are batched per venue
