@@ -84,7 +84,7 @@ def needs_stimuli(tx: Tx[Any], intent: Intent) -> None:
 
 
 def set_timer(tx: Tx[Any], intent: SetTimer) -> None:
-    """Arm (or re-arm) a strategy timer under its name; the shell fires it as ``strategy:<name>``."""
+    """Arm (or re-arm) a strategy timer under its name (the shell fires ``strategy:<name>``)."""
     if intent.every_ms is not None and intent.every_ms <= 0:
         raise ContractError(f"{intent!r}: every_ms must be > 0 ms or None")
     tx.desk = attrs.evolve(

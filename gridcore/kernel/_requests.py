@@ -10,7 +10,8 @@ Rules
   and a stream message lost without a disconnect is still recovered.
 * **Refresh** (:class:`~gridcore.api.Refresh`): always a new request — one already out may have
   been answered before the decision — answered only by a report newer than the request
-  (:class:`~gridcore.api.Refreshed`), failed with the request (:class:`~gridcore.api.RefreshFailed`).
+  (:class:`~gridcore.api.Refreshed`), failed with the request
+  (:class:`~gridcore.api.RefreshFailed`).
   A funding refresh waits for the next funding-rate update.
 * **Maintenance** (the periodic ``gridcore:maintenance`` timer, :func:`maintenance`): a status
   request for every order in doubt or cancel-failed with none out (failure `leaked-cancel`), a
