@@ -5,6 +5,7 @@ The whole trading logic is :func:`step`: ``step(state, event) -> (state, command
 no I/O, reads no clock and draws no random numbers.
 """
 
+from gridcore._enum import CoreEnum
 from gridcore.api import (
     ClearTimer,
     Modify,
@@ -105,6 +106,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "CoreConfig",
+    "CoreEnum",
     "Event",
     "FeedDisconnected",
     "FeedReconnected",
