@@ -8,6 +8,8 @@
 * A venue adapter (``gridcore/shells/venues/``) never imports the kernel.
 * Nothing outside ``gridcore/kernel/`` imports one of its private (underscore) modules: the
   facade ``gridcore.core`` is the way in, so the kernel's modules may move.
+* Inside the kernel, the values (``_model``) import no other kernel module and the mechanics
+  (``_tx``) only the values: neither can hold a rule.
 
 Each rule is checked on the real tree and shown to fail on a synthetic tree with one planted
 violation, so a checker that silently stopped looking would be caught too.
@@ -70,6 +72,12 @@ STRATEGY_MAY_IMPORT = frozenset(
         "gridcore.sync",
     }
 )
+
+#: Kernel modules that hold no rules, and the kernel modules each may import.
+KERNEL_BASE = {
+    "gridcore.kernel._model": frozenset[str](),
+    "gridcore.kernel._tx": frozenset({"gridcore.kernel._model"}),
+}
 
 #: Where imports of the kernel's private modules are looked for (every Python file of these).
 SCANNED = ("gridcore", "tests", "examples", "benchmarks")
@@ -155,6 +163,11 @@ def violations(root: Path) -> list[str]:
                         report("the kernel imports the gridcore package", module)
                     elif not _within(module, KERNEL_MAY_IMPORT):
                         report("the kernel imports beyond the vocabulary", module)
+                if where in KERNEL_BASE:
+                    for t in targets:
+                        kernel_module = ".".join(t.split(".")[:3])
+                        if _private_kernel_module(t) and kernel_module not in KERNEL_BASE[where]:
+                            report("a kernel module without rules imports a rule module", t)
                 if _within(where, ("gridcore.strategies",)) and gridcore_targets:
                     if module == "gridcore":
                         for name in names:
@@ -193,7 +206,10 @@ _CLEAN = {
     "gridcore/kernel/_reducer.py": (
         "from gridcore.events import Event\nfrom gridcore.kernel import _tx\nfrom . import _tx\n"
     ),
-    "gridcore/kernel/_tx.py": "import attrs\nfrom gridcore.ledger import Ledger\n",
+    "gridcore/kernel/_tx.py": (
+        "import attrs\nfrom gridcore.ledger import Ledger\nfrom gridcore.kernel._model import S\n"
+    ),
+    "gridcore/kernel/_model.py": "from gridcore.sync import VenueStatus\n",
     "gridcore/strategies/__init__.py": "from gridcore.strategies import grid\n",
     "gridcore/strategies/grid.py": (
         "from gridcore import State, step\nfrom gridcore.core import Submit\n"
@@ -244,6 +260,16 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
             "gridcore/kernel/_orders.py",
             "from gridcore import State\n",
             "the kernel imports the gridcore package: gridcore",
+        ),
+        (
+            "gridcore/kernel/_tx.py",
+            "from gridcore.kernel import _orders\n",
+            "a kernel module without rules imports a rule module: gridcore.kernel._orders",
+        ),
+        (
+            "gridcore/kernel/_model.py",
+            "from gridcore.kernel._ledger import fill_refusal\n",
+            "a kernel module without rules imports a rule module: gridcore.kernel._ledger",
         ),
         (
             "gridcore/strategies/bad.py",
