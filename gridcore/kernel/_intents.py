@@ -4,10 +4,10 @@ Rules
 -----
 * A strategy returns intents (:data:`~gridcore.kernel._model.Intent`); :func:`run_intents`
   carries them out in order: ``Submit`` and ``Modify`` through :mod:`gridcore.kernel._orders`,
-  ``Cancel`` (ignored for an order already done or being canceled), ``Say`` as a notice,
-  timers and refreshes here and in :mod:`gridcore.kernel._requests`. Anything else is a
-  ``ContractError``. An intent whose outcome may arrive as a stimulus (a submit with a ``ref``,
-  a modify, a refresh) requires the strategy to define ``on_stimulus``.
+  ``Cancel`` (ignored for an order done, being canceled, or whose cancel was refused),
+  ``Say`` as a notice, timers and refreshes here and in :mod:`gridcore.kernel._requests`.
+  Anything else is a ``ContractError``. An intent whose outcome may arrive as a stimulus (a
+  submit with a ``ref``, a modify, a refresh) requires the strategy to define ``on_stimulus``.
 * The strategy sees the state after the event was applied, never a half-updated one
   (:func:`tell_strategy` takes a snapshot). Order changes the venue or the kernel caused are
   reported in order, then stimuli one at a time (:func:`flush_changes`); what the strategy asked

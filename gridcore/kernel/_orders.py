@@ -55,6 +55,9 @@ from gridcore.numbers import CTX, ZERO
 from gridcore.risk import Refusal
 from gridcore.sync import SyncPhase
 
+#: Statuses in which a cancel is not sent (again).
+_CANCEL_UNDER_WAY = (OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED)
+
 #: A status report's answer, as a trigger of the lifecycle table.
 REPORTED_TRIGGER = {
     ReportedStatus.OPEN: Trigger.REPORT_OPEN,
@@ -329,9 +332,13 @@ def submit_refused(tx: Tx[Any], intent: Submit, code: str, message: str) -> None
 
 
 def cancel(tx: Tx[Any], cloid: str) -> None:
-    """Send a cancel for a live order (nothing if it is done or being canceled)."""
+    """Send a cancel for a live order (nothing if it is done, being canceled, or its cancel
+    was refused and its status is asked)."""
     order = tx.orders.get(cloid)
-    if order is None or not order.is_live or order.status is OrderStatus.PENDING_CANCEL:
+    # A cancel already on its way, or one the venue refused (its status request is what
+    # resolves the order), is not sent again: a venue that refuses at once would otherwise
+    # be asked again and again within one instant (failure `resync-loop`).
+    if order is None or not order.is_live or order.status in _CANCEL_UNDER_WAY:
         return
     cid = tx.next_id()
     move(tx, order, Trigger.CANCEL_SENT, quiet=True)

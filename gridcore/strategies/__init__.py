@@ -1,6 +1,12 @@
-"""Strategies shipped with gridcore. Each module registers its kind with
-:mod:`gridcore.registry` and imports only the public API (``tests/unit/test_layering.py``)."""
+"""Strategy kinds shipped with gridcore, registered when this package is imported.
 
-from gridcore.strategies import grid
+:mod:`gridcore.registry` imports this package the first time it is asked for a kind, so
+``[strategy] kind = "hedge_grid"`` works without ``[strategy] module``. Each module here
+registers its kind with :func:`gridcore.registry.register` when imported (the neutral grid is
+registered by the registry itself) and imports only the public API
+(``tests/unit/test_layering.py``).
+"""
 
-__all__ = ["grid"]
+from gridcore.strategies import grid, hedge_grid
+
+__all__ = ["grid", "hedge_grid"]
