@@ -5,6 +5,7 @@ The whole trading logic is :func:`step`: ``step(state, event) -> (state, command
 no I/O, reads no clock and draws no random numbers.
 """
 
+from gridcore._enum import CoreEnum
 from gridcore.api import (
     ClearTimer,
     Modify,
@@ -81,13 +82,13 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
-from gridcore.grid import GridConfig, NeutralGrid
 from gridcore.instruments import Instrument, PositionMode, PositionSide, Side, Source, TimeInForce
 from gridcore.ledger import Ledger, Position
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import Rounding
 from gridcore.plausibility import Plausibility
 from gridcore.risk import RiskConfig
+from gridcore.strategies.grid import GridConfig, NeutralGrid
 
 __version__ = "0.1.0"
 
@@ -105,6 +106,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "CoreConfig",
+    "CoreEnum",
     "Event",
     "FeedDisconnected",
     "FeedReconnected",

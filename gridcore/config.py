@@ -9,7 +9,7 @@ A bot configuration has these tables (every key optional, defaults in :data:`DEF
   ``taker_fee``, ``base``, ``quote``.
 * ``[strategy]`` — ``kind``: which registered strategy runs (:mod:`gridcore.registry`; default
   ``"grid"``) and ``module``: the module that registers a strategy of your own.
-* ``[grid]`` — :class:`~gridcore.grid.GridConfig` (venue and symbol come from the tables above);
+* ``[grid]`` — :class:`~gridcore.strategies.grid.GridConfig` (venue and symbol come from the tables above);
   another kind reads its own table instead (``[<kind>]``, the kind's config class).
 * ``[risk]`` — :class:`~gridcore.risk.RiskConfig` (``leverage`` comes from ``[venue]``).
 * ``[core]`` — ``maintenance_ms``, ``reconcile_ms``, ``max_sync_attempts``, ``fill_overlap_ms``,
@@ -45,10 +45,10 @@ import attrs
 from gridcore import registry, validators
 from gridcore.core import CoreConfig, Strategy
 from gridcore.errors import ConfigError
-from gridcore.grid import GridConfig
 from gridcore.instruments import Instrument, PositionMode
 from gridcore.numbers import to_decimal
 from gridcore.risk import RiskConfig
+from gridcore.strategies.grid import GridConfig
 
 __all__ = [
     "DEFAULT_TOML",

@@ -339,7 +339,7 @@ def _check_grid(grid: Any, cfg: BotConfig) -> None:
 
 
 def _build_grid(grid: Any, cfg: BotConfig) -> Any:
-    from gridcore.grid import NeutralGrid
+    from gridcore.strategies.grid import NeutralGrid
 
     return NeutralGrid(config=grid)
 
@@ -353,7 +353,7 @@ def _ensure_builtins() -> None:
     if _BUILTINS:
         return
     _BUILTINS.append(True)
-    import gridcore.grid as grid_module
+    import gridcore.strategies.grid as grid_module
     from gridcore.invariants import grid_levels_never_cross, grid_spacing_above_floor
 
     # The grid's classes go by their bare names, as journals written before the registry

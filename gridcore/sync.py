@@ -1,42 +1,9 @@
-"""Reconciliation: what the core asks a venue after a start or a reconnect, and how it repairs
-what it finds.
+"""Reconciliation's values: a venue's phase and status, and the drift between a positions
+report and the ledger.
 
-Theory of operation
--------------------
-On :class:`~gridcore.events.Started` and on every
-:class:`~gridcore.events.FeedReconnected`, a venue enters the ``SYNCING`` phase and the core
-requests, in one step: fills since the last fill it has seen (minus an overlap), open orders,
-positions and balances (failure `missed-fills-on-reconnect`). The phase ends when every one of those requests has its
-result. Nothing is dropped meanwhile (failure `sync-drops-close`): every event is applied to the order registry
-and the ledger as it arrives, and the strategy is told of every order change; only new orders
-wait for the phase to end, because they would be decided on a state still being repaired.
-
-Reports apply idempotently: fills are deduplicated by id, open orders and statuses move orders
-through the lifecycle table, and an order we track that a complete open-orders report no longer
-lists gets its status requested.
-
-Periodic reconciliation
------------------------
-Every ``reconcile_ms`` (default 60 s) a synced venue is asked again for fills, open orders and
-positions, without pausing trading. Fills are asked for since the earlier of the last fill seen
-and the time the previous fills request was sent, minus an overlap, so a stream message lost
-without a disconnect is still recovered at the next round.
-
-Drift policy
-------------
-A positions report is compared with the ledger per ``(venue, symbol, position_side)``. A
-difference is not repaired at once, because a fill may simply be on its way: the core records
-it, asks again for fills and positions, and repairs only when the *same* difference is seen
-again with no fill applied in between *and* a fills request sent after the difference was first
-seen has been answered (so the missing fill, if the venue has it, has been applied). While a
-fills request is out, the core waits for it (and asks for positions again after it); otherwise it
-re-checks at most ``max_sync_attempts`` times. A difference still unexplained then is never
-adopted on a guess: the core halts, says so, and the next cause starts a fresh round.
-Repair adopts the venue's size and entry price (the venue is the truth for what we hold), counts
-the repair in the ledger and raises an alert.
-
-A failing request is re-sent at most ``max_sync_attempts`` times per sync (failure `resync-loop`: no
-self-retriggering loop); after that the core halts and says so.
+The rules that use them (when a round starts and ends, the drift policy, orphans, periodic
+rounds) are documented and coded together in :mod:`gridcore.kernel._sync`; this module holds
+only what the invariants, the journal and the shells also read.
 """
 
 from __future__ import annotations

@@ -180,7 +180,8 @@ for _module in _GRIDCORE_MODULES:
     for _member in list(vars(_module).values()):
         if (
             isinstance(_member, type)
-            and _member.__module__ == _module.__name__
+            # gridcore.core is the facade of gridcore.kernel: its classes are defined there.
+            and (_member.__module__ == _module.__name__ or _module is gridcore.core)
             and (attrs.has(_member) or issubclass(_member, enum.Enum))
         ):
             # gridcore's own classes go by their bare name: short, and stable across moves

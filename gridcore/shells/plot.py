@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gridcore.grid import NeutralGrid
+from gridcore.strategies.grid import NeutralGrid
 from gridcore.instruments import Side
 from gridcore.sim import Trace
 from gridcore.sim.results import Outage

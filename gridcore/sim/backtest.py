@@ -48,11 +48,11 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
-from gridcore.grid import NeutralGrid
 from gridcore.invariants import Violation, check_against_venue, check_state
 from gridcore.numbers import CTX, ZERO
 from gridcore.sim.exchange import SimExchange
 from gridcore.sim.faults import Fate, FaultCounts, FaultInjector, FaultPlan
+from gridcore.strategies.grid import NeutralGrid
 
 __all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
 

@@ -2,9 +2,11 @@
 
 :mod:`gridcore.registry` imports this package the first time it is asked for a kind, so
 ``[strategy] kind = "hedge_grid"`` works without ``[strategy] module``. Each module here
-registers its kind with :func:`gridcore.registry.register` when imported.
+registers its kind with :func:`gridcore.registry.register` when imported (the neutral grid is
+registered by the registry itself) and imports only the public API
+(``tests/unit/test_layering.py``).
 """
 
-from gridcore.strategies import hedge_grid
+from gridcore.strategies import grid, hedge_grid
 
-__all__ = ["hedge_grid"]
+__all__ = ["grid", "hedge_grid"]

@@ -54,6 +54,7 @@ import attrs
 from gridcore import (
     Cancel,
     ConfigError,
+    CoreEnum,
     Event,
     Instrument,
     Intent,
@@ -80,7 +81,6 @@ from gridcore import (
     SubmitRefused,
     TimeInForce,
 )
-from gridcore._enum import CoreEnum
 from gridcore.config import BotConfig
 from gridcore.invariants import Violation
 from gridcore.numbers import add, div, mul, sub

@@ -1,0 +1,331 @@
+"""The reducer: ``step(state, event) -> (state, commands)`` and the event → rule table.
+
+Each event is applied by the rules of one module, in the order :func:`dispatch` lists them
+(the ``match`` with ``assert_never`` makes mypy prove every event is handled):
+
+======================================  =======================================================
+event                                   rules
+======================================  =======================================================
+``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`
+``Started``                             :func:`start`: maintenance timer, every venue
+                                        reconciles, timers re-armed, in-flight commands
+                                        resolved like timeouts (never re-sent)
+``TimerFired``                          :mod:`._intents` (maintenance: :mod:`._requests`)
+feed, malformed, reports                :mod:`._sync`
+order answers                           :mod:`._orders`
+fills                                   :mod:`._ledger`
+halt, resume, flatten, balance          :mod:`._risk`
+``CommandFailed``, ``CommandTimedOut``  :func:`command_failed`: error streak, then
+                                        :mod:`._sync` and :mod:`._requests`, or :mod:`._orders`
+======================================  =======================================================
+
+After the event, every order change and stimulus is told to the strategy
+(:func:`gridcore.kernel._intents.flush_changes`) and order commands are batched per venue
+(:meth:`gridcore.kernel._tx.Tx.finish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, assert_never
+
+import attrs
+
+from gridcore.api import RefreshKind, strategy_timer_id
+from gridcore.commands import Command, Level, StartTimer
+from gridcore.events import (
+    BalanceReported,
+    CancelRejected,
+    CommandFailed,
+    CommandTimedOut,
+    Event,
+    FeedDisconnected,
+    FeedReconnected,
+    FillsReported,
+    FlattenRequested,
+    FundingPaid,
+    FundingRateUpdated,
+    HaltRequested,
+    MessageMalformed,
+    ModifyRejected,
+    OpenOrdersReported,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderModified,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderStatusReported,
+    PositionsReported,
+    QuoteTicked,
+    ResumeRequested,
+    Started,
+    TimerFired,
+)
+from gridcore.halts import cause_of_reason
+from gridcore.instruments import InstrumentKey
+from gridcore.kernel import _intents, _ledger, _orders, _plausible, _requests, _risk, _sync
+from gridcore.kernel._model import MAINTENANCE_TIMER, S, State
+from gridcore.kernel._tx import Tx
+from gridcore.plausibility import quote_jumped
+
+__all__ = ["SHELL_CLOCK_EVENTS", "step"]
+
+
+#: Events the shell stamps with its own clock: they move the core's clock to their time. Every
+#: other event is stamped by a venue and may move it by at most ``max_clock_lead_ms``.
+SHELL_CLOCK_EVENTS = frozenset(
+    {
+        Started,
+        TimerFired,
+        HaltRequested,
+        ResumeRequested,
+        FlattenRequested,
+        CommandFailed,
+        CommandTimedOut,
+        FeedDisconnected,
+        FeedReconnected,
+        MessageMalformed,
+    }
+)
+
+
+def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
+    """Apply one event; return the new state and the commands to carry out, in order.
+
+    Total: any event that could be built is absorbed (a broken contract by the *strategy* still
+    raises :class:`ContractError`). See :mod:`gridcore.plausibility` for what is not believed.
+    """
+    if type(event) is QuoteTicked:
+        if event.ts - state.now <= state.config.clock_lead_ms:
+            return _tick(state, event)
+    elif type(event) in SHELL_CLOCK_EVENTS or event.ts - state.now <= state.config.clock_lead_ms:
+        tx = Tx(state, event.ts)
+        dispatch(tx, event)
+        return _finish(tx)
+    # A venue says it is far later than the core's clock: apply what it says as of the clock,
+    # and never let one message move the clock (a single far-future time would otherwise make
+    # every later quote, balance and fill look stale for good).
+    tx = Tx(state, state.now)
+    tx.notify(
+        Level.WARNING,
+        "clock_ahead",
+        f"{type(event).__name__} stamped {event.ts} is {event.ts - state.now} ms ahead of the core's "
+        f"clock {state.now}; applied as of the clock",
+    )
+    restamped: Any = attrs.evolve(event, ts=state.now)
+    dispatch(tx, restamped)
+    return _finish(tx)
+
+
+def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
+    """The hot path: store the quote and ask the strategy, unless the quote needs judging."""
+    key = (tick.venue, tick.symbol)
+    old = state.quotes
+    last = old.get(key)
+    if last is not None:
+        # Only a quote that left the last spread can have jumped: two comparisons per tick.
+        if (tick.bid > last.ask or tick.ask < last.bid) and quote_jumped(
+            last.bid, last.ask, tick.bid, tick.ask, state.config.plausibility.max_quote_jump
+        ):
+            tx = Tx(state, tick.ts)
+            dispatch(tx, tick)
+            return _finish(tx)
+    elif key not in state.config.by_key:
+        tx = Tx(state, tick.ts)
+        dispatch(tx, tick)
+        return _finish(tx)
+    if len(old) == 1 and last is not None:
+        quotes: Mapping[InstrumentKey, QuoteTicked] = {key: tick}
+    else:
+        quotes = {**old, key: tick}
+    new = State(
+        config=state.config,
+        strategy=state.strategy,
+        epoch=state.epoch,
+        now=tick.ts if tick.ts > state.now else state.now,
+        nonce=state.nonce,
+        quotes=quotes,
+        books=state.books,
+    )
+    decision = state.strategy.on_tick(new, tick)
+    if decision is None:
+        return new, []
+    tx = Tx(new, tick.ts)
+    tx.strategy = decision[0]
+    _intents.run_intents(tx, decision[1])
+    return _finish(tx)
+
+
+def _finish(tx: Tx[Any]) -> tuple[State[Any], list[Command]]:
+    """Tell the strategy what is left to tell, then build the new state and the commands."""
+    if tx.changes or tx.stimuli:
+        _intents.flush_changes(tx)  # what a strategy's own intents caused on the hot path
+    return tx.finish()
+
+
+#: Events whose meaning depends on their venue (feed status, reports, funding): ignored with a
+#: notice when the venue is not configured. Events about one order are matched by its cloid,
+#: which the core named, and fills are checked one by one.
+_VENUE_SCOPED = frozenset(
+    {
+        FeedDisconnected,
+        FeedReconnected,
+        MessageMalformed,
+        FundingRateUpdated,
+        FundingPaid,
+        OpenOrdersReported,
+        PositionsReported,
+        BalanceReported,
+        FillsReported,
+    }
+)
+
+
+def dispatch(tx: Tx[Any], event: Event) -> None:
+    """Apply one event with the rules of the module that owns it (see the table above)."""
+    if type(event) in _VENUE_SCOPED and not _plausible.known_venue(
+        tx, getattr(event, "venue", ""), type(event).__name__
+    ):
+        return
+    match event:
+        case QuoteTicked():
+            if _plausible.believe_quote(tx, event):
+                quotes = dict(tx.quotes)
+                quotes[(event.venue, event.symbol)] = event
+                tx.quotes = quotes
+                decision = tx.strategy.on_tick(tx.snapshot(), event)
+                if decision is not None:
+                    tx.strategy = decision[0]
+                    _intents.run_intents(tx, decision[1])
+        case Started():
+            start(tx, event)
+        case TimerFired():
+            _intents.on_timer_fired(tx, event)
+        case FeedDisconnected():
+            _sync.on_feed_down(tx, event)
+        case FeedReconnected():
+            _sync.on_feed_up(tx, event)
+        case MessageMalformed():
+            _sync.on_malformed(tx, event)
+        case HaltRequested():
+            cause = event.cause or cause_of_reason(event.reason)
+            _risk.halt(tx, cause, event.reason)
+        case ResumeRequested():
+            _risk.resume(tx)
+        case FlattenRequested():
+            _risk.flatten(tx)
+        case FundingRateUpdated():
+            _intents.tell_strategy(tx, "on_event", event)
+            _requests.answer_refreshes(tx, event.venue, RefreshKind.FUNDING, None, event.ts)
+        case FundingPaid():
+            _ledger.on_funding_paid(tx, event)
+        case OrderAccepted():
+            _orders.on_accepted(tx, event)
+        case OrderRejected():
+            _orders.on_rejected(tx, event)
+        case OrderPartiallyFilled():
+            _ledger.apply_fill(tx, event.fill, venue_says_done=False)
+        case OrderFilled():
+            _ledger.apply_fill(tx, event.fill, venue_says_done=True)
+        case OrderCanceled():
+            _orders.on_canceled(tx, event)
+        case CancelRejected():
+            _orders.on_cancel_rejected(tx, event)
+        case OrderModified():
+            _orders.on_modified(tx, event)
+        case ModifyRejected():
+            _orders.on_modify_rejected(tx, event)
+        case OrderStatusReported():
+            _orders.on_status_reported(tx, event)
+        case OpenOrdersReported():
+            flight = tx.resolve(event.command_id)
+            _risk.ok(tx)
+            _sync.on_open_orders(tx, event, flight)
+            _sync.sync_result(tx, event.venue, event.command_id)
+            _requests.answer_refreshes(
+                tx, event.venue, RefreshKind.OPEN_ORDERS, event.command_id, event.ts
+            )
+        case PositionsReported():
+            tx.resolve(event.command_id)
+            _risk.ok(tx)
+            _sync.on_positions(tx, event)
+            _sync.sync_result(tx, event.venue, event.command_id)
+            _intents.report_to_strategy(tx, event)
+            _requests.answer_refreshes(
+                tx, event.venue, RefreshKind.POSITIONS, event.command_id, event.ts
+            )
+        case BalanceReported():
+            tx.resolve(event.command_id)
+            _risk.ok(tx)
+            _risk.on_balance(tx, event)
+            _sync.sync_result(tx, event.venue, event.command_id)
+            _intents.report_to_strategy(tx, event)
+            _requests.answer_refreshes(
+                tx, event.venue, RefreshKind.BALANCES, event.command_id, event.ts
+            )
+        case FillsReported():
+            flight = tx.resolve(event.command_id)
+            _risk.ok(tx)
+            _sync.on_fills(tx, event, flight)
+            _sync.sync_result(tx, event.venue, event.command_id)
+            _requests.answer_refreshes(
+                tx, event.venue, RefreshKind.FILLS, event.command_id, event.ts
+            )
+        case CommandFailed() | CommandTimedOut():
+            command_failed(tx, event)
+        case _:
+            assert_never(event)
+    _intents.flush_changes(tx)
+
+
+def command_failed(
+    tx: Tx[Any], event: CommandFailed | CommandTimedOut, *, count: bool = True
+) -> None:
+    """A command failed or timed out: count the error, then settle what it was for."""
+    flight = tx.resolve(event.command_id)
+    if isinstance(event, CommandFailed):
+        reason, not_applied = event.reason, event.not_applied
+    else:
+        reason, not_applied = "timed out", False
+    if count:
+        _risk.error(tx, f"command {event.command_id} {reason}")
+    if flight is None:
+        return  # a result for a command we no longer track (duplicate or pre-recovery)
+    if flight.kind in _requests.REQUEST_KINDS:
+        _sync.sync_failure(tx, flight, event.command_id, reason)
+        _requests.refresh_failed(tx, event.command_id, reason)
+    else:
+        _orders.on_command_failed(tx, flight, reason, not_applied=not_applied)
+
+
+def start(tx: Tx[Any], event: Started) -> None:
+    """The bot (re)starts: maintenance timer, every venue reconciles, timers re-armed,
+    in-flight commands resolved like timeouts (never re-sent)."""
+    previous = sorted(tx.inflight)
+    tx.commands.append(
+        StartTimer(
+            command_id=tx.next_id(),
+            timer_id=MAINTENANCE_TIMER,
+            fire_at=tx.now + tx.config.maintenance_ms,
+            every_ms=tx.config.maintenance_ms,
+        )
+    )
+    for venue in tx.config.venues:
+        tx.put_venue(venue, attrs.evolve(tx.venue(venue), feed_up=True))
+        _sync.begin_sync(tx, venue)
+    # The shell's timers died with the previous run: arm the strategy's again.
+    for name, (fire_at, every) in tx.desk.timers.items():
+        tx.commands.append(
+            StartTimer(
+                command_id=tx.next_id(),
+                timer_id=strategy_timer_id(name),
+                fire_at=max(fire_at, tx.now),
+                every_ms=every,
+            )
+        )
+    # A restart: whatever was in flight when the previous run stopped has an unknown
+    # outcome. Resolve it like a timeout (orders go in doubt and get a status
+    # request); never send it again.
+    for cid in previous:
+        command_failed(tx, CommandTimedOut(ts=event.ts, command_id=cid), count=False)

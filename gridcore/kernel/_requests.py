@@ -1,0 +1,147 @@
+"""Requests: what the core has asked a venue, how fresh its answers are, and housekeeping.
+
+Rules
+-----
+* Every order or request command is tracked in flight (``State.inflight``) until its one
+  terminal result. A request of one kind (:data:`REQUEST_KINDS`) is sent once per venue while one
+  is out (:func:`request_once`), except where a round needs its own answer (:func:`request`).
+* Fills are asked for since the earlier of the last fill seen and the previous answered fills
+  request, minus ``fill_overlap_ms`` (:func:`fills_since`): dedup makes the overlap harmless,
+  and a stream message lost without a disconnect is still recovered.
+* **Refresh** (:class:`~gridcore.api.Refresh`): always a new request — one already out may have
+  been answered before the decision — answered only by a report newer than the request
+  (:class:`~gridcore.api.Refreshed`), failed with the request
+  (:class:`~gridcore.api.RefreshFailed`).
+  A funding refresh waits for the next funding-rate update.
+* **Maintenance** (the periodic ``gridcore:maintenance`` timer, :func:`maintenance`): a status
+  request for every order in doubt or cancel-failed with none out (failure `leaked-cancel`), a
+  balance request when the last balance is older than half of ``max_balance_age_ms``, the
+  periodic reconciliation round (:func:`gridcore.kernel._sync.periodic_round`), the drawdown
+  check, and pruning of terminal orders beyond ``terminal_orders_kept`` (down to half of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from gridcore.api import PendingRefresh, Refresh, Refreshed, RefreshFailed, RefreshKind
+from gridcore.commands import (
+    Command,
+    RequestBalances,
+    RequestFills,
+    RequestOpenOrders,
+    RequestPositions,
+)
+from gridcore.kernel import _orders, _risk, _sync
+from gridcore.kernel._model import Inflight
+from gridcore.kernel._tx import Tx
+
+#: The requests of a reconciliation round, in the order they are sent.
+REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
+
+#: The command of every request kind but fills (which also says since when).
+_SNAPSHOT_REQUESTS: Mapping[str, type[RequestOpenOrders | RequestPositions | RequestBalances]] = {
+    "open_orders": RequestOpenOrders,
+    "positions": RequestPositions,
+    "balances": RequestBalances,
+}
+
+
+def fills_since(tx: Tx[Any], venue: str) -> int:
+    """Where a fills request starts: before the last fill seen and before the previous
+    answered request, by the overlap (see :mod:`gridcore.sync`)."""
+    checked = tx.venue(venue).fills_checked
+    last = tx.ledger.last_fill_ts.get(venue, tx.base.epoch)
+    start = min(last, checked) if checked >= 0 else last
+    return max(start - tx.config.fill_overlap_ms, 0)
+
+
+def request_once(tx: Tx[Any], kind: str, venue: str) -> int | None:
+    """Send a ``kind`` request to ``venue`` unless one is out already."""
+    for flight in tx.inflight.values():
+        if flight.kind == kind and flight.venue == venue:
+            return None
+    return request(tx, kind, venue)
+
+
+def request(tx: Tx[Any], kind: str, venue: str) -> int:
+    """Send a ``kind`` request to ``venue`` and track it; returns its command id."""
+    cid = tx.next_id()
+    cmd: Command
+    if kind == "fills":
+        cmd = RequestFills(command_id=cid, venue=venue, since=fills_since(tx, venue))
+    else:
+        cmd = _SNAPSHOT_REQUESTS[kind](command_id=cid, venue=venue)
+    tx.commands.append(cmd)
+    tx.track(cid, Inflight(kind=kind, venue=venue, sent_ts=tx.now))
+    return cid
+
+
+def refresh(tx: Tx[Any], intent: Refresh) -> None:
+    """A strategy's refresh: a new request, answered only by a newer report."""
+    if intent.venue not in tx.config.venues:
+        tx.stimuli.append(
+            RefreshFailed(
+                venue=intent.venue,
+                what=intent.what,
+                asked_ts=tx.now,
+                reason=f"venue {intent.venue!r} is not configured",
+            )
+        )
+        return
+    # Always a new request: one already out may have been answered at the venue before
+    # this decision was made, and only a report newer than the request may answer it.
+    cid = (
+        None if intent.what is RefreshKind.FUNDING else request(tx, intent.what.value, intent.venue)
+    )
+    pending = PendingRefresh(venue=intent.venue, what=intent.what, asked_ts=tx.now, command_id=cid)
+    tx.desk = attrs.evolve(tx.desk, refreshes=(*tx.desk.refreshes, pending))
+
+
+def answer_refreshes(
+    tx: Tx[Any], venue: str, what: RefreshKind, command_id: int | None, report_ts: int
+) -> None:
+    """A report of ``what`` arrived: answer the refreshes it is newer than."""
+    if not tx.desk.refreshes:
+        return
+    tx.desk, done = tx.desk.answered(venue, what, command_id, report_ts)
+    for p in done:
+        tx.stimuli.append(
+            Refreshed(venue=venue, what=what, asked_ts=p.asked_ts, report_ts=report_ts)
+        )
+
+
+def maintenance(tx: Tx[Any]) -> None:
+    # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
+    # No order stays unresolved without a status request (failure `leaked-cancel`).
+    """The periodic housekeeping round (see the module's rules)."""
+    for cloid in sorted(tx.attention):
+        _orders.request_status(tx, tx.orders[cloid])
+    half_age = tx.config.risk.max_balance_age_ms // 2
+    for venue in tx.config.venues:
+        balance = tx.risk.balances.get(venue)
+        if balance is not None and tx.now - balance.ts > half_age:
+            request_once(tx, "balances", venue)
+        _sync.periodic_round(tx, venue)
+    _risk.check_drawdown(tx)
+    kept = tx.config.terminal_orders_kept
+    if tx.done_orders > kept:
+        # Prune down to half the allowance so that pruning (a copy) is rare.
+        finished = sorted(
+            (o for o in tx.orders.values() if not o.is_live),
+            key=lambda o: (o.updated_ts, o.seq),
+        )
+        tx.drop_orders(o.cloid for o in finished[: tx.done_orders - kept // 2])
+
+
+def refresh_failed(tx: Tx[Any], command_id: int, reason: str) -> None:
+    """A request a refresh waits for failed: every refresh it answers fails with it."""
+    if tx.desk.refreshes:
+        tx.desk, failed = tx.desk.failed(command_id)
+        for p in failed:
+            tx.stimuli.append(
+                RefreshFailed(venue=p.venue, what=p.what, asked_ts=p.asked_ts, reason=reason)
+            )
