@@ -464,16 +464,20 @@ class HyperliquidFake:
             order = self.exchange.by_oid.get(str(int(oid)))
         if order is None or order.oid == "0":
             return {"status": "unknownOid"}
+        replaced = not isinstance(oid, str) and order.oid != str(int(oid))
         status = {
             ReportedStatus.OPEN: "open",
             ReportedStatus.FILLED: "filled",
             ReportedStatus.CANCELED: "canceled",
             ReportedStatus.REJECTED: "rejected",
         }.get(order.status, "canceled")
+        wire = self._open_order(order, frontend=True)
+        if replaced:  # modify is cancel-replace: the old oid reports canceled
+            wire["oid"], status = int(oid), "canceled"
         return {
             "status": "order",
             "order": {
-                "order": self._open_order(order, frontend=True),
+                "order": wire,
                 "status": status,
                 "statusTimestamp": self._status_ts.get(order.cloid, 0),
             },
@@ -732,6 +736,8 @@ class HyperliquidFake:
             order = self.exchange.orders.get(cloid)
         elif isinstance(oid, int) and not isinstance(oid, bool):
             order = self.exchange.by_oid.get(str(oid))
+            if order is not None and order.oid != str(oid):
+                return None  # a modified order's old oid: that order was replaced
         elif isinstance(oid, str):
             order = self.exchange.orders.get(oid.lower())
         else:
