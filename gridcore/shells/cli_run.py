@@ -76,6 +76,7 @@ from gridcore.shells.runtime import (
     RuntimeOptions,
 )
 from gridcore.shells.strategies import import_strategy, load_config
+from gridcore.shells.venues.hyperliquid import cli as hl_cli
 from gridcore.shells.simvenue import (
     SimVenue,
     VenueStore,
@@ -170,6 +171,7 @@ def register(subparsers: Any) -> None:
         "--seed", type=cli_types.SEED, metavar="N", help="market and fault seed (0 to 2**64 - 1)"
     )
     run.add_argument("--live", action="store_true", help="trade on a configured live venue")
+    hl_cli.add_run_arguments(run)  # --venue, --testnet, --confirm-mainnet
     run.add_argument(
         "--cancel-on-exit",
         action="store_true",
@@ -286,6 +288,8 @@ class _Notices:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``gridcore run``."""
+    if getattr(args, "venue", "sim") != "sim":
+        return hl_cli.run_hyperliquid(args)
     if args.live:
         raise CliError(
             "--live: no live venue adapter is available in this version of gridcore; run "
