@@ -70,6 +70,7 @@ from gridcore.commands import (
     RequestOrderStatus,
     RequestPositions,
 )
+from gridcore.errors import InvalidEvent
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
@@ -443,7 +444,7 @@ class HyperliquidAdapter:
                 for command in commands:
                     out.extend(await self._request(command))
                 return out
-            except _Malformed as exc:
+            except (_Malformed, InvalidEvent) as exc:
                 now = self.clock.now()
                 bad: list[Event] = [
                     MessageMalformed(ts=now, venue=self.name, detail=str(exc), source=Source.REST)
@@ -1001,7 +1002,7 @@ class HyperliquidAdapter:
                 cloid = self._our_cloid(wire.get("cloid"))
                 if cloid is not None:
                     self._orders[cloid] = self._record_from_wire(wire)
-        except _Malformed as exc:
+        except (_Malformed, InvalidEvent) as exc:
             await sink.emit(
                 MessageMalformed(
                     ts=self.clock.now(),
@@ -1054,7 +1055,7 @@ class HyperliquidAdapter:
             elif channel == "error":
                 raise _Malformed(f"the venue refused a message: {data!r}")
             # pong, subscriptionResponse, post and channels not subscribed to: nothing to say.
-        except _Malformed as exc:
+        except (_Malformed, InvalidEvent) as exc:
             await sink.emit(self._malformed(text, f"{channel}: {exc}"))
 
     def _quote(self, data: dict[str, Any]) -> QuoteTicked | None:
