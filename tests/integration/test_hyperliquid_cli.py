@@ -1,0 +1,128 @@
+"""``gridcore run --venue hyperliquid-fake`` (the whole stack against an in-process fake, over
+loopback sockets), the refusals of ``--venue hyperliquid`` and ``gridcore fake-venue
+hyperliquid``, as real subprocesses of the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from hyperliquid.info import Info
+
+TIMEOUT = 120
+KEY = "0x0123456789012345678901234567890123456789012345678901234567890123"
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCORE_HL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gridcore.shells.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_the_demo_runs_the_whole_stack_and_resumes(tmp_path: Path) -> None:
+    first = cli(
+        "run", "--venue", "hyperliquid-fake", "--journal", "j.db", "--duration", "6", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    assert "new journal j.db (--venue hyperliquid-fake)" in first.stderr
+    assert "stopped (duration reached)" in first.stdout
+    assert list(tmp_path.glob("hyperliquid-nonce-*.json")), (
+        "the nonce mark lives beside the journal"
+    )
+    report = cli("inspect", "j.db", "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert "hyperliquid" in data["venues"]
+    assert data["invariants"]["ok"] is True, data["invariants"]
+    assert data["commands"] > 0, "the bot placed orders on the fake"
+    again = cli(
+        "run", "--venue", "hyperliquid-fake", "--journal", "j.db", "--duration", "3", cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "resuming journal j.db" in again.stderr
+    wrong = cli(
+        "run",
+        "--journal",
+        "j.db",
+        "--duration",
+        "1",
+        "--venue",
+        "hyperliquid",
+        "--live",
+        "--testnet",
+        cwd=tmp_path,
+        env={"GRIDCORE_HL_PRIVATE_KEY": KEY},
+    )
+    assert wrong.returncode == 2 and "was started on --venue hyperliquid-fake" in wrong.stderr
+
+
+def test_live_needs_live_a_key_from_the_environment_and_mainnet_confirmation(
+    tmp_path: Path,
+) -> None:
+    no_live = cli("run", "--venue", "hyperliquid", "--journal", "j.db", cwd=tmp_path)
+    assert no_live.returncode == 2 and "add --live" in no_live.stderr
+    mainnet = cli(
+        "run",
+        "--venue",
+        "hyperliquid",
+        "--live",
+        "--journal",
+        "j.db",
+        cwd=tmp_path,
+        env={"GRIDCORE_HL_PRIVATE_KEY": KEY},
+    )
+    assert mainnet.returncode == 2 and "--confirm-mainnet" in mainnet.stderr
+    no_key = cli(
+        "run", "--venue", "hyperliquid", "--live", "--testnet", "--journal", "j.db", cwd=tmp_path
+    )
+    assert no_key.returncode == 2 and "GRIDCORE_HL_PRIVATE_KEY" in no_key.stderr
+    for result in (no_live, mainnet, no_key):
+        assert KEY[2:] not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "j.db").exists(), "a refused run creates nothing"
+
+
+def test_fake_venue_serves_standalone(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridcore.shells.cli",
+            "fake-venue",
+            "hyperliquid",
+            "--port",
+            "0",
+            "--balance",
+            "5000",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line
+        url = line.split()[1]
+        info = Info(url, skip_ws=True)
+        assert [a["name"] for a in info.meta()["universe"]] == ["BTC", "ETH"]
+        sdk_account = "0x14791697260E4c9A71f18484C9f997B308e59325"
+        state = info.user_state(sdk_account)
+        assert state["marginSummary"]["accountValue"] == "5000"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=TIMEOUT)
+    assert server.returncode == 0
