@@ -1,4 +1,5 @@
-"""The per-signer nonce allocator: strictly increasing, durable across restarts.
+"""The per-signer nonce allocator: strictly increasing, durable across restarts (failures
+`nonce-race`, `nonce-reuse-after-restart`).
 
 The venue keeps each signer's highest nonces and refuses a nonce it has seen
 (``Invalid nonce: duplicate nonce <n>``) or one below the smallest it keeps
