@@ -83,6 +83,7 @@ class TestHyperliquidConformance(AdapterConformance):
             yield VenueUnderTest(adapter=adapter, control=_FakeControl(fake), clock=clock)
         finally:
             await adapter.close()
+            adapter.nonces.close()
         assert fake.refused_bodies == [], "the adapter sent a body the venue cannot read"
 
     def make_place(

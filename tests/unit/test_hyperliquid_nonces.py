@@ -51,10 +51,12 @@ def test_a_restart_never_reuses_a_nonce(
     first = NonceAllocator(signer=SIGNER, now_ms=_Clock(before), path=path)
     issued = [first.next() for _ in before]
     # A new process (the clock may be behind now): every nonce beats every earlier one.
+    first.close()  # the process ends
     second = NonceAllocator(signer=SIGNER, now_ms=_Clock(after), path=path)
     assert second.last == issued[-1]
     later = [second.next() for _ in after]
     assert min(later) > max(issued)
+    second.close()
 
 
 def test_the_clock_stepping_back_counts_up_from_the_last_nonce(tmp_path: Path) -> None:
@@ -65,13 +67,28 @@ def test_the_clock_stepping_back_counts_up_from_the_last_nonce(tmp_path: Path) -
         1_700_000_000_001,
         1_700_000_000_002,
     ]
+    alloc.close()
 
 
 def test_a_file_of_another_signer_or_unreadable_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "n.json"
-    NonceAllocator(signer=SIGNER, now_ms=lambda: 5, path=path).next()
+    alloc = NonceAllocator(signer=SIGNER, now_ms=lambda: 5, path=path)
+    alloc.next()
+    alloc.close()
     with pytest.raises(ValueError, match="belongs to signer"):
         NonceAllocator(signer="0x" + "1" * 40, now_ms=lambda: 5, path=path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         NonceAllocator(signer=SIGNER, now_ms=lambda: 5, path=path)
+
+
+def test_one_signer_per_process(tmp_path: Path) -> None:
+    path = nonce_path(tmp_path, SIGNER)
+    first = NonceAllocator.shared(signer=SIGNER, now_ms=lambda: 5, path=path)
+    assert NonceAllocator.shared(signer=SIGNER, now_ms=lambda: 5, path=path) is first
+    # Anyone else opening the same file (another process, or a second allocator) is refused.
+    with pytest.raises(ValueError, match="in use by another allocator"):
+        NonceAllocator(signer=SIGNER, now_ms=lambda: 5, path=path)
+    first.close()
+    again = NonceAllocator(signer=SIGNER, now_ms=lambda: 5, path=path)
+    again.close()

@@ -421,11 +421,14 @@ class HyperliquidAdapter:
         """Carry out one command or batch (see :class:`~gridcore.shells.venue.VenueAdapter`)."""
         if not isinstance(command, Batch):
             return await self._one_group(command.__class__, [command], raise_errors=True)
-        groups: dict[type[Any], list[Any]] = {}
+        # One action per kind; post-only places apart from the others, because the venue
+        # prioritises batches made only of post-only orders.
+        groups: dict[tuple[type[Any], bool], list[Any]] = {}
         for inner in command.commands:
-            groups.setdefault(type(inner), []).append(inner)
+            alo = isinstance(inner, PlaceOrder) and inner.tif is TimeInForce.POST_ONLY
+            groups.setdefault((type(inner), alo), []).append(inner)
         out: list[Event] = []
-        for kind, members in groups.items():
+        for (kind, _alo), members in groups.items():
             out.extend(await self._one_group(kind, members, raise_errors=False))
         return out
 

@@ -206,6 +206,9 @@ class HyperliquidFake:
         self._drop = False
         self._post_only = False
         self.requests = 0
+        #: Every signed action accepted for processing: (type, number of orders or cancels).
+        self.actions: list[tuple[str, int]] = []
+        self._refuse_ws = False
         #: Why each HTTP 422 was sent (the venue says nothing more; tests and operators can).
         self.refused_bodies: list[str] = []
         self._thread: threading.Thread | None = None
@@ -308,6 +311,12 @@ class HyperliquidFake:
         """The next market-data frame is unreadable."""
         with self._lock:
             self._malformed = True
+
+    def refuse_websockets(self, on: bool) -> None:
+        """While on, WebSocket handshakes are refused (REST still answers): an outage of the
+        stream alone."""
+        with self._lock:
+            self._refuse_ws = on
 
     def post_only_window(self, on: bool) -> None:
         """While on, orders that are not ALO are refused (the window after a network upgrade)."""
@@ -608,6 +617,7 @@ class HyperliquidFake:
 
     def _act(self, action: Json, now: int) -> Json:
         kind = action["type"]
+        self.actions.append((str(kind), len(action.get("orders") or action.get("cancels") or [])))
         if kind == "order":
             statuses = [self._order(wire, now) for wire in action["orders"]]
             return _ok("order", {"statuses": statuses})
@@ -960,7 +970,7 @@ class HyperliquidFake:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
-        if first["type"] != "websocket.connect" or scope["path"] != "/ws":
+        if first["type"] != "websocket.connect" or scope["path"] != "/ws" or self._refuse_ws:
             await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})

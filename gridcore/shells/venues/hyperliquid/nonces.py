@@ -17,16 +17,20 @@ Two failures this guards against:
   a nonce is handed out, so no crash can lose it.
 
 One allocator per signer address (the agent wallet when an API wallet signs): the venue counts
-nonces per signer, not per account. Two processes must not share a signer.
+nonces per signer, not per account. Two processes must not share a signer: an allocator with a
+file holds an exclusive lock on it for its lifetime (a second process is refused at start), and
+:meth:`NonceAllocator.shared` gives every user in one process the same allocator.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 __all__ = ["NonceAllocator", "nonce_path"]
 
@@ -43,12 +47,49 @@ class NonceAllocator:
     ``now_ms`` is the wall clock in ms. Thread-safe.
     """
 
+    _shared: ClassVar[dict[Path, NonceAllocator]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, *, signer: str, now_ms: Callable[[], int], path: Path | None) -> None:
         self.signer = signer
         self._now_ms = now_ms
         self._path = path
         self._lock = threading.Lock()
-        self._last = self._load()
+        self._guard: int | None = None
+        if path is not None:
+            guard = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(guard)
+                raise ValueError(
+                    f"nonce file {path} is in use by another allocator (another process signing "
+                    f"as {signer}?): one signer per process, or nonces collide"
+                ) from exc
+            self._guard = guard
+        try:
+            self._last = self._load()
+        except ValueError:
+            self.close()
+            raise
+
+    @classmethod
+    def shared(cls, *, signer: str, now_ms: Callable[[], int], path: Path) -> NonceAllocator:
+        """The process's one allocator for ``path`` (created on first use)."""
+        key = path.resolve()
+        with cls._shared_lock:
+            found = cls._shared.get(key)
+            if found is None:
+                found = cls._shared[key] = cls(signer=signer, now_ms=now_ms, path=path)
+            elif found.signer.lower() != signer.lower():
+                raise ValueError(f"nonce file {path} belongs to signer {found.signer}")
+            return found
+
+    def close(self) -> None:
+        """Release the file's lock (the high-water mark stays on disk)."""
+        if self._guard is not None:
+            os.close(self._guard)
+            self._guard = None
 
     @property
     def last(self) -> int:
