@@ -200,5 +200,8 @@ async def test_http_failures_map_to_the_contract(
         commands=(_place(quote, 3, cross=False), _place(quote, 4, cross=False)),
     )
     events = await adapter.execute(batch)
-    assert [(type(e), e.command_id) for e in events] == [(CommandFailed, 3), (CommandFailed, 4)]
+    assert [(type(e), getattr(e, "command_id", None)) for e in events] == [
+        (CommandFailed, 3),
+        (CommandFailed, 4),
+    ]
     assert all(isinstance(e, CommandFailed) and e.not_applied for e in events)
