@@ -328,3 +328,17 @@ def test_the_sdk_websocket_gets_a_fills_snapshot_then_updates(
         assert update["data"][0]["status"] == "open"
     finally:
         live.disconnect_websocket()
+
+
+def test_funding_is_paid_on_the_venues_schedule_and_streamed() -> None:
+    """With a short funding interval: payments show in userFunding and on userFundings."""
+    with HyperliquidFake(account=ADDRESS, tick_ms=50, funding_interval_ms=200) as fake:
+        wallet = eth_account.Account.from_key(KEY)
+        info, ex = Info(fake.url, skip_ws=True), Exchange(wallet, fake.url)
+        _statuses(ex.market_open("ETH", True, 0.01))
+        start = fake.exchange.fills[0].ts
+        _wait(lambda: bool(info.user_funding_history(ADDRESS, start)), "funding payment")
+        payment = info.user_funding_history(ADDRESS, start)[0]
+        assert payment["delta"]["type"] == "funding" and payment["delta"]["coin"] == "ETH"
+        assert Decimal(payment["delta"]["usdc"]) < 0  # longs pay a positive rate
+        assert payment["delta"]["szi"] == "0.01"
