@@ -68,6 +68,28 @@ def test_the_demo_runs_the_whole_stack_and_resumes(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "was started on --venue hyperliquid-fake" in wrong.stderr
 
 
+def test_a_configuration_the_venue_would_refuse_stops_before_the_journal(tmp_path: Path) -> None:
+    (tmp_path / "fine.toml").write_text(
+        '[venue]\nname = "hyperliquid"\n[instrument]\nsymbol = "ETH"\ntick_size = "0.001"\n'
+        'lot_size = "0.001"\nmin_notional = "10"\n[grid]\norder_qty = "0.01"\n'
+        '[market]\nstart_price = "3200"\n'
+    )
+    refused = cli(
+        "run",
+        "--venue",
+        "hyperliquid-fake",
+        "--journal",
+        "j.db",
+        "--config",
+        "fine.toml",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "tick_size 0.001 is finer than the venue accepts" in refused.stderr
+    assert "set tick_size to a multiple of 0.1" in refused.stderr
+    assert not (tmp_path / "j.db").exists()
+
+
 def test_live_needs_live_a_key_from_the_environment_and_mainnet_confirmation(
     tmp_path: Path,
 ) -> None:

@@ -98,7 +98,7 @@ from gridcore.events import (
     QuoteTicked,
     ReportedStatus,
 )
-from gridcore.instruments import PositionSide, Side, Source, TimeInForce
+from gridcore.instruments import Instrument, PositionSide, Side, Source, TimeInForce
 from gridcore.shells.runtime import K_RUNTIME, Clock, Sink
 from gridcore.shells.venue import ExecCommand, TransportError, VenueError
 from gridcore.shells.venues.hyperliquid.meta import Asset, instruments_from_meta
@@ -348,6 +348,50 @@ class HyperliquidAdapter:
                 f"{self.name}: coins {missing} are not listed; listed: {sorted(self.assets)}",
                 not_applied=True,
             )
+
+    def resume_fills_from(self, ts: int) -> None:
+        """Fills and funding from ``ts`` on are the ones this process has not seen (a resumed
+        journal's time); older ones are the journal's already."""
+        self._last_fill_ts = self._last_funding_ts = ts
+
+    async def mid(self, coin: str) -> Decimal:
+        """The venue's current mid for ``coin`` (``allMids``)."""
+        mids = _obj(await self._info({"type": "allMids"}), "allMids")
+        try:
+            return _dec(mids[coin], f"allMids[{coin}]")
+        except KeyError:
+            raise VenueError(f"{self.name}: no mid for {coin}", not_applied=True) from None
+
+    def instrument_problems(self, instrument: Instrument, price: Decimal) -> list[str]:
+        """What in a configured ``instrument`` the venue's ``meta`` contradicts (after
+        :meth:`connect`): an unlisted coin, another lot, a tick finer than the venue accepts at
+        ``price`` (its decimals and significant-figure rule), a minimum under $10. Empty when it
+        fits."""
+        asset = self.assets.get(instrument.symbol)
+        if asset is None:
+            return [
+                f"[instrument] symbol {instrument.symbol!r} is not listed: {sorted(self.assets)}"
+            ]
+        venue = asset.instrument
+        problems = []
+        if instrument.lot_size != venue.lot_size:
+            problems.append(
+                f"[instrument] lot_size {instrument.lot_size} is not the venue's "
+                f"{venue.lot_size} (szDecimals {asset.sz_decimals})"
+            )
+        step = venue.price_step(price)
+        if instrument.tick_size % step != 0:
+            problems.append(
+                f"[instrument] tick_size {instrument.tick_size} is finer than the venue accepts "
+                f"near {price}: prices step by {step} there (at most 5 significant figures and "
+                f"{6 - asset.sz_decimals} decimals); set tick_size to a multiple of {step}"
+            )
+        if instrument.min_notional < venue.min_notional:
+            problems.append(
+                f"[instrument] min_notional {instrument.min_notional} is under the venue's "
+                f"{venue.min_notional}"
+            )
+        return problems
 
     async def close(self) -> None:
         """Close the HTTP client."""

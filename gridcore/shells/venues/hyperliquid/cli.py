@@ -244,7 +244,12 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: Any, key: str | None
             f"--venue {args.venue}: the configuration's [venue] name is {config.venue.name!r}; "
             f'it must be "hyperliquid" (the adapter\'s name)'
         )
+    adapter, fake = _open_venue(args, config, key, path.parent)
     try:
+        # Before anything is written: a configuration the venue would refuse stops here.
+        import anyio
+
+        anyio.run(_preflight, adapter, config, backend="trio")
         if new:
             import time
 
@@ -260,21 +265,24 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: Any, key: str | None
         else:
             assert journal is not None
             state, seq = recover(journal)
+            adapter.resume_fills_from(state.now)
             print(f"gridcore: resuming journal {path} at event {seq}", file=sys.stderr)
-        return _session(args, config, state, journal, key)
+        return _session(args, state, journal, adapter)
     finally:
+        adapter.nonces.close()
+        if fake is not None:
+            fake.stop()
         if journal is not None:
             journal.close()
 
 
-def _session(
-    args: argparse.Namespace, config: Any, state: Any, journal: Any, key: str | None
-) -> int:
-    import anyio
+def _open_venue(
+    args: argparse.Namespace, config: Any, key: str | None, directory: Path
+) -> tuple[Any, Any]:
+    """The adapter (and, for the demo, the fake it trades on, started)."""
     import eth_account
 
-    from gridcore.shells import cli_run
-    from gridcore.shells.runtime import Runtime, RuntimeOptions, WallClock
+    from gridcore.shells.runtime import WallClock
     from gridcore.shells.venues.hyperliquid.adapter import (
         MAINNET_URL,
         TESTNET_URL,
@@ -283,7 +291,6 @@ def _session(
     from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator, nonce_path
     from gridcore.shells.venues.hyperliquid.signing import address_of
 
-    log = logging.getLogger("gridcore.run")
     fake: Any = None
     if key is None:  # the demo: a throwaway key, a fake funded for it
         from gridcore.shells.venues.hyperliquid.fake import CoinSpec, HyperliquidFake
@@ -304,25 +311,56 @@ def _session(
         account = os.environ.get(ACCOUNT_ENV) or None
     clock = WallClock()
     signer = address_of(key)
+    try:
+        nonces = NonceAllocator(signer=signer, now_ms=clock.now, path=nonce_path(directory, signer))
+    except ValueError as exc:
+        if fake is not None:
+            fake.stop()
+        from gridcore.shells import cli_run
+
+        raise cli_run.CliError(str(exc)) from None
     adapter = HyperliquidAdapter(
         base_url=base_url,
         private_key=key,
         mainnet=mainnet,
         coins=(config.instrument.symbol,),
         clock=clock,
-        nonces=NonceAllocator(
-            signer=signer, now_ms=clock.now, path=nonce_path(path_dir(journal), signer)
-        ),
+        nonces=nonces,
         account=account,
-        fills_since=state.now or None,
     )
-    del key  # the adapter holds it; nothing else does
+    return adapter, fake
+
+
+async def _preflight(adapter: Any, config: Any) -> None:
+    """The venue lists the coin, and the configured instrument fits its rules at today's price."""
+    from gridcore.shells import cli_run
+    from gridcore.shells.venue import TransportError, VenueError
+
+    try:
+        await adapter.connect()
+        price = await adapter.mid(config.instrument.symbol)
+    except (VenueError, TransportError) as exc:
+        raise cli_run.CliError(f"cannot reach the venue: {exc}") from None
+    finally:
+        await adapter.close()
+    problems = adapter.instrument_problems(config.make_instrument(), price)
+    if problems:
+        raise cli_run.CliError("the configuration does not fit the venue: " + "; ".join(problems))
+
+
+def _session(args: argparse.Namespace, state: Any, journal: Any, adapter: Any) -> int:
+    import anyio
+
+    from gridcore.shells import cli_run
+    from gridcore.shells.runtime import Runtime, RuntimeOptions
+
+    log = logging.getLogger("gridcore.run")
     notices = cli_run._Notices(verbose=args.verbose, quiet=args.quiet)
     runtime = Runtime(
         state=state,
         journal=journal,
         venues=[adapter],
-        clock=clock,
+        clock=adapter.clock,
         options=RuntimeOptions(
             cancel_on_exit=args.cancel_on_exit, snapshot_every=args.snapshot_every
         ),
@@ -342,9 +380,6 @@ def _session(
     except KeyboardInterrupt:
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
         return cli_run.EXIT_INTERRUPTED
-    finally:
-        if fake is not None:
-            fake.stop()
     final = runtime.state
     log.info("stop (%s): %d events this run", runtime.stats.stop_reason, runtime.stats.events)
     print(
@@ -353,8 +388,3 @@ def _session(
         f"fills {final.ledger.fill_count}"
     )
     return 0
-
-
-def path_dir(journal: Any) -> Path:
-    """The journal's directory (the nonce high-water mark lives beside it)."""
-    return Path(journal.path).parent
