@@ -248,3 +248,28 @@ async def test_anything_unreadable_becomes_message_malformed(message: Any) -> No
     events = await _feed(_adapter(), message)
     assert len(events) == 1 and isinstance(events[0], MessageMalformed), events
     assert events[0].venue == "hyperliquid"
+
+
+@pytest.mark.anyio
+async def test_fills_are_paged_at_2000_and_deduplicated() -> None:
+    """``userFillsByTime`` answers at most 2,000 fills; the adapter asks again from the last
+    time it got, and the page boundary's millisecond (asked twice) is reported once."""
+    adapter = _adapter()
+    fills = [{**FILL, "tid": n, "oid": 7, "time": 1_700_000_000_000 + n // 3} for n in range(4_500)]
+    asked: list[int] = []
+
+    async def info(body: dict[str, Any]) -> Any:
+        assert body["type"] == "userFillsByTime"
+        asked.append(body["startTime"])
+        return [f for f in fills if f["time"] >= body["startTime"]][:2_000]
+
+    adapter._info = info  # type: ignore[method-assign]
+    from gridcore.commands import RequestFills
+    from gridcore.events import FillsReported
+
+    (report,) = await adapter.execute(
+        RequestFills(command_id=1, venue="hyperliquid", since=1_700_000_000_000)
+    )
+    assert isinstance(report, FillsReported)
+    assert len(asked) == 3 and asked == sorted(asked)
+    assert sorted(int(f.fill_id.split(":")[1]) for f in report.fills) == list(range(4_500))
