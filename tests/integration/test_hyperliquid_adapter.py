@@ -109,7 +109,11 @@ def _place(
     inst = instruments_from_meta({"universe": [{"name": "ETH", "szDecimals": 4}]}, venue="hl")[
         "ETH"
     ].instrument
-    price = quote.ask if cross else inst.round_price(quote.bid * Decimal("0.97"), Rounding.DOWN)
+    price = (
+        inst.round_price(quote.ask * Decimal("1.005"), Rounding.UP)
+        if cross
+        else inst.round_price(quote.bid * Decimal("0.97"), Rounding.DOWN)
+    )
     return PlaceOrder(
         command_id=cid, venue="hyperliquid", symbol="ETH", cloid=f"t-{cid}", side=Side.BUY,
         position_side=PositionSide.BOTH, qty=Decimal("0.01"), price=price, tif=tif,

@@ -92,14 +92,14 @@ class TestHyperliquidConformance(AdapterConformance):
         inst = instruments_from_meta(
             {"universe": [{"name": quote.symbol, "szDecimals": 4}]}, venue="hyperliquid"
         )[quote.symbol].instrument
+        # Crossing: a marketable limit a little through the touch, so that a quote that moved
+        # while the order travelled still fills it at once (at the touch).
         if side is Side.BUY:
-            price = (
-                quote.ask if cross else inst.round_price(quote.bid * Decimal("0.97"), Rounding.DOWN)
-            )
+            up = quote.ask * Decimal("1.005") if cross else quote.bid * Decimal("0.97")
+            price = inst.round_price(up, Rounding.UP if cross else Rounding.DOWN)
         else:
-            price = (
-                quote.bid if cross else inst.round_price(quote.ask * Decimal("1.03"), Rounding.UP)
-            )
+            down = quote.bid * Decimal("0.995") if cross else quote.ask * Decimal("1.03")
+            price = inst.round_price(down, Rounding.DOWN if cross else Rounding.UP)
         qty = inst.round_qty(Decimal(20) / price, Rounding.UP)
         return PlaceOrder(
             command_id=command_id,
