@@ -22,6 +22,7 @@ from gridcore.events import (
     OrderCanceled,
     OrderFilled,
     OrderModified,
+    PositionsReported,
     QuoteTicked,
 )
 from gridcore.instruments import PositionSide, Side, TimeInForce
@@ -140,6 +141,11 @@ async def test_fills_made_while_the_stream_was_down_arrive_before_it_is_back_up(
     up = sink.events.index(sink.since(down, FeedReconnected)[0], down)
     recovered = [e for e in sink.events[down:up] if isinstance(e, OrderFilled)]
     assert [e.fill.cloid for e in recovered] == ["t-1"], "the guarantor fetched the fill"
+    # ... and pushed the venue's positions and open orders (no command asked for them).
+    (positions,) = [e for e in sink.events[down:up] if isinstance(e, PositionsReported)]
+    assert positions.command_id is None
+    assert [(p.symbol, p.qty) for p in positions.positions] == [("ETH", Decimal("0.01"))]
+    assert [e for e in sink.events[down:up] if isinstance(e, OpenOrdersReported)]
     # The stream's own snapshot afterwards does not deliver it a second time.
     await sink.until(lambda: len(sink.since(up, QuoteTicked)) > 2, "quotes")
     assert [e.fill.fill_id for e in sink.since(0, OrderFilled)] == [recovered[0].fill.fill_id]

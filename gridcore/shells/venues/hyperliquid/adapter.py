@@ -1025,7 +1025,8 @@ class HyperliquidAdapter:
                 await ws.send_message(json.dumps({"method": "ping"}))
 
     async def _guarantee(self, sink: Sink) -> None:
-        """The fill guarantor: fills and funding since the last seen, open orders' sizes."""
+        """The fill guarantor: fills and funding since the last seen, then the open orders and
+        positions as pushed snapshots."""
         try:
             for fill in await self._fills_since(self._last_fill_ts):
                 await self._emit_fill(fill, sink)
@@ -1049,6 +1050,14 @@ class HyperliquidAdapter:
                 cloid = self._our_cloid(wire.get("cloid"))
                 if cloid is not None:
                     self._orders[cloid] = self._record_from_wire(wire)
+            # Pushed snapshots of open orders and positions (no command asked for them): the
+            # core applies what they prove at once and still resynchronises by request.
+            for request in (
+                RequestOpenOrders(command_id=1, venue=self.name),
+                RequestPositions(command_id=1, venue=self.name),
+            ):
+                for event in await self._request(request):
+                    await sink.emit(attrs.evolve(event, command_id=None))  # type: ignore[misc, arg-type]
         except (_Malformed, InvalidEvent) as exc:
             await sink.emit(
                 MessageMalformed(
