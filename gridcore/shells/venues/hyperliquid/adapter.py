@@ -262,6 +262,10 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+#: ``attrs.evolve`` on an event of any kind (the kinds share the field changed).
+_evolve: Any = attrs.evolve
+
+
 def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     """The first exception inside a (nested) exception group."""
     first: BaseException = group
@@ -1057,7 +1061,8 @@ class HyperliquidAdapter:
                 RequestPositions(command_id=1, venue=self.name),
             ):
                 for event in await self._request(request):
-                    await sink.emit(attrs.evolve(event, command_id=None))  # type: ignore[misc, arg-type]
+                    pushed: Event = _evolve(event, command_id=None)
+                    await sink.emit(pushed)
         except (_Malformed, InvalidEvent) as exc:
             await sink.emit(
                 MessageMalformed(
