@@ -311,6 +311,7 @@ class HyperliquidAdapter:
         reconnect_ms: int = 500,
         ws_url: str | None = None,
         limiter: WeightLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -325,6 +326,7 @@ class HyperliquidAdapter:
         self.http_timeout_s = http_timeout_s
         self.reconnect_ms = reconnect_ms
         self.limiter = limiter or WeightLimiter()
+        self._transport = transport  # tests: an in-process transport instead of the network
         self.assets: dict[str, Asset] = {}
         self._http: httpx.AsyncClient | None = None
         self._orders: dict[str, _Order] = {}  # by gridcore cloid
@@ -340,7 +342,9 @@ class HyperliquidAdapter:
 
     async def connect(self) -> None:
         """Open the HTTP client and load the instruments from ``meta``."""
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.http_timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.http_timeout_s, transport=self._transport
+        )
         try:
             meta = await self._info({"type": "meta"})
             self.assets = instruments_from_meta(_obj(meta, "meta"), venue=self.name)

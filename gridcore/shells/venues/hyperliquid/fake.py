@@ -37,7 +37,7 @@ import json
 import math
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -1102,10 +1102,3 @@ def _sim_reason(reason: str) -> str:
     if "tick" in reason:
         return "Price must be divisible by tick size."
     return f"fake: {reason}"
-
-
-def iter_coins(text: str) -> Iterator[CoinSpec]:
-    """``"BTC:5:65000,ETH:4:3200"`` as coin specs (the CLI's ``--coins``)."""
-    for part in text.split(","):
-        name, sz, price = part.split(":")
-        yield CoinSpec(name, int(sz), Decimal(price))
