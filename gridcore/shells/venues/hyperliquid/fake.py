@@ -277,10 +277,6 @@ class HyperliquidFake:
             await self._stop.wait()
             nursery.cancel_scope.cancel()
 
-    def run_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the CLI)."""
-        trio.run(self.serve)
-
     # --- fault injection -------------------------------------------------------------------------
 
     def reject_next(self) -> None:
