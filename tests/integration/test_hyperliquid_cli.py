@@ -148,3 +148,33 @@ def test_fake_venue_serves_standalone(tmp_path: Path) -> None:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=TIMEOUT)
     assert server.returncode == 0
+
+
+def test_fake_venue_and_demo_refusals_name_the_argument(tmp_path: Path) -> None:
+    for args, text in (
+        (("fake-venue", "hyperliquid", "--balance", "lots"), "--balance"),
+        (("fake-venue", "hyperliquid", "--account", "me"), "--account"),
+        (("fake-venue", "hyperliquid", "--port", "70000"), "--port"),
+        (("run", "--venue", "hyperliquid-fake", "--live", "--journal", "j.db"), "drop --live"),
+        (
+            ("run", "--venue", "hyperliquid-fake", "--faults", "flaky", "--journal", "j.db"),
+            "--faults",
+        ),
+        (("run", "--venue", "hyperliquid-fake", "--journal", "nowhere/j.db"), "does not exist"),
+    ):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert text in result.stderr and "Traceback" not in result.stderr, result.stderr
+    (tmp_path / "sim.toml").write_text('[venue]\nname = "sim"\n')
+    wrong = cli(
+        "run",
+        "--venue",
+        "hyperliquid-fake",
+        "--journal",
+        "j.db",
+        "--config",
+        "sim.toml",
+        cwd=tmp_path,
+    )
+    assert wrong.returncode == 2 and 'it must be "hyperliquid"' in wrong.stderr
+    assert not (tmp_path / "j.db").exists()

@@ -21,7 +21,7 @@ from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
 from gridcore.numbers import Rounding
-from gridcore.shells.venues.hyperliquid.fake import HyperliquidFake
+from gridcore.shells.venues.hyperliquid.fake import BAD_BODY, HyperliquidFake
 from gridcore.shells.venues.hyperliquid.meta import instruments_from_meta
 from gridcore.shells.venues.hyperliquid.signing import address_of, sign_l1_action
 
@@ -342,3 +342,52 @@ def test_funding_is_paid_on_the_venues_schedule_and_streamed() -> None:
         assert payment["delta"]["type"] == "funding" and payment["delta"]["coin"] == "ETH"
         assert Decimal(payment["delta"]["usdc"]) < 0  # longs pay a positive rate
         assert payment["delta"]["szi"] == "0.01"
+
+
+def test_the_websocket_answers_pings_refuses_garbage_and_unsubscribes(
+    fake: HyperliquidFake,
+) -> None:
+    import websocket  # websocket-client, the official SDK's own WebSocket client
+
+    ws_url = fake.url.replace("http", "ws") + "/ws"
+    ws = websocket.create_connection(ws_url, timeout=30)
+    try:
+
+        def ask(message: Any) -> dict[str, Any]:
+            ws.send(message if isinstance(message, str) else json.dumps(message))
+            while True:
+                answer: dict[str, Any] = json.loads(ws.recv())
+                if answer["channel"] not in ("bbo", "allMids"):
+                    return answer
+
+        assert ask({"method": "ping"}) == {"channel": "pong"}
+        assert ask("garbage")["channel"] == "error"
+        assert ask({"method": "dance", "subscription": {}})["channel"] == "error"
+        sub = {"type": "userFundings", "user": ADDRESS}
+        assert (
+            ask({"method": "subscribe", "subscription": sub})["channel"] == "subscriptionResponse"
+        )
+        snapshot = json.loads(ws.recv())
+        assert snapshot["channel"] == "userFundings" and snapshot["data"]["isSnapshot"] is True
+        gone = ask({"method": "unsubscribe", "subscription": sub})
+        assert gone == {
+            "channel": "subscriptionResponse",
+            "data": {"method": "unsubscribe", "subscription": sub},
+        }
+    finally:
+        ws.close()
+    with pytest.raises(websocket.WebSocketException):
+        websocket.create_connection(fake.url.replace("http", "ws") + "/elsewhere", timeout=30)
+    fake.refuse_websockets(True)
+    with pytest.raises(websocket.WebSocketException):
+        websocket.create_connection(ws_url, timeout=30)
+
+
+def test_http_paths_and_bodies_it_cannot_read(fake: HyperliquidFake) -> None:
+    with httpx.Client(base_url=fake.url) as http:
+        assert http.get("/info").status_code == 404
+        assert http.post("/elsewhere", json={}).status_code == 404
+        for body in ([1, 2], {"type": "candleSnapshot"}, {"no": "type"}):
+            refused = http.post("/info", json=body)
+            assert refused.status_code == 422 and refused.text == BAD_BODY
+    assert len(fake.refused_bodies) == 3
