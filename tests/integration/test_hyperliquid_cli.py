@@ -178,3 +178,88 @@ def test_fake_venue_and_demo_refusals_name_the_argument(tmp_path: Path) -> None:
     )
     assert wrong.returncode == 2 and 'it must be "hyperliquid"' in wrong.stderr
     assert not (tmp_path / "j.db").exists()
+
+
+def test_a_live_run_against_a_standalone_fake(tmp_path: Path) -> None:
+    """The live path end to end (key from the environment, durable nonces, testnet signing)
+    against ``gridcore fake-venue`` instead of the network; an unreachable venue or a signer
+    already in use is refused before anything is written."""
+    from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator, nonce_path
+    from gridcore.shells.venues.hyperliquid.signing import address_of
+
+    account = address_of(KEY)
+    env = {"GRIDCORE_HL_PRIVATE_KEY": KEY}
+    (tmp_path / "eth.toml").write_text(
+        '[venue]\nname = "hyperliquid"\n[instrument]\nsymbol = "ETH"\ntick_size = "0.1"\n'
+        'lot_size = "0.0001"\nmin_notional = "10"\n[grid]\norder_qty = "0.01"\nlevels = 2\n'
+    )
+    unreachable = cli(
+        "run",
+        "--venue",
+        "hyperliquid",
+        "--live",
+        "--testnet",
+        "--venue-url",
+        "http://127.0.0.1:9",
+        "--journal",
+        "j.db",
+        "--config",
+        "eth.toml",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert unreachable.returncode == 2 and "cannot reach the venue" in unreachable.stderr
+    assert not (tmp_path / "j.db").exists()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gridcore.shells.cli", "fake-venue", "hyperliquid", "--account", account],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split()[1]
+        held = NonceAllocator(signer=account, now_ms=lambda: 1, path=nonce_path(tmp_path, account))
+        busy = cli(
+            "run",
+            "--venue",
+            "hyperliquid",
+            "--live",
+            "--testnet",
+            "--venue-url",
+            url,
+            "--journal",
+            "j.db",
+            "--config",
+            "eth.toml",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert busy.returncode == 2 and "in use by another allocator" in busy.stderr
+        held.close()
+        live = cli(
+            "run",
+            "--venue",
+            "hyperliquid",
+            "--live",
+            "--testnet",
+            "--venue-url",
+            url,
+            "--journal",
+            "j.db",
+            "--config",
+            "eth.toml",
+            "--duration",
+            "4",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert live.returncode == 0, live.stderr
+        assert "stopped (duration reached)" in live.stdout
+        assert KEY[2:] not in live.stdout + live.stderr
+        for written in tmp_path.iterdir():  # journal, its companions, the nonce mark
+            if written.is_file():
+                assert KEY[2:].encode() not in written.read_bytes(), written
+        report = json.loads(cli("inspect", "j.db", "--json", cwd=tmp_path).stdout)
+        assert report["invariants"]["ok"] is True and report["commands"] > 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=TIMEOUT)

@@ -79,6 +79,12 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--testnet", action="store_true", help="--venue hyperliquid: the testnet")
     run.add_argument(
+        "--venue-url",
+        metavar="URL",
+        help="--venue hyperliquid: another base URL (for example a 'gridcore fake-venue "
+        "hyperliquid'); signed for the testnet with --testnet",
+    )
+    run.add_argument(
         "--confirm-mainnet",
         action="store_true",
         help="--venue hyperliquid --live without --testnet: confirm trading real money",
@@ -120,7 +126,7 @@ def _cmd_fake_venue(args: argparse.Namespace) -> int:
     try:
         from gridcore.shells.venues.hyperliquid.fake import HyperliquidFake
         from gridcore.shells.venues.hyperliquid.signing import address_of
-    except ImportError as exc:
+    except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
         return _usage(f"the fake needs: pip install 'gridcore[hyperliquid-fake]' ({exc})")
     try:
         balance = Decimal(args.balance)
@@ -187,7 +193,7 @@ def run_hyperliquid(args: argparse.Namespace) -> int:
         import eth_account  # noqa: F401
 
         from gridcore.shells.venues.hyperliquid import adapter as _adapter  # noqa: F401
-    except ImportError as exc:
+    except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
         raise cli_run.CliError(
             f"--venue {args.venue} needs: pip install 'gridcore[hyperliquid-fake]' ({exc})"
         ) from None
@@ -306,7 +312,7 @@ def _open_venue(
         ).start()
         base_url, mainnet, account = fake.url, False, None
     else:
-        base_url = TESTNET_URL if args.testnet else MAINNET_URL
+        base_url = args.venue_url or (TESTNET_URL if args.testnet else MAINNET_URL)
         mainnet = not args.testnet
         account = os.environ.get(ACCOUNT_ENV) or None
     clock = WallClock()
