@@ -164,7 +164,7 @@ async def test_stream_messages_map_to_events() -> None:
         "time": 1_700_000_000_005,
         "bbo": [{"px": "3200", "sz": "1", "n": 1}, {"px": "3200.5", "sz": "1", "n": 1}],
     }
-    update = {
+    update: dict[str, Any] = {
         "order": {
             "coin": "ETH",
             "side": "B",
@@ -273,3 +273,59 @@ async def test_fills_are_paged_at_2000_and_deduplicated() -> None:
     assert isinstance(report, FillsReported)
     assert len(asked) == 3 and asked == sorted(asked)
     assert sorted(int(f.fill_id.split(":")[1]) for f in report.fills) == list(range(4_500))
+
+
+@pytest.mark.anyio
+async def test_stream_details_quiet_empty_books_foreign_orders_and_repeats() -> None:
+    from gridcore.events import FundingRateUpdated, OrderRejected
+
+    adapter = _adapter()
+    adapter.resume_fills_from(1_700_000_000_000)  # older fills are the journal's already
+    bbo_level = {"px": "3200", "sz": "1", "n": 1}
+    update: dict[str, Any] = {
+        "order": {"coin": "ETH", "side": "B", "limitPx": "3200", "sz": "0.02", "oid": 8,
+                  "timestamp": 1, "origSz": "0.02", "cloid": to_venue_cloid("conf-2")},
+        "status": "badAloPxRejected",
+        "statusTimestamp": 1_700_000_000_003,
+    }  # fmt: skip
+    funding = {
+        "time": 1_700_000_000_000,
+        "coin": "ETH",
+        "usdc": "0.1",
+        "szi": "1",
+        "fundingRate": "0",
+    }
+    ctx = {"coin": "ETH", "ctx": {"funding": "0.0000125", "markPx": "3200"}}
+    events = await _feed(
+        adapter,
+        {
+            "channel": "bbo",
+            "data": {"coin": "ETH", "time": 1_700_000_000_000, "bbo": [bbo_level, None]},
+        },
+        {"channel": "bbo", "data": {"coin": "ETH", "time": 1, "bbo": [bbo_level] * 3}},
+        {"channel": "orderUpdates", "data": [update]},
+        {"channel": "orderUpdates", "data": [{**update, "status": "filled"}]},
+        {
+            "channel": "orderUpdates",
+            "data": [{**update, "order": {**update["order"], "cloid": None}}],
+        },
+        {"channel": "userFundings", "data": {"fundings": [funding, funding]}},
+        {"channel": "userFills", "data": {"fills": [{**FILL, "time": 1_600_000_000_000}]}},
+        {"channel": "activeAssetCtx", "data": ctx},
+        {"channel": "somethingNew", "data": {}},
+    )
+    kinds = [type(e) for e in events]
+    assert kinds == [MessageMalformed, OrderRejected, FundingPaid, FundingRateUpdated], kinds
+    rate = events[3]
+    assert isinstance(rate, FundingRateUpdated) and rate.rate == Decimal("0.0000125")
+    assert rate.next_funding_ts % 3_600_000 == 0 and rate.next_funding_ts > rate.ts
+    adapter.quiesce()
+    quiet = await _feed(
+        adapter,
+        {
+            "channel": "bbo",
+            "data": {"coin": "ETH", "time": 1_700_000_000_000, "bbo": [bbo_level, {"px": "3201"}]},
+        },
+        {"channel": "activeAssetCtx", "data": ctx},
+    )
+    assert quiet == [], "quiesced: no market data"
