@@ -185,6 +185,14 @@ async def test_a_batch_keeps_post_only_orders_apart_and_answers_each(
         CancelOrder(command_id=13, venue="hyperliquid", symbol="ETH", cloid="t-1")
     )
     assert isinstance(canceled, OrderCanceled) and canceled.command_id == 13
+    # On the stream, the modify's replaced oid (reported canceled by the venue) did not end the
+    # order: the only stream cancel for t-1 is the one of the live, new oid.
+
+    def streamed_cancels() -> list[OrderCanceled]:
+        return [e for e in sink.since(0, OrderCanceled) if e.cloid == "t-1"]
+
+    await sink.until(lambda: bool(streamed_cancels()), "the stream's cancel")
+    assert [e.venue_order_id for e in streamed_cancels()] == [modified.venue_order_id]
 
 
 @pytest.mark.anyio

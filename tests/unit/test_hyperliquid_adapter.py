@@ -329,3 +329,34 @@ async def test_stream_details_quiet_empty_books_foreign_orders_and_repeats() -> 
         {"channel": "activeAssetCtx", "data": ctx},
     )
     assert quiet == [], "quiesced: no market data"
+
+
+@pytest.mark.anyio
+async def test_the_replaced_oid_of_a_modify_does_not_end_the_order() -> None:
+    adapter = _adapter()
+    cloid = to_venue_cloid("conf-3")
+    adapter._cloids[cloid] = "conf-3"
+    adapter._orders["conf-3"] = _Order(
+        symbol="ETH", side=Side.BUY, qty=Decimal("0.02"), tif=TimeInForce.GTC,
+        reduce_only=False, oid="8",
+    )  # fmt: skip
+
+    def update(oid: int, status: str) -> dict[str, Any]:
+        order = {"coin": "ETH", "side": "B", "limitPx": "3200", "sz": "0.02", "oid": oid,
+                 "timestamp": 1, "origSz": "0.02", "cloid": cloid}  # fmt: skip
+        return {
+            "channel": "orderUpdates",
+            "data": [{"order": order, "status": status, "statusTimestamp": 1_700_000_000_000}],
+        }
+
+    # The modify is in flight: the old oid reported canceled is the replaced half.
+    adapter._modifying.add("conf-3")
+    assert await _feed(adapter, update(8, "canceled")) == []
+    adapter._modifying.clear()
+    # The new oid comes up; the old one reported canceled later is still not the order's end.
+    (accepted,) = await _feed(adapter, update(9, "open"))
+    assert isinstance(accepted, OrderAccepted) and accepted.venue_order_id == "9"
+    assert await _feed(adapter, update(8, "canceled")) == []
+    # The live oid canceled: that is the end.
+    (canceled,) = await _feed(adapter, update(9, "canceled"))
+    assert isinstance(canceled, OrderCanceled) and canceled.venue_order_id == "9"

@@ -330,6 +330,7 @@ class HyperliquidAdapter:
         self.assets: dict[str, Asset] = {}
         self._http: httpx.AsyncClient | None = None
         self._orders: dict[str, _Order] = {}  # by gridcore cloid
+        self._modifying: set[str] = set()  # cloids whose modify is in flight
         self._cloids: dict[str, str] = {}  # venue cloid -> gridcore cloid
         self._seen_fills: set[str] = set()
         self._last_fill_ts = clock.now() if fills_since is None else fills_since
@@ -711,7 +712,14 @@ class HyperliquidAdapter:
         statuses: list[Any] = []
         if sent:
             action = {"type": "batchModify", "modifies": sent}
-            statuses = self._statuses(await self._action(action, len(sent)), len(sent))
+            # While the modify travels, the venue may report the replaced oid canceled: that
+            # is the old half of a cancel-replace, not the order's end.
+            replacing = {m.cloid for m, e in zip(modifies, entries, strict=True) if e is not None}
+            self._modifying |= replacing
+            try:
+                statuses = self._statuses(await self._action(action, len(sent)), len(sent))
+            finally:
+                self._modifying -= replacing
         now = self.clock.now()
         out: list[Event] = []
         position = 0
@@ -1147,9 +1155,13 @@ class HyperliquidAdapter:
         if cloid is None:
             return None  # not placed by gridcore (no cloid): the core reconciles it by report
         known = self._orders.get(cloid)
+        reported = _status(status)
+        if reported is ReportedStatus.CANCELED and known is not None and known.oid is not None:
+            replaced = known.oid != oid or cloid in self._modifying
+            if replaced:
+                return None  # the old oid of a modify (cancel-replace): the order lives on
         if known is not None:
             known.oid = oid
-        reported = _status(status)
         if status == "open":
             return OrderAccepted(ts=ts, venue=self.name, cloid=cloid, venue_order_id=oid)
         if reported is ReportedStatus.CANCELED:

@@ -782,10 +782,15 @@ class HyperliquidFake:
             price=place.price,
             qty=place.qty,
         )
+        old_oid = int(order.oid)
         events = self.exchange.handle(modify, now)
         for event in events:
             if not isinstance(event, OrderModified):
                 return {"error": "Cannot modify canceled or filled order"}
+        # Cancel-replace: the replaced oid is reported canceled, under the same cloid.
+        gone = self._update(order, "canceled", now)
+        gone["order"]["oid"] = old_oid
+        self._push("orderUpdates", [gone], user=True)
         self._order_ts[order.cloid] = now
         # Cancel-replace: the new order may now cross; let the model match it on the quote.
         self._publish(events, now)
