@@ -57,7 +57,7 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.ledger import Position
-from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
+from gridcore.numbers import CTX, ZERO, exact_str, format_money
 from gridcore.shells import cli_types, logs, metrics
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
@@ -77,8 +77,6 @@ from gridcore.shells.runtime import (
     Runtime,
     RuntimeOptions,
 )
-from gridcore.shells.strategies import import_strategy, load_config
-from gridcore.shells.venues.hyperliquid import cli as hl_cli
 from gridcore.shells.simvenue import (
     SimVenue,
     VenueStore,
@@ -86,6 +84,8 @@ from gridcore.shells.simvenue import (
     open_venue_state,
     venue_path,
 )
+from gridcore.shells.strategies import import_strategy, load_config
+from gridcore.shells.venues.hyperliquid import cli as hl_cli
 from gridcore.sim import make_bot, profile
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
@@ -294,8 +294,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return hl_cli.run_hyperliquid(args)
     if args.live:
         raise CliError(
-            "--live: no live venue adapter is available in this version of gridcore; run "
-            "without --live to paper trade on the simulated venue (no account, no secrets)"
+            "--live: the simulated venue has no live venue adapter; trade live with --venue "
+            "hyperliquid --live (docs/hyperliquid.md), or run without --live to paper trade on "
+            "the simulated venue (no account, no secrets)"
         )
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
