@@ -360,3 +360,18 @@ async def test_the_replaced_oid_of_a_modify_does_not_end_the_order() -> None:
     # The live oid canceled: that is the end.
     (canceled,) = await _feed(adapter, update(9, "canceled"))
     assert isinstance(canceled, OrderCanceled) and canceled.venue_order_id == "9"
+
+
+def test_reconnects_back_off_until_the_stream_is_up() -> None:
+    adapter = _adapter()
+    adapter.reconnect_ms, adapter.max_reconnect_ms = 500, 4_000
+    assert [adapter.reconnect_delay_ms() for _ in range(6)] == [
+        500,
+        1_000,
+        2_000,
+        4_000,
+        4_000,
+        4_000,
+    ]
+    adapter._failures = 0  # what a session that got the stream up does
+    assert adapter.reconnect_delay_ms() == 500

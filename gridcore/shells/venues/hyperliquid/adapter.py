@@ -309,6 +309,7 @@ class HyperliquidAdapter:
         fills_since: int | None = None,
         http_timeout_s: float = 10.0,
         reconnect_ms: int = 500,
+        max_reconnect_ms: int = 30_000,
         ws_url: str | None = None,
         limiter: WeightLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -325,6 +326,8 @@ class HyperliquidAdapter:
         self.nonces = nonces
         self.http_timeout_s = http_timeout_s
         self.reconnect_ms = reconnect_ms
+        self.max_reconnect_ms = max_reconnect_ms
+        self._failures = 0
         self.limiter = limiter or WeightLimiter()
         self._transport = transport  # tests: an in-process transport instead of the network
         self.assets: dict[str, Asset] = {}
@@ -992,8 +995,16 @@ class HyperliquidAdapter:
             await sink.emit(FeedDisconnected(ts=self.clock.now(), venue=self.name, reason=reason))
             self._sleeps += 1
             await self.clock.sleep_until(
-                self.clock.now() + self.reconnect_ms, (K_RUNTIME, 3, self._sleeps)
+                self.clock.now() + self.reconnect_delay_ms(), (K_RUNTIME, 3, self._sleeps)
             )
+
+    def reconnect_delay_ms(self) -> int:
+        """The wait before the next connection attempt: ``reconnect_ms``, doubling with every
+        attempt that did not get the stream up, at most ``max_reconnect_ms`` (the venue allows
+        only a few new connections a minute per IP)."""
+        delay: int = min(self.max_reconnect_ms, self.reconnect_ms << min(self._failures, 16))
+        self._failures += 1
+        return delay
 
     async def _session(self, ws: trio_websocket.WebSocketConnection, sink: Sink) -> None:
         subs = self._subscriptions()
@@ -1016,6 +1027,7 @@ class HyperliquidAdapter:
                 continue
             early.append((text, message))
         await self._guarantee(sink)
+        self._failures = 0  # the stream is up: the next outage starts from reconnect_ms
         await sink.emit(FeedReconnected(ts=self.clock.now(), venue=self.name))
         for text, message in early:
             await self._dispatch(text, message, sink)
