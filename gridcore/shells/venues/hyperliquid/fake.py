@@ -209,6 +209,7 @@ class HyperliquidFake:
         #: Every signed action accepted for processing: (type, number of orders or cancels).
         self.actions: list[tuple[str, int]] = []
         self._refuse_ws = False
+        self._frozen = False
         #: Why each HTTP 422 was sent (the venue says nothing more; tests and operators can).
         self.refused_bodies: list[str] = []
         self._thread: threading.Thread | None = None
@@ -313,6 +314,11 @@ class HyperliquidFake:
         stream alone."""
         with self._lock:
             self._refuse_ws = on
+
+    def freeze_market(self, on: bool) -> None:
+        """While on, the market stands still: no new quotes, so no resting order fills."""
+        with self._lock:
+            self._frozen = on
 
     def post_only_window(self, on: bool) -> None:
         """While on, orders that are not ALO are refused (the window after a network upgrade)."""
@@ -949,7 +955,7 @@ class HyperliquidFake:
                 self._status_ts[order.cloid] = now
                 self._push("orderUpdates", [self._update(order, "scheduledCancel", now)], user=True)
                 del events
-        for quote in self._quote():
+        for quote in [] if self._frozen else self._quote():
             self._publish(self.exchange.on_tick(quote), now)
             coin = quote.symbol
             if self._malformed:
