@@ -191,3 +191,21 @@ def test_schedule_cancel_limits() -> None:
 )
 def test_model_refusals_in_the_venues_words(reason: str, text: str) -> None:
     assert _sim_reason(reason) == text
+
+
+def test_fills_say_direction_and_closed_pnl() -> None:
+    v = _Venue()
+    up = str(int(v.mid() * Decimal("1.05")))
+    down = str(int(v.mid() * Decimal("0.95")))
+    v.order(up, "0.02")  # open long at the ask
+    v.order(down, "0.01", buy=False)  # close half at the bid
+    v.order(down, "0.03", buy=False)  # flip to short
+    opened, closed, flipped = v.fake._fills
+    assert (opened["dir"], opened["startPosition"], opened["closedPnl"]) == ("Open Long", "0", "0")
+    assert closed["dir"] == "Close Long" and closed["startPosition"] == "0.02"
+    spread = Decimal(closed["px"]) - Decimal(opened["px"])
+    assert Decimal(closed["closedPnl"]) == spread * Decimal("0.01")
+    assert flipped["dir"] == "Long > Short" and flipped["startPosition"] == "0.01"
+    assert Decimal(flipped["closedPnl"]) == (
+        Decimal(flipped["px"]) - Decimal(opened["px"])
+    ) * Decimal("0.01")

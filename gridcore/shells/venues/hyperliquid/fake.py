@@ -194,6 +194,7 @@ class HyperliquidFake:
         self._order_ts: dict[str, int] = {}  # cloid -> placement time
         self._status_ts: dict[str, int] = {}
         self._position: dict[str, Decimal] = {}
+        self._entry: dict[str, Decimal] = {}  # average entry price per coin, for closedPnl
         self._fills: list[Json] = []
         self._fundings: list[Json] = []
         self._scheduled_cancel: int | None = None
@@ -860,11 +861,22 @@ class HyperliquidFake:
     def _fill_wire(self, fill: Fill) -> Json:
         start = self._position.get(fill.symbol, Decimal(0))
         delta = fill.qty if fill.side is Side.BUY else -fill.qty
-        self._position[fill.symbol] = start + delta
-        opening = start == 0 or (start > 0) == (delta > 0)
-        direction = ("Open " if opening else "Close ") + (
-            "Long" if (start + delta > 0 if opening else start > 0) else "Short"
-        )
+        end = start + delta
+        self._position[fill.symbol] = end
+        entry = self._entry.get(fill.symbol, fill.price)
+        closed_pnl = Decimal(0)
+        if start == 0 or (start > 0) == (delta > 0):  # opening or adding
+            direction = "Open Long" if delta > 0 else "Open Short"
+            total = abs(start) + abs(delta)
+            self._entry[fill.symbol] = (abs(start) * entry + abs(delta) * fill.price) / total
+        else:  # reducing, closing or flipping
+            closed = min(abs(start), abs(delta))
+            closed_pnl = closed * (fill.price - entry) * (1 if start > 0 else -1)
+            if end != 0 and (end > 0) != (start > 0):
+                direction = "Long > Short" if start > 0 else "Short > Long"
+                self._entry[fill.symbol] = fill.price
+            else:
+                direction = "Close Long" if start > 0 else "Close Short"
         tid = int(fill.fill_id.rsplit("f", 1)[1])
         out: Json = {
             "coin": fill.symbol,
@@ -874,7 +886,7 @@ class HyperliquidFake:
             "time": fill.ts,
             "startPosition": _wire_signed(start),
             "dir": direction,
-            "closedPnl": "0.0",
+            "closedPnl": _wire_signed(closed_pnl),
             "hash": "0x" + f"{tid:064x}",
             "oid": int(fill.venue_order_id or 0),
             "crossed": not fill.is_maker,
