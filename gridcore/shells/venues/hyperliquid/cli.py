@@ -180,6 +180,8 @@ def run_hyperliquid(args: argparse.Namespace) -> int:
         )
     if args.faults is not None:
         raise cli_run.CliError("--faults applies to the simulated venue only")
+    if getattr(args, "journal_dir", None) is not None or args.journal is None:
+        raise cli_run.CliError(f"--venue {args.venue} runs one bot: give --journal PATH")
     key = None
     if args.venue == "hyperliquid":
         key = os.environ.get(KEY_ENV, "")

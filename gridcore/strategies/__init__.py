@@ -1,0 +1,10 @@
+"""Strategy kinds shipped with gridcore, registered when this package is imported.
+
+:mod:`gridcore.registry` imports this package the first time it is asked for a kind, so
+``[strategy] kind = "hedge_grid"`` works without ``[strategy] module``. Each module here
+registers its kind with :func:`gridcore.registry.register` when imported.
+"""
+
+from gridcore.strategies import hedge_grid
+
+__all__ = ["hedge_grid"]
