@@ -102,6 +102,12 @@ class Instrument:
     base: str = ""
     quote: str = "USD"
     settlement: str = attrs.field(default=attrs.Factory(lambda self: self.quote, takes_self=True))
+    #: Significant-figure cap on prices (``None``: the tick alone decides). Hyperliquid perps
+    #: allow at most 5 significant figures *and* at most ``6 - szDecimals`` decimals (the tick),
+    #: an integer price always being allowed: with ``price_sig_figs=5`` a price in
+    #: ``[10**k, 10**(k+1))`` steps by ``max(tick_size, 10**(k-4))``, capped at 1. See
+    #: :meth:`price_step`.
+    price_sig_figs: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.settlement, str) or not self.settlement:
@@ -119,15 +125,30 @@ class Instrument:
             raise ValueError(
                 f"instrument {self.symbol}: min_notional must be >= 0, got {self.min_notional}"
             )
+        if self.price_sig_figs is not None and self.price_sig_figs < 1:
+            raise ValueError(
+                f"instrument {self.symbol}: price_sig_figs must be >= 1 or unset, "
+                f"got {self.price_sig_figs}"
+            )
 
     @property
     def key(self) -> InstrumentKey:
         """``(venue, symbol)``."""
         return (self.venue, self.symbol)
 
+    def price_step(self, price: Decimal) -> Decimal:
+        """The price step that applies at ``price``: the tick, or with ``price_sig_figs`` the
+        coarser of the tick and the last allowed significant figure (never coarser than 1,
+        since integer prices are always allowed)."""
+        if self.price_sig_figs is None or price == 0:
+            return self.tick_size
+        figure = Decimal(1).scaleb(abs(price).adjusted() - self.price_sig_figs + 1)
+        return max(self.tick_size, min(figure, Decimal(1)))
+
     def round_price(self, price: Decimal, rounding: Rounding) -> Decimal:
-        """Snap a price to the tick grid in the named direction."""
-        return round_to_step(price, self.tick_size, rounding)
+        """Snap a price to the tick grid (and the significant-figure cap, if any) in the named
+        direction."""
+        return round_to_step(price, self.price_step(price), rounding)
 
     def round_qty(self, qty: Decimal, rounding: Rounding = Rounding.DOWN) -> Decimal:
         """Snap a base quantity to the lot grid (down by default: never size up silently)."""
@@ -143,7 +164,7 @@ class Instrument:
 
     def is_on_tick(self, price: Decimal) -> bool:
         """True when ``price`` is a whole multiple of the tick."""
-        return CTX.remainder(price, self.tick_size) == 0
+        return CTX.remainder(price, self.price_step(price)) == 0
 
     def is_on_lot(self, qty: Decimal) -> bool:
         """True when ``qty`` is a whole multiple of the lot."""

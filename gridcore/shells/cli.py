@@ -21,6 +21,7 @@ from gridcore.config import strategy_toml
 from gridcore.errors import ConfigError
 from gridcore.shells import cli_backtest, cli_run, cli_sweep, strategies
 from gridcore.shells.redact import redact
+from gridcore.shells.venues.hyperliquid import cli as hl_cli
 
 __all__ = ["EXAMPLES", "STRATEGIES", "build_parser", "default_config_text", "example_text", "main"]
 
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_backtest.register(sub)
     cli_run.register(sub)
     cli_sweep.register(sub)
+    hl_cli.register_fake_venue(sub)
     return parser
 
 

@@ -98,6 +98,7 @@ from gridcore.shells.simvenue import (
     venue_path,
 )
 from gridcore.shells.strategies import import_strategy, load_config
+from gridcore.shells.venues.hyperliquid import cli as hl_cli
 from gridcore.sim import make_bot, profile
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
@@ -197,6 +198,7 @@ def register(subparsers: Any) -> None:
         "--seed", type=cli_types.SEED, metavar="N", help="market and fault seed (0 to 2**64 - 1)"
     )
     run.add_argument("--live", action="store_true", help="trade on a configured live venue")
+    hl_cli.add_run_arguments(run)  # --venue, --testnet, --confirm-mainnet
     run.add_argument(
         "--cancel-on-exit",
         action="store_true",
@@ -327,10 +329,13 @@ class _Notices:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``gridcore run``."""
+    if getattr(args, "venue", "sim") != "sim":
+        return hl_cli.run_hyperliquid(args)
     if args.live:
         raise CliError(
-            "--live: no live venue adapter is available in this version of gridcore; run "
-            "without --live to paper trade on the simulated venue (no account, no secrets)"
+            "--live: the simulated venue has no live venue adapter; trade live with --venue "
+            "hyperliquid --live (docs/hyperliquid.md), or run without --live to paper trade on "
+            "the simulated venue (no account, no secrets)"
         )
     several = _accounts_config(args)
     if several is not None:
