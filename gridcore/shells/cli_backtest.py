@@ -537,11 +537,15 @@ def run(args: argparse.Namespace) -> int:
     performance = render.Performance(events=summary.events, wall_seconds=wall)
     instrument = plan.config.instrument
     figures = results_dict(plan.config, trace, recorder, run_results(plan.config, trace, recorder))
+    # A strategy may summarize what it did (``summary_rows(view)``): printed under the summary.
+    hook = getattr(trace.state.strategy, "summary_rows", None)
+    extra: list[tuple[str, str]] = hook(trace.state) if callable(hook) else []
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
             "results": figures,
             "violations": [render.violation_dict(v) for v in trace.violations],
+            **({"strategy_summary": dict(extra)} if extra else {}),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }
@@ -558,6 +562,11 @@ def run(args: argparse.Namespace) -> int:
                 lot_size=instrument.lot_size,
             )
         )
+        if extra:
+            rows = Table(title="strategy", show_header=False)
+            for label, value in extra:
+                rows.add_row(label, value)
+            out.print(rows)
         notices = render.notices_table(trace.notices)
         if notices is not None:
             out.print(notices)

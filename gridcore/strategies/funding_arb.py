@@ -147,6 +147,14 @@ class FundingArbConfig:
     max_naked_ms: int = 30_000
     max_attempts: int = 10
     margin_buffer: Decimal = attrs.field(default=Decimal("1.2"), converter=_dec)
+    # Backtests only (gridcore.sim.funding): the two venues' synthetic funding-rate paths and
+    # each venue's own faults (parts per million of opening orders).
+    sim_rate_a: Decimal = attrs.field(default=Decimal("0.0001"), converter=_dec)
+    sim_rate_b: Decimal = attrs.field(default=Decimal("0.00005"), converter=_dec)
+    sim_rate_volatility: Decimal = attrs.field(default=Decimal("0.00002"), converter=_dec)
+    sim_reject_ppm: int = 0
+    sim_partial_ppm: int = 0
+    sim_late_reject_ppm: int = 0
 
     def __attrs_post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -203,6 +211,10 @@ class FundingArbConfig:
                 continue
             if type(value) is not int or value <= 0:
                 raise bad(name, f"must be a whole number > 0, got {value!r}")
+        for name in ("sim_reject_ppm", "sim_partial_ppm", "sim_late_reject_ppm"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= 1_000_000:
+                raise bad(name, f"must be a whole number of ppm in 0..1000000, got {value!r}")
         if self.cooldown_ms < 0 or type(self.cooldown_ms) is not int:
             raise bad("cooldown_ms", f"must be a whole number >= 0, got {self.cooldown_ms!r}")
         if self.max_naked_ms < 4 * self.leg_timeout_ms:
@@ -228,6 +240,13 @@ def check(config: FundingArbConfig, bot: BotConfig) -> None:
             "venue.position_mode",
             f'is "{bot.venue.position_mode.value}"; the {KIND} strategy holds one net position '
             'per venue: set venue.position_mode = "one_way"',
+        )
+    if bot.venue.funding_interval_ms != config.funding_interval_ms:
+        raise ConfigError(
+            f"{KIND}.funding_interval_ms",
+            f"{config.funding_interval_ms} differs from venue.funding_interval_ms "
+            f"{bot.venue.funding_interval_ms}: both describe venue {bot.venue.name!r}; give "
+            "them the same value",
         )
     lot_a, lot_b = bot.instrument.lot_size, config.lot_size_b
     coarse, fine = max(lot_a, lot_b), min(lot_a, lot_b)
@@ -1314,11 +1333,15 @@ class FundingArb:
             ("rollbacks", f"{s.rollbacks} ({causes})"),
             ("stuck (alert)", str(s.stuck)),
             ("naked exposure", f"max {s.naked_max_ms} ms, total {s.naked_total_ms} ms"),
-            (f"funding {self.config.venue}", str(s.funding_a)),
-            (f"funding {self.config.venue_b}", str(s.funding_b)),
-            ("fees", str(fees)),
-            ("net PnL", str(view.net_pnl())),
+            (f"funding {self.config.venue}", _money(s.funding_a)),
+            (f"funding {self.config.venue_b}", _money(s.funding_b)),
+            ("fees", _money(fees)),
+            ("net PnL", _money(view.net_pnl())),
         ]
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.0001')):,}"
 
 
 def _signal_for_change(change: OrderChange) -> tuple[str, str, Decimal, str | None] | None:
