@@ -30,8 +30,8 @@ from gridcore.commands import Command, PlaceOrder
 from gridcore.config import BotConfig
 from gridcore.core import initial_state
 from gridcore.events import Event, OrderAccepted, OrderRejected, QuoteTicked, ReportedStatus
-from gridcore.instruments import Instrument, Rounding, Source
-from gridcore.numbers import CTX
+from gridcore.instruments import Instrument, Source
+from gridcore.numbers import CTX, Rounding
 from gridcore.sim.backtest import Trace, run_backtest
 from gridcore.sim.exchange import SimConfig, SimExchange, SimOrder
 from gridcore.sim.faults import FaultPlan
