@@ -70,7 +70,7 @@ from gridcore.commands import (
     RequestPositions,
     StartTimer,
 )
-from gridcore.errors import ContractError
+from gridcore.errors import ConfigError, ContractError
 from gridcore.events import (
     BalanceReported,
     CancelRejected,
@@ -102,6 +102,8 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
+from gridcore.exposure import asset_of, closes_exposure, offsetting_orders
+from gridcore.halts import POLICIES, HaltCause, cause_of_reason, stricter
 from gridcore.instruments import Instrument, InstrumentKey, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger, PositionKey
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
@@ -281,11 +283,32 @@ class CoreConfig:
     """``plausibility.max_clock_lead_ms``, at hand for the hot path."""
     venues: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     """Every venue an instrument is configured on, in order of first appearance."""
+    currencies: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    """Every settlement currency, in order of first appearance (the first is the one the
+    one-currency figures ``RiskState.peak_pnl`` and ``worst_drawdown`` are in)."""
+    venue_currency: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False)
+    """The settlement currency of each venue's instruments."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_key", {i.key: i for i in self.instruments})
         object.__setattr__(self, "clock_lead_ms", self.plausibility.max_clock_lead_ms)
         object.__setattr__(self, "venues", tuple(dict.fromkeys(i.venue for i in self.instruments)))
+        object.__setattr__(
+            self, "currencies", tuple(dict.fromkeys(i.settlement for i in self.instruments))
+        )
+        venue_currency: dict[str, str] = {}
+        for i in self.instruments:
+            first = venue_currency.setdefault(i.venue, i.settlement)
+            if first != i.settlement:
+                # Margin is reserved and checked per venue against one balance report: a venue
+                # whose instruments settle in two currencies would add them together.
+                raise ConfigError(
+                    "instruments.settlement",
+                    f"instruments on venue {i.venue!r} settle in {first!r} and "
+                    f"{i.settlement!r}; the instruments of one venue must settle in one currency "
+                    f"(configure the other currency's instruments as another venue account)",
+                )
+        object.__setattr__(self, "venue_currency", venue_currency)
 
     def instrument(self, venue: str, symbol: str) -> Instrument:
         """The configured instrument; raises :class:`ContractError` naming what is known."""
@@ -436,9 +459,26 @@ class State(Generic[S]):
         orders = self.books.orders
         return [orders[c] for c in self.books.live if orders[c].tag.startswith(tag_prefix)]
 
-    def net_pnl(self) -> Decimal:
-        """Realized − fees + funding + unrealized at the last mids, over every position."""
-        return _net_pnl(self.ledger, self.quotes)
+    def net_pnl(self, currency: str | None = None) -> Decimal:
+        """Realized − fees + funding + unrealized at the last mids, over every position that
+        settles in ``currency``; ``None`` names the bot's only settlement currency. Amounts in
+        different currencies are never added: a bot settling in several must name one, or
+        take them all from :meth:`pnl_by_currency`."""
+        currencies = self.config.currencies
+        if currency is None:
+            if len(currencies) > 1:
+                raise ContractError(
+                    f"the bot settles in {', '.join(currencies)}: name the currency "
+                    f"(net_pnl('{currencies[0]}')) or use pnl_by_currency()"
+                )
+            if len(currencies) == 1:
+                currency = currencies[0]
+        return self.pnl_by_currency().get(currency or "", ZERO)
+
+    def pnl_by_currency(self) -> dict[str, Decimal]:
+        """Net PnL (realized − fees + funding + unrealized at the last mids) per settlement
+        currency, in the order of :attr:`CoreConfig.currencies`."""
+        return _pnl_by_currency(self.ledger, self.quotes, self.config)
 
     def orders_with_ref(self, ref: Hashable) -> list[Order]:
         """Every tracked order submitted with ``ref`` (live or done, not yet pruned), oldest
@@ -475,15 +515,23 @@ def fill_refusal(state: State[Any], fill: Fill) -> str | None:
     return None
 
 
-def _net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Decimal:
-    total = ZERO
+def _pnl_by_currency(
+    ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked], config: CoreConfig
+) -> dict[str, Decimal]:
+    # Every position settles in its venue's currency (one per venue: CoreConfig checks it).
+    currencies = config.currencies
+    totals = dict.fromkeys(currencies, ZERO)
+    single = currencies[0] if len(currencies) == 1 else None
+    venue_currency = config.venue_currency
     for (venue, symbol, _side), pos in ledger.positions.items():
-        total = CTX.add(total, pos.net)
+        currency = single or venue_currency.get(venue, "")
+        total = CTX.add(totals.get(currency, ZERO), pos.net)
         if pos.qty:
             q = quotes.get((venue, symbol))
             if q is not None:
                 total = CTX.add(total, pos.unrealized(q.mid))
-    return total
+        totals[currency] = total
+    return totals
 
 
 _PREFIX_MASK = (1 << 64) - 1
@@ -989,7 +1037,10 @@ class _Tx(Generic[S]):
                 f"{fill.price}) is more than {rules.max_fill_deviation}x from {reference}; not "
                 f"booked",
             )
-            self.halt(f"implausible fill {fill.fill_id} @ {fill.price} (reference {reference})")
+            self.halt(
+                HaltCause.POISON,
+                f"implausible fill {fill.fill_id} @ {fill.price} (reference {reference})",
+            )
             self.request_once("fills", fill.venue)
             self.request_once("positions", fill.venue)
             return
@@ -1025,47 +1076,121 @@ class _Tx(Generic[S]):
     # --- risk --------------------------------------------------------------------------------------
 
     def check_drawdown(self) -> None:
-        """Track the peak of net PnL and the worst fall from it; halt past ``max_drawdown``."""
-        risk = self.risk
-        pnl = _net_pnl(self.ledger, self.quotes)
-        if pnl > risk.peak_pnl:
-            self.risk = attrs.evolve(risk, peak_pnl=pnl)
-            return
-        fall = CTX.subtract(risk.peak_pnl, pnl)
-        if fall > risk.worst_drawdown:
-            self.risk = attrs.evolve(risk, worst_drawdown=fall)
+        """Track, per settlement currency, the peak of net PnL and the worst fall from it; halt
+        when the fall in any one currency reaches ``max_drawdown`` (in that currency: amounts
+        in different currencies are never added)."""
         limit = self.config.risk.max_drawdown
-        if limit is not None and fall >= limit and not risk.halted:
-            quote = self.config.instruments[0].quote if self.config.instruments else "USD"
-            self.halt(
-                f"drawdown {format_money(fall, quote)} {quote} reached max_drawdown "
-                f"{format_money(limit, quote)} {quote}"
-            )
+        primary = self.config.currencies[0] if self.config.currencies else ""
+        for currency, pnl in _pnl_by_currency(self.ledger, self.quotes, self.config).items():
+            risk = self.risk
+            peak = risk.peaks.get(currency)
+            if peak is None:  # a state saved before currencies kept only the first one's
+                peak = risk.peak_pnl if currency == primary else ZERO
+            if pnl > peak:
+                self.risk = attrs.evolve(
+                    risk,
+                    peaks={**risk.peaks, currency: pnl},
+                    peak_pnl=pnl if currency == primary else risk.peak_pnl,
+                )
+                continue
+            fall = CTX.subtract(peak, pnl)
+            worst = risk.drawdowns.get(currency)
+            if worst is None:
+                worst = risk.worst_drawdown if currency == primary else ZERO
+            if fall > worst:
+                self.risk = attrs.evolve(
+                    risk,
+                    drawdowns={**risk.drawdowns, currency: fall},
+                    worst_drawdown=fall if currency == primary else risk.worst_drawdown,
+                )
+            if limit is not None and fall >= limit and self.may_halt():
+                self.halt(
+                    HaltCause.DRAWDOWN,
+                    f"drawdown {format_money(fall, currency)} {currency} reached max_drawdown "
+                    f"{format_money(limit, currency)} {currency}",
+                )
 
     def error(self, what: str) -> None:
         # One per failed order/request command, batched or not: how a shell groups orders into
         # requests must not change when the breaker trips.
         streak = self.risk.error_streak + 1
         self.risk = attrs.evolve(self.risk, error_streak=streak)
-        if streak >= self.config.risk.max_error_streak and not self.risk.halted:
-            self.halt(f"{streak} errors in a row (last: {what})")
+        if streak >= self.config.risk.max_error_streak and self.may_halt():
+            self.halt(HaltCause.ERROR_STREAK, f"{streak} errors in a row (last: {what})")
 
     def ok(self) -> None:
         if self.risk.error_streak:
             self.risk = attrs.evolve(self.risk, error_streak=0)
 
-    def halt(self, reason: str) -> None:
-        if self.risk.halted:
-            return
-        self.risk = attrs.evolve(self.risk, halted=True, halt_reason=reason)
-        self.commands.append(Halt(command_id=self.next_id(), reason=reason))
-        self.notify(Level.ALERT, "halted", f"trading halted: {reason}; open orders canceled")
-        self.cancel_all()
+    def may_halt(self) -> bool:
+        """True when a breaker that trips now must halt: trading is not halted, or is halted
+        for a cause a restart would lift (the stricter cause then replaces it)."""
+        return not self.risk.halted or self.risk.resumes_on_restart
 
-    def cancel_all(self) -> None:
-        for order in list(self.orders.values()):
-            if order.is_live and order.status is not OrderStatus.PENDING_CANCEL:
+    def halt(self, cause: HaltCause, reason: str) -> None:
+        """Stop adding exposure (see :mod:`gridcore.halts`): record why, cancel the orders that
+        could add exposure, keep the ones that close or offset it."""
+        risk = self.risk
+        if risk.halted:
+            current = risk.halt_cause
+            if current is not None and current is not cause and stricter(current, cause):
+                self.risk = attrs.evolve(risk, halt_cause=cause, halt_reason=reason)
+                self.notify(Level.ALERT, "halted", f"still halted, now for: {reason}")
+            if POLICIES[cause].cancels_every_order:
+                self.cancel_all(every=True)
+            return
+        self.risk = attrs.evolve(risk, halted=True, halt_reason=reason, halt_cause=cause)
+        every = POLICIES[cause].cancels_every_order
+        self.commands.append(Halt(command_id=self.next_id(), reason=reason))
+        # The notice is named and placed before the cancels, and says what they left.
+        notice_id, at = self.next_id(), len(self.commands)
+        kept = self.cancel_all(every=every)
+        text = f"trading halted: {reason}; open orders canceled"
+        if kept:
+            text += f" except {kept} that close or offset exposure"
+        self.commands.insert(
+            at, Notify(command_id=notice_id, level=Level.ALERT, code="halted", message=text)
+        )
+
+    def cancel_all(self, *, every: bool = False) -> int:
+        """Cancel every live order that could add exposure (``every``: every live order), and
+        say how many live orders were kept. Closing orders (reduce-only, or a hedge-mode close)
+        and orders that offset a held position (a hedge leg) stay: canceling them would leave
+        more risk, not less (:mod:`gridcore.exposure`)."""
+        adding: list[Order] = []
+        kept = 0
+        for cloid in self.live:
+            order = self.orders[cloid]
+            if order.status is OrderStatus.PENDING_CANCEL:
+                continue
+            if every or not closes_exposure(order.side, order.position_side, order.reduce_only):
+                adding.append(order)
+            else:
+                kept += 1
+        if every or not adding:
+            for order in adding:
                 self.cancel(order.cloid)
+            return kept
+        by_key = self.config.by_key
+        assets = {key: asset_of(i) for key, i in by_key.items()}
+        holdings: dict[str, Decimal] = {}
+        for (venue, symbol, _side), pos in self.ledger.positions.items():
+            asset = assets.get((venue, symbol))
+            if asset is not None and pos.qty:
+                holdings[asset] = CTX.add(holdings.get(asset, ZERO), pos.qty)
+        keep = offsetting_orders(
+            (
+                (o.cloid, (o.venue, o.symbol), o.side, o.remaining)
+                for o in adding
+                if o.position_side is PositionSide.BOTH
+            ),
+            holdings,
+            assets,
+        )
+        for order in adding:
+            if order.cloid not in keep:
+                self.cancel(order.cloid)
+        return kept + len(keep)
 
     # --- intents -----------------------------------------------------------------------------------
 
@@ -1302,10 +1427,15 @@ class _Tx(Generic[S]):
             self.notify(Level.WARNING, f"refused:{code}", text)
             self.risk = attrs.evolve(self.risk, last_refusal=text)
 
-    def submit(self, intent: Submit, *, bypass_halt: bool = False) -> str | None:
+    def submit(self, intent: Submit) -> str | None:
         instrument = self.config.instrument(intent.venue, intent.symbol)
         vs = self.venue(intent.venue)
-        if not bypass_halt and not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
+        # A venue that reconciles still takes closing orders (they cannot add exposure, whatever
+        # the reconciliation finds); a venue whose feed is down takes none.
+        if not vs.feed_up or (
+            vs.phase is not SyncPhase.SYNCED
+            and not closes_exposure(intent.side, intent.position_side, intent.reduce_only)
+        ):
             self.refuse("not_ready", f"{intent.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
             if intent.ref is not None:
                 self.submit_refused(
@@ -1327,7 +1457,7 @@ class _Tx(Generic[S]):
             tif=intent.tif,
             reduce_only=intent.reduce_only,
             now=self.now,
-            bypass_halt=bypass_halt,
+            position_side=intent.position_side,
         )
         if isinstance(verdict, Refusal):
             self.refuse(verdict.code, verdict.message)
@@ -1481,8 +1611,9 @@ class _Tx(Generic[S]):
                 flight.venue, attrs.evolve(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED)
             )
             self.halt(
+                HaltCause.UNRECONCILED,
                 f"{flight.venue} could not be reconciled: {flight.kind} request failed "
-                f"{vs.attempts + 1} times (last: {reason})"
+                f"{vs.attempts + 1} times (last: {reason})",
             )
             return
         again = self.request(flight.kind, flight.venue)
@@ -1574,8 +1705,9 @@ class _Tx(Generic[S]):
                 attrs.evolve(vs, drift=unconfirmed, phase=SyncPhase.UNSYNCED, pending=frozenset()),
             )
             self.halt(
+                HaltCause.UNRECONCILED,
                 f"{venue}: positions differ from the ledger by {described} after "
-                f"{attempts} re-checks"
+                f"{attempts} re-checks",
             )
             return
         self.notify(
@@ -1789,19 +1921,10 @@ class _Tx(Generic[S]):
                 if self.venue(event.venue).phase is SyncPhase.SYNCED:
                     self.begin_sync(event.venue)
             case HaltRequested():
-                self.halt(event.reason)
+                cause = event.cause or cause_of_reason(event.reason)
+                self.halt(cause, event.reason)
             case ResumeRequested():
-                if self.risk.halted:
-                    self.risk = attrs.evolve(
-                        self.risk,
-                        halted=False,
-                        halt_reason="",
-                        error_streak=0,
-                        peak_pnl=self.snapshot().net_pnl(),
-                    )
-                    self.notify(Level.INFO, "resumed", "trading resumed by the operator")
-                    for venue in self.config.venues:
-                        self.begin_sync(venue)
+                self.resume()
             case FlattenRequested():
                 self.flatten()
             case FundingRateUpdated():
@@ -1937,12 +2060,13 @@ class _Tx(Generic[S]):
                 balances[event.venue] = event
                 self.risk = attrs.evolve(self.risk, balances=balances)
                 reserved = self.risk.reserved.get(event.venue, ZERO)
-                if reserved > event.equity and not self.risk.halted:
+                if reserved > event.equity and self.may_halt():
                     # The account no longer covers what open orders hold (a loss, a transfer
                     # out, or a bad report): stop adding exposure and cancel what rests.
                     self.halt(
+                        HaltCause.MARGIN,
                         f"{event.venue} equity {event.equity} is below the {reserved} reserved "
-                        f"by open orders"
+                        f"by open orders",
                     )
                 self.sync_result(event.venue, event.command_id)
                 self.report_to_strategy(event)
@@ -2009,8 +2133,24 @@ class _Tx(Generic[S]):
                         )
                     )
 
+    def resume(self) -> None:
+        """Lift a halt as its cause's policy says (:data:`gridcore.halts.POLICIES`)."""
+        risk = self.risk
+        if not risk.halted:
+            return
+        policy = POLICIES[risk.halt_cause or HaltCause.OPERATOR]
+        risk = attrs.evolve(risk, halted=False, halt_reason="", halt_cause=None, error_streak=0)
+        if policy.resume_rearms_drawdown:
+            pnls = _pnl_by_currency(self.ledger, self.quotes, self.config)
+            primary = self.config.currencies[0] if self.config.currencies else ""
+            risk = attrs.evolve(risk, peaks=pnls, peak_pnl=pnls.get(primary, ZERO))
+        self.risk = risk
+        self.notify(Level.INFO, "resumed", "trading resumed by the operator")
+        for venue in self.config.venues:
+            self.begin_sync(venue)
+
     def flatten(self) -> None:
-        self.halt("flatten requested")
+        self.halt(HaltCause.FLATTEN, "flatten requested")
         for (venue, symbol, side), pos in sorted(
             self.ledger.positions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].value)
         ):
@@ -2050,8 +2190,7 @@ class _Tx(Generic[S]):
                     tif=TimeInForce.IOC,
                     reduce_only=True,
                     tag="flatten",
-                ),
-                bypass_halt=True,
+                )
             )
 
     def maintenance(self) -> None:

@@ -38,6 +38,7 @@ import attrs
 
 from gridcore._enum import CoreEnum
 from gridcore.errors import InvalidEvent
+from gridcore.halts import HaltCause
 from gridcore.instruments import PositionSide, Side, Source
 from gridcore.numbers import CTX
 
@@ -192,6 +193,11 @@ def _tuple_of(kind: type) -> _Rule:
     return check
 
 
+def _optional_cause(owner: object, name: str, v: object) -> None:
+    if v is not None and type(v) is not HaltCause:
+        raise _refuse(owner, name, v, "need a HaltCause or None")
+
+
 def _validate(self: object) -> None:
     for name, rule in FIELD_RULES[type(self)]:
         rule(self, name, getattr(self, name))
@@ -283,10 +289,13 @@ class Started:
 
 @attrs.frozen(kw_only=True)
 class HaltRequested:
-    """An operator asked the bot to stop trading (open orders are canceled)."""
+    """An operator (or the shell, for ``cause``) asked the bot to stop trading; the orders that
+    could add exposure are canceled. ``cause`` is ``None`` in journals written before halt
+    causes existed: the kernel then derives it from ``reason``."""
 
     ts: int
     reason: str = "operator"
+    cause: HaltCause | None = None
 
     __attrs_post_init__ = _validate
 
@@ -712,7 +721,7 @@ FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
         ("entry_price", _non_negative),
     ),
     Started: (_TS,),
-    HaltRequested: (_TS, ("reason", _text)),
+    HaltRequested: (_TS, ("reason", _text), ("cause", _optional_cause)),
     ResumeRequested: (_TS,),
     FlattenRequested: (_TS,),
     TimerFired: (_TS, ("timer_id", _name)),

@@ -85,6 +85,11 @@ class Instrument:
     ``tick_size`` and ``lot_size`` are the price and quantity steps; ``min_notional`` the
     smallest order value in quote currency. Fee rates are fractions (``Decimal("0.0002")`` is
     2 bps); a negative maker fee is a rebate.
+
+    ``settlement`` is the currency the instrument's PnL, fees, funding and margin are paid in;
+    it defaults to the quote currency, which is what linear (USDT-, USDC-margined) perpetuals
+    settle in. Money in different settlement currencies is never added together: PnL and the
+    drawdown halt are kept per currency.
     """
 
     venue: str
@@ -96,8 +101,14 @@ class Instrument:
     taker_fee: Decimal = ZERO
     base: str = ""
     quote: str = "USD"
+    settlement: str = attrs.field(default=attrs.Factory(lambda self: self.quote, takes_self=True))
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.settlement, str) or not self.settlement:
+            raise ValueError(
+                f"instrument {self.symbol}: settlement must name a currency (leave it out to "
+                f"settle in the quote currency {self.quote!r}), got {self.settlement!r}"
+            )
         if self.tick_size <= 0:
             raise ValueError(
                 f"instrument {self.symbol}: tick_size must be > 0, got {self.tick_size}"

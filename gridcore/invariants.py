@@ -70,6 +70,7 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
+from gridcore.exposure import closes_exposure
 from gridcore.grid import NeutralGrid, compute_spacing
 from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
@@ -475,11 +476,7 @@ def close_within_position(record: StepRecord) -> list[Violation]:
     """
     out = []
     for place in record.places():
-        closes = place.reduce_only or (
-            (place.position_side is PositionSide.LONG and place.side is Side.SELL)
-            or (place.position_side is PositionSide.SHORT and place.side is Side.BUY)
-        )
-        if not closes:
+        if not closes_exposure(place.side, place.position_side, place.reduce_only):
             continue
         pos = _position_for(record.after, place)
         room = pos if place.side is Side.SELL else -pos
@@ -501,7 +498,7 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
     cached positions, `stale-quote` stale quotes executed).
 
     Every order emitted has a quote for its instrument no older than ``max_quote_age_ms``; every
-    order that needs margin (not reduce-only) has a balance report no older than
+    order that needs margin (not a closing order) has a balance report no older than
     ``max_balance_age_ms``, both measured at the step's time.
     """
     out = []
@@ -520,7 +517,7 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
                     event=record.event,
                 )
             )
-        if place.reduce_only:
+        if closes_exposure(place.side, place.position_side, place.reduce_only):
             continue
         balance = state.risk.balances.get(place.venue)
         if balance is None or state.now - balance.ts > risk.max_balance_age_ms:
@@ -541,7 +538,13 @@ def no_overdraft_on_emission(record: StepRecord) -> list[Violation]:
     """No order is emitted that would overdraw (failure `stale-balance`, `stale-balance`): after a step that
     places orders needing margin, free margin (last equity − position margin − reservations)
     is not negative."""
-    venues = sorted({p.venue for p in record.places() if not p.reduce_only})
+    venues = sorted(
+        {
+            p.venue
+            for p in record.places()
+            if not closes_exposure(p.side, p.position_side, p.reduce_only)
+        }
+    )
     out = []
     state = record.after
     for venue in venues:

@@ -18,6 +18,10 @@ every reconciliation detects the drift and repairs it (see :mod:`gridcore.sync`)
 Positions are kept per ``(venue, symbol, position_side)`` with a signed quantity (short < 0),
 so one-way and hedge mode share one code path.
 
+Money of a position (realized, fees, funding, cost) is in the settlement currency of its
+instrument (:attr:`gridcore.instruments.Instrument.settlement`); totals over positions are taken
+per currency (:meth:`Ledger.totals_by_currency`), never across currencies.
+
 Money is exact (see :mod:`gridcore.numbers`): each position keeps its exact cost basis, so
 realized plus unrealized PnL never carries a rounding. Average entry changes only when a
 position grows and is the cost basis divided by the size, rounded half-even to
@@ -267,13 +271,31 @@ class Ledger:
         return attrs.evolve(self, positions={**self.positions, key: fixed})
 
     def totals(self) -> Position:
-        """Sum of realized, fees and funding over every position (qty and entry left at zero)."""
+        """Sum of realized, fees and funding over every position (qty and entry left at zero).
+
+        Only meaningful when every position settles in one currency; a bot settling in several
+        uses :meth:`totals_by_currency` (amounts in different currencies are never added)."""
         realized = fees = funding = ZERO
         for p in self.positions.values():
             realized = CTX.add(realized, p.realized)
             fees = CTX.add(fees, p.fees)
             funding = CTX.add(funding, p.funding)
         return Position(realized=realized, fees=fees, funding=funding)
+
+    def totals_by_currency(self, venue_currency: Mapping[str, str]) -> dict[str, Position]:
+        """:meth:`totals` per settlement currency; ``venue_currency`` names the currency each
+        venue's positions settle in (:attr:`gridcore.core.CoreConfig.venue_currency`), in the
+        order the result lists them."""
+        out = {currency: _FLAT for currency in dict.fromkeys(venue_currency.values())}
+        for (venue, _symbol, _side), p in self.positions.items():
+            currency = venue_currency.get(venue, "")
+            t = out.get(currency, _FLAT)
+            out[currency] = Position(
+                realized=CTX.add(t.realized, p.realized),
+                fees=CTX.add(t.fees, p.fees),
+                funding=CTX.add(t.funding, p.funding),
+            )
+        return out
 
 
 _FLAT = Position()

@@ -12,12 +12,24 @@ Free margin on a venue = equity of its last balance report − margin of open po
 last mid (``|qty| × mid / leverage``) − reservations of every live order on that venue. Equity
 is used, not the venue's "available", because the core budgets open orders itself.
 
-Checks, in order: trading not halted; price on tick, size on lot and positive; a quote for the
-instrument no older than ``max_quote_age_ms``; aggressive orders (IOC, or a limit through the
-touch) within ``slippage_cap`` of the mid (default 50 bps, failure `unsafe-defaults` / `stale-quote`); minimum
-notional (reduce-only orders exempt); maximum order notional; maximum position including every
-live order on the same side; order rate (velocity) over a sliding window; a balance report no
-older than ``max_balance_age_ms``; no overdraft.
+Checks, in order: trading not halted (closing orders exempt); price on tick, size on lot and
+positive; a quote for the instrument no older than ``max_quote_age_ms``; aggressive orders (IOC,
+or a limit through the touch) within ``slippage_cap`` of the mid (default 50 bps, failure
+`unsafe-defaults` / `stale-quote`); minimum notional (closing orders exempt); maximum order
+notional; maximum position per position key including every live order that adds to it (closing
+orders exempt); order rate (velocity) over a sliding window; a balance report no older than
+``max_balance_age_ms`` and no overdraft (closing orders exempt: they reserve no margin).
+
+A *closing* order is one :func:`gridcore.exposure.closes_exposure` says can only reduce its
+position: reduce-only, or in hedge mode a sell on LONG / a buy on SHORT. While halted, and while
+its venue reconciles (the kernel still requires the venue's feed to be up), a closing order is
+checked for exactly: tick and lot, a fresh quote, the slippage cap on aggressive prices, the
+maximum order notional and the order rate. Everything else is waived, so a rollback or a
+flatten is never refused by the halt or the reconciliation it follows.
+
+Exposure is per position key ``(venue, symbol, position_side)``: in hedge mode the LONG and the
+SHORT position of one instrument never net, and a sell on the LONG side is a close, never new
+short exposure (:func:`position_exposure`).
 
 The drawdown halt and the error-streak breaker live in the kernel (:mod:`gridcore.core`), driven
 by :class:`RiskState`'s counters.
@@ -32,12 +44,21 @@ import attrs
 
 from gridcore.errors import ConfigError
 from gridcore.events import BalanceReported, QuoteTicked
-from gridcore.instruments import Instrument, Side, TimeInForce
+from gridcore.exposure import closes_exposure, signed
+from gridcore.halts import POLICIES, HaltCause, cause_of_reason
+from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, format_money
 
-__all__ = ["Refusal", "RiskConfig", "RiskState", "check_order", "free_margin"]
+__all__ = [
+    "Refusal",
+    "RiskConfig",
+    "RiskState",
+    "check_order",
+    "free_margin",
+    "position_exposure",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -101,6 +122,15 @@ class RiskState:
     fall from a peak measured so far (on fills, funding and the maintenance timer). ``error_streak`` counts failed
     order/request commands in a row, each order of a batch on its own. ``last_error_batch`` is
     no longer used (kept so that older snapshots still load).
+
+    PnL is kept per settlement currency and never added across currencies: ``peaks`` and
+    ``drawdowns`` hold, per currency, the peak of net PnL and the worst fall from it;
+    ``peak_pnl`` and ``worst_drawdown`` are the same figures for the first currency of the
+    configuration (the only one of a one-currency bot), kept for summaries and older snapshots.
+
+    ``halt_cause`` says why trading is halted (``None`` when it is not); ``halt_reason`` says it
+    for people. A state saved before causes existed carries only the reason: its cause is
+    derived from that text when it loads (:func:`gridcore.halts.cause_of_reason`).
     """
 
     balances: Mapping[str, BalanceReported] = attrs.field(factory=dict)
@@ -113,6 +143,19 @@ class RiskState:
     halt_reason: str = ""
     last_refusal: str = ""
     last_error_batch: int | None = None
+    halt_cause: HaltCause | None = None
+    peaks: Mapping[str, Decimal] = attrs.field(factory=dict)
+    drawdowns: Mapping[str, Decimal] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.halted and self.halt_cause is None:
+            object.__setattr__(self, "halt_cause", cause_of_reason(self.halt_reason))
+
+    @property
+    def resumes_on_restart(self) -> bool:
+        """True when starting the bot again lifts the halt (:data:`gridcore.halts.POLICIES`);
+        a shell that starts a halted bot asks this, and sends a resume when it says so."""
+        return self.halted and POLICIES[self.halt_cause or HaltCause.OPERATOR].restart_resumes
 
 
 @attrs.frozen(kw_only=True)
@@ -144,25 +187,30 @@ def free_margin(
     return CTX.subtract(CTX.subtract(balance.equity, used), risk.reserved.get(venue, ZERO))
 
 
-def _exposure(
-    orders: Iterable[Order], ledger: Ledger, instrument: Instrument, side: Side
+def position_exposure(
+    orders: Iterable[Order],
+    ledger: Ledger,
+    instrument: Instrument,
+    position_side: PositionSide,
+    side: Side,
 ) -> Decimal:
-    """Net position on the instrument plus every live order's remainder on ``side``, and the
-    fills still missing of orders the venue says are filled (their fills are on their way: the
-    position will grow by them)."""
-    total = ZERO
-    for (v, s, _ps), pos in ledger.positions.items():
-        if v == instrument.venue and s == instrument.symbol:
-            total = CTX.add(total, pos.qty)
+    """The exposure of one position key as the gate counts it for ``max_position``: the
+    position ``(venue, symbol, position_side)`` plus the remainder of every live order on that
+    key and ``side`` that adds to it, and the fills still missing of orders the venue says are
+    filled (their fills are on their way: the position will grow by them). Closing orders
+    (:func:`~gridcore.exposure.closes_exposure`) are not counted, and in hedge mode the LONG and
+    SHORT positions of an instrument are separate keys: they never net."""
+    total = ledger.position(instrument.venue, instrument.symbol, position_side).qty
     for o in orders:
         if (
             (o.is_live or (o.status is OrderStatus.FILLED and o.filled_qty < o.qty))
             and o.venue == instrument.venue
             and o.symbol == instrument.symbol
+            and o.position_side is position_side
             and o.side is side
-            and not o.reduce_only
+            and not closes_exposure(o.side, o.position_side, o.reduce_only)
         ):
-            total = CTX.add(total, o.remaining if side is Side.BUY else -o.remaining)
+            total = CTX.add(total, signed(side, o.remaining))
     return total
 
 
@@ -180,11 +228,17 @@ def check_order(
     tif: TimeInForce,
     reduce_only: bool,
     now: int,
-    bypass_halt: bool = False,
+    position_side: PositionSide = PositionSide.BOTH,
 ) -> Refusal | Decimal:
-    """Refuse the order, or return the margin (quote) to reserve for it."""
-    if risk.halted and not bypass_halt:
-        return Refusal(code="halted", message=f"trading is halted ({risk.halt_reason})")
+    """Refuse the order, or return the margin (quote) to reserve for it (zero for a closing
+    order, which needs none)."""
+    closing = closes_exposure(side, position_side, reduce_only)
+    if risk.halted and not closing:
+        return Refusal(
+            code="halted",
+            message=f"trading is halted ({risk.halt_reason}); only reduce-only or closing "
+            f"orders pass",
+        )
     if qty <= 0 or not instrument.is_on_lot(qty):
         return Refusal(
             code="bad_qty",
@@ -220,7 +274,7 @@ def check_order(
                 f"(cap {config.slippage_cap:.2%})",
             )
     notional = instrument.notional(qty, price)
-    if not reduce_only and notional < instrument.min_notional:
+    if not closing and notional < instrument.min_notional:
         return Refusal(
             code="min_notional",
             message=f"order value {notional} is under the minimum {instrument.min_notional}",
@@ -230,9 +284,9 @@ def check_order(
             code="max_order_notional",
             message=f"order value {notional} exceeds max_order_notional {config.max_order_notional}",
         )
-    if config.max_position is not None and not reduce_only:
+    if config.max_position is not None and not closing:
         projected = CTX.add(
-            _exposure(orders, ledger, instrument, side), qty if side is Side.BUY else -qty
+            position_exposure(orders, ledger, instrument, position_side, side), signed(side, qty)
         )
         if abs(projected) > config.max_position:
             return Refusal(
@@ -247,7 +301,7 @@ def check_order(
             message=f"{recent} orders in the last {config.velocity_window_ms} ms "
             f"(max {config.max_orders_per_window})",
         )
-    if reduce_only:
+    if closing:
         return ZERO
     balance = risk.balances.get(instrument.venue)
     if balance is None:
@@ -268,7 +322,8 @@ def check_order(
     if reserve > free:
         return Refusal(
             code="insufficient_margin",
-            message=f"order needs {format_money(reserve, instrument.quote)} {instrument.quote} "
-            f"margin, {format_money(free, instrument.quote)} free on {instrument.venue}",
+            message=f"order needs {format_money(reserve, instrument.settlement)} "
+            f"{instrument.settlement} margin, {format_money(free, instrument.settlement)} free "
+            f"on {instrument.venue}",
         )
     return reserve

@@ -26,8 +26,10 @@ Every error prints one line ``gridcore: error: ...`` on stderr.
 ``commands``, ``duplicate_cloids``, ``now``, ``positions`` (``venue``, ``symbol``, ``side``,
 ``qty``, ``avg_entry``, ``realized``, ``fees``, ``funding``, ``unrealized``), ``open_orders``
 (``cloid``, ``venue``, ``symbol``, ``side``, ``price``, ``qty``, ``filled_qty``, ``status``,
-``tag``), ``fills``, ``pnl`` (``realized``, ``unrealized``, ``fees``, ``funding``, ``net``),
-``halted``, ``halt_reason``, ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
+``tag``), ``fills``, ``pnl`` (``realized``, ``unrealized``, ``fees``, ``funding``, ``net``, in
+the bot's settlement currency; ``null`` for a bot settling in several, whose amounts are never
+added), ``pnl_by_currency`` (currency → the same five keys), ``halted``, ``halt_reason``,
+``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
 ``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
 ``error``). Decimals are strings, times integer ms.
 """
@@ -54,6 +56,7 @@ from gridcore.core import State
 from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
+from gridcore.ledger import Position
 from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
 from gridcore.shells import cli_types, logs, metrics
 from gridcore.shells.codec import canonical
@@ -69,7 +72,6 @@ from gridcore.shells.journal import (
 from gridcore.shells.redact import redact
 from gridcore.shells.render import Display
 from gridcore.shells.runtime import (
-    EXIT_HALT_REASON,
     EventRejected,
     LockstepClock,
     Runtime,
@@ -430,9 +432,9 @@ def _session(
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
     start_events: list[Event] = []
-    if state.risk.halted and state.risk.halt_reason == EXIT_HALT_REASON:
-        # The previous run halted only to cancel its orders on exit; starting it again is the
-        # operator's request to trade. Any other halt (drawdown, errors) stays until resumed.
+    if state.risk.resumes_on_restart:
+        # The core's halt policy decides (gridcore.halts): a halt only to cancel orders on exit
+        # lifts on a restart; any other (drawdown, errors, ...) stays until an operator resumes.
         start_events.append(ResumeRequested(ts=clock.now()))
     return _logged_session(args, state, journal, venue, clock, start_events, notices)
 
@@ -518,7 +520,6 @@ def _logged_session(
     if rejected is not None:
         raise rejected
     final = runtime.state
-    totals = final.ledger.totals()
     stats = runtime.stats
     log.info(
         "stop (%s): %d events this run, journal at event %d, %d fills logged",
@@ -530,15 +531,20 @@ def _logged_session(
             "fields": {
                 "reason": str(stats.stop_reason),
                 "seq": str(journal.last_seq),
-                "net_pnl": _money(final.net_pnl(), final),
+                "net_pnl": ", ".join(
+                    _money(net, final, currency) for currency, net, _ in _pnl(final)
+                ),
             }
         },
     )
+    money = "; ".join(
+        f"net PnL {_money(net, final, c)} (realized {_money(t.realized, final, c)}, "
+        f"fees {_money(t.fees, final, c)}, funding {_money(t.funding, final, c)})"
+        for c, net, t in _pnl(final)
+    )
     print(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
-        f"{journal.last_seq}; net PnL {_money(final.net_pnl(), final)} "
-        f"(realized {_money(totals.realized, final)}, fees {_money(totals.fees, final)}, "
-        f"funding {_money(totals.funding, final)}); fills {final.ledger.fill_count}"
+        f"{journal.last_seq}; {money}; fills {final.ledger.fill_count}"
     )
     if runtime.stats.signals > 1 or late:
         print(
@@ -550,11 +556,21 @@ def _logged_session(
     return 0
 
 
-def _money(value: Decimal, state: State[Any]) -> str:
-    """Quote money for people, at the quote currency's places (``-64.95 USD``)."""
-    instruments = state.config.instruments
-    quote = instruments[0].quote if instruments else "USD"
-    return f"{format_money(value, quote)} {quote}"
+def _money(value: Decimal, state: State[Any], currency: str | None = None) -> str:
+    """Money for people, at the currency's places (``-64.95 USD``); ``currency`` defaults to
+    the bot's first settlement currency."""
+    if currency is None:
+        currencies = state.config.currencies
+        currency = currencies[0] if currencies else "USD"
+    return f"{format_money(value, currency)} {currency}"
+
+
+def _pnl(state: State[Any]) -> list[tuple[str, Decimal, Position]]:
+    """``(currency, net PnL, totals)`` per settlement currency: amounts in different
+    currencies are shown side by side, never added."""
+    nets = state.pnl_by_currency()
+    totals = state.ledger.totals_by_currency(state.config.venue_currency)
+    return [(c, net, totals.get(c, Position())) for c, net in nets.items()]
 
 
 def _position(state: State[Any], venue: str, symbol: str, qty: Decimal, entry: Decimal) -> str:
@@ -587,13 +603,13 @@ async def _status_loop(runtime: Runtime, notices: _Notices) -> None:
                 _position(state, venue, symbol, pos.qty, pos.avg_entry),
             )
         table.add_row("open orders", str(len(state.live_orders())))
-        totals = state.ledger.totals()
-        table.add_row("net PnL", _money(state.net_pnl(), state))
-        table.add_row(
-            "realized / fees / funding",
-            f"{_money(totals.realized, state)} / {_money(totals.fees, state)} / "
-            f"{_money(totals.funding, state)}",
-        )
+        for c, net, totals in _pnl(state):
+            table.add_row("net PnL", _money(net, state, c))
+            table.add_row(
+                "realized / fees / funding",
+                f"{_money(totals.realized, state, c)} / {_money(totals.fees, state, c)} / "
+                f"{_money(totals.funding, state, c)}",
+            )
         table.add_row("halted", state.risk.halt_reason if state.risk.halted else "no")
         return table
 
@@ -625,11 +641,12 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     meta = journal.meta()
     span = journal.time_range()
     positions = []
-    unrealized = ZERO
+    unrealized: dict[str, Decimal] = {}
     for (venue, symbol, side), pos in state.ledger.positions.items():
         mid = state.mid(venue, symbol)
         u = pos.unrealized(mid) if mid is not None else ZERO
-        unrealized = CTX.add(unrealized, u)
+        currency = state.config.venue_currency.get(venue, "")
+        unrealized[currency] = CTX.add(unrealized.get(currency, ZERO), u)
         positions.append(
             {
                 "venue": venue,
@@ -658,7 +675,16 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
         for o in state.orders.values()
         if o.is_live
     ]
-    totals = state.ledger.totals()
+    by_currency = {
+        c: {
+            "realized": _s(t.realized),
+            "unrealized": _s(unrealized.get(c, ZERO)),
+            "fees": _s(t.fees),
+            "funding": _s(t.funding),
+            "net": _s(CTX.add(t.net, unrealized.get(c, ZERO))),
+        }
+        for c, t in state.ledger.totals_by_currency(state.config.venue_currency).items()
+    }
     violations = check_state(state)
     seqs = journal.snapshot_seqs()
     return {
@@ -677,15 +703,11 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
         "positions": positions,
         "open_orders": orders,
         "fills": state.ledger.fill_count,
-        "pnl": {
-            "realized": _s(totals.realized),
-            "unrealized": _s(unrealized),
-            "fees": _s(totals.fees),
-            "funding": _s(totals.funding),
-            "net": _s(CTX.add(totals.net, unrealized)),
-        },
+        "pnl": next(iter(by_currency.values())) if len(by_currency) == 1 else None,
+        "pnl_by_currency": by_currency,
         "halted": state.risk.halted,
         "halt_reason": state.risk.halt_reason,
+        "halt_cause": None if state.risk.halt_cause is None else state.risk.halt_cause.value,
         "venues": {
             name: {"phase": vs.phase.value, "feed_up": vs.feed_up}
             for name, vs in state.venues.items()
@@ -725,9 +747,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             value = f"{value} ({when.isoformat(timespec='seconds').replace('+00:00', 'Z')})"
         head.add_row(key.replace("_", " "), str(value))
     head.add_row("halted", report["halt_reason"] if report["halted"] else "no")
-    for key, value in report["pnl"].items():
-        label = f"pnl {key}" + (f" ({shown.currency})" if shown.currency else "")
-        head.add_row(label, shown.money(None, None, Decimal(value), grouping=True))
+    for currency, pnl in report["pnl_by_currency"].items():
+        for key, value in pnl.items():
+            amount = format_money(Decimal(value), currency, grouping=True)
+            head.add_row(f"pnl {key} ({currency})", amount)
     console.print(head)
     pos = Table(title="positions")
     for col in ("venue", "symbol", "side", "qty", "avg_entry", "realized", "fees", "funding"):

@@ -60,6 +60,7 @@ import gridcore.commands
 import gridcore.config
 import gridcore.core
 import gridcore.events
+import gridcore.halts
 import gridcore.instruments
 import gridcore.ledger
 import gridcore.lifecycle
@@ -161,6 +162,7 @@ def registered() -> Mapping[str, type]:
 
 _GRIDCORE_MODULES = (
     gridcore.instruments,
+    gridcore.halts,
     gridcore.events,
     gridcore.commands,
     gridcore.lifecycle,

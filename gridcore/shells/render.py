@@ -98,8 +98,8 @@ class Display:
 
     def __init__(self, config: CoreConfig) -> None:
         self._by_key = config.by_key
-        quotes = {i.quote for i in config.instruments}
-        self.currency = next(iter(quotes)) if len(quotes) == 1 else None
+        currencies = config.currencies
+        self.currency = currencies[0] if len(currencies) == 1 else None
         """The one settlement currency of every instrument, else ``None``: totals that add
         positions up are shown at a currency's places only then."""
 
@@ -115,7 +115,7 @@ class Display:
         """The currency money on ``venue``/``symbol`` settles in (``None``: the bot's one
         currency, if it has one)."""
         inst = self._by_key.get((venue or "", symbol or ""))
-        return inst.quote if inst is not None else self.currency
+        return inst.settlement if inst is not None else self.currency
 
     def money(
         self, venue: str | None, symbol: str | None, value: Decimal, *, grouping: bool = False

@@ -113,6 +113,7 @@ from gridcore.events import (
     Started,
     TimerFired,
 )
+from gridcore.halts import HaltCause
 from gridcore.shells.journal import Journal, Reducer
 from gridcore.shells.logs import SessionLog
 from gridcore.shells.redact import redact
@@ -723,7 +724,11 @@ class Runtime:
             for adapter in self._venues.values():
                 adapter.quiesce()
             if self.options.cancel_on_exit:
-                await self._send(HaltRequested(ts=self.clock.now(), reason=EXIT_HALT_REASON))
+                await self._send(
+                    HaltRequested(
+                        ts=self.clock.now(), reason=EXIT_HALT_REASON, cause=HaltCause.EXIT_CANCEL
+                    )
+                )
             self.clock.release()  # the unit request_stop held
             with anyio.CancelScope() as self._drain_scope:
                 if self._hurry:  # a second signal came before the drain began

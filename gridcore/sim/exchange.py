@@ -65,6 +65,7 @@ from gridcore.events import (
     QuoteTicked,
     ReportedStatus,
 )
+from gridcore.exposure import closes_exposure
 from gridcore.instruments import (
     Instrument,
     PositionMode,
@@ -196,7 +197,7 @@ class SimExchange:
                 notional = CTX.add(notional, CTX.multiply(abs(pos.qty), mark))
         for book in self.resting.values():
             for o in book.values():
-                if not o.reduce_only:
+                if not closes_exposure(o.side, o.position_side, o.reduce_only):
                     notional = CTX.add(notional, CTX.multiply(o.remaining, o.price))
         return CTX.divide(notional, self.config.leverage)
 
@@ -284,7 +285,7 @@ class SimExchange:
         qty = want
         if self.config.liquidity is not None:
             qty = min(qty, self.config.liquidity)
-        if order.reduce_only or self._closes(order):
+        if closes_exposure(order.side, order.position_side, order.reduce_only):
             room = self._reducible(order)
             qty = min(qty, room)
         if qty <= 0:
@@ -325,12 +326,6 @@ class SimExchange:
             events.append(OrderFilled(ts=ts, fill=fill, source=Source.STREAM))
         else:
             events.append(OrderPartiallyFilled(ts=ts, fill=fill, source=Source.STREAM))
-
-    def _closes(self, order: SimOrder) -> bool:
-        """Hedge mode: a sell on LONG or a buy on SHORT closes."""
-        return (order.position_side is PositionSide.LONG and order.side is Side.SELL) or (
-            order.position_side is PositionSide.SHORT and order.side is Side.BUY
-        )
 
     def _reducible(self, order: SimOrder) -> Decimal:
         pos = self.positions.get((order.symbol, order.position_side), Position()).qty
@@ -613,8 +608,8 @@ class SimExchange:
         if not hedge and cmd.position_side is not PositionSide.BOTH:
             return "account is in one-way mode: position_side must be BOTH"
         notional = instrument.notional(cmd.qty, cmd.price)
-        probe = SimOrder.from_command(cmd, oid="0")
-        if cmd.reduce_only or self._closes(probe):
+        if closes_exposure(cmd.side, cmd.position_side, cmd.reduce_only):
+            probe = SimOrder.from_command(cmd, oid="0")
             if cmd.qty > self._reducible(probe):
                 return "reduce-only order would increase the position (size exceeds position)"
             return None

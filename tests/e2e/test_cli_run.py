@@ -58,8 +58,8 @@ def test_run_inspect_replay_and_resume(tmp_path: Path) -> None:
     assert list(data) == [
         "journal", "schema_version", "gridcore_version", "events", "last_seq", "first_ts",
         "last_ts", "snapshots", "last_snapshot_seq", "commands", "duplicate_cloids", "now",
-        "positions", "open_orders", "fills", "pnl", "halted", "halt_reason", "venues",
-        "invariants", "quarantined",
+        "positions", "open_orders", "fills", "pnl", "pnl_by_currency", "halted", "halt_reason",
+        "halt_cause", "venues", "invariants", "quarantined",
     ]  # fmt: skip
     assert data["schema_version"] == 3
     assert data["quarantined"] == []
