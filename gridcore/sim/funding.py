@@ -29,7 +29,14 @@ import attrs
 from gridcore.commands import Command, PlaceOrder
 from gridcore.config import BotConfig
 from gridcore.core import initial_state
-from gridcore.events import Event, OrderAccepted, OrderRejected, QuoteTicked, ReportedStatus
+from gridcore.events import (
+    Event,
+    FundingRateUpdated,
+    OrderAccepted,
+    OrderRejected,
+    QuoteTicked,
+    ReportedStatus,
+)
 from gridcore.instruments import Instrument, Source
 from gridcore.numbers import CTX, Rounding
 from gridcore.sim.backtest import Trace, run_backtest
@@ -153,12 +160,40 @@ class FundingVenue(SimExchange):
         rates: RatePath = (),
         faults: VenueFaults = VenueFaults(),
         seed: int = 0,
+        publish_ms: int = 60_000,
     ) -> None:
         super().__init__(config, start_ts=start_ts)
         self.rates = tuple(rates)
         self.venue_faults = faults
         self.rng = SplitMix64(seed)
         self.injected: dict[str, int] = {"reject": 0, "partial": 0, "late_reject": 0}
+        self.rejections: list[str] = []  # the reason of every order this venue rejected
+        self.publish_ms = publish_ms
+        self.next_publish = start_ts
+
+    def on_tick(self, tick: QuoteTicked) -> list[Event]:
+        """As the base venue; besides, publish the rate of the coming funding every
+        ``publish_ms`` (venues push their predicted rate between payments)."""
+        events = super().on_tick(tick)
+        if tick.ts < self.next_publish or tick.symbol not in self.instruments:
+            return events
+        self.next_publish = tick.ts + self.publish_ms
+        events = list(events)
+        for symbol in self.instruments:
+            events.append(
+                FundingRateUpdated(
+                    ts=tick.ts,
+                    venue=self.config.venue,
+                    symbol=symbol,
+                    rate=self.rate_at(self.next_funding_ts),
+                    next_funding_ts=self.next_funding_ts,
+                )
+            )
+        return events
+
+    def _reject(self, cmd: PlaceOrder, now: int, reason: str, events: list[Event]) -> None:
+        self.rejections.append(reason)
+        super()._reject(cmd, now, reason, events)
 
     def rate_at(self, ts: int) -> Decimal:
         """The rate in force at ``ts`` (the configured constant before the path starts)."""
@@ -182,7 +217,7 @@ class FundingVenue(SimExchange):
         if isinstance(command, PlaceOrder) and not command.reduce_only:
             if self.rng.chance(f.reject_ppm):
                 self.injected["reject"] += 1
-                return self._refuse(command, now, "simulated rejection: not enough margin")
+                return self._refuse(command, now, "simulated rejection (injected)")
             if self.rng.chance(f.late_reject_ppm):
                 self.injected["late_reject"] += 1
                 return self._accept_then_reject(command, now)

@@ -334,7 +334,10 @@ class Entry:
     """``(venue key, what) -> report time`` of the reports that answered the current request."""
     avail_seen: Decimal | None = None  # the smaller fresh available balance the entry saw
     live: Mapping[str, str] = attrs.field(factory=dict)  # leg -> cloid of a live order
-    attempt: int = 0
+    orders: tuple[tuple[str, str], ...] = ()  # (leg, cloid) of every order the saga placed
+    attempt: int = 0  # rounds decided (names the orders' refs)
+    tries: int = 0  # rounds in which a close reached the kernel's gate and was accepted
+    tried_round: int = -1
     cause: str = ""  # why a rollback started
     naked_since: int | None = None
     naked_ms: int = 0
@@ -550,9 +553,17 @@ def _act_named(leg: str) -> Any:
         cloid = d.cloid if isinstance(d, Detail) else None
         if cloid is None:
             return e, ()
-        return attrs.evolve(e, live={**e.live, leg: cloid}), ()
+        e = attrs.evolve(e, live={**e.live, leg: cloid}, orders=(*e.orders, (leg, cloid)))
+        if leg in _CLOSING_LEGS and e.tried_round != e.attempt:
+            # A round counts towards max_attempts only when an order was placed: a close
+            # refused by the kernel (stale quotes during an outage) is retried without limit.
+            e = attrs.evolve(e, tries=e.tries + 1, tried_round=e.attempt)
+        return e, ()
 
     return act
+
+
+_CLOSING_LEGS = frozenset({"rollback", "close_a", "close_b"})
 
 
 def _gone(e: Entry, leg: str) -> Mapping[str, str]:
@@ -701,7 +712,7 @@ def _flat(saga: Saga[Entry], signal: Signal) -> bool:
 def _out_of_attempts(saga: Saga[Entry], signal: Signal) -> bool:
     p = saga.data.params
     assert p is not None
-    return _positions_known(saga, signal) and saga.data.attempt >= p.max_attempts
+    return _positions_known(saga, signal) and saga.data.tries >= p.max_attempts
 
 
 def _act_done(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
@@ -718,7 +729,7 @@ def _act_stuck(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Inten
             level=Level.ALERT,
             code="funding_arb_stuck",
             message=(
-                f"{e.kind} {e.saga_id}: positions still unequal after {e.attempt} rounds "
+                f"{e.kind} {e.saga_id}: positions still unequal after {e.tries} rounds "
                 f"(a {snap.pos_a}, b {snap.pos_b}); the strategy opens nothing more until an "
                 "operator flattens the venues"
             ),
@@ -1198,6 +1209,10 @@ class FundingArb:
             return self, []
         if not (view.can_trade(c.venue) and view.can_trade(c.venue_b)):
             return self, []
+        for venue, symbol in ((c.venue, c.symbol), (c.venue_b, c.symbol_b)):
+            quote = view.quotes.get((venue, symbol))
+            if quote is None or view.now - quote.ts > c.max_report_age_ms:
+                return self, []  # no price to trade at: its orders would be refused
         if self.long is not None:
             return self._maybe_exit(view)
         snap = self.snapshot(view)
@@ -1467,33 +1482,31 @@ def decisions_on_fresh_reports(state: State[Any]) -> list[Violation]:
 
 
 def reservations_within_balance(state: State[Any]) -> list[Violation]:
-    """Failure `parallel-entries-overdraw`: the margin reserved by running entries never exceeds
-    any venue's last reported available balance."""
+    """Failure `parallel-entries-overdraw`: the margin reserved by the entries running at once
+    never exceeds the fresh available balance any of them was decided on."""
     arb = _arbs(state)
     if arb is None:
         return []
     reserved = ZERO
-    running = 0
+    seen: Decimal | None = None
+    running = []
     for saga in arb.sagas.values():
-        if not saga.terminal and saga.data.reserved > 0:
-            reserved = add(reserved, saga.data.reserved)
-            running += 1
-    if running == 0:
+        e = saga.data
+        if saga.terminal or e.reserved <= 0 or e.avail_seen is None:
+            continue
+        reserved = add(reserved, e.reserved)
+        seen = e.avail_seen if seen is None else min(seen, e.avail_seen)
+        running.append(saga.saga_id)
+    if seen is None or reserved <= seen:
         return []
-    out = []
-    for venue in (arb.config.venue, arb.config.venue_b):
-        bal = state.balance(venue)
-        # The reservation was made against a report; what a running saga already traded left
-        # the available balance, so compare with the balance the entry saw plus what is used.
-        if bal is not None and running > 1 and reserved > bal.equity:
-            out.append(
-                Violation(
-                    invariant="funding_reservations_within_balance",
-                    ts=state.now,
-                    detail=f"{running} entries reserve {reserved} on {venue}, equity {bal.equity}",
-                )
-            )
-    return out
+    return [
+        Violation(
+            invariant="funding_reservations_within_balance",
+            ts=state.now,
+            detail=f"entries {', '.join(running)} reserve {reserved} in all; the smallest "
+            f"available balance they were decided on is {seen}",
+        )
+    ]
 
 
 INVARIANTS = (
