@@ -118,7 +118,7 @@ def strategy_of(trace: Trace) -> FundingArb:
 
 
 def venue_positions(trace: Trace) -> dict[str, Decimal]:
-    out = {}
+    out: dict[str, Decimal] = {}
     for name, ex in trace.exchanges.items():
         out[name] = sum((p.qty for p in ex.account_positions().values()), ZERO)
     return out
@@ -411,7 +411,7 @@ def test_a_restart_that_lost_the_strategy_state_closes_both_legs_by_their_report
     )
     # A blank strategy that would not enter again: what it does is about the open legs.
     arb_cfg = attrs.evolve(cfg.settings, mode="arb", entry_apr=Decimal(50))
-    blank = attrs.evolve(cfg.make_strategy(), config=arb_cfg)
+    blank = FundingArb(config=arb_cfg, leverage=cfg.venue.leverage)
     fresh = initial_state(core, blank, epoch=first.state.now + 60_000)
     later, judge = _later(first, cfg, fresh, 600)
     assert_clean(later, judge, history_lost=True)
