@@ -126,7 +126,7 @@ def venue_positions(trace: Trace) -> dict[str, Decimal]:
 
 def venue_rejections(trace: Trace) -> list[str]:
     """Reasons of every order the venues rejected that no fault injected."""
-    out = []
+    out: list[str] = []
     for ex in trace.exchanges.values():
         assert isinstance(ex, FundingVenue)
         out.extend(r for r in ex.rejections if "injected" not in r)
