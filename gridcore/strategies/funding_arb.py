@@ -306,10 +306,14 @@ class Snapshot:
 
 @attrs.frozen(kw_only=True)
 class Decision:
-    """A decision a saga took on reports: when, what was asked when, and the reports' times."""
+    """A decision a saga took on reports: when (``at``), when its request went out
+    (``asked_at``), and for each report it needed, the request that report answered
+    (``answers``: the kernel's ``Refreshed.asked_ts``, ``-1`` when missing) and its time
+    (``report_ts``)."""
 
     at: int
     asked_at: int
+    answers: tuple[int, ...]
     report_ts: tuple[int, ...]
     what: str
 
@@ -330,8 +334,9 @@ class Entry:
     leg2_qty: Decimal = ZERO
     leg2_filled: Decimal = ZERO
     asked_at: int = 0  # when the current refresh was asked
-    answered: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
-    """``(venue key, what) -> report time`` of the reports that answered the current request."""
+    answered: Mapping[tuple[str, str], tuple[int, int]] = attrs.field(factory=dict)
+    """``(venue key, what) -> (request answered, report time)`` of the reports that answered
+    the current request."""
     avail_seen: Decimal | None = None  # the smaller fresh available balance the entry saw
     live: Mapping[str, str] = attrs.field(factory=dict)  # leg -> cloid of a live order
     orders: tuple[tuple[str, str], ...] = ()  # (leg, cloid) of every order the saga placed
@@ -477,7 +482,7 @@ def _answered(e: Entry, signal: Signal) -> Entry:
     key, what, asked_ts, report_ts = d.refresh
     if asked_ts < e.asked_at:
         return e  # answers a request older than the one this decision waits for
-    return attrs.evolve(e, answered={**e.answered, (key, what): report_ts})
+    return attrs.evolve(e, answered={**e.answered, (key, what): (asked_ts, report_ts)})
 
 
 def _decided(e: Entry, what: str) -> Entry:
@@ -486,12 +491,14 @@ def _decided(e: Entry, what: str) -> Entry:
     snap = e.snap
     assert snap is not None
     needed = _ALL_FOR_ENTRY if what == "entry" else _BOTH_POSITIONS
-    times = tuple(e.answered.get(k, -1) for k in sorted(needed))
+    got = [e.answered.get(k, (-1, -1)) for k in sorted(needed)]
+    answers = tuple(a for a, _ in got)
+    times = tuple(t for _, t in got)
     return attrs.evolve(
         e,
         decisions=(
             *e.decisions,
-            Decision(at=snap.now, asked_at=e.asked_at, report_ts=times, what=what),
+            Decision(at=snap.now, asked_at=e.asked_at, answers=answers, report_ts=times, what=what),
         ),
     )
 
@@ -1460,7 +1467,8 @@ def rollback_within_position(state: State[Any]) -> list[Violation]:
 
 def decisions_on_fresh_reports(state: State[Any]) -> list[Violation]:
     """Failures `stale-balance`, `stale-position-cache`: every entry, rollback and exit decision
-    was taken on reports newer than its own request and younger than ``max_report_age_ms``."""
+    was taken on reports that answer its own request (or a later one: the kernel's
+    ``Refreshed``), none older than ``max_report_age_ms`` when the decision was taken."""
     arb = _arbs(state)
     if arb is None:
         return []
@@ -1468,14 +1476,15 @@ def decisions_on_fresh_reports(state: State[Any]) -> list[Violation]:
     limit = arb.config.max_report_age_ms
     for saga in arb.sagas.values():
         for d in saga.data.decisions:
-            for ts in d.report_ts:
-                if ts < d.asked_at or d.at - ts > limit:
+            for answers, ts in zip(d.answers, d.report_ts, strict=True):
+                if answers < d.asked_at or d.at - ts > limit:
                     out.append(
                         Violation(
                             invariant="funding_decision_on_fresh_report",
                             ts=state.now,
                             detail=f"saga {saga.saga_id}: {d.what} at {d.at} on a report of {ts} "
-                            f"(asked {d.asked_at}, limit {limit} ms)",
+                            f"answering a request of {answers} (this decision asked at "
+                            f"{d.asked_at}; age limit {limit} ms)",
                         )
                     )
     return out
