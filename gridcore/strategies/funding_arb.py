@@ -26,7 +26,8 @@ phase with a deadline, every rule in :data:`ENTRY` and :data:`EXIT` below.
   quote notional). It repeats until the positions match; after ``max_attempts`` rounds it stops
   in ``STUCK`` with an alert and the strategy opens nothing more.
 * Exit: ask for positions, close both by their reported sizes, reduce-only, ask again, repeat
-  until both venues are flat (a failed side is retried, never left naked).
+  until both venues are flat (failure ``one-sided-exit``: a failed side is retried, never left
+  naked).
 
 Only one saga runs at a time, so two sagas never race for the same balance; the reservation is
 checked against the fresh balance anyway. Quantities (base units) and notionals (quote) are
@@ -147,6 +148,7 @@ class FundingArbConfig:
     max_naked_ms: int = 30_000
     max_attempts: int = 10
     margin_buffer: Decimal = attrs.field(default=Decimal("1.2"), converter=_dec)
+    sagas_kept: int = 64  # finished sagas kept in the state for reports (memory stays bounded)
     # Backtests only (gridcore.sim.funding): the two venues' synthetic funding-rate paths and
     # each venue's own faults (parts per million of opening orders).
     sim_rate_a: Decimal = attrs.field(default=Decimal("0.0001"), converter=_dec)
@@ -205,6 +207,7 @@ class FundingArbConfig:
             "max_naked_ms",
             "max_attempts",
             "farm_hold_ms",
+            "sagas_kept",
         ):
             value = getattr(self, name)
             if value is None and name == "farm_hold_ms":
@@ -1092,6 +1095,10 @@ class FundingArb:
                 return saga
         return None
 
+    def busy(self) -> bool:
+        """A saga is running: no other may start (they would race for the same balance)."""
+        return self.active() is not None
+
     def edge(self, long: str) -> Decimal | None:
         """Annualized funding earned holding long on ``long`` and short on the other venue
         (fraction of notional per year); ``None`` before both rates are known."""
@@ -1158,7 +1165,11 @@ class FundingArb:
             naked_max_ms=max(s.naked_max_ms, naked),
             naked_total_ms=s.naked_total_ms + naked,
         )
-        new = attrs.evolve(self, stats=s, last_end=view.now)
+        kept = dict(self.sagas)
+        done = [k for k, v in kept.items() if v.terminal]
+        for old in done[: max(0, len(done) - self.config.sagas_kept)]:
+            del kept[old]
+        new = attrs.evolve(self, stats=s, last_end=view.now, sagas=kept)
         if phase is _P.HEDGED:
             return attrs.evolve(new, long=e.long, opened_at=view.now)
         if phase in (_P.CLOSED, _P.ROLLED_BACK, _P.ABORTED):
@@ -1212,7 +1223,7 @@ class FundingArb:
     def decide(self, view: State[Any]) -> tuple[FundingArb, list[Intent]]:
         """Start an entry or an exit when the rules say so and no saga runs."""
         c = self.config
-        if self.stopped or self.active() is not None:
+        if self.stopped or self.busy():
             return self, []
         if not (view.can_trade(c.venue) and view.can_trade(c.venue_b)):
             return self, []
@@ -1324,21 +1335,26 @@ class FundingArb:
                 signal = self._signal(view, f"{ref[1]}_refused", code=stimulus.code)
                 return self._feed(view, str(ref[0]), signal)
             return self, ()
-        if active is None:
+        if not isinstance(stimulus, Refreshed | RefreshFailed) or active is None:
             return self, ()
         p = active.data.params
         assert p is not None
+        key = p.key_of(stimulus.venue)
+        if key is None:
+            return self, ()
         if isinstance(stimulus, Refreshed):
-            key = p.key_of(stimulus.venue)
-            if key is None:
-                return self, ()
             refresh = (key, stimulus.what.value, stimulus.asked_ts, stimulus.report_ts)
-            return self._feed(
-                view, active.saga_id, self._signal(view, "refreshed", refresh=refresh)
-            )
-        if isinstance(stimulus, RefreshFailed):
-            return self._feed(view, active.saga_id, self._signal(view, "refresh_failed"))
-        return self, ()
+            signal = self._signal(view, "refreshed", refresh=refresh)
+        else:
+            signal = self._signal(view, "refresh_failed")
+        # Every running saga hears it: each keeps only answers to its own latest request.
+        new: FundingArb = self
+        out: list[Intent] = []
+        for saga in self.sagas.values():
+            if not saga.terminal:
+                new, intents = new._feed(view, saga.saga_id, signal)
+                out.extend(intents)
+        return new, out
 
     # --- for the backtest summary ----------------------------------------------------------------
 

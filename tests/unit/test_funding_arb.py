@@ -322,7 +322,7 @@ def test_under_flaky_every_rollback_is_explained_by_an_injected_leg_failure(seed
     for "size exceeds position" or for margin: rollbacks are sized by reports, entries by fresh
     balances."""
     # Farm mode with a short hold: well over a hundred entries and exits in four hours.
-    cfg = config(mode="farm", farm_hold_ms=120_000, cooldown_ms=0)
+    cfg = config(mode="farm", farm_hold_ms=120_000, cooldown_ms=0, sagas_kept=1_000)
     trace, judge = run(cfg, faults=PROFILES["flaky"], ticks=15_000, seed=seed)
     assert_clean(trace, judge)
     arb = strategy_of(trace)
