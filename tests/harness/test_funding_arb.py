@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
-from gridcore import Intent, State
+from gridcore import Intent, State, Submit
 from gridcore.config import BotConfig, load_config
 from gridcore.core import initial_state
 from gridcore.registry import get
@@ -35,7 +35,7 @@ TICKS = 4_000
 
 
 def harness_config() -> BotConfig:
-    text = toml(mode="farm", farm_hold_ms=120_000, cooldown_ms=0, notional="25000")
+    text = toml(mode="farm", farm_hold_ms=120_000, cooldown_ms=0, notional="45000")
     text = text.replace('max_position = "2"', 'max_position = "20"').replace(
         'max_order_notional = "5000"', 'max_order_notional = "50000"'
     )
@@ -113,7 +113,7 @@ def _close_the_notional(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Seque
     out: list[Intent] = []
     closes = list(e.closes)
     for intent in intents:
-        if isinstance(intent, fa.Submit) and intent.reduce_only:
+        if isinstance(intent, Submit) and intent.reduce_only:
             wrong = e.notional
             out.append(attrs.evolve(intent, qty=wrong))
             key, _, held = closes[-1]
@@ -241,7 +241,13 @@ def test_the_real_strategy_passes_the_same_search() -> None:
 
 def test_the_broken_tables_are_still_valid_sagas() -> None:
     """The variants break the strategy's rules, not the saga engine's: their tables validate."""
-    probe = Saga(spec=fa.ENTRY.name, saga_id="x", phase=Phase.LEG2, deadline_at=0, data=None)
+    probe: Saga[Entry] = Saga(
+        spec=fa.ENTRY.name,
+        saga_id="x",
+        phase=Phase.LEG2,
+        deadline_at=0,
+        data=Entry(saga_id="x", kind="entry"),
+    )
     cfg = harness_config()
     for cls in (WaitsOutAFailedLeg2, RollbackInQuote, AssumesLeg2Filled):
         real = cfg.make_strategy()
