@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``)."""
+"""Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``,
+``coverage``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ def tests(session: nox.Session) -> None:
     """The test suite (hypothesis profile from HYPOTHESIS_PROFILE, default ``ci``)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """The test suite under coverage: branch coverage of gridcore/ (CLI subprocesses included),
+    with missing lines and branches listed; fails under [tool.coverage.report] fail_under."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "coverage", "erase")
+    session.run("python", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "coverage", "combine", "--quiet")
+    session.run("python", "-m", "coverage", "report")
 
 
 @nox.session
