@@ -1567,8 +1567,7 @@ KIND_SPEC = register(
                 Decision,
                 Stats,
                 Phase,
-                Saga,
-            )
+            )  # Saga itself is the kernel's (the codec knows it already)
         },
         invariants=INVARIANTS,
         summary="two-venue funding-rate arbitrage with hedged entries and rollback",

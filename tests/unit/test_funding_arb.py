@@ -437,3 +437,13 @@ def test_gridcore_sim_backtest_runs_the_kind_on_two_venues() -> None:
     assert {"entries", "exits", "rollbacks", "naked exposure", "funding a", "funding b"} <= set(
         rows
     )
+
+
+def test_the_strategy_state_round_trips_through_the_journal_codec() -> None:
+    """Sagas, their data and the stats are journaled like any strategy state (a restart folds
+    them back)."""
+    from gridcore.shells import codec
+
+    trace, _ = run(config(), ticks=3_000, venue_faults={"a": VenueFaults(reject_ppm=ALWAYS)})
+    assert strategy_of(trace).stats.rollbacks >= 1
+    assert codec.decode_value(codec.encode_value(trace.state)) == trace.state
