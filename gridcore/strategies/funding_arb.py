@@ -154,6 +154,7 @@ class FundingArbConfig:
     sim_rate_a: Decimal = attrs.field(default=Decimal("0.0001"), converter=_dec)
     sim_rate_b: Decimal = attrs.field(default=Decimal("0.00005"), converter=_dec)
     sim_rate_volatility: Decimal = attrs.field(default=Decimal("0.00002"), converter=_dec)
+    sim_rates_csv: str = ""  # recorded rates (timestamp,venue,rate) instead of the paths
     sim_reject_ppm: int = 0
     sim_partial_ppm: int = 0
     sim_late_reject_ppm: int = 0

@@ -77,3 +77,27 @@ def test_a_bad_setting_is_one_error_line_naming_the_field(tmp_path: Path) -> Non
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gridcore: error: ")
     assert "funding_arb.exit_apr" in lines[0]
+
+
+def test_recorded_funding_rates_from_a_csv_named_in_the_config(tmp_path: Path) -> None:
+    rates = EXAMPLE.parent / "funding_rates.csv"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'sim_rate_volatility = "0.0001"',
+        f'sim_rate_volatility = "0.0001"\nsim_rates_csv = "{rates.as_posix()}"',
+    )
+    good = tmp_path / "recorded.toml"
+    good.write_text(text, encoding="utf-8")
+    done = cli("backtest", "--config", str(good), "--ticks", "20000", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    synthetic = json.loads(
+        cli("backtest", "--config", str(EXAMPLE), "--ticks", "20000", "--json", cwd=tmp_path).stdout
+    )
+    assert doc["strategy_summary"]["funding b"] != synthetic["strategy_summary"]["funding b"]
+    broken = tmp_path / "broken.csv"
+    broken.write_text("timestamp,venue,rate\nsoon,a,0.1\n", encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(rates.as_posix(), broken.as_posix()), encoding="utf-8")
+    done = cli("backtest", "--config", str(bad), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "funding_arb.sim_rates_csv" in done.stderr and "line 2" in done.stderr
