@@ -1226,6 +1226,8 @@ class FundingArb:
         c = self.config
         if self.stopped or self.busy():
             return self, []
+        if c.venue_b not in view.config.venues or c.venue not in view.config.venues:
+            return self, []  # run on one venue only (a single-venue runner): nothing to pair
         if not (view.can_trade(c.venue) and view.can_trade(c.venue_b)):
             return self, []
         for venue, symbol in ((c.venue, c.symbol), (c.venue_b, c.symbol_b)):
