@@ -231,6 +231,12 @@ def test_rates_csv_is_read_per_venue_and_bad_lines_are_named() -> None:
         parse_rates_csv("timestamp,venue,rate\nnoon,a,0.1\n")
     with pytest.raises(RatesError, match="first line"):
         parse_rates_csv("ts,rate\n")
+    with pytest.raises(RatesError, match="line 3: want 3 cells"):
+        parse_rates_csv("timestamp,venue,rate\n\n1,a\n")
+    with pytest.raises(RatesError, match="not a fraction"):
+        parse_rates_csv("timestamp,venue,rate\n1,a,2\n")
+    with pytest.raises(ValueError, match="interval_ms"):
+        synthetic_rates(seed=1, start_ts=0, intervals=1, interval_ms=0, mean=ZERO, volatility=ZERO)
 
 
 # --- on two simulated venues --------------------------------------------------------------------
