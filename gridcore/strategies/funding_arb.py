@@ -95,8 +95,6 @@ KIND = "funding_arb"
 ZERO = Decimal(0)
 ONE = Decimal(1)
 YEAR_MS = Decimal(365 * 24 * 3600 * 1000)
-HOLD_TIMER = "hold"
-RECHECK_TIMER = "recheck"
 
 
 def _off(value: object) -> object:
@@ -251,6 +249,14 @@ def check(config: FundingArbConfig, bot: BotConfig) -> None:
             f"{config.funding_interval_ms} differs from venue.funding_interval_ms "
             f"{bot.venue.funding_interval_ms}: both describe venue {bot.venue.name!r}; give "
             "them the same value",
+        )
+    cap = bot.risk.max_order_notional
+    if cap is not None and mul(config.notional, add(ONE, config.slippage)) > cap:
+        raise ConfigError(
+            f"{KIND}.notional",
+            f"{config.notional} (plus slippage {config.slippage}) is over "
+            f"risk.max_order_notional {cap}, so every leg would be refused; lower "
+            f"{KIND}.notional or raise risk.max_order_notional",
         )
     lot_a, lot_b = bot.instrument.lot_size, config.lot_size_b
     coarse, fine = max(lot_a, lot_b), min(lot_a, lot_b)
@@ -1303,7 +1309,7 @@ class FundingArb:
                 more, extra = new.decide(view)
                 return more, [*intents, *extra]
             return new, intents
-        if name == "gridcore:maintenance" or name in (HOLD_TIMER, RECHECK_TIMER):
+        if name == "gridcore:maintenance":  # the periodic re-check of the entry and exit rules
             return self.decide(view)
         return self, ()
 

@@ -187,6 +187,7 @@ def test_the_example_loads_with_both_venues_described() -> None:
         ({"sim_reject_ppm": -1}, "funding_arb.sim_reject_ppm"),
         ({"mode": "farm"}, "funding_arb.farm_hold_ms"),
         ({"venue_b": "a"}, "funding_arb.venue_b"),
+        ({"notional": "5000"}, "funding_arb.notional"),
     ],
 )
 def test_a_bad_setting_fails_at_load_naming_the_field(settings: dict[str, Any], field: str) -> None:
