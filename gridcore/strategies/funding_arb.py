@@ -133,7 +133,7 @@ class FundingArbConfig:
     funding_interval_ms_b: int = 3600 * 1000  # venue b's funding interval
     mode: str = "arb"  # "arb": enter on the funding edge; "farm": enter whenever flat
     first_leg: str = "a"  # the venue ("a" or "b") that gets leg 1
-    notional: Decimal = attrs.field(default=Decimal("1000"), converter=_dec)  # quote per leg
+    notional: Decimal = attrs.field(default=Decimal("500"), converter=_dec)  # quote per leg
     entry_apr: Decimal = attrs.field(default=Decimal("0.10"), converter=_dec)
     exit_apr: Decimal = attrs.field(default=Decimal("0.02"), converter=_dec)
     max_hold_ms: int = 7 * 24 * 3600 * 1000

@@ -152,7 +152,7 @@ def assert_clean(trace: Trace, judge: Judge, *, history_lost: bool = False) -> N
     assert saga_problems(sagas_of(arb), trace.state.now, final=True) == []
     pos = venue_positions(trace)
     # Whatever happened, venue a's position is exactly offset on venue b (or both are flat).
-    assert pos["a"] == -pos["b"]
+    assert pos[arb.config.venue] == -pos[arb.config.venue_b]
     assert arb.stats.stuck == 0
 
 
@@ -454,3 +454,13 @@ def test_the_strategy_state_round_trips_through_the_journal_codec() -> None:
     trace, _ = run(config(), ticks=3_000, venue_faults={"a": VenueFaults(reject_ppm=ALWAYS)})
     assert strategy_of(trace).stats.rollbacks >= 1
     assert codec.decode_value(codec.encode_value(trace.state)) == trace.state
+
+
+def test_the_kinds_defaults_load_and_trade() -> None:
+    """An empty [funding_arb] table is a working bot (what `gridcore init --strategy
+    funding_arb` writes)."""
+    cfg = load_config('[strategy]\nkind = "funding_arb"\n')
+    assert cfg.settings == FundingArbConfig()
+    trace, judge = run(cfg, ticks=3_000, rates={"b": [(0, Decimal("0.001"))]})
+    assert_clean(trace, judge)
+    assert strategy_of(trace).stats.hedged >= 1
