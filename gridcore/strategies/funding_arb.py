@@ -580,7 +580,7 @@ def _act_named(leg: str) -> Any:
     return act
 
 
-_CLOSING_LEGS = frozenset({"rollback", "close_a", "close_b"})
+_CLOSING_LEGS = frozenset({"rollback_a", "rollback_b", "close_a", "close_b"})
 
 
 def _gone(e: Entry, leg: str) -> Mapping[str, str]:
@@ -755,28 +755,32 @@ def _act_stuck(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Inten
 
 
 def _act_close_difference(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
-    """Close, reduce-only, exactly the reported difference on the venue that holds more."""
+    """Bring both venues to the same size, reduce-only, from their reported positions.
+
+    The target is the smaller position rounded down to a quantity both venues accept; each
+    venue closes what it holds above it (usually only the venue that holds more; both when the
+    difference is under the larger venue's lot). Never more than a venue holds."""
     e = _answered(_with_snap(saga.data, signal), signal)
-    snap = e.snap
-    assert snap is not None
+    snap, p = e.snap, e.params
+    assert snap is not None and p is not None
     e = _decided(attrs.evolve(e, attempt=e.attempt + 1), "rollback")
     a, b = snap.pos_a, snap.pos_b
-    # The venue whose position is larger holds the excess. Positions are opposite by design;
-    # were they on the same side, the larger is closed whole (never more than it holds).
-    key, held, other = ("a", a, b) if abs(a) >= abs(b) else ("b", b, a)
-    excess = abs(held) if a * b > 0 else abs(held) - abs(other)
-    p = e.params
-    assert p is not None
-    lot = p.lot_a if key == "a" else p.lot_b
-    qty = min(round_to_step(excess, lot, Rounding.DOWN), abs(held))
-    if qty <= 0:
-        return e, ()  # below a lot: the next round (deadline) says STUCK if it stays
-    side = Side.SELL if held > 0 else Side.BUY
-    order = _order(e, key, side, qty, "rollback", reduce_only=True)
-    if order is None:
-        return e, ()
-    e = attrs.evolve(e, closes=(*e.closes, (key, qty, abs(held))))
-    return e, [order]
+    # Positions are opposite by design; were they on the same side, both are closed whole.
+    target = ZERO
+    if a * b <= 0:
+        target = round_to_step(min(abs(a), abs(b)), common_lot(p.lot_a, p.lot_b), Rounding.DOWN)
+    intents: list[Intent] = []
+    closes = list(e.closes)
+    for key, held in (("a", a), ("b", b)):
+        qty = min(abs(held) - target, abs(held))
+        if qty <= 0:
+            continue
+        side = Side.SELL if held > 0 else Side.BUY
+        order = _order(e, key, side, qty, f"rollback_{key}", reduce_only=True)
+        if order is not None:
+            intents.append(order)
+            closes.append((key, qty, abs(held)))
+    return attrs.evolve(e, closes=tuple(closes)), intents
 
 
 def _act_unequal(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
@@ -914,18 +918,23 @@ def _build_entry(leg_ms: int, refresh_ms: int) -> SagaSpec:
             Row(to=None, act=_act_answer),
         ),
         (_P.ROLLBACK_REFRESH, DEADLINE): Row(to=_P.ROLLBACK_REFRESH, act=_act_refresh_again),
-        (_P.ROLLING_BACK, "rollback_named"): Row(to=None, act=_act_named("rollback")),
-        (_P.ROLLING_BACK, "rollback_partial"): Row(to=None, act=_act_note),
         (_P.ROLLING_BACK, DEADLINE): (
             Row(to=_P.ROLLBACK_REFRESH, act=_act_refresh_again, when=_none_live),
             Row(to=_P.ROLLING_BACK, act=_act_cancel_live),
         ),
+    }
+    for key in ("a", "b"):
+        leg = f"rollback_{key}"
+        rows[(_P.ROLLING_BACK, f"{leg}_named")] = Row(to=None, act=_act_named(leg))
+        rows[(_P.ROLLING_BACK, f"{leg}_partial")] = Row(to=None, act=_act_note)
         # Refused by the kernel (a stale quote, a venue not ready): retrying in the same step
         # would be refused again, so the phase's deadline retries.
-        (_P.ROLLING_BACK, "rollback_refused"): Row(to=None, act=_act_ended("rollback")),
-    }
-    for kind in ("rollback_filled", "rollback_ended_part", "rollback_ended_empty"):
-        rows[(_P.ROLLING_BACK, kind)] = Row(to=_P.ROLLBACK_REFRESH, act=_act_close_ended_refresh)
+        rows[(_P.ROLLING_BACK, f"{leg}_refused")] = Row(to=None, act=_act_close_ended)
+        for end in ("filled", "ended_part", "ended_empty"):
+            rows[(_P.ROLLING_BACK, f"{leg}_{end}")] = (
+                Row(to=_P.ROLLBACK_REFRESH, act=_act_close_ended_refresh, when=_nothing_live),
+                Row(to=None, act=_act_close_ended),
+            )
     # Late messages about the legs, in any later phase: book them; the next position check
     # sees their effect.
     for phase in (_P.LEG2, _P.CANCELING_LEG2, _P.VERIFYING, _P.ROLLBACK_REFRESH, _P.ROLLING_BACK):

@@ -464,3 +464,17 @@ def test_the_kinds_defaults_load_and_trade() -> None:
     trace, judge = run(cfg, ticks=3_000, rates={"b": [(0, Decimal("0.001"))]})
     assert_clean(trace, judge)
     assert strategy_of(trace).stats.hedged >= 1
+
+
+@pytest.mark.parametrize(("profile", "seed"), [("chaos", 1), ("lossy", 2)])
+def test_farm_mode_under_faults_on_both_sides_ends_every_saga_hedged_or_flat(
+    profile: str, seed: int
+) -> None:
+    """The example's own venue faults (rejections, partial fills, late rejections on either
+    venue) plus a fault profile, dozens of entries: every saga ends hedged or flat and the
+    venues' positions offset each other (a difference under one venue's lot included)."""
+    cfg = load_config(toml(mode="farm", farm_hold_ms=120_000, cooldown_ms=0))
+    trace, judge = run(cfg, faults=PROFILES[profile], ticks=6_000, seed=seed, venue_faults=None)
+    assert_clean(trace, judge)
+    s = strategy_of(trace).stats
+    assert s.entries >= 40 and s.rollbacks >= 5

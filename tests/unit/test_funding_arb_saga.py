@@ -120,11 +120,11 @@ def test_a_rollback_that_never_fills_stops_in_stuck_with_an_alert() -> None:
         [rollback] = submits(out)
         # Exactly the reported position, reduce-only, on the venue that holds it.
         assert (rollback.venue, rollback.side, rollback.qty) == ("a", Side.SELL, Decimal("0.66"))
-        assert rollback.reduce_only and rollback.ref == ("e1", "rollback", attempt)
+        assert rollback.reduce_only and rollback.ref == ("e1", "rollback_a", attempt)
         saga, _ = advance(
-            ENTRY, saga, sig("rollback_named", now + 1, a="0.66", cloid=f"r{attempt}"), now + 1
+            ENTRY, saga, sig("rollback_a_named", now + 1, a="0.66", cloid=f"r{attempt}"), now + 1
         )
-        saga, out = advance(ENTRY, saga, sig("rollback_ended_empty", now + 2, a="0.66"), now + 2)
+        saga, out = advance(ENTRY, saga, sig("rollback_a_ended_empty", now + 2, a="0.66"), now + 2)
         assert saga.phase is Phase.ROLLBACK_REFRESH
         now += 100
     saga, out = answers(saga, now, "0.66", "0", "positions")
@@ -144,7 +144,7 @@ def test_a_refused_rollback_is_retried_at_the_deadline_without_counting_a_round(
         assert saga.phase is Phase.ROLLING_BACK and len(submits(out)) == 1
         at = 31 + n * MS * 3
         saga, _ = advance(
-            ENTRY, saga, sig("rollback_refused", at, a="0.66", code="stale_quote"), at
+            ENTRY, saga, sig("rollback_a_refused", at, a="0.66", code="stale_quote"), at
         )
         assert saga.phase is Phase.ROLLING_BACK and not saga.data.live
         saga, out = advance(ENTRY, saga, sig(DEADLINE, at + MS, a="0.66"), at + MS)
@@ -170,7 +170,7 @@ def test_leg1_partly_filled_whose_cancel_is_never_answered_is_rolled_back() -> N
     saga, out = answers(saga, 3 * MS + 40, "0.25", "0", "positions")
     [rollback] = submits(out)
     assert (rollback.venue, rollback.qty, rollback.reduce_only) == ("a", Decimal("0.25"), True)
-    saga, _ = advance(ENTRY, saga, sig("rollback_filled", 3 * MS + 50, qty="0.25"), 3 * MS + 50)
+    saga, _ = advance(ENTRY, saga, sig("rollback_a_filled", 3 * MS + 50, qty="0.25"), 3 * MS + 50)
     saga, _ = answers(saga, 3 * MS + 60, "0", "0", "positions")
     assert saga.phase is Phase.ROLLED_BACK and saga.data.naked_since is None
 
@@ -209,3 +209,34 @@ def test_tables_follow_the_configured_deadlines() -> None:
     assert entry.deadlines[Phase.LEG1] == 1_000 and entry.deadlines[Phase.REFRESHING] == 2_000
     assert exit_.deadlines[Phase.CLOSING] == 1_000
     assert specs(cfg) == (entry, exit_)
+
+
+def test_a_difference_under_the_larger_venues_lot_is_closed_on_both_venues() -> None:
+    """Venue a holds 0.165 long (lot 0.001), venue b 0.17 short (lot 0.01): b cannot close
+    0.005. Both come down to 0.16, the largest size both venues accept, reduce-only."""
+    saga = begin()
+    saga, _ = advance(ENTRY, saga, sig("leg1_filled", 20, a="0.17", qty="0.17"), 20)
+    saga, _ = advance(
+        ENTRY, saga, sig("leg2_ended_part", 22, a="0.17", b="-0.165", qty="0.165"), 22
+    )
+    saga, out = answers(saga, 30, "0.165", "-0.17", "positions")
+    orders = {o.venue: o for o in submits(out)}
+    assert (orders["a"].side, orders["a"].qty) == (Side.SELL, Decimal("0.005"))
+    assert (orders["b"].side, orders["b"].qty) == (Side.BUY, Decimal("0.01"))
+    assert all(o.reduce_only for o in orders.values())
+    saga, _ = advance(
+        ENTRY, saga, sig("rollback_a_named", 31, a="0.165", b="-0.17", cloid="ra"), 31
+    )
+    saga, _ = advance(
+        ENTRY, saga, sig("rollback_b_named", 31, a="0.165", b="-0.17", cloid="rb"), 31
+    )
+    saga, _ = advance(
+        ENTRY, saga, sig("rollback_a_filled", 40, a="0.16", b="-0.17", qty="0.005"), 40
+    )
+    assert saga.phase is Phase.ROLLING_BACK  # the other close is still live
+    saga, _ = advance(
+        ENTRY, saga, sig("rollback_b_filled", 41, a="0.16", b="-0.16", qty="0.01"), 41
+    )
+    assert saga.phase is Phase.ROLLBACK_REFRESH
+    saga, _ = answers(saga, 50, "0.16", "-0.16", "positions")
+    assert saga.phase is Phase.HEDGED
