@@ -22,7 +22,8 @@ phase with a deadline, every rule in :data:`ENTRY` and :data:`EXIT` below.
 * Rollback: whenever the legs do not match (leg 2 refused, rejected, canceled, too slow, or a
   leg filled more than the other), the strategy asks for positions, waits until no order of the
   saga is live, and closes the difference reported, reduce-only, on the venue that holds more
-  (failure ``rollback-in-quote``: sizes are base units read from the venue's report, never a
+  (or on both, down to the largest size both accept, when the difference is under that venue's
+  lot) (failure ``rollback-in-quote``: sizes are base units read from the venue's report, never a
   quote notional). It repeats until the positions match; after ``max_attempts`` rounds it stops
   in ``STUCK`` with an alert and the strategy opens nothing more.
 * Exit: ask for positions, close both by their reported sizes, reduce-only, ask again, repeat
