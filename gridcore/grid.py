@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
@@ -40,6 +40,9 @@ from gridcore.events import Event, QuoteTicked
 from gridcore.instruments import Instrument, PositionSide, Side
 from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, ONE, ZERO, Rounding
+
+if TYPE_CHECKING:
+    from gridcore.invariants import Violation
 
 __all__ = [
     "GridConfig",
@@ -54,6 +57,7 @@ __all__ = [
 _TWO = Decimal(2)
 #: Base units per level when neither ``order_qty`` nor ``order_notional`` is given.
 DEFAULT_ORDER_QTY = Decimal("0.002")
+_UNCERTAIN = frozenset({OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
 _WAITING = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
 
 
@@ -357,6 +361,25 @@ class NeutralGrid:
     def on_event(self, view: State[Self], event: Event) -> tuple[Self, Sequence[Intent]]:
         return self, ()
 
+    # --- hooks for the harness (optional parts of the protocol) -----------------------------
+
+    def invariants(self, view: State[Any]) -> Sequence[Violation]:
+        """The grid's own promises: levels never cross and the spacing keeps its floor. A
+        strategy that contains a grid returns these from its own ``invariants`` hook."""
+        from gridcore.invariants import grid_checks  # the catalogue imports this module
+
+        return grid_checks(view, self)
+
+    def order_band(self, view: State[Any]) -> Decimal:
+        """How far from the mid (a fraction) a level may rest: the grid spans ``levels`` steps
+        on each side of its center and recenters once the price leaves it; two spans and 2 %
+        leave room for a price that moved while the venue was reconciling."""
+        spacing = self.config.spacing
+        if self.center is not None and self.center > 0:
+            spacing = max(spacing, CTX.divide(self.step, self.center))
+        span = CTX.multiply(CTX.multiply(_TWO, Decimal(self.config.levels)), spacing)
+        return CTX.add(CTX.multiply(_TWO, span), Decimal("0.02"))
+
     # --- the grid ----------------------------------------------------------------------------
 
     def _rebuild(self, view: State[Self], *, recenter: bool) -> tuple[Self, Sequence[Intent]]:
@@ -391,6 +414,8 @@ class NeutralGrid:
         # as the level's order.
         active: dict[tuple[Side, Decimal], list[str]] = {}
         canceling: set[tuple[Side, Decimal]] = set()
+        top_buy: Decimal | None = None
+        low_sell: Decimal | None = None
         orders = view.orders
         for cloid in view.live:
             order = orders[cloid]
@@ -399,6 +424,11 @@ class NeutralGrid:
             if order.venue != cfg.venue or order.symbol != cfg.symbol:
                 continue
             key = (order.side, order.price)
+            if order.status in _UNCERTAIN:
+                if order.side is Side.BUY:
+                    top_buy = order.price if top_buy is None else max(top_buy, order.price)
+                else:
+                    low_sell = order.price if low_sell is None else min(low_sell, order.price)
             if order.status is OrderStatus.PENDING_CANCEL:
                 canceling.add(key)
             else:
@@ -417,6 +447,13 @@ class NeutralGrid:
             if key in active:
                 continue
             if key in canceling:
+                dirty = True
+                continue
+            # An order of the old lattice that may still rest (in doubt, or its cancel failed)
+            # must not be crossed by a new level: bids stay below asks at the venue too.
+            if (lv.side is Side.BUY and low_sell is not None and lv.price >= low_sell) or (
+                lv.side is Side.SELL and top_buy is not None and lv.price <= top_buy
+            ):
                 dirty = True
                 continue
             intents.append(

@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # the exchange model imports this module (through the backtes
 
 __all__ = [
     "CATALOGUE",
+    "DEFAULT_ORDER_BAND",
     "STATE_INVARIANTS",
     "STEP_INVARIANTS",
     "TAKE_PROFIT_TAG",
@@ -97,6 +98,7 @@ __all__ = [
     "close_within_position",
     "filled_only_when_done",
     "fills_applied_once",
+    "grid_checks",
     "grid_levels_never_cross",
     "grid_spacing_above_floor",
     "invariant_named",
@@ -105,11 +107,15 @@ __all__ = [
     "no_live_order_without_remainder",
     "no_order_on_stale_report",
     "no_overdraft_on_emission",
+    "orders_within_band",
+    "position_within_limits",
     "rejected_cancel_requests_status",
+    "reservation_covers_margin",
     "reservations_match_live_orders",
     "reservations_within_balance",
     "state_invariant",
     "step_invariant",
+    "strategy_invariants",
     "sync_attempts_bounded",
     "sync_requests_bounded",
     "unresolved_orders_have_status_requests",
@@ -119,10 +125,18 @@ __all__ = [
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
+_LAST_SCAN: list[Any] = [None, ()]
+
+
 def _live(state: State[Any]) -> list[Order]:
     """Live orders (a scan of the registry, not the kernel's index: a bot under test may have
-    broken the index)."""
-    return [order for order in state.orders.values() if order.is_live]
+    broken the index). Several checks of one step scan the same registry: the last scan is
+    kept, keyed by the registry object itself (states are never changed in place)."""
+    orders = state.orders
+    if _LAST_SCAN[0] is not orders:
+        _LAST_SCAN[0] = orders
+        _LAST_SCAN[1] = [order for order in orders.values() if order.is_live]
+    return list(_LAST_SCAN[1])
 
 
 @attrs.frozen(kw_only=True)
@@ -305,11 +319,8 @@ def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
     ]
 
 
-def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
-    """Bids stay below asks: no live grid buy at or above a live grid sell (failure `spacing-collapse`)."""
-    if not isinstance(state.strategy, NeutralGrid):
-        return []
-    prefix = state.strategy.config.tag + ":"
+def _levels_never_cross(state: State[Any], grid: NeutralGrid) -> list[Violation]:
+    prefix = grid.config.tag + ":"
     buys: list[Decimal] = []
     sells: list[Decimal] = []
     for o in _live(state):
@@ -331,10 +342,8 @@ def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
     return []
 
 
-def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
-    """Spacing never under its floor (tick, fee-aware minimum, configured minimum: `spacing-collapse`)."""
-    grid = state.strategy
-    if not isinstance(grid, NeutralGrid) or grid.center is None:
+def _spacing_above_floor(state: State[Any], grid: NeutralGrid) -> list[Violation]:
+    if grid.center is None:
         return []
     cfg = grid.config
     instrument = state.config.instrument(cfg.venue, cfg.symbol)
@@ -353,6 +362,67 @@ def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
             )
         ]
     return []
+
+
+def grid_checks(state: State[Any], grid: NeutralGrid) -> list[Violation]:
+    """The neutral grid's own promises, judged on ``grid`` inside ``state``: levels never cross
+    (bids stay below asks) and the spacing never falls under its floor (tick, fee-aware
+    minimum, configured minimum), whatever tightening logic does.
+
+    :meth:`gridcore.grid.NeutralGrid.invariants` returns these; a strategy that contains a grid
+    returns them from its own ``invariants`` hook, so the checks follow the grid wherever it is
+    kept (see :func:`strategy_invariants`).
+    """
+    return [*_levels_never_cross(state, grid), *_spacing_above_floor(state, grid)]
+
+
+def strategy_invariants(state: State[Any]) -> list[Violation]:
+    """The strategy's own promises, through its optional ``invariants(view)`` hook.
+
+    A strategy may define ``invariants(self, view) -> Sequence[Violation]``; the neutral grid
+    does (:func:`grid_checks`), and a strategy that wraps or contains another delegates to it.
+    The hook is called, not guessed from the strategy's type: a strategy that keeps a grid
+    inside it is judged by the grid's rules as long as it passes them on.
+    """
+    hook = getattr(state.strategy, "invariants", None)
+    if hook is None:
+        return []
+    return list(hook(state))
+
+
+def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
+    """Bids stay below asks: no live grid buy at or above a live grid sell (from the strategy's
+    own hook; see :func:`strategy_invariants`)."""
+    return [v for v in strategy_invariants(state) if v.invariant == "grid_levels_never_cross"]
+
+
+def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
+    """Spacing never under its floor (from the strategy's own hook; see
+    :func:`strategy_invariants`)."""
+    return [v for v in strategy_invariants(state) if v.invariant == "grid_spacing_above_floor"]
+
+
+def position_within_limits(state: State[Any]) -> list[Violation]:
+    """No position is larger than the risk gate's ``max_position`` (base units).
+
+    The gate refuses an order that would let position plus live orders on its side exceed the
+    limit, so only an order that reached the venue larger than the gate approved it (or fills
+    counted that never happened) can push a position past it.
+    """
+    limit = state.config.risk.max_position
+    if limit is None:
+        return []
+    return [
+        Violation(
+            invariant="position_within_limits",
+            ts=state.now,
+            detail=f"{symbol} {side.value} position {pos.qty} exceeds max_position {limit}",
+        )
+        for (venue, symbol, side), pos in sorted(
+            state.ledger.positions.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].value)
+        )
+        if abs(pos.qty) > limit
+    ]
 
 
 def sync_attempts_bounded(state: State[Any]) -> list[Violation]:
@@ -422,7 +492,9 @@ def _fills_of(event: Event) -> tuple[Fill, ...]:
     if isinstance(event, OrderFilled | OrderPartiallyFilled):
         return (event.fill,)
     if isinstance(event, FillsReported):
-        return tuple(sorted(event.fills, key=lambda f: (f.ts, f.fill_id)))
+        # Time order; within one millisecond the venue's own order (fill ids need not sort
+        # the way the venue executed them, and average-cost accounting depends on the order).
+        return tuple(sorted(event.fills, key=lambda f: f.ts))
     return ()
 
 
@@ -603,7 +675,11 @@ def _venue_says_filled(event: Event, order: Order) -> bool:
             f.venue_order_id is not None and f.venue_order_id == order.venue_order_id
         )
     if isinstance(event, OrderStatusReported):
-        return event.cloid == order.cloid and event.status is ReportedStatus.FILLED
+        # A venue may name the order by its own id only.
+        named = event.cloid == order.cloid or (
+            event.venue_order_id is not None and event.venue_order_id == order.venue_order_id
+        )
+        return named and event.status is ReportedStatus.FILLED
     return False
 
 
@@ -633,6 +709,117 @@ def filled_only_when_done(record: StepRecord) -> list[Violation]:
                 event=record.event,
             )
         )
+    return out
+
+
+def reservation_covers_margin(record: StepRecord) -> list[Violation]:
+    """Every order that leaves the core is the order the risk gate approved, and its
+    reservation covers its margin need.
+
+    Each placement emitted in a step names an order of the registry with the same symbol, side,
+    quantity, price and reduce-only flag, and an order that needs margin (not reduce-only)
+    holds at least ``notional / leverage`` of it. An order sent larger than it was approved
+    (the venue then fills more than the core reserved for) fails here when it is sent, long
+    before the fills raise "overfill" alerts.
+    """
+    out = []
+    state = record.after
+    leverage = state.config.risk.leverage
+    for place in record.places():
+        order = state.orders.get(place.cloid)
+        if order is None or (
+            order.symbol,
+            order.side,
+            order.qty,
+            order.price,
+            order.reduce_only,
+        ) != (
+            place.symbol,
+            place.side,
+            place.qty,
+            place.price,
+            place.reduce_only,
+        ):
+            out.append(
+                Violation(
+                    invariant="reservation_covers_margin",
+                    ts=record.event.ts,
+                    detail=f"order {place.cloid} sent as {place.side.value} {place.qty} @ "
+                    f"{place.price} but the gate approved "
+                    f"{'nothing' if order is None else f'{order.side.value} {order.qty} @ {order.price}'}",
+                    event=record.event,
+                )
+            )
+            continue
+        if _closes(place.side, place.position_side, place.reduce_only):
+            continue  # a closing order needs no margin
+        instrument = state.config.instrument(place.venue, place.symbol)
+        need = CTX.divide(instrument.notional(place.qty, place.price), leverage)
+        if order.reserved < need:
+            out.append(
+                Violation(
+                    invariant="reservation_covers_margin",
+                    ts=record.event.ts,
+                    detail=f"order {place.cloid} ({place.qty} @ {place.price}) holds "
+                    f"{order.reserved} but needs {need} margin at leverage {leverage}",
+                    event=record.event,
+                )
+            )
+    return out
+
+
+def _closes(side: Side, position_side: PositionSide, reduce_only: bool) -> bool:
+    """An order that can only reduce exposure: reduce-only, or the closing side of a hedge-mode
+    position."""
+    return (
+        reduce_only
+        or (position_side is PositionSide.LONG and side is Side.SELL)
+        or (position_side is PositionSide.SHORT and side is Side.BUY)
+    )
+
+
+DEFAULT_ORDER_BAND = Decimal("0.1")
+"""How far from the mid (a fraction of it) the orders of a strategy that declares no band of its
+own may rest: 10 %."""
+
+
+def orders_within_band(record: StepRecord) -> list[Violation]:
+    """Orders that add exposure rest within the strategy's declared band around the mid.
+
+    A strategy declares its band with an optional ``order_band(view) -> Decimal | None`` hook (a
+    fraction of the mid; ``None`` switches the check off); without one the band is
+    :data:`DEFAULT_ORDER_BAND`. Judged after every step on the venues that can trade (the
+    strategy can act there) for orders that are not reduce-only and not being canceled: an
+    entry left behind by a market that moved away (never repriced) fails here.
+    """
+    state = record.after
+    hook = getattr(state.strategy, "order_band", None)
+    band = DEFAULT_ORDER_BAND if hook is None else hook(state)
+    if band is None:
+        return []
+    out = []
+    for order in _live(state):
+        if (
+            _closes(order.side, order.position_side, order.reduce_only)
+            or order.status not in _RESTING
+            or not state.can_trade(order.venue)
+        ):
+            continue
+        quote = state.quotes.get((order.venue, order.symbol))
+        if quote is None:
+            continue
+        mid = quote.mid
+        distance = CTX.divide(abs(CTX.subtract(order.price, mid)), mid)
+        if distance > band:
+            out.append(
+                Violation(
+                    invariant="orders_within_band",
+                    ts=record.event.ts,
+                    detail=f"order {order.cloid} ({order.tag}, {order.side.value} @ "
+                    f"{order.price}) rests {distance:.4%} from mid {mid} (band {band:.4%})",
+                    event=record.event,
+                )
+            )
     return out
 
 
@@ -749,8 +936,8 @@ STATE_INVARIANTS: tuple[StateCheck, ...] = (
     reservations_match_live_orders,
     no_live_order_without_remainder,
     unresolved_orders_tracked,
-    grid_levels_never_cross,
-    grid_spacing_above_floor,
+    strategy_invariants,
+    position_within_limits,
     sync_attempts_bounded,
     no_entry_left_after_take_profit,
 )
@@ -766,6 +953,8 @@ STEP_INVARIANTS: tuple[StepCheck, ...] = (
     rejected_cancel_requests_status,
     unresolved_orders_have_status_requests,
     sync_requests_bounded,
+    reservation_covers_margin,
+    orders_within_band,
 )
 """Invariants of one step (before, event, after, commands)."""
 
@@ -787,6 +976,10 @@ _FAILURES: dict[str, str] = {
     "filled_only_when_done": "partial-fill-threshold",
     "rejected_cancel_requests_status": "leaked-cancel",
     "sync_requests_bounded": "resync-loop",
+    "strategy_invariants": "spacing-collapse",
+    "position_within_limits": "duplicate-positions",
+    "reservation_covers_margin": "stale-balance",
+    "orders_within_band": "stale-pending-entries",
 }
 
 CATALOGUE: tuple[Invariant, ...] = (

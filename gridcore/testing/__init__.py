@@ -57,6 +57,7 @@ from gridcore.testing.differential import (
     replay,
 )
 from gridcore.testing.machine import ALL_FAULTS, Fault, make_state_machine
+from gridcore.testing.monitor import MONITOR_INVARIANTS, RunMonitor
 from gridcore.testing.settings_profiles import (
     QUICK,
     QUICK_PROFILE,
@@ -77,6 +78,7 @@ from gridcore.testing.simulation import (
 __all__ = [
     "ALL_FAULTS",
     "CATALOGUE",
+    "MONITOR_INVARIANTS",
     "QUICK",
     "QUICK_PROFILE",
     "RUNNER_INVARIANTS",
@@ -90,6 +92,7 @@ __all__ = [
     "InvariantViolations",
     "MarketPath",
     "Reducer",
+    "RunMonitor",
     "Scenario",
     "StepRecord",
     "Violation",

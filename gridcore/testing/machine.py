@@ -14,13 +14,24 @@ the machine's own; nothing happens unless a rule says so:
 * ``send`` / ``send_all`` — the oldest command the bot emitted reaches the venue; its answers
   join the inbox.
 * fault rules, each enabled by a :class:`Fault`: a stream message lost (a lost REST answer
-  becomes a timeout, as a shell reports it) or duplicated; a command failing before the venue
+  becomes a timeout, as a shell reports it) or duplicated (a report, such as an order's status,
+  arrives again as a copy the venue pushed); a command failing before the venue
   sees it, or timing out after the venue did (or did not) act on it; the feed going down (stream
   messages in flight are lost) and coming back; time passing without quotes.
+* ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
+  the venue goes through quote by quote) and funding interval are drawn; the bot starts, gets
+  its first quote, and the market opens with a stretch of trading (as ``trade``), so that
+  every example trades.
+* ``trade`` — the market runs for up to 60 quotes while the network works (every command
+  carried, every message delivered after each quote): fills, partial fills and funding happen.
+  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps.
+* ``restart`` — the bot's process restarts from its journal; words in flight are lost.
 * ``settle`` — the network heals: the feed reconnects (which starts a reconciliation), every
   command and message is carried, timers run for a while; then the bot must agree with the venue
   (positions, money, resting orders), every command must have had exactly one result, and the
-  state must be the fold of every event delivered so far.
+  state must be the fold of every event delivered so far. **Every example ends with a settle**
+  (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
+  with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
 
 Every event the bot receives is one step, and every step is checked against the invariant
 catalogue (:data:`~gridcore.invariants.CATALOGUE` or your selection) and, when asked, for
@@ -47,7 +58,7 @@ import attrs
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gridcore.commands import (
     Batch,
@@ -60,12 +71,17 @@ from gridcore.commands import (
 )
 from gridcore.core import State, step
 from gridcore.events import (
+    BalanceReported,
     CommandFailed,
     CommandTimedOut,
     Event,
     FeedDisconnected,
     FeedReconnected,
+    FillsReported,
     FundingPaid,
+    OpenOrdersReported,
+    OrderStatusReported,
+    PositionsReported,
     QuoteTicked,
     Started,
     TimerFired,
@@ -83,6 +99,7 @@ from gridcore.numbers import CTX, Rounding
 from gridcore.sim import SimConfig, SimExchange
 from gridcore.sim.backtest import Reducer
 from gridcore.testing.differential import replay
+from gridcore.testing.monitor import RunMonitor
 
 __all__ = ["ALL_FAULTS", "Fault", "make_state_machine"]
 
@@ -91,12 +108,13 @@ class Fault(enum.Enum):
     """What the machine may do wrong between the bot and the venue."""
 
     DROP = "drop"  # a stream message is lost; a lost REST answer becomes a timeout
-    DUPLICATE = "duplicate"  # a stream message arrives twice
+    DUPLICATE = "duplicate"  # a stream message or a report arrives twice
     REORDER = "reorder"  # waiting venue messages arrive in any order
     REST_ERROR = "rest_error"  # a command fails before the venue sees it
     TIMEOUT = "timeout"  # a command times out, carried out by the venue or not
     DISCONNECT = "disconnect"  # the feed goes down (stream messages lost) and comes back
     STALL = "stall"  # time passes without quotes (quotes and reports grow old)
+    RESTART = "restart"  # the bot's process restarts from its journal; in-flight words are lost
 
     def __repr__(self) -> str:
         return f"Fault.{self.name}"
@@ -113,21 +131,60 @@ def _is_result(event: Event) -> int | None:
     return cid if isinstance(cid, int) else None
 
 
+_REPORTS = (
+    OrderStatusReported,
+    FillsReported,
+    OpenOrdersReported,
+    PositionsReported,
+    BalanceReported,
+)
+
+
+def _copyable(event: Event) -> bool:
+    """A stream message, or a report (which a venue may also push on its own)."""
+    return _is_result(event) is None or isinstance(event, _REPORTS)
+
+
 def _inner(command: Command) -> tuple[Command, ...]:
     return command.commands if isinstance(command, Batch) else (command,)
 
 
-def _default_exchange(state: State[Any]) -> Callable[[], SimExchange]:
+def _default_exchange(
+    state: State[Any],
+) -> Callable[[Decimal | None, int], SimExchange]:
     venue = state.config.venues[0] if state.config.venues else "sim"
     instruments = tuple(i for i in state.config.instruments if i.venue == venue)
 
-    def build() -> SimExchange:
+    def build(
+        liquidity: Decimal | None = None, funding_interval_ms: int = 8 * 3_600_000
+    ) -> SimExchange:
         return SimExchange(
-            SimConfig(venue=venue, instruments=instruments, leverage=state.config.risk.leverage),
+            SimConfig(
+                venue=venue,
+                instruments=instruments,
+                leverage=state.config.risk.leverage,
+                liquidity=liquidity,
+                funding_interval_ms=funding_interval_ms,
+            ),
             start_ts=state.now,
         )
 
     return build
+
+
+_DEFAULT_MOVE = Decimal("0.002")
+"""Largest ordinary move per quote, as a fraction of the price, for a strategy that declares
+no spacing."""
+
+
+def _move_ticks(state: State[Any], inst: Instrument, price: Decimal) -> int:
+    """Ticks of the largest ordinary move: two of the strategy's level steps (its
+    ``config.spacing``, a fraction of the price) when it has one, else 0.2 % of the price;
+    never fewer than 20 ticks."""
+    spacing = getattr(getattr(state.strategy, "config", None), "spacing", None)
+    fraction = CTX.multiply(Decimal(2), spacing) if isinstance(spacing, Decimal) else _DEFAULT_MOVE
+    ticks = CTX.divide(CTX.multiply(price, fraction), inst.tick_size)
+    return max(20, int(ticks.to_integral_value(rounding=Rounding.UP.value, context=CTX)))
 
 
 def make_state_machine(
@@ -137,7 +194,10 @@ def make_state_machine(
     exchange: Callable[[], SimExchange] | None = None,
     instrument: Instrument | None = None,
     start_price: Decimal = Decimal(50_000),
-    max_move_ticks: int = 20,
+    max_move_ticks: int | None = None,
+    gap_factor: int = 10,
+    liquidity: st.SearchStrategy[Decimal | None] | None = None,
+    funding_interval_ms: st.SearchStrategy[int] = st.sampled_from([10_000, 30_000, 5_000]),
     tick_interval_ms: int = 1_000,
     faults: Collection[Fault] = ALL_FAULTS,
     invariants: Sequence[Invariant] = CATALOGUE,
@@ -151,8 +211,13 @@ def make_state_machine(
     ``invariants`` after every step (see the module documentation for the rules).
 
     ``exchange`` builds the venue (default: the bot's first venue and its instruments, one-way,
-    the bot's leverage). Quotes move on ``instrument`` (default: the first one of that venue)
-    from ``start_price`` by at most ``max_move_ticks`` ticks every ``tick_interval_ms``.
+    the bot's leverage, fills per order and quote capped by one to three draws of ``liquidity``
+    taken in turn, quote by quote (default: :func:`~gridcore.testing.strategies.liquidities`,
+    1-100 lots or unlimited), funding every ``funding_interval_ms`` (drawn)). Quotes move on
+    ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
+    ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
+    steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and, one quote in ten,
+    gaps by up to ``gap_factor`` times that.
     ``settle_ms`` is how long ``settle`` lets timers run (default: two reconciliation periods
     plus two maintenance periods). ``settings`` become the test case's hypothesis settings
     (default: the loaded profile). Use the returned class's ``TestCase`` as a test::
@@ -162,8 +227,10 @@ def make_state_machine(
     A failure prints the shortest rule sequence found, as a program, with the violation and
     the event that broke it (its ``repr`` is valid Python).
     """
-    if max_move_ticks < 0:
+    if max_move_ticks is not None and max_move_ticks < 0:
         raise InvalidArgument(f"max_move_ticks={max_move_ticks} must be >= 0")
+    if gap_factor < 1:
+        raise InvalidArgument(f"gap_factor={gap_factor} must be >= 1")
     if tick_interval_ms <= 0:
         raise InvalidArgument(f"tick_interval_ms={tick_interval_ms} must be > 0")
     if start_price <= 0:
@@ -171,8 +238,14 @@ def make_state_machine(
     unknown = set(faults) - ALL_FAULTS
     if unknown:
         raise InvalidArgument(f"faults must be Fault members, got {sorted(map(repr, unknown))}")
-    build_exchange = exchange or _default_exchange(initial_state)
-    probe = build_exchange()
+    default_exchange = _default_exchange(initial_state)
+
+    def build_exchange(liquidity: Decimal | None, funding_ms: int) -> SimExchange:
+        if exchange is not None:
+            return exchange()
+        return default_exchange(liquidity, funding_ms)
+
+    probe = build_exchange(None, 8 * 3_600_000)
     venue = probe.config.venue
     inst = instrument or probe.config.instruments[0]
     if inst.symbol not in probe.instruments:
@@ -184,12 +257,32 @@ def make_state_machine(
     enabled = frozenset(faults)
     start_units = int(CTX.divide(inst.round_price(start_price, Rounding.NEAREST), inst.tick_size))
     horizon = settle_ms
+    if max_move_ticks is None:
+        max_move_ticks = _move_ticks(initial_state, inst, start_price)
+    small = st.integers(min_value=-max_move_ticks, max_value=max_move_ticks)
+    gap = max_move_ticks * gap_factor
+    gaps = st.integers(min_value=-gap, max_value=gap)
+    # One quote in ten at most is a gap: gaps withdraw and re-place whole books, and a search
+    # also needs stretches of ordinary moves for cycles (an entry, then its take-profit) to
+    # complete. Shrinks towards ordinary moves.
+    moves = (
+        small
+        if gap_factor == 1
+        else st.integers(min_value=0, max_value=9).flatmap(lambda k: gaps if k == 9 else small)
+    )
+    drawn_liquidity: st.SearchStrategy[Decimal | None]
+    if liquidity is None:
+        from gridcore.testing.strategies import liquidities
+
+        drawn_liquidity = liquidities(instrument=inst)
+    else:
+        drawn_liquidity = liquidity
 
     class _Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.state: State[Any] = initial_state
-            self.exchange = build_exchange()
+            self.exchange = probe
             self.now = initial_state.now
             self.units = max(1, start_units)
             self.inbox: list[Event] = []
@@ -201,9 +294,30 @@ def make_state_machine(
             self.expected: set[int] = set()
             self.cloids: set[str] = set()
             self.log: list[Event] = []
+            self.monitor = RunMonitor(initial_state)
+            self.settled = False
+            self.depths: list[Decimal | None] = []
+            self.quotes = 0
+
+        @initialize(
+            liquidity=st.lists(drawn_liquidity, min_size=1, max_size=3),
+            funding_interval_ms=funding_interval_ms,
+            opening=st.lists(moves, min_size=1, max_size=60),
+        )
+        def start(
+            self, liquidity: list[Decimal | None], funding_interval_ms: int, opening: list[int]
+        ) -> None:
+            """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
+            value after the other, quote by quote: the depth changes; funding every
+            ``funding_interval_ms``); the bot starts, gets its first quote, and the market
+            opens with ``len(opening)`` quotes of trading (every example trades)."""
+            self.exchange = build_exchange(liquidity[0], funding_interval_ms)
+            if exchange is None and len(liquidity) > 1:
+                self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
-            self.pump()
+            if self.pump():
+                self.trade(opening)
 
         # --- plumbing ------------------------------------------------------------------------
 
@@ -232,6 +346,7 @@ def make_state_machine(
             self.state = after
             record = StepRecord(before=before, event=event, after=after, commands=tuple(commands))
             self.violations.extend(check_step(record, selected))
+            self.monitor.step(record)
             for command in commands:
                 self.emit(command, event)
 
@@ -279,22 +394,25 @@ def make_state_machine(
             command = self.outbox.pop(0)
             self.route(self.exchange.handle(command, self.now))
 
-        def pump(self) -> None:
-            """Carry every command and message, in order, without letting time pass."""
+        def pump(self) -> bool:
+            """Carry every command and message, in order, without letting time pass; False
+            when the bot and the venue answer each other in a loop."""
             for _ in range(10_000):
                 if self.outbox:
                     self.send_one()
                 elif self.inbox:
                     self.deliver(self.inbox.pop(0))
                 else:
-                    return
+                    return True
             self.violate("bot_quiesces", "10000 messages without time passing: a message loop")
+            return False
 
         # --- rules ---------------------------------------------------------------------------
 
-        @rule(move=st.integers(min_value=-max_move_ticks, max_value=max_move_ticks))
+        @rule(move=moves)
         def tick(self, move: int) -> None:
-            """One quote interval passes and the mid moves by ``move`` ticks."""
+            """One quote interval passes and the mid moves by ``move`` ticks (an ordinary move
+            or a gap)."""
             self.now += tick_interval_ms
             self.fire_timers()
             self.units = max(1, self.units + move)
@@ -302,9 +420,22 @@ def make_state_machine(
             quote = QuoteTicked(
                 ts=self.now, venue=venue, symbol=inst.symbol, bid=bid, ask=bid + inst.tick_size
             )
+            if self.depths:
+                depth = self.depths[self.quotes % len(self.depths)]
+                self.exchange.config = attrs.evolve(self.exchange.config, liquidity=depth)
+            self.quotes += 1
             self.route(self.exchange.on_tick(quote))
             if self.feed_up:
                 self.deliver(quote)
+
+        @rule(moves=st.lists(moves, min_size=1, max_size=60))
+        def trade(self, moves: list[int]) -> None:
+            """The market runs for ``len(moves)`` quotes while the network works: after each
+            quote every command is carried and every message delivered, in order."""
+            for move in moves:
+                self.tick(move)
+                if not self.pump():
+                    return
 
         @precondition(lambda self: bool(self.inbox))
         @rule(pick=st.integers(min_value=0, max_value=1_000))
@@ -336,6 +467,14 @@ def make_state_machine(
         @rule()
         def settle(self) -> None:
             """The network heals; then the bot must agree with the venue."""
+            self.heal()
+
+        def heal(self) -> None:
+            # Everything in flight lands first: with nothing between them, an order the venue
+            # rests must be live in the core, before any reconciliation could re-adopt it.
+            if not self.pump():
+                return
+            self.violations.extend(self.monitor.quiescent(self.state, self.exchange))
             if not self.feed_up:
                 self.feed_up = True
             self.deliver(FeedReconnected(ts=self.now, venue=venue))
@@ -350,7 +489,8 @@ def make_state_machine(
                 )
             end = self.now + horizon
             while True:
-                self.pump()
+                if not self.pump() or len(self.violations) > 100:
+                    return  # a loop, or failing already: the example fails as it is
                 pending = [at for at, _ in self.timers.values() if at <= end]
                 if not pending:
                     break
@@ -377,6 +517,16 @@ def make_state_machine(
                     f"folding the {len(self.log)} delivered events again gives a different state",
                 )
 
+        def teardown(self) -> None:
+            """Every example ends settled: the bot must agree with the venue, and the whole-run
+            checks (fills of every order ever seen, churn) must hold."""
+            if self.settled or not self.log:
+                return
+            self.settled = True
+            self.heal()
+            self.violations.extend(self.monitor.finish(self.state))
+            self.no_violation()
+
         if Fault.DROP in enabled:
 
             @precondition(lambda self: bool(self.inbox))
@@ -385,19 +535,26 @@ def make_state_machine(
                 """A waiting message is lost (a lost REST answer reaches the bot as a timeout)."""
                 event = self.inbox.pop(pick % len(self.inbox))
                 cid = _is_result(event)
-                if cid is not None and not isinstance(event, CommandFailed | CommandTimedOut):
+                if isinstance(event, FundingPaid):
+                    self.inbox.append(event)  # a statement: never lost (as in the backtest)
+                elif cid is not None and not isinstance(event, CommandFailed | CommandTimedOut):
                     self.inbox.append(CommandTimedOut(ts=self.now, command_id=cid))
                 elif cid is not None:
                     self.inbox.append(event)  # a shell never loses its own verdicts
 
         if Fault.DUPLICATE in enabled:
 
-            @precondition(lambda self: any(_is_result(e) is None for e in self.inbox))
+            @precondition(lambda self: any(_copyable(e) for e in self.inbox))
             @rule(pick=st.integers(min_value=0, max_value=1_000))
             def duplicate(self, pick: int) -> None:
-                """A waiting stream message is delivered twice."""
-                stream = [e for e in self.inbox if _is_result(e) is None]
-                self.inbox.append(stream[pick % len(stream)])
+                """A waiting stream message is delivered twice; a waiting report (order status,
+                fills, open orders, positions, balance) arrives once more as a copy the venue
+                pushed on its own (no request named: each request still gets one answer)."""
+                copyable = [e for e in self.inbox if _copyable(e)]
+                event = copyable[pick % len(copyable)]
+                if isinstance(event, _REPORTS) and event.command_id is not None:
+                    event = attrs.evolve(event, command_id=None)
+                self.inbox.append(event)
 
         if Fault.REST_ERROR in enabled:
 
@@ -456,9 +613,30 @@ def make_state_machine(
                 self.now += ms
                 self.fire_timers()
 
+        if Fault.RESTART in enabled:
+
+            @rule(applied=st.booleans())
+            def restart(self, applied: bool) -> None:
+                """The bot's process stops and starts again from its journal: commands not yet
+                sent are lost (or reached the venue just before, when ``applied``), answers and
+                stream messages on their way are lost, timers are gone; the new process folds
+                the journal and starts (which resolves everything that was in flight)."""
+                for command in self.outbox:
+                    if applied:
+                        self.exchange.handle(command, self.now)
+                self.outbox = []
+                self.inbox = [e for e in self.inbox if isinstance(e, FundingPaid)]
+                self.timers = {}
+                for cid in self.state.inflight:
+                    self.expected.discard(cid)
+                self.feed_up = True
+                self.deliver(Started(ts=self.now))
+
         @invariant()
         def no_violation(self) -> None:
             """Every invariant held at every step so far."""
+            if not self.settled:
+                self.violations.extend(self.monitor.venue(self.state, self.exchange, self.now))
             if self.violations:
                 lines = [f"{len(self.violations)} invariant violation(s):"]
                 for v in self.violations[:10]:

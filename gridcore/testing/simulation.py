@@ -41,7 +41,8 @@ from gridcore.invariants import (
 )
 from gridcore.sim import FaultPlan, SimConfig, SimExchange, Trace, run_backtest, synthetic_path
 from gridcore.sim.backtest import Reducer
-from gridcore.testing.differential import check_fills_sum, check_replay
+from gridcore.testing.differential import check_replay
+from gridcore.testing.monitor import RunMonitor
 
 __all__ = [
     "RUNNER_INVARIANTS",
@@ -123,6 +124,8 @@ class Scenario:
     a value makes partial fills); ``leverage`` ``None`` takes the bot's risk leverage.
     ``latency_ms`` is each way between bot and venue; ``settle_ms`` how long the run goes on
     after the last quote, without faults, so that everything in flight lands.
+    ``funding_interval_ms`` is how often the venue pays funding (a real venue: 8 h; the drawn
+    scenarios pay it within the run). Funding payments are statements: no fault loses them.
     """
 
     market: MarketPath
@@ -134,6 +137,7 @@ class Scenario:
     liquidity: Decimal | None = None
     latency_ms: int = 50
     settle_ms: int = 180_000
+    funding_interval_ms: int = 8 * 3_600_000
 
     def __attrs_post_init__(self) -> None:
         if self.starting_balance <= 0:
@@ -144,6 +148,10 @@ class Scenario:
             raise ValueError(f"Scenario.liquidity must be > 0 (base units), got {self.liquidity}")
         if self.latency_ms < 0 or self.settle_ms < 0:
             raise ValueError("Scenario.latency_ms and settle_ms must be >= 0")
+        if self.funding_interval_ms <= 0:
+            raise ValueError(
+                f"Scenario.funding_interval_ms must be > 0, got {self.funding_interval_ms}"
+            )
 
     def exchange_for(self, bot: State[Any]) -> SimExchange:
         """A fresh simulated venue holding every instrument ``bot`` trades on the market's venue.
@@ -166,6 +174,7 @@ class Scenario:
                 position_mode=self.position_mode,
                 leverage=bot.config.risk.leverage if self.leverage is None else self.leverage,
                 liquidity=self.liquidity,
+                funding_interval_ms=self.funding_interval_ms,
             ),
             start_ts=self.market.start_ts,
         )
@@ -174,10 +183,15 @@ class Scenario:
 _MAX_BURST = 20_000
 
 
+_MAX_OVERRUN_MS = 120_000
+"""How long after the settle window a run may go on landing what is in flight."""
+
+
 class _Runaway(Exception):
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, *, overrun: bool = False) -> None:
         super().__init__(repr(event))
         self.event = event
+        self.overrun = overrun
 
 
 class InvariantViolations(AssertionError):
@@ -205,8 +219,15 @@ def simulate(
     from ``bot`` (the final state must be that fold) and every order's fills are summed. The
     returned trace's ``violations`` holds the first 100 found, ``summary.invariant_violations``
     counts them all; its ``events`` are the recorded events (``None`` without ``replay``). A bot
-    that never lets time pass (more than 20,000 events at one instant: a message loop) cannot
-    return a trace: :class:`InvariantViolations` is raised instead.
+    that never lets time pass (more than 20,000 events at one instant: a message loop), or that
+    still talks to the venue two minutes after the settle window, cannot return a trace:
+    :class:`InvariantViolations` is raised instead (``bot_quiesces``).
+
+    Besides the catalogue, a running record of the run (:class:`~gridcore.testing.RunMonitor`)
+    checks the fills of every order ever tracked, that no order rests at the venue while the
+    core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
+    proportionate to the market's events, and that a reconnect recovers every fill the venue
+    made before it.
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config
@@ -226,8 +247,15 @@ def simulate(
     count = 0
     burst = [0, 0]  # events at the current timestamp, and that timestamp
 
+    market = scenario.market
+    deadline = (
+        market.start_ts + market.ticks * market.interval_ms + scenario.settle_ms + _MAX_OVERRUN_MS
+    )
+
     def checked(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
         nonlocal count
+        if event.ts > deadline:
+            raise _Runaway(event, overrun=True)
         if event.ts == burst[1]:
             burst[0] += 1
             if burst[0] > _MAX_BURST:
@@ -238,15 +266,22 @@ def simulate(
         if check_ticks or commands or type(event) is not QuoteTicked:
             record = StepRecord(before=state, event=event, after=after, commands=tuple(commands))
             violations = check_step(record, selected)
+            monitor.step(record)
+            if type(event) is not QuoteTicked:
+                violations.extend(monitor.venue(after, exchange, event.ts))
             if violations:
                 count += len(violations)
                 found.extend(violations[: max(0, _MAX_KEPT - len(found))])
+        else:
+            monitor.step(StepRecord(before=state, event=event, after=after))
         return after, commands
 
+    exchange = scenario.exchange_for(bot)
+    monitor = RunMonitor(bot, exchange=exchange)
     try:
         trace = run_backtest(
             bot,
-            scenario.exchange_for(bot),
+            exchange,
             scenario.market,
             faults=scenario.faults,
             seed=scenario.seed,
@@ -260,8 +295,13 @@ def simulate(
         violation = Violation(
             invariant="bot_quiesces",
             ts=runaway.event.ts,
-            detail=f"more than {_MAX_BURST} events at one instant: the bot and the venue answer "
-            f"each other in a loop (the run was stopped there)",
+            detail=(
+                f"still talking {_MAX_OVERRUN_MS} ms after the settle window: the bot and the "
+                f"venue answer each other in a loop (the run was stopped there)"
+                if runaway.overrun
+                else f"more than {_MAX_BURST} events at one instant: the bot and the venue "
+                f"answer each other in a loop (the run was stopped there)"
+            ),
             event=runaway.event,
         )
         raise InvariantViolations(
@@ -274,9 +314,9 @@ def simulate(
     for invariant in selected:
         if invariant.state_check is not None:
             extra.extend(invariant.state_check(trace.state))
+    extra.extend(monitor.finish(trace.state))
     if replay:
         extra.extend(check_replay(bot, trace, reducer=reducer))
-        extra.extend(check_fills_sum(trace))
     seen = {(v.invariant, v.detail) for v in found}
     for v in extra:
         if (v.invariant, v.detail) not in seen:

@@ -63,6 +63,7 @@ __all__ = [
     "grid_configs",
     "instruments",
     "kernel_cloids",
+    "liquidities",
     "market_paths",
     "risk_configs",
     "scenarios",
@@ -149,7 +150,7 @@ _GRID_CONFIGS_MAX_INVENTORY: SearchStrategy[Decimal | None] = st.sampled_from(
 )
 _MARKET_PATHS_START_PRICE: SearchStrategy[Decimal] = st.just(Decimal(50_000))
 _MARKET_PATHS_VOLATILITY: SearchStrategy[Decimal] = st.sampled_from(
-    [Decimal("0.0002"), Decimal("0.0005"), Decimal("0.001"), Decimal("0.00005")]
+    [Decimal("0.001"), Decimal("0.0005"), Decimal("0.002"), Decimal("0.0002")]
 )
 _MARKET_PATHS_SPREAD_TICKS: SearchStrategy[int] = st.integers(min_value=1, max_value=3)
 _MARKET_PATHS_INTERVAL_MS: SearchStrategy[int] = st.just(1_000)
@@ -157,8 +158,11 @@ _MARKET_PATHS_START_TS: SearchStrategy[int] = st.just(_EPOCH)
 _SCENARIOS_SEED: SearchStrategy[int] = st.integers(min_value=0, max_value=2**32 - 1)
 _SCENARIOS_STARTING_BALANCE: SearchStrategy[Decimal] = st.just(Decimal(10_000))
 _SCENARIOS_LIQUIDITY: SearchStrategy[Decimal | None] = st.none()
+"""A marker: the default draws liquidity in lots of the market's instrument (see
+:func:`scenarios`)."""
+_SCENARIOS_FUNDING_INTERVAL_MS: SearchStrategy[int] = st.sampled_from([60_000, 20_000, 300_000])
 _SCENARIOS_POSITION_MODE: SearchStrategy[PositionMode] = st.just(PositionMode.ONE_WAY)
-_SCENARIOS_LATENCY_MS: SearchStrategy[int] = st.sampled_from([50, 0, 500])
+_SCENARIOS_LATENCY_MS: SearchStrategy[int] = st.sampled_from([50, 0, 500, 1_500])
 _SCENARIOS_SETTLE_MS: SearchStrategy[int] = st.just(180_000)
 _EVENT_STREAMS_START_PRICE: SearchStrategy[Decimal] = st.just(Decimal(50_000))
 
@@ -358,7 +362,7 @@ def fault_plans(
     *,
     kinds: Collection[str] = FAULT_KINDS,
     max_ppm: int = 200_000,
-    max_disconnect_ppm: int = 5_000,
+    max_disconnect_ppm: int = 20_000,
 ) -> SearchStrategy[FaultPlan]:
     """Fault plans (:class:`~gridcore.sim.FaultPlan`) with any mix of the fault ``kinds``
     (see :data:`FAULT_KINDS`), each rate up to ``max_ppm`` parts per million per opportunity
@@ -380,6 +384,12 @@ def fault_plans(
     def rate(kind: str, top: int) -> SearchStrategy[int]:
         if kind not in kinds or top == 0:
             return st.just(0)
+        if kind == "disconnect":
+            # Outages in nearly every example: a choice between 0 and a range is drawn 0
+            # most of the time, and reconnects are where fills go missing.
+            return st.integers(min_value=0, max_value=top)
+        # Each message fault off in many examples: one fault's effect is then not hidden by
+        # another's repair.
         return st.one_of(st.just(0), st.integers(min_value=1, max_value=top))
 
     return st.builds(
@@ -421,8 +431,15 @@ def scenarios(
     position_mode: SearchStrategy[PositionMode] = _SCENARIOS_POSITION_MODE,
     latency_ms: SearchStrategy[int] = _SCENARIOS_LATENCY_MS,
     settle_ms: SearchStrategy[int] = _SCENARIOS_SETTLE_MS,
+    funding_interval_ms: SearchStrategy[int] = _SCENARIOS_FUNDING_INTERVAL_MS,
 ) -> SearchStrategy[Scenario]:
     """Whole scenarios (:class:`~gridcore.testing.Scenario`) for :func:`~gridcore.testing.simulate`.
+
+    The defaults draw lively runs: partial fills (``liquidity``, by default
+    :func:`liquidities`: a drawn number of the instrument's lots per order and quote, or
+    unlimited), funding paid every 20 s to 5 min (so every run of the default markets sees
+    payments), latency up to 500 ms and every fault kind of :func:`fault_plans` (outages
+    included).
 
     ``settle_ms`` must outlast the bot's periodic reconciliation for messages lost near the
     end of the run to be recovered before the ledger is compared with the venue.
@@ -441,19 +458,49 @@ def scenarios(
         ("position_mode", position_mode),
         ("latency_ms", latency_ms),
         ("settle_ms", settle_ms),
+        ("funding_interval_ms", funding_interval_ms),
     ):
         _require_strategy(name, value)
+    if liquidity is _SCENARIOS_LIQUIDITY:
+        drawn_liquidity: SearchStrategy[Decimal | None] = market.flatmap(_lots_of)
+    else:
+        drawn_liquidity = liquidity
     return st.builds(
         Scenario,
         market=market,
         faults=faults,
         seed=seed,
         starting_balance=starting_balance,
-        liquidity=liquidity,
+        liquidity=drawn_liquidity,
         position_mode=position_mode,
         latency_ms=latency_ms,
         settle_ms=settle_ms,
+        funding_interval_ms=funding_interval_ms,
     )
+
+
+def _lots_of(market: MarketPath) -> SearchStrategy[Decimal | None]:
+    return liquidities(instrument=market.instrument)
+
+
+def liquidities(*, instrument: Instrument) -> SearchStrategy[Decimal | None]:
+    """How much of one order the venue fills per quote (base units): 1 to 100 lots of
+    ``instrument``, small numbers more often (a small value makes partial fills), or
+    unlimited (``None``). Shrinks towards one lot.
+
+    >>> liquidities(instrument=my_instrument).example()  # doctest: +SKIP
+    Decimal('0.007')
+    """
+    lot = instrument.lot_size
+    # Partial fills first (a search draws its first choice most often, and shrinks to it):
+    # one lot, small numbers, and the divisors of 99 that leave an order of 100 lots 99 %
+    # filled for a while.
+    lots = st.one_of(
+        st.just(1),  # every order of more than one lot fills in parts
+        st.sampled_from([9, 3, 33, 11, 99, 2]),
+        st.integers(min_value=1, max_value=100),
+    )
+    return st.one_of(lots.map(lambda n: CTX.multiply(lot, Decimal(n))), st.none())
 
 
 # --- event streams ----------------------------------------------------------------------------

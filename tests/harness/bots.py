@@ -63,6 +63,8 @@ class TakeProfitConfig:
     ``close_in_notional`` sizes the take-profit in quote (its notional) instead of base units:
     the broken twin of failure `rollback-in-quote`. ``cancel_entries_on_close=False`` leaves the other side's
     entries open after a take-profit: the broken twin of failure `orphaned-entries`.
+    ``reprice_entries=False`` never withdraws an entry the market moved away from (its
+    declared band stays the same): the broken twin of failure `stale-pending-entries`.
     """
 
     venue: str = "sim"
@@ -74,6 +76,7 @@ class TakeProfitConfig:
     tag: str = "tp"
     close_in_notional: bool = False
     cancel_entries_on_close: bool = True
+    reprice_entries: bool = True
 
 
 def _role(order: Order, tag: str) -> tuple[str, int] | None:
@@ -114,6 +117,12 @@ class TakeProfitBot:
 
     def on_event(self, view: State[Self], event: Event) -> tuple[Self, Sequence[Intent]]:
         return self, ()
+
+    def order_band(self, view: State[Self]) -> Decimal:
+        """Entries rest within their offset plus the repricing threshold of the mid (and half a
+        percent for rounding and the move of one quote)."""
+        cfg = self.config
+        return CTX.add(CTX.add(cfg.entry_offset, cfg.reprice), Decimal("0.005"))
 
     # --- the strategy -----------------------------------------------------------------------
 
@@ -160,7 +169,8 @@ class TakeProfitBot:
         mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
         if entries:
             anchor = self.anchor or mid
-            if abs(CTX.divide(CTX.subtract(mid, anchor), anchor)) > cfg.reprice:
+            moved = abs(CTX.divide(CTX.subtract(mid, anchor), anchor))
+            if cfg.reprice_entries and moved > cfg.reprice:
                 return attrs.evolve(self, anchor=None), [
                     Cancel(cloid=o.cloid) for o in entries if o.status in _RESTING
                 ]
@@ -204,6 +214,18 @@ class TakeProfitBot:
         if cfg.close_in_notional:
             # The broken twin: the close sized in quote, as in failure `rollback-in-quote`.
             size = instrument.round_qty(CTX.multiply(size, quote.bid))
+        mid = quote.mid
+        stale: list[Intent] = [
+            Cancel(cloid=o.cloid)
+            for role, o in current
+            if role == "entry"
+            and o.status in _RESTING
+            and cfg.reprice_entries
+            and abs(CTX.divide(CTX.subtract(o.price, mid), mid)) > cfg.reprice
+        ]
+        if stale:
+            # An entry the market left behind while the position is open: withdraw it.
+            return stale
         tps = [o for role, o in current if role == "tp"]
         wrong = [o for o in tps if o.side is not side or o.remaining != size]
         if wrong:

@@ -1,21 +1,26 @@
-"""The harness catches real bugs: every broken bot is found within the CI example budget.
+"""The harness catches real bugs at its defaults: every broken bot is found within the CI budget.
 
-Each test hands one deliberately broken bot (``broken.py``) to the shipped harness, lets it
-search on its own (deterministically, at most :data:`~tests.harness.search.CI_BUDGET`
-examples, no shrinking) and asserts that the invariant of the seed failure the bot brings back
-is among those reported. ``test_real_bots_pass.py`` runs the same searches on the real bots.
+Each test hands one deliberately broken bot (``broken.py``) to the shipped harness at its
+defaults, the default scenarios of ``simulate`` and the state machine of
+``make_state_machine`` with no knob turned, lets it search on its own (at most
+:data:`~tests.harness.search.CI_BUDGET` examples, no shrinking) and asserts that the invariant
+of the failure the bot brings back is among those reported. ``test_real_bots_pass.py`` runs the
+same searches on the real bots. ``GRIDCORE_PROOF_SEED=<n>`` runs them on another seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
-from hypothesis import strategies as st
+import pytest
 
-from gridcore import OrderFilled, step
+from gridcore import OrderFilled, State, step
 from gridcore.testing import (
     Fault,
     MarketPath,
+    Reducer,
     Scenario,
     check_sync_interleaving,
     make_state_machine,
@@ -24,50 +29,128 @@ from gridcore.testing import (
 
 from . import broken
 from .bots import grid_bot, grid_config, take_profit_bot
-from .search import INSTRUMENT, machine_violations, scenarios, simulated_violations
+from .search import INSTRUMENT, default_scenarios, machine_violations, simulated_violations
+
+_BIG_GRID = grid_config(order_qty="0.1", max_order_notional="10000", max_position="2")
 
 
-def test_no_fill_dedup_is_caught() -> None:
-    """Failure `double-counted-fill`: replayed fills counted again."""
-    found = simulated_violations(grid_bot, broken.no_fill_dedup, scenarios())
-    assert "fills_applied_once" in found
-    assert "ledger_matches_venue" in found
+def _big_grid() -> State[Any]:
+    return grid_bot(_BIG_GRID)
 
 
-def test_partial_fills_by_threshold_are_caught() -> None:
-    """Failure `partial-fill-threshold`: a 0.99 partial-fill threshold leaves dust live at the venue. The venue
-    fills at most 0.099 of an order of 0.1 per tick, so an order is first 99 % filled."""
-    big = grid_config(order_qty="0.1", max_order_notional="10000", max_position="2")
-    found = simulated_violations(
-        lambda: grid_bot(big),
-        broken.fills_done_at_threshold,
-        scenarios(liquidity=st.just(Decimal("0.099"))),
-    )
-    assert "filled_only_when_done" in found
+def _quiet_grid() -> State[Any]:
+    return grid_bot(grid_config(reconcile_ms=0))
 
 
-def test_rejected_cancel_ignored_is_caught() -> None:
-    """Failure `leaked-cancel`: a failed cancel leaves the order in the registry forever. Lost fills make
-    the grid cancel orders that are already filled."""
-    found = simulated_violations(
+# name: (bot, reducer factory, the invariants that name the failure: one must be reported)
+CASES: dict[str, tuple[Callable[[], State[Any]], Callable[[], Reducer], frozenset[str]]] = {
+    "replayed fills counted again": (
         grid_bot,
-        broken.ignore_rejected_cancel,
-        scenarios(kinds=frozenset({"drop"}), max_ppm=500_000),
-    )
-    assert "rejected_cancel_requests_status" in found
+        lambda: broken.no_fill_dedup,
+        frozenset({"fills_applied_once", "ledger_matches_venue"}),
+    ),
+    "0.99 partial-fill threshold": (
+        _big_grid,
+        lambda: broken.fills_done_at_threshold,
+        frozenset({"filled_only_when_done", "no_live_order_without_remainder"}),
+    ),
+    "rejected cancel forgotten": (
+        grid_bot,
+        lambda: broken.ignore_rejected_cancel,
+        frozenset({"rejected_cancel_requests_status", "unresolved_orders_have_status_requests"}),
+    ),
+    "fills dropped while syncing": (
+        grid_bot,
+        lambda: broken.drop_fills_while_syncing,
+        frozenset({"fills_applied_once", "ledger_matches_venue", "position_within_limits"}),
+    ),
+    "reservation kept after a failure": (
+        grid_bot,
+        lambda: broken.keep_reservation_on_rejection,
+        frozenset({"reservations_match_live_orders"}),
+    ),
+    "no reconciliation on reconnect": (
+        _quiet_grid,
+        lambda: broken.no_reconcile_on_reconnect,
+        frozenset(
+            {
+                "ledger_matches_venue",
+                "venue_orders_known",
+                "no_terminal_order_resting",
+                "reconnect_recovers_fills",
+            }
+        ),
+    ),
+    "restore retriggers itself": (
+        grid_bot,
+        lambda: broken.resync_loop,
+        frozenset({"sync_requests_bounded", "sync_attempts_bounded", "bot_quiesces"}),
+    ),
+    "close sized in quote": (
+        lambda: take_profit_bot(broken.NOTIONAL_CLOSE),
+        lambda: step,
+        frozenset({"close_within_position"}),
+    ),
+    "entries orphaned after a take-profit": (
+        lambda: take_profit_bot(broken.ORPHAN_ENTRIES),
+        lambda: step,
+        frozenset({"no_entry_left_after_take_profit"}),
+    ),
+    "entries left far from the market": (
+        lambda: take_profit_bot(broken.FAR_ENTRIES),
+        lambda: step,
+        frozenset({"orders_within_band"}),
+    ),
+    "state kept outside the state": (
+        grid_bot,
+        broken.dedup_in_memory,
+        frozenset({"reducer_is_deterministic", "fills_applied_once", "replay_gives_same_state"}),
+    ),
+    "funding counted twice": (
+        grid_bot,
+        lambda: broken.double_funding,
+        frozenset({"ledger_matches_venue"}),
+    ),
+    "orders sent larger than approved": (
+        grid_bot,
+        lambda: broken.oversized_orders,
+        frozenset({"reservation_covers_margin", "position_within_limits"}),
+    ),
+    "canceled in the core, resting at the venue": (
+        grid_bot,
+        lambda: broken.forget_untouched_cancels,
+        frozenset({"no_terminal_order_resting"}),
+    ),
+    "fills of a pruned order miscounted": (
+        grid_bot,
+        lambda: broken.last_fill_wins,
+        frozenset({"fills_sum_to_filled_qty"}),
+    ),
+    "grid inside a strategy, spacing collapsed": (
+        broken.tightening_grid_bot,
+        lambda: step,
+        frozenset({"grid_spacing_above_floor"}),
+    ),
+    "new orders on every quote": (
+        broken.churning_grid_bot,
+        lambda: step,
+        frozenset({"order_churn_bounded"}),
+    ),
+}
 
 
-def test_close_events_dropped_during_sync_are_caught_by_the_machine() -> None:
-    """Failure `sync-drops-close`: fills that arrive while the venue is reconciling are ignored."""
-    # Syncs start on reconnects: the feed faults are the ones this failure needs (with every
-    # fault kind drawn, some searches spend the budget on others and miss it).
-    machine = make_state_machine(
-        initial_state=grid_bot(),
-        reducer=broken.drop_fills_while_syncing,
-        max_move_ticks=40,
-        faults=frozenset({Fault.DISCONNECT}),
-    )
-    assert "fills_applied_once" in machine_violations(machine)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_simulate_at_its_defaults_catches(case: str) -> None:
+    bot, reducer, names = CASES[case]
+    found = simulated_violations(bot, reducer(), default_scenarios())
+    assert found & names, f"{case}: found {sorted(found)}, expected one of {sorted(names)}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_state_machine_at_its_defaults_catches(case: str) -> None:
+    bot, reducer, names = CASES[case]
+    found = machine_violations(make_state_machine(initial_state=bot(), reducer=reducer()))
+    assert found & names, f"{case}: found {sorted(found)}, expected one of {sorted(names)}"
 
 
 def test_close_events_dropped_during_sync_change_the_final_position() -> None:
@@ -85,47 +168,6 @@ def test_close_events_dropped_during_sync_change_the_final_position() -> None:
         grid_bot(config), events, at=at, reducer=broken.drop_fills_while_syncing
     )
     assert {v.invariant for v in found} == {"sync_interleaving_keeps_position"}
-
-
-def test_reservation_kept_after_rejection_is_caught() -> None:
-    """Failure `unreleased-funds`: funds gone after a failed trade."""
-    found = simulated_violations(
-        grid_bot,
-        broken.keep_reservation_on_rejection,
-        scenarios(kinds=frozenset({"rest_error"}), max_ppm=200_000),
-    )
-    assert "reservations_match_live_orders" in found
-
-
-def test_missed_reconnect_reconciliation_is_caught() -> None:
-    """Failure `missed-fills-on-reconnect`: fills missed while the stream reconnects. The periodic round is off so
-    that only the reconnect path is judged."""
-    machine = make_state_machine(
-        initial_state=grid_bot(grid_config(reconcile_ms=0)),
-        reducer=broken.no_reconcile_on_reconnect,
-        max_move_ticks=40,
-    )
-    assert "ledger_matches_venue" in machine_violations(machine)
-
-
-def test_resync_loop_is_caught() -> None:
-    """Failure `resync-loop`: a restore that retriggers itself."""
-    machine = make_state_machine(
-        initial_state=grid_bot(), reducer=broken.resync_loop, faults=frozenset({Fault.STALL})
-    )
-    assert "sync_requests_bounded" in machine_violations(machine)
-
-
-def test_close_sized_in_notional_is_caught() -> None:
-    """Failure `rollback-in-quote`: rollback sized in USD, "size exceeds position"."""
-    found = simulated_violations(lambda: take_profit_bot(broken.NOTIONAL_CLOSE), step, scenarios())
-    assert "close_within_position" in found
-
-
-def test_entries_left_open_after_take_profit_are_caught() -> None:
-    """Failure `orphaned-entries`: pending entries of the other side orphaned after a take-profit."""
-    found = simulated_violations(lambda: take_profit_bot(broken.ORPHAN_ENTRIES), step, scenarios())
-    assert "no_entry_left_after_take_profit" in found
 
 
 def test_state_kept_outside_the_state_is_caught() -> None:

@@ -1,9 +1,9 @@
 """The real bots pass the searches that catch the broken ones.
 
-The neutral grid (gridcore's own) and the reference take-profit bot face the very scenario
-families of ``test_catches_broken_bots.py``, with the same deterministic budget, and the whole
-catalogue must hold; then a randomized property run (the ``ci`` profile) and the differential
-checks on recorded runs.
+The neutral grid (gridcore's own) and the reference take-profit bot face the very searches of
+``test_catches_broken_bots.py`` (the default scenarios, the default state machine, the same
+deterministic budget) and the whole catalogue must hold; then a randomized property run (the
+``ci`` profile) and the differential checks on recorded runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.strategies import SearchStrategy
 
 from gridcore import OrderFilled, State, step
 from gridcore.testing import (
@@ -24,33 +23,36 @@ from gridcore.testing import (
     assert_no_violations,
     check_reordering,
     check_sync_interleaving,
+    make_state_machine,
     simulate,
 )
 
 from .bots import grid_bot, grid_config, take_profit_bot
-from .search import INSTRUMENT, scenarios, simulated_violations
+from .search import (
+    INSTRUMENT,
+    default_scenarios,
+    machine_violations,
+    scenarios,
+    simulated_violations,
+)
 
 _BIG_GRID = grid_config(order_qty="0.1", max_order_notional="10000", max_position="2")
 
-FAMILIES: dict[str, tuple[Callable[[], State[Any]], SearchStrategy[Scenario]]] = {
-    "grid, every fault": (grid_bot, scenarios()),
-    "grid, lost messages": (grid_bot, scenarios(kinds=frozenset({"drop"}), max_ppm=500_000)),
-    "grid, failing requests": (
-        grid_bot,
-        scenarios(kinds=frozenset({"rest_error"}), max_ppm=200_000),
-    ),
-    "big grid, partial fills": (
-        lambda: grid_bot(_BIG_GRID),
-        scenarios(liquidity=st.just(Decimal("0.099"))),
-    ),
-    "take-profit, every fault": (take_profit_bot, scenarios()),
+REAL_BOTS: dict[str, Callable[[], State[Any]]] = {
+    "neutral grid": grid_bot,
+    "neutral grid, orders of 100 lots": lambda: grid_bot(_BIG_GRID),
+    "take-profit bot": take_profit_bot,
 }
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_real_bot_passes_the_proof_searches(family: str) -> None:
-    bot, drawn = FAMILIES[family]
-    assert simulated_violations(bot, step, drawn) == set()
+@pytest.mark.parametrize("bot", sorted(REAL_BOTS))
+def test_real_bot_passes_simulate_at_its_defaults(bot: str) -> None:
+    assert simulated_violations(REAL_BOTS[bot], step, default_scenarios()) == set()
+
+
+@pytest.mark.parametrize("bot", sorted(REAL_BOTS))
+def test_real_bot_passes_the_state_machine_at_its_defaults(bot: str) -> None:
+    assert machine_violations(make_state_machine(initial_state=REAL_BOTS[bot]())) == set()
 
 
 @settings(max_examples=20)
@@ -60,13 +62,14 @@ def test_neutral_grid_keeps_every_invariant(scenario: Scenario) -> None:
     assert_no_violations(simulate(grid_bot(), scenario))
 
 
+@settings(max_examples=20)
 @given(scenario=scenarios(max_ppm=50_000, max_ticks=800))
 def test_take_profit_bot_keeps_every_invariant(scenario: Scenario) -> None:
     """Randomized, like the grid's."""
     assert_no_violations(simulate(take_profit_bot(), scenario))
 
 
-@settings(max_examples=20)
+@settings(max_examples=10)
 @given(
     seed=st.integers(min_value=0, max_value=2**32 - 1),
     where=st.floats(min_value=0, max_value=1),
@@ -83,7 +86,7 @@ def test_a_sync_interleaved_before_a_fill_keeps_the_position(seed: int, where: f
     assert check_sync_interleaving(grid_bot(config), events, at=at) == []
 
 
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_ack_and_fill_commute(seed: int) -> None:
     """Failure `stream-before-ack` (differential): moving each order's first fill before its ack changes

@@ -11,12 +11,8 @@ from __future__ import annotations
 from gridcore.testing import make_state_machine
 from tests.harness.bots import grid_bot, take_profit_bot
 
-NeutralGridMachine = make_state_machine(
-    initial_state=grid_bot(), max_move_ticks=40, name="NeutralGridMachine"
-)
+NeutralGridMachine = make_state_machine(initial_state=grid_bot(), name="NeutralGridMachine")
 TestNeutralGrid = NeutralGridMachine.TestCase
 
-TakeProfitMachine = make_state_machine(
-    initial_state=take_profit_bot(), max_move_ticks=40, name="TakeProfitMachine"
-)
+TakeProfitMachine = make_state_machine(initial_state=take_profit_bot(), name="TakeProfitMachine")
 TestTakeProfit = TakeProfitMachine.TestCase
