@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridcore import ConfigError, PlaceOrder, State, step
 from gridcore.config import BotConfig, load_config
@@ -478,3 +480,32 @@ def test_farm_mode_under_faults_on_both_sides_ends_every_saga_hedged_or_flat(
     assert_clean(trace, judge)
     s = strategy_of(trace).stats
     assert s.entries >= 40 and s.rollbacks >= 5
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    profile=st.sampled_from(["none", "flaky", "lossy", "chaos", "disconnects"]),
+    seed=st.integers(0, 2**16),
+    first_leg=st.sampled_from(["a", "b"]),
+    faults_a=st.tuples(*(st.sampled_from([0, 200_000, ALWAYS]) for _ in range(3))),
+    faults_b=st.tuples(*(st.sampled_from([0, 200_000]) for _ in range(3))),
+)
+def test_property_any_faults_on_either_venue_end_hedged_or_flat(
+    profile: str,
+    seed: int,
+    first_leg: str,
+    faults_a: tuple[int, int, int],
+    faults_b: tuple[int, int, int],
+) -> None:
+    """Whatever goes wrong on either venue and between bot and venues: no invariant of the
+    kernel or of the kind is broken, every saga ends, and the venues' positions offset."""
+    cfg = config(mode="farm", farm_hold_ms=120_000, cooldown_ms=0, first_leg=first_leg)
+    venue_faults = {
+        name: VenueFaults(reject_ppm=r, partial_ppm=p, late_reject_ppm=late)
+        for name, (r, p, late) in (("a", faults_a), ("b", faults_b))
+    }
+    trace, judge = run(
+        cfg, faults=PROFILES[profile], ticks=2_500, seed=seed, venue_faults=venue_faults
+    )
+    assert_clean(trace, judge)
+    assert strategy_of(trace).stats.entries >= 1
