@@ -76,7 +76,9 @@ from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO
+from gridcore.registry import kind_of
 from gridcore.risk import free_margin
+from gridcore.saga import saga_problems, sagas_of
 from gridcore.sync import SyncPhase
 
 if TYPE_CHECKING:  # the exchange model imports this module (through the backtest runner)
@@ -113,6 +115,8 @@ __all__ = [
     "reservation_covers_margin",
     "reservations_match_live_orders",
     "reservations_within_balance",
+    "sagas_finished",
+    "sagas_reach_terminal",
     "state_invariant",
     "step_invariant",
     "strategy_invariants",
@@ -385,9 +389,37 @@ def strategy_invariants(state: State[Any]) -> list[Violation]:
     inside it is judged by the grid's rules as long as it passes them on.
     """
     hook = getattr(state.strategy, "invariants", None)
-    if hook is None:
-        return []
-    return list(hook(state))
+    out: list[Violation] = [] if hook is None else list(hook(state))
+    kind = kind_of(state.strategy)
+    if kind is not None:
+        for check in kind.invariants:
+            # The grid's registered checks read this very hook; running them here would
+            # judge the same promise twice (and recurse).
+            if check not in _HOOK_VIEWS:
+                out.extend(check(state))
+    return out
+
+
+def sagas_reach_terminal(state: State[Any]) -> list[Violation]:
+    """Every saga the strategy runs reaches a terminal phase: none stays in a phase past its
+    deadline (failure `racing-legs`: a hedged entry left half done, one leg naked).
+
+    Reads the sagas a strategy exposes through its ``sagas`` attribute
+    (:func:`gridcore.saga.sagas_of`) and asks :func:`gridcore.saga.saga_problems`. At the end of
+    a run, :func:`sagas_finished` also requires every saga to be terminal.
+    """
+    return [
+        Violation(invariant="sagas_reach_terminal", ts=state.now, detail=problem)
+        for problem in saga_problems(sagas_of(state.strategy), state.now)
+    ]
+
+
+def sagas_finished(state: State[Any]) -> list[Violation]:
+    """At the end of a run, once everything in flight has landed, every saga is terminal."""
+    return [
+        Violation(invariant="sagas_reach_terminal", ts=state.now, detail=problem)
+        for problem in saga_problems(sagas_of(state.strategy), state.now, final=True)
+    ]
 
 
 def grid_levels_never_cross(state: State[Any]) -> list[Violation]:
@@ -400,6 +432,10 @@ def grid_spacing_above_floor(state: State[Any]) -> list[Violation]:
     """Spacing never under its floor (from the strategy's own hook; see
     :func:`strategy_invariants`)."""
     return [v for v in strategy_invariants(state) if v.invariant == "grid_spacing_above_floor"]
+
+
+_HOOK_VIEWS: frozenset[StateCheck] = frozenset({grid_levels_never_cross, grid_spacing_above_floor})
+"""Catalogue checks that are views of the strategy hook (a kind may register them)."""
 
 
 def position_within_limits(state: State[Any]) -> list[Violation]:
@@ -507,6 +543,10 @@ def fills_applied_once(record: StepRecord) -> list[Violation]:
     """
     fills = _fills_of(record.event)
     if not fills:
+        return []
+    # An event from a venue that is not configured is ignored whole, whatever its fills name.
+    event = record.event
+    if isinstance(event, FillsReported) and event.venue not in record.before.config.venues:
         return []
     # A fill the core refuses to believe (gridcore.plausibility) is not booked, by rule.
     fills = tuple(f for f in fills if fill_refusal(record.before, f) is None)
@@ -751,7 +791,7 @@ def reservation_covers_margin(record: StepRecord) -> list[Violation]:
                 )
             )
             continue
-        if _closes(place.side, place.position_side, place.reduce_only):
+        if closes_exposure(place.side, place.position_side, place.reduce_only):
             continue  # a closing order needs no margin
         instrument = state.config.instrument(place.venue, place.symbol)
         need = CTX.divide(instrument.notional(place.qty, place.price), leverage)
@@ -766,16 +806,6 @@ def reservation_covers_margin(record: StepRecord) -> list[Violation]:
                 )
             )
     return out
-
-
-def _closes(side: Side, position_side: PositionSide, reduce_only: bool) -> bool:
-    """An order that can only reduce exposure: reduce-only, or the closing side of a hedge-mode
-    position."""
-    return (
-        reduce_only
-        or (position_side is PositionSide.LONG and side is Side.SELL)
-        or (position_side is PositionSide.SHORT and side is Side.BUY)
-    )
 
 
 DEFAULT_ORDER_BAND = Decimal("0.1")
@@ -800,7 +830,7 @@ def orders_within_band(record: StepRecord) -> list[Violation]:
     out = []
     for order in _live(state):
         if (
-            _closes(order.side, order.position_side, order.reduce_only)
+            closes_exposure(order.side, order.position_side, order.reduce_only)
             or order.status not in _RESTING
             or not state.can_trade(order.venue)
         ):
@@ -937,6 +967,7 @@ STATE_INVARIANTS: tuple[StateCheck, ...] = (
     no_live_order_without_remainder,
     unresolved_orders_tracked,
     strategy_invariants,
+    sagas_reach_terminal,
     position_within_limits,
     sync_attempts_bounded,
     no_entry_left_after_take_profit,
@@ -977,6 +1008,7 @@ _FAILURES: dict[str, str] = {
     "rejected_cancel_requests_status": "leaked-cancel",
     "sync_requests_bounded": "resync-loop",
     "strategy_invariants": "spacing-collapse",
+    "sagas_reach_terminal": "racing-legs",
     "position_within_limits": "duplicate-positions",
     "reservation_covers_margin": "stale-balance",
     "orders_within_band": "stale-pending-entries",

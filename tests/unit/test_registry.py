@@ -325,3 +325,27 @@ def test_a_states_kind_and_its_invariants_are_found_from_its_strategy(idle: Stra
     found = kind_of(idle_bot.strategy)
     assert found is idle and found.invariants == (never_patient,)
     assert kind_of(object()) is None
+
+
+def _bored(state: State[Any]) -> list[Violation]:
+    return [Violation(invariant="bored", ts=state.now, detail=f"{state.strategy.ticks} ticks")]
+
+
+def test_the_catalogue_runs_a_registered_kinds_own_invariants() -> None:
+    """A kind's ``invariants`` are judged by the shipped catalogue (``strategy_invariants``)
+    whenever the state's strategy is of that kind, and not for a strategy of another kind."""
+    from gridcore.invariants import strategy_invariants
+
+    register(attrs.evolve(_idle_kind(), invariants=(_bored,)))
+    try:
+
+        @attrs.frozen
+        class _State:
+            strategy: Any
+            now: int = 5
+
+        [violation] = strategy_invariants(_State(strategy=Idle(config=IdleConfig())))  # type: ignore[arg-type]
+        assert violation.invariant == "bored" and violation.detail == "0 ticks"
+        assert strategy_invariants(_State(strategy=object())) == []  # type: ignore[arg-type]
+    finally:
+        unregister(KIND)

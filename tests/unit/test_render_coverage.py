@@ -49,22 +49,23 @@ def test_a_value_with_no_json_form_is_named() -> None:
     assert render.json_value(None) is None
 
 
-def _instrument(symbol: str, quote: str) -> Instrument:
+def _instrument(symbol: str, quote: str, venue: str = "sim") -> Instrument:
     return Instrument(
-        venue="sim", symbol=symbol, tick_size=D("0.1"), lot_size=D("0.001"), quote=quote
+        venue=venue, symbol=symbol, tick_size=D("0.1"), lot_size=D("0.001"), quote=quote
     )
 
 
 def test_money_of_a_bot_in_several_currencies_is_exact_where_no_currency_applies() -> None:
     config = CoreConfig(
-        instruments=(_instrument("BTC-USDT", "USDT"), _instrument("BTC-EUR", "EUR"))
+        # One venue account settles in one currency: the EUR instrument trades on another.
+        instruments=(_instrument("BTC-USDT", "USDT"), _instrument("BTC-EUR", "EUR", "eu"))
     )
     display = render.Display(config)
     assert display.currency is None
-    assert display.money("sim", "BTC-EUR", D("-12.3456")) == "-12.35"
+    assert display.money("eu", "BTC-EUR", D("-12.3456")) == "-12.35"
     # A total over both currencies has no one currency: it keeps its exact digits.
     assert display.money(None, None, D("-12.3456000")) == "-12.3456"
-    assert display.price("sim", "BTC-EUR", D("100.06")) == "100.1"
+    assert display.price("eu", "BTC-EUR", D("100.06")) == "100.1"
     assert display.price("other", "X", D("100.06")) == "100.06"
 
 

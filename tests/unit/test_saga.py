@@ -187,3 +187,31 @@ def test_sagas_of_reads_a_strategys_sagas_attribute() -> None:
     assert sagas_of(_Holder({"s1": saga})) == [saga]
     assert sagas_of(_Holder((saga, "not a saga"))) == [saga]
     assert sagas_of(object()) == []
+
+
+def test_the_invariant_catalogue_judges_a_strategys_sagas() -> None:
+    """``sagas_reach_terminal`` is in the shipped catalogue and reads the strategy's sagas: a saga
+    overdue in the state a step leaves is a violation; the end-of-run check wants them terminal."""
+    from gridcore.invariants import (
+        STATE_INVARIANTS,
+        invariant_named,
+        sagas_finished,
+        sagas_reach_terminal,
+    )
+
+    assert sagas_reach_terminal in STATE_INVARIANTS
+    assert "racing-legs" in invariant_named("sagas_reach_terminal").failures
+    waiting, _ = start(TOY, "w", 0, now=0)
+
+    @attrs.frozen
+    class _State:
+        strategy: Any
+        now: int
+
+    on_time = _State(strategy=_Holder({"w": waiting}), now=100)
+    late = _State(strategy=_Holder({"w": waiting}), now=1_101)
+    assert sagas_reach_terminal(on_time) == []  # type: ignore[arg-type]
+    [violation] = sagas_reach_terminal(late)  # type: ignore[arg-type]
+    assert violation.invariant == "sagas_reach_terminal" and "w" in violation.detail
+    [unfinished] = sagas_finished(on_time)  # type: ignore[arg-type]
+    assert "non-terminal" in unfinished.detail
