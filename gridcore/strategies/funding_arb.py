@@ -1375,16 +1375,6 @@ class FundingArb:
                 out.extend(intents)
         return new, out
 
-    # --- hooks for the harness and the backtest ------------------------------------------------
-
-    def invariants(self, view: State[Any]) -> list[Violation]:
-        """This kind's own promises (:data:`INVARIANTS`), judged by the invariant catalogue
-        after every step that moved the strategy."""
-        out: list[Violation] = []
-        for check in INVARIANTS:
-            out.extend(check(view))
-        return out
-
     # --- for the backtest summary ----------------------------------------------------------------
 
     def summary_rows(self, view: State[Any]) -> list[tuple[str, str]]:
