@@ -183,6 +183,12 @@ class FundingArbConfig:
             raise bad("min_notional_b", f"must be >= 0, got {self.min_notional_b}")
         if not ZERO < self.slippage < Decimal("0.05"):
             raise bad("slippage", f"must be between 0 and 0.05 (a fraction), got {self.slippage}")
+        if self.exit_apr < 0:
+            raise bad(
+                "exit_apr",
+                f"{self.exit_apr} is negative: the strategy always exits when the funding "
+                "difference flips (it then pays funding); use 0 to exit only on a flip",
+            )
         if self.exit_apr > self.entry_apr:
             raise bad(
                 "exit_apr",
@@ -1030,6 +1036,7 @@ class Stats:
     aborted: int = 0
     stuck: int = 0
     causes: Mapping[str, int] = attrs.field(factory=dict)
+    exit_causes: Mapping[str, int] = attrs.field(factory=dict)
     naked_max_ms: int = 0
     naked_total_ms: int = 0
     funding_a: Decimal = ZERO
@@ -1171,6 +1178,9 @@ class FundingArb:
         if rolled and e.cause:
             causes[e.cause] = causes.get(e.cause, 0) + 1
         phase = saga.phase
+        exit_causes = dict(s.exit_causes)
+        if phase is _P.CLOSED:
+            exit_causes[e.cause] = exit_causes.get(e.cause, 0) + 1
         s = attrs.evolve(
             s,
             hedged=s.hedged + (phase is _P.HEDGED),
@@ -1179,6 +1189,7 @@ class FundingArb:
             aborted=s.aborted + (phase is _P.ABORTED),
             stuck=s.stuck + (phase is _P.STUCK),
             causes=causes,
+            exit_causes=exit_causes,
             naked_max_ms=max(s.naked_max_ms, naked),
             naked_total_ms=s.naked_total_ms + naked,
         )
@@ -1193,7 +1204,9 @@ class FundingArb:
             return attrs.evolve(new, long=None, opened_at=None)
         return attrs.evolve(new, stopped=True)  # STUCK
 
-    def _begin(self, view: State[Any], kind: str, long: str) -> tuple[FundingArb, list[Intent]]:
+    def _begin(
+        self, view: State[Any], kind: str, long: str, why: str = ""
+    ) -> tuple[FundingArb, list[Intent]]:
         c = self.config
         entry_spec, exit_spec = specs(c)
         seq = self.seq + 1
@@ -1216,6 +1229,7 @@ class FundingArb:
             notional=notional,
             snap=snap,
             params=params,
+            cause=why,
         )
         what = (
             (RefreshKind.BALANCES, RefreshKind.POSITIONS)
@@ -1256,7 +1270,7 @@ class FundingArb:
         if snap.pos_a != 0 or snap.pos_b != 0:
             # Flat by our books but not at the venues (a restart, an old saga's late fill):
             # close what is there before anything else.
-            return self._begin(view, "exit", "a")
+            return self._begin(view, "exit", "a", "positions found")
         if self.last_end is not None and view.now - self.last_end < c.cooldown_ms:
             return self, []
         if c.mode == "farm":
@@ -1278,13 +1292,19 @@ class FundingArb:
         assert self.long is not None
         held = view.now - (self.opened_at or view.now)
         edge = self.edge(self.long)
+        why = ""
         if c.mode == "farm":
-            due = c.farm_hold_ms is not None and held >= c.farm_hold_ms
-        else:
-            due = held >= c.max_hold_ms or (edge is not None and edge < c.exit_apr)
-        if not due:
+            if c.farm_hold_ms is not None and held >= c.farm_hold_ms:
+                why = "farm hold"
+        elif held >= c.max_hold_ms:
+            why = "max hold"
+        elif edge is not None and edge < 0:
+            why = "flipped"
+        elif edge is not None and edge < c.exit_apr:
+            why = "below exit_apr"
+        if not why:
             return self, []
-        return self._begin(view, "exit", self.long)
+        return self._begin(view, "exit", self.long, why)
 
     # --- the Strategy protocol -----------------------------------------------------------------
 
@@ -1381,12 +1401,13 @@ class FundingArb:
         """Rows the backtest prints under its summary: what this strategy did."""
         s = self.stats
         causes = ", ".join(f"{k}: {v}" for k, v in sorted(s.causes.items())) or "none"
+        exits = ", ".join(f"{k}: {v}" for k, v in sorted(s.exit_causes.items())) or "none"
         fees = ZERO
         for pos in view.ledger.positions.values():
             fees = add(fees, pos.fees)
         return [
             ("entries", f"{s.entries} started, {s.hedged} hedged, {s.aborted} aborted"),
-            ("exits", str(s.exits)),
+            ("exits", f"{s.exits} ({exits})"),
             ("rollbacks", f"{s.rollbacks} ({causes})"),
             ("stuck (alert)", str(s.stuck)),
             ("naked exposure", f"max {s.naked_max_ms} ms, total {s.naked_total_ms} ms"),

@@ -179,6 +179,7 @@ def test_the_example_loads_with_both_venues_described() -> None:
     ("settings", "field"),
     [
         ({"exit_apr": "0.5"}, "funding_arb.exit_apr"),
+        ({"exit_apr": "-0.01"}, "funding_arb.exit_apr"),
         ({"mode": "yolo"}, "funding_arb.mode"),
         ({"first_leg": "c"}, "funding_arb.first_leg"),
         ({"notional": "-5"}, "funding_arb.notional"),
@@ -369,6 +370,7 @@ def test_rates_given_as_a_path_enter_then_exit_when_the_difference_flips() -> No
     assert_clean(trace, judge)
     s = strategy_of(trace).stats
     assert s.entries >= 1 and s.exits >= 1
+    assert s.exit_causes.get("flipped", 0) >= 1
     assert venue_positions(trace) == {"a": ZERO, "b": ZERO} or s.entries > s.exits
 
 
@@ -378,6 +380,7 @@ def test_farm_mode_exits_after_its_hold_time() -> None:
     assert_clean(trace, judge)
     s = strategy_of(trace).stats
     assert s.entries >= 4 and s.exits >= 4
+    assert set(s.exit_causes) == {"farm hold"}
 
 
 # --- restarts -----------------------------------------------------------------------------------
@@ -429,6 +432,7 @@ def test_a_restart_that_lost_the_strategy_state_closes_both_legs_by_their_report
     assert_clean(later, judge, history_lost=True)
     arb = strategy_of(later)
     assert arb.stats.exits == 1 and arb.stats.entries == 0
+    assert arb.stats.exit_causes == {"positions found": 1}
     assert venue_positions(later) == {"a": ZERO, "b": ZERO}
     [saga] = arb.sagas.values()
     sizes = {key: qty for key, qty, _ in saga.data.closes}
