@@ -132,6 +132,8 @@ __all__ = [
     "step",
 ]
 
+_CANCEL_UNDER_WAY = (OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED)
+
 MAINTENANCE_TIMER = "gridcore:maintenance"
 
 
@@ -1523,7 +1525,10 @@ class _Tx(Generic[S]):
 
     def cancel(self, cloid: str) -> None:
         order = self.orders.get(cloid)
-        if order is None or not order.is_live or order.status is OrderStatus.PENDING_CANCEL:
+        # A cancel already on its way, or one the venue refused (its status request is what
+        # resolves the order), is not sent again: a venue that refuses at once would otherwise
+        # be asked again and again within one instant (failure `resync-loop`).
+        if order is None or not order.is_live or order.status in _CANCEL_UNDER_WAY:
             return
         cid = self.next_id()
         self.move(order, Trigger.CANCEL_SENT, quiet=True)

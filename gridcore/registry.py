@@ -376,3 +376,4 @@ def _ensure_builtins() -> None:
         default_toml=None,  # the shipped file, gridcore/configs/grid.toml
         summary="the neutral grid: buys below the price, sells above, one level apart",
     )
+    import gridcore.strategies  # noqa: F401  (the shipped kinds register themselves)

@@ -549,15 +549,15 @@ def run(args: argparse.Namespace) -> int:
     performance = render.Performance(events=summary.events, wall_seconds=wall)
     instrument = plan.config.instrument
     figures = results_dict(plan.config, trace, recorder, run_results(plan.config, trace, recorder))
-    # A strategy may summarize what it did (``summary_rows(view)``): printed under the summary.
-    hook = getattr(trace.state.strategy, "summary_rows", None)
-    extra: list[tuple[str, str]] = hook(trace.state) if callable(hook) else []
+    # A strategy may add its own figures (the hedge grid: per side) through ``summary_figures(view)``.
+    figures_of = getattr(trace.state.strategy, "summary_figures", None)
+    per_side: dict[str, str] = dict(figures_of(trace.state)) if callable(figures_of) else {}
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
             "results": figures,
             "violations": [render.violation_dict(v) for v in trace.violations],
-            **({"strategy_summary": dict(extra)} if extra else {}),
+            **({"strategy_metrics": dict(per_side)} if per_side else {}),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }
@@ -574,11 +574,13 @@ def run(args: argparse.Namespace) -> int:
                 lot_size=instrument.lot_size,
             )
         )
-        if extra:
-            rows = Table(title="strategy", show_header=False)
-            for label, value in extra:
-                rows.add_row(label, value)
-            out.print(rows)
+        if per_side:
+            extra = Table(title="strategy figures", show_header=False, title_justify="left")
+            extra.add_column("metric", style="bold")
+            extra.add_column("value", justify="right")
+            for label, value in per_side.items():
+                extra.add_row(label, value)
+            out.print(extra)
         notices = render.notices_table(trace.notices)
         if notices is not None:
             out.print(notices)

@@ -7,6 +7,10 @@
   venue; none exists yet, so ``--live`` is refused with a clear error. SIGINT/SIGTERM stop
   gracefully (outstanding orders awaited, final snapshot, exit 0); a second one stops the wait
   (exit 130). Signals never interrupt the final snapshot or the closing of the files.
+* ``gridcore run --config FILE --journal-dir DIR`` with ``[[accounts]]`` tables in FILE runs
+  several accounts in one process (:mod:`gridcore.shells.accounts`): each its own bot, journal
+  and exit status, one shared market per venue; the process exits with the worst account's
+  code (70, 3, 4, 2, 130, 0 from worst to best).
 * ``gridcore inspect PATH [--json]`` recovers the state read-only and reports positions, open
   orders, PnL, quarantined events and the invariant check. Exit 1 when an invariant is violated
   or a client order id was released twice.
@@ -31,18 +35,23 @@ the bot's settlement currency; ``null`` for a bot settling in several, whose amo
 added), ``pnl_by_currency`` (currency → the same five keys), ``halted``, ``halt_reason``,
 ``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
 ``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
-``error``). Decimals are strings, times integer ms.
+``error``). Decimals are strings, times integer ms. Given several journals or a directory,
+``--json`` is ``{"accounts": [...]}``: one such report per journal with its ``account`` (the
+file name without ``.db``), or ``account``, ``journal``, ``error`` and ``exit`` for a journal
+that cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,8 +66,8 @@ from gridcore.errors import GridcoreError
 from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.ledger import Position
-from gridcore.numbers import CTX, ZERO, exact_str, format_money, format_step
-from gridcore.shells import cli_types, logs, metrics
+from gridcore.numbers import CTX, ZERO, exact_str, format_money
+from gridcore.shells import accounts, cli_types, logs, metrics
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
     Journal,
@@ -76,15 +85,19 @@ from gridcore.shells.runtime import (
     LockstepClock,
     Runtime,
     RuntimeOptions,
+    ShutdownSignals,
 )
-from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.shells.simvenue import (
+    SharedMarket,
     SimVenue,
+    VenueState,
     VenueStore,
     VenueStoreError,
+    market_key,
     open_venue_state,
     venue_path,
 )
+from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.sim import make_bot, profile
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
@@ -106,6 +119,8 @@ EXIT_DAMAGED = 3
 EXIT_POISON = 4
 """``run`` stopped because the reducer raised on an event (quarantined, not applied)."""
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 70
+"""An account stopped on an adapter bug or another unexpected exception (several accounts)."""
 
 
 def _fail(exc: BaseException, code: int = EXIT_USAGE) -> int:
@@ -147,7 +162,17 @@ def register(subparsers: Any) -> None:
         description="Run the bot with a crash-safe journal. Paper trading on the simulated "
         "venue unless --live is given. An existing journal resumes.",
     )
-    run.add_argument("--journal", required=True, metavar="PATH", help="the journal file")
+    run.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="the journal file (required, unless --config has [[accounts]])",
+    )
+    run.add_argument(
+        "--journal-dir",
+        metavar="DIR",
+        help="several accounts ([[accounts]] in --config): each account's journal is "
+        "DIR/<name>.db unless its entry gives one",
+    )
     run.add_argument(
         "--config",
         metavar="FILE",
@@ -204,6 +229,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="log one JSON object per line (to --log-file, else to stderr instead of the notices)",
     )
+    run.add_argument(
+        "--account",
+        action="append",
+        metavar="NAME[=FILE]",
+        help="several accounts: one account named NAME, FILE a TOML of its overrides of "
+        "--config (repeat per account; or [[accounts]] in --config); with --journal-dir",
+    )
     metrics.add_arguments(run)
     run.set_defaults(handler=_guarded(cmd_run))
 
@@ -212,7 +244,12 @@ def register(subparsers: Any) -> None:
         help="show a journal: positions, orders, PnL, invariants",
         description="Recover a journal's state (read-only) and report it.",
     )
-    inspect.add_argument("journal", metavar="PATH", help="the journal file")
+    inspect.add_argument(
+        "journal",
+        metavar="PATH",
+        nargs="+",
+        help="the journal file; several, or a --journal-dir, show each account",
+    )
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(handler=_guarded(cmd_inspect))
 
@@ -264,9 +301,10 @@ def _read_config(path: str | None) -> tuple[str, BotConfig]:
 class _Notices:
     """Prints notices on stderr, one line each (never secrets: the core holds none)."""
 
-    def __init__(self, *, verbose: bool, quiet: bool) -> None:
+    def __init__(self, *, verbose: bool, quiet: bool, account: str = "") -> None:
         self.verbose = verbose
         self.quiet = quiet
+        self.account = account
         self.printer: Any = None
         self.counts = {"info": 0, "warning": 0, "alert": 0}
 
@@ -279,7 +317,8 @@ class _Notices:
         self.counts[level] += 1
         if self.quiet or (level == Level.INFO.value and not self.verbose):
             return
-        line = redact(f"gridcore: [{level}] {text}")
+        where = f"account {self.account}: " if self.account else ""
+        line = redact(f"gridcore: [{level}] {where}{text}")
         if self.printer is not None:
             self.printer(line)
         else:
@@ -292,6 +331,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(
             "--live: no live venue adapter is available in this version of gridcore; run "
             "without --live to paper trade on the simulated venue (no account, no secrets)"
+        )
+    several = _accounts_config(args)
+    if several is not None:
+        return _run_accounts(args, *several)
+    if args.journal_dir is not None:
+        raise CliError(
+            "--journal-dir is for several accounts: give --config a FILE with [[accounts]] "
+            "tables, or use --journal PATH for one bot"
+        )
+    if args.journal is None:
+        raise CliError(
+            "--journal PATH is required (several accounts: --config FILE with [[accounts]] "
+            "tables, and --journal-dir DIR)"
         )
     path = Path(args.journal)
     if path.parent and not path.parent.exists():
@@ -327,12 +379,61 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
+    opened = _open_account(
+        path,
+        lock,
+        given=None if args.config is None else functools.partial(_read_config, args.config),
+        given_label=f"--config {args.config}",
+        seed=args.seed,
+        faults=args.faults,
+    )
+    try:
+        for note in opened.notes:
+            print(f"gridcore: {note}", file=sys.stderr)
+        return _session(
+            args, opened.config, opened.state, opened.journal, opened.venue_state, opened.store
+        )
+    finally:
+        opened.close()
+
+
+@attrs.define(kw_only=True)
+class _Opened:
+    """A journal opened (created or recovered) with its simulated venue."""
+
+    config: BotConfig
+    text: str
+    state: State[Any]
+    journal: Journal
+    venue_state: VenueState
+    store: VenueStore
+    notes: list[str]
+
+    def close(self) -> None:
+        self.store.close()
+        self.journal.close()
+
+
+def _open_account(
+    path: Path,
+    lock: WriterLock,
+    *,
+    given: Callable[[], tuple[str, BotConfig]] | None,
+    given_label: str,
+    seed: int | None,
+    faults: str | None,
+    label: str = "",
+    advice: str = "omit --config to resume with the recorded one, or start a new journal",
+) -> _Opened:
+    """Create the journal at ``path`` (from ``given``, else the embedded configuration) or
+    recover it (checking ``given`` against the configuration it recorded), and open its
+    simulated venue. ``label`` prefixes the lines printed (an account's name)."""
     new = is_new(path)
     vpath = venue_path(path)
     journal: Journal | None = None
     if new:
         lock.check_new()  # a lost journal is not silently restarted from scratch
-        text, config = _read_config(args.config)
+        text, config = given() if given is not None else _read_config(None)
     else:
         # Verified on open: a damaged journal (a checksum, SQLite's own pages, committed
         # events lost from the write-ahead log) is never resumed.
@@ -345,15 +446,13 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 f"{path}: the journal records no configuration; it was not written by gridcore run"
             )
         config = load_config(text, source=f"{path} (recorded configuration)")
-        if args.config is not None:
-            _, given = _read_config(args.config)
-            diff = _config_diff(config, given)
+        if given is not None:
+            diff = _config_diff(config, given()[1])
             if diff:
                 journal.close()
                 raise CliError(
-                    f"--config {args.config} differs from the configuration journal {path} was "
-                    f"started with ({'; '.join(diff[:5])}); omit --config to resume with the "
-                    f"recorded one, or start a new journal"
+                    f"{given_label} differs from the configuration journal {path} was "
+                    f"started with ({'; '.join(diff[:5])}); {advice}"
                 )
         if not vpath.exists() and journal.last_seq > 0:
             journal.close()
@@ -361,14 +460,16 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 f"the simulated venue's file {vpath} is missing: the journal's orders and "
                 f"positions live there; restore it, or start a new journal"
             )
-    if args.faults is not None:
+    if faults is not None:
         try:
-            profile(args.faults)
+            profile(faults)
         except ValueError as exc:
+            if journal is not None:
+                journal.close()
             raise CliError(f"--faults: {exc}") from None
     store = VenueStore(vpath)
     try:
-        venue_state, notes = open_venue_state(store, config, seed=args.seed, faults=args.faults)
+        venue_state, notes = open_venue_state(store, config, seed=seed, faults=faults)
         state: State[Any]
         if new:
             if venue_state.touched:
@@ -393,28 +494,34 @@ def _run_locked(args: argparse.Namespace, path: Path, lock: WriterLock) -> int:
                 },
                 lock=lock,
             )
-            print(f"gridcore: new journal {path} (paper, simulated venue)", file=sys.stderr)
+            print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
         else:
             assert journal is not None
             state, seq = recover(journal)
-            print(f"gridcore: resuming journal {path} at event {seq}", file=sys.stderr)
+            print(f"gridcore: {label}resuming journal {path} at event {seq}", file=sys.stderr)
             quarantined = journal.quarantined()
             if quarantined:
                 last = quarantined[-1]
                 print(
-                    f"gridcore: [warning] {len(quarantined)} event(s) quarantined so far; the "
-                    f"last would have been event {last.after_seq + 1} ({last.kind}): "
+                    f"gridcore: [warning] {label}{len(quarantined)} event(s) quarantined so far; "
+                    f"the last would have been event {last.after_seq + 1} ({last.kind}): "
                     f"`gridcore inspect {path}` lists them",
                     file=sys.stderr,
                 )
-        for note in notes:
-            print(f"gridcore: {note}", file=sys.stderr)
-        code = _session(args, config, state, journal, venue_state, store)
-    finally:
+    except BaseException:
         store.close()
         if journal is not None:
             journal.close()
-    return code
+        raise
+    return _Opened(
+        config=config,
+        text=text,
+        state=state,
+        journal=journal,
+        venue_state=venue_state,
+        store=store,
+        notes=notes,
+    )
 
 
 def _session(
@@ -431,12 +538,17 @@ def _session(
     )
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
+    start_events = _start_events(state, clock.now())
+    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+
+
+def _start_events(state: State[Any], now: int) -> list[Event]:
     start_events: list[Event] = []
     if state.risk.resumes_on_restart:
         # The core's halt policy decides (gridcore.halts): a halt only to cancel orders on exit
         # lifts on a restart; any other (drawdown, errors, ...) stays until an operator resumes.
-        start_events.append(ResumeRequested(ts=clock.now()))
-    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+        start_events.append(ResumeRequested(ts=now))
+    return start_events
 
 
 def _logged_session(
@@ -537,11 +649,7 @@ def _logged_session(
             }
         },
     )
-    money = "; ".join(
-        f"net PnL {_money(net, final, c)} (realized {_money(t.realized, final, c)}, "
-        f"fees {_money(t.fees, final, c)}, funding {_money(t.funding, final, c)})"
-        for c, net, t in _pnl(final)
-    )
+    money = _money_summary(final)
     print(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
         f"{journal.last_seq}; {money}; fills {final.ledger.fill_count}"
@@ -556,6 +664,277 @@ def _logged_session(
     return 0
 
 
+# --- several accounts -----------------------------------------------------------------------
+
+
+def _accounts_config(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``(text, source)`` of a several-accounts configuration: ``--config`` with
+    ``[[accounts]]``, or ``--account`` options over ``--config`` (or the embedded one);
+    ``None`` for one bot."""
+    options = getattr(args, "account", None) or []
+    if args.config is None and not options:
+        return None
+    text, source = (
+        _read_text(args.config) if args.config is not None else (DEFAULT_TOML, "(embedded)")
+    )
+    if options:
+        return accounts.accounts_from_options(text, options, source=source), source
+    return (text, source) if accounts.has_accounts(text) else None
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except OSError as exc:
+        raise CliError(f"cannot read --config {path}: {exc.strerror or exc}") from None
+
+
+def _run_accounts(args: argparse.Namespace, text: str, source: str) -> int:
+    """``gridcore run --config FILE --journal-dir DIR`` with ``[[accounts]]``: every account
+    its own bot and journal, one shared market per venue; exit with the worst account's code."""
+    if args.journal is not None:
+        raise CliError(
+            f"--journal: {source} has several accounts: each account has its own journal "
+            f"(--journal-dir DIR, or a journal in its entry); drop --journal"
+        )
+    if args.journal_dir is not None and not Path(args.journal_dir).is_dir():
+        raise CliError(f"--journal-dir {args.journal_dir}: not a directory; create it first")
+    specs = accounts.load_accounts(text, source=source, journal_dir=args.journal_dir)
+    for spec in specs:
+        if spec.faults is not None:
+            try:
+                profile(spec.faults)
+            except ValueError as exc:
+                raise CliError(f"{source}: account {spec.name}: faults: {exc}") from None
+        parent = spec.journal.parent
+        if parent and not parent.exists():
+            raise CliError(
+                f"account {spec.name}: journal {spec.journal}: directory {parent} does not exist"
+            )
+    try:
+        close_log = logs.configure(
+            level=logs.level_for(verbose=args.verbose, quiet=args.quiet),
+            json_lines=args.log_json,
+            path=args.log_file,
+            stream=sys.stderr if args.log_json and args.log_file is None else None,
+        )
+    except OSError as exc:
+        raise CliError(f"--log-file {args.log_file}: cannot open: {exc.strerror or exc}") from None
+    try:
+        # --metrics-port N: account i serves at port N + i (0: a free port each), all bound
+        # before anything is written, so a busy port stops the run here.
+        args.account_exporters = _account_exporters(args, specs)
+    except (metrics.MetricsError, CliError) as exc:
+        close_log()
+        raise CliError(str(exc)) from None
+    names = ["gridcore.run", "gridcore.fills"]
+    names += sorted({f"gridcore.venue.{s.config.venue.name}" for s in specs})
+    detach = accounts.AccountLogFilter().attach(names)
+    codes: dict[str, int] = {}
+    locks: list[WriterLock] = []
+    opened: dict[str, tuple[accounts.AccountSpec, _Opened]] = {}
+    try:
+        for spec in specs:
+            # Each account opens on its own: a journal in use or damaged keeps that account
+            # out (its exit code counts), never the others.
+            try:
+                lock = WriterLock.acquire(spec.journal)
+            except _EXPECTED as exc:
+                codes[spec.name] = _fail_account(spec.name, exc)
+                continue
+            locks.append(lock)
+            try:
+                opened[spec.name] = (
+                    spec,
+                    _open_account(
+                        spec.journal,
+                        lock,
+                        given=functools.partial(_spec_config, spec),
+                        given_label=f"account {spec.name} of {source}",
+                        seed=args.seed,
+                        faults=spec.faults if spec.faults is not None else args.faults,
+                        label=f"account {spec.name}: ",
+                        advice="give the account the configuration its journal recorded "
+                        "(`gridcore inspect` shows the journal), or another journal",
+                    ),
+                )
+            except JournalDamaged as exc:
+                codes[spec.name] = _fail_account(spec.name, exc, EXIT_DAMAGED)
+            except _EXPECTED as exc:
+                codes[spec.name] = _fail_account(spec.name, exc)
+        if opened:
+            codes.update(_accounts_session(args, [o for o in opened.values()]))
+    finally:
+        for _, o in opened.values():
+            o.close()
+        for lock in locks:
+            lock.release()
+        detach()
+        close_log()
+        for exporter in args.account_exporters.values():
+            exporter.close()
+    code = accounts.worst_exit([codes[spec.name] for spec in specs if spec.name in codes])
+    summary = ", ".join(f"{spec.name} {codes.get(spec.name, EXIT_USAGE)}" for spec in specs)
+    print(f"accounts: {summary}; exit {code} (the worst)")
+    return code
+
+
+def _account_exporters(
+    args: argparse.Namespace, specs: tuple[accounts.AccountSpec, ...]
+) -> dict[str, metrics.Exporter]:
+    """One metrics endpoint per account (``--metrics-port N``: account i at port N + i)."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        return {}
+    host = getattr(args, "metrics_host", metrics.DEFAULT_HOST)
+    if port and port + len(specs) - 1 > 65_535:
+        raise CliError(f"--metrics-port {port}: {len(specs)} accounts need ports up to 65535")
+    exporters: dict[str, metrics.Exporter] = {}
+    try:
+        for index, spec in enumerate(specs):
+            exporter = metrics.Exporter(metrics.Observer(), host, port + index if port else 0)
+            exporters[spec.name] = exporter
+            print(
+                f"gridcore: account {spec.name}: metrics at {exporter.url}",
+                file=sys.stderr,
+                flush=True,
+            )
+    except BaseException:
+        for exporter in exporters.values():
+            exporter.close()
+        raise
+    return exporters
+
+
+def _spec_config(spec: accounts.AccountSpec) -> tuple[str, BotConfig]:
+    return spec.text, spec.config
+
+
+def _fail_account(name: str, exc: BaseException, code: int = EXIT_USAGE) -> int:
+    text = redact(" ".join(str(exc).split("\n")))
+    print(f"gridcore: error: account {name}: {text}", file=sys.stderr)
+    return code
+
+
+def _accounts_session(
+    args: argparse.Namespace, opened: list[tuple[accounts.AccountSpec, _Opened]]
+) -> dict[str, int]:
+    """Run the opened accounts on one shared clock and one market per venue and market."""
+    quiet = args.quiet or (args.log_json and args.log_file is None)
+    start = max(SimVenue.resume_time(o.venue_state, o.state.now) for _, o in opened)
+    clock = LockstepClock(start, speed=args.speed, shared=True)
+    markets: dict[str, tuple[SharedMarket, list[SimVenue]]] = {}
+    sessions: list[accounts.AccountSession] = []
+    venues: list[SimVenue] = []
+    journals: dict[str, Journal] = {}
+    exporters: dict[str, metrics.Exporter] = getattr(args, "account_exporters", {})
+    for index, (spec, o) in enumerate(opened):
+        for note in o.notes:
+            print(f"gridcore: account {spec.name}: {note}", file=sys.stderr)
+        key = market_key(o.config, o.venue_state.seed)
+        if key not in markets:
+            markets[key] = (SharedMarket(config=o.config, seed=o.venue_state.seed, clock=clock), [])
+        market, members = markets[key]
+        view = accounts.AccountClock(clock, index)
+        venue = SimVenue(
+            config=o.config, state=o.venue_state, store=o.store, clock=view, market=market
+        )
+        members.append(venue)
+        venues.append(venue)
+        journals[spec.name] = o.journal
+        runtime = Runtime(
+            state=o.state,
+            journal=o.journal,
+            venues=[venue],
+            clock=view,
+            options=RuntimeOptions(
+                cancel_on_exit=args.cancel_on_exit,
+                snapshot_every=args.snapshot_every,
+                handle_signals=False,
+            ),
+            on_notice=_Notices(verbose=args.verbose, quiet=quiet, account=spec.name),
+            start_events=_start_events(o.state, clock.now()),
+            log=(
+                exporters[spec.name].session_log() if spec.name in exporters else logs.SessionLog()
+            ),
+        )
+        sessions.append(
+            accounts.AccountSession(name=spec.name, runtime=runtime, clock=view, venues=[venue])
+        )
+        logging.getLogger("gridcore.run").info(
+            "account %s: %s journal %s at event %d",
+            spec.name,
+            "resume" if o.journal.last_seq else "start",
+            o.journal.path,
+            o.journal.last_seq,
+            extra={"fields": {"account": spec.name, "journal": str(o.journal.path)}},
+        )
+
+    def on_signal(name: str, count: int) -> None:
+        if count == 1:
+            print(
+                f"gridcore: stopping (signal {name}): every account waits for its outstanding "
+                "orders, then writes a final snapshot; press Ctrl-C again to stop waiting",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    guard = ShutdownSignals()
+    duration_ms = None if args.duration is None else int(args.duration * 1000)
+    outcomes: list[accounts.AccountOutcome] = []
+    interrupted = False
+
+    async def session() -> None:
+        nonlocal outcomes
+        outcomes = await accounts.run_accounts(
+            sessions,
+            clock=clock,
+            markets=list(markets.values()),
+            duration_ms=duration_ms,
+            on_signal=on_signal,
+            shutdown_signals=guard,
+        )
+
+    try:
+        anyio.run(session, backend=args.backend)
+    except* KeyboardInterrupt:
+        guard.install()
+        interrupted = True
+    finally:
+        for venue in venues:
+            venue.close()
+    if interrupted and not outcomes:
+        print(
+            "gridcore: interrupted; the journals are intact, run again to resume", file=sys.stderr
+        )
+        return {s.name: EXIT_INTERRUPTED for s in sessions}
+    codes: dict[str, int] = {}
+    for s, outcome in zip(sessions, outcomes, strict=True):
+        codes[s.name] = _account_report(s, outcome, journals[s.name])
+    return codes
+
+
+def _account_report(
+    session: accounts.AccountSession, outcome: accounts.AccountOutcome, journal: Journal
+) -> int:
+    name = session.name
+    runtime = session.runtime
+    if outcome.error is not None:
+        if outcome.code == EXIT_BUG:
+            sys.stderr.write(redact("".join(traceback.format_exception(outcome.error))))
+        return _fail_account(name, outcome.error, outcome.code)
+    final = runtime.state
+    stats = runtime.stats
+    print(
+        f"account {name}: stopped ({stats.stop_reason}): {stats.events} events this run, "
+        f"journal at event {journal.last_seq}; {_money_summary(final)}; "
+        f"fills {final.ledger.fill_count}"
+    )
+    if stats.signals > 1:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
 def _money(value: Decimal, state: State[Any], currency: str | None = None) -> str:
     """Money for people, at the currency's places (``-64.95 USD``); ``currency`` defaults to
     the bot's first settlement currency."""
@@ -563,6 +942,15 @@ def _money(value: Decimal, state: State[Any], currency: str | None = None) -> st
         currencies = state.config.currencies
         currency = currencies[0] if currencies else "USD"
     return f"{format_money(value, currency)} {currency}"
+
+
+def _money_summary(state: State[Any]) -> str:
+    """``net PnL ... (realized ..., fees ..., funding ...)`` per settlement currency."""
+    return "; ".join(
+        f"net PnL {_money(net, state, c)} (realized {_money(t.realized, state, c)}, "
+        f"fees {_money(t.fees, state, c)}, funding {_money(t.funding, state, c)})"
+        for c, net, t in _pnl(state)
+    )
 
 
 def _pnl(state: State[Any]) -> list[tuple[str, Decimal, Position]]:
@@ -725,15 +1113,78 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     }, state
 
 
+def _journals(paths: list[str]) -> list[Path] | None:
+    """The journals of several ``inspect`` paths (a directory: its ``*.db`` journals), or
+    ``None`` for one journal file (the one-bot report)."""
+    if len(paths) == 1 and not Path(paths[0]).is_dir():
+        return None
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            inside = sorted(p for p in path.glob("*.db") if p.is_file())
+            if not inside:
+                raise CliError(f"{path}: no journal (*.db) in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+def _inspect_one(path: Path | str) -> tuple[dict[str, Any], State[Any]]:
+    with Journal.open(path, readonly=True) as journal:
+        import_strategy(journal.meta().get("config"), source=f"{path} (recorded config)")
+        return _inspect(journal)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``gridcore inspect``."""
-    with Journal.open(args.journal, readonly=True) as journal:
-        import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
-        report, state = _inspect(journal)
+    given = args.journal
+    paths: list[str] = [given] if isinstance(given, str) else list(given)
+    several = _journals(paths)
+    if several is not None:
+        return _inspect_accounts(several, as_json=args.json)
+    report, state = _inspect_one(paths[0])
     bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_VIOLATED if bad else EXIT_OK
+    _print_report(report, state)
+    return EXIT_VIOLATED if bad else EXIT_OK
+
+
+def _inspect_accounts(paths: list[Path], *, as_json: bool) -> int:
+    """One report per journal (an account: the journal's file name without ``.db``); a journal
+    that cannot be read is reported as that account's error. Exit with the worst code."""
+    entries: list[dict[str, Any]] = []
+    codes: list[int] = []
+    for path in paths:
+        name = path.name[: -len(".db")] if path.name.endswith(".db") else path.name
+        error: Exception
+        try:
+            report, state = _inspect_one(path)
+        except JournalDamaged as exc:
+            code, error = EXIT_DAMAGED, exc
+        except _EXPECTED as exc:
+            code, error = EXIT_USAGE, exc
+        else:
+            bad = not report["invariants"]["ok"] or bool(report["duplicate_cloids"])
+            codes.append(EXIT_VIOLATED if bad else EXIT_OK)
+            entries.append({"account": name, **report})
+            if not as_json:
+                print(f"account {name}")
+                _print_report(report, state)
+            continue
+        codes.append(code)
+        text = redact(" ".join(str(error).split("\n")))
+        entries.append({"account": name, "journal": str(path), "error": text, "exit": code})
+        print(f"gridcore: error: account {name}: {text}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"accounts": entries}, indent=2))
+    return accounts.worst_exit(codes)
+
+
+def _print_report(report: dict[str, Any], state: State[Any]) -> None:
     shown = Display(state.config)
     from rich.console import Console
     from rich.table import Table
@@ -798,7 +1249,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         for v in report["invariants"]["violations"]:
             console.print(f"[red]invariant {v['invariant']} violated at {v['ts']}: {v['detail']}")
-    return EXIT_VIOLATED if bad else EXIT_OK
 
 
 # --- replay -------------------------------------------------------------------------------------

@@ -274,6 +274,7 @@ class LockstepClock:
         *,
         speed: float = math.inf,
         wall: Callable[[], float] = time.monotonic,
+        shared: bool = False,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0 (simulated seconds per wall second), got {speed}")
@@ -286,6 +287,10 @@ class LockstepClock:
         self._busy = 0
         self._poke: anyio.Event | None = None
         self._settle: tuple[Callable[[], bool], int, anyio.Event] | None = None
+        self.shared = shared
+        """Several runtimes (accounts) run on this clock: each one's shutdown ``settle`` is
+        answered on its own and time goes on for the others (see :meth:`settle`)."""
+        self._settles: list[tuple[Callable[[], bool], int, anyio.Event]] = []
         self.wakeups = 0
         """Sleepers woken so far."""
 
@@ -350,6 +355,8 @@ class LockstepClock:
                 continue
             while heap and heap[0][3].dead:
                 heapq.heappop(heap)
+            if self._settles and self._answer_settles():
+                continue
             if self._settle is not None:
                 done, deadline, settled = self._settle
                 if done() or not heap or heap[0][0] > deadline:
@@ -376,14 +383,48 @@ class LockstepClock:
             self.wakeups += 1
             sleeper.event.set()
 
+    def _answer_settles(self) -> bool:
+        """Shared clock, nothing pending: wake every settle whose condition holds, each with a
+        unit held on its behalf (time waits until its runtime has cancelled its tasks)."""
+        heap = self._heap
+        waiting: list[tuple[Callable[[], bool], int, anyio.Event]] = []
+        woke = False
+        for entry in self._settles:
+            done, deadline, settled = entry
+            if done() or not heap or heap[0][0] > deadline:
+                self._busy += 1
+                settled.set()
+                woke = True
+            else:
+                waiting.append(entry)
+        self._settles = waiting
+        return woke
+
     async def settle(self, done: Callable[[], bool], deadline: int) -> None:
         """Return when, with nothing pending, ``done()`` holds or the next sleeper is due after
-        ``deadline``; time then stops advancing."""
+        ``deadline``; time then stops advancing. On a ``shared`` clock time goes on for the
+        other runtimes: the caller returns holding nothing, and must cancel its own tasks
+        before its next checkpoint (the runtime does)."""
         settled = anyio.Event()
-        self._settle = (done, deadline, settled)
+        if not self.shared:
+            self._settle = (done, deadline, settled)
+            if self._poke is not None:
+                self._poke.set()
+            await settled.wait()
+            return
+        entry = (done, deadline, settled)
+        self._settles.append(entry)
         if self._poke is not None:
             self._poke.set()
-        await settled.wait()
+        try:
+            await settled.wait()
+        except BaseException:
+            if entry in self._settles:
+                self._settles.remove(entry)
+                raise
+            self.release()  # woken and cancelled at once: the unit held for us
+            raise
+        self.release()  # the unit the scheduler held for us when it answered
 
 
 # --- venue adapters ------------------------------------------------------------------------------
@@ -632,6 +673,13 @@ class Runtime:
         """Whether a shutdown has begun."""
         return self._stopping
 
+    def hurry(self) -> None:
+        """Stop waiting for outstanding commands (a second signal): the shutdown goes straight
+        to the final snapshot. Used by a caller that handles the signals itself."""
+        self._hurry = True
+        if self._drain_scope is not None:
+            self._drain_scope.cancel()
+
     def release_signals(self) -> None:
         """Give SIGINT and SIGTERM back to the handlers they had before :meth:`run` (a process
         that goes on after the runtime; the CLI's process simply exits)."""
@@ -780,9 +828,7 @@ class Runtime:
             if not self._stopping:
                 self.request_stop(f"signal {signal.Signals(signum).name}")
             else:  # a second signal: stop draining now
-                self._hurry = True
-                if self._drain_scope is not None:
-                    self._drain_scope.cancel()
+                self.hurry()
 
     def _final_flush(self) -> None:
         journal = self._journal

@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 
 from gridcore.commands import Batch, CancelOrder, ModifyOrder, PlaceOrder
@@ -60,7 +61,15 @@ from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profi
 from gridcore.sim.faults import Fate, FaultInjector
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 
-__all__ = ["SimVenue", "VenueState", "VenueStore", "VenueStoreError", "venue_path"]
+__all__ = [
+    "SharedMarket",
+    "SimVenue",
+    "VenueState",
+    "VenueStore",
+    "VenueStoreError",
+    "market_key",
+    "venue_path",
+]
 
 _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
@@ -212,6 +221,7 @@ class SimVenue:
         store: VenueStore | None,
         clock: Clock,
         latency_ms: int = 50,
+        market: SharedMarket | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
@@ -230,6 +240,9 @@ class SimVenue:
         self._forced_fates: deque[Fate] = deque()
         self._force_down_ms: int | None = None
         self._force_malformed = False
+        self._market = market
+        self._wake: anyio.Event | None = None
+        self._failure: BaseException | None = None
         self.ticks = 0
         """Ticks matched by this process."""
 
@@ -278,54 +291,106 @@ class SimVenue:
         (after asking the runtime to stop)."""
         self._sink = sink
         clock = self._clock
-        exchange = self.exchange
-        injector = self.venue.injector
-        plan = injector.plan
         venue = self.name
         # The feed reports its own state: up now (the core never assumes it).
         await sink.emit(FeedReconnected(ts=clock.now(), venue=venue))
+        if self._market is not None:
+            await self._follow_market()
+            return
         for index, tick in self._ticks():
             await clock.sleep_until(tick.ts, (K_FEED, index))
             if self._quiesced:
                 await clock.park()
-            self.venue.next_index = index + 1
-            self.ticks += 1
-            try:
-                events = exchange.on_tick(tick)
-            except InvalidEvent as exc:
-                # What the venue would say cannot be built: the core hears it as unreadable
-                # (and reconciles), the loop goes on.
-                events = [MessageMalformed(ts=tick.ts, venue=venue, detail=str(exc))]
-            self._ticks_since_save += 1
-            if events or self._ticks_since_save >= _PERSIST_EVERY_TICKS:
-                self._save()
-            ts = tick.ts
-            reconnected = disconnected = False
-            if self._down_until is not None:
-                if ts >= self._down_until:
-                    self._down_until = None
-                    reconnected = True
-            elif self._force_down_ms is not None:
-                self._down_until = ts + self._force_down_ms
-                self._force_down_ms = None
-                disconnected = True
-            elif injector.enabled and plan.disconnect_ppm and injector.disconnect():
-                self._down_until = ts + plan.disconnect_ms
-                disconnected = True
-            await self._route(events, ts)
-            if reconnected:
-                await sink.emit(FeedReconnected(ts=ts, venue=venue))
-            if disconnected:
-                await sink.emit(FeedDisconnected(ts=ts, venue=venue, reason="simulated outage"))
-            if self._down_until is None:
-                if self._force_malformed:
-                    self._force_malformed = False
-                    detail = f"unreadable quote message at tick {index} (injected)"
-                    await sink.emit(MessageMalformed(ts=ts, venue=venue, detail=detail))
-                else:
-                    await sink.emit(tick)
+            await self._on_tick(index, tick)
         sink.stop(f"{venue}: the synthetic market ended (market.ticks)")
         await clock.park()
+
+    async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
+        """Match one market tick and send what it produced (own feed or shared market)."""
+        sink = self._sink
+        assert sink is not None
+        injector = self.venue.injector
+        plan = injector.plan
+        venue = self.name
+        self.venue.next_index = index + 1
+        self.ticks += 1
+        try:
+            events = self.exchange.on_tick(tick)
+        except InvalidEvent as exc:
+            # What the venue would say cannot be built: the core hears it as unreadable
+            # (and reconciles), the loop goes on.
+            events = [MessageMalformed(ts=tick.ts, venue=venue, detail=str(exc))]
+        self._ticks_since_save += 1
+        if events or self._ticks_since_save >= _PERSIST_EVERY_TICKS:
+            self._save()
+        ts = tick.ts
+        reconnected = disconnected = False
+        if self._down_until is not None:
+            if ts >= self._down_until:
+                self._down_until = None
+                reconnected = True
+        elif self._force_down_ms is not None:
+            self._down_until = ts + self._force_down_ms
+            self._force_down_ms = None
+            disconnected = True
+        elif injector.enabled and plan.disconnect_ppm and injector.disconnect():
+            self._down_until = ts + plan.disconnect_ms
+            disconnected = True
+        await self._route(events, ts)
+        if reconnected:
+            await sink.emit(FeedReconnected(ts=ts, venue=venue))
+        if disconnected:
+            await sink.emit(FeedDisconnected(ts=ts, venue=venue, reason="simulated outage"))
+        if self._down_until is None:
+            if self._force_malformed:
+                self._force_malformed = False
+                detail = f"unreadable quote message at tick {index} (injected)"
+                await sink.emit(MessageMalformed(ts=ts, venue=venue, detail=detail))
+            else:
+                await sink.emit(tick)
+
+    # --- the shared market ---------------------------------------------------------------------
+
+    async def _follow_market(self) -> None:
+        """Shared market: ticks arrive from the :class:`SharedMarket`'s task; this task only
+        waits, without holding simulated time, until the account is stopped or the market
+        reports a failure of this venue (raised here: the runtime stops this account alone)."""
+        market = self._market
+        assert market is not None
+        self._wake = anyio.Event()
+        market.subscribe(self)
+        try:
+            woke = False
+            self._clock.release()
+            try:
+                await self._wake.wait()
+                woke = True
+            finally:
+                if not woke:
+                    self._clock.hold()
+            # The market held our unit when it woke us.
+            if self._failure is not None:
+                raise self._failure
+            await self._clock.park()
+        finally:
+            market.unsubscribe(self)
+
+    @property
+    def market(self) -> SharedMarket | None:
+        """The shared market this venue follows (``None``: its own feed)."""
+        return self._market
+
+    @property
+    def following(self) -> bool:
+        """Whether the shared market should deliver ticks to this venue now."""
+        return self._wake is not None and not self._wake.is_set() and not self._quiesced
+
+    def _fail(self, exc: BaseException | None) -> None:
+        """Wake :meth:`_follow_market` (with ``exc`` to raise, or ``None``: market ended)."""
+        if self._wake is not None and not self._wake.is_set():
+            self._failure = exc
+            self._clock.hold()
+            self._wake.set()
 
     def quiesce(self) -> None:
         """Stop the market (shutdown); answers and order updates still flow."""
@@ -424,3 +489,97 @@ def describe(state: VenueState) -> dict[str, Any]:
         "seed": state.seed,
         "max_sends_per_cloid": max(state.placed.values(), default=0),
     }
+
+
+def market_key(config: BotConfig, seed: int) -> str:
+    """What accounts must have in common to share one market feed: the venue's name, the
+    instrument, the ``[market]`` table and the market seed (the ticks depend on nothing
+    else; accounts that differ in leverage, balance, strategy or risk share it)."""
+    return repr((config.venue.name, config.instrument, config.market, seed))
+
+
+class SharedMarket:
+    """One synthetic market feeding several accounts' simulated venues (one public market-data
+    connection per venue, its quotes fanned out to every account).
+
+    Each account keeps its own :class:`SimVenue` (its exchange: orders, positions, fills; its
+    fault profile; its venue file): the market task sleeps once per tick on the shared clock
+    (``clock``, the :class:`~gridcore.shells.runtime.LockstepClock` every account runs on) and
+    hands the tick to each subscribed venue in the order they subscribed, which matches it and
+    sends the account what it produced. A venue whose matching raises something unexpected is
+    a bug of that account's venue: it is dropped from the market and its ``run`` raises it
+    (that account stops with ``AdapterFailed``); the others keep their ticks. A venue whose
+    account stopped (or quiesced) gets no more ticks.
+    """
+
+    def __init__(self, *, config: BotConfig, seed: int, clock: Clock) -> None:
+        self.config = config
+        self.seed = seed
+        self._clock = clock
+        self._venues: list[SimVenue] = []
+        self._expected: set[int] = set()
+        self._all_in: anyio.Event | None = None
+        self._ended = False
+        self.ticks = 0
+        """Ticks this market produced in this process."""
+
+    def subscribe(self, venue: SimVenue) -> None:
+        """Deliver ticks to ``venue`` from now on (once the market has ended: ask its account
+        to stop, as its own feed would)."""
+        if self._ended:
+            if venue._sink is not None:
+                venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
+            return
+        if venue not in self._venues:
+            self._venues.append(venue)
+        self._arrived(venue)
+
+    def unsubscribe(self, venue: SimVenue) -> None:
+        """No more ticks to ``venue`` (also: its account ended, perhaps before it subscribed)."""
+        if venue in self._venues:
+            self._venues.remove(venue)
+        self._arrived(venue)
+
+    def _arrived(self, venue: SimVenue) -> None:
+        self._expected.discard(id(venue))
+        if not self._expected and self._all_in is not None:
+            self._all_in.set()
+
+    def _start_index(self, venues: Sequence[SimVenue]) -> int:
+        m = self.config.market
+        now = self._clock.now()
+        by_time = -((m.start_ts - now) // m.interval_ms) if now > m.start_ts else 0
+        return max(by_time, min((v.venue.next_index for v in venues), default=0))
+
+    async def run(self, venues: Sequence[SimVenue]) -> None:
+        """Feed ``venues`` (the accounts' venues, which subscribe when they start) until the
+        market path ends or cancelled. Start it counted as work on the clock (like
+        ``Sink.spawn``)."""
+        clock = self._clock
+        start = self._start_index(venues)
+        path = make_path(self.config, seed=self.seed)
+        # The first tick waits, holding simulated time, until every account's venue has
+        # subscribed (or its account ended): which ticks an account sees never depends on how
+        # fast the other accounts start.
+        self._expected = {id(v) for v in venues if v not in self._venues}
+        if self._expected:
+            self._all_in = anyio.Event()
+            await self._all_in.wait()
+        for index, tick in itertools.islice(enumerate(path), start, None):
+            await clock.sleep_until(tick.ts, (K_FEED, index))
+            self.ticks += 1
+            for venue in list(self._venues):
+                if not venue.following or index < venue.venue.next_index:
+                    continue
+                try:
+                    await venue._on_tick(index, tick)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    self.unsubscribe(venue)  # its account stopped meanwhile
+                except Exception as exc:
+                    self.unsubscribe(venue)
+                    venue._fail(exc)
+        self._ended = True
+        for venue in list(self._venues):
+            if venue._sink is not None and venue.following:
+                venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
+        await clock.park()

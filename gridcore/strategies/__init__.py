@@ -1,3 +1,10 @@
-"""Strategy kinds shipped with gridcore; each module registers itself when imported."""
+"""Strategy kinds shipped with gridcore, registered when this package is imported.
 
-from gridcore.strategies import funding_arb as funding_arb
+:mod:`gridcore.registry` imports this package the first time it is asked for a kind, so
+``[strategy] kind = "hedge_grid"`` works without ``[strategy] module``. Each module here
+registers its kind with :func:`gridcore.registry.register` when imported.
+"""
+
+from gridcore.strategies import funding_arb, hedge_grid
+
+__all__ = ["funding_arb", "hedge_grid"]

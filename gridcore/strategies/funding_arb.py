@@ -1397,8 +1397,8 @@ class FundingArb:
 
     # --- for the backtest summary ----------------------------------------------------------------
 
-    def summary_rows(self, view: State[Any]) -> list[tuple[str, str]]:
-        """Rows the backtest prints under its summary: what this strategy did."""
+    def summary_figures(self, view: State[Any]) -> list[tuple[str, str]]:
+        """Figures the backtest prints under its summary: what this strategy did."""
         s = self.stats
         causes = ", ".join(f"{k}: {v}" for k, v in sorted(s.causes.items())) or "none"
         exits = ", ".join(f"{k}: {v}" for k, v in sorted(s.exit_causes.items())) or "none"

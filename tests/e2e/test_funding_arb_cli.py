@@ -28,7 +28,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_example_backtests_on_two_venues_and_prints_the_strategy_summary(
+def test_the_example_backtests_on_two_venues_and_prints_the_strategy_metrics(
     tmp_path: Path,
 ) -> None:
     done = cli("backtest", "--config", str(EXAMPLE), "--ticks", "20000", cwd=tmp_path)
@@ -48,7 +48,7 @@ def test_the_example_backtests_on_two_venues_and_prints_the_strategy_summary(
     assert "invariant violations" in out
 
 
-def test_json_carries_the_strategy_summary_and_is_reproducible(tmp_path: Path) -> None:
+def test_json_carries_the_strategy_metrics_and_is_reproducible(tmp_path: Path) -> None:
     args = ("backtest", "--config", str(EXAMPLE), "--ticks", "20000", "--faults", "flaky")
     one = cli(*args, "--json", cwd=tmp_path)
     two = cli(*args, "--json", cwd=tmp_path)
@@ -57,7 +57,7 @@ def test_json_carries_the_strategy_summary_and_is_reproducible(tmp_path: Path) -
     doc.pop("performance")
     again.pop("performance")
     assert doc == again
-    rows = doc["strategy_summary"]
+    rows = doc["strategy_metrics"]
     assert rows["entries"].split()[0].isdigit() and int(rows["entries"].split()[0]) >= 1
     assert doc["summary"]["invariant_violations"] == 0
     funding = Decimal(rows["funding a"].replace(",", "")) + Decimal(
@@ -93,7 +93,7 @@ def test_recorded_funding_rates_from_a_csv_named_in_the_config(tmp_path: Path) -
     synthetic = json.loads(
         cli("backtest", "--config", str(EXAMPLE), "--ticks", "20000", "--json", cwd=tmp_path).stdout
     )
-    assert doc["strategy_summary"]["funding b"] != synthetic["strategy_summary"]["funding b"]
+    assert doc["strategy_metrics"]["funding b"] != synthetic["strategy_metrics"]["funding b"]
     broken = tmp_path / "broken.csv"
     broken.write_text("timestamp,venue,rate\nsoon,a,0.1\n", encoding="utf-8")
     bad = tmp_path / "bad.toml"

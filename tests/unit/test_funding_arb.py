@@ -446,7 +446,7 @@ def test_gridcore_sim_backtest_runs_the_kind_on_two_venues() -> None:
     trace = backtest(config(), ticks=2_000)
     assert set(trace.exchanges) == {"a", "b"}
     assert isinstance(trace.state.strategy, FundingArb)
-    rows = dict(trace.state.strategy.summary_rows(trace.state))
+    rows = dict(trace.state.strategy.summary_figures(trace.state))
     assert {"entries", "exits", "rollbacks", "naked exposure", "funding a", "funding b"} <= set(
         rows
     )

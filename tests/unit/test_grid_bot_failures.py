@@ -351,6 +351,32 @@ def test_c6_rejected_cancel_marks_the_order_and_requests_its_status() -> None:
     assert request.command_id not in state.inflight
 
 
+def test_c6_a_cancel_the_venue_refused_is_not_sent_again_before_its_status_answer() -> None:
+    """A venue that refuses a cancel at once ("order is canceled") must not be asked again and
+    again within one instant: while the refused cancel's status request is out, another cancel
+    of the same order sends nothing (the state machine found a strategy re-asking in a loop)."""
+    state, _ = synced(scripted_state())
+    state, _, place = submit(state, ts=T0)
+    assert place is not None
+    state, commands = intend(state, [Cancel(cloid=place.cloid)], ts=T0 + 2)
+    state, commands = step(
+        state,
+        CancelRejected(
+            ts=T0 + 3,
+            venue=VENUE,
+            cloid=place.cloid,
+            reason="order is canceled",
+            command_id=only(commands, CancelOrder).command_id,
+        ),
+    )
+    assert state.orders[place.cloid].status is OrderStatus.CANCEL_FAILED
+    only(commands, RequestOrderStatus)
+    for ts in (T0 + 3, T0 + 4):
+        state, commands = intend(state, [Cancel(cloid=place.cloid)], ts=ts)
+        assert not [c for c in commands if isinstance(c, CancelOrder)]
+    assert state.orders[place.cloid].status is OrderStatus.CANCEL_FAILED
+
+
 def test_c6_status_answer_open_lets_the_strategy_cancel_again() -> None:
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0)
