@@ -158,8 +158,10 @@ class TrustsCachedReports(FundingArb):
     """Failures `stale-balance`, `stale-position-cache`: an entry is decided at once on the
     balances and positions the state already holds, without waiting for fresh reports."""
 
-    def _begin(self, view: State[Any], kind: str, long: str) -> tuple[FundingArb, list[Intent]]:
-        new, intents = super()._begin(view, kind, long)
+    def _begin(
+        self, view: State[Any], kind: str, long: str, why: str = ""
+    ) -> tuple[FundingArb, list[Intent]]:
+        new, intents = super()._begin(view, kind, long, why)
         if kind != "entry":
             return new, intents
         saga = new.sagas[f"e{new.seq}"]
