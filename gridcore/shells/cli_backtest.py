@@ -511,9 +511,21 @@ def _execute(
         options["reducer"] = recorder
     if plan.plotter is not None:
         options["sample_every"] = max(1, total // PLOT_POINTS)
+    rates_csv = getattr(plan.config.settings, "sim_rates_csv", "")
+    if rates_csv:  # recorded funding rates per venue (the funding-rate arbitrage)
+        options["rates"] = _funding_rates(rates_csv)
     if plan.path is None:
         return backtest(plan.config, ticks=plan.total, **options)
     return backtest(plan.config, path=plan.path, start_ts=plan.start_ts, **options)
+
+
+def _funding_rates(path: str) -> Any:
+    from gridcore.sim.funding import parse_rates_csv
+
+    try:
+        return parse_rates_csv(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"funding_arb.sim_rates_csv {path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -105,6 +105,12 @@ def backtest(
     ``seed`` seeds both the market and the fault plan; ``options`` go to :func:`run_backtest`
     (``sample_every``, ``record_events``, ``progress``, ...).
     """
+    from gridcore.sim import funding  # two venues: the funding-rate arbitrage
+
+    if funding.handles(config):
+        return funding.funding_backtest(
+            config, seed=seed, ticks=ticks, faults=faults, path=path, start_ts=start_ts, **options
+        )
     seed = config.market.seed if seed is None else seed
     if path is None:
         path = make_path(config, seed=seed, ticks=ticks)

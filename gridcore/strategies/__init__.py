@@ -7,6 +7,6 @@ registered by the registry itself) and imports only the public API
 (``tests/unit/test_layering.py``).
 """
 
-from gridcore.strategies import grid, hedge_grid
+from gridcore.strategies import funding_arb, grid, hedge_grid
 
-__all__ = ["grid", "hedge_grid"]
+__all__ = ["funding_arb", "grid", "hedge_grid"]

@@ -134,12 +134,12 @@ def test_naming_the_grid_kind_changes_nothing() -> None:
 
 
 def test_an_unknown_kind_fails_at_load_listing_the_registered_ones(idle: StrategyKind) -> None:
-    error = _error('[strategy]\nkind = "funding_arb"\n')
+    error = _error('[strategy]\nkind = "no_such_kind"\n')
     assert error.field == "strategy.kind" and error.source == "bot.toml"
     assert {GRID, KIND} <= set(kinds())
     assert f"registered kinds: {', '.join(kinds())};" in str(error)
     assert "[strategy] module" in str(error)
-    named = _error('[strategy]\nkind = "funding_arb"\nmodule = "nowhere.bot"\n')
+    named = _error('[strategy]\nkind = "no_such_kind"\nmodule = "nowhere.bot"\n')
     assert "strategy.module 'nowhere.bot' did not register it" in str(named)
 
 
