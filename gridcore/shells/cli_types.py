@@ -20,9 +20,7 @@ __all__ = ["POSITIVE_INT", "SECONDS", "SEED", "SPEED", "TICKS", "flag_type"]
 T = TypeVar("T")
 
 
-def flag_type(
-    parse: Callable[[str], T], *rules: Callable[[T], T], name: str
-) -> Callable[[str], T]:
+def flag_type(parse: Callable[[str], T], *rules: Callable[[T], T], name: str) -> Callable[[str], T]:
     """An argparse ``type=``: ``parse`` the word, then apply each rule; a ``ValueError`` becomes
     an :class:`argparse.ArgumentTypeError` carrying the rule's message."""
 

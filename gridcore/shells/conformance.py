@@ -73,7 +73,7 @@ from gridcore.events import (
     QuoteTicked,
     ReportedStatus,
 )
-from gridcore.instruments import PositionSide, Side
+from gridcore.instruments import Side
 from gridcore.shells.runtime import K_RUNTIME, Clock, Sink
 from gridcore.shells.venue import ExecCommand, TransportError, VenueAdapter, VenueError
 
@@ -412,9 +412,7 @@ class AdapterConformance:
                 wanted = {x.command_id for x in inner}
                 for x in inner:
                     assert len(answer.results(x.command_id)) == 1, (kind, answer)
-                stray = {
-                    getattr(e, "command_id", None) for e in answer.events
-                } - wanted - {None}
+                stray = {getattr(e, "command_id", None) for e in answer.events} - wanted - {None}
                 assert stray == set(), f"{kind}: answers for commands not sent: {stray}"
 
     @pytest.mark.anyio
@@ -476,9 +474,7 @@ class AdapterConformance:
             assert reported.cloid == place.cloid
 
     @pytest.mark.anyio
-    async def test_not_applied_only_when_the_venue_did_not_act(
-        self, venue: VenueUnderTest
-    ) -> None:
+    async def test_not_applied_only_when_the_venue_did_not_act(self, venue: VenueUnderTest) -> None:
         new = self._ids()
         async with self.running(venue) as h:
             quote = await h.quote()
@@ -530,9 +526,7 @@ class AdapterConformance:
         return result.status
 
     @pytest.mark.anyio
-    async def test_fills_carry_venue_fill_ids_and_deduplicate(
-        self, venue: VenueUnderTest
-    ) -> None:
+    async def test_fills_carry_venue_fill_ids_and_deduplicate(self, venue: VenueUnderTest) -> None:
         new = self._ids()
         async with self.running(venue) as h:
             quote = await h.quote()
@@ -562,4 +556,3 @@ class AdapterConformance:
                 assert fill.fill_id in reported, (fill, sorted(reported))
                 twin = reported[fill.fill_id]
                 assert (twin.qty, twin.price, twin.side) == (fill.qty, fill.price, fill.side)
-

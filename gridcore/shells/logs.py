@@ -239,9 +239,7 @@ class SessionLog:
             logging.getLogger(name).log(level, "%s", message, extra={_FIELDS: fields})
 
 
-def _fill_line(
-    state: State[Any], fill: Fill, source: str
-) -> tuple[str, dict[str, str]]:
+def _fill_line(state: State[Any], fill: Fill, source: str) -> tuple[str, dict[str, str]]:
     shown = Display(state.config)
     where = (fill.venue, fill.symbol)
     qty, price = shown.size(*where, fill.qty), shown.price(*where, fill.price)

@@ -20,10 +20,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gridcore.strategies.grid import NeutralGrid
 from gridcore.instruments import Side
 from gridcore.sim import Trace
 from gridcore.sim.results import Outage
+from gridcore.strategies.grid import NeutralGrid
 
 __all__ = ["FORMATS", "plot_heatmap", "plot_trace"]
 

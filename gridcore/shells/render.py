@@ -45,6 +45,7 @@ __all__ = [
     "violations_table",
 ]
 
+
 @attrs.frozen(kw_only=True)
 class Performance:
     """How fast a run went, measured by the shell (the core reads no clock)."""
@@ -168,9 +169,7 @@ def summary_table(
 
     faults: list[tuple[str, str | Text] | None] = []
     if s.faults != "none" or s.injected.total:
-        faults = [None] + [
-            (label, f"{getattr(s.injected, name):,}") for label, name in FAULT_ROWS
-        ]
+        faults = [None] + [(label, f"{getattr(s.injected, name):,}") for label, name in FAULT_ROWS]
     table = Table(title="gridcore backtest", show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")

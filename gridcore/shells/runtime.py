@@ -127,12 +127,12 @@ from gridcore.shells.venue import (
 
 __all__ = [
     "EXIT_HALT_REASON",
-    "AdapterFailed",
     "K_COMMAND",
     "K_DELIVERY",
     "K_FEED",
     "K_RUNTIME",
     "K_TIMER",
+    "AdapterFailed",
     "Clock",
     "EventRejected",
     "ExecCommand",
@@ -1098,9 +1098,7 @@ class Runtime:
             clock.release()
         if timed_out:
             clock.release()  # the unit the watchdog held for us
-        if isinstance(outcome, Exception) and not isinstance(
-            outcome, VenueError | TransportError
-        ):
+        if isinstance(outcome, Exception) and not isinstance(outcome, VenueError | TransportError):
             call = f"execute({type(command).__name__} {command.command_id})"
             self._adapter_bug(adapter, call, outcome)
             return []

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections import deque
 import pickle
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,9 @@ from gridcore.events import (
     OrderPartiallyFilled,
     QuoteTicked,
 )
+from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
-from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 
 __all__ = [
     "SharedMarket",
