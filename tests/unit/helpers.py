@@ -465,7 +465,8 @@ def synced_with_exchange(
 def grid_mismatch(state: State[Any]) -> list[str]:
     """How the neutral grid's live orders differ from ``grid_levels`` for the ledger position
     (failure `fill-during-rebuild`); empty when they match. A level whose order is being canceled may be empty
-    until the cancel resolves; nothing else may be missing, doubled or extra."""
+    until the cancel resolves (also while a refused cancel waits for its status answer); nothing
+    else may be missing, doubled or extra."""
     grid = state.strategy
     assert isinstance(grid, NeutralGrid)
     if grid.center is None:
@@ -491,10 +492,27 @@ def grid_mismatch(state: State[Any]) -> list[str]:
         if not order.is_live or not order.tag.startswith(cfg.tag + ":"):
             continue
         key = (order.side, order.price)
-        if order.status is OrderStatus.PENDING_CANCEL:
+        # A cancel on its way, or one the venue refused whose status request is out (the
+        # kernel does not send it again before the answer): the grid asked for it to go.
+        if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED):
             canceling.add(key)
         else:
             live.setdefault(key, []).append(order.qty)
+    # An order in doubt or whose cancel failed may still rest at the venue: the grid places no
+    # level that would cross it, so such levels stay empty until it is resolved.
+    unresolved = [
+        o
+        for o in state.orders.values()
+        if o.status in (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
+        and o.tag.startswith(cfg.tag + ":")
+    ]
+
+    def blocked(key: tuple[Side, Decimal]) -> bool:
+        side, price = key
+        if side is Side.SELL:
+            return any(o.side is Side.BUY and o.price >= price for o in unresolved)
+        return any(o.side is Side.SELL and o.price <= price for o in unresolved)
+
     problems = []
     for key, qtys in sorted(live.items(), key=lambda kv: (kv[0][0].value, kv[0][1])):
         if key not in desired:
@@ -502,5 +520,7 @@ def grid_mismatch(state: State[Any]) -> list[str]:
         elif qtys != [desired[key]]:
             problems.append(f"{key[0].value} at {key[1]}: orders {qtys}, level {desired[key]}")
     for key in sorted(set(desired) - set(live) - canceling, key=lambda k: (k[0].value, k[1])):
+        if blocked(key):
+            continue
         problems.append(f"level {key[0].value} at {key[1]} has no order (position {position})")
     return problems
