@@ -75,7 +75,7 @@ from gridcore.grid import NeutralGrid, compute_spacing
 from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order, OrderStatus
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, ZERO, relative_distance
 from gridcore.registry import kind_of
 from gridcore.risk import free_margin
 from gridcore.saga import saga_problems, sagas_of
@@ -694,7 +694,7 @@ def aggressive_orders_within_slippage_cap(record: StepRecord) -> list[Violation]
         if not aggressive:
             continue
         mid = quote.mid
-        deviation = CTX.divide(abs(CTX.subtract(place.price, mid)), mid)
+        deviation = relative_distance(place.price, mid)
         if deviation > cap:
             out.append(
                 Violation(
@@ -839,7 +839,7 @@ def orders_within_band(record: StepRecord) -> list[Violation]:
         if quote is None:
             continue
         mid = quote.mid
-        distance = CTX.divide(abs(CTX.subtract(order.price, mid)), mid)
+        distance = relative_distance(order.price, mid)
         if distance > band:
             out.append(
                 Violation(

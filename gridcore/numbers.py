@@ -53,6 +53,7 @@ __all__ = [
     "mul",
     "places",
     "quantize_quotient",
+    "relative_distance",
     "round_to_step",
     "sub",
     "to_decimal",
@@ -118,6 +119,13 @@ def mul(a: Decimal, b: Decimal) -> Decimal:
 def div(a: Decimal, b: Decimal) -> Decimal:
     """``a / b`` in :data:`CTX` (40 significant digits, half-even)."""
     return CTX.divide(a, b)
+
+
+def relative_distance(price: Decimal, reference: Decimal) -> Decimal:
+    """``|price − reference| / reference``: how far ``price`` is from ``reference`` (a mid), as
+    a fraction of it, in the shared context. The risk gate's slippage cap and the invariants'
+    slippage and band checks measure with this one rule."""
+    return CTX.divide(abs(CTX.subtract(price, reference)), reference)
 
 
 def round_to_step(value: Decimal, step: Decimal, rounding: Rounding) -> Decimal:

@@ -49,7 +49,7 @@ from gridcore.halts import POLICIES, HaltCause, cause_of_reason
 from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.ledger import Ledger
 from gridcore.lifecycle import Order, OrderStatus
-from gridcore.numbers import CTX, ZERO, format_money
+from gridcore.numbers import CTX, ZERO, format_money, relative_distance
 
 __all__ = [
     "Refusal",
@@ -266,7 +266,7 @@ def check_order(
     )
     if aggressive:
         mid = quote.mid
-        deviation = CTX.divide(abs(CTX.subtract(price, mid)), mid)
+        deviation = relative_distance(price, mid)
         if deviation > config.slippage_cap:
             return Refusal(
                 code="price_band",
