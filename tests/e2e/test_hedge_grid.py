@@ -50,7 +50,7 @@ def test_backtest_prints_the_per_side_figures(tmp_path: Path) -> None:
     assert doc["summary"]["fills"] > 0
     table = cli("backtest", "--config", str(EXAMPLE), "--ticks", "4000", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    assert "strategy figures" in table.stdout and "short take-profits hit" in table.stdout
+    assert "hedge grid per side" in table.stdout and "take-profits hit" in table.stdout
 
 
 def test_a_one_way_account_is_refused_naming_the_field(tmp_path: Path) -> None:
