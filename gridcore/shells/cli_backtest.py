@@ -38,7 +38,7 @@ from gridcore.shells import cli_types, csvdata, render
 from gridcore.shells.strategies import load_config
 from gridcore.sim import PROFILES, FaultPlan, Summary, Trace, backtest, profile
 from gridcore.sim.results import Recorder, Results, percent, results
-from gridcore.strategies.hedge_grid import side_figures
+from gridcore.strategies.hedge_grid import HedgeGridConfig, side_figures
 
 __all__ = [
     "RESULT_KEYS",
@@ -529,13 +529,24 @@ def _funding_rates(path: str) -> Any:
         raise UsageError(f"funding_arb.sim_rates_csv {path}: {exc}") from None
 
 
+def _ladders(plan: _Plan) -> Any:
+    """For ``--plot`` of a hedge grid, the recorder of both ladders (``None`` otherwise: other
+    runs pay nothing for it)."""
+    if plan.plotter is None or not isinstance(plan.config.settings, HedgeGridConfig):
+        return None
+    from gridcore.shells.plot import LadderRecorder
+
+    return LadderRecorder()
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``backtest`` handler: returns the exit code (0 clean, 1 violations, 2 bad input)."""
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     try:
         plan = _plan(args)
-        recorder = Recorder()
+        ladders = _ladders(plan)
+        recorder = Recorder() if ladders is None else Recorder(ladders)
         with render.progress_bar(err, plan.total) as progress:
             started = time.perf_counter()
             trace = _execute(plan, progress, recorder)
@@ -602,7 +613,8 @@ def run(args: argparse.Namespace) -> int:
             f"{instrument.quote}"
         )
         try:
-            plan.plotter(trace, args.plot, title=title, outages=recorder.all_outages())
+            drawn: dict[str, Any] = {} if ladders is None else {"ladders": ladders}
+            plan.plotter(trace, args.plot, title=title, outages=recorder.all_outages(), **drawn)
         except OSError as exc:
             return _error(f"--plot {args.plot}: cannot write: {exc.strerror or exc}")
         note = f"plot written to {args.plot}"
