@@ -32,7 +32,14 @@ from gridcore.sim.results import Outage
 from gridcore.strategies.grid import NeutralGrid
 from gridcore.strategies.hedge_grid import SideFigures, order_role, side_figures
 
-__all__ = ["FORMATS", "LadderPoint", "LadderRecorder", "plot_heatmap", "plot_trace"]
+__all__ = [
+    "FORMATS",
+    "LadderPoint",
+    "LadderRecorder",
+    "plot_heatmap",
+    "plot_trace",
+    "trace_figure",
+]
 
 #: File types :func:`plot_trace` writes, by suffix.
 FORMATS = (".png", ".svg", ".pdf")
@@ -110,7 +117,19 @@ def plot_trace(
     outages: Sequence[Outage] = (),
     ladders: LadderRecorder | None = None,
 ) -> None:
-    """Draw ``trace`` to ``path`` (``.png``, ``.svg`` or ``.pdf``): four panels sharing the
+    """Draw ``trace`` to ``path`` (``.png``, ``.svg`` or ``.pdf``): the figure of
+    :func:`trace_figure`."""
+    trace_figure(trace, title=title, outages=outages, ladders=ladders).savefig(path)
+
+
+def trace_figure(
+    trace: Trace,
+    *,
+    title: str = "",
+    outages: Sequence[Outage] = (),
+    ladders: LadderRecorder | None = None,
+) -> Figure:
+    """The picture of ``trace`` (an Agg figure, not saved): four panels sharing the
     time axis — mid price with the grid's levels (bounds dashed, center dotted, inner levels
     faint) and buy/sell fills, position (base units), net PnL (quote, unrealized included) and
     its drawdown from the running peak. ``outages`` (feed down) are shaded on every panel. Needs
@@ -271,7 +290,7 @@ def plot_trace(
 
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.savefig(path)
+    return fig
 
 
 #: Colors of the sides: LONG green, SHORT red (the fills keep them, their marker says the kind).
