@@ -224,7 +224,8 @@ def summary_table(
 
 def side_rows(figures: Sequence[SideFigures], shown: Display) -> list[tuple[str, str, list[str]]]:
     """The per-side figures of a hedge grid for people, one ``(label, unit, [value per side])``
-    row per figure, in the order of ``figures`` (LONG, SHORT): counts as integers, money at the
+    row per figure, in the order of ``figures`` (LONG, SHORT): the side's phase (``trading``,
+    ``stopping``, ``stopped``), counts as integers, money at the
     settlement currency's places with the currency as its unit (the sides of one symbol settle
     alike; amounts are never added across currencies), the position at the lot in base units
     and the average entry at the tick (``-`` when flat). The backtest's table and the run's
@@ -244,6 +245,7 @@ def side_rows(figures: Sequence[SideFigures], shown: Display) -> list[tuple[str,
         return text if currency else f"{text} {f.currency}"
 
     return [
+        ("phase", "", each(lambda f: f.phase.value)),
         ("entries filled", "", each(lambda f: f"{f.entries:,}")),
         ("averaging depth (max)", "", each(lambda f: str(f.max_depth))),
         ("take-profits hit", "", each(lambda f: f"{f.take_profits:,}")),

@@ -126,7 +126,7 @@ def test_paper_run_trades_both_sides_in_hedge_mode(tmp_path: Path) -> None:
     # see them (the rows of the backtest's per-side table).
     printed = [line for line in done.stdout.splitlines() if line.startswith(("LONG:", "SHORT:"))]
     assert printed == side_lines(side_figures(state), Display(state.config))
-    assert printed[0].startswith("LONG: entries filled ")
+    assert printed[0].startswith("LONG: phase ")
     assert "take-profit failures" in printed[1] and " USD" in printed[1]
     inspect = cli("inspect", str(journal), cwd=tmp_path)
     assert inspect.returncode == 0, inspect.stderr

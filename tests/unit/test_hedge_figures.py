@@ -171,9 +171,10 @@ def test_the_table_and_the_stop_lines_show_the_same_rows_at_the_instrument_preci
     assert as_dict["fees paid"][1] == ["0.05", "0.07"]
     assert as_dict["take-profit failures"][1] == ["1", "0"]
     assert as_dict["stops"][1] == ["0", "1"]
+    assert as_dict["phase"][1] == ["trading", "stopped"]
     assert as_dict["average entry"][1] == ["-", "-"]  # both flat
     lines = render.side_lines(figures, shown)
-    assert lines[0].startswith("LONG: entries filled 2, averaging depth (max) 2, ")
+    assert lines[0].startswith("LONG: phase trading, entries filled 2, averaging depth (max) 2, ")
     assert "realized PnL -6.00 USD" in lines[1] and "stops 1" in lines[1]
     console = Console(width=120, record=True)
     console.print(render.side_table(figures, shown, caption="cycles 2, halted: no"))
