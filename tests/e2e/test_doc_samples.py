@@ -130,6 +130,7 @@ def _hedge_legend_sample(documented: str) -> tuple[str, list[str], list[str]]:
     config = load_config(HEDGE_EXAMPLE.read_text(encoding="utf-8"))
     trace = backtest(config, sample_every=100, reducer=ladders)
     legend = trace_figure(trace, ladders=ladders).axes[0].get_legend()
+    assert legend is not None
     actual = [text.get_text() for text in legend.get_texts()]
     return "\n".join(actual) + "\n", documented.strip("\n").splitlines(), actual
 
