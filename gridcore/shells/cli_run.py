@@ -79,7 +79,7 @@ from gridcore.shells.journal import (
     recover,
 )
 from gridcore.shells.redact import redact
-from gridcore.shells.render import Display, side_lines
+from gridcore.shells.render import Display, side_dict, side_lines, side_table
 from gridcore.shells.runtime import (
     EventRejected,
     LockstepClock,
@@ -1090,6 +1090,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     }
     violations = check_state(state)
     seqs = journal.snapshot_seqs()
+    sides = side_figures(state)  # a hedge grid's per-side figures (else none)
     return {
         "journal": str(journal.path),
         "schema_version": int(meta.get("schema_version", "0")),
@@ -1125,6 +1126,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
             {"seq": q.after_seq + 1, "ts": q.ts, "kind": q.kind, "error": q.error}
             for q in journal.quarantined()
         ],
+        **({"sides": side_dict(sides)} if sides else {}),
     }, state
 
 
@@ -1235,6 +1237,9 @@ def _print_report(report: dict[str, Any], state: State[Any]) -> None:
             ),
         )
     console.print(pos)
+    sides = side_figures(state)
+    if sides:
+        console.print(side_table(sides, shown))
     orders = Table(title=f"open orders ({len(report['open_orders'])})")
     for col in ("cloid", "side", "price", "qty", "filled_qty", "status", "tag"):
         orders.add_column(col, overflow="fold")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gridcore.instruments import PositionSide
 from gridcore.shells.journal import Journal
-from gridcore.shells.render import Display, side_lines
+from gridcore.shells.render import Display, side_dict, side_lines
 from gridcore.shells.simvenue import VenueStore, venue_path
 from gridcore.strategies.hedge_grid import HedgeGrid, side_figures
 
@@ -130,6 +130,9 @@ def test_paper_run_trades_both_sides_in_hedge_mode(tmp_path: Path) -> None:
     assert "take-profit failures" in printed[1] and " USD" in printed[1]
     inspect = cli("inspect", str(journal), cwd=tmp_path)
     assert inspect.returncode == 0, inspect.stderr
+    assert "hedge grid per side" in inspect.stdout
+    report = cli("inspect", str(journal), "--json", cwd=tmp_path)
+    assert json.loads(report.stdout)["sides"] == side_dict(side_figures(state))
 
 
 def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ def test_the_price_panel_shows_both_ladders_take_profits_and_fills_by_kind(
     assert counts.get("LONG take-profit", 0) == figures[PositionSide.LONG].take_profits
     # The position panel: each side and the net.
     assert legend_texts(ax_pos) == ["LONG", "SHORT", "net"]
+    # Without the ladders (a library user's plot_trace) a hedge grid still gets no grid legend.
+    bare = legend_texts(trace_figure(trace).axes[0])
+    assert "mid" in bare and not [t for t in bare if t.startswith("grid")], bare
 
 
 def test_the_ladder_recorder_follows_the_strategy_and_changes_nothing(
