@@ -38,6 +38,7 @@ from gridcore.shells import cli_types, csvdata, render
 from gridcore.shells.strategies import load_config
 from gridcore.sim import PROFILES, FaultPlan, Summary, Trace, backtest, profile
 from gridcore.sim.results import Recorder, Results, percent, results
+from gridcore.strategies.hedge_grid import HedgeGridConfig, side_figures
 
 __all__ = [
     "RESULT_KEYS",
@@ -528,13 +529,24 @@ def _funding_rates(path: str) -> Any:
         raise UsageError(f"funding_arb.sim_rates_csv {path}: {exc}") from None
 
 
+def _ladders(plan: _Plan) -> Any:
+    """For ``--plot`` of a hedge grid, the recorder of both ladders (``None`` otherwise: other
+    runs pay nothing for it)."""
+    if plan.plotter is None or not isinstance(plan.config.settings, HedgeGridConfig):
+        return None
+    from gridcore.shells.plot import LadderRecorder
+
+    return LadderRecorder()
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``backtest`` handler: returns the exit code (0 clean, 1 violations, 2 bad input)."""
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     try:
         plan = _plan(args)
-        recorder = Recorder()
+        ladders = _ladders(plan)
+        recorder = Recorder() if ladders is None else Recorder(ladders)
         with render.progress_bar(err, plan.total) as progress:
             started = time.perf_counter()
             trace = _execute(plan, progress, recorder)
@@ -552,12 +564,14 @@ def run(args: argparse.Namespace) -> int:
     # A strategy may add its own figures (the hedge grid: per side) through ``summary_figures(view)``.
     figures_of = getattr(trace.state.strategy, "summary_figures", None)
     per_side: dict[str, str] = dict(figures_of(trace.state)) if callable(figures_of) else {}
+    sides = side_figures(trace.state)  # the hedge grid's LONG and SHORT (else empty)
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
             "results": figures,
             "violations": [render.violation_dict(v) for v in trace.violations],
             **({"strategy_metrics": dict(per_side)} if per_side else {}),
+            **({"sides": render.side_dict(sides)} if sides else {}),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }
@@ -574,7 +588,10 @@ def run(args: argparse.Namespace) -> int:
                 lot_size=instrument.lot_size,
             )
         )
-        if per_side:
+        if sides:
+            caption = f"cycles {per_side.get('cycles', '-')}, halted: {per_side.get('halted', '-')}"
+            out.print(render.side_table(sides, render.Display(trace.state.config), caption=caption))
+        elif per_side:
             extra = Table(title="strategy figures", show_header=False, title_justify="left")
             extra.add_column("metric", style="bold")
             extra.add_column("value", justify="right")
@@ -596,7 +613,8 @@ def run(args: argparse.Namespace) -> int:
             f"{instrument.quote}"
         )
         try:
-            plan.plotter(trace, args.plot, title=title, outages=recorder.all_outages())
+            drawn: dict[str, Any] = {} if ladders is None else {"ladders": ladders}
+            plan.plotter(trace, args.plot, title=title, outages=recorder.all_outages(), **drawn)
         except OSError as exc:
             return _error(f"--plot {args.plot}: cannot write: {exc.strerror or exc}")
         note = f"plot written to {args.plot}"

@@ -79,7 +79,7 @@ from gridcore.shells.journal import (
     recover,
 )
 from gridcore.shells.redact import redact
-from gridcore.shells.render import Display
+from gridcore.shells.render import Display, side_dict, side_lines, side_table
 from gridcore.shells.runtime import (
     EventRejected,
     LockstepClock,
@@ -100,6 +100,7 @@ from gridcore.shells.simvenue import (
 from gridcore.shells.strategies import import_strategy, load_config
 from gridcore.shells.venues.hyperliquid import cli as hl_cli
 from gridcore.sim import make_bot, profile
+from gridcore.strategies.hedge_grid import side_figures
 
 __all__ = ["diff_values", "inspect_report", "main", "register", "replay_journal"]
 
@@ -659,6 +660,7 @@ def _logged_session(
         f"stopped ({stats.stop_reason}): {stats.events} events this run, journal at event "
         f"{journal.last_seq}; {money}; fills {final.ledger.fill_count}"
     )
+    _print_sides(final)
     if runtime.stats.signals > 1 or late:
         print(
             "gridcore: interrupted during shutdown: outstanding orders were not awaited; the "
@@ -935,9 +937,17 @@ def _account_report(
         f"journal at event {journal.last_seq}; {_money_summary(final)}; "
         f"fills {final.ledger.fill_count}"
     )
+    _print_sides(final, f"account {name}: ")
     if stats.signals > 1:
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _print_sides(state: State[Any], prefix: str = "") -> None:
+    """A hedge grid's per-side figures under the stop line, one line per side (the rows of
+    ``gridcore backtest``'s per-side table); nothing for other strategies."""
+    for line in side_lines(side_figures(state), Display(state.config)):
+        print(prefix + line)
 
 
 def _money(value: Decimal, state: State[Any], currency: str | None = None) -> str:
@@ -1080,6 +1090,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
     }
     violations = check_state(state)
     seqs = journal.snapshot_seqs()
+    sides = side_figures(state)  # a hedge grid's per-side figures (else none)
     return {
         "journal": str(journal.path),
         "schema_version": int(meta.get("schema_version", "0")),
@@ -1115,6 +1126,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
             {"seq": q.after_seq + 1, "ts": q.ts, "kind": q.kind, "error": q.error}
             for q in journal.quarantined()
         ],
+        **({"sides": side_dict(sides)} if sides else {}),
     }, state
 
 
@@ -1225,6 +1237,9 @@ def _print_report(report: dict[str, Any], state: State[Any]) -> None:
             ),
         )
     console.print(pos)
+    sides = side_figures(state)
+    if sides:
+        console.print(side_table(sides, shown))
     orders = Table(title=f"open orders ({len(report['open_orders'])})")
     for col in ("cloid", "side", "price", "qty", "filled_qty", "status", "tag"):
         orders.add_column(col, overflow="fold")

@@ -32,6 +32,7 @@ from gridcore.core import CoreConfig
 from gridcore.invariants import Violation
 from gridcore.numbers import exact_str, format_money, format_step
 from gridcore.sim import FaultCounts, Summary
+from gridcore.strategies.hedge_grid import SideFigures
 
 __all__ = [
     "Performance",
@@ -39,6 +40,10 @@ __all__ = [
     "json_value",
     "notices_table",
     "progress_bar",
+    "side_dict",
+    "side_lines",
+    "side_rows",
+    "side_table",
     "summary_dict",
     "summary_table",
     "violation_dict",
@@ -215,6 +220,95 @@ def summary_table(
         else:
             table.add_row(*row)
     return table
+
+
+def side_rows(figures: Sequence[SideFigures], shown: Display) -> list[tuple[str, str, list[str]]]:
+    """The per-side figures of a hedge grid for people, one ``(label, unit, [value per side])``
+    row per figure, in the order of ``figures`` (LONG, SHORT): the side's phase (``trading``,
+    ``stopping``, ``stopped``), counts as integers, money at the
+    settlement currency's places with the currency as its unit (the sides of one symbol settle
+    alike; amounts are never added across currencies), the position at the lot in base units
+    and the average entry at the tick (``-`` when flat). The backtest's table and the run's
+    stop summary both show these rows, so they always agree."""
+
+    def each(fn: Callable[[SideFigures], str]) -> list[str]:
+        return [fn(f) for f in figures]
+
+    def common(values: set[str]) -> str:
+        return values.pop() if len(values) == 1 else ""
+
+    currency = common({f.currency for f in figures})
+    base = common({f.base for f in figures})
+
+    def money(f: SideFigures, value: Decimal) -> str:
+        text = shown.money(f.venue, f.symbol, value, grouping=True)
+        return text if currency else f"{text} {f.currency}"
+
+    return [
+        ("phase", "", each(lambda f: f.phase.value)),
+        ("entries filled", "", each(lambda f: f"{f.entries:,}")),
+        ("averaging depth (max)", "", each(lambda f: str(f.max_depth))),
+        ("take-profits hit", "", each(lambda f: f"{f.take_profits:,}")),
+        ("take-profit failures", "", each(lambda f: f"{f.tp_failures:,}")),
+        ("stops", "", each(lambda f: f"{f.stops:,}")),
+        ("realized PnL", currency, each(lambda f: money(f, f.realized))),
+        ("fees paid", currency, each(lambda f: money(f, f.fees))),
+        ("position", base, each(lambda f: shown.size(f.venue, f.symbol, f.position))),
+        (
+            "average entry",
+            "",
+            each(lambda f: shown.price(f.venue, f.symbol, f.avg_entry) if f.position else "-"),
+        ),
+    ]
+
+
+def side_table(figures: Sequence[SideFigures], shown: Display, *, caption: str = "") -> Table:
+    """:func:`side_rows` as a table with a column per side (the backtest's summary)."""
+    table = Table(title="hedge grid per side", title_justify="left", caption=caption or None)
+    table.add_column("figure", style="bold")
+    for f in figures:
+        table.add_column(f.side.name, justify="right")
+    for label, unit, values in side_rows(figures, shown):
+        table.add_row(f"{label} ({unit})" if unit else label, *values)
+    return table
+
+
+def side_lines(figures: Sequence[SideFigures], shown: Display) -> list[str]:
+    """:func:`side_rows` as one line per side (``gridcore run``'s stop summary)::
+
+    LONG: entries filled 5, averaging depth (max) 5, take-profits hit 0, ...
+    """
+    rows = side_rows(figures, shown)
+    return [
+        f"{f.side.name}: "
+        + ", ".join(
+            f"{label} {values[i]}" + (f" {unit}" if unit and values[i] != "-" else "")
+            for label, unit, values in rows
+        )
+        for i, f in enumerate(figures)
+    ]
+
+
+def side_dict(figures: Sequence[SideFigures]) -> dict[str, dict[str, object]]:
+    """The ``sides`` object of ``--json`` for a hedge grid: per side (``long``, ``short``),
+    counts as integers and money, sizes and prices as exact strings (see :func:`json_value`);
+    ``currency`` names what the money is in."""
+    return {
+        f.side.value: {
+            "phase": f.phase.value,
+            "entries_filled": f.entries,
+            "max_depth": f.max_depth,
+            "take_profits": f.take_profits,
+            "take_profit_failures": f.tp_failures,
+            "stops": f.stops,
+            "realized_pnl": json_value(f.realized),
+            "fees": json_value(f.fees),
+            "currency": f.currency,
+            "position": json_value(f.position),
+            "avg_entry": json_value(f.avg_entry),
+        }
+        for f in figures
+    }
 
 
 def violations_table(violations: Sequence[Violation], total: int) -> Table:

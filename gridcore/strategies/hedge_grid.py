@@ -83,7 +83,7 @@ from gridcore import (
 )
 from gridcore.config import BotConfig
 from gridcore.invariants import Violation
-from gridcore.numbers import add, div, mul, sub
+from gridcore.numbers import add, div, exact_str, mul, sub
 from gridcore.registry import StrategyKind, register
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "HedgeGrid",
     "HedgeGridConfig",
     "SideBook",
+    "SideFigures",
     "SidePhase",
     "check",
     "hedge_grid_entries_near_market",
@@ -102,6 +103,8 @@ __all__ = [
     "hedge_grid_reopens_after_cancels",
     "hedge_grid_state_is_a_value",
     "hedge_grid_take_profit_within_position",
+    "order_role",
+    "side_figures",
 ]
 
 KIND = "hedge_grid"
@@ -260,6 +263,7 @@ class SideBook:
     take_profits: int = 0
     stops: int = 0
     tp_failures: int = 0  # consecutive
+    tp_failed: int = 0  # take-profit failures in all
 
     def flat(self) -> SideBook:
         """A new ladder for this side (figures kept)."""
@@ -401,7 +405,12 @@ class HedgeGrid:
         self, view: State[Any], side: PositionSide, code: str
     ) -> tuple[Self, list[Intent]]:
         book = self.book(side)
-        book = attrs.evolve(book, tp_failures=book.tp_failures + 1, tp_target=None)
+        book = attrs.evolve(
+            book,
+            tp_failures=book.tp_failures + 1,
+            tp_failed=book.tp_failed + 1,
+            tp_target=None,
+        )
         # Wait before trying again: a venue that keeps refusing is not asked at its own pace.
         s = attrs.evolve(self._with_book(book), retry_at=view.now + self.config.retry_ms)
         if book.tp_failures > self.config.max_tp_failures and not s.halted:
@@ -697,23 +706,116 @@ class HedgeGrid:
     # --- figures for the backtest summary -----------------------------------------------------
 
     def summary_figures(self, view: State[Any]) -> Mapping[str, str]:
-        """Per-side figures people compare runs by: entries filled, deepest averaging level,
-        take-profits hit, stops, realized PnL (from the kernel's ledger)."""
-        cfg = self.config
+        """The per-side figures of :func:`side_figures` as exact strings (``--json``'s
+        ``strategy_metrics``): ``<side> <figure>`` for each side, then ``cycles`` and
+        ``halted``. Money is in the side's settlement currency, never added across sides of
+        different currencies (both sides of one symbol settle alike)."""
         out: dict[str, str] = {}
-        for side in SIDES:
-            book = self.book(side)
-            pos = view.ledger.position(cfg.venue, cfg.symbol, side)
-            name = side.value
-            out[f"{name} entries filled"] = str(book.entries)
-            out[f"{name} averaging depth (max)"] = str(book.max_depth)
-            out[f"{name} take-profits hit"] = str(book.take_profits)
-            out[f"{name} stops"] = str(book.stops)
-            out[f"{name} realized PnL"] = str(pos.realized)
-            out[f"{name} position"] = str(pos.qty)
+        for f in side_figures(view):
+            name = f.side.value
+            out[f"{name} entries filled"] = str(f.entries)
+            out[f"{name} averaging depth (max)"] = str(f.max_depth)
+            out[f"{name} take-profits hit"] = str(f.take_profits)
+            out[f"{name} take-profit failures"] = str(f.tp_failures)
+            out[f"{name} stops"] = str(f.stops)
+            out[f"{name} realized PnL"] = exact_str(f.realized)
+            out[f"{name} fees"] = exact_str(f.fees)
+            out[f"{name} position"] = exact_str(f.position)
+            out[f"{name} average entry"] = exact_str(f.avg_entry)
+            out[f"{name} currency"] = f.currency
         out["cycles"] = str(self.cycle)
         out["halted"] = self.halted or "no"
         return out
+
+
+@attrs.frozen(kw_only=True)
+class SideFigures:
+    """What one side of a hedge grid on ``venue``/``symbol`` has done and holds, for people
+    and plots.
+
+    Counts from the strategy's :class:`SideBook`: ``entries`` (entry orders that got a fill),
+    ``max_depth`` (the deepest averaging level reached in any cycle), ``take_profits`` (hit),
+    ``tp_failures`` (take-profits refused or rejected, in all), ``stops``. Money from the
+    kernel's ledger, in ``currency`` (the instrument's settlement currency): ``realized`` PnL,
+    ``fees`` paid. ``position`` is the side's signed size (in ``base``, a SHORT is negative) at
+    ``avg_entry``. ``pending_entry`` / ``pending_level`` are the price and level of the side's
+    live entry of the current cycle and ``take_profit`` the price of its live take-profit
+    (``None``: none out)."""
+
+    venue: str
+    symbol: str
+    side: PositionSide
+    phase: SidePhase
+    entries: int
+    max_depth: int
+    take_profits: int
+    tp_failures: int
+    stops: int
+    realized: Decimal
+    fees: Decimal
+    position: Decimal
+    avg_entry: Decimal
+    currency: str
+    base: str
+    pending_entry: Decimal | None
+    pending_level: int | None
+    take_profit: Decimal | None
+
+
+def order_role(order: Order) -> str | None:
+    """``"entry"``, ``"tp"`` (take-profit) or ``"stop"`` for an order of a hedge grid; ``None``
+    for any other order."""
+    role = _role(order)
+    return None if role is None else role[0]
+
+
+def side_figures(state: State[Any]) -> tuple[SideFigures, ...]:
+    """The LONG then the SHORT :class:`SideFigures` of the hedge grid ``state`` runs; empty
+    when its strategy is not a :class:`HedgeGrid`. The one source of the per-side figures of
+    ``gridcore backtest``, ``gridcore run``'s stop summary, ``--json`` and the plot."""
+    strategy = state.strategy
+    if not isinstance(strategy, HedgeGrid):
+        return ()
+    cfg = strategy.config
+    inst = state.config.instrument(cfg.venue, cfg.symbol)
+    out = []
+    for side in SIDES:
+        book = strategy.book(side)
+        pos = state.ledger.position(cfg.venue, cfg.symbol, side)
+        entry: Order | None = None
+        entry_level: int | None = None
+        tp: Order | None = None
+        for order in state.live_orders(f"{cfg.tag}:"):
+            role = _role(order, side)
+            if role is None or order.status not in _CANCELABLE:
+                continue
+            if role[0] == "entry" and role[1] == strategy.cycle:
+                entry, entry_level = order, role[2]
+            elif role[0] == "tp":
+                tp = order
+        out.append(
+            SideFigures(
+                venue=cfg.venue,
+                symbol=cfg.symbol,
+                side=side,
+                phase=book.phase,
+                entries=book.entries,
+                max_depth=book.max_depth,
+                take_profits=book.take_profits,
+                tp_failures=book.tp_failed,
+                stops=book.stops,
+                realized=pos.realized,
+                fees=pos.fees,
+                position=pos.qty,
+                avg_entry=pos.avg_entry,
+                currency=inst.settlement,
+                base=inst.base,
+                pending_entry=None if entry is None else entry.price,
+                pending_level=entry_level,
+                take_profit=None if tp is None else tp.price,
+            )
+        )
+    return tuple(out)
 
 
 def _level(order: Order) -> int:

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,58 @@ def _json_sample(documented: str) -> tuple[str, Any, Any]:
     return text + "\n", got, expected
 
 
+HEDGE_EXAMPLE = DOCS.parent / "examples" / "hedge_grid.toml"
+
+
+def _hedge_sides_sample(documented: str) -> tuple[str, list[str], list[str]]:
+    # The per-side table of the hedge grid's backtest, from its title to its caption.
+    lines = _cli("backtest", "--config", str(HEDGE_EXAMPLE)).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("hedge grid per side"))
+    end = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("cycles "))
+    actual = [line.rstrip() for line in lines[start : end + 1]]
+    return "\n".join(actual) + "\n", _table_lines(documented), actual
+
+
+def _hedge_run_sample(documented: str) -> tuple[str, list[str], list[str]]:
+    # The per-side lines under gridcore run's stop line (a paper hour at full speed).
+    with tempfile.TemporaryDirectory() as tmp:
+        out = _cli(
+            "run",
+            "--journal",
+            str(Path(tmp) / "hedge.db"),
+            "--config",
+            str(HEDGE_EXAMPLE),
+            "--duration",
+            "3600",
+            "--speed",
+            "max",
+        )
+    actual = [line for line in out.splitlines() if line.startswith(("LONG:", "SHORT:"))]
+    return "\n".join(actual) + "\n", documented.strip("\n").splitlines(), actual
+
+
+def _hedge_legend_sample(documented: str) -> tuple[str, list[str], list[str]]:
+    # The legend of the hedge grid's plot: the figure's own legend texts, never pixels.
+    from gridcore.config import load_config
+    from gridcore.shells.plot import LadderRecorder, trace_figure
+    from gridcore.sim import backtest
+
+    ladders = LadderRecorder()
+    config = load_config(HEDGE_EXAMPLE.read_text(encoding="utf-8"))
+    trace = backtest(config, sample_every=100, reducer=ladders)
+    legend = trace_figure(trace, ladders=ladders).axes[0].get_legend()
+    assert legend is not None
+    actual = [text.get_text() for text in legend.get_texts()]
+    return "\n".join(actual) + "\n", documented.strip("\n").splitlines(), actual
+
+
 #: Sample name -> how to produce it: (rewritten block, documented view, actual view).
 SAMPLES: dict[str, Callable[[str], tuple[str, Any, Any]]] = {
     "backtest-table": _table_sample,
     "backtest-json": _json_sample,
+    "hedge-grid-sides": _hedge_sides_sample,
+    "hedge-grid-run": _hedge_run_sample,
+    "hedge-grid-plot-legend": _hedge_legend_sample,
 }
 
 

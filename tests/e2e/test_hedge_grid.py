@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from gridcore.instruments import PositionSide
 from gridcore.shells.journal import Journal
+from gridcore.shells.render import Display, side_dict, side_lines
 from gridcore.shells.simvenue import VenueStore, venue_path
-from gridcore.strategies.hedge_grid import HedgeGrid
+from gridcore.strategies.hedge_grid import HedgeGrid, side_figures
 
 from .test_crash import HANG_S, _check_journal, _start, _wait_for_seq
 
@@ -48,9 +50,42 @@ def test_backtest_prints_the_per_side_figures(tmp_path: Path) -> None:
             assert f"{side} {what}" in figures
     assert int(figures["long entries filled"]) + int(figures["short entries filled"]) > 0
     assert doc["summary"]["fills"] > 0
+    sides = doc["sides"]
+    assert set(sides) == {"long", "short"}
+    for side in sides.values():
+        assert side["currency"] == "USD"
+        for key in ("entries_filled", "max_depth", "take_profits", "take_profit_failures"):
+            assert isinstance(side[key], int)
+        for key in ("realized_pnl", "fees", "position", "avg_entry"):
+            assert isinstance(side[key], str)
+    assert sides["short"]["take_profits"] == int(figures["short take-profits hit"])
     table = cli("backtest", "--config", str(EXAMPLE), "--ticks", "4000", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    assert "strategy figures" in table.stdout and "short take-profits hit" in table.stdout
+    assert "hedge grid per side" in table.stdout
+    rows = {
+        line.strip("│┃ ").split("│")[0].strip(): [
+            c.strip() for c in line.strip("│ ").split("│")[1:]
+        ]
+        for line in table.stdout.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["take-profits hit"] == [
+        str(sides["long"]["take_profits"]),
+        str(sides["short"]["take_profits"]),
+    ]
+    for label in ("take-profit failures", "stops", "realized PnL (USD)", "fees paid (USD)"):
+        assert len(rows[label]) == 2, label
+    # Money at the currency's two places, whatever the exact figure.
+    assert all(re.fullmatch(r"-?[\d,]+\.\d\d", v) for v in rows["fees paid (USD)"])
+
+
+def test_backtest_plot_of_a_hedge_grid_is_written(tmp_path: Path) -> None:
+    done = cli(
+        "backtest", "--config", str(EXAMPLE), "--ticks", "3000", "--plot", "hg.png", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "plot written to hg.png" in done.stdout
+    assert (tmp_path / "hg.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_one_way_account_is_refused_naming_the_field(tmp_path: Path) -> None:
@@ -87,8 +122,17 @@ def test_paper_run_trades_both_sides_in_hedge_mode(tmp_path: Path) -> None:
     assert fill_ids
     sides = {o.position_side for o in state.orders.values()}
     assert sides == {PositionSide.LONG, PositionSide.SHORT}
+    # The stop summary prints each side's figures: those of the journaled state, as people
+    # see them (the rows of the backtest's per-side table).
+    printed = [line for line in done.stdout.splitlines() if line.startswith(("LONG:", "SHORT:"))]
+    assert printed == side_lines(side_figures(state), Display(state.config))
+    assert printed[0].startswith("LONG: phase ")
+    assert "take-profit failures" in printed[1] and " USD" in printed[1]
     inspect = cli("inspect", str(journal), cwd=tmp_path)
     assert inspect.returncode == 0, inspect.stderr
+    assert "hedge grid per side" in inspect.stdout
+    report = cli("inspect", str(journal), "--json", cwd=tmp_path)
+    assert json.loads(report.stdout)["sides"] == side_dict(side_figures(state))
 
 
 def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:
