@@ -77,7 +77,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: reducer ticks/fills per second, backtest events per second (see docs)."""
+    """Benchmarks: reducer ticks/fills per second, backtest events per second, the journal,
+    paper (``--speed max``) and replay events per second (see docs/benchmarks.md)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 

@@ -17,7 +17,8 @@ one run can be compared.
   with the checks at the end of the run only. No peer figure is printed here: the comparison
   with Nautilus Trader is ``nox -s peer`` (``benchmarks/peer_bench.py``), which runs both
   engines in the same session, on the same workloads, in the same unit (ticks per CPU-second).
-* Journal benchmarks come from ``benchmarks/bench_journal.py`` when present.
+* Then the journal benchmarks (``benchmarks/bench_journal.py``) and paper trading and replay
+  throughput (``benchmarks/bench_paper.py``).
 """
 
 from __future__ import annotations
@@ -205,14 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:66} {rate:>12,.0f} {rate / baseline:>11.3f}")
     print(f"synthetic path generation ({ticks:,} ticks, not in the figure above): {gen:.2f} s")
 
-    journal = Path(__file__).with_name("bench_journal.py")
-    if journal.exists():
-        print("\n== journal (benchmarks/bench_journal.py)")
+    for name, what in (("bench_journal.py", "journal"), ("bench_paper.py", "paper and replay")):
+        script = Path(__file__).with_name(name)
+        print(f"\n== {what} (benchmarks/{name})")
         sys.stdout.flush()
         saved = sys.argv
-        sys.argv = [str(journal), *(["--quick"] if args.quick else [])]
+        sys.argv = [str(script), *(["--quick"] if args.quick else [])]
         try:
-            runpy.run_path(str(journal), run_name="__main__")
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code:
+                raise
         finally:
             sys.argv = saved
     return 0
