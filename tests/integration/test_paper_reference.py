@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -15,7 +16,7 @@ import pytest
 
 from gridcore.shells import simvenue
 from gridcore.shells.codec import canonical
-from gridcore.shells.simvenue import SimVenue, VenueStore, venue_path
+from gridcore.shells.simvenue import SimVenue, VenueStore, VenueStoreError, venue_path
 from tests.integration.test_runtime import _paper, _rows
 
 #: Recorded with the pipeline as it was before the speed work (pickled venue rewritten whole).
@@ -79,3 +80,18 @@ def test_the_venue_log_compacts_into_a_snapshot_that_reads_back_the_same(
     _, venue, _ = anyio.run(functools.partial(_paper, path, duration_ms=900_000), backend="asyncio")
     _reloaded_matches(path, venue)
     assert venue.exchange.fills  # the session traded
+
+
+def test_a_venue_log_row_that_cannot_be_applied_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "paper.db"
+    anyio.run(functools.partial(_paper, path, duration_ms=300_000), backend="asyncio")
+    conn = sqlite3.connect(venue_path(path))
+    conn.execute("INSERT INTO venue_log (payload) VALUES (?)", (b"\x80\x05garbage",))
+    conn.commit()
+    conn.close()
+    store = VenueStore(venue_path(path))
+    try:
+        with pytest.raises(VenueStoreError, match=r"log row \d+ cannot be applied"):
+            store.load()
+    finally:
+        store.close()
