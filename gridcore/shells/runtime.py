@@ -661,8 +661,10 @@ class Runtime:
         self._tg: anyio.abc.TaskGroup | None = None
         self._drain_scope: anyio.CancelScope | None = None
         self._stop_event: anyio.Event | None = None
-        self._tx: MemoryObjectSendStream[Event] | None = None
-        self._rx: MemoryObjectReceiveStream[Event] | None = None
+        self._tx: MemoryObjectSendStream[Event | None] | None = None
+        self._rx: MemoryObjectReceiveStream[Event | None] | None = None
+        self._last_receive = 0.0  # monotonic time of the reducer's last batch (the flusher's)
+        self._pending_since: anyio.Event | None = None  # set when events start waiting
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
@@ -754,7 +756,7 @@ class Runtime:
         if self._ran:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self._ran = True
-        tx, rx = anyio.create_memory_object_stream[Event](self.options.channel_size)
+        tx, rx = anyio.create_memory_object_stream[Event | None](self.options.channel_size)
         self._tx, self._rx = tx, rx
         self._limiters = {
             name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
@@ -793,8 +795,8 @@ class Runtime:
 
     async def _run(
         self,
-        tx: MemoryObjectSendStream[Event],
-        rx: MemoryObjectReceiveStream[Event],
+        tx: MemoryObjectSendStream[Event | None],
+        rx: MemoryObjectReceiveStream[Event | None],
         signals: AsyncIterator[int] | None,
         duration_ms: int | None,
     ) -> None:
@@ -802,6 +804,8 @@ class Runtime:
         async with tx, rx, anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._reduce_loop)
+            if self.options.flush_ms > 0:
+                tg.start_soon(self._flusher)
             if signals is not None:
                 tg.start_soon(self._signals, signals)
             await self._send(Started(ts=self.clock.now()))
@@ -889,6 +893,31 @@ class Runtime:
 
     # --- the reducer ---------------------------------------------------------------------------
 
+    async def _flusher(self) -> None:
+        """Commit events that produced no command once ``flush_ms`` of wall time passed without
+        a new event (a ``None`` in the channel asks the reducer to). One long-lived task
+        instead of a timeout around every receive, which cost more than reducing a quote."""
+        assert self._tx is not None
+        tx = self._tx
+        flush_s = self.options.flush_ms / 1000
+        while True:
+            if not self._pending:
+                self._pending_since = anyio.Event()
+                await self._pending_since.wait()
+            idle = time.monotonic() - self._last_receive
+            if idle < flush_s:
+                await anyio.sleep(flush_s - idle)
+                continue
+            if self._pending:
+                try:
+                    tx.send_nowait(None)
+                except anyio.WouldBlock:
+                    pass  # the channel is full: the reducer is busy and commits soon anyway
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                # Until the reducer has taken it: no second request.
+                await anyio.sleep(flush_s)
+
     async def _reduce_loop(self) -> None:
         assert self._rx is not None
         rx = self._rx
@@ -897,25 +926,35 @@ class Runtime:
         reducer = self._reducer
         clock = self.clock
         lockstep = clock if isinstance(clock, LockstepClock) else None
+        monotonic = time.monotonic
         while True:
-            if self._pending:
-                first: Event | None = None
-                with anyio.move_on_after(flush_s):
+            first: Event | None = None
+            if flush_s > 0 or not self._pending:
+                first = await rx.receive()  # None: the flusher asks for a commit
+            else:  # flush_ms 0: commit as soon as nothing is waiting
+                with anyio.move_on_after(0):
                     first = await rx.receive()
-                if first is None:
-                    await self._commit()
-                    continue
-            else:
-                first = await rx.receive()
-            batch = [first]
+            flush = first is None
+            batch: list[Event] = [] if first is None else [first]
             while len(batch) < max_batch:
                 try:
-                    batch.append(rx.receive_nowait())
+                    item = rx.receive_nowait()
                 except anyio.WouldBlock:
                     break
+                if item is None:
+                    flush = True
+                else:
+                    batch.append(item)
+            if not batch:
+                if flush and self._pending:
+                    await self._commit()
+                continue
+            self._last_receive = monotonic()
             try:
                 state = self._state
                 pending = self._pending
+                if not pending and self._pending_since is not None:
+                    self._pending_since.set()
                 for index, event in enumerate(batch):
                     before = state
                     try:
@@ -933,7 +972,7 @@ class Runtime:
                         self._pending_commands = True
                 self._state = state
                 self.stats.events += len(batch)
-                if self._pending_commands or len(pending) >= max_batch:
+                if self._pending_commands or len(pending) >= max_batch or flush:
                     await self._commit()
             finally:
                 for _ in range(len(batch) - 1):
