@@ -29,7 +29,7 @@ def test_gridcore_side_quick_json(tmp_path: Path) -> None:
         timeout=300,
     )
     result = json.loads(out.read_text())
-    assert result["ticks"] == 2000 and result["rounds"] == 1
+    assert result["ticks"] == {"default": 2000, "matched": 2000} and result["rounds"] == 1
     assert set(result["workloads"]) == {"default", "matched"}
     for workload in result["workloads"].values():
         assert set(workload["summary"]) == {"gridcore"}  # no peer: no ratio either
