@@ -176,8 +176,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 
 #: Ticks per workload (``--ticks`` sets one count for all). The matched workload is shorter: its
-#: grid fills about every third quote, and the peer's cost per quote grows with the fills its
-#: one netting position has accumulated (a million of its quotes took minutes of CPU).
+#: grid fills about every third quote, and the peer's cost per quote grows with the length of
+#: the run there (100,000 quotes: about 4 CPU-s; a million: more than 150, stopped unfinished).
 TICKS = {"default": 1_000_000, "matched": 200_000}
 
 
