@@ -77,6 +77,19 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: reducer ticks/fills per second, backtest events per second (see docs)."""
+    """Benchmarks: reducer ticks/fills per second, backtest events per second, the journal,
+    paper (``--speed max``) and replay events per second (see docs/benchmarks.md)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def peer(session: nox.Session) -> None:
+    """The peer benchmark: gridcore against Nautilus Trader 1.221.0 (installed in this session's
+    own environment) on the same workloads; writes benchmarks/peer_results.json and regenerates
+    the peer tables of docs/benchmarks.md (``-- --quick`` for a smoke run that leaves them)."""
+    session.install("-e", ".")
+    session.install("nautilus_trader==1.221.0")
+    outputs = ["--json", "benchmarks/peer_results.json", "--docs", "docs/benchmarks.md"]
+    quick = "--quick" in session.posargs
+    session.run("python", "benchmarks/peer_bench.py", *([] if quick else outputs), *session.posargs)

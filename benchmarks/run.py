@@ -2,8 +2,10 @@
 
 Every figure is reported both absolute and as a ratio against a baseline measured in the same
 run on the same machine: the cost of a minimal frozen-attrs reducer step (``state, event ->
-new state``), the floor any immutable reducer in CPython pays. Timing is best-of-N wall clock
-(``time.perf_counter``) to damp noise from other processes.
+new state``), the floor any immutable reducer in CPython pays. Every figure is the **median** of
+``REPEAT`` timed runs, wall clock (``time.perf_counter``); the same aggregation is used by
+``bench_journal.py``, ``bench_paper.py`` and the peer benchmark (``peer_bench.py``), so figures from
+one run can be compared.
 
 * ``tick, no level crossed`` — ``gridcore.step`` on a quote that leaves the grid where it is:
   the hot path of every backtest and every live reaction.
@@ -12,16 +14,18 @@ new state``), the floor any immutable reducer in CPython pays. Timing is best-of
 * ``backtest events/s`` — the default neutral-grid backtest (`gridcore backtest` defaults) over a
   pre-generated 1,000,000-tick synthetic path: reducer × exchange model, with the invariant
   catalogue checked after every step that moved the books (what ``gridcore backtest`` does) and
-  with the checks at the end of the run only (what a peer engine does). No peer figure is
-  printed: a comparison is only honest when the peer runs in the same session, on the same
-  workload and in the same unit.
-* Journal benchmarks come from ``benchmarks/bench_journal.py`` when present.
+  with the checks at the end of the run only. No peer figure is printed here: the comparison
+  with Nautilus Trader is ``nox -s peer`` (``benchmarks/peer_bench.py``), which runs both
+  engines in the same session, on the same workloads, in the same unit (ticks per CPU-second).
+* Then the journal benchmarks (``benchmarks/bench_journal.py``) and paper trading and replay
+  throughput (``benchmarks/bench_paper.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import runpy
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -54,15 +58,18 @@ def _mini_step(state: _MiniState, event: _MiniEvent) -> tuple[_MiniState, list[o
     return _MiniState(seq=state.seq + 1, last=event.price, count=state.count + 1), []
 
 
-def best_rate(fn: Callable[[], int], repeat: int) -> float:
-    """Operations per second: the best of ``repeat`` runs of ``fn`` (which returns its count)."""
-    best = 0.0
+REPEAT = 5
+"""Timed runs per figure (the backtest: 3); the figure is their median."""
+
+
+def median_rate(fn: Callable[[], int], repeat: int = REPEAT) -> float:
+    """Operations per second: the median of ``repeat`` runs of ``fn`` (which returns its count)."""
+    rates = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         n = fn()
-        dt = time.perf_counter() - t0
-        best = max(best, n / dt)
-    return best
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def bench_baseline(n: int) -> float:
@@ -74,7 +81,7 @@ def bench_baseline(n: int) -> float:
             s, _ = _mini_step(s, e)
         return n
 
-    return best_rate(run, 5)
+    return median_rate(run)
 
 
 def _ready_state() -> tuple[State[Any], QuoteTicked]:
@@ -111,7 +118,7 @@ def bench_ticks(n: int) -> float:
         assert not commands
         return n
 
-    return best_rate(run, 5)
+    return median_rate(run)
 
 
 def bench_fills(n: int) -> float:
@@ -152,7 +159,7 @@ def bench_fills(n: int) -> float:
             s, _ = step(s, f)
         return n
 
-    return best_rate(run, 3)
+    return median_rate(run)
 
 
 def bench_backtest(ticks: int, *, check_every_step: bool) -> tuple[float, int, float]:
@@ -160,9 +167,9 @@ def bench_backtest(ticks: int, *, check_every_step: bool) -> tuple[float, int, f
     t0 = time.perf_counter()
     path = list(make_path(cfg, ticks=ticks))
     gen = time.perf_counter() - t0
-    best = 0.0
+    rates = []
     events = 0
-    for _ in range(2):
+    for _ in range(3):
         t0 = time.perf_counter()
         trace = run_backtest(
             make_bot(cfg, epoch=path[0].ts),
@@ -173,8 +180,8 @@ def bench_backtest(ticks: int, *, check_every_step: bool) -> tuple[float, int, f
         dt = time.perf_counter() - t0
         assert trace.summary.invariant_violations == 0, trace.violations[:3]
         events = trace.summary.events
-        best = max(best, events / dt)
-    return best, events, gen
+        rates.append(events / dt)
+    return statistics.median(rates), events, gen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,14 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:66} {rate:>12,.0f} {rate / baseline:>11.3f}")
     print(f"synthetic path generation ({ticks:,} ticks, not in the figure above): {gen:.2f} s")
 
-    journal = Path(__file__).with_name("bench_journal.py")
-    if journal.exists():
-        print("\n== journal (benchmarks/bench_journal.py)")
+    for name, what in (("bench_journal.py", "journal"), ("bench_paper.py", "paper and replay")):
+        script = Path(__file__).with_name(name)
+        print(f"\n== {what} (benchmarks/{name})")
         sys.stdout.flush()
         saved = sys.argv
-        sys.argv = [str(journal), *(["--quick"] if args.quick else [])]
+        sys.argv = [str(script), *(["--quick"] if args.quick else [])]
         try:
-            runpy.run_path(str(journal), run_name="__main__")
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code:
+                raise
         finally:
             sys.argv = saved
     return 0

@@ -68,7 +68,6 @@ from gridcore.invariants import check_state
 from gridcore.ledger import Position
 from gridcore.numbers import CTX, ZERO, exact_str, format_money
 from gridcore.shells import accounts, cli_types, logs, metrics
-from gridcore.shells.codec import canonical
 from gridcore.shells.journal import (
     Journal,
     JournalDamaged,
@@ -1343,10 +1342,10 @@ def replay_journal(journal: Journal) -> ReplayResult:
     for seq, state in fold(journal, start=0):
         events += 1
         if seq in wanted:
-            stored = journal.snapshot(seq)
             # Canonical bytes, not ==: a Decimal stored as 1.00 but folded as 1.0 is equal yet
             # rounds differently later, so a replay must match representations exactly.
-            if canonical(stored) != canonical(state):
+            if not journal.snapshot_matches(seq, state):
+                stored = journal.snapshot(seq)
                 return ReplayResult(
                     events=events,
                     verified=tuple(verified),

@@ -403,22 +403,38 @@ def encode_value(value: Any) -> bytes:
     return _encoder.encode(_to_tagged(value))
 
 
-def _sorted_sets(raw: Any) -> Any:
-    if type(raw) is list:
-        items = [_sorted_sets(x) for x in raw]
-        if items and items[0] in ("f", "s"):
-            items[1:] = sorted(items[1:], key=_encoder.encode)
-        return items
-    if type(raw) is dict:
-        return {k: _sorted_sets(v) for k, v in raw.items()}
-    return raw
+def _to_canonical(value: Any) -> Any:
+    """:func:`_to_tagged` with the members of every set sorted by their encoded bytes (inner
+    sets first), in one pass; values without sets cost what the tagged form costs."""
+    tp = type(value)
+    if tp is frozenset or tp is set:
+        items = sorted(map(_to_canonical, value), key=_encoder.encode)
+        return ["f" if tp is frozenset else "s", *items]
+    if tp is tuple:
+        return ["t", *map(_to_canonical, value)]
+    if tp is list:
+        return ["l", *map(_to_canonical, value)]
+    if tp is dict or tp is types.MappingProxyType:
+        out: list[Any] = ["m"]
+        for k, v in value.items():
+            out.append(_to_canonical(k))
+            out.append(_to_canonical(v))
+        return out
+    fields = _FIELDS.get(tp)
+    if fields is not None:
+        return [
+            "O",
+            _BY_CLASS[tp],
+            {name: _to_canonical(getattr(value, name)) for name, _ in fields},
+        ]
+    return _to_tagged(value)  # scalars, enums (and the errors)
 
 
 def canonical(value: Any) -> bytes:
     """Bytes that are equal exactly when two values are the same representation: like
     :func:`encode_value` with set members sorted. Stricter than ``==``, which calls
     ``Decimal("1.0")`` and ``Decimal("1.00")`` equal although they round differently later."""
-    return _encoder.encode(_sorted_sets(_to_tagged(value)))
+    return _encoder.encode(_to_canonical(value))
 
 
 _raw_decoder = msgspec.msgpack.Decoder()

@@ -78,12 +78,12 @@ from gridcore.shells.codec import (
     CodecError,
     JournalDamaged,
     JournalError,
+    canonical,
     decode_command,
     decode_event,
     decode_value,
     encode_command,
     encode_event,
-    encode_value,
 )
 
 __all__ = [
@@ -487,7 +487,7 @@ class Journal:
             own.release()
             raise
         own.fsync = synchronous != "NORMAL"
-        payload = encode_value(state)
+        payload = canonical(state)
         info = {
             "schema_version": str(SCHEMA_VERSION),
             "gridcore_version": gridcore.__version__,
@@ -783,7 +783,7 @@ class Journal:
                     command_rows.append(_command_row(seq, command, None))
         snap: tuple[int, int, int, bytes] | None = None
         if snapshot is not None and entries:
-            payload = encode_value(snapshot)
+            payload = canonical(snapshot)  # set members sorted: see snapshot_matches
             snap = (seq, snapshot.now, _snapshot_crc(seq, snapshot.now, payload), payload)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -833,7 +833,7 @@ class Journal:
                 f"{self.path}: a snapshot at seq {seq} would not be the state after the last "
                 f"event ({self.last_seq})"
             )
-        payload = encode_value(state)
+        payload = canonical(state)
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute(
@@ -981,6 +981,29 @@ class Journal:
                 f"its row's {ts}); {_RESTART_ADVICE}"
             )
         return state
+
+    def snapshot_matches(self, seq: int, state: State[Any]) -> bool:
+        """Whether the stored snapshot ``seq`` is exactly ``state`` (:func:`canonical` bytes).
+
+        Snapshots are written in canonical form, so the stored bytes are compared with
+        ``canonical(state)`` first: equal bytes (checksum verified) decode to ``state`` itself
+        and the snapshot need not be decoded. Otherwise (a snapshot written before they were
+        canonical, or a mismatch) it is read as :meth:`snapshot` reads it, with every check,
+        and compared canonically."""
+        try:
+            row = self._conn.execute(
+                "SELECT ts, crc, payload FROM snapshots WHERE seq = ?", (seq,)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
+        if (
+            row is not None
+            and row[0] == state.now
+            and _snapshot_crc(seq, row[0], row[2]) == row[1]
+            and canonical(state) == row[2]
+        ):
+            return True
+        return canonical(self.snapshot(seq)) == canonical(state)
 
     def latest_snapshot(self) -> tuple[int, State[Any]]:
         """``(seq, state)`` of the newest snapshot."""

@@ -254,8 +254,8 @@ class WallClock:
 class _Sleeper:
     __slots__ = ("dead", "event", "woken")
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    def __init__(self, event: anyio.Event) -> None:
+        self.event = event
         self.woken = False
         self.dead = False
 
@@ -291,12 +291,23 @@ class LockstepClock:
         """Several runtimes (accounts) run on this clock: each one's shutdown ``settle`` is
         answered on its own and time goes on for the others (see :meth:`settle`)."""
         self._settles: list[tuple[Callable[[], bool], int, anyio.Event]] = []
+        self._event_cls: Callable[[], anyio.Event] | None = None
         self.wakeups = 0
         """Sleepers woken so far."""
 
     def now(self) -> int:
         """The simulated time, ms."""
         return self._now
+
+    def _event(self) -> anyio.Event:
+        """A new ``anyio.Event`` of the running backend. ``anyio.Event()`` looks the backend up
+        on every call; the clock makes one or two per step of simulated time, so it asks once
+        per run and then builds the backend's event class directly."""
+        if self._event_cls is None:
+            event = anyio.Event()
+            self._event_cls = type(event)
+            return event
+        return self._event_cls()
 
     @property
     def pending(self) -> int:
@@ -315,6 +326,38 @@ class LockstepClock:
         if self._busy == 0 and self._poke is not None:
             self._poke.set()
 
+    def release_and_advance(self) -> None:
+        """:meth:`release`, and when that leaves nothing pending at ``speed`` max, wake the
+        next sleeper right here instead of on the scheduler task's next turn: one task switch
+        less per step of simulated time. Only for a caller that does nothing but wait after
+        it (the runtime's reducer, between events), so that the scheduler's turn would have
+        found exactly what this call finds."""
+        self._busy -= 1
+        if self._busy < 0:
+            raise RuntimeError("LockstepClock released more often than held (a runtime bug)")
+        if self._busy == 0 and self._poke is not None and not self._wake_now():
+            self._poke.set()
+
+    def _wake_now(self) -> bool:
+        """Wake the next sleeper as the scheduler would, when it has nothing else to decide
+        (``speed`` max: no pacing; no settle waiting); False when the scheduler must decide."""
+        if self.speed != math.inf or self._settle is not None or self._settles:
+            return False
+        heap = self._heap
+        while heap and heap[0][3].dead:
+            heapq.heappop(heap)
+        if not heap:
+            return False
+        ts, key, _, sleeper = heapq.heappop(heap)
+        self._keys.discard((ts, key))
+        if ts > self._now:
+            self._now = ts
+        sleeper.woken = True
+        self._busy += 1  # the sleeper's unit, held on its behalf before it runs
+        self.wakeups += 1
+        sleeper.event.set()
+        return True
+
     async def sleep_until(self, ts: int, key: SleepKey) -> None:
         """Sleep until the scheduler reaches ``ts``; the caller's held unit is released while
         it sleeps and held again (by the scheduler, before it wakes) when it returns."""
@@ -322,7 +365,7 @@ class LockstepClock:
         ident = (ts, key)
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
-        sleeper = _Sleeper()
+        sleeper = _Sleeper(self._event())
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
@@ -348,9 +391,10 @@ class LockstepClock:
         """The scheduler: wait for quiescence, pace, wake the next sleeper; repeat."""
         wall0, sim0 = self._wall(), self._now
         heap = self._heap
+        self._event_cls = None  # this run's backend
         while True:
             if self._busy:
-                self._poke = anyio.Event()
+                self._poke = self._event()
                 await self._poke.wait()
                 continue
             while heap and heap[0][3].dead:
@@ -364,7 +408,7 @@ class LockstepClock:
                     settled.set()
                     await anyio.sleep_forever()
             if not heap:
-                self._poke = anyio.Event()
+                self._poke = self._event()
                 await self._poke.wait()
                 continue
             ts = heap[0][0]
@@ -617,8 +661,10 @@ class Runtime:
         self._tg: anyio.abc.TaskGroup | None = None
         self._drain_scope: anyio.CancelScope | None = None
         self._stop_event: anyio.Event | None = None
-        self._tx: MemoryObjectSendStream[Event] | None = None
-        self._rx: MemoryObjectReceiveStream[Event] | None = None
+        self._tx: MemoryObjectSendStream[Event | None] | None = None
+        self._rx: MemoryObjectReceiveStream[Event | None] | None = None
+        self._last_receive = 0.0  # monotonic time of the reducer's last batch (the flusher's)
+        self._pending_since: anyio.Event | None = None  # set when events start waiting
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
@@ -710,7 +756,7 @@ class Runtime:
         if self._ran:
             raise RuntimeError("a Runtime runs once; build a new one to run again")
         self._ran = True
-        tx, rx = anyio.create_memory_object_stream[Event](self.options.channel_size)
+        tx, rx = anyio.create_memory_object_stream[Event | None](self.options.channel_size)
         self._tx, self._rx = tx, rx
         self._limiters = {
             name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
@@ -749,8 +795,8 @@ class Runtime:
 
     async def _run(
         self,
-        tx: MemoryObjectSendStream[Event],
-        rx: MemoryObjectReceiveStream[Event],
+        tx: MemoryObjectSendStream[Event | None],
+        rx: MemoryObjectReceiveStream[Event | None],
         signals: AsyncIterator[int] | None,
         duration_ms: int | None,
     ) -> None:
@@ -758,6 +804,8 @@ class Runtime:
         async with tx, rx, anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._reduce_loop)
+            if self.options.flush_ms > 0:
+                tg.start_soon(self._flusher)
             if signals is not None:
                 tg.start_soon(self._signals, signals)
             await self._send(Started(ts=self.clock.now()))
@@ -845,6 +893,31 @@ class Runtime:
 
     # --- the reducer ---------------------------------------------------------------------------
 
+    async def _flusher(self) -> None:
+        """Commit events that produced no command once ``flush_ms`` of wall time passed without
+        a new event (a ``None`` in the channel asks the reducer to). One long-lived task
+        instead of a timeout around every receive, which cost more than reducing a quote."""
+        assert self._tx is not None
+        tx = self._tx
+        flush_s = self.options.flush_ms / 1000
+        while True:
+            if not self._pending:
+                self._pending_since = anyio.Event()
+                await self._pending_since.wait()
+            idle = time.monotonic() - self._last_receive
+            if idle < flush_s:
+                await anyio.sleep(flush_s - idle)
+                continue
+            if self._pending:
+                try:
+                    tx.send_nowait(None)
+                except anyio.WouldBlock:
+                    pass  # the channel is full: the reducer is busy and commits soon anyway
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                # Until the reducer has taken it: no second request.
+                await anyio.sleep(flush_s)
+
     async def _reduce_loop(self) -> None:
         assert self._rx is not None
         rx = self._rx
@@ -852,25 +925,36 @@ class Runtime:
         flush_s = self.options.flush_ms / 1000
         reducer = self._reducer
         clock = self.clock
+        lockstep = clock if isinstance(clock, LockstepClock) else None
+        monotonic = time.monotonic
         while True:
-            if self._pending:
-                first: Event | None = None
-                with anyio.move_on_after(flush_s):
+            first: Event | None = None
+            if flush_s > 0 or not self._pending:
+                first = await rx.receive()  # None: the flusher asks for a commit
+            else:  # flush_ms 0: commit as soon as nothing is waiting
+                with anyio.move_on_after(0):
                     first = await rx.receive()
-                if first is None:
-                    await self._commit()
-                    continue
-            else:
-                first = await rx.receive()
-            batch = [first]
+            flush = first is None
+            batch: list[Event] = [] if first is None else [first]
             while len(batch) < max_batch:
                 try:
-                    batch.append(rx.receive_nowait())
+                    item = rx.receive_nowait()
                 except anyio.WouldBlock:
                     break
+                if item is None:
+                    flush = True
+                else:
+                    batch.append(item)
+            if not batch:
+                if flush and self._pending:
+                    await self._commit()
+                continue
+            self._last_receive = monotonic()
             try:
                 state = self._state
                 pending = self._pending
+                if not pending and self._pending_since is not None:
+                    self._pending_since.set()
                 for index, event in enumerate(batch):
                     before = state
                     try:
@@ -888,10 +972,14 @@ class Runtime:
                         self._pending_commands = True
                 self._state = state
                 self.stats.events += len(batch)
-                if self._pending_commands or len(pending) >= max_batch:
+                if self._pending_commands or len(pending) >= max_batch or flush:
                     await self._commit()
             finally:
-                for _ in batch:
+                for _ in range(len(batch) - 1):
+                    clock.release()
+                if lockstep is not None:
+                    lockstep.release_and_advance()
+                else:
                     clock.release()
 
     async def _reject(self, event: Event, exc: Exception) -> None:

@@ -26,10 +26,20 @@ every change and *before* the venue answers, and read back when ``gridcore run``
 so a killed and restarted bot continues against the same venue. Messages in flight when the bot
 died are lost, as on a closed connection. The file is the simulation's private state and is
 pickled (standard library): never load a ``.venue`` file you did not write.
+
+The file is a base snapshot plus an append-only log. Each write appends one row: the operations
+the exchange applied since the previous write (the ticks it matched, the commands it handled,
+each with its time) and the small rest of the state (the fault injector, the clock, the
+market's position). Reading the file unpickles the snapshot and applies the rows in order: the
+exchange model is deterministic, so the same operations rebuild exactly the state that was
+written. Every ``_COMPACT_EVERY`` rows the whole state is written again as the new snapshot and
+the log emptied, in one transaction, so a write costs the same however long the session has
+traded (rewriting the whole pickle at every write grew with every fill ever made).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
@@ -73,6 +83,13 @@ __all__ = [
 
 _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
+_COMPACT_EVERY = 2_000
+"""Log rows after which the venue's whole state is written again as its snapshot."""
+
+_TICK = 0
+_COMMAND = 1
+#: One operation the exchange applied: ``(_TICK, tick)`` or ``(_COMMAND, command, now)``.
+VenueOp = tuple[Any, ...]
 
 
 class VenueStoreError(Exception):
@@ -111,8 +128,29 @@ class VenueState:
         return bool(self.exchange.orders) or bool(self.placed)
 
 
+def _apply(state: VenueState, entry: tuple[Any, ...]) -> None:
+    """Apply one log row (see the module docstring) to ``state``, as the venue did."""
+    ops, injector, now, next_index = entry
+    exchange = state.exchange
+    for op in ops:
+        if op[0] == _TICK:
+            # On InvalidEvent the venue sent MessageMalformed; the exchange is as it left it.
+            with contextlib.suppress(InvalidEvent):
+                exchange.on_tick(op[1])
+        else:
+            command, at = op[1], op[2]
+            inner = command.commands if isinstance(command, Batch) else (command,)
+            for c in inner:
+                if isinstance(c, PlaceOrder):
+                    state.placed[c.cloid] = state.placed.get(c.cloid, 0) + 1
+            exchange.handle(command, at)
+    state.injector = injector
+    state.now = now
+    state.next_index = next_index
+
+
 class VenueStore:
-    """The venue's SQLite file: one row, replaced atomically."""
+    """The venue's SQLite file: a snapshot row (replaced atomically) and an append-only log."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -126,6 +164,10 @@ class VenueStore:
                 "CREATE TABLE IF NOT EXISTS venue "
                 "(id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER, payload BLOB)"
             )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS venue_log (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"
+            )
+            self._logged = int(self._conn.execute("SELECT count(*) FROM venue_log").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise VenueStoreError(f"{self.path}: not a simulated-venue file ({exc})") from None
 
@@ -143,15 +185,45 @@ class VenueStore:
             ) from None
         if not isinstance(state, VenueState) or state.version != _VERSION:
             raise VenueStoreError(f"{self.path}: written by another gridcore version")
+        for n, payload in self._conn.execute("SELECT n, payload FROM venue_log ORDER BY n"):
+            try:
+                _apply(state, pickle.loads(payload))
+            except Exception as exc:
+                raise VenueStoreError(
+                    f"{self.path}: the simulated venue's log row {n} cannot be applied ({exc}); "
+                    f"delete the file only together with its journal"
+                ) from None
         return state
 
     def save(self, state: VenueState) -> None:
-        """Replace the saved venue (one transaction)."""
+        """Replace the saved venue with ``state`` whole and empty the log (one transaction)."""
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)",
+                (int(time.time() * 1000), payload),
+            )
+            conn.execute("DELETE FROM venue_log")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._logged = 0
+
+    def append(self, state: VenueState, ops: Sequence[VenueOp]) -> None:
+        """Record that ``ops`` were applied to the saved venue, giving ``state`` (one
+        transaction: one appended row; every ``_COMPACT_EVERY`` rows, :meth:`save` instead)."""
+        if self._logged >= _COMPACT_EVERY:
+            self.save(state)
+            return
+        entry = (ops, state.injector, state.now, state.next_index)
         self._conn.execute(
-            "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)",
-            (int(time.time() * 1000), payload),
+            "INSERT INTO venue_log (payload) VALUES (?)",
+            (pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL),),
         )
+        self._logged += 1
 
     def close(self) -> None:
         """Close the file."""
@@ -237,6 +309,7 @@ class SimVenue:
         self._deliveries = 0
         self._ticks_since_save = 0
         self._closed = False
+        self._ops: list[VenueOp] = []  # applied to the exchange since the last write
         self._forced_fates: deque[Fate] = deque()
         self._force_down_ms: int | None = None
         self._force_malformed = False
@@ -259,8 +332,9 @@ class SimVenue:
     def _save(self) -> None:
         self.venue.now = self._clock.now()
         self._ticks_since_save = 0
+        ops, self._ops = self._ops, []
         if self._store is not None:
-            self._store.save(self.venue)
+            self._store.append(self.venue, ops)
 
     def close(self) -> None:
         """Save the venue one last time and close its file (idempotent: a shutdown that runs
@@ -314,6 +388,7 @@ class SimVenue:
         venue = self.name
         self.venue.next_index = index + 1
         self.ticks += 1
+        self._ops.append((_TICK, tick))
         try:
             events = self.exchange.on_tick(tick)
         except InvalidEvent as exc:
@@ -463,6 +538,7 @@ class SimVenue:
             if isinstance(c, PlaceOrder):
                 self.venue.placed[c.cloid] = self.venue.placed.get(c.cloid, 0) + 1
             changes = changes or isinstance(c, PlaceOrder | CancelOrder | ModifyOrder)
+        self._ops.append((_COMMAND, command, now))
         events = self.exchange.handle(command, now)
         if changes:
             self._save()  # durable before the venue says anything about it

@@ -1,0 +1,110 @@
+"""Paper-trading and replay throughput (``python benchmarks/bench_paper.py [--quick]``; run by
+``benchmarks/run.py``).
+
+* **paper** — what ``gridcore run --speed max`` does on the simulated venue, in this process:
+  the durable pipeline of a new journal (SQLite WAL, ``synchronous=FULL``, group commit, every
+  command sent only after its event is committed), the reducer, the simulated venue with its
+  durable state and the lockstep clock, default :class:`RuntimeOptions`. Timed from the start of
+  :meth:`Runtime.run` to its return (the final snapshot included); opening the files is not.
+  Events per wall second and per CPU second (``time.process_time``: this process, all threads).
+* **replay** — what ``gridcore replay`` does with that journal: read every event (checksums,
+  msgspec decode), fold it through the reducer from snapshot 0 and compare every stored snapshot
+  with the fold. Events per second.
+
+Each figure is the median of ``--rounds`` runs (3), wall clock (``time.perf_counter``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from gridcore.config import load_config
+from gridcore.shells.cli_run import replay_journal
+from gridcore.shells.journal import Journal
+from gridcore.shells.runtime import LockstepClock, Runtime, RuntimeOptions
+from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
+from gridcore.sim import make_bot
+
+
+def paper(path: Path, duration_s: int, faults: str) -> tuple[int, float, float]:
+    """``(events, wall s, CPU s)`` of one paper session of ``duration_s`` simulated seconds."""
+    config = load_config()
+    journal = Journal.create(
+        path, state=make_bot(config, epoch=config.market.start_ts), meta={"config": ""}
+    )
+    store = VenueStore(venue_path(path))
+    try:
+        venue_state, _ = open_venue_state(store, config, seed=None, faults=faults)
+        state = make_bot(config, epoch=config.market.start_ts)
+        clock = LockstepClock(SimVenue.resume_time(venue_state, state.now))
+        venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
+        runtime = Runtime(
+            state=state,
+            journal=journal,
+            venues=[venue],
+            clock=clock,
+            options=RuntimeOptions(handle_signals=False),
+        )
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        anyio.run(lambda: runtime.run(duration_ms=duration_s * 1000))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        venue.close()
+        return runtime.stats.events, wall, cpu
+    finally:
+        journal.close()
+
+
+def replay(path: Path) -> tuple[int, float]:
+    """``(events, wall s)`` of ``gridcore replay`` on the journal at ``path``."""
+    with Journal.open(path, readonly=True) as journal:
+        t0 = time.perf_counter()
+        result = replay_journal(journal)
+        wall = time.perf_counter() - t0
+    assert result.mismatch_seq is None, result.diff
+    return result.events, wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the paper and replay benchmarks and print their table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short session (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--faults", default="none", help="fault profile of the simulated venue")
+    args = parser.parse_args(argv)
+    duration = 3_600 if args.quick else 36_000
+    results: dict[str, list[Any]] = {"paper": [], "paper_cpu": [], "replay": []}
+    events = 0
+    with tempfile.TemporaryDirectory(prefix="gridcore-paper-") as tmp:
+        for i in range(args.rounds):
+            path = Path(tmp) / f"paper-{i}.db"
+            events, wall, cpu = paper(path, duration, args.faults)
+            results["paper"].append(events / wall)
+            results["paper_cpu"].append(events / cpu)
+            replayed, rwall = replay(path)
+            results["replay"].append(replayed / rwall)
+    print(
+        f"paper and replay ({events:,} events: {duration:,} simulated seconds, faults "
+        f"{args.faults}; median of {args.rounds})"
+    )
+    print(f"  {'':44} {'events/s':>10}   runs")
+    rows = [
+        ("paper, --speed max (per wall second)", "paper"),
+        ("paper, --speed max (per CPU second)", "paper_cpu"),
+        ("replay (read + decode + fold + compare)", "replay"),
+    ]
+    for label, key in rows:
+        runs = ", ".join(f"{r:,.0f}" for r in results[key])
+        print(f"  {label:44} {statistics.median(results[key]):>10,.0f}   {runs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
