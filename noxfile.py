@@ -13,7 +13,7 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session) -> None:
     """The test suite (hypothesis profile from HYPOTHESIS_PROFILE, default ``ci``)."""
     session.install("-e", ".[dev]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
@@ -22,7 +22,7 @@ def coverage(session: nox.Session) -> None:
     with missing lines and branches listed; fails under [tool.coverage.report] fail_under."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "coverage", "erase")
-    session.run("python", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto", *session.posargs)
     session.run("python", "-m", "coverage", "combine", "--quiet")
     session.run("python", "-m", "coverage", "report")
 
