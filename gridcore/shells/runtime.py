@@ -99,6 +99,7 @@ from gridcore.commands import (
     RequestBalances,
     RequestCommand,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
@@ -967,6 +968,7 @@ class Runtime:
                 | RequestOpenOrders()
                 | RequestFills()
                 | RequestOrderStatus()
+                | RequestFunding()
             ):
                 self._submit(command)
             case _:
