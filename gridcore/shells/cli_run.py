@@ -33,7 +33,9 @@ Every error prints one line ``gridcore: error: ...`` on stderr.
 ``tag``), ``fills``, ``pnl`` (``realized``, ``unrealized``, ``fees``, ``funding``, ``net``, in
 the bot's settlement currency; ``null`` for a bot settling in several, whose amounts are never
 added), ``pnl_by_currency`` (currency → the same five keys), ``halted``, ``halt_reason``,
-``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
+``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``,
+``feed_up``, ``funding``: ``paid``, ``recovered``, ``priced``, ``drifts``, ``drift_amount``,
+``history``), ``invariants`` (``ok``,
 ``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
 ``error``). Decimals are strings, times integer ms. Given several journals or a directory,
 ``--json`` is ``{"accounts": [...]}``: one such report per journal with its ``account`` (the
@@ -1167,7 +1169,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
         "halt_reason": state.risk.halt_reason,
         "halt_cause": None if state.risk.halt_cause is None else state.risk.halt_cause.value,
         "venues": {
-            name: {"phase": vs.phase.value, "feed_up": vs.feed_up}
+            name: {"phase": vs.phase.value, "feed_up": vs.feed_up, "funding": _funding_figures(vs)}
             for name, vs in state.venues.items()
         },
         "invariants": {
@@ -1205,6 +1207,19 @@ def _inspect_one(path: Path | str) -> tuple[dict[str, Any], State[Any]]:
     with Journal.open(path, readonly=True) as journal:
         import_strategy(journal.meta().get("config"), source=f"{path} (recorded config)")
         return _inspect(journal)
+
+
+def _funding_figures(vs: Any) -> dict[str, Any]:
+    """A venue's funding reconciliation (:class:`gridcore.sync.FundingStatus`) for ``inspect``."""
+    f = vs.funding
+    return {
+        "paid": f.paid,
+        "recovered": f.recovered,
+        "priced": f.checked_payments,
+        "drifts": f.drifts,
+        "drift_amount": exact_str(f.drift_amount),
+        "history": "unsupported" if f.unsupported else "asked",
+    }
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -142,3 +142,8 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
     held = {p["venue"] for p in data["positions"] if Decimal(p["qty"])}
     assert held == {config.venue.name, config.settings.venue_b}  # per-venue positions
     assert data["invariants"] == {"ok": True, "violations": []}
+    # Both venues' funding reconciliation is reported; every payment booked was priced by the
+    # kernel or recovered, and none was off the expected amount.
+    for name in (config.venue.name, config.settings.venue_b):
+        funding = data["venues"][name]["funding"]
+        assert funding["drifts"] == 0 and funding["history"] == "asked"
