@@ -352,3 +352,7 @@ def start(tx: Tx[Any], event: Started) -> None:
     # request); never send it again.
     for cid in previous:
         command_failed(tx, CommandTimedOut(ts=event.ts, command_id=cid), count=False)
+    # A funding request out when the previous run stopped kept begin_sync from asking: ask now
+    # that it is resolved (failure `lost-funding-payment`).
+    for venue in tx.config.venues:
+        _funding.ask(tx, venue)

@@ -293,6 +293,15 @@ def test_a_funding_request_with_an_unknown_outcome_is_asked_again_with_the_next_
     assert len(of_type(commands, RequestFunding)) == 1
 
 
+def test_a_funding_request_out_at_a_restart_is_asked_again() -> None:
+    state, started = _synced()
+    assert len(of_type(started, RequestFunding)) == 1  # never answered: the bot died
+    state, commands = step(state, Started(ts=T0 + 10))
+    request = only(commands, RequestFunding)
+    assert request.command_id != only(started, RequestFunding).command_id
+    assert set(state.inflight) >= {request.command_id}
+
+
 def test_one_funding_request_out_per_venue() -> None:
     state, started = _synced()
     assert len(of_type(started, RequestFunding)) == 1
