@@ -30,6 +30,7 @@ __all__ = [
     "RequestBalances",
     "RequestCommand",
     "RequestFills",
+    "RequestFunding",
     "RequestOpenOrders",
     "RequestOrderStatus",
     "RequestPositions",
@@ -144,8 +145,26 @@ class RequestOrderStatus:
     venue_order_id: str | None = None
 
 
+@attrs.frozen(kw_only=True)
+class RequestFunding:
+    """Ask the venue for every funding payment booked at or after ``since`` (ms), on ``symbol``
+    or on every instrument when it is ``None``; answered by ``FundingReported``. A venue that
+    keeps no funding history answers ``CommandFailed(not_applied=True)`` (the core then stops
+    asking it until the next start)."""
+
+    command_id: int
+    venue: str
+    since: int
+    symbol: str | None = None
+
+
 RequestCommand = (
-    RequestPositions | RequestBalances | RequestOpenOrders | RequestFills | RequestOrderStatus
+    RequestPositions
+    | RequestBalances
+    | RequestOpenOrders
+    | RequestFills
+    | RequestOrderStatus
+    | RequestFunding
 )
 
 
@@ -196,6 +215,7 @@ Command = (
     | RequestOpenOrders
     | RequestFills
     | RequestOrderStatus
+    | RequestFunding
     | StartTimer
     | CancelTimer
     | Notify

@@ -13,7 +13,7 @@ A bot configuration has these tables (every key optional, defaults in :data:`DEF
   another kind reads its own table instead (``[<kind>]``, the kind's config class).
 * ``[risk]`` — :class:`~gridcore.risk.RiskConfig` (``leverage`` comes from ``[venue]``).
 * ``[core]`` — ``maintenance_ms``, ``reconcile_ms``, ``max_sync_attempts``, ``fill_overlap_ms``,
-  ``cancel_unknown_orders``.
+  ``cancel_unknown_orders``, ``funding_drift_tolerance``, ``funding_mark_window_ms``.
 * ``[market]`` — the synthetic market of backtests: ``seed``, ``ticks``, ``start_price``,
   ``volatility``, ``spread_ticks``, ``interval_ms``, ``start_ts``.
 
@@ -135,12 +135,16 @@ class CoreSettings:
     max_sync_attempts: int = 3
     fill_overlap_ms: int = 60_000
     cancel_unknown_orders: bool = True
+    funding_drift_tolerance: Decimal = Decimal("0.01")
+    funding_mark_window_ms: int = 60_000
 
     def __attrs_post_init__(self) -> None:
         _rule("core.maintenance_ms", validators.positive, self.maintenance_ms)
         _rule("core.reconcile_ms", validators.non_negative, self.reconcile_ms)
         _rule("core.max_sync_attempts", validators.positive, self.max_sync_attempts)
         _rule("core.fill_overlap_ms", validators.non_negative, self.fill_overlap_ms)
+        _rule("core.funding_drift_tolerance", validators.non_negative, self.funding_drift_tolerance)
+        _rule("core.funding_mark_window_ms", validators.non_negative, self.funding_mark_window_ms)
 
 
 @attrs.frozen(kw_only=True)
@@ -284,6 +288,8 @@ class BotConfig:
             max_sync_attempts=c.max_sync_attempts,
             fill_overlap_ms=c.fill_overlap_ms,
             cancel_unknown_orders=c.cancel_unknown_orders,
+            funding_drift_tolerance=c.funding_drift_tolerance,
+            funding_mark_window_ms=c.funding_mark_window_ms,
         )
 
 
@@ -383,6 +389,8 @@ reconcile_ms = 60000         # background reconciliation; 0 switches it off
 max_sync_attempts = 3
 fill_overlap_ms = 60000
 cancel_unknown_orders = true
+funding_drift_tolerance = "0.01"   # a funding payment off the expected by more is reported
+funding_mark_window_ms = 60000     # the mark must be this close to a payment to check it
 
 [market]
 seed = 1

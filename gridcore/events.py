@@ -60,6 +60,7 @@ __all__ = [
     "FlattenRequested",
     "FundingPaid",
     "FundingRateUpdated",
+    "FundingReported",
     "HaltRequested",
     "MessageMalformed",
     "ModifyRejected",
@@ -622,6 +623,23 @@ class FillsReported:
     __attrs_post_init__ = _validate
 
 
+@attrs.frozen(kw_only=True)
+class FundingReported:
+    """Funding payments booked at the venue since ``since`` (ms), as answered by a funding
+    request (the venue's funding-history endpoint). Each payment is a :class:`FundingPaid` of
+    this venue; its ``payment_id`` is the dedup key, so a payment also seen on the stream is
+    booked once."""
+
+    ts: int
+    venue: str
+    since: int
+    payments: tuple[FundingPaid, ...]
+    source: Source = Source.REST
+    command_id: int | None = None
+
+    __attrs_post_init__ = _validate
+
+
 # --- command results ------------------------------------------------------------------------
 
 
@@ -674,6 +692,7 @@ Event = (
     | PositionsReported
     | BalanceReported
     | FillsReported
+    | FundingReported
     | CommandFailed
     | CommandTimedOut
 )
@@ -795,6 +814,14 @@ FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
         _VENUE,
         ("since", _since),
         ("fills", _tuple_of(Fill)),
+        _SOURCE,
+        _CID,
+    ),
+    FundingReported: (
+        _TS,
+        _VENUE,
+        ("since", _since),
+        ("payments", _tuple_of(FundingPaid)),
         _SOURCE,
         _CID,
     ),

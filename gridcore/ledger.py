@@ -233,8 +233,11 @@ class Ledger:
     def apply_funding(
         self, venue: str, symbol: str, side: PositionSide, amount: Decimal, payment_id: str, ts: int
     ) -> Ledger | None:
-        """The ledger after a funding payment, or ``None`` when it was booked already."""
-        dedup_id = f"funding:{payment_id}"
+        """The ledger after a funding payment, or ``None`` when it was booked already.
+
+        A payment is identified by its venue and ``payment_id`` (two venues may number their
+        payments alike)."""
+        dedup_id = f"funding:{venue}:{payment_id}"
         if self.seen.seen(dedup_id, ts):
             return None
         key = (venue, symbol, side)

@@ -17,7 +17,7 @@ from gridcore._enum import CoreEnum
 from gridcore.events import PositionsReported
 from gridcore.ledger import Ledger, PositionKey
 
-__all__ = ["SyncPhase", "VenueStatus", "position_drift"]
+__all__ = ["FundingStatus", "SyncPhase", "VenueStatus", "position_drift"]
 
 
 class SyncPhase(CoreEnum):
@@ -28,6 +28,35 @@ class SyncPhase(CoreEnum):
     SYNCED = "synced"  # reconciled; trading allowed
 
 
+#: How many recent funding rates are kept per instrument (to price a payment recovered late).
+RATES_KEPT = 8
+
+
+@attrs.frozen(kw_only=True)
+class FundingStatus:
+    """Per-venue funding reconciliation (the rules are in :mod:`gridcore.kernel._funding`).
+
+    ``checked`` is when the last answered funding request was sent (every payment before it is
+    known); ``unsupported`` is set when the venue refused the request (it keeps no funding
+    history): it is not asked again until the next start. ``rates`` holds, per symbol, the last
+    :data:`RATES_KEPT` rates seen as ``(ts, rate)``; ``last_paid`` the newest payment time per
+    symbol. ``paid`` counts payments booked, ``recovered`` those booked from a funding report
+    (lost on the stream), ``checked_payments`` those compared with the expected amount,
+    ``drifts`` those that differed by more than the tolerance and ``drift_amount`` the sum of
+    (reported − expected) over them, in quote.
+    """
+
+    checked: int = -1
+    unsupported: bool = False
+    rates: Mapping[str, tuple[tuple[int, Decimal], ...]] = attrs.field(factory=dict)
+    last_paid: Mapping[str, int] = attrs.field(factory=dict)
+    paid: int = 0
+    recovered: int = 0
+    checked_payments: int = 0
+    drifts: int = 0
+    drift_amount: Decimal = Decimal(0)
+
+
 @attrs.frozen(kw_only=True)
 class VenueStatus:
     """Per-venue connection and reconciliation state.
@@ -36,7 +65,8 @@ class VenueStatus:
     requests and drift re-checks in the current sync; ``drift`` maps each position key with an
     unconfirmed difference to ``(difference, ledger fill count, time first seen)``. ``fills_checked`` is
     when the last answered fills request was sent (every fill before it is known);
-    ``last_reconcile`` when the last reconciliation round started.
+    ``last_reconcile`` when the last reconciliation round started; ``funding`` the venue's
+    funding reconciliation (:class:`FundingStatus`).
     """
 
     feed_up: bool = False
@@ -47,6 +77,7 @@ class VenueStatus:
     syncs: int = 0
     fills_checked: int = -1
     last_reconcile: int = -1
+    funding: FundingStatus = FundingStatus()
 
 
 def position_drift(

@@ -10,7 +10,9 @@ module                 rules
 ``_reducer``           :func:`step`: the tick hot path, the clock, and which rules apply each event
 ``_orders``            naming and sending orders, lifecycle moves (:mod:`gridcore.lifecycle`),
                        venue answers, lost commands, modify
-``_ledger``            booking fills and funding: dedup, implausible fills, fill → lifecycle
+``_ledger``            booking fills: dedup, implausible fills, fill → lifecycle
+``_funding``           funding payments: booked once, recovered from the venue's history,
+                       checked against rate × position × mark (drift)
 ``_risk``              the gate call and reservations, breakers (drawdown, error streak,
                        margin), halt policy (:mod:`gridcore.halts`), resume, flatten
 ``_sync``              reconciliation rounds, drift policy, orphans, feed up/down

@@ -1,4 +1,5 @@
-"""Ledger application: how a fill or a funding payment reaches the books.
+"""Ledger application: how a fill reaches the books (funding payments:
+:mod:`gridcore.kernel._funding`).
 
 Rules
 -----
@@ -16,7 +17,7 @@ Rules
   overfill is applied as reported with an alert; a "done" with fills missing asks for them
   (failure `missed-fills-on-reconnect`); a fill for an order the core does not track is booked
   and reported as ``unknown_fill``.
-* After every booked fill or funding payment the drawdown breaker is checked
+* After every booked fill the drawdown breaker is checked
   (:func:`gridcore.kernel._risk.check_drawdown`).
 """
 
@@ -28,9 +29,9 @@ from typing import Any
 import attrs
 
 from gridcore.commands import Level
-from gridcore.events import Fill, FundingPaid
+from gridcore.events import Fill
 from gridcore.halts import HaltCause
-from gridcore.kernel import _intents, _orders, _plausible, _requests, _risk
+from gridcore.kernel import _orders, _plausible, _requests, _risk
 from gridcore.kernel._model import State
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Trigger
@@ -125,22 +126,3 @@ def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
         # The venue says done but fills are missing here: fetch them (`missed-fills-on-reconnect`).
         _requests.request_once(tx, "fills", order.venue)
     _risk.check_drawdown(tx)
-
-
-# --- risk --------------------------------------------------------------------------------------
-
-
-def on_funding_paid(tx: Tx[Any], event: FundingPaid) -> None:
-    """Book a funding payment (deduplicated by payment id) and tell the strategy."""
-    ledger = tx.ledger.apply_funding(
-        event.venue,
-        event.symbol,
-        event.position_side,
-        event.amount,
-        event.payment_id,
-        event.ts,
-    )
-    if ledger is not None:
-        tx.ledger = ledger
-        _risk.check_drawdown(tx)
-        _intents.tell_strategy(tx, "on_event", event)

@@ -152,7 +152,10 @@ class CoreConfig:
     last fill seen a reconciliation asks for fills again (dedup makes the overlap harmless);
     ``reconcile_ms`` the period of the background reconciliation round (0 disables it).
     ``plausibility`` holds the limits on what one venue message is believed
-    (:mod:`gridcore.plausibility`).
+    (:mod:`gridcore.plausibility`). ``funding_drift_tolerance`` is the fraction a funding
+    payment may differ from the expected one (rate × position × mark) before it is reported as
+    drift; ``funding_mark_window_ms`` how close to the payment's time the last quote must be for
+    the core to price it (:mod:`gridcore.kernel._funding`).
     """
 
     instruments: tuple[Instrument, ...]
@@ -164,6 +167,8 @@ class CoreConfig:
     cancel_unknown_orders: bool = True
     terminal_orders_kept: int = 64
     plausibility: Plausibility = Plausibility()
+    funding_drift_tolerance: Decimal = Decimal("0.01")
+    funding_mark_window_ms: int = 60_000
     by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
     clock_lead_ms: int = attrs.field(init=False, repr=False, eq=False)
     """``plausibility.max_clock_lead_ms``, at hand for the hot path."""

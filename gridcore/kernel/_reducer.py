@@ -12,6 +12,7 @@ event                                   rules
                                         resolved like timeouts (never re-sent)
 ``TimerFired``                          :mod:`._intents` (maintenance: :mod:`._requests`)
 feed, malformed, reports                :mod:`._sync`
+funding rates, payments, reports        :mod:`._funding`
 order answers                           :mod:`._orders`
 fills                                   :mod:`._ledger`
 halt, resume, flatten, balance          :mod:`._risk`
@@ -45,6 +46,7 @@ from gridcore.events import (
     FlattenRequested,
     FundingPaid,
     FundingRateUpdated,
+    FundingReported,
     HaltRequested,
     MessageMalformed,
     ModifyRejected,
@@ -64,7 +66,16 @@ from gridcore.events import (
 )
 from gridcore.halts import cause_of_reason
 from gridcore.instruments import InstrumentKey
-from gridcore.kernel import _intents, _ledger, _orders, _plausible, _requests, _risk, _sync
+from gridcore.kernel import (
+    _funding,
+    _intents,
+    _ledger,
+    _orders,
+    _plausible,
+    _requests,
+    _risk,
+    _sync,
+)
 from gridcore.kernel._model import MAINTENANCE_TIMER, S, State
 from gridcore.kernel._tx import Tx
 from gridcore.plausibility import quote_jumped
@@ -178,6 +189,7 @@ _VENUE_SCOPED = frozenset(
         PositionsReported,
         BalanceReported,
         FillsReported,
+        FundingReported,
     }
 )
 
@@ -216,10 +228,15 @@ def dispatch(tx: Tx[Any], event: Event) -> None:
         case FlattenRequested():
             _risk.flatten(tx)
         case FundingRateUpdated():
+            _funding.on_rate(tx, event)
             _intents.tell_strategy(tx, "on_event", event)
             _requests.answer_refreshes(tx, event.venue, RefreshKind.FUNDING, None, event.ts)
         case FundingPaid():
-            _ledger.on_funding_paid(tx, event)
+            _funding.on_paid(tx, event)
+        case FundingReported():
+            flight = tx.resolve(event.command_id)
+            _risk.ok(tx)
+            _funding.on_report(tx, event, flight)
         case OrderAccepted():
             _orders.on_accepted(tx, event)
         case OrderRejected():
@@ -288,11 +305,16 @@ def command_failed(
         reason, not_applied = event.reason, event.not_applied
     else:
         reason, not_applied = "timed out", False
-    if count:
+    refused_funding = flight is not None and flight.kind == _funding.KIND and not_applied
+    if count and not refused_funding:
+        # A venue refusing a funding request keeps no funding history: a capability, not an
+        # error streak (see gridcore.kernel._funding).
         _risk.error(tx, f"command {event.command_id} {reason}")
     if flight is None:
         return  # a result for a command we no longer track (duplicate or pre-recovery)
-    if flight.kind in _requests.REQUEST_KINDS:
+    if flight.kind == _funding.KIND:
+        _funding.on_failed(tx, flight, reason, not_applied=not_applied)
+    elif flight.kind in _requests.REQUEST_KINDS:
         _sync.sync_failure(tx, flight, event.command_id, reason)
         _requests.refresh_failed(tx, event.command_id, reason)
     else:
@@ -313,6 +335,7 @@ def start(tx: Tx[Any], event: Started) -> None:
     )
     for venue in tx.config.venues:
         tx.put_venue(venue, attrs.evolve(tx.venue(venue), feed_up=True))
+        _funding.on_started(tx, venue)
         _sync.begin_sync(tx, venue)
     # The shell's timers died with the previous run: arm the strategy's again.
     for name, (fire_at, every) in tx.desk.timers.items():
@@ -329,3 +352,7 @@ def start(tx: Tx[Any], event: Started) -> None:
     # request); never send it again.
     for cid in previous:
         command_failed(tx, CommandTimedOut(ts=event.ts, command_id=cid), count=False)
+    # A funding request out when the previous run stopped kept begin_sync from asking: ask now
+    # that it is resolved (failure `lost-funding-payment`).
+    for venue in tx.config.venues:
+        _funding.ask(tx, venue)

@@ -6,7 +6,8 @@ Theory of operation
 On :class:`~gridcore.events.Started` and on every
 :class:`~gridcore.events.FeedReconnected`, a venue enters the ``SYNCING`` phase and the core
 requests, in one step: fills since the last fill it has seen (minus an overlap), open orders,
-positions and balances (failure `missed-fills-on-reconnect`). The phase ends when every one of those requests has its
+positions and balances (failure `missed-fills-on-reconnect`); beside the round, outside it, the
+funding payments since the last one seen (:mod:`gridcore.kernel._funding`). The phase ends when every one of those requests has its
 result. Nothing is dropped meanwhile (failure `sync-drops-close`): every event is applied to the order registry
 and the ledger as it arrives, and the strategy is told of every order change; only new orders
 wait for the phase to end, because they would be decided on a state still being repaired.
@@ -88,7 +89,7 @@ from gridcore.events import (
 )
 from gridcore.halts import HaltCause
 from gridcore.instruments import TimeInForce
-from gridcore.kernel import _intents, _ledger, _orders, _requests, _risk
+from gridcore.kernel import _funding, _intents, _ledger, _orders, _requests, _risk
 from gridcore.kernel._model import Inflight
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import PositionKey
@@ -112,6 +113,9 @@ def begin_sync(tx: Tx[Any], venue: str) -> None:
             last_reconcile=tx.now,
         ),
     )
+    # Funding payments lost with the stream (failure `lost-funding-payment`): asked for beside
+    # the round, never part of it (trading does not wait for a venue's funding history).
+    _funding.ask(tx, venue)
 
 
 def sync_result(tx: Tx[Any], venue: str, command_id: int | None) -> None:
@@ -340,6 +344,7 @@ def on_feed_up(tx: Tx[Any], event: FeedReconnected) -> None:
             event.venue,
             attrs.evolve(vs, feed_up=True, pending=vs.pending | {again}),
         )
+        _funding.ask(tx, event.venue)
     else:
         begin_sync(tx, event.venue)
 
@@ -382,3 +387,4 @@ def periodic_round(tx: Tx[Any], venue: str) -> None:
         _requests.request_once(tx, "fills", venue)
         _requests.request(tx, "open_orders", venue)
         _requests.request(tx, "positions", venue)
+        _funding.ask(tx, venue)

@@ -33,7 +33,9 @@ Every error prints one line ``gridcore: error: ...`` on stderr.
 ``tag``), ``fills``, ``pnl`` (``realized``, ``unrealized``, ``fees``, ``funding``, ``net``, in
 the bot's settlement currency; ``null`` for a bot settling in several, whose amounts are never
 added), ``pnl_by_currency`` (currency → the same five keys), ``halted``, ``halt_reason``,
-``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``, ``feed_up``), ``invariants`` (``ok``,
+``halt_cause`` (``null`` or a :class:`gridcore.halts.HaltCause` value), ``venues`` (``phase``,
+``feed_up``, ``funding``: ``paid``, ``recovered``, ``priced``, ``drifts``, ``drift_amount``,
+``history``), ``invariants`` (``ok``,
 ``violations``: ``invariant``, ``ts``, ``detail``), ``quarantined`` (``seq``, ``ts``, ``kind``,
 ``error``). Decimals are strings, times integer ms. Given several journals or a directory,
 ``--json`` is ``{"accounts": [...]}``: one such report per journal with its ``account`` (the
@@ -51,7 +53,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,7 @@ from gridcore.events import Event, ResumeRequested
 from gridcore.invariants import check_state
 from gridcore.ledger import Position
 from gridcore.numbers import CTX, ZERO, exact_str, format_money
-from gridcore.shells import accounts, cli_types, logs, metrics
+from gridcore.shells import accounts, cli_types, logs, metrics, simpair
 from gridcore.shells.journal import (
     Journal,
     JournalDamaged,
@@ -474,7 +476,12 @@ def _open_account(
             raise CliError(f"--faults: {exc}") from None
     store = VenueStore(vpath)
     try:
-        venue_state, notes = open_venue_state(store, config, seed=seed, faults=faults)
+        venue_state, notes = (
+            # Two venues (the funding-rate arbitrage): this is venue a; b opens with the session.
+            simpair.open_pair_venue(store, config, 0, seed=seed, faults=faults)
+            if simpair.handles(config)
+            else open_venue_state(store, config, seed=seed, faults=faults)
+        )
         state: State[Any]
         if new:
             if venue_state.touched:
@@ -541,10 +548,54 @@ def _session(
     notices = _Notices(
         verbose=args.verbose, quiet=args.quiet or (args.log_json and args.log_file is None)
     )
+    if simpair.handles(config):
+        return _pair_session(args, config, state, journal, venue_state, store, notices)
     clock = LockstepClock(SimVenue.resume_time(venue_state, state.now), speed=args.speed)
     venue = SimVenue(config=config, state=venue_state, store=store, clock=clock)
     start_events = _start_events(state, clock.now())
-    return _logged_session(args, state, journal, venue, clock, start_events, notices)
+    return _logged_session(args, state, journal, [venue], clock, start_events, notices)
+
+
+def _pair_session(
+    args: argparse.Namespace,
+    config: BotConfig,
+    state: State[Any],
+    journal: Journal,
+    venue_state: VenueState,
+    store: VenueStore,
+    notices: _Notices,
+) -> int:
+    """Paper on the two simulated venues of a funding-arbitrage configuration: venue a is
+    ``venue_state``; venue b is opened here, from its own file (:mod:`gridcore.shells.simpair`)."""
+    path_b = simpair.pair_venue_path(journal.path, config, 1)
+    if not path_b.exists() and journal.last_seq > 0:
+        raise CliError(
+            f"the simulated venue's file {path_b} is missing: venue "
+            f"{config.settings.venue_b!r}'s orders and positions live there; restore it, or "
+            f"start a new journal"
+        )
+    store_b = VenueStore(path_b)
+    try:
+        state_b, notes = simpair.open_pair_venue(
+            store_b, config, 1, seed=venue_state.seed, faults=args.faults
+        )
+        if journal.last_seq == 0 and state_b.touched:
+            raise CliError(
+                f"{path_b} holds a simulated venue that was traded by another session; delete "
+                f"it (it belongs to a journal that no longer exists) or choose another --journal"
+            )
+    except BaseException:
+        store_b.close()
+        raise
+    for note in notes:
+        print(f"gridcore: {note}", file=sys.stderr)
+    start = max(SimVenue.resume_time(s, state.now) for s in (venue_state, state_b))
+    clock = LockstepClock(start, speed=args.speed)
+    venues, market = simpair.pair_venues(config, [(venue_state, store), (state_b, store_b)], clock)
+    start_events = _start_events(state, clock.now())
+    return _logged_session(
+        args, state, journal, venues, clock, start_events, notices, market=market
+    )
 
 
 def _start_events(state: State[Any], now: int) -> list[Event]:
@@ -560,10 +611,12 @@ def _logged_session(
     args: argparse.Namespace,
     state: State[Any],
     journal: Journal,
-    venue: SimVenue,
+    venues: Sequence[SimVenue],
     clock: LockstepClock,
     start_events: list[Event],
     notices: _Notices,
+    *,
+    market: SharedMarket | None = None,
 ) -> int:
     log = logging.getLogger("gridcore.run")
     log.info(
@@ -588,7 +641,7 @@ def _logged_session(
     runtime = Runtime(
         state=state,
         journal=journal,
-        venues=[venue],
+        venues=venues,
         clock=clock,
         options=RuntimeOptions(
             cancel_on_exit=args.cancel_on_exit, snapshot_every=args.snapshot_every
@@ -609,6 +662,9 @@ def _logged_session(
         async with anyio.create_task_group() as tg:
             if live:
                 tg.start_soon(_status_loop, runtime, notices)
+            if market is not None:
+                clock.hold()  # counted as work until it sleeps on the clock
+                tg.start_soon(_market_task, market, venues, clock)
             try:
                 await runtime.run(duration_ms=duration_ms)
                 finished = True
@@ -626,7 +682,8 @@ def _logged_session(
         runtime.shutdown_signals.install()
         interrupted = True
     finally:
-        venue.close()
+        for venue in venues:
+            venue.close()
     # A signal in the instant after the runtime handed the signals back came after the run had
     # ended with its final snapshot: it is reported like any stop cut short, below.
     late = interrupted and finished
@@ -668,6 +725,16 @@ def _logged_session(
         )
         return 130
     return 0
+
+
+async def _market_task(
+    market: SharedMarket, venues: Sequence[SimVenue], clock: LockstepClock
+) -> None:
+    """The market of several venues of one bot (:mod:`gridcore.shells.simpair`)."""
+    try:
+        await market.run(venues)
+    finally:
+        clock.release()
 
 
 # --- several accounts -----------------------------------------------------------------------
@@ -1112,7 +1179,7 @@ def _inspect(journal: Journal) -> tuple[dict[str, Any], State[Any]]:
         "halt_reason": state.risk.halt_reason,
         "halt_cause": None if state.risk.halt_cause is None else state.risk.halt_cause.value,
         "venues": {
-            name: {"phase": vs.phase.value, "feed_up": vs.feed_up}
+            name: {"phase": vs.phase.value, "feed_up": vs.feed_up, "funding": _funding_figures(vs)}
             for name, vs in state.venues.items()
         },
         "invariants": {
@@ -1151,6 +1218,19 @@ def _inspect_one(path: Path | str) -> tuple[dict[str, Any], State[Any]]:
     with Journal.open(path, readonly=True) as journal:
         import_strategy(journal.meta().get("config"), source=f"{path} (recorded config)")
         return _inspect(journal)
+
+
+def _funding_figures(vs: Any) -> dict[str, Any]:
+    """A venue's funding reconciliation (:class:`gridcore.sync.FundingStatus`) for ``inspect``."""
+    f = vs.funding
+    return {
+        "paid": f.paid,
+        "recovered": f.recovered,
+        "priced": f.checked_payments,
+        "drifts": f.drifts,
+        "drift_amount": exact_str(f.drift_amount),
+        "history": "unsupported" if f.unsupported else "asked",
+    }
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ from gridcore.commands import (
     PlaceOrder,
     RequestBalances,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
@@ -61,6 +62,7 @@ from gridcore.events import (
     FeedReconnected,
     Fill,
     FillsReported,
+    FundingReported,
     MessageMalformed,
     OpenOrdersReported,
     OrderAccepted,
@@ -472,6 +474,31 @@ class AdapterConformance:
             status = (await h.execute(expected[4][0])).events or ()
             (reported,) = [e for e in status if isinstance(e, OrderStatusReported)]
             assert reported.cloid == place.cloid
+
+    @pytest.mark.anyio
+    async def test_a_funding_request_is_answered_or_refused_as_not_applied(
+        self, venue: VenueUnderTest
+    ) -> None:
+        """``RequestFunding``: the venue's funding history since ``since`` (payments of this
+        venue only), or, for a venue without one, ``VenueError(not_applied=True)`` (the core
+        then stops asking it); never an exception outside the contract."""
+        new = self._ids()
+        async with self.running(venue) as h:
+            quote = await h.quote()
+            name = h.adapter.name
+            since = quote.ts - 60_000
+            request = RequestFunding(command_id=new(), venue=name, since=since)
+            answer = await h.execute(request)
+            if answer.raised is not None:
+                assert isinstance(answer.raised, VenueError) and answer.raised.not_applied, (
+                    f"a venue without funding history refuses RequestFunding with "
+                    f"VenueError(not_applied=True), got {answer.raised!r}"
+                )
+                return
+            result = answer.result(request.command_id)
+            assert isinstance(result, FundingReported), result
+            assert (result.venue, result.since) == (name, since)
+            assert all(p.venue == name and p.ts >= since for p in result.payments), result
 
     @pytest.mark.anyio
     async def test_not_applied_only_when_the_venue_did_not_act(self, venue: VenueUnderTest) -> None:

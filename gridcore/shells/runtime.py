@@ -99,6 +99,7 @@ from gridcore.commands import (
     RequestBalances,
     RequestCommand,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
@@ -1055,6 +1056,7 @@ class Runtime:
                 | RequestOpenOrders()
                 | RequestFills()
                 | RequestOrderStatus()
+                | RequestFunding()
             ):
                 self._submit(command)
             case _:

@@ -111,7 +111,13 @@ class VenueAdapter(Protocol):
       command's ``command_id`` (a place's answer echoes its ``cloid``; a cancel of an order the
       venue does not know is answered with ``CancelRejected``, not raised; a request is
       answered with its report: ``OpenOrdersReported``, ``PositionsReported``,
-      ``BalanceReported``, ``FillsReported``, ``OrderStatusReported``). It may also return
+      ``BalanceReported``, ``FillsReported``, ``OrderStatusReported``, and for
+      ``RequestFunding`` ``FundingReported``: the payments of the venue's funding-history
+      endpoint since ``since``, each a ``FundingPaid`` with the same ``payment_id`` the stream
+      gives it, so that the core books each once). An adapter whose venue keeps no funding
+      history (or that does not implement it yet) raises ``VenueError(not_applied=True)`` for
+      ``RequestFunding``, which is the default of an adapter that does not know the command:
+      the core then stops asking it for the session and never halts for it. It may also return
       stream-like events (fills) without a ``command_id``. It raises only :class:`VenueError`
       or :class:`TransportError`; silence is left to the runtime's timeout.
     * ``quiesce()``: stop market data (shutdown) while answers and order updates still flow.

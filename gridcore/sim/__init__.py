@@ -68,6 +68,10 @@ def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[Any]:
     by default; the registry's factory builds it, see :mod:`gridcore.registry`); ``nonce`` is
     the session nonce that keeps its cloids apart from other sessions' (see
     :func:`gridcore.core.cloid_prefix`)."""
+    from gridcore.sim import funding  # two venues: the funding-rate arbitrage
+
+    if funding.handles(config):
+        return funding.make_bot(config, epoch=epoch, nonce=nonce)
     return initial_state(
         config.make_core_config(), config.make_strategy(), epoch=epoch, nonce=nonce
     )

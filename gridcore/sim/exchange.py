@@ -38,6 +38,7 @@ from gridcore.commands import (
     PlaceOrder,
     RequestBalances,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
@@ -50,6 +51,7 @@ from gridcore.events import (
     FillsReported,
     FundingPaid,
     FundingRateUpdated,
+    FundingReported,
     ModifyRejected,
     OpenOrder,
     OpenOrdersReported,
@@ -165,6 +167,13 @@ class SimExchange:
         self._fill = 0
         self._funding = 0
 
+    @property
+    def funding_history(self) -> list[FundingPaid]:
+        """Every funding payment booked, oldest first (a model saved before it kept them
+        starts with an empty history)."""
+        history: list[FundingPaid] = self.__dict__.setdefault("_funding_history", [])
+        return history
+
     def copy(self) -> SimExchange:
         """An independent copy (orders and positions are not shared)."""
         return copy.deepcopy(self)
@@ -260,16 +269,16 @@ class SimExchange:
                 )
                 self.cash = CTX.add(self.cash, amount)
                 self.funding_paid = CTX.add(self.funding_paid, amount)
-                events.append(
-                    FundingPaid(
-                        ts=ts,
-                        venue=self.config.venue,
-                        symbol=symbol,
-                        position_side=side,
-                        amount=amount,
-                        payment_id=f"{self._funding}:{symbol}:{side.value}",
-                    )
+                payment = FundingPaid(
+                    ts=ts,
+                    venue=self.config.venue,
+                    symbol=symbol,
+                    position_side=side,
+                    amount=amount,
+                    payment_id=f"{self._funding}:{symbol}:{side.value}",
                 )
+                self.funding_history.append(payment)
+                events.append(payment)
             self.next_funding_ts += interval
 
     def _fill_order(
@@ -456,6 +465,22 @@ class SimExchange:
                         venue=venue,
                         since=command.since,
                         fills=tuple(self._fills_since(command.since)),
+                        command_id=command.command_id,
+                    )
+                )
+            case RequestFunding():
+                # The venue's funding-history endpoint: every payment booked since `since`.
+                events.append(
+                    FundingReported(
+                        ts=now,
+                        venue=venue,
+                        since=command.since,
+                        payments=tuple(
+                            p
+                            for p in self.funding_history
+                            if p.ts >= command.since
+                            and (command.symbol is None or p.symbol == command.symbol)
+                        ),
                         command_id=command.command_id,
                     )
                 )

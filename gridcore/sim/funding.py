@@ -28,7 +28,7 @@ import attrs
 
 from gridcore.commands import Command, PlaceOrder
 from gridcore.config import BotConfig
-from gridcore.core import initial_state
+from gridcore.core import State, initial_state
 from gridcore.events import (
     Event,
     FundingRateUpdated,
@@ -51,6 +51,7 @@ __all__ = [
     "VenueFaults",
     "funding_backtest",
     "handles",
+    "make_bot",
     "parse_rates_csv",
     "synthetic_rates",
 ]
@@ -269,6 +270,14 @@ class FundingVenue(SimExchange):
         ]
 
 
+def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[Any]:
+    """A fresh ``funding_arb`` bot: the kernel trades venue a's and venue b's instruments."""
+    core = attrs.evolve(
+        config.make_core_config(), instruments=(config.make_instrument(), second_instrument(config))
+    )
+    return initial_state(core, config.make_strategy(), epoch=epoch, nonce=nonce)
+
+
 def second_instrument(config: BotConfig) -> Instrument:
     """Venue b's instrument, from the ``[funding_arb]`` table."""
     s = config.settings
@@ -409,10 +418,7 @@ def funding_backtest(
             faults=venue_faults,
         )
     if state is None:
-        core = attrs.evolve(
-            config.make_core_config(), instruments=(config.make_instrument(), other)
-        )
-        state = initial_state(core, config.make_strategy(), epoch=start_ts)
+        state = make_bot(config, epoch=start_ts)
     progress: Callable[[int], None] | None = options.pop("progress", None)
     return run_backtest(
         state,

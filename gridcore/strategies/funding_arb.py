@@ -1413,9 +1413,29 @@ class FundingArb:
             ("naked exposure", f"max {s.naked_max_ms} ms, total {s.naked_total_ms} ms"),
             (f"funding {self.config.venue}", _money(s.funding_a)),
             (f"funding {self.config.venue_b}", _money(s.funding_b)),
+            *_funding_checks(view, (self.config.venue, self.config.venue_b)),
             ("fees", _money(fees)),
             ("net PnL", _money(view.net_pnl())),
         ]
+
+
+def _funding_checks(view: State[Any], venues: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Per venue: payments booked, recovered from the venue's funding history, and off the
+    expected amount (rate × position × mark) with their sum (failure `funding-drift`)."""
+    rows = []
+    for venue in venues:
+        status = view.venues.get(venue)
+        if status is None:
+            continue
+        f = status.funding
+        rows.append(
+            (
+                f"funding checks {venue}",
+                f"{f.paid} paid, {f.recovered} recovered, {f.checked_payments} priced, "
+                f"{f.drifts} off expected ({_money(f.drift_amount)})",
+            )
+        )
+    return rows
 
 
 def _money(value: Decimal) -> str:

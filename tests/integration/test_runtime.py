@@ -21,6 +21,7 @@ from gridcore.commands import (
     Command,
     RequestBalances,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestPositions,
     StartTimer,
@@ -252,6 +253,8 @@ class _Scripted:
                 await self.sink.clock.park()  # silence
             case RequestFills():
                 return []  # an answer that does not mention the command
+            case RequestFunding():
+                raise VenueError("no funding history", not_applied=True)
         raise AssertionError(f"unexpected {command!r}")
 
 

@@ -21,7 +21,15 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from gridcore import Event, Fill, MessageMalformed, OpenOrder, PositionReport, QuoteTicked
+from gridcore import (
+    Event,
+    Fill,
+    FundingPaid,
+    MessageMalformed,
+    OpenOrder,
+    PositionReport,
+    QuoteTicked,
+)
 from gridcore.core import MAINTENANCE_TIMER
 from gridcore.errors import InvalidEvent
 from gridcore.events import FIELD_RULES, MAX_MAGNITUDE, MIN_POSITIVE, TS_MAX, TS_MIN
@@ -176,6 +184,8 @@ def hostile_events(
             value = st.lists(build(OpenOrder), max_size=3).map(tuple)
         elif name == "positions":
             value = st.lists(build(PositionReport), max_size=3).map(tuple)
+        elif name == "payments":
+            value = st.lists(build(FundingPaid, as_part=True), max_size=3).map(tuple)
         elif name == "command_id":
             value = command_ids
         elif name == "timer_id":
@@ -192,12 +202,12 @@ def hostile_events(
             value = st.one_of(st.none(), value)
         return value
 
-    def build(cls: type[Any]) -> st.SearchStrategy[Any]:
+    def build(cls: type[Any], *, as_part: bool = False) -> st.SearchStrategy[Any]:
         hints = typing.get_type_hints(cls)
         fields = {
             f.name: value_for(cls, f.name, hints[f.name]) for f in attrs.fields(cls) if f.init
         }
-        if cls in (Fill, OpenOrder, PositionReport):
+        if as_part or cls in (Fill, OpenOrder, PositionReport):
             # A part of an event: an invalid part makes the whole message malformed.
             def part(kw: dict[str, Any]) -> Any:
                 try:

@@ -33,7 +33,7 @@ from gridcore.sim import PROFILES, FaultCounts, Trace, backtest, profile
 from gridcore.sim.faults import Fate, FaultInjector, FaultPlan
 
 TICKS = 30_000
-SEED = 1
+SEED = 2  # a draw under which every profile injects each fault kind it enables at least once
 
 # Which counters each rate of a plan feeds.
 _KINDS_OF_RATE = {

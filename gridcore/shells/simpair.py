@@ -1,0 +1,205 @@
+"""Paper trading on two simulated venues: the funding-rate arbitrage through ``gridcore run``.
+
+Theory of operation
+-------------------
+A ``funding_arb`` configuration names two venues: venue a (``[venue]``/``[instrument]``) and
+venue b (``[funding_arb] venue_b``, ``symbol_b`` and b's filters and fees). ``gridcore run``
+without ``--live`` runs the bot against two simulated venues in one process, on one
+:class:`~gridcore.shells.runtime.LockstepClock` and one :class:`~gridcore.shells.runtime.Runtime`:
+
+* **Venues.** Each venue is a :class:`~gridcore.shells.simvenue.SimVenue` over a
+  :class:`gridcore.sim.funding.FundingVenue` (the backtest's two venues: each pays its own
+  seeded funding-rate path at its own interval and publishes the coming rate), with its own
+  fault injector (seeded apart, so the two venues fail independently) and its own file next to
+  the journal: venue a in ``JOURNAL.venue`` (as for one venue), venue b in
+  ``JOURNAL.<venue_b>.venue``. Each file is written before its venue answers, so a killed bot
+  restarts against both venues as they were: positions open on both legs stay open, and the
+  kernel reconciles each venue on ``Started`` (fills, open orders, positions, balances and
+  funding payments since the last seen).
+* **Routing.** The runtime routes each command to the adapter named by the command's venue,
+  with one concurrency limiter and one FIFO queue per venue, and runs one feed per venue: a
+  slow or failing venue never holds the other back.
+* **Market.** One :class:`PairMarket` walks the seeded market of ``[market]`` and hands each
+  tick to venue a as is and to venue b on b's instrument (b's symbol, its prices rounded to b's
+  tick outward), at the same time: the two venues quote the same perpetual.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from gridcore.config import BotConfig
+from gridcore.events import QuoteTicked
+from gridcore.instruments import Instrument
+from gridcore.numbers import Rounding
+from gridcore.shells.runtime import K_FEED, Clock
+from gridcore.shells.simvenue import (
+    SharedMarket,
+    SimVenue,
+    VenueState,
+    VenueStore,
+    VenueStoreError,
+    venue_path,
+)
+from gridcore.sim import make_path, profile
+from gridcore.sim.faults import FaultInjector
+from gridcore.sim.funding import FundingVenue, handles, second_instrument, venues
+
+__all__ = [
+    "PairMarket",
+    "handles",
+    "open_pair_venue",
+    "pair_fingerprint",
+    "pair_venue_path",
+    "pair_venues",
+]
+
+#: Venue b's delayed-message keys start here, so that the two venues' deliveries due at the
+#: same simulated time never share a clock key (each venue numbers its own from 0).
+_B_DELIVERIES = 1 << 48
+
+
+def pair_venue_path(journal: str | os.PathLike[str], config: BotConfig, which: int) -> Path:
+    """The file of venue ``which`` (0: venue a, 1: venue b) of the journal at ``journal``."""
+    if which == 0:
+        return venue_path(journal)
+    return Path(f"{os.fspath(journal)}.{config.settings.venue_b}.venue")
+
+
+def pair_fingerprint(config: BotConfig, which: int) -> str:
+    """What must not change between runs against one venue file of the pair."""
+    return repr(
+        ("funding_arb", which, config.venue, config.instrument, config.market, config.settings)
+    )
+
+
+def _fresh(config: BotConfig, which: int, seed: int) -> FundingVenue:
+    m = config.market
+    s = config.settings
+    pair = venues(
+        config,
+        start_ts=m.start_ts,
+        intervals=m.ticks * m.interval_ms // s.funding_interval_ms + 2,
+        seed=seed,
+    )
+    return pair[which]
+
+
+def open_pair_venue(
+    store: VenueStore, config: BotConfig, which: int, *, seed: int | None, faults: str | None
+) -> tuple[VenueState, list[str]]:
+    """The saved venue ``which`` of the pair (or a fresh one), with notes on what changed; the
+    rules of :func:`gridcore.shells.simvenue.open_venue_state`, on the funding venues."""
+    notes: list[str] = []
+    name = config.venue.name if which == 0 else config.settings.venue_b
+    saved = store.load()
+    if saved is None:
+        use_seed = config.market.seed if seed is None else seed
+        plan = profile(faults or "none")
+        state = VenueState(
+            exchange=_fresh(config, which, use_seed),
+            # Seeded apart: the two venues' faults are independent draws.
+            injector=FaultInjector(plan, use_seed * 2 + which),
+            seed=use_seed,
+            faults=plan.name,
+            fingerprint=pair_fingerprint(config, which),
+            now=config.market.start_ts,
+        )
+        store.save(state)
+        return state, notes
+    if saved.fingerprint != pair_fingerprint(config, which):
+        raise VenueStoreError(
+            f"{store.path}: simulated venue {name!r} was created with another configuration; "
+            f"resume with the journal's configuration"
+        )
+    if seed is not None and seed != saved.seed:
+        raise VenueStoreError(
+            f"{store.path}: simulated venue {name!r} runs seed {saved.seed}, not {seed}; omit "
+            f"--seed to resume it"
+        )
+    if faults is not None and faults != saved.faults:
+        plan = profile(faults)
+        saved.injector.plan = plan
+        saved.injector.enabled = plan.active
+        notes.append(f"venue {name}: fault profile {saved.faults} -> {plan.name}")
+        saved.faults = plan.name
+        store.save(saved)
+    return saved, notes
+
+
+def pair_venues(
+    config: BotConfig,
+    states: Sequence[tuple[VenueState, VenueStore]],
+    clock: Clock,
+) -> tuple[list[SimVenue], PairMarket]:
+    """The two venues' adapters on ``clock``, following one :class:`PairMarket`."""
+    a_state, _ = states[0]
+    market = PairMarket(config=config, seed=a_state.seed, clock=clock)
+    out = []
+    for which, (state, store) in enumerate(states):
+        venue = SimVenue(config=config, state=state, store=store, clock=clock, market=market)
+        if which == 1:
+            # The adapter is named by its venue (commands are routed by it); its config is the
+            # bot's, whose [venue] is venue a.
+            venue.name = config.settings.venue_b
+            venue._deliveries = _B_DELIVERIES
+        out.append(venue)
+    market.instruments = {
+        out[0].name: config.make_instrument(),
+        out[1].name: second_instrument(config),
+    }
+    return out, market
+
+
+class PairMarket(SharedMarket):
+    """One seeded market quoted by the two venues of a pair: each tick goes to venue a as is
+    and to venue b on b's instrument, at the same time (see the module docstring)."""
+
+    def __init__(self, *, config: BotConfig, seed: int, clock: Clock) -> None:
+        super().__init__(config=config, seed=seed, clock=clock)
+        self.instruments: dict[str, Instrument] = {}
+
+    def _quote(self, venue: SimVenue, tick: QuoteTicked) -> QuoteTicked:
+        inst = self.instruments.get(venue.name)
+        if inst is None or (inst.venue, inst.symbol) == (tick.venue, tick.symbol):
+            return tick
+        return QuoteTicked(
+            ts=tick.ts,
+            venue=inst.venue,
+            symbol=inst.symbol,
+            bid=inst.round_price(tick.bid, Rounding.DOWN),
+            ask=inst.round_price(tick.ask, Rounding.UP),
+        )
+
+    async def run(self, venues: Sequence[SimVenue]) -> None:
+        """As :meth:`SharedMarket.run`, each venue getting the tick on its own instrument."""
+        clock = self._clock
+        start = self._start_index(venues)
+        path = make_path(self.config, seed=self.seed)
+        self._expected = {id(v) for v in venues if v not in self._venues}
+        if self._expected:
+            self._all_in = anyio.Event()
+            await self._all_in.wait()
+        for index, tick in itertools.islice(enumerate(path), start, None):
+            await clock.sleep_until(tick.ts, (K_FEED, index))
+            self.ticks += 1
+            for venue in list(self._venues):
+                if not venue.following or index < venue.venue.next_index:
+                    continue
+                try:
+                    await venue._on_tick(index, self._quote(venue, tick))
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    self.unsubscribe(venue)
+                except Exception as exc:
+                    self.unsubscribe(venue)
+                    venue._fail(exc)
+        self._ended = True
+        for venue in list(self._venues):
+            if venue._sink is not None and venue.following:
+                venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
+        await clock.park()
