@@ -29,15 +29,18 @@ import attrs
 
 from gridcore.api import PendingRefresh, Refresh, Refreshed, RefreshFailed, RefreshKind
 from gridcore.commands import (
+    CancelTimer,
     Command,
     RequestBalances,
     RequestFills,
     RequestOpenOrders,
     RequestPositions,
+    StartTimer,
 )
 from gridcore.kernel import _orders, _risk, _sync
-from gridcore.kernel._model import Inflight
+from gridcore.kernel._model import MAINTENANCE_TIMER, Inflight
 from gridcore.kernel._tx import Tx
+from gridcore.sync import SyncPhase
 
 #: The requests of a reconciliation round, in the order they are sent.
 REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
@@ -114,10 +117,64 @@ def answer_refreshes(
         )
 
 
+def _round_owed(tx: Tx[Any]) -> int | None:
+    """When the next reconciliation round needs time to pass with no data: a venue that gave
+    up and may retry, or a synced venue that saw a quote or a fill since its last round;
+    ``None`` when no round is owed."""
+    period = tx.config.reconcile_ms
+    if not period:
+        return None
+    owed: int | None = None
+    for venue in tx.config.venues:
+        vs = tx.venue(venue)
+        since = vs.last_reconcile
+        if vs.phase is SyncPhase.UNSYNCED:
+            ready = vs.feed_up
+        elif vs.phase is SyncPhase.SYNCED:
+            # A quote at the round's own time counts: the round ran before it was applied.
+            ready = tx.ledger.last_fill_ts.get(venue, since) > since or any(
+                q.ts >= since for (v, _), q in tx.quotes.items() if v == venue
+            )
+        else:
+            ready = False  # reconciling: the shell answers every request, no timer needed
+        if ready and (owed is None or since + period < owed):
+            owed = since + period
+    return owed
+
+
+def schedule(tx: Tx[Any]) -> None:
+    """Arm, move or disarm the maintenance timer at the end of a step.
+
+    Time passing matters only for orders waiting for a status request (the timer fires at the
+    next due time) and for a reconciliation round owed since the last data (it fires one round
+    period after the round was due, so that while data keeps coming the round runs in a data
+    step and the timer never fires). Nothing else needs the clock: every command gets its
+    result from the shell, and freshness is asked for when a decision needs it. With nothing
+    owed the timer is disarmed, and the first tick that arrives takes the slow path to arm it.
+    """
+    due = tx.maintenance_due
+    fire: int | None
+    if tx.attention:
+        fire = due
+    else:
+        owed = _round_owed(tx)
+        fire = None if owed is None else max(due, owed) + tx.config.reconcile_ms
+    if fire != tx.maintenance_timer:
+        if fire is None:
+            tx.commands.append(CancelTimer(command_id=tx.next_id(), timer_id=MAINTENANCE_TIMER))
+        else:
+            tx.commands.append(
+                StartTimer(
+                    command_id=tx.next_id(), timer_id=MAINTENANCE_TIMER, fire_at=fire, every_ms=None
+                )
+            )
+        tx.maintenance_timer = fire
+    tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
+
+
 def maintenance(tx: Tx[Any]) -> None:
-    # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
     # No order stays unresolved without a status request (failure `leaked-cancel`).
-    """The periodic housekeeping round (see the module's rules)."""
+    """The housekeeping round (see the module's rules)."""
     for cloid in sorted(tx.attention):
         _orders.request_status(tx, tx.orders[cloid])
     half_age = tx.config.risk.max_balance_age_ms // 2
@@ -135,6 +192,27 @@ def maintenance(tx: Tx[Any]) -> None:
             key=lambda o: (o.updated_ts, o.seq),
         )
         tx.drop_orders(o.cloid for o in finished[: tx.done_orders - kept // 2])
+
+
+def await_balance(tx: Tx[Any], venue: str) -> None:
+    """An order was refused for a balance too old to trust (failure `stale-balance`): ask for a
+    fresh one and remember to tell the strategy when a report newer than the request arrives,
+    so that the decision is made again on it rather than waiting for a heartbeat."""
+    request_once(tx, "balances", venue)
+    if venue not in tx.balance_waits:
+        tx.balance_waits = {**tx.balance_waits, venue: tx.now}
+
+
+def balance_answered(tx: Tx[Any], venue: str, report_ts: int) -> bool:
+    """A balance report arrived: True (and the wait cleared) if it answers a stale refusal."""
+    asked = tx.balance_waits.get(venue)
+    if asked is None:
+        return False
+    if report_ts < asked:
+        request_once(tx, "balances", venue)  # answered a request sent before the refusal
+        return False
+    tx.balance_waits = {v: t for v, t in tx.balance_waits.items() if v != venue}
+    return True
 
 
 def refresh_failed(tx: Tx[Any], command_id: int, reason: str) -> None:
