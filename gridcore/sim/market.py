@@ -22,6 +22,7 @@ _PPM = 1_000_000
 _UNIT = 1 << 16
 _DEN = _PPM * _UNIT * 1000
 _HALF = _DEN // 2
+_CACHE_LIMIT = 4_096
 
 
 def synthetic_path(
@@ -52,6 +53,9 @@ def synthetic_path(
     tick_size = instrument.tick_size
     price = int(CTX.divide(instrument.round_price(start_price, Rounding.NEAREST), tick_size))
     vol_ppm = int(CTX.multiply(volatility, Decimal(_PPM)))
+    # Prices in ticks -> Decimal, so a walk that revisits a price builds it once; cleared when
+    # full, so that memory does not grow with the length of the path (failure
+    # `unbounded-history`).
     cache: dict[int, Decimal] = {}
     venue, symbol = instrument.venue, instrument.symbol
     ts = start_ts
@@ -60,6 +64,8 @@ def synthetic_path(
         ask_units = price + spread_ticks
         bid = cache.get(bid_units)
         if bid is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
             bid = cache[bid_units] = CTX.multiply(Decimal(bid_units), tick_size)
         ask = cache.get(ask_units)
         if ask is None:
