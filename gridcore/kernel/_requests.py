@@ -125,19 +125,25 @@ def _round_owed(tx: Tx[Any]) -> int | None:
     if not period:
         return None
     owed: int | None = None
-    for venue in tx.config.venues:
-        vs = tx.venue(venue)
+    last_fill = tx.ledger.last_fill_ts
+    for venue, vs in tx.venues.items():
         since = vs.last_reconcile
-        if vs.phase is SyncPhase.UNSYNCED:
-            ready = vs.feed_up
-        elif vs.phase is SyncPhase.SYNCED:
+        if owed is not None and since + period >= owed:
+            continue
+        phase = vs.phase
+        if phase is SyncPhase.SYNCED:
             # A quote at the round's own time counts: the round ran before it was applied.
-            ready = tx.ledger.last_fill_ts.get(venue, since) > since or any(
-                q.ts >= since for (v, _), q in tx.quotes.items() if v == venue
-            )
+            ready = last_fill.get(venue, since) > since
+            if not ready:
+                for (v, _), q in tx.quotes.items():
+                    if v == venue and q.ts >= since:
+                        ready = True
+                        break
+        elif phase is SyncPhase.UNSYNCED:
+            ready = vs.feed_up
         else:
             ready = False  # reconciling: the shell answers every request, no timer needed
-        if ready and (owed is None or since + period < owed):
+        if ready:
             owed = since + period
     return owed
 
@@ -152,6 +158,18 @@ def schedule(tx: Tx[Any]) -> None:
     result from the shell, and freshness is asked for when a decision needs it. With nothing
     owed the timer is disarmed, and the first tick that arrives takes the slow path to arm it.
     """
+    b = tx.base.books
+    if (
+        tx.quotes is tx.base.quotes
+        and tx.venues is b.venues
+        and tx.ledger is b.ledger
+        and tx.attention is b.attention
+        and tx.maintenance_due == b.maintenance_due
+        and tx.maintenance_timer == b.maintenance_timer
+        and tx.wake_at == b.wake_at
+        and b.maintenance_due
+    ):
+        return  # nothing it depends on moved since the step that scheduled it
     due = tx.maintenance_due
     fire: int | None
     if tx.attention:
