@@ -887,6 +887,8 @@ def _housekeeping_ran(record: StepRecord) -> bool:
     event = record.event
     if isinstance(event, TimerFired) and event.timer_id == MAINTENANCE_TIMER:
         return True
+    if isinstance(event, Started):
+        return False  # a (re)start schedules housekeeping, it does not run it
     before = record.before.books.maintenance_due
     return bool(before) and record.after.books.maintenance_due != before
 
