@@ -18,7 +18,9 @@ Rules
   the shell as ``strategy:<name>``; a cleared timer whose fire was on its way is never
   delivered; a periodic one is re-armed from the later of its due time and the fire. On
   ``Started`` every armed timer is started again (the shell's timers died with the previous
-  run). Any other timer (the maintenance heartbeat included) reaches ``on_timer`` as is.
+  run). Housekeeping reaches ``on_timer`` as ``gridcore:maintenance`` whenever it runs (in any
+  step, see :func:`housekeeping`); the shell's clock timer ``gridcore:clock`` reaches nobody; any
+  other timer reaches ``on_timer`` as is.
 """
 
 from __future__ import annotations
@@ -164,8 +166,9 @@ def flush_changes(tx: Tx[Any]) -> None:
 
 
 def on_timer_fired(tx: Tx[Any], event: TimerFired) -> None:
-    """A timer fired: a strategy timer, the maintenance timer (its housekeeping already ran
-    in :func:`housekeeping` if it was due), or any other (told to the strategy as is)."""
+    """A timer fired: a strategy timer, the clock timer (the step moved the clock), the
+    maintenance timer (its housekeeping ran at the start of the step), or any other (told to
+    the strategy as is)."""
     if event.timer_id.startswith(STRATEGY_TIMER_PREFIX):
         strategy_timer(tx, event.timer_id[len(STRATEGY_TIMER_PREFIX) :], event.ts)
     elif event.timer_id == CLOCK_TIMER:

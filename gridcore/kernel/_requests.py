@@ -13,11 +13,17 @@ Rules
   (:class:`~gridcore.api.Refreshed`), failed with the request
   (:class:`~gridcore.api.RefreshFailed`).
   A funding refresh waits for the next funding-rate update.
-* **Maintenance** (the periodic ``gridcore:maintenance`` timer, :func:`maintenance`): a status
+* **Maintenance** (:func:`maintenance`, run by :func:`gridcore.kernel._intents.housekeeping`
+  every ``maintenance_ms`` of data time, in the first step at or after its due time): a status
   request for every order in doubt or cancel-failed with none out (failure `leaked-cancel`), a
   balance request when the last balance is older than half of ``max_balance_age_ms``, the
   periodic reconciliation round (:func:`gridcore.kernel._sync.periodic_round`), the drawdown
   check, and pruning of terminal orders beyond ``terminal_orders_kept`` (down to half of it).
+* **The maintenance timer** (:func:`schedule`) is armed only while time with no data matters:
+  an order waiting for a status request, or a reconciliation round owed since the last data.
+  Idle time costs nothing (failure `idle-time-cost`).
+* **Stale balance** (:func:`await_balance`): an order refused for a balance too old asks for a
+  fresh one; the report newer than the refusal tells the strategy ``on_ready``.
 """
 
 from __future__ import annotations
