@@ -8,6 +8,7 @@ modules are private and may move.
 """
 
 from gridcore.kernel import (
+    CLOCK_TIMER,
     MAINTENANCE_TIMER,
     SHELL_CLOCK_EVENTS,
     Books,
@@ -28,6 +29,7 @@ from gridcore.kernel import (
 )
 
 __all__ = [
+    "CLOCK_TIMER",
     "MAINTENANCE_TIMER",
     "SHELL_CLOCK_EVENTS",
     "Books",

@@ -881,16 +881,28 @@ def rejected_cancel_requests_status(record: StepRecord) -> list[Violation]:
     ]
 
 
+def _housekeeping_ran(record: StepRecord) -> bool:
+    """Whether the kernel's housekeeping round ran in this step: on the maintenance timer, or
+    in whatever step came first at or after its due time (failure `idle-time-cost`)."""
+    event = record.event
+    if isinstance(event, TimerFired) and event.timer_id == MAINTENANCE_TIMER:
+        return True
+    if isinstance(event, Started):
+        return False  # a (re)start schedules housekeeping, it does not run it
+    before = record.before.books.maintenance_due
+    return bool(before) and record.after.books.maintenance_due != before
+
+
 def unresolved_orders_have_status_requests(record: StepRecord) -> list[Violation]:
     """No order stays unresolved past its timeout without a status request (failure `leaked-cancel`: a
     failed cancel leaves the order in the registry forever).
 
-    After every maintenance round, each order in doubt or whose cancel failed has a status
-    request out: none waits longer than one maintenance period, however often the requests
-    themselves fail.
+    After every housekeeping round, each order in doubt or whose cancel failed has a status
+    request out: none waits longer than one maintenance period (the maintenance timer is armed
+    while one waits), however often the requests themselves fail.
     """
     event = record.event
-    if not isinstance(event, TimerFired) or event.timer_id != MAINTENANCE_TIMER:
+    if not _housekeeping_ran(record):
         return []
     return [
         Violation(
@@ -914,7 +926,7 @@ def sync_requests_bounded(record: StepRecord) -> list[Violation]:
     """Sync requests stay bounded (failure `resync-loop`: a restore that retriggers itself in a loop).
 
     A reconciliation starts only on a cause (start, reconnect, unreadable message, resume, or
-    the maintenance timer retrying a venue whose last round gave up, at most once per
+    housekeeping retrying a venue whose last round gave up, at most once per
     ``reconcile_ms``), at most once per venue per step, and one step emits at most two
     reconciliations' worth of requests per venue.
     """
@@ -924,8 +936,7 @@ def sync_requests_bounded(record: StepRecord) -> list[Violation]:
         prior = record.before.venues.get(venue)
         started = vs.syncs - (0 if prior is None else prior.syncs)
         retry = (
-            isinstance(event, TimerFired)
-            and event.timer_id == MAINTENANCE_TIMER
+            _housekeeping_ran(record)
             and prior is not None
             and prior.phase is SyncPhase.UNSYNCED
             and event.ts - prior.last_reconcile >= record.after.config.reconcile_ms

@@ -49,6 +49,7 @@ the simulator or the testing harness (``tests/unit/test_layering.py``).
 
 from gridcore.kernel._ledger import fill_refusal
 from gridcore.kernel._model import (
+    CLOCK_TIMER,
     MAINTENANCE_TIMER,
     Books,
     Cancel,
@@ -67,6 +68,7 @@ from gridcore.kernel._model import (
 from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, step
 
 __all__ = [
+    "CLOCK_TIMER",
     "MAINTENANCE_TIMER",
     "SHELL_CLOCK_EVENTS",
     "Books",

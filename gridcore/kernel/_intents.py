@@ -18,7 +18,9 @@ Rules
   the shell as ``strategy:<name>``; a cleared timer whose fire was on its way is never
   delivered; a periodic one is re-armed from the later of its due time and the fire. On
   ``Started`` every armed timer is started again (the shell's timers died with the previous
-  run). Any other timer (the maintenance heartbeat included) reaches ``on_timer`` as is.
+  run). Housekeeping reaches ``on_timer`` as ``gridcore:maintenance`` whenever it runs (in any
+  step, see :func:`housekeeping`); the shell's clock timer ``gridcore:clock`` reaches nobody; any
+  other timer reaches ``on_timer`` as is.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from gridcore.commands import CancelTimer, StartTimer
 from gridcore.errors import ContractError
 from gridcore.events import Event, TimerFired
 from gridcore.kernel import _orders, _requests
-from gridcore.kernel._model import MAINTENANCE_TIMER, Cancel, Intent, Say, Submit
+from gridcore.kernel._model import CLOCK_TIMER, MAINTENANCE_TIMER, Cancel, Intent, Say, Submit
 from gridcore.kernel._tx import Tx
 
 #: How many rounds of "strategy reacts to what its own intents caused" one step allows before
@@ -164,10 +166,28 @@ def flush_changes(tx: Tx[Any]) -> None:
 
 
 def on_timer_fired(tx: Tx[Any], event: TimerFired) -> None:
-    """A timer fired: a strategy timer, or any other (maintenance runs first)."""
+    """A timer fired: a strategy timer, the clock timer (the step moved the clock), the
+    maintenance timer (its housekeeping ran at the start of the step), or any other (told to
+    the strategy as is)."""
     if event.timer_id.startswith(STRATEGY_TIMER_PREFIX):
         strategy_timer(tx, event.timer_id[len(STRATEGY_TIMER_PREFIX) :], event.ts)
+    elif event.timer_id == CLOCK_TIMER:
+        pass  # the shell's clock moved: the step moved the core's clock, nothing else to do
+    elif event.timer_id == MAINTENANCE_TIMER:
+        if tx.maintenance_timer is not None and event.ts >= tx.maintenance_timer:
+            tx.maintenance_timer = None  # fired: one-shot (re-armed by schedule if needed)
     else:
-        if event.timer_id == MAINTENANCE_TIMER:
-            _requests.maintenance(tx)
         tell_strategy(tx, "on_timer", event.timer_id)
+
+
+def housekeeping(tx: Tx[Any]) -> None:
+    """Housekeeping is due (``tx.now >= maintenance_due``): run it before the step's event,
+    tell the strategy (its ``on_timer`` heartbeat under :data:`MAINTENANCE_TIMER`) and set the
+    next due time on the same ``maintenance_ms`` grid, however long the gap was. It runs in
+    whatever step comes first at or after the due time, a tick included, so that time with no
+    data costs nothing (failure `idle-time-cost`)."""
+    m = tx.config.maintenance_ms
+    due = tx.maintenance_due
+    tx.maintenance_due = due + m * ((tx.now - due) // m + 1)
+    _requests.maintenance(tx)
+    tell_strategy(tx, "on_timer", MAINTENANCE_TIMER)

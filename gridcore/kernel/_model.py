@@ -26,6 +26,11 @@ from gridcore.risk import RiskConfig, RiskState
 from gridcore.sync import SyncPhase, VenueStatus
 
 MAINTENANCE_TIMER = "gridcore:maintenance"
+#: A timer the core never arms: a shell fires it when its own clock has moved on with nothing to
+#: deliver, before a venue message stamped further ahead of the core's clock than
+#: ``max_clock_lead_ms``, so that a gap in the data moves the clock (and runs the housekeeping
+#: that fell due) instead of making that message look ahead of it (failure `idle-time-cost`).
+CLOCK_TIMER = "gridcore:clock"
 
 
 # --- intents: what a strategy may ask of the kernel ----------------------------------------
@@ -249,6 +254,18 @@ class Books:
     )
     desk: Desk = Desk()
     """The strategy's timers and outstanding refreshes (:mod:`gridcore.api`)."""
+    maintenance_due: int = 0
+    """When housekeeping runs next (:func:`gridcore.kernel._requests.housekeeping`): in the
+    first step at or after it, whatever its event (a tick included)."""
+    maintenance_timer: int | None = None
+    """When the maintenance timer is armed to fire (``None``: disarmed). It is armed only while
+    something needs time to pass with no data arriving (failure `idle-time-cost`)."""
+    balance_waits: Mapping[str, int] = attrs.field(factory=dict)
+    """Venues whose balance was too old for an order, with when a fresh one was asked for: the
+    report that answers it tells the strategy ``on_ready`` (trading can resume)."""
+    wake_at: int = 0
+    """The first tick at or after this time leaves the hot path: ``maintenance_due``, or 0 while
+    the timer is disarmed and a tick would make a reconciliation round owed."""
     """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
     the accepted quote they were refused against (a quote accepted since breaks the row; see
     :mod:`gridcore.plausibility`)."""

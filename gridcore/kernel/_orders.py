@@ -182,7 +182,7 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
         if isinstance(verdict, Refusal):
             refused(verdict.code, verdict.message)
             if verdict.code == "stale_balance":
-                _requests.request_once(tx, "balances", order.venue)
+                _requests.await_balance(tx, order.venue)
             return
         extra = verdict
         _risk.reserve(tx, order.venue, extra)
@@ -276,7 +276,7 @@ def submit(tx: Tx[Any], intent: Submit) -> str | None:
         if intent.ref is not None:
             submit_refused(tx, intent, verdict.code, verdict.message)
         if verdict.code == "stale_balance":
-            _requests.request_once(tx, "balances", intent.venue)
+            _requests.await_balance(tx, intent.venue)
         return None
     cid = tx.next_id()
     cloid = f"0x{cloid_prefix(tx.base.epoch, tx.base.nonce):016x}{cid:016x}"

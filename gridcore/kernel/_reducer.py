@@ -7,10 +7,14 @@ Each event is applied by the rules of one module, in the order :func:`dispatch` 
 event                                   rules
 ======================================  =======================================================
 ``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`
-``Started``                             :func:`start`: maintenance timer, every venue
+``Started``                             :func:`start`: housekeeping scheduled, every venue
                                         reconciles, timers re-armed, in-flight commands
                                         resolved like timeouts (never re-sent)
-``TimerFired``                          :mod:`._intents` (maintenance: :mod:`._requests`)
+``TimerFired``                          :mod:`._intents`
+any event at or after the due time      housekeeping first (:func:`._intents.housekeeping`,
+                                        :mod:`._requests`), then the event; the maintenance
+                                        timer is armed only while time with no data matters
+                                        (:func:`._requests.schedule`)
 feed, malformed, reports                :mod:`._sync`
 funding rates, payments, reports        :mod:`._funding`
 order answers                           :mod:`._orders`
@@ -109,9 +113,18 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     """
     if type(event) is QuoteTicked:
         if event.ts - state.now <= state.config.clock_lead_ms:
-            return _tick(state, event)
+            if event.ts < state.books.wake_at:
+                return _tick(state, event)
+            tx = Tx(state, event.ts)
+            _housekeeping_if_due(tx)
+            dispatch(tx, event)
+            return _finish(tx)
     elif type(event) in SHELL_CLOCK_EVENTS or event.ts - state.now <= state.config.clock_lead_ms:
         tx = Tx(state, event.ts)
+        if type(event) is TimerFired and event.timer_id == MAINTENANCE_TIMER:
+            _intents.housekeeping(tx)  # the shell fires it only when housekeeping is wanted
+        elif type(event) is not Started:
+            _housekeeping_if_due(tx)
         dispatch(tx, event)
         return _finish(tx)
     # A venue says it is far later than the core's clock: apply what it says as of the clock,
@@ -125,8 +138,16 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
         f"clock {state.now}; applied as of the clock",
     )
     restamped: Any = attrs.evolve(event, ts=state.now)
+    _housekeeping_if_due(tx)
     dispatch(tx, restamped)
     return _finish(tx)
+
+
+def _housekeeping_if_due(tx: Tx[Any]) -> None:
+    """Housekeeping runs in the first step at or after its due time, before the event (as a
+    timer due then would have fired before it); never before ``Started`` set the first one."""
+    if tx.maintenance_due and tx.now >= tx.maintenance_due:
+        _intents.housekeeping(tx)
 
 
 def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
@@ -172,6 +193,8 @@ def _finish(tx: Tx[Any]) -> tuple[State[Any], list[Command]]:
     """Tell the strategy what is left to tell, then build the new state and the commands."""
     if tx.changes or tx.stimuli:
         _intents.flush_changes(tx)  # what a strategy's own intents caused on the hot path
+    if tx.maintenance_due:
+        _requests.schedule(tx)
     return tx.finish()
 
 
@@ -281,6 +304,8 @@ def dispatch(tx: Tx[Any], event: Event) -> None:
             _requests.answer_refreshes(
                 tx, event.venue, RefreshKind.BALANCES, event.command_id, event.ts
             )
+            if _requests.balance_answered(tx, event.venue, event.ts):
+                _intents.tell_strategy(tx, "on_ready", event.venue)
         case FillsReported():
             flight = tx.resolve(event.command_id)
             _risk.ok(tx)
@@ -325,14 +350,10 @@ def start(tx: Tx[Any], event: Started) -> None:
     """The bot (re)starts: maintenance timer, every venue reconciles, timers re-armed,
     in-flight commands resolved like timeouts (never re-sent)."""
     previous = sorted(tx.inflight)
-    tx.commands.append(
-        StartTimer(
-            command_id=tx.next_id(),
-            timer_id=MAINTENANCE_TIMER,
-            fire_at=tx.now + tx.config.maintenance_ms,
-            every_ms=tx.config.maintenance_ms,
-        )
-    )
+    # Housekeeping runs every maintenance_ms of data time; the shell's timers died with the
+    # previous run, so the maintenance timer is armed again only if something needs it.
+    tx.maintenance_due = tx.now + tx.config.maintenance_ms
+    tx.maintenance_timer = None
     for venue in tx.config.venues:
         tx.put_venue(venue, attrs.evolve(tx.venue(venue), feed_up=True))
         _funding.on_started(tx, venue)

@@ -13,11 +13,17 @@ Rules
   (:class:`~gridcore.api.Refreshed`), failed with the request
   (:class:`~gridcore.api.RefreshFailed`).
   A funding refresh waits for the next funding-rate update.
-* **Maintenance** (the periodic ``gridcore:maintenance`` timer, :func:`maintenance`): a status
+* **Maintenance** (:func:`maintenance`, run by :func:`gridcore.kernel._intents.housekeeping`
+  every ``maintenance_ms`` of data time, in the first step at or after its due time): a status
   request for every order in doubt or cancel-failed with none out (failure `leaked-cancel`), a
   balance request when the last balance is older than half of ``max_balance_age_ms``, the
   periodic reconciliation round (:func:`gridcore.kernel._sync.periodic_round`), the drawdown
   check, and pruning of terminal orders beyond ``terminal_orders_kept`` (down to half of it).
+* **The maintenance timer** (:func:`schedule`) is armed only while time with no data matters:
+  an order waiting for a status request, or a reconciliation round owed since the last data.
+  Idle time costs nothing (failure `idle-time-cost`).
+* **Stale balance** (:func:`await_balance`): an order refused for a balance too old asks for a
+  fresh one; the report newer than the refusal tells the strategy ``on_ready``.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ import attrs
 
 from gridcore.api import PendingRefresh, Refresh, Refreshed, RefreshFailed, RefreshKind
 from gridcore.commands import (
+    CancelTimer,
     Command,
     RequestBalances,
     RequestFills,
     RequestOpenOrders,
     RequestPositions,
+    StartTimer,
 )
 from gridcore.kernel import _orders, _risk, _sync
-from gridcore.kernel._model import Inflight
+from gridcore.kernel._model import MAINTENANCE_TIMER, Inflight
 from gridcore.kernel._tx import Tx
+from gridcore.sync import SyncPhase
 
 #: The requests of a reconciliation round, in the order they are sent.
 REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
@@ -114,10 +123,82 @@ def answer_refreshes(
         )
 
 
+def _round_owed(tx: Tx[Any]) -> int | None:
+    """When the next reconciliation round needs time to pass with no data: a venue that gave
+    up and may retry, or a synced venue that saw a quote or a fill since its last round;
+    ``None`` when no round is owed."""
+    period = tx.config.reconcile_ms
+    if not period:
+        return None
+    owed: int | None = None
+    last_fill = tx.ledger.last_fill_ts
+    for venue, vs in tx.venues.items():
+        since = vs.last_reconcile
+        if owed is not None and since + period >= owed:
+            continue
+        phase = vs.phase
+        if phase is SyncPhase.SYNCED:
+            # A quote at the round's own time counts: the round ran before it was applied.
+            ready = last_fill.get(venue, since) > since
+            if not ready:
+                for (v, _), q in tx.quotes.items():
+                    if v == venue and q.ts >= since:
+                        ready = True
+                        break
+        elif phase is SyncPhase.UNSYNCED:
+            ready = vs.feed_up
+        else:
+            ready = False  # reconciling: the shell answers every request, no timer needed
+        if ready:
+            owed = since + period
+    return owed
+
+
+def schedule(tx: Tx[Any]) -> None:
+    """Arm, move or disarm the maintenance timer at the end of a step.
+
+    Time passing matters only for orders waiting for a status request (the timer fires at the
+    next due time) and for a reconciliation round owed since the last data (it fires one round
+    period after the round was due, so that while data keeps coming the round runs in a data
+    step and the timer never fires). Nothing else needs the clock: every command gets its
+    result from the shell, and freshness is asked for when a decision needs it. With nothing
+    owed the timer is disarmed, and the first tick that arrives takes the slow path to arm it.
+    """
+    b = tx.base.books
+    if (
+        tx.quotes is tx.base.quotes
+        and tx.venues is b.venues
+        and tx.ledger is b.ledger
+        and tx.attention is b.attention
+        and tx.maintenance_due == b.maintenance_due
+        and tx.maintenance_timer == b.maintenance_timer
+        and tx.wake_at == b.wake_at
+        and b.maintenance_due
+    ):
+        return  # nothing it depends on moved since the step that scheduled it
+    due = tx.maintenance_due
+    fire: int | None
+    if tx.attention:
+        fire = due
+    else:
+        owed = _round_owed(tx)
+        fire = None if owed is None else max(due, owed) + tx.config.reconcile_ms
+    if fire != tx.maintenance_timer:
+        if fire is None:
+            tx.commands.append(CancelTimer(command_id=tx.next_id(), timer_id=MAINTENANCE_TIMER))
+        else:
+            tx.commands.append(
+                StartTimer(
+                    command_id=tx.next_id(), timer_id=MAINTENANCE_TIMER, fire_at=fire, every_ms=None
+                )
+            )
+        tx.maintenance_timer = fire
+    tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
+
+
 def maintenance(tx: Tx[Any]) -> None:
-    # The maintenance timer is periodic (started once, on Started): nothing to re-arm.
     # No order stays unresolved without a status request (failure `leaked-cancel`).
-    """The periodic housekeeping round (see the module's rules)."""
+    """The housekeeping round (see the module's rules)."""
     for cloid in sorted(tx.attention):
         _orders.request_status(tx, tx.orders[cloid])
     half_age = tx.config.risk.max_balance_age_ms // 2
@@ -135,6 +216,27 @@ def maintenance(tx: Tx[Any]) -> None:
             key=lambda o: (o.updated_ts, o.seq),
         )
         tx.drop_orders(o.cloid for o in finished[: tx.done_orders - kept // 2])
+
+
+def await_balance(tx: Tx[Any], venue: str) -> None:
+    """An order was refused for a balance too old to trust (failure `stale-balance`): ask for a
+    fresh one and remember to tell the strategy when a report newer than the request arrives,
+    so that the decision is made again on it rather than waiting for a heartbeat."""
+    request_once(tx, "balances", venue)
+    if venue not in tx.balance_waits:
+        tx.balance_waits = {**tx.balance_waits, venue: tx.now}
+
+
+def balance_answered(tx: Tx[Any], venue: str, report_ts: int) -> bool:
+    """A balance report arrived: True (and the wait cleared) if it answers a stale refusal."""
+    asked = tx.balance_waits.get(venue)
+    if asked is None:
+        return False
+    if report_ts < asked:
+        request_once(tx, "balances", venue)  # answered a request sent before the refusal
+        return False
+    tx.balance_waits = {v: t for v, t in tx.balance_waits.items() if v != venue}
+    return True
 
 
 def refresh_failed(tx: Tx[Any], command_id: int, reason: str) -> None:

@@ -34,6 +34,7 @@ class Tx(Generic[S]):
         "_orders_copied",
         "_venues_copied",
         "attention",
+        "balance_waits",
         "base",
         "changes",
         "commands",
@@ -43,6 +44,8 @@ class Tx(Generic[S]):
         "inflight",
         "ledger",
         "live",
+        "maintenance_due",
+        "maintenance_timer",
         "now",
         "order_commands",
         "orders",
@@ -54,6 +57,7 @@ class Tx(Generic[S]):
         "suspect_quotes",
         "venue_oids",
         "venues",
+        "wake_at",
     )
 
     def __init__(self, state: State[S], ts: int) -> None:
@@ -77,6 +81,10 @@ class Tx(Generic[S]):
         self.live = books.live
         self.suspect_quotes = books.suspect_quotes
         self.desk = books.desk
+        self.maintenance_due = books.maintenance_due
+        self.maintenance_timer = books.maintenance_timer
+        self.wake_at = books.wake_at
+        self.balance_waits = books.balance_waits
         self.stimuli: list[Stimulus] = []
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
@@ -110,6 +118,10 @@ class Tx(Generic[S]):
             and self.live is b.live
             and self.suspect_quotes is b.suspect_quotes
             and self.desk is b.desk
+            and self.maintenance_due == b.maintenance_due
+            and self.maintenance_timer == b.maintenance_timer
+            and self.wake_at == b.wake_at
+            and self.balance_waits is b.balance_waits
         ):
             if (
                 self.strategy is last.strategy
@@ -132,6 +144,10 @@ class Tx(Generic[S]):
                 live=self.live,
                 suspect_quotes=self.suspect_quotes,
                 desk=self.desk,
+                maintenance_due=self.maintenance_due,
+                maintenance_timer=self.maintenance_timer,
+                wake_at=self.wake_at,
+                balance_waits=self.balance_waits,
             )
         self._last = State(
             config=self.config,

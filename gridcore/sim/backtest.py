@@ -31,7 +31,7 @@ from gridcore.commands import (
     PlaceOrder,
     StartTimer,
 )
-from gridcore.core import State, step
+from gridcore.core import CLOCK_TIMER, State, step
 from gridcore.events import (
     CommandFailed,
     CommandTimedOut,
@@ -58,6 +58,14 @@ __all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
 
 _EVENT, _COMMAND, _TIMER = 0, 1, 2
 _MAX_VIOLATIONS = 100
+_RECENT_MS = 6 * 3_600_000
+_RECENT_CAP = 8_192
+
+
+def _recent(seen: dict[Any, int], now: int) -> dict[Any, int]:
+    """``seen`` (key -> time) without what is older than ``_RECENT_MS`` before ``now``."""
+    return {k: t for k, t in seen.items() if t >= now - _RECENT_MS}
+
 
 #: A bot reducer: ``step(state, event) -> (state, commands)``.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
@@ -164,8 +172,14 @@ class _Run:
         self.warnings = 0
         self.violations: list[Violation] = []
         self.violation_count = 0
-        self.cloids: set[str] = set()
-        self.results: dict[int, int] = {}
+        # What was sent and answered, kept for a window of simulated time only (failure
+        # `unbounded-history`): a cloid sent twice or a command answered twice is caught within
+        # _RECENT_MS, far beyond any latency, delay or timeout of a run.
+        self.orders_sent = 0
+        self.cloids: dict[str, int] = {}
+        self.answered: dict[int, int] = {}
+        self.extra_results: dict[int, int] = {}
+        self.answered_cap = self.cloids_cap = _RECENT_CAP
         self.samples: list[Sample] = []
         self.max_position = ZERO
 
@@ -205,7 +219,14 @@ class _Run:
             self.recorded.append(event)
         cid = getattr(event, "command_id", None)
         if cid is not None:
-            self.results[cid] = self.results.get(cid, 0) + 1
+            answered = self.answered
+            if cid in answered:
+                self.extra_results[cid] = self.extra_results.get(cid, 1) + 1
+            else:
+                answered[cid] = event.ts
+                if len(answered) >= self.answered_cap:
+                    self.answered = _recent(answered, event.ts)
+                    self.answered_cap = max(_RECENT_CAP, 2 * len(self.answered))
         before = self.state
         self.state, commands = self.step(before, event)
         if commands:
@@ -271,7 +292,12 @@ class _Run:
                             )
                         ]
                     )
-                self.cloids.add(c.cloid)
+                else:
+                    self.orders_sent += 1
+                self.cloids[c.cloid] = now
+                if len(self.cloids) >= self.cloids_cap:
+                    self.cloids = _recent(self.cloids, now)
+                    self.cloids_cap = max(_RECENT_CAP, 2 * len(self.cloids))
         fate = self.injector.command_fate()
         if fate is Fate.REST_ERROR:
             at = now + self.latency
@@ -383,11 +409,19 @@ class _Run:
         next_sample = sample_every or -1
         next_progress = progress_every if progress is not None else -1
         state = self.state
+        lead = self.state.config.clock_lead_ms
         for tick in path:
             ts = tick.ts
             if not started:
                 started = True
                 self.deliver(Started(ts=ts))
+                state = self.state
+            elif ts - state.now > lead:
+                # A gap in the data longer than the clock may jump on a venue's word: move the
+                # core's clock first (what a live shell's clock does), then deliver what is due.
+                if heap and heap[0][0] < ts:
+                    self.drain(ts - 1)
+                self.deliver(TimerFired(ts=ts, timer_id=CLOCK_TIMER))
                 state = self.state
             if heap and heap[0][0] <= ts:
                 self.drain(ts)
@@ -505,7 +539,7 @@ def run_backtest(
                 )
             ]
         )
-    for cid, count in run.results.items():
+    for cid, count in sorted(run.extra_results.items()):
         if count > 1:
             run.violate(
                 [
@@ -523,7 +557,7 @@ def run_backtest(
     final_position = ZERO
     for pos in final.ledger.positions.values():
         final_position = CTX.add(final_position, pos.qty)
-    orders = len(run.cloids)
+    orders = run.orders_sent
     volume = ZERO
     fills = cancels = rejections = 0
     for ex in venues:

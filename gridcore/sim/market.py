@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
-from gridcore.events import QuoteTicked
+from gridcore.events import MAX_MAGNITUDE, TS_MAX, TS_MIN, QuoteTicked
 from gridcore.instruments import Instrument
 from gridcore.numbers import CTX, Rounding
 from gridcore.sim.rng import SplitMix64
@@ -22,6 +22,9 @@ _PPM = 1_000_000
 _UNIT = 1 << 16
 _DEN = _PPM * _UNIT * 1000
 _HALF = _DEN // 2
+_CACHE_LIMIT = 4_096
+_MASK = (1 << 64) - 1
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
 def synthetic_path(
@@ -48,27 +51,58 @@ def synthetic_path(
         raise ValueError(f"spread_ticks must be >= 1, got {spread_ticks}")
     if start_price <= 0:
         raise ValueError(f"start_price must be > 0, got {start_price}")
-    rng = SplitMix64(seed)
+    # SplitMix64 (gridcore.sim.rng), inlined: one call fewer per quote, same numbers.
+    z_state = SplitMix64(seed).state
     tick_size = instrument.tick_size
     price = int(CTX.divide(instrument.round_price(start_price, Rounding.NEAREST), tick_size))
     vol_ppm = int(CTX.multiply(volatility, Decimal(_PPM)))
+    # Prices in ticks -> Decimal, so a walk that revisits a price builds it once; cleared when
+    # full, so that memory does not grow with the length of the path (failure
+    # `unbounded-history`).
     cache: dict[int, Decimal] = {}
     venue, symbol = instrument.venue, instrument.symbol
     ts = start_ts
+    end_ts = start_ts + (ticks - 1) * interval_ms
+    if ticks and not (min(start_ts, end_ts) >= TS_MIN and max(start_ts, end_ts) < TS_MAX):
+        raise ValueError(
+            f"the path's timestamps ({start_ts} to {end_ts}) leave [{TS_MIN}, {TS_MAX}); "
+            f"choose another start_ts, interval_ms or number of ticks"
+        )
+    new = object.__new__
+    set_ts = QuoteTicked.ts.__set__  # type: ignore[attr-defined]
+    set_venue = QuoteTicked.venue.__set__  # type: ignore[attr-defined]
+    set_symbol = QuoteTicked.symbol.__set__  # type: ignore[attr-defined]
+    set_bid = QuoteTicked.bid.__set__  # type: ignore[attr-defined]
+    set_ask = QuoteTicked.ask.__set__  # type: ignore[attr-defined]
     for _ in range(ticks):
         bid_units = price
         ask_units = price + spread_ticks
         bid = cache.get(bid_units)
         if bid is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
             bid = cache[bid_units] = CTX.multiply(Decimal(bid_units), tick_size)
         ask = cache.get(ask_units)
         if ask is None:
             ask = cache[ask_units] = CTX.multiply(Decimal(ask_units), tick_size)
-        yield QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
+            if ask > MAX_MAGNITUDE:  # the walk ran away: let QuoteTicked say what is wrong
+                QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
+        # Valid by construction (0 < bid < ask, ts in range: the arguments were checked above),
+        # so built without the per-quote validation of QuoteTicked's __init__.
+        quote = new(QuoteTicked)
+        set_ts(quote, ts)
+        set_venue(quote, venue)
+        set_symbol(quote, symbol)
+        set_bid(quote, bid)
+        set_ask(quote, ask)
+        yield quote
         # Irwin-Hall: four 16-bit uniforms from one draw; their centered sum times sqrt(3)
         # (1732/1000) is close to a standard normal. Rounded to the nearest tick, not floored,
         # so the walk has no drift.
-        r = rng.next()
+        z_state = (z_state + _GOLDEN) & _MASK
+        r = ((z_state ^ (z_state >> 30)) * _MIX1) & _MASK
+        r = ((r ^ (r >> 27)) * _MIX2) & _MASK
+        r ^= r >> 31
         z = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48) - 2 * _UNIT
         num = price * vol_ppm * z * 1732
         price = max(1, price + (num + _HALF) // _DEN)

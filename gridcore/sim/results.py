@@ -373,6 +373,13 @@ class Recorder:
     def __call__(self, state: State[Any], event: Event) -> tuple[State[Any], list[Any]]:
         after, commands = self._reducer(state, event)
         kind = type(event)
+        due = state.books.maintenance_due
+        if due and event.ts >= due and after.books.maintenance_due != due:
+            # Housekeeping (the drawdown check) ran before this step's event, on the state
+            # as it was: note the curve there, as the kernel measured it.
+            pnl = state.net_pnl()
+            if not self.pnl or self.pnl[-1][1] != pnl:
+                self.pnl.append((event.ts, pnl))
         if kind is QuoteTicked:
             assert isinstance(event, QuoteTicked)
             if self.first_quote is None:

@@ -27,6 +27,11 @@ class SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
         return z ^ (z >> 31)
 
+    @property
+    def state(self) -> int:
+        """The internal 64-bit state (for a generator that inlines :meth:`next`)."""
+        return self._state
+
     def below(self, n: int) -> int:
         """A value in ``[0, n)`` (n > 0)."""
         return self.next() % n

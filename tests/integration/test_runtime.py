@@ -330,10 +330,7 @@ async def test_timers_fire_on_the_simulated_clock(tmp_path: Path) -> None:
     assert fired == [
         ("once", 1_500),
         ("moved", 3_000),
-        ("gridcore:maintenance", 5_000),
-        ("gridcore:maintenance", 10_000),
-        ("gridcore:maintenance", 15_000),
-    ]
+    ]  # no heartbeat: with no data and nothing owed, the maintenance timer stays disarmed
 
 
 # --- group commit --------------------------------------------------------------------------------
@@ -346,7 +343,7 @@ async def test_events_without_commands_share_transactions(tmp_path: Path) -> Non
     await _paper(path, faults="none", duration_ms=1_800_000, trace=statements.append)
     commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
     events = len(_events(path))
-    assert events > 2_000
+    assert events > 1_500  # 30 min of one-second quotes and their answers
     # Ticks and timers that produce nothing wait for the next commit (group commit): far fewer
     # transactions than events, where a commit per event would make them equal.
     assert 0 < commits < events / 5
