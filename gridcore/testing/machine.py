@@ -89,11 +89,10 @@ from gridcore.events import (
     OrderStatusReported,
     PositionsReported,
     QuoteTicked,
-    Source,
     Started,
     TimerFired,
 )
-from gridcore.instruments import Instrument
+from gridcore.instruments import Instrument, Source
 from gridcore.invariants import (
     CATALOGUE,
     Invariant,
