@@ -26,10 +26,10 @@ the machine's own; nothing happens unless a rule says so:
   every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
   carried, every message delivered after each quote): fills, partial fills and funding happen.
-  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps. In
-  half the stretches the venue's answers to requests overtake its stream, as a REST reply
-  often outruns the websocket: a cancel the venue refuses because the order has just filled
-  reaches the bot before that fill does.
+  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps. With
+  ``REORDER`` in play, in half the stretches the venue's answers to requests overtake its
+  stream, as a REST reply often outruns the websocket: a cancel the venue refuses because the
+  order has just filled reaches the bot before that fill does.
 * ``restart`` — the bot's process restarts from its journal; words in flight are lost.
 * ``settle`` — the network heals: the feed reconnects (which starts a reconciliation), every
   command and message is carried, timers run for a while; then the bot must agree with the venue
@@ -483,9 +483,10 @@ def make_state_machine(
         def trade(self, moves: list[int], answers_first: bool) -> None:
             """The market runs for ``len(moves)`` quotes while the network works: after each
             quote every command is carried and every message delivered, in order, or, when
-            ``answers_first``, with the answers to requests ahead of the stream messages
-            waiting (a refused cancel reaches the bot before the fill that made it fail)."""
-            self.answers_first = answers_first
+            ``answers_first`` (and reordering is a fault in play), with the answers to requests
+            ahead of the stream messages waiting (a refused cancel reaches the bot before the
+            fill that made it fail)."""
+            self.answers_first = answers_first and Fault.REORDER in enabled
             try:
                 for move in moves:
                     self.tick(move)
