@@ -16,15 +16,20 @@ the machine's own; nothing happens unless a rule says so:
 * fault rules, each enabled by a :class:`Fault`: a stream message lost (a lost REST answer
   becomes a timeout, as a shell reports it) or duplicated (a report, such as an order's status,
   arrives again as a copy the venue pushed); a command failing before the venue
-  sees it, or timing out after the venue did (or did not) act on it; the feed going down (stream
-  messages in flight are lost) and coming back; time passing without quotes.
+  sees it, or timing out after the venue did (or did not) act on it; the bot's next new order
+  refused by the venue or failing before it, whenever it is sent (``refuse``: a failure in the
+  middle of trading, where the bot's orders are); the feed going down (stream messages in flight
+  are lost) and coming back; time passing without quotes.
 * ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
   the venue goes through quote by quote) and funding interval are drawn; the bot starts, gets
   its first quote, and the market opens with a stretch of trading (as ``trade``), so that
   every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
   carried, every message delivered after each quote): fills, partial fills and funding happen.
-  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps.
+  Moves scale with the instrument's tick and the strategy's spacing, and some are gaps. With
+  ``REORDER`` in play, in half the stretches the venue's answers to requests overtake its
+  stream, as a REST reply often outruns the websocket: a cancel the venue refuses because the
+  order has just filled reaches the bot before that fill does.
 * ``restart`` — the bot's process restarts from its journal; words in flight are lost.
 * ``settle`` — the network heals: the feed reconnects (which starts a reconciliation), every
   command and message is carried, timers run for a while; then the bot must agree with the venue
@@ -80,13 +85,14 @@ from gridcore.events import (
     FillsReported,
     FundingPaid,
     OpenOrdersReported,
+    OrderRejected,
     OrderStatusReported,
     PositionsReported,
     QuoteTicked,
     Started,
     TimerFired,
 )
-from gridcore.instruments import Instrument
+from gridcore.instruments import Instrument, Source
 from gridcore.invariants import (
     CATALOGUE,
     Invariant,
@@ -110,7 +116,9 @@ class Fault(enum.Enum):
     DROP = "drop"  # a stream message is lost; a lost REST answer becomes a timeout
     DUPLICATE = "duplicate"  # a stream message or a report arrives twice
     REORDER = "reorder"  # waiting venue messages arrive in any order
-    REST_ERROR = "rest_error"  # a command fails before the venue sees it
+    REST_ERROR = (
+        "rest_error"  # a command fails before the venue sees it, or the venue refuses an order
+    )
     TIMEOUT = "timeout"  # a command times out, carried out by the venue or not
     DISCONNECT = "disconnect"  # the feed goes down (stream messages lost) and comes back
     STALL = "stall"  # time passes without quotes (quotes and reports grow old)
@@ -298,26 +306,34 @@ def make_state_machine(
             self.settled = False
             self.depths: list[Decimal | None] = []
             self.quotes = 0
+            self.answers_first = False
+            self.refusals: list[bool] = []
 
         @initialize(
             liquidity=st.lists(drawn_liquidity, min_size=1, max_size=3),
             funding_interval_ms=funding_interval_ms,
             opening=st.lists(moves, min_size=1, max_size=60),
+            answers_first=st.booleans(),
         )
         def start(
-            self, liquidity: list[Decimal | None], funding_interval_ms: int, opening: list[int]
+            self,
+            liquidity: list[Decimal | None],
+            funding_interval_ms: int,
+            opening: list[int],
+            answers_first: bool,
         ) -> None:
             """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
             value after the other, quote by quote: the depth changes; funding every
             ``funding_interval_ms``); the bot starts, gets its first quote, and the market
-            opens with ``len(opening)`` quotes of trading (every example trades)."""
+            opens with ``len(opening)`` quotes of trading (every example trades; as ``trade``
+            with ``answers_first``)."""
             self.exchange = build_exchange(liquidity[0], funding_interval_ms)
             if exchange is None and len(liquidity) > 1:
                 self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
             if self.pump():
-                self.trade(opening)
+                self.trade(opening, answers_first)
 
         # --- plumbing ------------------------------------------------------------------------
 
@@ -392,7 +408,42 @@ def make_state_machine(
 
         def send_one(self) -> None:
             command = self.outbox.pop(0)
-            self.route(self.exchange.handle(command, self.now))
+            if not self.refusals or not any(isinstance(c, PlaceOrder) for c in _inner(command)):
+                self.route(self.exchange.handle(command, self.now))
+                return
+            events: list[Event] = []
+            for inner in _inner(command):
+                if self.refusals and isinstance(inner, PlaceOrder):
+                    if self.refusals.pop(0):
+                        events.append(
+                            OrderRejected(
+                                ts=self.now,
+                                venue=venue,
+                                cloid=inner.cloid,
+                                reason="simulated refusal",
+                                source=Source.REST,
+                                command_id=inner.command_id,
+                            )
+                        )
+                    else:
+                        events.append(
+                            CommandFailed(
+                                ts=self.now,
+                                command_id=inner.command_id,
+                                reason="simulated REST error",
+                                not_applied=True,
+                            )
+                        )
+                else:
+                    events.extend(self.exchange.handle(inner, self.now))
+            self.route(events)
+
+        def next_message(self) -> Event:
+            if self.answers_first:
+                for i, event in enumerate(self.inbox):
+                    if _is_result(event) is not None:
+                        return self.inbox.pop(i)
+            return self.inbox.pop(0)
 
         def pump(self) -> bool:
             """Carry every command and message, in order, without letting time pass; False
@@ -401,7 +452,7 @@ def make_state_machine(
                 if self.outbox:
                     self.send_one()
                 elif self.inbox:
-                    self.deliver(self.inbox.pop(0))
+                    self.deliver(self.next_message())
                 else:
                     return True
             self.violate("bot_quiesces", "10000 messages without time passing: a message loop")
@@ -428,14 +479,21 @@ def make_state_machine(
             if self.feed_up:
                 self.deliver(quote)
 
-        @rule(moves=st.lists(moves, min_size=1, max_size=60))
-        def trade(self, moves: list[int]) -> None:
+        @rule(moves=st.lists(moves, min_size=1, max_size=60), answers_first=st.booleans())
+        def trade(self, moves: list[int], answers_first: bool) -> None:
             """The market runs for ``len(moves)`` quotes while the network works: after each
-            quote every command is carried and every message delivered, in order."""
-            for move in moves:
-                self.tick(move)
-                if not self.pump():
-                    return
+            quote every command is carried and every message delivered, in order, or, when
+            ``answers_first`` (and reordering is a fault in play), with the answers to requests
+            ahead of the stream messages waiting (a refused cancel reaches the bot before the
+            fill that made it fail)."""
+            self.answers_first = answers_first and Fault.REORDER in enabled
+            try:
+                for move in moves:
+                    self.tick(move)
+                    if not self.pump():
+                        return
+            finally:
+                self.answers_first = False
 
         @precondition(lambda self: bool(self.inbox))
         @rule(pick=st.integers(min_value=0, max_value=1_000))
@@ -572,6 +630,13 @@ def make_state_machine(
                             not_applied=True,
                         )
                     )
+
+            @precondition(lambda self: len(self.refusals) < 3)
+            @rule(rejected=st.booleans())
+            def refuse(self, rejected: bool) -> None:
+                """The bot's next new order, whenever it is sent (in the middle of a trade too),
+                is refused by the venue (``rejected``) or fails before the venue sees it."""
+                self.refusals.append(rejected)
 
         if Fault.TIMEOUT in enabled:
 

@@ -24,6 +24,7 @@ from gridcore.testing import (
     THOROUGH_PROFILE,
     InvariantViolations,
     MarketPath,
+    Reducer,
     Scenario,
     StepRecord,
     Violation,
@@ -233,6 +234,46 @@ def test_a_machine_failure_prints_a_program() -> None:
     notes = "\n".join(getattr(failure.value, "__notes__", []))
     assert "state = BotMachine()" in notes
     assert "fills_applied_once" in str(failure.value)
+
+
+def _traded(reducer: Reducer, *, moves: list[int], answers_first: bool, refuse: bool | None) -> str:
+    """Run a short machine program by hand; the violations it ends with ('' when none)."""
+    machine: Any = make_state_machine(initial_state=grid_bot(), reducer=reducer)()
+    machine.start(liquidity=[None], funding_interval_ms=10_000, opening=[0], answers_first=False)
+    if refuse is not None:
+        machine.refuse(rejected=refuse)
+    machine.trade(moves=moves, answers_first=answers_first)
+    try:
+        machine.teardown()
+    except AssertionError as failure:
+        return str(failure)
+    return ""
+
+
+def test_while_trading_a_refused_cancel_may_reach_the_bot_before_its_fill() -> None:
+    """Failure `leaked-cancel`: a gap fills the grid's orders and the bot, recentering, cancels
+    some of them; the venue refuses those cancels. When its answers overtake the stream, the
+    refusal arrives while the bot still holds the order open: a bot that shrugs it off is caught
+    in the very step. In arrival order it sees the fill first and never shows the bug."""
+    forgetful = broken.ignore_rejected_cancel
+    caught = _traded(forgetful, moves=[-300], answers_first=True, refuse=None)
+    assert "rejected_cancel_requests_status" in caught
+    assert "order is filled" in caught
+    assert _traded(forgetful, moves=[-300], answers_first=False, refuse=None) == ""
+    assert _traded(step, moves=[-300], answers_first=True, refuse=None) == ""
+
+
+@pytest.mark.parametrize("rejected", [True, False])
+def test_refuse_fails_the_bots_next_new_order_in_the_middle_of_trading(rejected: bool) -> None:
+    """Failure `unreleased-funds`: the order the bot places when its first buy fills is refused
+    by the venue (or fails before it) although the network is otherwise working; a bot that
+    keeps its reservation is caught at once, the real one is not."""
+    kept = _traded(
+        broken.keep_reservation_on_rejection, moves=[-80], answers_first=False, refuse=rejected
+    )
+    assert "reservations_match_live_orders" in kept
+    assert ("OrderRejected(" if rejected else "CommandFailed(") in kept
+    assert _traded(step, moves=[-80], answers_first=False, refuse=rejected) == ""
 
 
 def test_the_profiles_are_registered() -> None:
