@@ -12,7 +12,7 @@ the raw text, and the core steps every event without raising.
 Then a smaller number go over a real WebSocket from the fake to a running runtime: it survives
 them all and ends consistent.
 
-``GRIDCORE_FUZZ_EXAMPLES`` (default 12,000) sets the number of mutated messages; the ``fuzz``
+``GRIDCORE_VENUE_FUZZ_MESSAGES`` (default 12,000) sets the number of mutated messages; the ``fuzz``
 nox session runs many more.
 """
 
@@ -63,7 +63,7 @@ from gridcore.sim import make_bot
 
 KEY = "0x0123456789012345678901234567890123456789012345678901234567890123"  # SDK test key
 ADDRESS = address_of(KEY)
-EXAMPLES = int(os.environ.get("GRIDCORE_FUZZ_EXAMPLES", "12000"))
+EXAMPLES = int(os.environ.get("GRIDCORE_VENUE_FUZZ_MESSAGES", "12000"))
 OVER_THE_WIRE = 200
 SEED = 20_261_130
 T0 = 1_790_000_000_000

@@ -278,9 +278,9 @@ class HyperliquidFake:
     def stop(self) -> None:
         """Stop serving and join the thread."""
         if self._token is not None and self._stop is not None:
-            stop = self._stop
+            # run_sync_soon works from any thread, including one running another trio loop.
             with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(stop.set, trio_token=self._token)
+                self._token.run_sync_soon(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
