@@ -54,6 +54,7 @@ retried; trading goes on without the switch (failure `orders-outlive-the-bot`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -137,6 +138,9 @@ _HOUR_MS = 3_600_000
 MIN_DEAD_MAN_MS = 10_000
 _RETRY_DEAD_MAN_MS = 1_000
 _log = logging.getLogger("gridcore.hyperliquid")
+#: The raw text of the last HTTP answer read in this task (requests run concurrently, each in
+#: its own task), carried into the ``MessageMalformed`` of an answer that cannot be read.
+_ANSWER: contextvars.ContextVar[str] = contextvars.ContextVar("hyperliquid_answer", default="")
 
 
 def to_venue_cloid(cloid: str) -> str:
@@ -363,7 +367,6 @@ class HyperliquidAdapter:
         self._last_funding_ts = self._last_fill_ts
         self._quiet = False
         self._sleeps = 0
-        self._last_answer = ""  # the last answer's raw text, for MessageMalformed
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -469,7 +472,7 @@ class HyperliquidAdapter:
         if status >= 500:
             raise VenueError(f"{self.name}: HTTP {status}: {response.text[:200]}")
         self.limiter.succeeded()
-        self._last_answer = response.text[:200]
+        _ANSWER.set(response.text[:200])
         try:
             return response.json()
         except ValueError as exc:
@@ -529,7 +532,7 @@ class HyperliquidAdapter:
                 return out
             except (_Malformed, InvalidEvent) as exc:
                 now = self.clock.now()
-                detail = f"{exc}; answer: {self._last_answer}"
+                detail = f"{exc}; answer: {_ANSWER.get()}"
                 bad: list[Event] = [
                     MessageMalformed(ts=now, venue=self.name, detail=detail, source=Source.REST)
                 ]
@@ -1156,7 +1159,7 @@ class HyperliquidAdapter:
                 MessageMalformed(
                     ts=self.clock.now(),
                     venue=self.name,
-                    detail=f"resync: {exc}; answer: {self._last_answer}",
+                    detail=f"resync: {exc}; answer: {_ANSWER.get()}",
                     source=Source.REST,
                 )
             )
