@@ -266,11 +266,11 @@ def test_sigkill_over_the_real_wire_loses_no_fill_and_reuses_no_cloid_or_nonce(
     assert {r.signer for r in fake.received} == {ADDRESS.lower()}
     marks.append(_mark(tmp_path))
     assert max(nonces) <= marks[-1]
-    # A run issues nonces above the mark it started from, and its own mark covers them: the
-    # runs' nonces are disjoint, increasing intervals, and every run signed some.
-    assert marks == sorted(set(marks))
-    for low, high in zip([0, *marks[:-1]], marks, strict=True):
-        assert any(low < n <= high for n in nonces), f"no signed action between {low} and {high}"
+    # A run issues nonces above the mark it started from (the allocator loads it), and its own
+    # mark covers them: the runs' nonces are disjoint, increasing intervals. (A run may leave
+    # its interval empty at the venue: a request signed just before the kill never arrives.)
+    assert marks == sorted(marks)
+    assert any(n > marks[0] for n in nonces), "the restarted runs signed, and were accepted"
 
 
 def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clears_it(
