@@ -306,6 +306,7 @@ def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clear
     # A clean stop clears the switch: the orders it leaves resting stay the operator's call.
     again = _start(fake, path, config)
     _wait("the switch armed again and orders resting", again, armed_with_orders)
+    fake.freeze_market(True)  # nothing fills what rests any more
     again.send_signal(signal.SIGINT)
     _, err = again.communicate(timeout=HANG_S)
     assert again.returncode == 0, err
