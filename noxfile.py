@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``,
-``coverage``)."""
+``coverage``, ``crash``)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,29 @@ def fuzz(session: nox.Session) -> None:
             "GRIDCORE_FUZZ_EVENTS": "500",
         },
     )
+    # Mutated Hyperliquid messages through the adapter's live entry points.
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/integration/test_hyperliquid_fuzz.py",
+        *session.posargs,
+        env={"GRIDCORE_VENUE_FUZZ_MESSAGES": "300000"},
+    )
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """The live Hyperliquid CLI SIGKILLed 100 times over the real wire (the default run: 5)."""
+    session.install("-e", ".[dev]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/e2e/test_hyperliquid_crash.py",
+        *session.posargs,
+        env={"GRIDCORE_CRASH_KILLS": "100"},
+    )
 
 
 @nox.session
@@ -81,6 +104,7 @@ def bench(session: nox.Session) -> None:
     paper (``--speed max``) and replay events per second (see docs/benchmarks.md)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    session.run("python", "benchmarks/bench_hyperliquid.py")
 
 
 @nox.session

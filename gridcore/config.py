@@ -4,7 +4,8 @@ A bot configuration has these tables (every key optional, defaults in :data:`DEF
 
 * ``[venue]`` — the account: ``name``, ``starting_balance`` (quote, simulated venue only),
   ``leverage``, ``position_mode`` (``one_way`` | ``hedge``), ``liquidity`` (base units one order
-  may fill per tick, simulated venue only), ``funding_rate``, ``funding_interval_ms``.
+  may fill per tick, simulated venue only), ``funding_rate``, ``funding_interval_ms``,
+  ``dead_man_seconds`` (Hyperliquid: the venue's dead-man switch window, ``"off"`` by default).
 * ``[instrument]`` — ``symbol``, ``tick_size``, ``lot_size``, ``min_notional``, ``maker_fee``,
   ``taker_fee``, ``base``, ``quote``.
 * ``[strategy]`` — ``kind``: which registered strategy runs (:mod:`gridcore.registry`; default
@@ -85,6 +86,7 @@ class VenueSettings:
     liquidity: Decimal | None = None
     funding_rate: Decimal = Decimal("0.0001")
     funding_interval_ms: int = 8 * 3600 * 1000
+    dead_man_seconds: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.name:
@@ -92,6 +94,12 @@ class VenueSettings:
         _rule("venue.starting_balance", validators.positive, self.starting_balance)
         _rule("venue.leverage", validators.positive, self.leverage)
         _rule("venue.funding_interval_ms", validators.positive, self.funding_interval_ms)
+        if self.dead_man_seconds is not None and self.dead_man_seconds < 10:
+            raise ConfigError(
+                "venue.dead_man_seconds",
+                f"must be >= 10 (the venue wants the cancel time at least 5 s ahead, and the "
+                f'bot refreshes it well before), got {self.dead_man_seconds}; or write "off"',
+            )
         if self.liquidity is not None and self.liquidity <= 0:
             raise ConfigError(
                 "venue.liquidity",
@@ -347,6 +355,7 @@ position_mode = "one_way"    # the neutral grid keeps one net position: one_way 
 liquidity = "off"            # simulated venue: base units one order may fill per tick
 funding_rate = "0.0001"      # per interval; longs pay when positive
 funding_interval_ms = 28800000
+dead_man_seconds = "off"     # Hyperliquid: venue cancels all orders this long after the bot dies
 
 [instrument]
 symbol = "BTC-PERP"

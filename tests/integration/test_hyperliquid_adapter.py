@@ -223,3 +223,39 @@ async def test_http_failures_map_to_the_contract(
         (CommandFailed, 4),
     ]
     assert all(isinstance(e, CommandFailed) and e.not_applied for e in events)
+
+
+@pytest.mark.anyio
+async def test_the_dead_man_switch_is_armed_refreshed_refused_softly_and_cleared(
+    fake: HyperliquidFake,
+) -> None:
+    clock = WallClock()
+
+    def adapter(dead_man_ms: int | None) -> HyperliquidAdapter:
+        return HyperliquidAdapter(
+            base_url=fake.url,
+            private_key=KEY,
+            mainnet=False,
+            coins=("ETH",),
+            clock=clock,
+            nonces=NonceAllocator(signer=ADDRESS, now_ms=clock.now, path=None),
+            dead_man_ms=dead_man_ms,
+        )
+
+    with pytest.raises(ValueError, match="dead_man_ms must be >= 10000"):
+        adapter(5_000)
+    bot = adapter(60_000)
+    async with bot:
+        before = clock.now()
+        assert await bot.arm_dead_man()
+        due = fake.scheduled_cancel
+        assert due is not None and before + 60_000 <= due <= clock.now() + 60_000
+        assert await bot.arm_dead_man()  # a refresh pushes the time back
+        assert fake.scheduled_cancel is not None and fake.scheduled_cancel >= due
+        assert await bot.disarm_dead_man()
+        assert fake.scheduled_cancel is None
+        # The day's budget spent: the venue refuses, the adapter logs it and carries on.
+        fake.schedule_triggers[fake._now_ms() // 86_400_000] = 10
+        assert not await bot.arm_dead_man()
+        assert (bot.dead_man_armed, bot.dead_man_failures) == (2, 1)
+        assert fake.scheduled_cancel is None

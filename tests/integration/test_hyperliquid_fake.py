@@ -21,7 +21,12 @@ from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.types import Cloid
 
 from gridcore.numbers import Rounding
-from gridcore.shells.venues.hyperliquid.fake import BAD_BODY, HyperliquidFake
+from gridcore.shells.venues.hyperliquid.fake import (
+    BAD_BODY,
+    SCHEDULE_BUDGET_SPENT,
+    SCHEDULE_TOO_EARLY,
+    HyperliquidFake,
+)
 from gridcore.shells.venues.hyperliquid.meta import instruments_from_meta
 from gridcore.shells.venues.hyperliquid.signing import address_of, sign_l1_action
 
@@ -391,3 +396,37 @@ def test_http_paths_and_bodies_it_cannot_read(fake: HyperliquidFake) -> None:
             refused = http.post("/info", json=body)
             assert refused.status_code == 422 and refused.text == BAD_BODY
     assert len(fake.refused_bodies) == 3
+
+
+def test_the_dead_man_switch_counts_fires_not_armings_ten_a_utc_day(
+    fake: HyperliquidFake, sdk: tuple[Info, Exchange], clock: _Clock
+) -> None:
+    """The venue's rules (its SDK's ``schedule_cancel``): a time at least 5 s ahead; every
+    fire cancels all open orders and counts one trigger; at most 10 triggers a day, reset at
+    00:00 UTC. Arming, refreshing and clearing are free."""
+    info, ex = sdk
+    ok = {"status": "ok", "response": {"type": "default"}}
+    # Start the day at 00:00:30 UTC on the fake's clock, so that a day's fires fit in it.
+    day = 86_400_000
+    fake.nonce_window_ms = 10 * day  # the SDK signs with real time; the fake's clock moves on
+    clock.offset += day - clock() % day + 30_000
+    for _ in range(20):  # refreshes push the time back and cost nothing
+        assert ex.schedule_cancel(clock() + 60_000) == ok
+    assert ex.schedule_cancel(None) == ok  # cleared: the action carries no time at all
+    assert fake.scheduled_cancel is None
+    clock.offset += 120_000
+    assert not fake.fire_due_schedule() and fake.schedule_triggers == {}
+    px = _eth_price(info, "0.95", Rounding.DOWN)
+    for fire in range(1, 11):
+        _statuses(ex.order("ETH", True, 0.01, px, GTC))
+        assert ex.schedule_cancel(clock() + 6_000) == ok
+        clock.offset += 6_000
+        _wait(lambda: fake.scheduled_cancel is None, "the switch to fire")
+        assert info.open_orders(ADDRESS) == []
+        assert sum(fake.schedule_triggers.values()) == fire
+    spent = ex.schedule_cancel(clock() + 60_000)
+    assert spent == {"status": "err", "response": SCHEDULE_BUDGET_SPENT}
+    too_soon = ex.schedule_cancel(clock() + 4_000)
+    assert too_soon == {"status": "err", "response": SCHEDULE_TOO_EARLY}
+    clock.offset += day  # a new UTC day: the budget is back
+    assert ex.schedule_cancel(clock() + 60_000) == ok

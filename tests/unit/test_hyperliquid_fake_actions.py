@@ -164,13 +164,23 @@ def test_action_level_refusals() -> None:
 
 
 def test_schedule_cancel_limits() -> None:
+    """The venue counts fires, not armings: at most 10 a UTC day, then arming is refused."""
     v = _Venue()
+    now = [NOW]
+    v.fake._now_ms = lambda: now[0]
     ok = {"status": "ok", "response": {"type": "default"}}
     assert v.send({"type": "scheduleCancel"}) == ok  # clearing needs no time
+    for _ in range(20):  # arming and refreshing are free
+        assert v.send({"type": "scheduleCancel", "time": now[0] + 10_000}) == ok
     for _ in range(10):
-        assert v.send({"type": "scheduleCancel", "time": NOW + 10_000}) == ok
-    eleventh = v.send({"type": "scheduleCancel", "time": NOW + 10_000})
+        assert v.send({"type": "scheduleCancel", "time": now[0] + 10_000}) == ok
+        now[0] += 10_000
+        assert v.fake.fire_due_schedule()
+    assert sum(v.fake.schedule_triggers.values()) == 10
+    eleventh = v.send({"type": "scheduleCancel", "time": now[0] + 10_000})
     assert eleventh["status"] == "err" and "Too many" in eleventh["response"]
+    too_soon = v.send({"type": "scheduleCancel", "time": now[0] + 4_999})
+    assert too_soon["status"] == "err" and "at least 5 seconds" in too_soon["response"]
 
 
 @pytest.mark.parametrize(

@@ -42,12 +42,21 @@ one it saw with ``userFillsByTime`` (paged at 2,000), the funding payments since
 with ``userFunding``, and the open orders (to refresh what it knows of each order's size), and
 emits the fills and payments it has not emitted yet (dedup on the venue's trade id and payment
 time) *before* ``FeedReconnected``. The core then resynchronises positions and orders itself.
+
+**The dead-man switch** (``dead_man_ms``, off by default): while :meth:`run` streams, the
+adapter keeps the venue's ``scheduleCancel`` armed at ``now + dead_man_ms``, refreshed every
+third of the window (a refresh is free; only a *fire* counts against the venue's 10 a UTC day),
+so that a bot that dies (killed, frozen, cut off) has its orders canceled by the venue itself.
+:meth:`disarm_dead_man` clears it on a clean stop. A refused or failed arming is logged and
+retried; trading goes on without the switch (failure `orders-outlive-the-bot`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import logging
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -125,6 +134,13 @@ _HL_CLOID = re.compile(r"0x[0-9a-f]{32}")
 _TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "Alo"}
 _TIF_BACK = {v: k for k, v in _TIF.items()}
 _HOUR_MS = 3_600_000
+#: The venue wants a dead-man time at least 5 s ahead; a window must leave room to refresh.
+MIN_DEAD_MAN_MS = 10_000
+_RETRY_DEAD_MAN_MS = 1_000
+_log = logging.getLogger("gridcore.hyperliquid")
+#: The raw text of the last HTTP answer read in this task (requests run concurrently, each in
+#: its own task), carried into the ``MessageMalformed`` of an answer that cannot be read.
+_ANSWER: contextvars.ContextVar[str] = contextvars.ContextVar("hyperliquid_answer", default="")
 
 
 def to_venue_cloid(cloid: str) -> str:
@@ -313,7 +329,17 @@ class HyperliquidAdapter:
         ws_url: str | None = None,
         limiter: WeightLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        dead_man_ms: int | None = None,
     ) -> None:
+        if dead_man_ms is not None and dead_man_ms < MIN_DEAD_MAN_MS:
+            raise ValueError(
+                f"dead_man_ms must be >= {MIN_DEAD_MAN_MS} (the venue wants the cancel time at "
+                f"least 5 s ahead, refreshed well before), got {dead_man_ms}"
+            )
+        self.dead_man_ms = dead_man_ms
+        #: Dead-man switch armings the venue accepted / refused or that failed (this process).
+        self.dead_man_armed = 0
+        self.dead_man_failures = 0
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.ws_url = ws_url or self.base_url.replace("http", "ws", 1) + "/ws"
@@ -446,6 +472,7 @@ class HyperliquidAdapter:
         if status >= 500:
             raise VenueError(f"{self.name}: HTTP {status}: {response.text[:200]}")
         self.limiter.succeeded()
+        _ANSWER.set(response.text[:200])
         try:
             return response.json()
         except ValueError as exc:
@@ -505,8 +532,9 @@ class HyperliquidAdapter:
                 return out
             except (_Malformed, InvalidEvent) as exc:
                 now = self.clock.now()
+                detail = f"{exc}; answer: {_ANSWER.get()}"
                 bad: list[Event] = [
-                    MessageMalformed(ts=now, venue=self.name, detail=str(exc), source=Source.REST)
+                    MessageMalformed(ts=now, venue=self.name, detail=detail, source=Source.REST)
                 ]
                 return bad + [
                     CommandFailed(
@@ -978,7 +1006,51 @@ class HyperliquidAdapter:
         return subs
 
     async def run(self, sink: Sink) -> None:
-        """Stream until cancelled, reconnecting with the fill guarantor (module docstring)."""
+        """Stream until cancelled, reconnecting with the fill guarantor, and keep the dead-man
+        switch armed meanwhile when ``dead_man_ms`` is set (module docstring)."""
+        if self.dead_man_ms is None:
+            await self._stream(sink)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_dead_man)
+            await self._stream(sink)
+
+    async def arm_dead_man(self) -> bool:
+        """Arm (or push back) the venue's ``scheduleCancel`` to ``now + dead_man_ms``. False
+        when the venue refused it (too early, the day's trigger budget spent) or it failed; the
+        reason is logged."""
+        assert self.dead_man_ms is not None
+        action = {"type": "scheduleCancel", "time": self.clock.now() + self.dead_man_ms}
+        try:
+            await self._action(action)
+        except (VenueError, TransportError, _Malformed) as exc:
+            self.dead_man_failures += 1
+            _log.warning("%s: dead-man switch not armed: %s", self.name, exc)
+            return False
+        self.dead_man_armed += 1
+        return True
+
+    async def disarm_dead_man(self) -> bool:
+        """Clear the venue's ``scheduleCancel`` (a clean stop: the operator decides what rests).
+        The action carries no ``time`` key at all, as the venue's SDK sends it. False (logged)
+        when it failed: the switch then fires at its time."""
+        try:
+            await self._action({"type": "scheduleCancel"})
+        except (VenueError, TransportError, _Malformed) as exc:
+            _log.warning("%s: dead-man switch not cleared: %s", self.name, exc)
+            return False
+        return True
+
+    async def _keep_dead_man(self) -> None:
+        assert self.dead_man_ms is not None
+        refresh = self.dead_man_ms // 3
+        while True:
+            armed = await self.arm_dead_man()
+            self._sleeps += 1
+            wait = refresh if armed else min(refresh, _RETRY_DEAD_MAN_MS)
+            await self.clock.sleep_until(self.clock.now() + wait, (K_RUNTIME, 5, self._sleeps))
+
+    async def _stream(self, sink: Sink) -> None:
         while True:
             reason = "stream closed"
             try:
@@ -1035,12 +1107,7 @@ class HyperliquidAdapter:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pinger, ws)
                 while True:
-                    text = await ws.get_message()
-                    message = self._parse(text)
-                    if message is None:
-                        await sink.emit(self._malformed(text, "not a JSON object with a channel"))
-                        continue
-                    await self._dispatch(text, message, sink)
+                    await self.on_text(await ws.get_message(), sink)
         except BaseExceptionGroup as group:
             # The stream's own end (a closed socket) surfaces alone, not wrapped.
             raise _leaf(group) from None
@@ -1092,10 +1159,20 @@ class HyperliquidAdapter:
                 MessageMalformed(
                     ts=self.clock.now(),
                     venue=self.name,
-                    detail=f"resync: {exc}",
+                    detail=f"resync: {exc}; answer: {_ANSWER.get()}",
                     source=Source.REST,
                 )
             )
+
+    async def on_text(self, text: str | bytes, sink: Sink) -> None:
+        """One stream message, as the live loop receives it: events for what it says, a
+        ``MessageMalformed`` carrying the raw text for what cannot be read (never an
+        exception: failure `malformed-message-crash`)."""
+        message = self._parse(text)
+        if message is None:
+            await sink.emit(self._malformed(text, "not a JSON object with a channel"))
+            return
+        await self._dispatch(text, message, sink)
 
     def _parse(self, text: str | bytes) -> dict[str, Any] | None:
         try:

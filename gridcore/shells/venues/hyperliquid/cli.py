@@ -318,6 +318,7 @@ def _open_venue(
         mainnet = not args.testnet
         account = os.environ.get(ACCOUNT_ENV) or None
     clock = WallClock()
+    dead_man = config.venue.dead_man_seconds
     signer = address_of(key)
     try:
         nonces = NonceAllocator(signer=signer, now_ms=clock.now, path=nonce_path(directory, signer))
@@ -335,6 +336,7 @@ def _open_venue(
         clock=clock,
         nonces=nonces,
         account=account,
+        dead_man_ms=None if dead_man is None else dead_man * 1000,
     )
     return adapter, fake
 
@@ -380,6 +382,11 @@ def _session(args: argparse.Namespace, state: Any, journal: Any, adapter: Any) -
         await adapter.connect()
         try:
             await runtime.run(duration_ms=duration_ms)
+            if adapter.dead_man_ms is not None:
+                # A clean stop: what rests now is the operator's choice (--cancel-on-exit or
+                # not), so the venue must not cancel it behind their back. A crash never
+                # gets here, and the armed switch then cancels the dead bot's orders.
+                await adapter.disarm_dead_man()
         finally:
             await adapter.close()
 

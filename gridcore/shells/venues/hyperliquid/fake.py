@@ -71,7 +71,7 @@ from gridcore.shells.venues.hyperliquid.meta import (
 from gridcore.shells.venues.hyperliquid.signing import decimal_to_wire, recover_signer
 from gridcore.sim.exchange import SimConfig, SimExchange, SimOrder
 
-__all__ = ["DEFAULT_COINS", "CoinSpec", "HyperliquidFake"]
+__all__ = ["DEFAULT_COINS", "CoinSpec", "HyperliquidFake", "Received"]
 
 Json = dict[str, Any]
 Scope = dict[str, Any]
@@ -83,6 +83,28 @@ CANCEL_MISSING = "Order was never placed, already canceled, or filled."
 POST_ONLY_WINDOW = "Only post-only orders allowed immediately after a network upgrade"
 _VENUE = "hyperliquid"
 _DAY_MS = 86_400_000
+#: The venue's dead-man switch: a ``scheduleCancel`` time at least this far ahead of now.
+SCHEDULE_LEAD_MS = 5_000
+#: The venue's dead-man switch fires at most this many times per UTC day (the count of fires,
+#: not of arming or refreshing, resets at 00:00 UTC).
+SCHEDULE_TRIGGERS_PER_DAY = 10
+SCHEDULE_TOO_EARLY = "Scheduled cancel time too early, must be at least 5 seconds from now."
+SCHEDULE_BUDGET_SPENT = "Too many scheduled cancel triggers today (at most 10)."
+
+
+@attrs.frozen
+class Received:
+    """One ``/exchange`` request as the fake saw it (kept only with ``record=True``, for tests
+    and benchmarks): when it arrived (``time.perf_counter_ns``), who signed it with which
+    nonce, its action type, the cloids of the new orders it carried, and the refusal of the
+    whole action (``None``: processed)."""
+
+    arrived_ns: int
+    signer: str
+    nonce: int
+    kind: str
+    new_cloids: tuple[str, ...]
+    refusal: str | None
 
 
 @attrs.frozen
@@ -104,6 +126,12 @@ def _wall_ms() -> int:
     import time
 
     return time.time_ns() // 1_000_000
+
+
+def _perf_ns() -> int:
+    import time
+
+    return time.perf_counter_ns()
 
 
 def _num(text: Any, what: str) -> Decimal:
@@ -152,6 +180,7 @@ class HyperliquidFake:
         nonce_set_size: int = 100,
         nonce_window_ms: int = _DAY_MS,
         now_ms: Callable[[], int] = _wall_ms,
+        record: bool = False,
     ) -> None:
         self.account = account.lower()
         self.agents = {a.lower() for a in agents}
@@ -198,7 +227,11 @@ class HyperliquidFake:
         self._fills: list[Json] = []
         self._fundings: list[Json] = []
         self._scheduled_cancel: int | None = None
-        self._scheduled_count: dict[int, int] = {}
+        #: Dead-man switch fires per UTC day (day number -> fires).
+        self.schedule_triggers: dict[int, int] = {}
+        #: Test-only: every ``/exchange`` request, in arrival order (``record=True``).
+        self.record = record
+        self.received: list[Received] = []
         # faults
         self._reject_next = False
         self._lose_next: bool | None = None
@@ -211,6 +244,11 @@ class HyperliquidFake:
         self.actions: list[tuple[str, int]] = []
         self._refuse_ws = False
         self._frozen = False
+        self._raw: list[str] = []
+        self._quotes_due: list[tuple[str, Decimal, Decimal]] = []
+        #: ``time.perf_counter_ns()`` when the last quote queued by :meth:`queue_quote` was
+        #: pushed (``None`` until then): the start of a stream-to-request measurement.
+        self.quote_pushed_ns: int | None = None
         #: Why each HTTP 422 was sent (the venue says nothing more; tests and operators can).
         self.refused_bodies: list[str] = []
         self._thread: threading.Thread | None = None
@@ -240,9 +278,9 @@ class HyperliquidFake:
     def stop(self) -> None:
         """Stop serving and join the thread."""
         if self._token is not None and self._stop is not None:
-            stop = self._stop
+            # run_sync_soon works from any thread, including one running another trio loop.
             with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(stop.set, trio_token=self._token)
+                self._token.run_sync_soon(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -325,6 +363,19 @@ class HyperliquidFake:
         """While on, orders that are not ALO are refused (the window after a network upgrade)."""
         with self._lock:
             self._post_only = on
+
+    def push_raw(self, *texts: str) -> None:
+        """On the next tick, send each text as it is to every WebSocket (malformed-message
+        tests: the adapter must survive anything on the wire)."""
+        with self._lock:
+            self._raw.extend(texts)
+
+    def queue_quote(self, coin: str, bid: Decimal, ask: Decimal) -> None:
+        """On the next tick, the market quotes ``bid``/``ask`` for ``coin`` (resting orders it
+        crosses fill), whether or not the market is frozen; :attr:`quote_pushed_ns` records
+        when it went out."""
+        with self._lock:
+            self._quotes_due.append((coin, bid, ask))
 
     def approve_agent(self, agent: str) -> None:
         """Let ``agent`` sign for the account (an API wallet)."""
@@ -592,18 +643,41 @@ class HyperliquidFake:
         except ValueError as exc:
             raise _BadBody from exc
         now = self._now_ms()
+        arrived = _perf_ns()
         with self._lock:
-            if self._reject_next:
-                self._reject_next = False
-                return _err("fake: the venue refused this action")
-            if signer != self.account and signer not in self.agents:
-                return _err(f"User or API Wallet {signer} does not exist.")
-            if expires is not None and int(expires) < now:
-                return _err(f"Action expired at {expires}")
-            refused = self._use_nonce(signer, nonce, now)
-            if refused is not None:
-                return _err(refused)
-            return self._act(action, now)
+            answer = self._checked(action, signer, nonce, expires, now)
+            if self.record:
+                orders = action.get("orders") if action.get("type") == "order" else None
+                cloids = tuple(
+                    str(o.get("c")).lower()
+                    for o in (orders if isinstance(orders, list) else [])
+                    if isinstance(o, dict) and o.get("c")
+                )
+                refusal = str(answer["response"]) if answer.get("status") == "err" else None
+                self.received.append(
+                    Received(
+                        arrived_ns=arrived,
+                        signer=signer,
+                        nonce=nonce,
+                        kind=str(action.get("type")),
+                        new_cloids=cloids,
+                        refusal=refusal,
+                    )
+                )
+            return answer
+
+    def _checked(self, action: Json, signer: str, nonce: int, expires: Any, now: int) -> Json:
+        if self._reject_next:
+            self._reject_next = False
+            return _err("fake: the venue refused this action")
+        if signer != self.account and signer not in self.agents:
+            return _err(f"User or API Wallet {signer} does not exist.")
+        if expires is not None and int(expires) < now:
+            return _err(f"Action expired at {expires}")
+        refused = self._use_nonce(signer, nonce, now)
+        if refused is not None:
+            return _err(refused)
+        return self._act(action, now)
 
     def _use_nonce(self, signer: str, nonce: int, now: int) -> str | None:
         seen = self._nonces.setdefault(signer, [])
@@ -805,18 +879,56 @@ class HyperliquidFake:
         return self._place_status(place, [], now)
 
     def _schedule_cancel(self, when: Any, now: int) -> Json:
+        """The dead-man switch, by the venue's rules: a time at least 5 s ahead arms (or moves)
+        it, no time disarms it; arming and refreshing are free, and only a *fire* counts
+        against the 10 a UTC day (once spent, the switch cannot be armed until 00:00 UTC)."""
         if when is None:
             self._scheduled_cancel = None
             return {"status": "ok", "response": {"type": "default"}}
-        when = int(when)
-        if when < now + 5_000:
-            return _err("Scheduled cancel time too early, must be at least 5 seconds from now.")
-        day = now // _DAY_MS
-        if self._scheduled_count.get(day, 0) >= 10:
-            return _err("Too many scheduled cancels today (at most 10).")
-        self._scheduled_count[day] = self._scheduled_count.get(day, 0) + 1
+        if not isinstance(when, int) or isinstance(when, bool):
+            raise ValueError(f"scheduleCancel time {when!r} is not an integer")
+        if when < now + SCHEDULE_LEAD_MS:
+            return _err(SCHEDULE_TOO_EARLY)
+        if self.schedule_triggers.get(now // _DAY_MS, 0) >= SCHEDULE_TRIGGERS_PER_DAY:
+            return _err(SCHEDULE_BUDGET_SPENT)
         self._scheduled_cancel = when
         return {"status": "ok", "response": {"type": "default"}}
+
+    @property
+    def scheduled_cancel(self) -> int | None:
+        """When the armed dead-man switch fires (ms on the fake's clock), or ``None``."""
+        with self._lock:
+            return self._scheduled_cancel
+
+    def fire_due_schedule(self) -> bool:
+        """Fire the dead-man switch if its time has come on the fake's clock (the market loop
+        calls this every tick; a test with a stepped clock may call it from any thread).
+        True: fired."""
+        try:
+            inside = trio.lowlevel.current_trio_token() is self._token
+        except RuntimeError:
+            inside = False
+        if not inside and self._token is not None:
+            fired: bool = trio.from_thread.run_sync(self._fire_due, trio_token=self._token)
+            return fired
+        return self._fire_due()
+
+    def _fire_due(self) -> bool:
+        with self._lock:
+            now = self._now_ms()
+            if self._scheduled_cancel is None or now < self._scheduled_cancel:
+                return False
+            self._scheduled_cancel = None
+            day = now // _DAY_MS
+            self.schedule_triggers[day] = self.schedule_triggers.get(day, 0) + 1
+            for order in list(self.exchange.open_orders()):
+                self.exchange.handle(
+                    CancelOrder(command_id=0, venue=_VENUE, symbol=order.symbol, cloid=order.cloid),
+                    now,
+                )
+                self._status_ts[order.cloid] = now
+                self._push("orderUpdates", [self._update(order, "scheduledCancel", now)], user=True)
+            return True
 
     # --- events → wire and pushes ---------------------------------------------------------------
 
@@ -957,16 +1069,22 @@ class HyperliquidFake:
                 sock.closed = True
                 sock.outbox.close()
             self._sockets.clear()
-        if self._scheduled_cancel is not None and now >= self._scheduled_cancel:
-            self._scheduled_cancel = None
-            for order in list(self.exchange.open_orders()):
-                events = self.exchange.handle(
-                    CancelOrder(command_id=0, venue=_VENUE, symbol=order.symbol, cloid=order.cloid),
-                    now,
-                )
-                self._status_ts[order.cloid] = now
-                self._push("orderUpdates", [self._update(order, "scheduledCancel", now)], user=True)
-                del events
+        self.fire_due_schedule()
+        raw, self._raw = self._raw, []
+        for text in raw:
+            for sock in list(self._sockets):
+                _offer(sock, text)
+        due, self._quotes_due = self._quotes_due, []
+        for coin, bid, ask in due:
+            quote = QuoteTicked(ts=now, venue=_VENUE, symbol=coin, bid=bid, ask=ask)
+            self.mids[coin] = (bid + ask) / 2
+            self.quote_pushed_ns = _perf_ns()
+            self._publish(self.exchange.on_tick(quote), now)
+            level = [
+                {"px": decimal_to_wire(bid), "sz": "10", "n": 3},
+                {"px": decimal_to_wire(ask), "sz": "10", "n": 3},
+            ]
+            self._push("bbo", {"coin": coin, "time": now, "bbo": level}, coin=coin)
         for quote in [] if self._frozen else self._quote():
             self._publish(self.exchange.on_tick(quote), now)
             coin = quote.symbol
