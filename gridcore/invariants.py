@@ -904,6 +904,7 @@ def unresolved_orders_have_status_requests(record: StepRecord) -> list[Violation
     event = record.event
     if not _housekeeping_ran(record):
         return []
+    before = record.before.orders
     return [
         Violation(
             invariant="unresolved_orders_have_status_requests",
@@ -913,8 +914,15 @@ def unresolved_orders_have_status_requests(record: StepRecord) -> list[Violation
             event=event,
         )
         for o in record.after.orders.values()
-        if o.status in _UNRESOLVED and not o.status_requested
+        if o.status in _UNRESOLVED and not o.status_requested and _waited(before.get(o.cloid))
     ]
+
+
+def _waited(prior: Order | None) -> bool:
+    """The order was already unresolved with nothing asked before the step: housekeeping, which
+    runs before the step's event, had to ask. An order the event itself left in doubt (or whose
+    status answer the event consumed) is asked about at the next round."""
+    return prior is not None and prior.status in _UNRESOLVED and not prior.status_requested
 
 
 _SYNC_CAUSES = (Started, FeedReconnected, MessageMalformed, ResumeRequested)

@@ -8,7 +8,9 @@ order never passes the gate on a balance older than ``max_balance_age_ms``.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,3 +192,51 @@ def test_the_report_that_answers_a_stale_refusal_tells_the_strategy_ready() -> N
     assert VENUE not in state.books.balance_waits
     _, _, place = submit(state, ts=late + 100)
     assert place is not None
+
+
+def test_a_status_answer_failing_in_a_housekeeping_step_is_asked_again_at_the_next_round() -> None:
+    """Housekeeping runs before the step's event. When that event is the failure of an order's
+    status request, the order waits with nothing asked until the next round, which asks again:
+    the invariant `unresolved_orders_have_status_requests` flags only an order that was already
+    waiting with nothing asked when housekeeping ran."""
+    from gridcore import CommandFailed, CommandTimedOut, OrderStatus, RequestOrderStatus
+    from gridcore.invariants import StepRecord, check_step, invariant_named
+
+    named = [invariant_named("unresolved_orders_have_status_requests")]
+
+    def check(record: StepRecord) -> list[Any]:
+        return check_step(record, named)
+
+    state, _ = synced(scripted_state())
+    t = state.now + 10
+    state, _, place = submit(state, ts=t)
+    assert place is not None
+    state, commands = step(state, CommandTimedOut(ts=t + 1, command_id=place.command_id))
+    request = next(c for c in commands if isinstance(c, RequestOrderStatus))
+    due = state.books.maintenance_due
+    assert due > t + 1
+    failed = CommandFailed(ts=due, command_id=request.command_id, reason="502")
+    after, commands = step(state, failed)
+    record = StepRecord(before=state, event=failed, after=after, commands=tuple(commands))
+    order = after.orders[place.cloid]
+    assert after.books.maintenance_due > due  # housekeeping ran in this step, before the event
+    assert order.status is OrderStatus.IN_DOUBT and not order.status_requested
+    assert check(record) == []
+    # The next round asks again; an order waiting with nothing asked would be flagged there.
+    nxt = after.books.maintenance_due
+    tick = QuoteTicked(ts=nxt, venue=VENUE, symbol=SYMBOL, bid=BID, ask=ASK)
+    final, commands = step(after, tick)
+    assert [c.cloid for c in of_type(commands, RequestOrderStatus)] == [place.cloid]
+    assert check(StepRecord(before=after, event=tick, after=final, commands=tuple(commands))) == []
+    forgotten = attrs.evolve(
+        final,
+        books=attrs.evolve(
+            final.books,
+            orders={
+                **final.books.orders,
+                place.cloid: attrs.evolve(final.orders[place.cloid], status_requested=False),
+            },
+        ),
+    )
+    record = StepRecord(before=after, event=tick, after=forgotten, commands=())
+    assert [v.invariant for v in check(record)] == ["unresolved_orders_have_status_requests"]
