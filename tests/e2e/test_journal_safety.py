@@ -141,11 +141,25 @@ def _finished_run(tmp_path: Path) -> Path:
 
 def _flip_inside(path: Path, payload: bytes) -> None:
     """Overwrite one byte of ``payload`` where it lies in the file (at a window of it that
-    occurs once, so that no other row is hit)."""
+    occurs once in the file and in no other row, so that no other row is hit: a long payload
+    spans overflow pages, and a window cut by a page boundary is found only where another row
+    holds the same bytes)."""
     data = bytearray(path.read_bytes())
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        others = [
+            bytes(row[0])
+            for table in ("events", "snapshots")
+            for row in conn.execute(f"SELECT payload FROM {table}")
+            if bytes(row[0]) != payload
+        ]
+    finally:
+        conn.close()
     for off in range(0, len(payload) - 24):
         needle = payload[off : off + 24]
         at = data.find(needle)
+        if any(needle in other for other in others):
+            continue
         if at > 0 and data.find(needle, at + 1) < 0:
             data[at + 12] ^= 0x5A
             path.write_bytes(bytes(data))
