@@ -41,6 +41,7 @@ __all__ = [
     "SEARCH",
     "default_scenarios",
     "machine_violations",
+    "run_proof",
     "scenarios",
     "simulated_violations",
 ]
@@ -129,6 +130,15 @@ def _same_draws_in_any_run() -> Iterator[None]:
         providers.CONSTANTS_CACHE = cache
 
 
+def run_proof(search: Callable[[], None]) -> None:
+    """Run a hypothesis search (a ``@SEARCH @given(...)`` function) as a proof: the same draws
+    in a run of one file and of the whole suite, seeded with ``GRIDCORE_PROOF_SEED`` when set."""
+    if PROOF_SEED is not None:
+        search = seed(int(PROOF_SEED))(search)
+    with _same_draws_in_any_run():
+        search()
+
+
 def simulated_violations(
     bot: Callable[[], State[Any]], reducer: Reducer, drawn: SearchStrategy[Scenario]
 ) -> set[str]:
@@ -140,11 +150,8 @@ def simulated_violations(
     def search(scenario: Scenario) -> None:
         assert_no_violations(simulate(bot(), scenario, reducer=reducer))
 
-    if PROOF_SEED is not None:
-        search = seed(int(PROOF_SEED))(search)
     try:
-        with _same_draws_in_any_run():
-            search()
+        run_proof(search)
     except InvariantViolations as failure:
         return {v.invariant for v in failure.violations}
     return set()
