@@ -112,6 +112,13 @@ def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
         _risk.check_drawdown(tx)
         return
     filled = CTX.add(order.filled_qty, fill.qty)
+    if order.modify_to is not None and order.qty < filled <= order.modify_to[1]:
+        # A fill beyond the order's size while an increase is out: the venue applied the
+        # modify before its answer arrived (its stream overtook its REST reply). Only the new
+        # size explains the fill; without this the order would be called done while its
+        # remainder rests at the venue (failure `modify-answer-overtaken`).
+        _orders.modify_applied(tx, order, *order.modify_to)
+        order = tx.orders[order.cloid]
     complete = filled >= order.qty
     if filled > order.qty:
         tx.notify(

@@ -29,6 +29,7 @@ Rules
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -398,6 +399,19 @@ def on_cancel_rejected(tx: Tx[Any], event: CancelRejected) -> None:
         move(tx, order, Trigger.CANCEL_REJECTED, detail=event.reason)
 
 
+def modify_applied(tx: Tx[Any], order: Order, price: Decimal, qty: Decimal) -> None:
+    """The modify out for ``order`` took effect at the venue: the order has its new values."""
+    move(
+        tx,
+        order,
+        Trigger.MODIFIED,
+        price=price,
+        qty=qty,
+        modify_to=None,
+        modify_reserved=ZERO,
+    )
+
+
 def on_modified(tx: Tx[Any], event: OrderModified) -> None:
     """The venue amended an order: believed only if the core asked and something remains."""
     flight = tx.resolve(event.command_id)
@@ -405,6 +419,8 @@ def on_modified(tx: Tx[Any], event: OrderModified) -> None:
     asked = flight is not None and flight.kind == "modify"
     if order is None or not order.is_live:
         pass
+    elif asked and order.modify_to is None and (order.price, order.qty) == (event.price, event.qty):
+        _risk.ok(tx)  # a fill beyond the old size showed it applied already
     elif asked and order.modify_to == (event.price, event.qty):
         _risk.ok(tx)
         move(

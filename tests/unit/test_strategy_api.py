@@ -291,6 +291,49 @@ def test_modify_goes_out_and_the_venues_answer_moves_the_order_through_the_table
     assert reservation_problems(state) == []
 
 
+def test_a_fill_beyond_the_old_size_while_an_increase_is_out_applies_the_modify() -> None:
+    """The venue applied an increase and filled part of the new size; its stream overtook the
+    modify's answer. The order is the modified one, partly filled and still live (never done
+    while its remainder rests at the venue); the late answer changes nothing."""
+    state, place = _resting(_bot())
+    state, commands = _do(
+        state, [Modify(cloid=place.cloid, price=Decimal("49500"), qty=Decimal("0.02"))], ts=T0 + 3
+    )
+    cmd = only(commands, ModifyOrder)
+    state, commands = step(
+        state,
+        OrderPartiallyFilled(
+            ts=T0 + 4, fill=fill("f1", Side.BUY, "0.015", "49500", ts=T0 + 4, cloid=place.cloid)
+        ),
+    )
+    order = state.orders[place.cloid]
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert (order.price, order.qty, order.filled_qty, order.modify_to) == (
+        Decimal("49500"),
+        Decimal("0.02"),
+        Decimal("0.015"),
+        None,
+    )
+    assert not [c for c in commands if getattr(c, "code", None) == "overfill"]
+    assert reservation_problems(state) == []
+    state, _ = step(
+        state,
+        OrderModified(
+            ts=T0 + 5,
+            venue=VENUE,
+            cloid=place.cloid,
+            price=Decimal("49500"),
+            qty=Decimal("0.02"),
+            command_id=cmd.command_id,
+        ),
+    )
+    assert state.orders[place.cloid] == attrs.evolve(
+        order, updated_ts=state.orders[place.cloid].updated_ts
+    )
+    assert cmd.command_id not in state.inflight
+    assert reservation_problems(state) == []
+
+
 def test_a_venue_that_re_ids_the_order_on_modify_keeps_its_cloid() -> None:
     state, place = _resting(_bot())
     state, commands = _do(state, [Modify(cloid=place.cloid, price=Decimal("48000"))], ts=T0 + 3)
