@@ -920,7 +920,7 @@ def unresolved_orders_have_status_requests(record: StepRecord) -> list[Violation
 
 def _waited(prior: Order | None) -> bool:
     """The order was already unresolved with nothing asked before the step: housekeeping, which
-    runs before the step's event, had to ask. An order the event itself left in doubt (or whose
+    runs before the step's event (after a quote, which changes no order), had to ask. An order the event itself left in doubt (or whose
     status answer the event consumed) is asked about at the next round."""
     return prior is not None and prior.status in _UNRESOLVED and not prior.status_requested
 

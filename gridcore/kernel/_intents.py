@@ -181,7 +181,7 @@ def on_timer_fired(tx: Tx[Any], event: TimerFired) -> None:
 
 
 def housekeeping(tx: Tx[Any]) -> None:
-    """Housekeeping is due (``tx.now >= maintenance_due``): run it before the step's event,
+    """Housekeeping is due (``tx.now >= maintenance_due``): run it in this step (before its event, after a quote),
     tell the strategy (its ``on_timer`` heartbeat under :data:`MAINTENANCE_TIMER`) and set the
     next due time on the same ``maintenance_ms`` grid, however long the gap was. It runs in
     whatever step comes first at or after the due time, a tick included, so that time with no

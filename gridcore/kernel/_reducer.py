@@ -116,8 +116,10 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
             if event.ts < state.books.wake_at:
                 return _tick(state, event)
             tx = Tx(state, event.ts)
-            _housekeeping_if_due(tx)
+            # The quote first: housekeeping (the strategy's heartbeat among it) then decides on
+            # the market as it is now, never on the quote this one replaces.
             dispatch(tx, event)
+            _housekeeping_if_due(tx)
             return _finish(tx)
     elif type(event) in SHELL_CLOCK_EVENTS or event.ts - state.now <= state.config.clock_lead_ms:
         tx = Tx(state, event.ts)
@@ -144,8 +146,9 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
 
 
 def _housekeeping_if_due(tx: Tx[Any]) -> None:
-    """Housekeeping runs in the first step at or after its due time, before the event (as a
-    timer due then would have fired before it); never before ``Started`` set the first one."""
+    """Housekeeping runs in the first step at or after its due time: before the event (as a
+    timer due then would have fired before it), except after a quote, so that the strategy's
+    heartbeat decides on the market as it is now; never before ``Started`` set the first one."""
     if tx.maintenance_due and tx.now >= tx.maintenance_due:
         _intents.housekeeping(tx)
 

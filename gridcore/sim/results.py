@@ -375,9 +375,10 @@ class Recorder:
         kind = type(event)
         due = state.books.maintenance_due
         if due and event.ts >= due and after.books.maintenance_due != due:
-            # Housekeeping (the drawdown check) ran before this step's event, on the state
-            # as it was: note the curve there, as the kernel measured it.
-            pnl = state.net_pnl()
+            # Housekeeping (the drawdown check) ran in this step: after a quote (on the new
+            # mark), before any other event (on the state as it was). Note the curve there, as
+            # the kernel measured it.
+            pnl = after.net_pnl() if kind is QuoteTicked else state.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
                 self.pnl.append((event.ts, pnl))
         if kind is QuoteTicked:

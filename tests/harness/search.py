@@ -93,7 +93,9 @@ def scenarios(
         ),
         faults=gst.fault_plans(kinds=kinds, max_ppm=max_ppm, max_disconnect_ppm=max_disconnect_ppm),
         liquidity=st.none() if liquidity is None else liquidity,
-        settle_ms=st.just(70_000),  # one periodic round (60 s) and its answers
+        # A reconciliation round owed when the data stops runs one period after it was due
+        # (60 s late at most): two periods and the answers land before the end.
+        settle_ms=st.just(130_000),
     )
 
 
