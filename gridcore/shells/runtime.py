@@ -349,6 +349,11 @@ class LockstepClock:
             heapq.heappop(heap)
         if not heap:
             return False
+        self._wake_next(heap)
+        return True
+
+    def _wake_next(self, heap: list[tuple[int, SleepKey, int, _Sleeper]]) -> None:
+        """Pop the earliest sleeper, move the clock to its time and wake it."""
         ts, key, _, sleeper = heapq.heappop(heap)
         self._keys.discard((ts, key))
         if ts > self._now:
@@ -357,7 +362,6 @@ class LockstepClock:
         self._busy += 1  # the sleeper's unit, held on its behalf before it runs
         self.wakeups += 1
         sleeper.event.set()
-        return True
 
     async def sleep_until(self, ts: int, key: SleepKey) -> None:
         """Sleep until the scheduler reaches ``ts``; the caller's held unit is released while
@@ -419,14 +423,7 @@ class LockstepClock:
                     # Short slices: work arriving from outside (a signal) is noticed promptly.
                     await anyio.sleep(min(delay, 0.05))
                     continue
-            ts, key, _, sleeper = heapq.heappop(heap)
-            self._keys.discard((ts, key))
-            if ts > self._now:
-                self._now = ts
-            sleeper.woken = True
-            self._busy += 1  # the sleeper's unit, held on its behalf before it runs
-            self.wakeups += 1
-            sleeper.event.set()
+            self._wake_next(heap)
 
     def _answer_settles(self) -> bool:
         """Shared clock, nothing pending: wake every settle whose condition holds, each with a

@@ -26,18 +26,15 @@ without ``--live`` runs the bot against two simulated venues in one process, on 
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import anyio
 
 from gridcore.config import BotConfig
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
 from gridcore.numbers import Rounding
-from gridcore.shells.runtime import K_FEED, Clock
+from gridcore.shells.runtime import Clock
 from gridcore.shells.simvenue import (
     SharedMarket,
     SimVenue,
@@ -46,7 +43,7 @@ from gridcore.shells.simvenue import (
     VenueStoreError,
     venue_path,
 )
-from gridcore.sim import make_path, profile
+from gridcore.sim import profile
 from gridcore.sim.faults import FaultInjector
 from gridcore.sim.funding import FundingVenue, handles, second_instrument, venues
 
@@ -175,31 +172,3 @@ class PairMarket(SharedMarket):
             bid=inst.round_price(tick.bid, Rounding.DOWN),
             ask=inst.round_price(tick.ask, Rounding.UP),
         )
-
-    async def run(self, venues: Sequence[SimVenue]) -> None:
-        """As :meth:`SharedMarket.run`, each venue getting the tick on its own instrument."""
-        clock = self._clock
-        start = self._start_index(venues)
-        path = make_path(self.config, seed=self.seed)
-        self._expected = {id(v) for v in venues if v not in self._venues}
-        if self._expected:
-            self._all_in = anyio.Event()
-            await self._all_in.wait()
-        for index, tick in itertools.islice(enumerate(path), start, None):
-            await clock.sleep_until(tick.ts, (K_FEED, index))
-            self.ticks += 1
-            for venue in list(self._venues):
-                if not venue.following or index < venue.venue.next_index:
-                    continue
-                try:
-                    await venue._on_tick(index, self._quote(venue, tick))
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    self.unsubscribe(venue)
-                except Exception as exc:
-                    self.unsubscribe(venue)
-                    venue._fail(exc)
-        self._ended = True
-        for venue in list(self._venues):
-            if venue._sink is not None and venue.following:
-                venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
-        await clock.park()

@@ -627,6 +627,11 @@ class SharedMarket:
         by_time = -((m.start_ts - now) // m.interval_ms) if now > m.start_ts else 0
         return max(by_time, min((v.venue.next_index for v in venues), default=0))
 
+    def _quote(self, venue: SimVenue, tick: QuoteTicked) -> QuoteTicked:
+        """The tick as ``venue`` quotes it: the same for every venue here (a market shared by
+        venues on other instruments overrides this)."""
+        return tick
+
     async def run(self, venues: Sequence[SimVenue]) -> None:
         """Feed ``venues`` (the accounts' venues, which subscribe when they start) until the
         market path ends or cancelled. Start it counted as work on the clock (like
@@ -648,7 +653,7 @@ class SharedMarket:
                 if not venue.following or index < venue.venue.next_index:
                     continue
                 try:
-                    await venue._on_tick(index, tick)
+                    await venue._on_tick(index, self._quote(venue, tick))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     self.unsubscribe(venue)  # its account stopped meanwhile
                 except Exception as exc:
