@@ -399,8 +399,11 @@ def on_cancel_rejected(tx: Tx[Any], event: CancelRejected) -> None:
         move(tx, order, Trigger.CANCEL_REJECTED, detail=event.reason)
 
 
-def modify_applied(tx: Tx[Any], order: Order, price: Decimal, qty: Decimal) -> None:
-    """The modify out for ``order`` took effect at the venue: the order has its new values."""
+def modify_applied(
+    tx: Tx[Any], order: Order, price: Decimal, qty: Decimal, venue_order_id: str | None = None
+) -> None:
+    """The modify out for ``order`` took effect at the venue: the order has its new values (and
+    the venue's new order id, when it gave one)."""
     move(
         tx,
         order,
@@ -409,6 +412,7 @@ def modify_applied(tx: Tx[Any], order: Order, price: Decimal, qty: Decimal) -> N
         qty=qty,
         modify_to=None,
         modify_reserved=ZERO,
+        venue_order_id=venue_order_id or order.venue_order_id,
     )
 
 
@@ -417,23 +421,12 @@ def on_modified(tx: Tx[Any], event: OrderModified) -> None:
     flight = tx.resolve(event.command_id)
     order = tx.find(event.venue, event.cloid, None)
     asked = flight is not None and flight.kind == "modify"
+    values = (event.price, event.qty)
     if order is None or not order.is_live:
         pass
-    elif asked and order.modify_to is None and (order.price, order.qty) == (event.price, event.qty):
+    elif asked and order.modify_to is None and (order.price, order.qty) == values:
         _risk.ok(tx)  # a fill beyond the old size showed it applied already
-    elif asked and order.modify_to == (event.price, event.qty):
-        _risk.ok(tx)
-        move(
-            tx,
-            order,
-            Trigger.MODIFIED,
-            price=event.price,
-            qty=event.qty,
-            modify_to=None,
-            modify_reserved=ZERO,
-            venue_order_id=event.venue_order_id or order.venue_order_id,
-        )
-    elif not asked or event.qty <= order.filled_qty:
+    elif not asked or (order.modify_to != values and event.qty <= order.filled_qty):
         # An amendment the core did not ask for is no longer the order the
         # strategy decided (it may cross the grid), and one below what is filled
         # would leave a live order with nothing remaining: neither is believed.
@@ -447,18 +440,9 @@ def on_modified(tx: Tx[Any], event: OrderModified) -> None:
         )
         cancel(tx, order.cloid)
     else:
-        # Asked for, but not the values asked: the venue is the truth.
+        # The values asked, or others the venue chose: the venue is the truth.
         _risk.ok(tx)
-        move(
-            tx,
-            order,
-            Trigger.MODIFIED,
-            price=event.price,
-            qty=event.qty,
-            modify_to=None,
-            modify_reserved=ZERO,
-            venue_order_id=event.venue_order_id or order.venue_order_id,
-        )
+        modify_applied(tx, order, event.price, event.qty, event.venue_order_id)
 
 
 def on_modify_rejected(tx: Tx[Any], event: ModifyRejected) -> None:

@@ -930,18 +930,7 @@ def _build_entry(leg_ms: int, refresh_ms: int) -> SagaSpec:
             Row(to=_P.ROLLING_BACK, act=_act_cancel_live),
         ),
     }
-    for key in ("a", "b"):
-        leg = f"rollback_{key}"
-        rows[(_P.ROLLING_BACK, f"{leg}_named")] = Row(to=None, act=_act_named(leg))
-        rows[(_P.ROLLING_BACK, f"{leg}_partial")] = Row(to=None, act=_act_note)
-        # Refused by the kernel (a stale quote, a venue not ready): retrying in the same step
-        # would be refused again, so the phase's deadline retries.
-        rows[(_P.ROLLING_BACK, f"{leg}_refused")] = Row(to=None, act=_act_close_ended)
-        for end in ("filled", "ended_part", "ended_empty"):
-            rows[(_P.ROLLING_BACK, f"{leg}_{end}")] = (
-                Row(to=_P.ROLLBACK_REFRESH, act=_act_close_ended_refresh, when=_nothing_live),
-                Row(to=None, act=_act_close_ended),
-            )
+    _close_rows(rows, _P.ROLLING_BACK, "rollback", refresh=_P.ROLLBACK_REFRESH)
     # Late messages about the legs, in any later phase: book them; the next position check
     # sees their effect.
     for phase in (_P.LEG2, _P.CANCELING_LEG2, _P.VERIFYING, _P.ROLLBACK_REFRESH, _P.ROLLING_BACK):
@@ -970,6 +959,26 @@ def _build_entry(leg_ms: int, refresh_ms: int) -> SagaSpec:
     )
 
 
+def _close_rows(
+    rows: dict[tuple[Any, str], Row | tuple[Row, ...]], phase: Any, prefix: str, *, refresh: Any
+) -> None:
+    """The rows of a phase that closes both legs by reported size (a rollback, an exit): each
+    close order's progress is booked, and when none is live the positions are asked again
+    (``refresh``)."""
+    for key in ("a", "b"):
+        leg = f"{prefix}_{key}"
+        rows[(phase, f"{leg}_named")] = Row(to=None, act=_act_named(leg))
+        rows[(phase, f"{leg}_partial")] = Row(to=None, act=_act_note)
+        # Refused by the kernel (a stale quote, a venue not ready): retrying in the same step
+        # would be refused again, so the phase's deadline retries.
+        rows[(phase, f"{leg}_refused")] = Row(to=None, act=_act_close_ended)
+        for end in ("filled", "ended_part", "ended_empty"):
+            rows[(phase, f"{leg}_{end}")] = (
+                Row(to=refresh, act=_act_close_ended_refresh, when=_nothing_live),
+                Row(to=None, act=_act_close_ended),
+            )
+
+
 def _build_exit(leg_ms: int, refresh_ms: int) -> SagaSpec:
     rows: dict[tuple[Any, str], Row | tuple[Row, ...]] = {
         (_P.EXIT_REFRESH, "refreshed"): (
@@ -984,16 +993,7 @@ def _build_exit(leg_ms: int, refresh_ms: int) -> SagaSpec:
             Row(to=_P.CLOSING, act=_act_cancel_live),
         ),
     }
-    for key in ("a", "b"):
-        leg = f"close_{key}"
-        rows[(_P.CLOSING, f"{leg}_named")] = Row(to=None, act=_act_named(leg))
-        rows[(_P.CLOSING, f"{leg}_partial")] = Row(to=None, act=_act_note)
-        rows[(_P.CLOSING, f"{leg}_refused")] = Row(to=None, act=_act_close_ended)
-        for end in ("filled", "ended_part", "ended_empty"):
-            rows[(_P.CLOSING, f"{leg}_{end}")] = (
-                Row(to=_P.EXIT_REFRESH, act=_act_close_ended_refresh, when=_nothing_live),
-                Row(to=None, act=_act_close_ended),
-            )
+    _close_rows(rows, _P.CLOSING, "close", refresh=_P.EXIT_REFRESH)
     return SagaSpec(
         name=f"{KIND}_exit",
         initial=_P.EXIT_REFRESH,
