@@ -156,8 +156,9 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
     if not (vs.feed_up and vs.phase is SyncPhase.SYNCED):
         refused("not_ready", f"{order.venue} is {vs.phase.value}, feed up: {vs.feed_up}")
         return
-    if tx.risk.halted and not order.reduce_only:
-        # A halt adds no exposure: only orders that can only reduce it may still be moved.
+    if tx.risk.halted and not closes_exposure(order.side, order.position_side, order.reduce_only):
+        # A halt adds no exposure: only orders that close exposure may still be moved (the same
+        # predicate as the gate's: reduce-only, or a hedge-mode close).
         refused("halted", f"trading is halted ({tx.risk.halt_reason})")
         return
     instrument = tx.config.instrument(order.venue, order.symbol)
@@ -179,6 +180,7 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
             price=price,
             tif=order.tif,
             reduce_only=order.reduce_only,
+            position_side=order.position_side,
         )
         if isinstance(verdict, Refusal):
             refused(verdict.code, verdict.message)

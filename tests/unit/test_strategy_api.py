@@ -38,6 +38,8 @@ from gridcore import (
     OrderPartiallyFilled,
     OrderStatus,
     PlaceOrder,
+    PositionReport,
+    PositionSide,
     PositionsReported,
     QuoteTicked,
     Refresh,
@@ -65,6 +67,7 @@ from gridcore.sim import SimExchange
 from gridcore.sim.backtest import run_backtest
 from gridcore.sim.exchange import SimConfig
 from gridcore.sim.market import synthetic_path
+from gridcore.sync import SyncPhase
 from tests.unit.helpers import (
     ASK,
     BID,
@@ -888,3 +891,110 @@ def test_a_desk_failure_for_another_request_keeps_every_refresh() -> None:
     desk = Desk(refreshes=(pending,))
     assert desk.failed(6) == (desk, ())
     assert desk.failed(5) == (Desk(), (pending,))
+
+
+# --- modify in hedge mode --------------------------------------------------------------------
+
+
+def _hedged(short: str) -> State[Recorder]:
+    """A hedge-mode bot holding ``short`` BTC on the SHORT side, limit 0.03 per position key."""
+    config = kernel_config(
+        risk=RiskConfig(
+            leverage=Decimal(10),
+            max_position=Decimal("0.03"),
+            max_order_notional=None,
+            max_drawdown=None,
+        ),
+    )
+    state, _ = synced(
+        initial_state(config, Recorder(), epoch=EPOCH),
+        ts=T0,
+        positions=[
+            PositionReport(
+                symbol=SYMBOL,
+                position_side=PositionSide.SHORT,
+                qty=-Decimal(short),
+                entry_price=Decimal(50000),
+            )
+        ],
+        fills=[
+            fill(
+                "f0",
+                Side.SELL,
+                short,
+                "50000",
+                ts=T0 - 1,
+                venue_order_id="old",
+                position_side=PositionSide.SHORT,
+            )
+        ],
+    )
+    assert state.venues[VENUE].phase is SyncPhase.SYNCED
+    return state
+
+
+def _rest(state: State[Recorder], submit: Submit) -> tuple[State[Recorder], PlaceOrder]:
+    state, commands = _do(state, [submit], ts=T0 + 1)
+    place = only(commands, PlaceOrder)
+    state, _ = step(
+        state,
+        OrderAccepted(
+            ts=T0 + 2,
+            venue=VENUE,
+            cloid=place.cloid,
+            venue_order_id="v1",
+            command_id=place.command_id,
+        ),
+    )
+    return state, place
+
+
+def test_a_hedge_mode_increase_is_gated_on_its_own_position_key() -> None:
+    """Growing a SHORT-side entry counts the SHORT position: 0.025 held plus an entry moved
+    from 0.001 to 0.01 would be 0.034, over the 0.03 limit of that key."""
+    state, place = _rest(
+        _hedged("0.025"),
+        Submit(
+            venue=VENUE,
+            symbol=SYMBOL,
+            side=Side.SELL,
+            qty=Decimal("0.001"),
+            price=Decimal(51000),
+            position_side=PositionSide.SHORT,
+            ref="entry",
+        ),
+    )
+    state, commands = _do(state, [Modify(cloid=place.cloid, qty=Decimal("0.01"))], ts=T0 + 3)
+    assert of_type(commands, ModifyOrder) == []
+    assert _codes(state) == ["max_position"]
+    _, commands = _do(state, [Modify(cloid=place.cloid, qty=Decimal("0.005"))], ts=T0 + 4)
+    assert only(commands, ModifyOrder).qty == Decimal("0.005")
+
+
+def test_a_hedge_mode_close_may_grow_and_move_while_halted() -> None:
+    """A buy on the SHORT side closes exposure even without the reduce-only flag: it passes
+    the position limit and may still be moved during a halt."""
+    state, place = _rest(
+        _hedged("0.025"),
+        Submit(
+            venue=VENUE,
+            symbol=SYMBOL,
+            side=Side.BUY,
+            qty=Decimal("0.005"),
+            price=Decimal(49000),
+            position_side=PositionSide.SHORT,
+            ref="tp",
+        ),
+    )
+    halted = attrs.evolve(
+        state,
+        books=attrs.evolve(
+            state.books, risk=attrs.evolve(state.risk, halted=True, halt_reason="test")
+        ),
+    )
+    _, commands = _do(
+        halted,
+        [Modify(cloid=place.cloid, price=Decimal(48000), qty=Decimal("0.02"))],
+        ts=T0 + 3,
+    )
+    assert only(commands, ModifyOrder).qty == Decimal("0.02")
