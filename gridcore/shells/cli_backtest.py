@@ -286,6 +286,8 @@ def _plain(value: object) -> object:
         return {f.name: _plain(getattr(value, f.name)) for f in fields}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):  # a list of tables ([[funding_arb.pairs]])
+        return [_plain(v) for v in value]
     return render.json_value(value)
 
 
@@ -295,7 +297,11 @@ def _settings(trace: Trace) -> tuple[str, dict[str, object]]:
     config = getattr(strategy, "config", None)
     settings: dict[str, object] = {}
     if config is not None and attrs.has(type(config)):
-        settings = {f.name: _plain(getattr(config, f.name)) for f in attrs.fields(type(config))}
+        settings = {
+            f.name: _plain(getattr(config, f.name))
+            for f in attrs.fields(type(config))
+            if getattr(config, f.name) != ()  # an empty list of tables is left out
+        }
     return type(strategy).__name__, settings
 
 
