@@ -571,6 +571,9 @@ def run(args: argparse.Namespace) -> int:
     figures_of = getattr(trace.state.strategy, "summary_figures", None)
     per_side: dict[str, str] = dict(figures_of(trace.state)) if callable(figures_of) else {}
     sides = side_figures(trace.state)  # the hedge grid's LONG and SHORT (else empty)
+    # The funding arbitrage with several symbol pairs: each pair's figures, structured.
+    pairs_of = getattr(trace.state.strategy, "pair_figures", None)
+    pairs: list[Any] = pairs_of(trace.state) if callable(pairs_of) else []
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
@@ -578,6 +581,7 @@ def run(args: argparse.Namespace) -> int:
             "violations": [render.violation_dict(v) for v in trace.violations],
             **({"strategy_metrics": dict(per_side)} if per_side else {}),
             **({"sides": render.side_dict(sides)} if sides else {}),
+            **({"pairs": pairs} if len(pairs) > 1 else {}),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }
