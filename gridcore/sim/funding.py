@@ -49,6 +49,7 @@ from gridcore.sim.rng import SplitMix64
 __all__ = [
     "FundingVenue",
     "RatePath",
+    "RatesKey",
     "VenueFaults",
     "funding_backtest",
     "handles",
