@@ -213,6 +213,7 @@ def test_each_symbol_pays_its_own_rate_and_each_pair_decides_on_its_own_rates() 
     trace = funding_backtest(cfg, ticks=4_000, seed=1, rates=rates, reducer=watch)
     assert trace.violations == () and watch.violations == []
     for key, path in rates.items():
+        assert isinstance(key, tuple)
         assert watch.rates[key] == {path[0][1]}, key
     arb = strategy_of(trace)
     eth, btc = arb.books
