@@ -25,7 +25,7 @@ phase with a deadline, every rule in :data:`ENTRY` and :data:`EXIT` below.
   (or on both, down to the largest size both accept, when the difference is under that venue's
   lot) (failure ``rollback-in-quote``: sizes are base units read from the venue's report, never a
   quote notional). It repeats until the positions match; after ``max_attempts`` rounds it stops
-  in ``STUCK`` with an alert and the strategy opens nothing more.
+  in ``STUCK`` with an alert and the pair opens nothing more.
 * Exit: ask for positions, close both by their reported sizes, reduce-only, ask again, repeat
   until both venues are flat (failure ``one-sided-exit``: a failed side is retried, never left
   naked).
@@ -923,16 +923,16 @@ def _act_done(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent
 
 def _act_stuck(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
     e = _answered(_with_snap(saga.data, signal), signal)
-    snap = e.snap
-    assert snap is not None
+    snap, p = e.snap, e.params
+    assert snap is not None and p is not None
     return attrs.evolve(e, reserved=ZERO), [
         Say(
             level=Level.ALERT,
             code="funding_arb_stuck",
             message=(
-                f"{e.kind} {e.saga_id}: positions still unequal after {e.tries} rounds "
-                f"(a {snap.pos_a}, b {snap.pos_b}); the strategy opens nothing more until an "
-                "operator flattens the venues"
+                f"{e.kind} {e.saga_id} ({p.symbol_a}/{p.symbol_b}): positions still unequal "
+                f"after {e.tries} rounds (a {snap.pos_a}, b {snap.pos_b}); this pair opens "
+                "nothing more until an operator flattens it on both venues"
             ),
         )
     ]
