@@ -11,10 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridcore import ConfigError, State
 from gridcore.config import BotConfig, load_config
+from gridcore.core import initial_state
 from gridcore.events import Event, FundingRateUpdated
 from gridcore.sim.funding import (
     RatePath,
@@ -266,3 +270,47 @@ def test_per_pair_figures_add_up_to_the_totals_without_mixing_currencies() -> No
     assert rows["pairs"] == "2"
     assert "ETH-USD/ETH net PnL USD" in rows and "BTC-USD/BTC rollbacks" in rows
     assert "net PnL" not in rows  # totals are per settlement currency: "net PnL USD"
+
+
+def test_a_stuck_pair_stops_only_itself() -> None:
+    """A pair whose saga ended STUCK opens nothing more; the other pairs go on."""
+    cfg = farm()
+    real = cfg.make_strategy()
+    assert isinstance(real, FundingArb)
+    stuck = real._book(0, attrs.evolve(real.books[0], stopped=True))
+    core = attrs.evolve(
+        cfg.make_core_config(),
+        instruments=tuple(i for pair in pair_instruments(cfg) for i in pair),
+    )
+    state = initial_state(core, stuck, epoch=cfg.market.start_ts)
+    trace, judge = run(cfg, ticks=2_000, seed=1, state=state)
+    arb = strategy_of(trace)
+    assert trace.violations == () and judge.violations == []
+    assert arb.books[0].stats.entries == 0
+    assert arb.books[1].stats.hedged >= 1
+
+
+_symbol = st.text(alphabet="ABCDEFXYZ-", min_size=1, max_size=6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10**13),
+            st.sampled_from(["a", "b"]),
+            _symbol,
+            st.decimals(min_value=Decimal("-0.01"), max_value=Decimal("0.01"), places=8),
+        ),
+        max_size=30,
+    )
+)
+def test_rates_csv_rows_come_back_per_venue_and_symbol_sorted_by_time(
+    rows: list[tuple[int, str, str, Decimal]],
+) -> None:
+    text = "timestamp,venue,symbol,rate\n" + "".join(f"{t},{v},{s},{r}\n" for t, v, s, r in rows)
+    parsed = parse_rates_csv(text)
+    want: dict[RatesKey, list[tuple[int, Decimal]]] = {}
+    for t, v, s, r in rows:
+        want.setdefault((v, s), []).append((t, r))
+    assert parsed == {k: sorted(v) for k, v in want.items()}
