@@ -1364,7 +1364,8 @@ class FundingArb:
 
     def reserved(self, pair: int | None = None) -> Decimal:
         """Quote margin held by running sagas of every pair (each reserves it on both venues,
-        whose balances every pair shares): what an entry of ``pair`` must leave untouched."""
+        whose balances every pair shares): what an entry of ``pair`` must leave untouched,
+        whichever pair it is."""
         total = ZERO
         for saga in self.sagas.values():
             if not saga.terminal:
@@ -1751,10 +1752,9 @@ class FundingArb:
             currency = view.config.instrument(venue, symbol).settlement
             fees, net = out.get(currency, (ZERO, ZERO))
             mid = view.mid(venue, symbol)
-            unrealized = ZERO
-            if mid is not None and pos.qty != 0:
-                unrealized = mul(pos.qty, sub(mid, pos.avg_entry))
-            out[currency] = (add(fees, pos.fees), add(net, add(pos.net, unrealized)))
+            if pos.qty != 0 and mid is not None:
+                net = add(net, pos.unrealized(mid))
+            out[currency] = (add(fees, pos.fees), add(net, pos.net))
         return out
 
     def pair_figures(self, view: State[Any]) -> list[dict[str, Any]]:
