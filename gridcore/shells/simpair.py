@@ -78,10 +78,14 @@ def pair_venue_path(journal: str | os.PathLike[str], config: BotConfig, which: i
 
 
 def pair_fingerprint(config: BotConfig, which: int) -> str:
-    """What must not change between runs against one venue file of the pair."""
-    return repr(
-        ("funding_arb", which, config.venue, config.instrument, config.market, config.settings)
-    )
+    """What must not change between runs against one venue file of the pair (a one-pair
+    configuration keeps the fingerprint it had before several pairs existed, so that its venue
+    files resume)."""
+    settings = repr(config.settings)
+    if not config.settings.pairs:
+        settings = settings.replace(", pairs=()", "")
+    parts = ("funding_arb", which, config.venue, config.instrument, config.market)
+    return f"({', '.join(map(repr, parts))}, {settings})"
 
 
 def _fresh(config: BotConfig, which: int, seed: int) -> FundingVenue:

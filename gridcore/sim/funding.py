@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -173,7 +174,11 @@ class VenueFaults:
 
 class FundingVenue(SimExchange):
     """A simulated venue paying the funding rate of ``rates`` in force at each funding time,
-    with its own :class:`VenueFaults` drawn from its own seed."""
+    with its own :class:`VenueFaults` drawn from its own seed; a venue of several pairs pays
+    each further symbol at its own path (``symbol_rates``)."""
+
+    # A venue saved before venues had several symbols unpickles without it: none.
+    symbol_rates: Mapping[str, tuple[tuple[int, Decimal], ...]] = MappingProxyType({})
 
     def __init__(
         self,
