@@ -21,7 +21,10 @@ without ``--live`` runs the bot against two simulated venues in one process, on 
   slow or failing venue never holds the other back.
 * **Market.** One :class:`PairMarket` walks the seeded market of ``[market]`` and hands each
   tick to venue a as is and to venue b on b's instrument (b's symbol, its prices rounded to b's
-  tick outward), at the same time: the two venues quote the same perpetual.
+  tick outward), at the same time: the two venues quote the same perpetual. With several pairs
+  (``[[funding_arb.pairs]]``) each venue lists every pair's instrument, pays each symbol its
+  own funding path, and gets, with each tick, every further pair's quote (the tick scaled to
+  the pair's ``sim_start_price``, on the pair's instrument: :class:`PairVenue`).
 """
 
 from __future__ import annotations

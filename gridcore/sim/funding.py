@@ -4,8 +4,9 @@ A funding-arbitrage bot needs two venues whose funding rates differ and move. Th
 builds them for a backtest:
 
 * :func:`synthetic_rates` draws a seeded, mean-reverting funding-rate path (one rate per
-  funding interval) for one venue; :func:`parse_rates_csv` reads recorded rates per venue
-  (``timestamp,venue,rate``, milliseconds, a fraction per interval) from text the shell read.
+  funding interval) for one venue and symbol; :func:`parse_rates_csv` reads recorded rates per
+  venue and symbol (``timestamp,venue,symbol,rate``, or per venue ``timestamp,venue,rate``;
+  milliseconds, a fraction per interval) from text the shell read.
 * :class:`FundingVenue` is the simulated exchange paying the rate in force at each funding time
   (and publishing it as ``FundingRateUpdated``), with faults of its own, drawn independently of
   the other venue's (:class:`VenueFaults`: opening orders rejected, filled in part, or accepted
@@ -13,7 +14,10 @@ builds them for a backtest:
   :class:`~gridcore.sim.faults.FaultPlan`, which already takes each venue's feed down on its own.
 * :func:`funding_backtest` runs a ``funding_arb`` configuration on venue "a" (the configured
   ``[venue]``) and venue "b" (``[funding_arb] venue_b``): venue b's quotes follow venue a's
-  market, offset by a millisecond.
+  market, offset by a millisecond. With several pairs (``[[funding_arb.pairs]]``) both venues
+  list every pair's instrument (:func:`pair_instruments`), each symbol has its own funding path,
+  and every further pair's quotes follow the same market scaled to its ``sim_start_price``
+  (:func:`pair_quotes`), a millisecond apart.
 
 Pure like the rest of :mod:`gridcore.sim`: no file is read here.
 """

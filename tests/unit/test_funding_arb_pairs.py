@@ -20,6 +20,7 @@ from gridcore import ConfigError, State
 from gridcore.config import BotConfig, load_config
 from gridcore.core import initial_state
 from gridcore.events import Event, FundingRateUpdated
+from gridcore.shells.simpair import pair_fingerprint
 from gridcore.sim.funding import (
     RatePath,
     RatesError,
@@ -314,3 +315,13 @@ def test_rates_csv_rows_come_back_per_venue_and_symbol_sorted_by_time(
     for t, v, s, r in rows:
         want.setdefault((v, s), []).append((t, r))
     assert parsed == {k: sorted(v) for k, v in want.items()}
+
+
+def test_a_one_pair_paper_venue_keeps_its_fingerprint_and_pairs_change_it() -> None:
+    """Venue files of a one-pair configuration written before pairs existed still resume
+    (their fingerprint has no ``pairs``); adding a pair makes the files another venue's."""
+    one = load_config(toml())
+    two = load_config(with_pair())
+    for which in (0, 1):
+        assert "pairs" not in pair_fingerprint(one, which)
+        assert "BTC-USD" in pair_fingerprint(two, which)
