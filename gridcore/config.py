@@ -425,6 +425,8 @@ def _toml_value(value: Any) -> str:
         value = value.value
     if isinstance(value, int):
         return str(value)
+    if value == ():
+        return "[]"  # an empty list of tables
     # Decimals and names as TOML basic strings: JSON's escapes are TOML's, but for DEL.
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
@@ -474,6 +476,11 @@ def _convert(value: Any, tp: Any, field: str) -> Any:
         except ConfigError as exc:
             hint = f'; or write "{validators.OFF}" to switch it off'
             raise ConfigError(field, str(exc).split(": ", 1)[-1] + hint) from None
+    if origin is tuple:
+        # A list of tables ([[kind.name]]): the config class's converter reads each table.
+        if not isinstance(value, list | tuple):
+            raise ConfigError(field, f"expected a list of tables, got {value!r}")
+        return tuple(value)
     if tp is Decimal:
         try:
             return to_decimal(value, field=field)

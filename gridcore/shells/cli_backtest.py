@@ -286,6 +286,8 @@ def _plain(value: object) -> object:
         return {f.name: _plain(getattr(value, f.name)) for f in fields}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):  # a list of tables ([[funding_arb.pairs]])
+        return [_plain(v) for v in value]
     return render.json_value(value)
 
 
@@ -295,7 +297,11 @@ def _settings(trace: Trace) -> tuple[str, dict[str, object]]:
     config = getattr(strategy, "config", None)
     settings: dict[str, object] = {}
     if config is not None and attrs.has(type(config)):
-        settings = {f.name: _plain(getattr(config, f.name)) for f in attrs.fields(type(config))}
+        settings = {
+            f.name: _plain(getattr(config, f.name))
+            for f in attrs.fields(type(config))
+            if getattr(config, f.name) != ()  # an empty list of tables is left out
+        }
     return type(strategy).__name__, settings
 
 
@@ -565,6 +571,9 @@ def run(args: argparse.Namespace) -> int:
     figures_of = getattr(trace.state.strategy, "summary_figures", None)
     per_side: dict[str, str] = dict(figures_of(trace.state)) if callable(figures_of) else {}
     sides = side_figures(trace.state)  # the hedge grid's LONG and SHORT (else empty)
+    # The funding arbitrage with several symbol pairs: each pair's figures, structured.
+    pairs_of = getattr(trace.state.strategy, "pair_figures", None)
+    pairs: list[Any] = pairs_of(trace.state) if callable(pairs_of) else []
     if args.json:
         doc = {
             "summary": render.summary_dict(summary),
@@ -572,6 +581,7 @@ def run(args: argparse.Namespace) -> int:
             "violations": [render.violation_dict(v) for v in trace.violations],
             **({"strategy_metrics": dict(per_side)} if per_side else {}),
             **({"sides": render.side_dict(sides)} if sides else {}),
+            **({"pairs": pairs} if len(pairs) > 1 else {}),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }

@@ -21,19 +21,23 @@ without ``--live`` runs the bot against two simulated venues in one process, on 
   slow or failing venue never holds the other back.
 * **Market.** One :class:`PairMarket` walks the seeded market of ``[market]`` and hands each
   tick to venue a as is and to venue b on b's instrument (b's symbol, its prices rounded to b's
-  tick outward), at the same time: the two venues quote the same perpetual.
+  tick outward), at the same time: the two venues quote the same perpetual. With several pairs
+  (``[[funding_arb.pairs]]``) each venue lists every pair's instrument, pays each symbol its
+  own funding path, and gets, with each tick, every further pair's quote (the tick scaled to
+  the pair's ``sim_start_price``, on the pair's instrument: :class:`PairVenue`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from gridcore.config import BotConfig
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
-from gridcore.numbers import Rounding
+from gridcore.numbers import CTX, Rounding
 from gridcore.shells.runtime import Clock
 from gridcore.shells.simvenue import (
     SharedMarket,
@@ -45,10 +49,18 @@ from gridcore.shells.simvenue import (
 )
 from gridcore.sim import profile
 from gridcore.sim.faults import FaultInjector
-from gridcore.sim.funding import FundingVenue, handles, second_instrument, venues
+from gridcore.sim.funding import (
+    FundingVenue,
+    handles,
+    pair_instruments,
+    pair_scales,
+    second_instrument,
+    venues,
+)
 
 __all__ = [
     "PairMarket",
+    "PairVenue",
     "handles",
     "open_pair_venue",
     "pair_fingerprint",
@@ -69,10 +81,14 @@ def pair_venue_path(journal: str | os.PathLike[str], config: BotConfig, which: i
 
 
 def pair_fingerprint(config: BotConfig, which: int) -> str:
-    """What must not change between runs against one venue file of the pair."""
-    return repr(
-        ("funding_arb", which, config.venue, config.instrument, config.market, config.settings)
-    )
+    """What must not change between runs against one venue file of the pair (a one-pair
+    configuration keeps the fingerprint it had before several pairs existed, so that its venue
+    files resume)."""
+    settings = repr(config.settings)
+    if not config.settings.pairs:
+        settings = settings.replace(", pairs=()", "")
+    parts = ("funding_arb", which, config.venue, config.instrument, config.market)
+    return f"({', '.join(map(repr, parts))}, {settings})"
 
 
 def _fresh(config: BotConfig, which: int, seed: int) -> FundingVenue:
@@ -137,9 +153,9 @@ def pair_venues(
     """The two venues' adapters on ``clock``, following one :class:`PairMarket`."""
     a_state, _ = states[0]
     market = PairMarket(config=config, seed=a_state.seed, clock=clock)
-    out = []
+    out: list[SimVenue] = []
     for which, (state, store) in enumerate(states):
-        venue = SimVenue(config=config, state=state, store=store, clock=clock, market=market)
+        venue = PairVenue(config=config, state=state, store=store, clock=clock, market=market)
         if which == 1:
             # The adapter is named by its venue (commands are routed by it); its config is the
             # bot's, whose [venue] is venue a.
@@ -150,18 +166,33 @@ def pair_venues(
         out[0].name: config.make_instrument(),
         out[1].name: second_instrument(config),
     }
+    pairs = pair_instruments(config)
+    scales = pair_scales(config)
+    market.others = {
+        venue.name: [
+            (pair[which], scale) for pair, scale in zip(pairs[1:], scales[1:], strict=True)
+        ]
+        for which, venue in enumerate(out)
+    }
     return out, market
 
 
 class PairMarket(SharedMarket):
     """One seeded market quoted by the two venues of a pair: each tick goes to venue a as is
-    and to venue b on b's instrument, at the same time (see the module docstring)."""
+    and to venue b on b's instrument, at the same time (see the module docstring); with
+    several pairs, each venue then gets every further pair's quote at that time, the tick
+    scaled to the pair's price (``sim_start_price``) on the pair's instrument."""
 
     def __init__(self, *, config: BotConfig, seed: int, clock: Clock) -> None:
         super().__init__(config=config, seed=seed, clock=clock)
         self.instruments: dict[str, Instrument] = {}
+        self.others: dict[str, list[tuple[Instrument, Decimal]]] = {}
+        """Per venue name, the further pairs' instruments and their price factors."""
+        self.raw: QuoteTicked | None = None
+        """The market's tick being handed out (the further pairs' quotes scale it)."""
 
     def _quote(self, venue: SimVenue, tick: QuoteTicked) -> QuoteTicked:
+        self.raw = tick
         inst = self.instruments.get(venue.name)
         if inst is None or (inst.venue, inst.symbol) == (tick.venue, tick.symbol):
             return tick
@@ -172,3 +203,34 @@ class PairMarket(SharedMarket):
             bid=inst.round_price(tick.bid, Rounding.DOWN),
             ask=inst.round_price(tick.ask, Rounding.UP),
         )
+
+    def more_quotes(self, venue: str, tick: QuoteTicked) -> list[QuoteTicked]:
+        """The further pairs' quotes on ``venue`` at ``tick`` (the market's own tick, the
+        first pair's on venue a)."""
+        out = []
+        for inst, scale in self.others.get(venue, ()):
+            bid, ask = CTX.multiply(tick.bid, scale), CTX.multiply(tick.ask, scale)
+            out.append(
+                QuoteTicked(
+                    ts=tick.ts,
+                    venue=inst.venue,
+                    symbol=inst.symbol,
+                    bid=inst.round_price(bid, Rounding.DOWN),
+                    ask=inst.round_price(ask, Rounding.UP),
+                )
+            )
+        return out
+
+
+class PairVenue(SimVenue):
+    """A venue of the pair: each market tick also brings the further pairs' quotes (see
+    :meth:`PairMarket.more_quotes`), matched one after the other at the tick's time."""
+
+    async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
+        await super()._on_tick(index, tick)
+        market = self._market
+        if not isinstance(market, PairMarket) or not market.others.get(self.name):
+            return
+        # Scaled from the market's own tick (not from venue b's, rounded to b's tick).
+        for quote in market.more_quotes(self.name, market.raw or tick):
+            await super()._on_tick(index, quote)

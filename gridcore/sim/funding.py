@@ -4,8 +4,9 @@ A funding-arbitrage bot needs two venues whose funding rates differ and move. Th
 builds them for a backtest:
 
 * :func:`synthetic_rates` draws a seeded, mean-reverting funding-rate path (one rate per
-  funding interval) for one venue; :func:`parse_rates_csv` reads recorded rates per venue
-  (``timestamp,venue,rate``, milliseconds, a fraction per interval) from text the shell read.
+  funding interval) for one venue and symbol; :func:`parse_rates_csv` reads recorded rates per
+  venue and symbol (``timestamp,venue,symbol,rate``, or per venue ``timestamp,venue,rate``;
+  milliseconds, a fraction per interval) from text the shell read.
 * :class:`FundingVenue` is the simulated exchange paying the rate in force at each funding time
   (and publishing it as ``FundingRateUpdated``), with faults of its own, drawn independently of
   the other venue's (:class:`VenueFaults`: opening orders rejected, filled in part, or accepted
@@ -13,7 +14,10 @@ builds them for a backtest:
   :class:`~gridcore.sim.faults.FaultPlan`, which already takes each venue's feed down on its own.
 * :func:`funding_backtest` runs a ``funding_arb`` configuration on venue "a" (the configured
   ``[venue]``) and venue "b" (``[funding_arb] venue_b``): venue b's quotes follow venue a's
-  market, offset by a millisecond.
+  market, offset by a millisecond. With several pairs (``[[funding_arb.pairs]]``) both venues
+  list every pair's instrument (:func:`pair_instruments`), each symbol has its own funding path,
+  and every further pair's quotes follow the same market scaled to its ``sim_start_price``
+  (:func:`pair_quotes`), a millisecond apart.
 
 Pure like the rest of :mod:`gridcore.sim`: no file is read here.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -31,6 +36,7 @@ from gridcore.config import BotConfig
 from gridcore.core import State, initial_state
 from gridcore.events import (
     Event,
+    FundingPaid,
     FundingRateUpdated,
     OrderAccepted,
     OrderRejected,
@@ -48,10 +54,14 @@ from gridcore.sim.rng import SplitMix64
 __all__ = [
     "FundingVenue",
     "RatePath",
+    "RatesKey",
     "VenueFaults",
     "funding_backtest",
     "handles",
     "make_bot",
+    "pair_instruments",
+    "pair_quotes",
+    "pair_scales",
     "parse_rates_csv",
     "synthetic_rates",
 ]
@@ -108,32 +118,49 @@ class RatesError(ValueError):
     """A funding-rate CSV that cannot be read; the message names the line."""
 
 
-def parse_rates_csv(text: str) -> dict[str, list[tuple[int, Decimal]]]:
-    """Funding rates per venue from CSV text with a header ``timestamp,venue,rate``
-    (timestamp in ms since the epoch, rate a fraction per interval), sorted by time."""
+RatesKey = str | tuple[str, str]
+"""A venue name (its rates apply to every symbol of the venue without rates of its own) or
+``(venue, symbol)``."""
+
+_HEADERS = (["timestamp", "venue", "rate"], ["timestamp", "venue", "symbol", "rate"])
+
+
+def parse_rates_csv(text: str) -> dict[RatesKey, list[tuple[int, Decimal]]]:
+    """Funding rates from CSV text, sorted by time: with a header ``timestamp,venue,symbol,rate``
+    per ``(venue, symbol)``, with the older ``timestamp,venue,rate`` per venue (every symbol of
+    the venue then follows the same rates). Timestamps are ms since the epoch, rates a fraction
+    per interval."""
     lines = [line.strip() for line in text.splitlines()]
-    if not lines or [h.strip() for h in lines[0].split(",")] != ["timestamp", "venue", "rate"]:
-        raise RatesError('funding rates CSV: the first line must be "timestamp,venue,rate"')
-    out: dict[str, list[tuple[int, Decimal]]] = {}
+    header = [h.strip() for h in lines[0].split(",")] if lines else []
+    if header not in _HEADERS:
+        raise RatesError(
+            'funding rates CSV: the first line must be "timestamp,venue,symbol,rate" (or, '
+            'for rates per venue, "timestamp,venue,rate")'
+        )
+    width = len(header)
+    out: dict[RatesKey, list[tuple[int, Decimal]]] = {}
     for n, line in enumerate(lines[1:], start=2):
         if not line:
             continue
         cells = [c.strip() for c in line.split(",")]
-        if len(cells) != 3:
-            raise RatesError(f"funding rates CSV line {n}: want 3 cells, got {len(cells)}")
+        if len(cells) != width:
+            raise RatesError(f"funding rates CSV line {n}: want {width} cells, got {len(cells)}")
         try:
             ts = int(cells[0])
-            rate = Decimal(cells[2])
+            rate = Decimal(cells[-1])
         except (ValueError, InvalidOperation):
             raise RatesError(
                 f"funding rates CSV line {n}: timestamp must be whole milliseconds and rate a "
-                f"decimal, got {cells[0]!r}, {cells[2]!r}"
+                f"decimal, got {cells[0]!r}, {cells[-1]!r}"
             ) from None
         if not rate.is_finite() or abs(rate) >= 1:
             raise RatesError(f"funding rates CSV line {n}: rate {rate} is not a fraction")
-        out.setdefault(cells[1], []).append((ts, rate))
-    for venue in out:
-        out[venue].sort()
+        if width == 4 and not cells[2]:
+            raise RatesError(f"funding rates CSV line {n}: the symbol is empty")
+        key: RatesKey = (cells[1], cells[2]) if width == 4 else cells[1]
+        out.setdefault(key, []).append((ts, rate))
+    for key in out:
+        out[key].sort()
     return out
 
 
@@ -151,7 +178,11 @@ class VenueFaults:
 
 class FundingVenue(SimExchange):
     """A simulated venue paying the funding rate of ``rates`` in force at each funding time,
-    with its own :class:`VenueFaults` drawn from its own seed."""
+    with its own :class:`VenueFaults` drawn from its own seed; a venue of several pairs pays
+    each further symbol at its own path (``symbol_rates``)."""
+
+    # A venue saved before venues had several symbols unpickles without it: none.
+    symbol_rates: Mapping[str, tuple[tuple[int, Decimal], ...]] = MappingProxyType({})
 
     def __init__(
         self,
@@ -162,9 +193,12 @@ class FundingVenue(SimExchange):
         faults: VenueFaults = VenueFaults(),
         seed: int = 0,
         publish_ms: int = 60_000,
+        symbol_rates: Mapping[str, RatePath] | None = None,
     ) -> None:
         super().__init__(config, start_ts=start_ts)
         self.rates = tuple(rates)
+        # Rates of the venue's other symbols (a venue of several pairs): symbol -> path.
+        self.symbol_rates = {k: tuple(v) for k, v in (symbol_rates or {}).items()}
         self.venue_faults = faults
         self.rng = SplitMix64(seed)
         self.injected: dict[str, int] = {"reject": 0, "partial": 0, "late_reject": 0}
@@ -186,7 +220,7 @@ class FundingVenue(SimExchange):
                     ts=tick.ts,
                     venue=self.config.venue,
                     symbol=symbol,
-                    rate=self.rate_at(self.next_funding_ts),
+                    rate=self.rate_at(self.next_funding_ts, symbol),
                     next_funding_ts=self.next_funding_ts,
                 )
             )
@@ -196,22 +230,67 @@ class FundingVenue(SimExchange):
         self.rejections.append(reason)
         super()._reject(cmd, now, reason, events)
 
-    def rate_at(self, ts: int) -> Decimal:
-        """The rate in force at ``ts`` (the configured constant before the path starts)."""
-        rate = self.config.funding_rate
-        for start, value in self.rates:
+    def rate_at(self, ts: int, symbol: str | None = None) -> Decimal:
+        """The rate of ``symbol`` (the venue's first) in force at ``ts`` (before the path
+        starts: the configured constant, or the path's first rate for another symbol)."""
+        path = self.symbol_rates.get(symbol, self.rates) if symbol is not None else self.rates
+        rate = self.config.funding_rate if path is self.rates or not path else path[0][1]
+        for start, value in path:
             if start > ts:
                 break
             rate = value
         return rate
 
     def _pay_funding(self, ts: int, events: list[Event]) -> None:
+        if self.symbol_rates:
+            self._pay_funding_per_symbol(ts, events)
+            return
         while ts >= self.next_funding_ts:
             rate = self.rate_at(self.next_funding_ts)
             if rate != self.config.funding_rate:
                 self.config = attrs.evolve(self.config, funding_rate=rate)
             # The base class pays every interval up to ts at one rate: hand it one at a time.
             super()._pay_funding(self.next_funding_ts, events)
+
+    def _pay_funding_per_symbol(self, ts: int, events: list[Event]) -> None:
+        """The base venue's payments (the same events in the same order), each symbol at its
+        own rate."""
+        interval = self.config.funding_interval_ms
+        while ts >= self.next_funding_ts:
+            due = self.next_funding_ts
+            self._funding += 1
+            for symbol in self.instruments:
+                events.append(
+                    FundingRateUpdated(
+                        ts=ts,
+                        venue=self.config.venue,
+                        symbol=symbol,
+                        rate=self.rate_at(due, symbol),
+                        next_funding_ts=due + interval,
+                    )
+                )
+            for (symbol, side), pos in sorted(self.positions.items(), key=lambda kv: kv[0][0]):
+                mark = self.mark(symbol)
+                if not pos.qty or mark is None:
+                    continue
+                rate = self.rate_at(due, symbol)
+                amount = -CTX.multiply(CTX.multiply(pos.qty, mark), rate)
+                self.positions[(symbol, side)] = attrs.evolve(
+                    pos, funding=CTX.add(pos.funding, amount)
+                )
+                self.cash = CTX.add(self.cash, amount)
+                self.funding_paid = CTX.add(self.funding_paid, amount)
+                payment = FundingPaid(
+                    ts=ts,
+                    venue=self.config.venue,
+                    symbol=symbol,
+                    position_side=side,
+                    amount=amount,
+                    payment_id=f"{self._funding}:{symbol}:{side.value}",
+                )
+                self.funding_history.append(payment)
+                events.append(payment)
+            self.next_funding_ts += interval
 
     def handle(self, command: Command, now: int) -> list[Event]:
         f = self.venue_faults
@@ -271,15 +350,15 @@ class FundingVenue(SimExchange):
 
 
 def make_bot(config: BotConfig, *, epoch: int, nonce: int = 0) -> State[Any]:
-    """A fresh ``funding_arb`` bot: the kernel trades venue a's and venue b's instruments."""
-    core = attrs.evolve(
-        config.make_core_config(), instruments=(config.make_instrument(), second_instrument(config))
-    )
+    """A fresh ``funding_arb`` bot: the kernel trades every pair's instruments on both
+    venues."""
+    instruments = tuple(i for pair in pair_instruments(config) for i in pair)
+    core = attrs.evolve(config.make_core_config(), instruments=instruments)
     return initial_state(core, config.make_strategy(), epoch=epoch, nonce=nonce)
 
 
 def second_instrument(config: BotConfig) -> Instrument:
-    """Venue b's instrument, from the ``[funding_arb]`` table."""
+    """Venue b's instrument of the first pair, from the ``[funding_arb]`` table."""
     s = config.settings
     return Instrument(
         venue=s.venue_b,
@@ -294,17 +373,98 @@ def second_instrument(config: BotConfig) -> Instrument:
     )
 
 
-def _mirror(path: Iterable[QuoteTicked], other: Instrument) -> Iterator[QuoteTicked]:
-    """Venue a's quotes, each followed a millisecond later by venue b's (its own tick)."""
+def pair_instruments(config: BotConfig) -> tuple[tuple[Instrument, Instrument], ...]:
+    """Every pair's instruments ``(on venue a, on venue b)``, the first pair first; a field a
+    ``[[funding_arb.pairs]]`` table leaves out takes the first pair's value on that venue."""
+    first_a, first_b = config.make_instrument(), second_instrument(config)
+    out = [(first_a, first_b)]
+    for p in config.settings.pairs:
+        made = []
+        for key, first in (("a", first_a), ("b", first_b)):
+
+            def got(name: str, default: Any, key: str = key, p: Any = p) -> Any:
+                value = getattr(p, f"{name}_{key}")
+                return default if value is None or value == "" else value
+
+            made.append(
+                Instrument(
+                    venue=first.venue,
+                    symbol=getattr(p, f"symbol_{key}"),
+                    tick_size=got("tick_size", first.tick_size),
+                    lot_size=got("lot_size", first.lot_size),
+                    min_notional=got("min_notional", first.min_notional),
+                    maker_fee=got("maker_fee", first.maker_fee),
+                    taker_fee=got("taker_fee", first.taker_fee),
+                    base=p.base or p.symbol_b,
+                    quote=first.quote,
+                    settlement=got("settlement", first.settlement),
+                )
+            )
+        out.append((made[0], made[1]))
+    return tuple(out)
+
+
+def _scaled(q: QuoteTicked, inst: Instrument, scale: Decimal, ts: int) -> QuoteTicked:
+    """Quote ``q`` scaled by ``scale`` onto ``inst`` (its tick, outward: bid down, ask up)."""
+    bid, ask = q.bid, q.ask
+    if scale != 1:
+        bid, ask = CTX.multiply(bid, scale), CTX.multiply(ask, scale)
+    return QuoteTicked(
+        ts=ts,
+        venue=inst.venue,
+        symbol=inst.symbol,
+        bid=inst.round_price(bid, Rounding.DOWN),
+        ask=inst.round_price(ask, Rounding.UP),
+    )
+
+
+def pair_scales(config: BotConfig) -> tuple[Decimal, ...]:
+    """Per pair, the factor from the ``[market]`` price to the pair's (``sim_start_price``
+    over ``market.start_price``; 1 for the first pair)."""
+    start = config.market.start_price
+    out = [Decimal(1)]
+    for p in config.settings.pairs:
+        price = start if p.sim_start_price is None else p.sim_start_price
+        out.append(CTX.divide(price, start))
+    return tuple(out)
+
+
+def pair_quotes(
+    q: QuoteTicked,
+    pairs: Sequence[tuple[Instrument, Instrument]],
+    scales: Sequence[Decimal],
+    *,
+    step_ms: int = 1,
+) -> Iterator[QuoteTicked]:
+    """Venue a's first-pair quote ``q`` as every venue quotes every pair: venue b's first
+    pair ``step_ms`` later, then each further pair on venue a and venue b, ``step_ms`` apart
+    (``step_ms=0``: all at ``q``'s time)."""
+    yield q
+    for n, ((a, b), scale) in enumerate(zip(pairs, scales, strict=True)):
+        if n:
+            yield _scaled(q, a, scale, q.ts + 2 * n * step_ms)
+        yield _scaled(q, b, scale, q.ts + (2 * n + 1) * step_ms)
+
+
+def _mirror(
+    path: Iterable[QuoteTicked],
+    pairs: Sequence[tuple[Instrument, Instrument]],
+    scales: Sequence[Decimal],
+) -> Iterator[QuoteTicked]:
+    """Venue a's quotes, each followed a millisecond later by venue b's (its own tick), and by
+    every further pair's on both venues (scaled to the pair's price), a millisecond apart."""
     for q in path:
-        yield q
-        yield QuoteTicked(
-            ts=q.ts + 1,
-            venue=other.venue,
-            symbol=other.symbol,
-            bid=other.round_price(q.bid, Rounding.DOWN),
-            ask=other.round_price(q.ask, Rounding.UP),
-        )
+        yield from pair_quotes(q, pairs, scales)
+
+
+def _rate_path(
+    rates: Mapping[RatesKey, RatePath] | None, venue: str, symbol: str
+) -> RatePath | None:
+    """The recorded rates of ``symbol`` on ``venue``: its own, else the venue's."""
+    if not rates:
+        return None
+    found = rates.get((venue, symbol))
+    return found if found is not None else rates.get(venue)
 
 
 def venues(
@@ -313,34 +473,41 @@ def venues(
     start_ts: int,
     intervals: int,
     seed: int,
-    rates: Mapping[str, RatePath] | None = None,
+    rates: Mapping[RatesKey, RatePath] | None = None,
     faults: Mapping[str, VenueFaults] | None = None,
 ) -> tuple[FundingVenue, FundingVenue]:
-    """Venue a and venue b, with the configured (or given) funding-rate paths and faults."""
+    """Venue a and venue b, each quoting every pair's symbol, with the configured (or given)
+    funding-rate paths (one per symbol) and faults."""
     s = config.settings
     v = config.venue
+    pairs = pair_instruments(config)
     out = []
-    for n, (inst, interval, mean) in enumerate(
-        (
-            (config.make_instrument(), s.funding_interval_ms, s.sim_rate_a),
-            (second_instrument(config), s.funding_interval_ms_b, s.sim_rate_b),
-        )
+    for n, (interval, mean) in enumerate(
+        ((s.funding_interval_ms, s.sim_rate_a), (s.funding_interval_ms_b, s.sim_rate_b))
     ):
-        path = (rates or {}).get(inst.venue)
-        if path is None:
-            path = synthetic_rates(
-                seed=seed * 2 + n + 1,
-                start_ts=start_ts,
-                intervals=max(1, intervals * (s.funding_interval_ms // interval) + 2),
-                interval_ms=interval,
-                mean=mean,
-                volatility=s.sim_rate_volatility,
-            )
+        paths: list[RatePath] = []
+        for k, pair in enumerate(pairs):
+            inst = pair[n]
+            path = _rate_path(rates, inst.venue, inst.symbol)
+            if path is None:
+                extra = s.pairs[k - 1] if k else None
+                own = getattr(extra, f"sim_rate_{'ab'[n]}", None) if extra is not None else None
+                path = synthetic_rates(
+                    # The first pair keeps the seeds of a one-pair run.
+                    seed=seed * 2 + n + 1 + 7_919 * k,
+                    start_ts=start_ts,
+                    intervals=max(1, intervals * (s.funding_interval_ms // interval) + 2),
+                    interval_ms=interval,
+                    mean=mean if own is None else own,
+                    volatility=s.sim_rate_volatility,
+                )
+            paths.append(path)
+        first = pairs[0][n]
         out.append(
             FundingVenue(
                 SimConfig(
-                    venue=inst.venue,
-                    instruments=(inst,),
+                    venue=first.venue,
+                    instruments=tuple(pair[n] for pair in pairs),
                     starting_balance=v.starting_balance,
                     asset=config.instrument.quote,
                     position_mode=v.position_mode,
@@ -350,8 +517,11 @@ def venues(
                     funding_rate=mean,
                 ),
                 start_ts=start_ts,
-                rates=path,
-                faults=(faults or {}).get(inst.venue, VenueFaults()),
+                rates=paths[0],
+                symbol_rates={
+                    pair[n].symbol: path for pair, path in zip(pairs[1:], paths[1:], strict=True)
+                },
+                faults=(faults or {}).get(first.venue, VenueFaults()),
                 seed=seed * 7919 + n,
             )
         )
@@ -366,7 +536,7 @@ def funding_backtest(
     faults: FaultPlan | None = None,
     path: Iterable[QuoteTicked] | None = None,
     start_ts: int | None = None,
-    rates: Mapping[str, RatePath] | None = None,
+    rates: Mapping[RatesKey, RatePath] | None = None,
     venue_faults: Mapping[str, VenueFaults] | None = None,
     state: Any = None,
     exchanges: Sequence[SimExchange] | None = None,
@@ -374,7 +544,7 @@ def funding_backtest(
 ) -> Trace:
     """Run a ``funding_arb`` configuration on two simulated venues.
 
-    ``rates`` (venue name → rate path) replaces the synthetic paths; ``venue_faults`` (venue
+    ``rates`` (``(venue, symbol)`` or a venue name → rate path) replaces the synthetic paths; ``venue_faults`` (venue
     name → :class:`VenueFaults`) adds each venue's own faults (default: the ``sim_*`` fault rates
     of the ``[funding_arb]`` table). ``state`` and ``exchanges`` continue an earlier run (a
     restart with positions open). ``options`` go to :func:`~gridcore.sim.run_backtest`.
@@ -400,7 +570,6 @@ def funding_backtest(
         start_ts = path[0].ts if path and start_ts is None else (start_ts or m.start_ts)
         span = (path[-1].ts - path[0].ts) if path else 0
     s = config.settings
-    other = second_instrument(config)
     if venue_faults is None:
         f = VenueFaults(
             reject_ppm=s.sim_reject_ppm,
@@ -423,7 +592,7 @@ def funding_backtest(
     return run_backtest(
         state,
         list(exchanges),
-        _mirror(path, other),
+        _mirror(path, pair_instruments(config), pair_scales(config)),
         faults=faults or FaultPlan(),
         seed=seed,
         progress=progress,

@@ -25,13 +25,16 @@ phase with a deadline, every rule in :data:`ENTRY` and :data:`EXIT` below.
   (or on both, down to the largest size both accept, when the difference is under that venue's
   lot) (failure ``rollback-in-quote``: sizes are base units read from the venue's report, never a
   quote notional). It repeats until the positions match; after ``max_attempts`` rounds it stops
-  in ``STUCK`` with an alert and the strategy opens nothing more.
+  in ``STUCK`` with an alert and the pair opens nothing more.
 * Exit: ask for positions, close both by their reported sizes, reduce-only, ask again, repeat
   until both venues are flat (failure ``one-sided-exit``: a failed side is retried, never left
   naked).
 
-Only one saga runs at a time, so two sagas never race for the same balance; the reservation is
-checked against the fresh balance anyway. Quantities (base units) and notionals (quote) are
+Several symbol pairs (``[[funding_arb.pairs]]``) trade on the same two venues, each on its own
+:class:`PairBook` (rates, position, timers, figures) with at most one saga of its own. The
+venues' balances are shared, so entries take turns: an entry starts only while no other entry
+runs (:meth:`FundingArb.entry_locked`), and it reserves its margin on top of what every running
+saga reserves. Two sagas never race for the same balance. Quantities (base units) and notionals (quote) are
 separate fields everywhere in this module (``qty`` vs ``notional``).
 
 The kind contributes invariants (:data:`INVARIANTS`) judged after every step of a run: bounded
@@ -87,6 +90,8 @@ __all__ = [
     "Entry",
     "FundingArb",
     "FundingArbConfig",
+    "PairBook",
+    "PairConfig",
     "Phase",
     "Snapshot",
     "Stats",
@@ -113,6 +118,117 @@ def _dec(value: object) -> object:
 
 def _opt_int(value: object) -> object:
     return _off(value)
+
+
+@attrs.frozen(kw_only=True)
+class PairConfig:
+    """One more symbol pair (a ``[[funding_arb.pairs]]`` table): the same perpetual as venue a
+    and venue b name it, each venue's instrument (tick, lot, minimum notional, fees, settlement
+    currency), and what this pair trades. The first pair is ``[instrument]`` on venue a and
+    ``symbol_b`` on venue b; every field left out here takes the first pair's value on that
+    venue (``None``, or ``""`` for the settlement currency: the venue's currency)."""
+
+    symbol_a: str = ""
+    symbol_b: str = ""
+    tick_size_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    lot_size_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    tick_size_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    lot_size_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    min_notional_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    min_notional_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    maker_fee_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    taker_fee_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    maker_fee_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    taker_fee_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    settlement_a: str = ""
+    settlement_b: str = ""
+    base: str = ""  # the base asset (for reports; default: symbol_b)
+    notional: Decimal | None = attrs.field(default=None, converter=_dec)  # quote per leg
+    # Backtests and paper only: this symbol's synthetic funding paths and its price, which
+    # follows the [market] path scaled to start here.
+    sim_rate_a: Decimal | None = attrs.field(default=None, converter=_dec)
+    sim_rate_b: Decimal | None = attrs.field(default=None, converter=_dec)
+    sim_start_price: Decimal | None = attrs.field(default=None, converter=_dec)
+
+    def check(self, where: str) -> None:
+        """Field rules of one pair; ``where`` names it in errors (``funding_arb.pairs[1]``)."""
+        for name in ("symbol_a", "symbol_b"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                venue = name[-1]
+                raise ConfigError(
+                    f"{where}.{name}",
+                    f"missing: name the perpetual as venue {venue} lists it (a symbol of venue "
+                    f'{venue}\'s instruments, for example "ETH")',
+                )
+        for name in ("tick_size_a", "lot_size_a", "tick_size_b", "lot_size_b"):
+            value = getattr(self, name)
+            symbol = self.symbol_a if name.endswith("a") else self.symbol_b
+            if value is None:
+                raise ConfigError(
+                    f"{where}.{name}",
+                    f"missing: {symbol!r} is unknown to venue {name[-1]} until its instrument "
+                    f"is described; give its tick size and lot size ({name[:-2]}_a/_b)",
+                )
+        for name in (
+            "tick_size_a",
+            "lot_size_a",
+            "tick_size_b",
+            "lot_size_b",
+            "notional",
+            "sim_start_price",
+        ):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+                raise ConfigError(
+                    f"{where}.{name}",
+                    f'must be a positive decimal (write it as a string, "1.5"); got {value!r}',
+                )
+        for name in ("min_notional_a", "min_notional_b"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, Decimal) or not value >= 0):
+                raise ConfigError(f"{where}.{name}", f"must be a decimal >= 0, got {value!r}")
+        for name in ("maker_fee_a", "taker_fee_a", "maker_fee_b", "taker_fee_b"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, Decimal) or not Decimal("-0.01") <= value <= Decimal("0.01")
+            ):
+                raise ConfigError(
+                    f"{where}.{name}", f"must be a decimal between -0.01 and 0.01, got {value!r}"
+                )
+        for name in ("sim_rate_a", "sim_rate_b"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, Decimal) or not value.is_finite() or abs(value) >= 1
+            ):
+                raise ConfigError(f"{where}.{name}", f"must be a fraction, got {value!r}")
+        lot_a, lot_b = self.lot_size_a, self.lot_size_b
+        assert lot_a is not None and lot_b is not None
+        coarse, fine = max(lot_a, lot_b), min(lot_a, lot_b)
+        if round_to_step(coarse, fine, Rounding.DOWN) != coarse:
+            raise ConfigError(
+                f"{where}.lot_size_b",
+                f"{lot_b} and lot_size_a {lot_a}: the larger must be a whole multiple of the "
+                "smaller, so that one quantity is accepted by both venues",
+            )
+
+
+def _pairs(value: object) -> object:
+    """The ``[[funding_arb.pairs]]`` tables, each read into a :class:`PairConfig` (errors name
+    the pair: ``funding_arb.pairs[1].tick_size_b``)."""
+    if not isinstance(value, list | tuple):
+        return value
+    from gridcore.config import _build  # the one reader of TOML tables into attrs classes
+
+    out = []
+    for n, item in enumerate(value, start=1):
+        where = f"{KIND}.pairs[{n}]"
+        pair = item if isinstance(item, PairConfig) else _build(PairConfig, item, where)
+        pair.check(where)
+        out.append(pair)
+    return tuple(out)
 
 
 @attrs.frozen(kw_only=True)
@@ -157,6 +273,9 @@ class FundingArbConfig:
     sim_reject_ppm: int = 0
     sim_partial_ppm: int = 0
     sim_late_reject_ppm: int = 0
+    pairs: tuple[PairConfig, ...] = attrs.field(default=(), converter=_pairs)
+    """More symbol pairs on the same two venues (``[[funding_arb.pairs]]``); the first pair is
+    ``symbol`` on venue a and ``symbol_b`` on venue b."""
 
     def __attrs_post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -235,6 +354,34 @@ class FundingArbConfig:
             )
         if not self.venue_b or self.venue_b == self.venue:
             raise bad("venue_b", f"must name a second venue, not {self.venue_b!r}")
+        if not isinstance(self.pairs, tuple) or not all(
+            isinstance(p, PairConfig) for p in self.pairs
+        ):
+            raise bad("pairs", f"must be a list of tables [[{KIND}.pairs]], got {self.pairs!r}")
+        # A symbol belongs to one pair: two pairs on one symbol would share (and fight over)
+        # one position on that venue.
+        seen = {("a", self.symbol): "the first pair", ("b", self.symbol_b): "the first pair"}
+        for n, pair in enumerate(self.pairs, start=1):
+            for key, symbol in (("a", pair.symbol_a), ("b", pair.symbol_b)):
+                other = seen.setdefault((key, symbol), f"pairs[{n}]")
+                if other != f"pairs[{n}]":
+                    raise bad(
+                        f"pairs[{n}].symbol_{key}",
+                        f"{symbol!r} on venue {key} is already traded by {other}: a duplicate "
+                        "pair; each symbol of a venue belongs to one pair (remove this pair or "
+                        "name another symbol)",
+                    )
+
+    def pair_symbols(self) -> tuple[tuple[str, str, Decimal], ...]:
+        """``(symbol on venue a, symbol on venue b, notional per leg)`` of every pair, the
+        first pair first."""
+        return (
+            (self.symbol, self.symbol_b, self.notional),
+            *(
+                (p.symbol_a, p.symbol_b, self.notional if p.notional is None else p.notional)
+                for p in self.pairs
+            ),
+        )
 
 
 def common_lot(lot_a: Decimal, lot_b: Decimal) -> Decimal:
@@ -265,6 +412,35 @@ def check(config: FundingArbConfig, bot: BotConfig) -> None:
             f"risk.max_order_notional {cap}, so every leg would be refused; lower "
             f"{KIND}.notional or raise risk.max_order_notional",
         )
+    currency = bot.instrument.quote  # both venues settle in it (the first pair's quote)
+    for n, pair in enumerate(config.pairs, start=1):
+        for key in ("a", "b"):
+            settles = getattr(pair, f"settlement_{key}")
+            if settles and settles != currency:
+                raise ConfigError(
+                    f"{KIND}.pairs[{n}].settlement_{key}",
+                    f"{settles!r} differs from {currency!r}, the currency venue {key} settles "
+                    "the first pair in: every instrument of a venue settles in one currency "
+                    "and both legs of a pair must settle alike, or the hedge's PnL and margin "
+                    f"could not be added; trade this pair from an account settling in {settles}",
+                )
+        notional = config.notional if pair.notional is None else pair.notional
+        if cap is not None and mul(notional, add(ONE, config.slippage)) > cap:
+            raise ConfigError(
+                f"{KIND}.pairs[{n}].notional",
+                f"{notional} (plus slippage {config.slippage}) is over risk.max_order_notional "
+                f"{cap}, so every leg would be refused; lower it or raise the cap",
+            )
+        floor = max(
+            bot.instrument.min_notional if pair.min_notional_a is None else pair.min_notional_a,
+            config.min_notional_b if pair.min_notional_b is None else pair.min_notional_b,
+        )
+        if notional < floor:
+            raise ConfigError(
+                f"{KIND}.pairs[{n}].notional",
+                f"{notional} is under the pair's minimum notional {floor}: every leg would be "
+                "refused; raise it",
+            )
     lot_a, lot_b = bot.instrument.lot_size, config.lot_size_b
     coarse, fine = max(lot_a, lot_b), min(lot_a, lot_b)
     if round_to_step(coarse, fine, Rounding.DOWN) != coarse:
@@ -342,6 +518,7 @@ class Entry:
 
     saga_id: str
     kind: str  # "entry" or "exit"
+    pair: int = 0  # which pair (the index into FundingArb.books)
     long: str = "a"
     first: str = "a"
     qty: Decimal = ZERO  # planned base quantity of leg 1
@@ -746,16 +923,16 @@ def _act_done(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent
 
 def _act_stuck(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
     e = _answered(_with_snap(saga.data, signal), signal)
-    snap = e.snap
-    assert snap is not None
+    snap, p = e.snap, e.params
+    assert snap is not None and p is not None
     return attrs.evolve(e, reserved=ZERO), [
         Say(
             level=Level.ALERT,
             code="funding_arb_stuck",
             message=(
-                f"{e.kind} {e.saga_id}: positions still unequal after {e.tries} rounds "
-                f"(a {snap.pos_a}, b {snap.pos_b}); the strategy opens nothing more until an "
-                "operator flattens the venues"
+                f"{e.kind} {e.saga_id} ({p.symbol_a}/{p.symbol_b}): positions still unequal "
+                f"after {e.tries} rounds (a {snap.pos_a}, b {snap.pos_b}); this pair opens "
+                "nothing more until an operator flattens it on both venues"
             ),
         )
     ]
@@ -1044,34 +1221,114 @@ class Stats:
 
 
 @attrs.frozen(kw_only=True)
-class FundingArb:
-    """The funding-arbitrage strategy: its configuration, the last funding rates seen, the
-    position held (``long``: venue key bought, ``None`` when flat), and its sagas by id."""
+class PairBook:
+    """One pair's own state: its symbols and notional, the last funding rates seen on each
+    venue, the position held (``long``: venue key bought, ``None`` when flat), its timers and
+    figures. Every pair decides on its own book; the sagas live in :class:`FundingArb`."""
 
-    config: FundingArbConfig
-    leverage: Decimal = Decimal(10)
+    symbol_a: str
+    symbol_b: str
+    notional: Decimal
     rate_a: Decimal | None = None
     rate_b: Decimal | None = None
     long: str | None = None
     opened_at: int | None = None
     last_end: int | None = None
-    seq: int = 0
-    stopped: bool = False
-    sagas: Mapping[str, Saga[Entry]] = attrs.field(factory=dict)
+    stopped: bool = False  # a saga of this pair ended STUCK: the pair opens nothing more
     stats: Stats = Stats()
+
+    @property
+    def name(self) -> str:
+        """``symbol_a/symbol_b``: how reports name the pair."""
+        return f"{self.symbol_a}/{self.symbol_b}"
+
+
+def _books(arb: FundingArb) -> tuple[PairBook, ...]:
+    return tuple(
+        PairBook(symbol_a=a, symbol_b=b, notional=n) for a, b, n in arb.config.pair_symbols()
+    )
+
+
+def _sum_stats(books: Sequence[PairBook]) -> Stats:
+    """Every pair's figures together (counts and times add; money is per venue, one currency
+    per venue)."""
+    if len(books) == 1:
+        return books[0].stats
+    causes: dict[str, int] = {}
+    exit_causes: dict[str, int] = {}
+    total = Stats()
+    for book in books:
+        s = book.stats
+        for k, v in s.causes.items():
+            causes[k] = causes.get(k, 0) + v
+        for k, v in s.exit_causes.items():
+            exit_causes[k] = exit_causes.get(k, 0) + v
+        total = attrs.evolve(
+            total,
+            entries=total.entries + s.entries,
+            hedged=total.hedged + s.hedged,
+            exits=total.exits + s.exits,
+            rollbacks=total.rollbacks + s.rollbacks,
+            aborted=total.aborted + s.aborted,
+            stuck=total.stuck + s.stuck,
+            naked_max_ms=max(total.naked_max_ms, s.naked_max_ms),
+            naked_total_ms=total.naked_total_ms + s.naked_total_ms,
+            funding_a=add(total.funding_a, s.funding_a),
+            funding_b=add(total.funding_b, s.funding_b),
+        )
+    return attrs.evolve(total, causes=causes, exit_causes=exit_causes)
+
+
+@attrs.frozen(kw_only=True)
+class FundingArb:
+    """The funding-arbitrage strategy: its configuration, one :class:`PairBook` per symbol
+    pair, and the sagas of every pair by id (ids are numbered across pairs).
+
+    Pairs share the balance of each venue. Entries take turns (an entry starts only while no
+    other pair's entry runs) and each counts the margin every running saga reserves: see
+    :meth:`entry_locked`. Exits never wait: they only free margin."""
+
+    config: FundingArbConfig
+    leverage: Decimal = Decimal(10)
+    seq: int = 0
+    sagas: Mapping[str, Saga[Entry]] = attrs.field(factory=dict)
+    books: tuple[PairBook, ...] = attrs.field(default=attrs.Factory(_books, takes_self=True))
+
+    # --- the first pair, for one-pair configurations --------------------------------------------
+
+    @property
+    def stats(self) -> Stats:
+        """Every pair's figures together (the one pair's, for a one-pair configuration)."""
+        return _sum_stats(self.books)
+
+    @property
+    def long(self) -> str | None:
+        """The first pair's position (see :attr:`PairBook.long`)."""
+        return self.books[0].long
+
+    @property
+    def stopped(self) -> bool:
+        """Some pair stopped after a STUCK saga."""
+        return any(b.stopped for b in self.books)
+
+    def _book(self, pair: int, book: PairBook) -> FundingArb:
+        books = list(self.books)
+        books[pair] = book
+        return attrs.evolve(self, books=tuple(books))
 
     # --- reading the view --------------------------------------------------------------------
 
-    def params(self, view: State[Any]) -> Params:
-        """The configuration the saga actions need, with the instruments' filters."""
+    def params(self, view: State[Any], pair: int = 0) -> Params:
+        """The configuration the saga actions need, with the pair's instruments' filters."""
         c = self.config
-        ia = view.config.instrument(c.venue, c.symbol)
-        ib = view.config.instrument(c.venue_b, c.symbol_b)
+        book = self.books[pair]
+        ia = view.config.instrument(c.venue, book.symbol_a)
+        ib = view.config.instrument(c.venue_b, book.symbol_b)
         return Params(
             venue_a=c.venue,
             venue_b=c.venue_b,
-            symbol_a=c.symbol,
-            symbol_b=c.symbol_b,
+            symbol_a=book.symbol_a,
+            symbol_b=book.symbol_b,
             tick_a=ia.tick_size,
             tick_b=ib.tick_size,
             lot_a=ia.lot_size,
@@ -1085,12 +1342,13 @@ class FundingArb:
             margin_buffer=c.margin_buffer,
         )
 
-    def snapshot(self, view: State[Any]) -> Snapshot:
-        """Positions, balances and mids as the view holds them now."""
+    def snapshot(self, view: State[Any], pair: int = 0) -> Snapshot:
+        """The pair's positions and mids, and the venues' balances, as the view holds them."""
         c = self.config
+        book = self.books[pair]
         ba, bb = view.balance(c.venue), view.balance(c.venue_b)
-        pa = view.ledger.position(c.venue, c.symbol)
-        pb = view.ledger.position(c.venue_b, c.symbol_b)
+        pa = view.ledger.position(c.venue, book.symbol_a)
+        pb = view.ledger.position(c.venue_b, book.symbol_b)
         return Snapshot(
             now=view.now,
             pos_a=pa.qty,
@@ -1099,51 +1357,65 @@ class FundingArb:
             avail_b=None if bb is None else bb.available,
             bal_ts_a=None if ba is None else ba.ts,
             bal_ts_b=None if bb is None else bb.ts,
-            mid_a=view.mid(c.venue, c.symbol),
-            mid_b=view.mid(c.venue_b, c.symbol_b),
-            reserved_other=self.reserved(),
+            mid_a=view.mid(c.venue, book.symbol_a),
+            mid_b=view.mid(c.venue_b, book.symbol_b),
+            reserved_other=self.reserved(pair),
         )
 
-    def reserved(self) -> Decimal:
-        """Quote margin held by running sagas (each reserves it on both venues)."""
+    def reserved(self, pair: int | None = None) -> Decimal:
+        """Quote margin held by running sagas of every pair (each reserves it on both venues,
+        whose balances every pair shares): what an entry of ``pair`` must leave untouched,
+        whichever pair it is."""
         total = ZERO
         for saga in self.sagas.values():
             if not saga.terminal:
                 total = add(total, saga.data.reserved)
         return total
 
-    def active(self) -> Saga[Entry] | None:
-        """The one saga not yet terminal, if any."""
+    def active(self, pair: int | None = None) -> Saga[Entry] | None:
+        """The running saga of ``pair`` (of any pair when ``None``), if any."""
         for saga in self.sagas.values():
-            if not saga.terminal:
+            if not saga.terminal and (pair is None or saga.data.pair == pair):
                 return saga
         return None
 
-    def busy(self) -> bool:
-        """A saga is running: no other may start (they would race for the same balance)."""
-        return self.active() is not None
+    def busy(self, pair: int = 0) -> bool:
+        """A saga of ``pair`` runs: the pair starts nothing else (one saga per pair)."""
+        return self.active(pair) is not None
 
-    def edge(self, long: str) -> Decimal | None:
+    def entry_locked(self, pair: int = 0) -> bool:
+        """Another pair's entry runs, so ``pair`` may not start one (failure
+        `parallel-entries-overdraw`). Entries take turns because the venues' balances are
+        shared and a balance report only tells what the venue held when it was taken: an
+        entry that started after the previous one ended asks for balances after that end, so
+        its report already shows the margin the previous entry's legs use. Counting the other
+        sagas' reservations alone would not do: a report taken before another pair's leg
+        filled may be read after that pair's saga ended and released its reservation."""
+        return any(not saga.terminal and saga.data.kind == "entry" for saga in self.sagas.values())
+
+    def edge(self, long: str, pair: int = 0) -> Decimal | None:
         """Annualized funding earned holding long on ``long`` and short on the other venue
         (fraction of notional per year); ``None`` before both rates are known."""
-        if self.rate_a is None or self.rate_b is None:
+        book = self.books[pair]
+        if book.rate_a is None or book.rate_b is None:
             return None
         c = self.config
-        apr_a = div(mul(self.rate_a, YEAR_MS), Decimal(c.funding_interval_ms))
-        apr_b = div(mul(self.rate_b, YEAR_MS), Decimal(c.funding_interval_ms_b))
+        apr_a = div(mul(book.rate_a, YEAR_MS), Decimal(c.funding_interval_ms))
+        apr_b = div(mul(book.rate_b, YEAR_MS), Decimal(c.funding_interval_ms_b))
         # Longs pay a positive rate, shorts receive it.
         return sub(apr_b, apr_a) if long == "a" else sub(apr_a, apr_b)
 
-    def cost_apr(self, view: State[Any]) -> Decimal | None:
+    def cost_apr(self, view: State[Any], pair: int = 0) -> Decimal | None:
         """Fees on both venues (entry and exit) and the spread crossed, annualized over the
         expected hold."""
         c = self.config
-        qa = view.quotes.get((c.venue, c.symbol))
-        qb = view.quotes.get((c.venue_b, c.symbol_b))
+        book = self.books[pair]
+        qa = view.quotes.get((c.venue, book.symbol_a))
+        qb = view.quotes.get((c.venue_b, book.symbol_b))
         if qa is None or qb is None:
             return None
-        ia = view.config.instrument(c.venue, c.symbol)
-        ib = view.config.instrument(c.venue_b, c.symbol_b)
+        ia = view.config.instrument(c.venue, book.symbol_a)
+        ib = view.config.instrument(c.venue_b, book.symbol_b)
         fees = mul(Decimal(2), add(ia.taker_fee, ib.taker_fee))
         spread = add(div(sub(qa.ask, qa.bid), qa.mid), div(sub(qb.ask, qb.bid), qb.mid))
         hold = c.farm_hold_ms if c.mode == "farm" and c.farm_hold_ms else c.max_hold_ms
@@ -1161,6 +1433,10 @@ class FundingArb:
         saga = self.sagas.get(saga_id)
         if saga is None:
             return self, []
+        if isinstance(signal.detail, Detail) and saga.data.pair != 0:
+            # Signals carry the first pair's snapshot: this saga reads its own pair's.
+            detail = attrs.evolve(signal.detail, snap=self.snapshot(view, saga.data.pair))
+            signal = attrs.evolve(signal, detail=detail)
         moved, intents = advance(self._spec(saga), saga, signal, view.now)
         if moved is saga:
             return self, intents
@@ -1172,7 +1448,8 @@ class FundingArb:
     def _finished(self, view: State[Any], saga: Saga[Entry]) -> FundingArb:
         e = _naked(saga.data, view.now)
         naked = e.naked_ms + (0 if e.naked_since is None else view.now - e.naked_since)
-        s = self.stats
+        book = self.books[e.pair]
+        s = book.stats
         causes = dict(s.causes)
         rolled = any(p in (_P.ROLLBACK_REFRESH, _P.ROLLING_BACK) for p in saga.history)
         if rolled and e.cause:
@@ -1197,24 +1474,27 @@ class FundingArb:
         done = [k for k, v in kept.items() if v.terminal]
         for old in done[: max(0, len(done) - self.config.sagas_kept)]:
             del kept[old]
-        new = attrs.evolve(self, stats=s, last_end=view.now, sagas=kept)
+        book = attrs.evolve(book, stats=s, last_end=view.now)
         if phase is _P.HEDGED:
-            return attrs.evolve(new, long=e.long, opened_at=view.now)
-        if phase in (_P.CLOSED, _P.ROLLED_BACK, _P.ABORTED):
-            return attrs.evolve(new, long=None, opened_at=None)
-        return attrs.evolve(new, stopped=True)  # STUCK
+            book = attrs.evolve(book, long=e.long, opened_at=view.now)
+        elif phase in (_P.CLOSED, _P.ROLLED_BACK, _P.ABORTED):
+            book = attrs.evolve(book, long=None, opened_at=None)
+        else:  # STUCK
+            book = attrs.evolve(book, stopped=True)
+        return attrs.evolve(self, sagas=kept)._book(e.pair, book)
 
     def _begin(
-        self, view: State[Any], kind: str, long: str, why: str = ""
+        self, view: State[Any], kind: str, long: str, why: str = "", pair: int = 0
     ) -> tuple[FundingArb, list[Intent]]:
         c = self.config
+        book = self.books[pair]
         entry_spec, exit_spec = specs(c)
         seq = self.seq + 1
         saga_id = f"{kind[0]}{seq}"
-        snap = self.snapshot(view)
-        params = self.params(view)
+        snap = self.snapshot(view, pair)
+        params = self.params(view, pair)
         qty = ZERO
-        notional = c.notional
+        notional = book.notional
         if kind == "entry" and snap.mid_a is not None and snap.mid_b is not None:
             mid = max(snap.mid_a, snap.mid_b)
             qty = round_to_step(
@@ -1223,6 +1503,7 @@ class FundingArb:
         data = Entry(
             saga_id=saga_id,
             kind=kind,
+            pair=pair,
             long=long,
             first=c.first_leg,
             qty=qty,
@@ -1240,10 +1521,11 @@ class FundingArb:
         data = _naked(data, view.now)
         spec = entry_spec if kind == "entry" else exit_spec
         saga, timers = start(spec, saga_id, data, view.now)
-        stats = self.stats
         if kind == "entry":
-            stats = attrs.evolve(stats, entries=stats.entries + 1)
-        new = attrs.evolve(self, seq=seq, sagas={**self.sagas, saga_id: saga}, stats=stats)
+            book = attrs.evolve(
+                book, stats=attrs.evolve(book.stats, entries=book.stats.entries + 1)
+            )
+        new = attrs.evolve(self, seq=seq, sagas={**self.sagas, saga_id: saga})._book(pair, book)
         return new, [*refreshes, *timers]
 
     def _signal(self, view: State[Any], kind: str, qty: Decimal = ZERO, **detail: Any) -> Signal:
@@ -1252,46 +1534,59 @@ class FundingArb:
     # --- decisions -----------------------------------------------------------------------------
 
     def decide(self, view: State[Any]) -> tuple[FundingArb, list[Intent]]:
-        """Start an entry or an exit when the rules say so and no saga runs."""
+        """Start an entry or an exit on every pair whose rules say so and whose saga (or,
+        for an entry, another pair's entry) is not running."""
+        new, out = self, []
+        for pair in range(len(self.books)):
+            new, intents = new.decide_pair(view, pair)
+            out.extend(intents)
+        return new, out
+
+    def decide_pair(self, view: State[Any], pair: int) -> tuple[FundingArb, list[Intent]]:
+        """Start an entry or an exit of ``pair`` when its rules say so."""
         c = self.config
-        if self.stopped or self.busy():
+        book = self.books[pair]
+        if book.stopped or self.busy(pair):
             return self, []
         if c.venue_b not in view.config.venues or c.venue not in view.config.venues:
             return self, []  # run on one venue only (a single-venue runner): nothing to pair
         if not (view.can_trade(c.venue) and view.can_trade(c.venue_b)):
             return self, []
-        for venue, symbol in ((c.venue, c.symbol), (c.venue_b, c.symbol_b)):
+        for venue, symbol in ((c.venue, book.symbol_a), (c.venue_b, book.symbol_b)):
             quote = view.quotes.get((venue, symbol))
             if quote is None or view.now - quote.ts > c.max_report_age_ms:
                 return self, []  # no price to trade at: its orders would be refused
-        if self.long is not None:
-            return self._maybe_exit(view)
-        snap = self.snapshot(view)
+        if book.long is not None:
+            return self._maybe_exit(view, pair)
+        snap = self.snapshot(view, pair)
         if snap.pos_a != 0 or snap.pos_b != 0:
             # Flat by our books but not at the venues (a restart, an old saga's late fill):
             # close what is there before anything else.
-            return self._begin(view, "exit", "a", "positions found")
-        if self.last_end is not None and view.now - self.last_end < c.cooldown_ms:
+            return self._begin(view, "exit", "a", "positions found", pair=pair)
+        if book.last_end is not None and view.now - book.last_end < c.cooldown_ms:
             return self, []
+        if self.entry_locked(pair):
+            return self, []  # another pair's entry runs: this one waits its turn
         if c.mode == "farm":
-            edge_a = self.edge("a") or ZERO
-            edge_b = self.edge("b") or ZERO
-            return self._begin(view, "entry", "a" if edge_a >= edge_b else "b")
-        cost = self.cost_apr(view)
+            edge_a = self.edge("a", pair) or ZERO
+            edge_b = self.edge("b", pair) or ZERO
+            return self._begin(view, "entry", "a" if edge_a >= edge_b else "b", pair=pair)
+        cost = self.cost_apr(view, pair)
         best: tuple[Decimal, str] | None = None
         for long in ("a", "b"):
-            edge = self.edge(long)
+            edge = self.edge(long, pair)
             if edge is not None and (best is None or edge > best[0]):
                 best = (edge, long)
         if best is None or cost is None or sub(best[0], cost) < c.entry_apr:
             return self, []
-        return self._begin(view, "entry", best[1])
+        return self._begin(view, "entry", best[1], pair=pair)
 
-    def _maybe_exit(self, view: State[Any]) -> tuple[FundingArb, list[Intent]]:
+    def _maybe_exit(self, view: State[Any], pair: int = 0) -> tuple[FundingArb, list[Intent]]:
         c = self.config
-        assert self.long is not None
-        held = view.now - (self.opened_at or view.now)
-        edge = self.edge(self.long)
+        book = self.books[pair]
+        assert book.long is not None
+        held = view.now - (book.opened_at or view.now)
+        edge = self.edge(book.long, pair)
         why = ""
         if c.mode == "farm":
             if c.farm_hold_ms is not None and held >= c.farm_hold_ms:
@@ -1304,14 +1599,14 @@ class FundingArb:
             why = "below exit_apr"
         if not why:
             return self, []
-        return self._begin(view, "exit", self.long, why)
+        return self._begin(view, "exit", book.long, why, pair=pair)
 
     # --- the Strategy protocol -----------------------------------------------------------------
 
     def on_tick(
         self, view: State[Any], tick: QuoteTicked
     ) -> tuple[FundingArb, Sequence[Intent]] | None:
-        if self.config.mode != "farm" and self.long is None:
+        if self.config.mode != "farm" and all(b.long is None for b in self.books):
             return None  # arb entries are decided on funding updates
         new, intents = self.decide(view)
         return None if new is self else (new, intents)
@@ -1335,7 +1630,9 @@ class FundingArb:
         saga_id = deadline_signal(name)
         if saga_id is not None:
             new, intents = self._feed(view, saga_id, self._signal(view, DEADLINE))
-            if new.active() is None:
+            saga = new.sagas.get(saga_id)
+            if saga is None or saga.terminal:
+                # The pair is free again (and, after an entry, so are the other pairs' entries).
                 more, extra = new.decide(view)
                 return more, [*intents, *extra]
             return new, intents
@@ -1343,25 +1640,40 @@ class FundingArb:
             return self.decide(view)
         return self, ()
 
-    def on_event(self, view: State[Any], event: Event) -> tuple[FundingArb, Sequence[Intent]]:
+    def _pair_of(self, venue: str, symbol: str) -> tuple[int, str] | None:
+        """``(pair, venue key)`` of a venue's symbol, else ``None``."""
         c = self.config
+        for n, book in enumerate(self.books):
+            if (venue, symbol) == (c.venue, book.symbol_a):
+                return n, "a"
+            if (venue, symbol) == (c.venue_b, book.symbol_b):
+                return n, "b"
+        return None
+
+    def on_event(self, view: State[Any], event: Event) -> tuple[FundingArb, Sequence[Intent]]:
         if isinstance(event, FundingRateUpdated):
-            if (event.venue, event.symbol) == (c.venue, c.symbol):
-                new = attrs.evolve(self, rate_a=event.rate)
-            elif (event.venue, event.symbol) == (c.venue_b, c.symbol_b):
-                new = attrs.evolve(self, rate_b=event.rate)
-            else:
+            found = self._pair_of(event.venue, event.symbol)
+            if found is None:
                 return self, ()
-            return new.decide(view)
+            pair, key = found
+            book = self.books[pair]
+            if key == "a":
+                book = attrs.evolve(book, rate_a=event.rate)
+            else:
+                book = attrs.evolve(book, rate_b=event.rate)
+            return self._book(pair, book).decide(view)
         if isinstance(event, FundingPaid):
-            s = self.stats
-            if (event.venue, event.symbol) == (c.venue, c.symbol):
-                s = attrs.evolve(s, funding_a=add(s.funding_a, event.amount))
-            elif (event.venue, event.symbol) == (c.venue_b, c.symbol_b):
-                s = attrs.evolve(s, funding_b=add(s.funding_b, event.amount))
-            else:
+            found = self._pair_of(event.venue, event.symbol)
+            if found is None:
                 return self, ()
-            return attrs.evolve(self, stats=s), ()
+            pair, key = found
+            book = self.books[pair]
+            s = book.stats
+            if key == "a":
+                s = attrs.evolve(s, funding_a=add(s.funding_a, event.amount))
+            else:
+                s = attrs.evolve(s, funding_b=add(s.funding_b, event.amount))
+            return self._book(pair, attrs.evolve(book, stats=s)), ()
         return self, ()
 
     def on_stimulus(
@@ -1386,7 +1698,8 @@ class FundingArb:
             signal = self._signal(view, "refreshed", refresh=refresh)
         else:
             signal = self._signal(view, "refresh_failed")
-        # Every running saga hears it: each keeps only answers to its own latest request.
+        # Every running saga (of every pair: the venues' reports cover every symbol) hears it:
+        # each keeps only answers to its own latest request.
         new: FundingArb = self
         out: list[Intent] = []
         for saga in self.sagas.values():
@@ -1398,25 +1711,104 @@ class FundingArb:
     # --- for the backtest summary ----------------------------------------------------------------
 
     def summary_figures(self, view: State[Any]) -> list[tuple[str, str]]:
-        """Figures the backtest prints under its summary: what this strategy did."""
-        s = self.stats
-        causes = ", ".join(f"{k}: {v}" for k, v in sorted(s.causes.items())) or "none"
-        exits = ", ".join(f"{k}: {v}" for k, v in sorted(s.exit_causes.items())) or "none"
-        fees = ZERO
-        for pos in view.ledger.positions.values():
-            fees = add(fees, pos.fees)
-        return [
-            ("entries", f"{s.entries} started, {s.hedged} hedged, {s.aborted} aborted"),
-            ("exits", f"{s.exits} ({exits})"),
-            ("rollbacks", f"{s.rollbacks} ({causes})"),
-            ("stuck (alert)", str(s.stuck)),
-            ("naked exposure", f"max {s.naked_max_ms} ms, total {s.naked_total_ms} ms"),
-            (f"funding {self.config.venue}", _money(s.funding_a)),
-            (f"funding {self.config.venue_b}", _money(s.funding_b)),
-            *_funding_checks(view, (self.config.venue, self.config.venue_b)),
-            ("fees", _money(fees)),
-            ("net PnL", _money(view.net_pnl())),
+        """Figures the backtest prints under its summary: what this strategy did (with several
+        pairs: every pair's together, then each pair's, labelled ``symbol_a/symbol_b``)."""
+        c = self.config
+        venues = (c.venue, c.venue_b)
+        if len(self.books) == 1:
+            fees = ZERO
+            for pos in view.ledger.positions.values():
+                fees = add(fees, pos.fees)
+            return [
+                *_stats_rows("", self.stats, venues),
+                *_funding_checks(view, venues),
+                ("fees", _money(fees)),
+                ("net PnL", _money(view.net_pnl())),
+            ]
+        rows = [
+            ("pairs", str(len(self.books))),
+            *_stats_rows("", self.stats, venues),
+            *_funding_checks(view, venues),
+            *_money_rows("", self._money_by_currency(view, None)),
         ]
+        for n, book in enumerate(self.books):
+            rows.extend(_stats_rows(f"{book.name} ", book.stats, venues))
+            rows.extend(_money_rows(f"{book.name} ", self._money_by_currency(view, n)))
+        return rows
+
+    def _money_by_currency(
+        self, view: State[Any], pair: int | None
+    ) -> dict[str, tuple[Decimal, Decimal]]:
+        """``currency -> (fees, net PnL)`` over the positions of ``pair`` (every pair's when
+        ``None``); net PnL is realized − fees + funding + unrealized at the last mids, and
+        amounts in different settlement currencies are never added."""
+        c = self.config
+        books = self.books if pair is None else (self.books[pair],)
+        keys = {(c.venue, b.symbol_a) for b in books} | {(c.venue_b, b.symbol_b) for b in books}
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        for (venue, symbol, _side), pos in view.ledger.positions.items():
+            if (venue, symbol) not in keys:
+                continue
+            currency = view.config.instrument(venue, symbol).settlement
+            fees, net = out.get(currency, (ZERO, ZERO))
+            mid = view.mid(venue, symbol)
+            if pos.qty != 0 and mid is not None:
+                net = add(net, pos.unrealized(mid))
+            out[currency] = (add(fees, pos.fees), add(net, pos.net))
+        return out
+
+    def pair_figures(self, view: State[Any]) -> list[dict[str, Any]]:
+        """Each pair's figures for ``--json`` (strings for money, integers for counts and
+        milliseconds): entries, exits, rollbacks by cause, naked exposure, funding per venue,
+        fees and net PnL per settlement currency."""
+        c = self.config
+        out = []
+        for n, book in enumerate(self.books):
+            s = book.stats
+            money = self._money_by_currency(view, n)
+            out.append(
+                {
+                    "pair": book.name,
+                    "symbol_a": book.symbol_a,
+                    "symbol_b": book.symbol_b,
+                    "entries": s.entries,
+                    "hedged": s.hedged,
+                    "aborted": s.aborted,
+                    "exits": s.exits,
+                    "exit_causes": dict(sorted(s.exit_causes.items())),
+                    "rollbacks": s.rollbacks,
+                    "rollback_causes": dict(sorted(s.causes.items())),
+                    "stuck": s.stuck,
+                    "naked_max_ms": s.naked_max_ms,
+                    "naked_total_ms": s.naked_total_ms,
+                    "funding": {c.venue: str(s.funding_a), c.venue_b: str(s.funding_b)},
+                    "fees": {k: str(v[0]) for k, v in money.items()},
+                    "net_pnl": {k: str(v[1]) for k, v in money.items()},
+                }
+            )
+        return out
+
+
+def _stats_rows(label: str, s: Stats, venues: tuple[str, str]) -> list[tuple[str, str]]:
+    causes = ", ".join(f"{k}: {v}" for k, v in sorted(s.causes.items())) or "none"
+    exits = ", ".join(f"{k}: {v}" for k, v in sorted(s.exit_causes.items())) or "none"
+    return [
+        (f"{label}entries", f"{s.entries} started, {s.hedged} hedged, {s.aborted} aborted"),
+        (f"{label}exits", f"{s.exits} ({exits})"),
+        (f"{label}rollbacks", f"{s.rollbacks} ({causes})"),
+        (f"{label}stuck (alert)", str(s.stuck)),
+        (f"{label}naked exposure", f"max {s.naked_max_ms} ms, total {s.naked_total_ms} ms"),
+        (f"{label}funding {venues[0]}", _money(s.funding_a)),
+        (f"{label}funding {venues[1]}", _money(s.funding_b)),
+    ]
+
+
+def _money_rows(label: str, money: Mapping[str, tuple[Decimal, Decimal]]) -> list[tuple[str, str]]:
+    rows = []
+    for currency, (fees, net) in money.items():
+        rows.append((f"{label}fees {currency}", _money(fees)))
+        rows.append((f"{label}net PnL {currency}", _money(net)))
+    return rows
 
 
 def _funding_checks(view: State[Any], venues: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -1620,6 +2012,8 @@ KIND_SPEC = register(
             for cls in (
                 FundingArb,
                 FundingArbConfig,
+                PairConfig,
+                PairBook,
                 Entry,
                 Params,
                 Snapshot,

@@ -26,7 +26,7 @@ from gridcore.core import initial_state
 from gridcore.registry import get
 from gridcore.saga import DEADLINE, Row, Saga, SagaSpec, Signal, advance
 from gridcore.sim import PROFILES
-from gridcore.sim.funding import second_instrument
+from gridcore.sim.funding import pair_instruments
 from gridcore.strategies import funding_arb as fa
 from gridcore.strategies.funding_arb import Entry, FundingArb, Phase
 from tests.unit.test_funding_arb import run, toml
@@ -43,15 +43,43 @@ def harness_config() -> BotConfig:
     return load_config(text)
 
 
-def search(make: Callable[[FundingArb], FundingArb]) -> tuple[set[str], int]:
-    """The invariants reported for the variant ``make`` builds, and the seeds it took."""
-    cfg = harness_config()
+SECOND_PAIR = """
+[[funding_arb.pairs]]
+symbol_a = "BTC-USD"
+symbol_b = "BTC"
+tick_size_a = "0.1"
+lot_size_a = "0.0001"
+tick_size_b = "1"
+lot_size_b = "0.001"
+sim_start_price = "60000"
+"""
+
+
+def two_pair_config() -> BotConfig:
+    """The harness configuration with a second pair (BTC) on the same two venues: one entry's
+    margin fits the shared balance, two at once do not."""
+    text = toml(mode="farm", farm_hold_ms=120_000, cooldown_ms=0, notional="45000")
+    text = text.replace('max_position = "2"', 'max_position = "20"').replace(
+        'max_order_notional = "5000"', 'max_order_notional = "50000"'
+    )
+    return load_config(text + SECOND_PAIR)
+
+
+def search(
+    make: Callable[[FundingArb], FundingArb],
+    cfg: BotConfig | None = None,
+    budget: int = CI_BUDGET,
+) -> tuple[set[str], int]:
+    """The invariants reported for the variant ``make`` builds, and the seeds it took (at most
+    ``budget``)."""
+    cfg = harness_config() if cfg is None else cfg
     assert get("funding_arb").invariants == fa.INVARIANTS
     core = attrs.evolve(
-        cfg.make_core_config(), instruments=(cfg.make_instrument(), second_instrument(cfg))
+        cfg.make_core_config(),
+        instruments=tuple(i for pair in pair_instruments(cfg) for i in pair),
     )
     found: set[str] = set()
-    for n, seed in enumerate(range(1, CI_BUDGET + 1), start=1):
+    for n, seed in enumerate(range(1, budget + 1), start=1):
         real = cfg.make_strategy()
         assert isinstance(real, FundingArb)
         state = initial_state(core, make(real), epoch=cfg.market.start_ts)
@@ -61,7 +89,7 @@ def search(make: Callable[[FundingArb], FundingArb]) -> tuple[set[str], int]:
         found |= {v.invariant for v in trace.violations}
         if found:
             return found, n
-    return found, CI_BUDGET
+    return found, budget
 
 
 # --- the broken variants ----------------------------------------------------------------------
@@ -159,9 +187,9 @@ class TrustsCachedReports(FundingArb):
     balances and positions the state already holds, without waiting for fresh reports."""
 
     def _begin(
-        self, view: State[Any], kind: str, long: str, why: str = ""
+        self, view: State[Any], kind: str, long: str, why: str = "", pair: int = 0
     ) -> tuple[FundingArb, list[Intent]]:
-        new, intents = super()._begin(view, kind, long, why)
+        new, intents = super()._begin(view, kind, long, why, pair)
         if kind != "entry":
             return new, intents
         saga = new.sagas[f"e{new.seq}"]
@@ -183,11 +211,31 @@ class EntriesInParallel(FundingArb):
     """Failure `parallel-entries-overdraw`: a new entry starts while others run, each checking
     the balance as if it were alone."""
 
-    def busy(self) -> bool:
+    def busy(self, pair: int = 0) -> bool:
         return False
 
-    def reserved(self) -> Decimal:
+    def entry_locked(self, pair: int = 0) -> bool:
+        return False
+
+    def reserved(self, pair: int | None = None) -> Decimal:
         return Decimal(0)
+
+
+@attrs.frozen(kw_only=True)
+class PairsIgnoreEachOther(FundingArb):
+    """Failure `parallel-entries-overdraw` across pairs: each pair keeps to one saga of its
+    own, but enters while another pair's entry runs and checks the shared balance counting
+    only its own pair's reservations."""
+
+    def entry_locked(self, pair: int = 0) -> bool:
+        return False
+
+    def reserved(self, pair: int | None = None) -> Decimal:
+        total = Decimal(0)
+        for saga in self.sagas.values():
+            if not saga.terminal and saga.data.pair == pair:
+                total += saga.data.reserved
+        return total
 
 
 def _assume_hedged(saga: Saga[Entry], signal: Signal) -> tuple[Entry, Sequence[Intent]]:
@@ -240,6 +288,19 @@ def test_a_broken_variant_is_caught_within_the_ci_budget(
 
 def test_the_real_strategy_passes_the_same_search() -> None:
     found, _ = search(lambda real: real)
+    assert found == set()
+
+
+def test_pairs_entering_on_each_others_balance_are_caught_within_the_ci_budget() -> None:
+    """Two pairs share the venues' balances: pairs that each check the free balance without
+    counting the other pair's reservation overdraw it, and the invariant says so."""
+    found, seeds = search(_as(PairsIgnoreEachOther), two_pair_config())
+    assert "funding_reservations_within_balance" in found, (found, seeds)
+
+
+def test_the_real_strategy_with_two_pairs_passes_the_same_search() -> None:
+    # Two seeds (each runs two pairs): the search the variant above fails on its first.
+    found, _ = search(lambda real: real, two_pair_config(), budget=2)
     assert found == set()
 
 
