@@ -195,7 +195,8 @@ class Scenario:
 class VenueScenario:
     """One venue of a :class:`MultiVenueScenario`: its market, its link's faults, its account.
 
-    ``market`` is the venue's own quotes (its instrument names the venue). ``faults`` is the
+    ``market`` is the venue's own quotes (its instrument names the venue); ``more_markets``
+    quote further instruments of the same venue, each on its own path. ``faults`` is the
     link's fault plan for this venue alone (lost, late or duplicated messages, failed and timed
     out commands, feed outages), drawn from its own stream. ``funding_rates`` (``(from ts,
     rate)`` pairs, sorted) makes the venue pay that rate path and publish its coming rate (a
@@ -206,6 +207,7 @@ class VenueScenario:
     """
 
     market: MarketPath
+    more_markets: tuple[MarketPath, ...] = ()
     faults: FaultPlan = FaultPlan()
     starting_balance: Decimal = Decimal(10_000)
     leverage: Decimal | None = None
@@ -231,6 +233,20 @@ class VenueScenario:
             )
         if list(self.funding_rates) != sorted(self.funding_rates):
             raise ValueError("VenueScenario.funding_rates must be sorted by time")
+        keys = [m.instrument.key for m in self.markets]
+        if any(m.instrument.venue != self.venue for m in self.more_markets):
+            raise ValueError(
+                f"VenueScenario.more_markets must quote instruments of venue {self.venue!r}, "
+                f"got {sorted(f'{v}/{sym}' for v, sym in keys)}: a venue of its own is a "
+                f"VenueScenario of its own"
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError("VenueScenario markets must quote distinct instruments")
+
+    @property
+    def markets(self) -> tuple[MarketPath, ...]:
+        """Every market path of this venue: ``market`` first."""
+        return (self.market, *self.more_markets)
 
     @property
     def venue(self) -> str:
@@ -243,12 +259,13 @@ class VenueScenario:
         configured in the bot."""
         venue = self.venue
         instruments = tuple(i for i in bot.config.instruments if i.venue == venue)
-        if self.market.instrument.key not in {i.key for i in instruments}:
-            raise ValueError(
-                f"the market's instrument {venue}/{self.market.instrument.symbol} is not "
-                f"configured in the bot; configured: "
-                f"{sorted(f'{i.venue}/{i.symbol}' for i in bot.config.instruments)}"
-            )
+        for market in self.markets:
+            if market.instrument.key not in {i.key for i in instruments}:
+                raise ValueError(
+                    f"the market's instrument {venue}/{market.instrument.symbol} is not "
+                    f"configured in the bot; configured: "
+                    f"{sorted(f'{i.venue}/{i.symbol}' for i in bot.config.instruments)}"
+                )
         config = SimConfig(
             venue=venue,
             instruments=instruments,
@@ -299,16 +316,17 @@ class MultiVenueScenario:
     @property
     def start_ts(self) -> int:
         """The first quote's time."""
-        return min(v.market.start_ts for v in self.venues)
+        return min(m.start_ts for v in self.venues for m in v.markets)
 
     @property
     def end_ts(self) -> int:
         """The last quote's time (about)."""
-        return max(v.market.start_ts + v.market.ticks * v.market.interval_ms for v in self.venues)
+        return max(m.start_ts + m.ticks * m.interval_ms for v in self.venues for m in v.markets)
 
     def quotes(self) -> Iterator[QuoteTicked]:
-        """Every venue's quotes, merged in time order (venues in order at equal times)."""
-        return heapq.merge(*(iter(v.market) for v in self.venues), key=lambda q: q.ts)
+        """Every market's quotes, merged in time order (in the order listed at equal times)."""
+        paths = (iter(m) for v in self.venues for m in v.markets)
+        return heapq.merge(*paths, key=lambda q: q.ts)
 
 
 class _AllVenues:

@@ -169,3 +169,29 @@ def test_multi_venue_scenarios_refuse_what_cannot_run() -> None:
         )
     # A one-venue Scenario still runs as it did.
     assert simulate(bot(), Scenario(market=grid_market)).summary.ticks == 10
+
+
+def test_a_venue_quotes_several_instruments() -> None:
+    """``more_markets``: venue a also lists a second instrument, quoted on its own path; the
+    bot sees both and every venue's account still matches."""
+    a = CFG.make_instrument()
+    extra = attrs.evolve(a, symbol="BTC-USD")
+    two = two_venues(1, ticks=300)
+    first = two.venues[0]
+    more = attrs.evolve(
+        first,
+        more_markets=(
+            MarketPath(instrument=extra, seed=9, ticks=300, start_price=Decimal(60_000)),
+        ),
+    )
+    scenario = attrs.evolve(two, venues=(more, two.venues[1]))
+    state = bot()
+    core = attrs.evolve(state.config, instruments=(*state.config.instruments, extra))
+    trace = simulate(initial_state(core, state.strategy, epoch=CFG.market.start_ts), scenario)
+    assert_no_violations(trace)
+    assert trace.summary.ticks == 900
+    assert set(trace.exchanges[a.venue].instruments) == {a.symbol, extra.symbol}
+    with pytest.raises(ValueError, match="distinct instruments"):
+        attrs.evolve(first, more_markets=(first.market,))
+    with pytest.raises(ValueError, match="a VenueScenario of its own"):
+        attrs.evolve(first, more_markets=(two.venues[1].market,))
