@@ -7,14 +7,18 @@ Theory of operation
 on a :class:`~shells.runtime.LockstepClock` (simulated time; ``speed`` simulated seconds per wall
 second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in real tasks:
 
+* what crosses between the bot and the venue, and when, is decided by the same pure link model
+  as the backtest's (:class:`gridcore.sim.link.Link`, over the venue's
+  :class:`gridcore.sim.FaultInjector`); this shell only waits, on the lockstep clock, until
+  each delivery's time and sends it;
 * the feed task sleeps until each tick's time, lets the exchange match it, sends the stream
-  messages that produced (fills first, then the quote, as the backtest does) and draws the
-  feed's disconnects: while the feed is down quotes and stream messages are lost, then
+  messages that produced (fills first, then the quote, as the backtest does) and lets the link
+  draw the feed's disconnects: while the feed is down quotes and stream messages are lost, then
   ``FeedReconnected`` arrives;
-* a command reaches the exchange ``latency_ms`` after it was sent and its answer comes back
-  ``latency_ms`` (plus a drawn delay) later. :class:`gridcore.sim.FaultInjector` decides each
-  command's fate — delivered, failed before the venue saw it, lost, or applied with the answer
-  lost — and each stream message's: on time, lost, or duplicated. A lost answer is left to the
+* a command's fate — delivered, failed before the venue saw it, lost, or applied with the
+  answer lost — is drawn when it reaches the venue, ``latency_ms`` after it was sent; its answers
+  come back ``latency_ms`` (plus a drawn delay, each) later, returned together when the last is
+  due; each stream message is on time, lost, or duplicated. A lost answer is left to the
   runtime's timeout, as it would be with a real venue. Every draw happens at a point of
   simulated time the lockstep clock orders, so a seed replays the same faults.
 
@@ -57,19 +61,16 @@ from gridcore.commands import Batch, CancelOrder, ModifyOrder, PlaceOrder
 from gridcore.config import BotConfig
 from gridcore.errors import InvalidEvent
 from gridcore.events import (
-    CommandFailed,
     Event,
     FeedDisconnected,
     FeedReconnected,
-    FundingPaid,
     MessageMalformed,
-    OrderFilled,
-    OrderPartiallyFilled,
     QuoteTicked,
 )
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
+from gridcore.sim.link import FeedChange, Link, is_result
 
 __all__ = [
     "SharedMarket",
@@ -305,7 +306,8 @@ class SimVenue:
         self._latency = latency_ms
         self._sink: Sink | None = None
         self._quiesced = False
-        self._down_until: int | None = None
+        # The venue's file keeps the injector: the link draws from it (never a copy).
+        self._link = Link(injectors=state.injector, latency_ms=latency_ms)
         self._deliveries = 0
         self._ticks_since_save = 0
         self._closed = False
@@ -383,8 +385,6 @@ class SimVenue:
         """Match one market tick and send what it produced (own feed or shared market)."""
         sink = self._sink
         assert sink is not None
-        injector = self.venue.injector
-        plan = injector.plan
         venue = self.name
         self.venue.next_index = index + 1
         self.ticks += 1
@@ -399,24 +399,21 @@ class SimVenue:
         if events or self._ticks_since_save >= _PERSIST_EVERY_TICKS:
             self._save()
         ts = tick.ts
-        reconnected = disconnected = False
-        if self._down_until is not None:
-            if ts >= self._down_until:
-                self._down_until = None
-                reconnected = True
-        elif self._force_down_ms is not None:
-            self._down_until = ts + self._force_down_ms
+        link = self._link
+        await self._send_all(link.route(events, ts, venue), ts)
+        change: FeedChange | None
+        if self._force_down_ms is not None and link.feed_up(venue):
+            change = link.force_down(venue, ts, self._force_down_ms)
             self._force_down_ms = None
-            disconnected = True
-        elif injector.enabled and plan.disconnect_ppm and injector.disconnect():
-            self._down_until = ts + plan.disconnect_ms
-            disconnected = True
-        await self._route(events, ts)
-        if reconnected:
-            await sink.emit(FeedReconnected(ts=ts, venue=venue))
-        if disconnected:
-            await sink.emit(FeedDisconnected(ts=ts, venue=venue, reason="simulated outage"))
-        if self._down_until is None:
+        else:
+            change = link.tick(venue, ts)
+        if change is not None:
+            await sink.emit(
+                FeedReconnected(ts=ts, venue=venue)
+                if change.up
+                else FeedDisconnected(ts=ts, venue=venue, reason="simulated outage")
+            )
+        if link.feed_up(venue):
             if self._force_malformed:
                 self._force_malformed = False
                 detail = f"unreadable quote message at tick {index} (injected)"
@@ -485,23 +482,16 @@ class SimVenue:
         """The next quote arrives unreadable."""
         self._force_malformed = True
 
-    async def _route(self, events: Sequence[Event], now: int) -> None:
+    async def _send_all(self, deliveries: Sequence[tuple[int, Event]], now: int) -> None:
+        """Send what the link delivers: at once when due ``now``, else when its time comes."""
         sink = self._sink
         assert sink is not None
-        injector = self.venue.injector
-        for event in events:
-            if isinstance(event, FundingPaid):
-                # Booked like a statement, not a stream message: never lost (as in backtests).
+        for at, event in deliveries:
+            if at <= now:
                 await sink.emit(event)
-                continue
-            is_fill = isinstance(event, OrderFilled | OrderPartiallyFilled)
-            delays = injector.stream_delays(is_fill=is_fill, feed_down=self._down_until is not None)
-            for delay in delays:
-                if delay == 0:
-                    await sink.emit(event)
-                else:
-                    self._deliveries += 1
-                    sink.spawn(self._deliver_later, now + delay, self._deliveries, event)
+            else:
+                self._deliveries += 1
+                sink.spawn(self._deliver_later, at, self._deliveries, event)
 
     async def _deliver_later(self, ts: int, n: int, event: Event) -> None:
         assert self._sink is not None
@@ -517,22 +507,18 @@ class SimVenue:
         clock = self._clock
         cid = command.command_id
         inner = command.commands if isinstance(command, Batch) else (command,)
-        await clock.sleep_until(clock.now() + self._latency, (K_COMMAND, cid, 0))
+        sent_at = clock.now()
+        # The fate is drawn once the latency has passed, at a point of simulated time the
+        # lockstep clock orders (when the command was sent depends on task scheduling, which
+        # differs between asyncio and trio); the link computes every time from ``sent_at``.
+        await clock.sleep_until(sent_at + self._latency, (K_COMMAND, cid, 0))
+        forced = self._forced_fates.popleft() if self._forced_fates else None
+        sent = self._link.send(command, sent_at, forced)
+        if sent.arrives_at is None:
+            if sent.fate is not Fate.REST_ERROR:
+                await clock.park()  # lost on the way: only the runtime's timeout answers
+            return [e for _, e in sent.deliveries]  # due now: failed before the venue
         now = clock.now()
-        injector = self.venue.injector
-        fate = self._forced_fates.popleft() if self._forced_fates else injector.command_fate()
-        if fate is Fate.REST_ERROR:
-            return [
-                CommandFailed(
-                    ts=now,
-                    command_id=c.command_id,
-                    reason="simulated REST error",
-                    not_applied=True,
-                )
-                for c in inner
-            ]
-        if fate is Fate.TIMEOUT_LOST:
-            await clock.park()  # lost on the way: only the runtime's timeout answers
         changes = False
         for c in inner:
             if isinstance(c, PlaceOrder):
@@ -542,14 +528,14 @@ class SimVenue:
         events = self.exchange.handle(command, now)
         if changes:
             self._save()  # durable before the venue says anything about it
-        answers = [e for e in events if getattr(e, "command_id", None) is not None]
-        stream = [e for e in events if getattr(e, "command_id", None) is None]
-        await self._route(stream, now)
-        if fate is Fate.TIMEOUT_APPLIED:
-            await clock.park()  # applied, but the answer is lost
-        delay = injector.answer_delay()
-        await clock.sleep_until(now + self._latency + delay, (K_COMMAND, cid, 1))
-        return answers
+        deliveries = self._link.answer(sent, command, events, now)
+        await self._send_all([d for d in deliveries if is_result(d[1]) is None], now)
+        if sent.fate is Fate.TIMEOUT_APPLIED:
+            await clock.park()  # applied, but the answer is lost: the runtime's timeout answers
+        answers = [d for d in deliveries if is_result(d[1]) is not None]
+        due = max((t for t, _ in answers), default=now + self._latency)
+        await clock.sleep_until(due, (K_COMMAND, cid, 1))
+        return [e for _, e in answers]
 
 
 def describe(state: VenueState) -> dict[str, Any]:

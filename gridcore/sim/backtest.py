@@ -1,10 +1,12 @@
 """The backtest: a deterministic fold of a bot reducer and the exchange model over a market path.
 
 Time is simulated. Events wait in a queue ordered by delivery time; a tick first delivers what
-is due, then lets the exchange match it, then is handed to the bot. Commands go to the exchange
-after ``latency_ms`` and their answers come back after as long again; a :class:`FaultPlan`
-decides, from its seed, which messages are lost, duplicated or late and which commands fail or
-time out. Timers fire at their time. After the last tick the run *settles*: faults stop, the
+is due, then lets the exchange match it, then is handed to the bot. What crosses between the bot
+and the venues, and when, is the link model's (:class:`gridcore.sim.link.Link`): commands reach
+the exchange after ``latency_ms`` and their answers come back after as long again, and a
+:class:`FaultPlan` (one for every venue, or one per venue) decides, from its seed, which messages
+are lost, duplicated or late, which commands fail or time out and when a feed goes down; the
+runner only queues the deliveries it returns. Timers fire at their time. After the last tick the run *settles*: faults stop, the
 feed is up, and time advances without quotes (``settle_ms``) so that timers, the background
 reconciliation round and every command in flight finish; the ledger is then compared with the
 exchange's own account.
@@ -33,13 +35,10 @@ from gridcore.commands import (
 )
 from gridcore.core import CLOCK_TIMER, State, step
 from gridcore.events import (
-    CommandFailed,
-    CommandTimedOut,
     Event,
     FeedDisconnected,
     FeedReconnected,
     FillsReported,
-    FundingPaid,
     OrderFilled,
     OrderPartiallyFilled,
     PositionsReported,
@@ -51,7 +50,8 @@ from gridcore.events import (
 from gridcore.invariants import Violation, check_against_venue, check_state
 from gridcore.numbers import CTX, ZERO
 from gridcore.sim.exchange import SimExchange
-from gridcore.sim.faults import Fate, FaultCounts, FaultInjector, FaultPlan
+from gridcore.sim.faults import FaultCounts, FaultPlan
+from gridcore.sim.link import Link, Sent
 from gridcore.strategies.grid import NeutralGrid
 
 __all__ = ["Reducer", "Sample", "Summary", "Trace", "run_backtest"]
@@ -144,7 +144,7 @@ class _Run:
         self,
         state: State[Any],
         exchanges: dict[str, SimExchange],
-        faults: FaultPlan,
+        faults: FaultPlan | Mapping[str, FaultPlan],
         seed: int,
         latency_ms: int,
         record: bool,
@@ -154,15 +154,12 @@ class _Run:
         self.step = reducer
         self.state = state
         self.exchanges = exchanges
-        self.faults = faults
-        self.injector = FaultInjector(faults, seed)
+        self.link = Link(faults, seed=seed, latency_ms=latency_ms)
         self.seed = seed
-        self.latency = latency_ms
         self.check_every_step = check_every_step
         self.heap: list[tuple[int, int, int, Any]] = []
         self.seq = 0
         self.timers: dict[str, int] = {}
-        self.down: dict[str, int] = {}  # venue -> end of its simulated outage
         self.events = 0
         self.commands = 0
         self.ticks = 0
@@ -196,8 +193,8 @@ class _Run:
             if kind == _EVENT:
                 self.deliver(payload)
             elif kind == _COMMAND:
-                command, timeout_applied = payload
-                self.to_exchange(command, ts, timeout_applied)
+                command, sent = payload
+                self.to_exchange(command, ts, sent)
             else:
                 timer_id, version, every = payload
                 if self.timers.get(timer_id) == version:
@@ -298,67 +295,25 @@ class _Run:
                 if len(self.cloids) >= self.cloids_cap:
                     self.cloids = _recent(self.cloids, now)
                     self.cloids_cap = max(_RECENT_CAP, 2 * len(self.cloids))
-        fate = self.injector.command_fate()
-        if fate is Fate.REST_ERROR:
-            at = now + self.latency
-            for c in inner:
-                self.push(
-                    at,
-                    _EVENT,
-                    CommandFailed(
-                        ts=at,
-                        command_id=c.command_id,
-                        reason="simulated REST error",
-                        not_applied=True,
-                    ),
-                )
-        elif fate is Fate.TIMEOUT_LOST:
-            at = now + self.faults.timeout_ms
-            for c in inner:
-                self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
-        else:
-            self.push(now + self.latency, _COMMAND, (command, fate is Fate.TIMEOUT_APPLIED))
+        sent = self.link.send(command, now)
+        for at, event in sent.deliveries:
+            self.push(at, _EVENT, event)
+        if sent.arrives_at is not None:
+            self.push(sent.arrives_at, _COMMAND, (command, sent))
 
-    def to_exchange(self, command: Command, now: int, timeout_applied: bool) -> None:
+    def to_exchange(self, command: Command, now: int, sent: Sent) -> None:
         venue: str = getattr(command, "venue", "")
         exchange = self.exchanges.get(venue)
         if exchange is None:
-            inner = command.commands if isinstance(command, Batch) else (command,)
-            for c in inner:
-                self.push(
-                    now + self.latency,
-                    _EVENT,
-                    CommandFailed(
-                        ts=now + self.latency,
-                        command_id=c.command_id,
-                        reason=f"no simulated venue named {venue!r}",
-                        not_applied=True,
-                    ),
-                )
-            return
-        answers = exchange.handle(command, now)
-        if timeout_applied:
-            inner = command.commands if isinstance(command, Batch) else (command,)
-            at = now - self.latency + self.faults.timeout_ms
-            for c in inner:
-                self.push(at, _EVENT, CommandTimedOut(ts=at, command_id=c.command_id))
-            answers = [a for a in answers if getattr(a, "command_id", None) is None]
-        self.route(answers, now)
+            deliveries = self.link.refused(command, now, f"no simulated venue named {venue!r}")
+        else:
+            deliveries = self.link.answer(sent, command, exchange.handle(command, now), now)
+        for at, event in deliveries:
+            self.push(at, _EVENT, event)
 
-    def route(self, events: list[Event], now: int) -> None:
-        injector = self.injector
-        for event in events:
-            if getattr(event, "command_id", None) is not None:
-                self.push(now + self.latency + injector.answer_delay(), _EVENT, event)
-            elif isinstance(event, FundingPaid):
-                # Funding is booked like a statement, not a stream message: never lost.
-                self.push(now, _EVENT, event)
-            else:
-                is_fill = isinstance(event, OrderFilled | OrderPartiallyFilled)
-                venue = event.fill.venue if is_fill else getattr(event, "venue", "")  # type: ignore[union-attr]
-                feed_down = venue in self.down
-                for delay in injector.stream_delays(is_fill=is_fill, feed_down=feed_down):
-                    self.push(now + delay, _EVENT, event)
+    def route(self, events: list[Event], now: int, venue: str) -> None:
+        for at, event in self.link.route(events, now, venue):
+            self.push(at, _EVENT, event)
 
     def track_position(self) -> None:
         for pos in self.state.ledger.positions.values():
@@ -397,10 +352,10 @@ class _Run:
     ) -> int:
         started = False
         last_ts = self.state.now
-        f = self.faults
-        disconnects = f.active and f.disconnect_ppm > 0
+        link = self.link
+        disconnects = link.disconnects
         exchanges = self.exchanges
-        down = self.down
+        down = link.down
         heap = self.heap
         state_step = self.step
         record = self.recorded
@@ -429,20 +384,17 @@ class _Run:
             exchange = exchanges.get(tick.venue)
             answers = exchange.on_tick(tick) if exchange is not None else None
             if answers:
-                self.route(answers, ts)
+                self.route(answers, ts, tick.venue)
                 self.drain(ts)
                 state = self.state
             ticks += 1
             if disconnects:
-                until = down.get(tick.venue)
-                if until is not None and ts >= until:
-                    del down[tick.venue]
-                    self.deliver(FeedReconnected(ts=ts, venue=tick.venue))
-                    state = self.state
-                elif until is None and self.injector.disconnect():
-                    down[tick.venue] = ts + f.disconnect_ms
+                change = link.tick(tick.venue, ts)
+                if change is not None:
                     self.deliver(
-                        FeedDisconnected(ts=ts, venue=tick.venue, reason="simulated outage")
+                        FeedReconnected(ts=ts, venue=tick.venue)
+                        if change.up
+                        else FeedDisconnected(ts=ts, venue=tick.venue, reason="simulated outage")
                     )
                     state = self.state
             if not down or tick.venue not in down:
@@ -460,7 +412,7 @@ class _Run:
                         if found:
                             self.violate(found)
             else:
-                self.injector.count("quotes_missed")
+                link.count(tick.venue, "quotes_missed")
             if ticks == next_sample:
                 next_sample += sample_every
                 self.sample(tick)
@@ -471,9 +423,7 @@ class _Run:
             last_ts = ts
         self.ticks = ticks
         # Settle: no more faults, feed back up, let time pass so everything in flight lands.
-        self.injector.enabled = False
-        for venue in sorted(down):
-            del down[venue]
+        for venue in link.heal():
             self.deliver(FeedReconnected(ts=last_ts, venue=venue))
         end = last_ts + settle_ms
         while heap and heap[0][0] <= end:
@@ -493,7 +443,7 @@ def run_backtest(
     exchange: SimExchange | Sequence[SimExchange],
     path: Iterable[QuoteTicked],
     *,
-    faults: FaultPlan = _NO_FAULTS,
+    faults: FaultPlan | Mapping[str, FaultPlan] = _NO_FAULTS,
     seed: int = 0,
     latency_ms: int = 50,
     settle_ms: int = 180_000,
@@ -507,7 +457,9 @@ def run_backtest(
     """Fold ``state`` (any bot) and ``exchange`` over ``path`` under ``faults``.
 
     ``exchange`` is one simulated venue or several (a funding-arbitrage bot trades two): ticks
-    and commands are routed by venue name.
+    and commands are routed by venue name. ``faults`` is one plan for every venue (one draw
+    stream) or a mapping ``venue -> plan`` (each venue its own plan and draw stream, so two
+    venues fail independently; a venue not named has none); see :mod:`gridcore.sim.link`.
 
     ``sample_every`` takes a :class:`Sample` every that many ticks (0: none). With
     ``check_every_step`` every state invariant is checked after each step that is not a plain
@@ -569,8 +521,8 @@ def run_backtest(
     grid = final.strategy
     summary = Summary(
         seed=run.seed,
-        faults=faults.name,
-        injected=run.injector.counts(),
+        faults=run.link.name,
+        injected=run.link.counts(),
         ticks=run.ticks,
         events=run.events,
         commands=run.commands,

@@ -4,6 +4,9 @@ Rates are in parts per million (ppm) per opportunity: per command sent, per stre
 tick. Every draw comes from a seeded :class:`~gridcore.sim.rng.SplitMix64`, so a plan and a seed
 replay the same faults exactly.
 
+Each rate injects one kind of the fault vocabulary, :class:`Fault` (the state machine of
+:mod:`gridcore.testing` uses the same kinds); :mod:`gridcore.sim.link` carries them out.
+
 * ``drop_ppm`` — a stream message (fill, venue-side cancel, funding-rate update) is lost.
   Funding payments are booked like a statement and never lost.
 * ``duplicate_ppm`` — a stream fill is delivered twice.
@@ -26,7 +29,40 @@ import attrs
 from gridcore._enum import CoreEnum
 from gridcore.sim.rng import SplitMix64
 
-__all__ = ["PROFILES", "Fate", "FaultCounts", "FaultInjector", "FaultPlan", "profile"]
+__all__ = [
+    "ALL_FAULTS",
+    "PROFILES",
+    "Fate",
+    "Fault",
+    "FaultCounts",
+    "FaultInjector",
+    "FaultPlan",
+    "profile",
+]
+
+
+class Fault(CoreEnum):
+    """The one vocabulary of what can go wrong between a bot and a venue.
+
+    A :class:`FaultPlan` gives some of them a rate (the backtest and the paper venue draw them
+    from a seed); the state machine of :mod:`gridcore.testing` lets hypothesis choose them rule
+    by rule. Both carry them out through the same link model (:mod:`gridcore.sim.link`).
+    """
+
+    DROP = "drop"  # a stream message is lost; a lost REST answer becomes a timeout
+    DUPLICATE = "duplicate"  # a stream message or a report arrives twice
+    REORDER = "reorder"  # an answer arrives late, after stream messages sent after it
+    REST_ERROR = (
+        "rest_error"  # a command fails before the venue sees it, or the venue refuses an order
+    )
+    TIMEOUT = "timeout"  # a command times out, carried out by the venue or not
+    DISCONNECT = "disconnect"  # the feed goes down (stream messages lost) and comes back
+    STALL = "stall"  # time passes without quotes (quotes and reports grow old)
+    RESTART = "restart"  # the bot's process restarts from its journal; in-flight words are lost
+
+
+ALL_FAULTS = frozenset(Fault)
+"""Every fault kind."""
 
 
 @attrs.frozen(kw_only=True)
@@ -59,6 +95,19 @@ class FaultPlan:
                 self.disconnect_ppm,
             )
         )
+
+    @property
+    def kinds(self) -> frozenset[Fault]:
+        """The fault kinds this plan can inject (those with a rate above zero)."""
+        rates = (
+            (Fault.DROP, self.drop_ppm),
+            (Fault.DUPLICATE, self.duplicate_ppm),
+            (Fault.REORDER, self.ack_delay_ppm),
+            (Fault.REST_ERROR, self.rest_error_ppm),
+            (Fault.TIMEOUT, self.timeout_applied_ppm + self.timeout_lost_ppm),
+            (Fault.DISCONNECT, self.disconnect_ppm),
+        )
+        return frozenset(kind for kind, rate in rates if rate > 0)
 
 
 PROFILES: dict[str, FaultPlan] = {
@@ -99,7 +148,8 @@ def profile(name: str) -> FaultPlan:
 
 
 class Fate(CoreEnum):
-    """What happens to one command on its way to the venue."""
+    """What happens to one command on its way to the venue (a :attr:`Fault.REST_ERROR` or a
+    :attr:`Fault.TIMEOUT`, or nothing)."""
 
     DELIVERED = "delivered"  # the venue gets it and the answer comes back
     REST_ERROR = "rest_error"  # fails before the venue sees it (CommandFailed, not applied)

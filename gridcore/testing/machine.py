@@ -38,6 +38,12 @@ the machine's own; nothing happens unless a rule says so:
   (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
   with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
 
+What a rule's fault turns into is the link model's, shared with the backtest and the paper
+venue (:mod:`gridcore.sim.link`): the faults are the one vocabulary :class:`Fault` (the kinds a
+:class:`~gridcore.sim.FaultPlan` gives rates to; ``plan.kinds`` selects the same ones here), a
+command's fate is a :class:`~gridcore.sim.link.Fate` and :func:`~gridcore.sim.link.carry` says
+what the bot hears of it; only *which* fault happens *when* is hypothesis's choice here.
+
 Every event the bot receives is one step, and every step is checked against the invariant
 catalogue (:data:`~gridcore.invariants.CATALOGUE` or your selection) and, when asked, for
 determinism (the same input state and event give the same output, so a reducer with hidden
@@ -54,7 +60,6 @@ Usage::
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any
@@ -66,7 +71,6 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gridcore.commands import (
-    Batch,
     CancelTimer,
     Command,
     Halt,
@@ -77,8 +81,6 @@ from gridcore.commands import (
 from gridcore.core import State, step
 from gridcore.events import (
     BalanceReported,
-    CommandFailed,
-    CommandTimedOut,
     Event,
     FeedDisconnected,
     FeedReconnected,
@@ -104,39 +106,14 @@ from gridcore.invariants import (
 from gridcore.numbers import CTX, Rounding
 from gridcore.sim import SimConfig, SimExchange
 from gridcore.sim.backtest import Reducer
+from gridcore.sim.faults import ALL_FAULTS, Fault
+from gridcore.sim.link import Fate, carry, failures, lost_answer
+from gridcore.sim.link import inner as _inner
+from gridcore.sim.link import is_result as _is_result
 from gridcore.testing.differential import replay
 from gridcore.testing.monitor import RunMonitor
 
 __all__ = ["ALL_FAULTS", "Fault", "make_state_machine"]
-
-
-class Fault(enum.Enum):
-    """What the machine may do wrong between the bot and the venue."""
-
-    DROP = "drop"  # a stream message is lost; a lost REST answer becomes a timeout
-    DUPLICATE = "duplicate"  # a stream message or a report arrives twice
-    REORDER = "reorder"  # waiting venue messages arrive in any order
-    REST_ERROR = (
-        "rest_error"  # a command fails before the venue sees it, or the venue refuses an order
-    )
-    TIMEOUT = "timeout"  # a command times out, carried out by the venue or not
-    DISCONNECT = "disconnect"  # the feed goes down (stream messages lost) and comes back
-    STALL = "stall"  # time passes without quotes (quotes and reports grow old)
-    RESTART = "restart"  # the bot's process restarts from its journal; in-flight words are lost
-
-    def __repr__(self) -> str:
-        return f"Fault.{self.name}"
-
-
-ALL_FAULTS = frozenset(Fault)
-"""Every fault: the default of :func:`make_state_machine`."""
-
-
-def _is_result(event: Event) -> int | None:
-    if isinstance(event, CommandFailed | CommandTimedOut):
-        return event.command_id
-    cid = getattr(event, "command_id", None)
-    return cid if isinstance(cid, int) else None
 
 
 _REPORTS = (
@@ -151,10 +128,6 @@ _REPORTS = (
 def _copyable(event: Event) -> bool:
     """A stream message, or a report (which a venue may also push on its own)."""
     return _is_result(event) is None or isinstance(event, _REPORTS)
-
-
-def _inner(command: Command) -> tuple[Command, ...]:
-    return command.commands if isinstance(command, Batch) else (command,)
 
 
 def _default_exchange(
@@ -409,7 +382,8 @@ def make_state_machine(
         def send_one(self) -> None:
             command = self.outbox.pop(0)
             if not self.refusals or not any(isinstance(c, PlaceOrder) for c in _inner(command)):
-                self.route(self.exchange.handle(command, self.now))
+                answers = self.exchange.handle(command, self.now)
+                self.route(carry(Fate.DELIVERED, command, answers, self.now))
                 return
             events: list[Event] = []
             for inner in _inner(command):
@@ -426,14 +400,7 @@ def make_state_machine(
                             )
                         )
                     else:
-                        events.append(
-                            CommandFailed(
-                                ts=self.now,
-                                command_id=inner.command_id,
-                                reason="simulated REST error",
-                                not_applied=True,
-                            )
-                        )
+                        events.extend(failures(inner, self.now))
                 else:
                     events.extend(self.exchange.handle(inner, self.now))
             self.route(events)
@@ -592,13 +559,10 @@ def make_state_machine(
             def drop(self, pick: int) -> None:
                 """A waiting message is lost (a lost REST answer reaches the bot as a timeout)."""
                 event = self.inbox.pop(pick % len(self.inbox))
-                cid = _is_result(event)
-                if isinstance(event, FundingPaid):
-                    self.inbox.append(event)  # a statement: never lost (as in the backtest)
-                elif cid is not None and not isinstance(event, CommandFailed | CommandTimedOut):
-                    self.inbox.append(CommandTimedOut(ts=self.now, command_id=cid))
-                elif cid is not None:
-                    self.inbox.append(event)  # a shell never loses its own verdicts
+                # A statement (funding) and the shell's own verdicts are never lost.
+                heard = lost_answer(event, self.now)
+                if heard is not None:
+                    self.inbox.append(heard)
 
         if Fault.DUPLICATE in enabled:
 
@@ -621,15 +585,7 @@ def make_state_machine(
             def fail(self) -> None:
                 """The oldest command fails before the venue sees it."""
                 command = self.outbox.pop(0)
-                for inner in _inner(command):
-                    self.inbox.append(
-                        CommandFailed(
-                            ts=self.now,
-                            command_id=inner.command_id,
-                            reason="simulated REST error",
-                            not_applied=True,
-                        )
-                    )
+                self.inbox.extend(carry(Fate.REST_ERROR, command, None, self.now))
 
             @precondition(lambda self: len(self.refusals) < 3)
             @rule(rejected=st.booleans())
@@ -647,9 +603,9 @@ def make_state_machine(
                 command = self.outbox.pop(0)
                 if applied:
                     answers = self.exchange.handle(command, self.now)
-                    self.route([e for e in answers if _is_result(e) is None])
-                for inner in _inner(command):
-                    self.inbox.append(CommandTimedOut(ts=self.now, command_id=inner.command_id))
+                    self.route(carry(Fate.TIMEOUT_APPLIED, command, answers, self.now))
+                else:
+                    self.route(carry(Fate.TIMEOUT_LOST, command, None, self.now))
 
         if Fault.DISCONNECT in enabled:
 

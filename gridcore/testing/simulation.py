@@ -17,19 +17,26 @@ prints as a program you can paste::
 
     trace = simulate(bot, Scenario(market=MarketPath(instrument=inst, ticks=2_000)))
     assert_no_violations(trace)
+
+A bot that trades several venues (the funding arbitrage: two) runs on a
+:class:`MultiVenueScenario`: one :class:`VenueScenario` per venue, each with its own market
+path, its own link fault plan (drawn from its own stream, so the venues fail independently), its
+own account, funding-rate path and order refusals. The quotes of every venue's path are merged
+in time order and each venue's exchange matches its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
 from gridcore.commands import Command
 from gridcore.core import State, step
-from gridcore.events import Event, QuoteTicked
+from gridcore.events import Event, FeedReconnected, QuoteTicked
 from gridcore.instruments import Instrument, PositionMode
 from gridcore.invariants import (
     CATALOGUE,
@@ -41,6 +48,8 @@ from gridcore.invariants import (
 )
 from gridcore.sim import FaultPlan, SimConfig, SimExchange, Trace, run_backtest, synthetic_path
 from gridcore.sim.backtest import Reducer
+from gridcore.sim.exchange import SimOrder
+from gridcore.sim.funding import FundingVenue, VenueFaults
 from gridcore.testing.differential import check_replay
 from gridcore.testing.monitor import RunMonitor
 
@@ -48,8 +57,10 @@ __all__ = [
     "RUNNER_INVARIANTS",
     "InvariantViolations",
     "MarketPath",
+    "MultiVenueScenario",
     "Reducer",
     "Scenario",
+    "VenueScenario",
     "assert_no_violations",
     "simulate",
 ]
@@ -180,6 +191,154 @@ class Scenario:
         )
 
 
+@attrs.frozen(kw_only=True)
+class VenueScenario:
+    """One venue of a :class:`MultiVenueScenario`: its market, its link's faults, its account.
+
+    ``market`` is the venue's own quotes (its instrument names the venue); ``more_markets``
+    quote further instruments of the same venue, each on its own path. ``faults`` is the
+    link's fault plan for this venue alone (lost, late or duplicated messages, failed and timed
+    out commands, feed outages), drawn from its own stream. ``funding_rates`` (``(from ts,
+    rate)`` pairs, sorted) makes the venue pay that rate path and publish its coming rate (a
+    funding-rate arbitrage decides on them); empty: a constant ``funding_rate``. ``refusals`` are
+    the venue's own answers to opening orders (rejected, filled in part, accepted then rejected):
+    the exchange model's behaviour, delivered intact by the link. The account fields are as in
+    :class:`Scenario`.
+    """
+
+    market: MarketPath
+    more_markets: tuple[MarketPath, ...] = ()
+    faults: FaultPlan = FaultPlan()
+    starting_balance: Decimal = Decimal(10_000)
+    leverage: Decimal | None = None
+    position_mode: PositionMode = PositionMode.ONE_WAY
+    liquidity: Decimal | None = None
+    funding_interval_ms: int = 8 * 3_600_000
+    funding_rate: Decimal = Decimal("0.0001")
+    funding_rates: tuple[tuple[int, Decimal], ...] = ()
+    refusals: VenueFaults = VenueFaults()
+
+    def __attrs_post_init__(self) -> None:
+        if self.starting_balance <= 0:
+            raise ValueError(
+                f"VenueScenario.starting_balance must be > 0 (quote), got {self.starting_balance}"
+            )
+        if self.liquidity is not None and self.liquidity <= 0:
+            raise ValueError(
+                f"VenueScenario.liquidity must be > 0 (base units), got {self.liquidity}"
+            )
+        if self.funding_interval_ms <= 0:
+            raise ValueError(
+                f"VenueScenario.funding_interval_ms must be > 0, got {self.funding_interval_ms}"
+            )
+        if list(self.funding_rates) != sorted(self.funding_rates):
+            raise ValueError("VenueScenario.funding_rates must be sorted by time")
+        keys = [m.instrument.key for m in self.markets]
+        if any(m.instrument.venue != self.venue for m in self.more_markets):
+            raise ValueError(
+                f"VenueScenario.more_markets must quote instruments of venue {self.venue!r}, "
+                f"got {sorted(f'{v}/{sym}' for v, sym in keys)}: a venue of its own is a "
+                f"VenueScenario of its own"
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError("VenueScenario markets must quote distinct instruments")
+
+    @property
+    def markets(self) -> tuple[MarketPath, ...]:
+        """Every market path of this venue: ``market`` first."""
+        return (self.market, *self.more_markets)
+
+    @property
+    def venue(self) -> str:
+        """The venue's name (its market instrument's venue)."""
+        return self.market.instrument.venue
+
+    def exchange_for(self, bot: State[Any], *, seed: int) -> SimExchange:
+        """A fresh simulated venue holding every instrument ``bot`` trades on this venue
+        (``seed`` draws its refusals). Raises ``ValueError`` when the market's instrument is not
+        configured in the bot."""
+        venue = self.venue
+        instruments = tuple(i for i in bot.config.instruments if i.venue == venue)
+        for market in self.markets:
+            if market.instrument.key not in {i.key for i in instruments}:
+                raise ValueError(
+                    f"the market's instrument {venue}/{market.instrument.symbol} is not "
+                    f"configured in the bot; configured: "
+                    f"{sorted(f'{i.venue}/{i.symbol}' for i in bot.config.instruments)}"
+                )
+        config = SimConfig(
+            venue=venue,
+            instruments=instruments,
+            starting_balance=self.starting_balance,
+            asset=self.market.instrument.quote,
+            position_mode=self.position_mode,
+            leverage=bot.config.risk.leverage if self.leverage is None else self.leverage,
+            liquidity=self.liquidity,
+            funding_interval_ms=self.funding_interval_ms,
+            funding_rate=self.funding_rate,
+        )
+        if not self.funding_rates and self.refusals == VenueFaults():
+            return SimExchange(config, start_ts=self.market.start_ts)
+        return FundingVenue(
+            config,
+            start_ts=self.market.start_ts,
+            rates=self.funding_rates,
+            faults=self.refusals,
+            seed=seed,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class MultiVenueScenario:
+    """A run on several venues: one :class:`VenueScenario` each (distinct venues).
+
+    ``seed`` seeds every venue's fault draws (each venue forks its own stream from it);
+    ``latency_ms`` and ``settle_ms`` are as in :class:`Scenario`. Its ``repr`` is valid Python.
+    """
+
+    venues: tuple[VenueScenario, ...]
+    seed: int = 0
+    latency_ms: int = 50
+    settle_ms: int = 180_000
+
+    def __attrs_post_init__(self) -> None:
+        if not self.venues:
+            raise ValueError("MultiVenueScenario.venues needs at least one VenueScenario")
+        names = [v.venue for v in self.venues]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"MultiVenueScenario.venues must name distinct venues, got {names}: give each "
+                f"market an instrument of its own venue"
+            )
+        if self.latency_ms < 0 or self.settle_ms < 0:
+            raise ValueError("MultiVenueScenario.latency_ms and settle_ms must be >= 0")
+
+    @property
+    def start_ts(self) -> int:
+        """The first quote's time."""
+        return min(m.start_ts for v in self.venues for m in v.markets)
+
+    @property
+    def end_ts(self) -> int:
+        """The last quote's time (about)."""
+        return max(m.start_ts + m.ticks * m.interval_ms for v in self.venues for m in v.markets)
+
+    def quotes(self) -> Iterator[QuoteTicked]:
+        """Every market's quotes, merged in time order (in the order listed at equal times)."""
+        paths = (iter(m) for v in self.venues for m in v.markets)
+        return heapq.merge(*paths, key=lambda q: q.ts)
+
+
+class _AllVenues:
+    """The venues of a run, seen by :class:`RunMonitor` as one: every open order of each."""
+
+    def __init__(self, exchanges: Iterable[SimExchange]) -> None:
+        self.exchanges = tuple(exchanges)
+
+    def open_orders(self) -> list[SimOrder]:
+        return [o for ex in self.exchanges for o in ex.open_orders()]
+
+
 _MAX_BURST = 20_000
 
 
@@ -204,14 +363,15 @@ class InvariantViolations(AssertionError):
 
 def simulate(
     bot: State[Any],
-    scenario: Scenario,
+    scenario: Scenario | MultiVenueScenario,
     *,
     reducer: Reducer = step,
     invariants: Sequence[Invariant] = CATALOGUE,
     check_ticks: bool = False,
     replay: bool = True,
 ) -> Trace:
-    """Run ``bot`` (a fresh state) with ``reducer`` against the simulated venue of ``scenario``.
+    """Run ``bot`` (a fresh state) with ``reducer`` against the simulated venue of ``scenario``
+    (or the venues of a :class:`MultiVenueScenario`).
 
     ``invariants`` are checked after every step that is not a plain tick (every tick too with
     ``check_ticks``) and on the final state; the runner's own invariants
@@ -237,20 +397,39 @@ def simulate(
     >>> trace.violations
     ()
     """
-    if bot.now > scenario.market.start_ts:
+    exchanges: list[SimExchange]
+    path: Iterable[QuoteTicked]
+    faults: FaultPlan | dict[str, FaultPlan]
+    if isinstance(scenario, MultiVenueScenario):
+        start_ts, end_ts = scenario.start_ts, scenario.end_ts
+        exchanges = [
+            v.exchange_for(bot, seed=scenario.seed * 7919 + n)
+            for n, v in enumerate(scenario.venues)
+        ]
+        path = scenario.quotes()
+        faults = {v.venue: v.faults for v in scenario.venues}
+    else:
+        market = scenario.market
+        start_ts = market.start_ts
+        end_ts = market.start_ts + market.ticks * market.interval_ms
+        exchanges = [scenario.exchange_for(bot)]
+        path = market
+        faults = scenario.faults
+    if bot.now > start_ts:
         raise ValueError(
             f"the bot's clock ({bot.now}) is after the market's first quote "
-            f"({scenario.market.start_ts}): pass a fresh bot whose epoch is at or before it"
+            f"({start_ts}): pass a fresh bot whose epoch is at or before it"
         )
     selected = tuple(invariants)
     found: list[Violation] = []
     count = 0
     burst = [0, 0]  # events at the current timestamp, and that timestamp
 
-    market = scenario.market
-    deadline = (
-        market.start_ts + market.ticks * market.interval_ms + scenario.settle_ms + _MAX_OVERRUN_MS
-    )
+    deadline = end_ts + scenario.settle_ms + _MAX_OVERRUN_MS
+    by_venue = {ex.config.venue: ex for ex in exchanges}
+    several = len(exchanges) > 1
+    # The monitor compares the core's orders with every venue's at once.
+    venues = cast(SimExchange, _AllVenues(exchanges)) if several else exchanges[0]
 
     def checked(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
         nonlocal count
@@ -266,9 +445,12 @@ def simulate(
         if check_ticks or commands or type(event) is not QuoteTicked:
             record = StepRecord(before=state, event=event, after=after, commands=tuple(commands))
             violations = check_step(record, selected)
+            if several and type(event) is FeedReconnected:
+                # The reconnect's check reads the fills of the venue that came back.
+                monitor.exchange = by_venue.get(event.venue)
             monitor.step(record)
             if type(event) is not QuoteTicked:
-                violations.extend(monitor.venue(after, exchange, event.ts))
+                violations.extend(monitor.venue(after, venues, event.ts))
             if violations:
                 count += len(violations)
                 found.extend(violations[: max(0, _MAX_KEPT - len(found))])
@@ -276,14 +458,13 @@ def simulate(
             monitor.step(StepRecord(before=state, event=event, after=after))
         return after, commands
 
-    exchange = scenario.exchange_for(bot)
-    monitor = RunMonitor(bot, exchange=exchange)
+    monitor = RunMonitor(bot, exchange=exchanges[0])
     try:
         trace = run_backtest(
             bot,
-            exchange,
-            scenario.market,
-            faults=scenario.faults,
+            exchanges,
+            path,
+            faults=faults,
             seed=scenario.seed,
             latency_ms=scenario.latency_ms,
             settle_ms=scenario.settle_ms,

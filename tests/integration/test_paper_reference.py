@@ -20,11 +20,13 @@ from gridcore.shells.simvenue import SimVenue, VenueStore, VenueStoreError, venu
 from tests.integration.test_runtime import _paper, _rows
 
 #: First recorded with the pipeline as it was before the speed work (pickled venue rewritten
-#: whole); re-recorded once when the session's events legitimately changed (the core now asks
-#: each venue for its funding history every round, and runs housekeeping in data time instead of
-#: on a 5 s timer, a quote applied before the housekeeping it brings). A speed change must
-#: never move it.
-REFERENCE = "08c7996fa58695f6556875f38c457e0d84a59561cf7add803664221b1ad82690"
+#: whole); re-recorded when the session's events legitimately changed: the core now asks each
+#: venue for its funding history every round, and runs housekeeping in data time instead of on a
+#: 5 s timer, a quote applied before the housekeeping it brings; and the paper venue now uses the
+#: backtest's link model, which delays each answer of a batch on its own, draws a reply's delays
+#: in message order and judges a quote's stream messages by the feed as it was before that
+#: quote. A speed change must never move it.
+REFERENCE = "760df2b7ee936c300bbaff4f8566bea7e152a2e8deb6cb63f0cfbd44785cc0d9"
 
 
 def _digest(path: Path, final: object) -> str:

@@ -1,0 +1,197 @@
+"""``simulate`` proves a two-venue bot the way it proves a grid: a :class:`MultiVenueScenario`
+gives each venue its own market path, link fault plan, account, funding-rate path and order
+refusals, and the funding-rate arbitrage's broken variants are caught while the real strategy
+passes (at the first seed, on a short run)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+from gridcore import State
+from gridcore.core import initial_state
+from gridcore.instruments import Instrument
+from gridcore.sim import PROFILES, FaultPlan
+from gridcore.sim.funding import VenueFaults, second_instrument, synthetic_rates
+from gridcore.strategies.funding_arb import FundingArb
+from gridcore.testing import (
+    MarketPath,
+    MultiVenueScenario,
+    Scenario,
+    VenueScenario,
+    assert_no_violations,
+    simulate,
+)
+from tests.harness.test_funding_arb import (
+    AssumesLeg2Filled,
+    TrustsCachedReports,
+    WaitsOutAFailedLeg2,
+    harness_config,
+)
+
+TICKS = 2_000
+CFG = harness_config()
+
+
+def two_venues(
+    seed: int, *, faults_b: FaultPlan = PROFILES["flaky"], ticks: int = TICKS
+) -> MultiVenueScenario:
+    """The funding arbitrage's two venues as the two-venue backtest builds them: the same
+    synthetic market on each (venue b quotes a millisecond later, in its own ticks), each with
+    its own funding-rate path, its own refusals of opening orders and its own link faults."""
+    s, m, v = CFG.settings, CFG.market, CFG.venue
+    refusals = VenueFaults(
+        reject_ppm=s.sim_reject_ppm,
+        partial_ppm=s.sim_partial_ppm,
+        late_reject_ppm=s.sim_late_reject_ppm,
+    )
+    sides = (
+        (CFG.make_instrument(), s.funding_interval_ms, s.sim_rate_a, PROFILES["flaky"]),
+        (second_instrument(CFG), s.funding_interval_ms_b, s.sim_rate_b, faults_b),
+    )
+    venues = []
+    for n, (inst, interval, mean, faults) in enumerate(sides):
+        rates = synthetic_rates(
+            seed=seed * 2 + n + 1,
+            start_ts=m.start_ts,
+            intervals=ticks * m.interval_ms // interval + 2,
+            interval_ms=interval,
+            mean=mean,
+            volatility=s.sim_rate_volatility,
+        )
+        market = MarketPath(
+            instrument=inst,
+            seed=seed,
+            ticks=ticks,
+            start_price=m.start_price,
+            volatility=m.volatility,
+            spread_ticks=m.spread_ticks,
+            start_ts=m.start_ts + n,
+            interval_ms=m.interval_ms,
+        )
+        venues.append(
+            VenueScenario(
+                market=market,
+                faults=faults,
+                starting_balance=v.starting_balance,
+                leverage=v.leverage,
+                position_mode=v.position_mode,
+                liquidity=v.liquidity,
+                funding_interval_ms=interval,
+                funding_rate=mean,
+                funding_rates=tuple(rates),
+                refusals=refusals,
+            )
+        )
+    return MultiVenueScenario(venues=tuple(venues), seed=seed)
+
+
+def bot(make: Callable[[FundingArb], FundingArb] = lambda real: real) -> State[Any]:
+    real = CFG.make_strategy()
+    assert isinstance(real, FundingArb)
+    core = attrs.evolve(
+        CFG.make_core_config(), instruments=(CFG.make_instrument(), second_instrument(CFG))
+    )
+    return initial_state(core, make(real), epoch=CFG.market.start_ts)
+
+
+@pytest.mark.parametrize(
+    ("variant", "invariant"),
+    [
+        (WaitsOutAFailedLeg2, "funding_naked_exposure_bounded"),
+        (TrustsCachedReports, "funding_decision_on_fresh_report"),
+        (AssumesLeg2Filled, "funding_saga_ends_flat_or_hedged"),
+    ],
+)
+def test_a_two_venue_scenario_catches_a_broken_funding_arbitrage(
+    variant: type[FundingArb], invariant: str
+) -> None:
+    trace = simulate(
+        bot(lambda real: variant(config=real.config, leverage=real.leverage)), two_venues(1)
+    )
+    assert invariant in {v.invariant for v in trace.violations}
+
+
+def test_the_real_funding_arbitrage_passes_two_venue_scenarios() -> None:
+    for seed in (1, 2):
+        trace = simulate(bot(), two_venues(seed))
+        assert_no_violations(trace)
+        s = trace.summary
+        assert s.fills > 0 and s.injected.total > 0  # it traded, under faults
+        assert set(trace.exchanges) == {CFG.venue.name, CFG.settings.venue_b}
+        assert all(ex.fills for ex in trace.exchanges.values())  # on both venues
+
+
+def test_each_venue_fails_on_its_own() -> None:
+    """Venue b without link faults: every fault injected is venue a's, and venue a's faults
+    are the same whatever venue b's plan is (each venue draws from its own stream)."""
+    quiet = simulate(bot(), two_venues(1, faults_b=FaultPlan(), ticks=300), replay=False)
+    noisy = simulate(bot(), two_venues(1, ticks=300), replay=False)
+    assert quiet.summary.faults == f"{CFG.venue.name}=flaky,{CFG.settings.venue_b}=none"
+    assert 0 < quiet.summary.injected.total < noisy.summary.injected.total
+
+
+def test_a_multi_venue_scenario_prints_as_a_program() -> None:
+    scenario = two_venues(3, ticks=10)
+    namespace = {
+        "MultiVenueScenario": MultiVenueScenario,
+        "VenueScenario": VenueScenario,
+        "MarketPath": MarketPath,
+        "FaultPlan": FaultPlan,
+        "VenueFaults": VenueFaults,
+        "Instrument": Instrument,
+        "Decimal": Decimal,
+    }
+    exec("from gridcore.instruments import *", namespace)  # PositionMode and friends
+    assert eval(repr(scenario), namespace) == scenario
+
+
+def test_multi_venue_scenarios_refuse_what_cannot_run() -> None:
+    one = two_venues(1, ticks=10).venues[0]
+    with pytest.raises(ValueError, match="distinct venues"):
+        MultiVenueScenario(venues=(one, one))
+    with pytest.raises(ValueError, match="at least one"):
+        MultiVenueScenario(venues=())
+    with pytest.raises(ValueError, match="sorted"):
+        attrs.evolve(one, funding_rates=((2, Decimal(0)), (1, Decimal(0))))
+    grid_market = MarketPath(instrument=CFG.make_instrument(), ticks=10)
+    with pytest.raises(ValueError, match="not configured in the bot"):
+        other = Instrument(venue="zz", symbol="X", tick_size=Decimal(1), lot_size=Decimal(1))
+        simulate(
+            bot(),
+            MultiVenueScenario(
+                venues=(VenueScenario(market=attrs.evolve(grid_market, instrument=other)),)
+            ),
+        )
+    # A one-venue Scenario still runs as it did.
+    assert simulate(bot(), Scenario(market=grid_market)).summary.ticks == 10
+
+
+def test_a_venue_quotes_several_instruments() -> None:
+    """``more_markets``: venue a also lists a second instrument, quoted on its own path; the
+    bot sees both and every venue's account still matches."""
+    a = CFG.make_instrument()
+    extra = attrs.evolve(a, symbol="BTC-USD")
+    two = two_venues(1, ticks=300)
+    first = two.venues[0]
+    more = attrs.evolve(
+        first,
+        more_markets=(
+            MarketPath(instrument=extra, seed=9, ticks=300, start_price=Decimal(60_000)),
+        ),
+    )
+    scenario = attrs.evolve(two, venues=(more, two.venues[1]))
+    state = bot()
+    core = attrs.evolve(state.config, instruments=(*state.config.instruments, extra))
+    trace = simulate(initial_state(core, state.strategy, epoch=CFG.market.start_ts), scenario)
+    assert_no_violations(trace)
+    assert trace.summary.ticks == 900
+    assert set(trace.exchanges[a.venue].instruments) == {a.symbol, extra.symbol}
+    with pytest.raises(ValueError, match="distinct instruments"):
+        attrs.evolve(first, more_markets=(first.market,))
+    with pytest.raises(ValueError, match="a VenueScenario of its own"):
+        attrs.evolve(first, more_markets=(two.venues[1].market,))
