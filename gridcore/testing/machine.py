@@ -305,6 +305,7 @@ def make_state_machine(
             self.monitor = RunMonitor(initial_state)
             self.settled = False
             self.depths: list[Decimal | None] = []
+            self.last_lot_later = False
             self.quotes = 0
             self.answers_first = False
             self.refusals: list[bool] = []
@@ -314,6 +315,7 @@ def make_state_machine(
             funding_interval_ms=funding_interval_ms,
             opening=st.lists(moves, min_size=1, max_size=60),
             answers_first=st.booleans(),
+            last_lot_later=st.booleans(),
         )
         def start(
             self,
@@ -321,14 +323,17 @@ def make_state_machine(
             funding_interval_ms: int,
             opening: list[int],
             answers_first: bool,
+            last_lot_later: bool = False,
         ) -> None:
             """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
-            value after the other, quote by quote: the depth changes; funding every
-            ``funding_interval_ms``); the bot starts, gets its first quote, and the market
-            opens with ``len(opening)`` quotes of trading (every example trades; as ``trade``
-            with ``answers_first``)."""
+            value after the other, quote by quote: the depth changes; with ``last_lot_later``,
+            never the last lot of the largest resting order in the quote that fills the rest
+            of it: orders wait nearly filled; funding every ``funding_interval_ms``); the bot
+            starts, gets its first quote, and the market opens with ``len(opening)`` quotes of
+            trading (every example trades; as ``trade`` with ``answers_first``)."""
             self.exchange = build_exchange(liquidity[0], funding_interval_ms)
-            if exchange is None and len(liquidity) > 1:
+            self.last_lot_later = last_lot_later
+            if exchange is None and (len(liquidity) > 1 or last_lot_later):
                 self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
@@ -392,6 +397,16 @@ def make_state_machine(
                 if isinstance(event, FundingPaid) or _is_result(event) is not None or self.feed_up:
                     self.inbox.append(event)
                 # else: a stream message while the feed is down is lost
+
+        def short_of_last_lot(self, depth: Decimal | None) -> Decimal:
+            """``depth`` capped one lot short of the largest resting order's remainder: a
+            quote that fills it leaves its last lot for a later one."""
+            largest = max(
+                (o.remaining for o in self.exchange.open_orders() if o.symbol == inst.symbol),
+                default=inst.lot_size,
+            )
+            cap = max(inst.lot_size, largest - inst.lot_size)
+            return cap if depth is None else min(depth, cap)
 
         def fire_timers(self) -> None:
             while True:
@@ -473,6 +488,8 @@ def make_state_machine(
             )
             if self.depths:
                 depth = self.depths[self.quotes % len(self.depths)]
+                if self.last_lot_later:
+                    depth = self.short_of_last_lot(depth)
                 self.exchange.config = attrs.evolve(self.exchange.config, liquidity=depth)
             self.quotes += 1
             self.route(self.exchange.on_tick(quote))
