@@ -21,7 +21,9 @@ the machine's own; nothing happens unless a rule says so:
   middle of trading, where the bot's orders are); the feed going down (stream messages in flight
   are lost) and coming back; time passing without quotes.
 * ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
-  the venue goes through quote by quote) and funding interval are drawn; the bot starts, gets
+  the venue goes through quote by quote; in some examples the last lot of the largest resting
+  order always waits for a later quote, so orders rest nearly filled) and funding interval are
+  drawn; the bot starts, gets
   its first quote, and the market opens with a stretch of trading (as ``trade``), so that
   every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
@@ -221,7 +223,9 @@ def make_state_machine(
     ``exchange`` builds the venue (default: the bot's first venue and its instruments, one-way,
     the bot's leverage, fills per order and quote capped by one to three draws of ``liquidity``
     taken in turn, quote by quote (default: :func:`~gridcore.testing.strategies.liquidities`,
-    1-100 lots or unlimited), funding every ``funding_interval_ms`` (drawn)). Quotes move on
+    1-100 lots or unlimited; in some examples one lot short of the largest resting order's
+    remainder, so that orders wait with their last lot open), funding every
+    ``funding_interval_ms`` (drawn)). Quotes move on
     ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
     ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
     steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and, one quote in ten,
