@@ -21,7 +21,9 @@ the machine's own; nothing happens unless a rule says so:
   middle of trading, where the bot's orders are); the feed going down (stream messages in flight
   are lost) and coming back; time passing without quotes.
 * ``start`` (once, first) — a fresh venue whose liquidity (partial fills: one to three depths
-  the venue goes through quote by quote) and funding interval are drawn; the bot starts, gets
+  the venue goes through quote by quote; in some examples the last lot of the largest resting
+  order always waits for a later quote, so orders rest nearly filled) and funding interval are
+  drawn; the bot starts, gets
   its first quote, and the market opens with a stretch of trading (as ``trade``), so that
   every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
@@ -194,7 +196,9 @@ def make_state_machine(
     ``exchange`` builds the venue (default: the bot's first venue and its instruments, one-way,
     the bot's leverage, fills per order and quote capped by one to three draws of ``liquidity``
     taken in turn, quote by quote (default: :func:`~gridcore.testing.strategies.liquidities`,
-    1-100 lots or unlimited), funding every ``funding_interval_ms`` (drawn)). Quotes move on
+    1-100 lots or unlimited; in some examples one lot short of the largest resting order's
+    remainder, so that orders wait with their last lot open), funding every
+    ``funding_interval_ms`` (drawn)). Quotes move on
     ``instrument`` (default: the first one of that venue) from ``start_price`` by at most
     ``max_move_ticks`` ticks every ``tick_interval_ms`` (default: two of the strategy's level
     steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and, one quote in ten,
@@ -278,6 +282,7 @@ def make_state_machine(
             self.monitor = RunMonitor(initial_state)
             self.settled = False
             self.depths: list[Decimal | None] = []
+            self.last_lot_later = False
             self.quotes = 0
             self.answers_first = False
             self.refusals: list[bool] = []
@@ -287,6 +292,7 @@ def make_state_machine(
             funding_interval_ms=funding_interval_ms,
             opening=st.lists(moves, min_size=1, max_size=60),
             answers_first=st.booleans(),
+            last_lot_later=st.booleans(),
         )
         def start(
             self,
@@ -294,14 +300,17 @@ def make_state_machine(
             funding_interval_ms: int,
             opening: list[int],
             answers_first: bool,
+            last_lot_later: bool = False,
         ) -> None:
             """A fresh venue (fills per order and quote capped at ``liquidity`` base units, one
-            value after the other, quote by quote: the depth changes; funding every
-            ``funding_interval_ms``); the bot starts, gets its first quote, and the market
-            opens with ``len(opening)`` quotes of trading (every example trades; as ``trade``
-            with ``answers_first``)."""
+            value after the other, quote by quote: the depth changes; with ``last_lot_later``,
+            never the last lot of the largest resting order in the quote that fills the rest
+            of it: orders wait nearly filled; funding every ``funding_interval_ms``); the bot
+            starts, gets its first quote, and the market opens with ``len(opening)`` quotes of
+            trading (every example trades; as ``trade`` with ``answers_first``)."""
             self.exchange = build_exchange(liquidity[0], funding_interval_ms)
-            if exchange is None and len(liquidity) > 1:
+            self.last_lot_later = last_lot_later
+            if exchange is None and (len(liquidity) > 1 or last_lot_later):
                 self.depths = liquidity
             self.deliver(Started(ts=self.now))
             self.tick(move=0)
@@ -365,6 +374,16 @@ def make_state_machine(
                 if isinstance(event, FundingPaid) or _is_result(event) is not None or self.feed_up:
                     self.inbox.append(event)
                 # else: a stream message while the feed is down is lost
+
+        def short_of_last_lot(self, depth: Decimal | None) -> Decimal:
+            """``depth`` capped one lot short of the largest resting order's remainder: a
+            quote that fills it leaves its last lot for a later one."""
+            largest = max(
+                (o.remaining for o in self.exchange.open_orders() if o.symbol == inst.symbol),
+                default=inst.lot_size,
+            )
+            cap = max(inst.lot_size, largest - inst.lot_size)
+            return cap if depth is None else min(depth, cap)
 
         def fire_timers(self) -> None:
             while True:
@@ -440,6 +459,8 @@ def make_state_machine(
             )
             if self.depths:
                 depth = self.depths[self.quotes % len(self.depths)]
+                if self.last_lot_later:
+                    depth = self.short_of_last_lot(depth)
                 self.exchange.config = attrs.evolve(self.exchange.config, liquidity=depth)
             self.quotes += 1
             self.route(self.exchange.on_tick(quote))

@@ -168,12 +168,24 @@ class TakeProfitBot:
         entries = [o for role, o in current if role == "entry"]
         mid = CTX.divide(CTX.add(quote.bid, quote.ask), _TWO)
         if entries:
-            anchor = self.anchor or mid
-            moved = abs(CTX.divide(CTX.subtract(mid, anchor), anchor))
-            if cfg.reprice_entries and moved > cfg.reprice:
-                return attrs.evolve(self, anchor=None), [
-                    Cancel(cloid=o.cloid) for o in entries if o.status in _RESTING
-                ]
+            # Repriced once the mid moved ``reprice`` from where the entries were placed. An
+            # entry whose withdrawal failed (its cancel refused or timed out, then the venue
+            # reported it open) comes back with no anchor: it is judged by its own distance
+            # from the mid, its offset plus the threshold.
+            far = CTX.add(cfg.entry_offset, cfg.reprice)
+            moved = (
+                abs(CTX.divide(CTX.subtract(mid, self.anchor), self.anchor))
+                if self.anchor is not None
+                else ZERO
+            )
+            stale = [
+                o
+                for o in entries
+                if o.status in _RESTING
+                and (moved > cfg.reprice or abs(CTX.divide(CTX.subtract(o.price, mid), mid)) > far)
+            ]
+            if cfg.reprice_entries and stale:
+                return attrs.evolve(self, anchor=None), [Cancel(cloid=o.cloid) for o in stale]
             return self, ()
         if not can_place:
             return self, ()
