@@ -30,7 +30,7 @@ from gridcore.config import load_config
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import LockstepClock, Runtime, RuntimeOptions
-from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state, venue_path
+from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state
 from gridcore.sim import make_bot
 
 
@@ -40,7 +40,7 @@ def paper(path: Path, duration_s: int, faults: str) -> tuple[int, float, float]:
     journal = Journal.create(
         path, state=make_bot(config, epoch=config.market.start_ts), meta={"config": ""}
     )
-    store = VenueStore(venue_path(path))
+    store = VenueStore.in_journal(journal)
     try:
         venue_state, _ = open_venue_state(store, config, seed=None, faults=faults)
         state = make_bot(config, epoch=config.market.start_ts)

@@ -421,6 +421,37 @@ class _Opened:
         self.journal.close()
 
 
+def _venue_in(journal: Journal, *, saved: bool = True) -> bool:
+    """Whether ``journal`` has the simulated venue's tables (``saved``: and a venue in them)."""
+    tables = journal.side_rows("SELECT count(*) FROM sqlite_master WHERE name = 'venue'")
+    if not tables[0][0]:
+        return False  # written before the venue moved into the journal
+    return not saved or bool(journal.side_rows("SELECT count(*) FROM venue")[0][0])
+
+
+def _create_journal(
+    path: Path, lock: WriterLock, config: BotConfig, text: str, *, seed: int | None
+) -> tuple[Journal, State[Any]]:
+    """A new paper journal at ``path`` and its initial state."""
+    # Drawn once per journal and kept in it (in the state's snapshots, and in meta for
+    # people): separate sessions on the same market never name two orders alike, and a
+    # resumed session keeps naming its orders as before.
+    nonce = int.from_bytes(os.urandom(8), "big")
+    state = make_bot(config, epoch=config.market.start_ts, nonce=nonce)
+    journal = Journal.create(
+        path,
+        state=state,
+        meta={
+            "config": text,
+            "venue": "sim",
+            "seed": str(config.market.seed if seed is None else seed),
+            "session_nonce": f"{nonce:016x}",
+        },
+        lock=lock,
+    )
+    return journal, state
+
+
 def _open_account(
     path: Path,
     lock: WriterLock,
@@ -461,7 +492,11 @@ def _open_account(
                     f"{given_label} differs from the configuration journal {path} was "
                     f"started with ({'; '.join(diff[:5])}); {advice}"
                 )
-        if not vpath.exists() and journal.last_seq > 0:
+        if (
+            not vpath.exists()
+            and journal.last_seq > 0
+            and (simpair.handles(config) or not _venue_in(journal))
+        ):
             journal.close()
             raise CliError(
                 f"the simulated venue's file {vpath} is missing: the journal's orders and "
@@ -474,7 +509,19 @@ def _open_account(
             if journal is not None:
                 journal.close()
             raise CliError(f"--faults: {exc}") from None
-    store = VenueStore(vpath)
+    # One simulated venue: its state lives in the journal (committed with the events, which
+    # lets the runtime group-commit). Two venues, or a journal written while the venue had its
+    # own file: the .venue file(s), every command committed before it is sent.
+    in_journal = (
+        not simpair.handles(config)
+        and not vpath.exists()
+        and (journal is None or _venue_in(journal, saved=False))
+    )
+    state: State[Any]
+    if in_journal and journal is None:
+        journal, state = _create_journal(path, lock, config, text, seed=seed)
+        print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
+    store = VenueStore.in_journal(journal) if in_journal and journal else VenueStore(vpath)
     try:
         venue_state, notes = (
             # Two venues (the funding-rate arbitrage): this is venue a; b opens with the session.
@@ -482,30 +529,16 @@ def _open_account(
             if simpair.handles(config)
             else open_venue_state(store, config, seed=seed, faults=faults)
         )
-        state: State[Any]
-        if new:
+        if new and in_journal:
+            pass  # created above
+        elif new:
             if venue_state.touched:
                 raise CliError(
                     f"{vpath} holds a simulated venue that was traded by another session; "
                     f"delete it (it belongs to a journal that no longer exists) or choose "
                     f"another --journal path"
                 )
-            # Drawn once per journal and kept in it (in the state's snapshots, and in meta for
-            # people): separate sessions on the same market never name two orders alike, and a
-            # resumed session keeps naming its orders as before.
-            nonce = int.from_bytes(os.urandom(8), "big")
-            state = make_bot(config, epoch=config.market.start_ts, nonce=nonce)
-            journal = Journal.create(
-                path,
-                state=state,
-                meta={
-                    "config": text,
-                    "venue": "sim",
-                    "seed": str(venue_state.seed),
-                    "session_nonce": f"{nonce:016x}",
-                },
-                lock=lock,
-            )
+            journal, state = _create_journal(path, lock, config, text, seed=venue_state.seed)
             print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
         else:
             assert journal is not None
@@ -525,6 +558,7 @@ def _open_account(
         if journal is not None:
             journal.close()
         raise
+    assert journal is not None
     return _Opened(
         config=config,
         text=text,

@@ -97,6 +97,7 @@ __all__ = [
     "JournalLocked",
     "Quarantined",
     "Reducer",
+    "Staged",
     "WriterLock",
     "fold",
     "head_path",
@@ -113,6 +114,10 @@ CODEC = "msgpack-1"
 
 #: A bot reducer: gridcore's :func:`~gridcore.core.step` unless you bring your own.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
+
+#: A write staged for the next commit (:meth:`Journal.stage`): an SQL statement and its
+#: parameters.
+Staged = tuple[str, Sequence[Any]]
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,6 +156,8 @@ CREATE TABLE quarantine (
     crc INTEGER NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE venue (id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER, payload BLOB);
+CREATE TABLE venue_log (n INTEGER PRIMARY KEY, payload BLOB NOT NULL);
 """
 
 
@@ -444,6 +451,8 @@ class Journal:
         self._chain = self._scalar(
             "SELECT coalesce((SELECT crc FROM events WHERE seq = ?), 0)", (self.last_seq,)
         )
+        self._staged: list[Staged] = []
+        self._before_commit: list[Callable[[], None]] = []
 
     # --- opening -------------------------------------------------------------------------
 
@@ -628,7 +637,10 @@ class Journal:
         self._conn.set_trace_callback(callback)
 
     def close(self) -> None:
-        """Close the file (a checkpoint folds the WAL back into it) and release the lock."""
+        """Close the file (a checkpoint folds the WAL back into it) and release the lock.
+        Writes still staged (:meth:`stage`) are dropped, as a crash would drop them."""
+        self._staged = []
+        self._before_commit = []
         self._conn.close()
         if self._lock is not None:
             self._lock.release()
@@ -755,17 +767,68 @@ class Journal:
             raise JournalError(f"{self.path}: opened read-only")
         return self._lock
 
+    def stage(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Write ``sql`` (with ``params``) in the transaction of the next commit, together with
+        the events committed there; never on its own before them.
+
+        For state that must be exactly as durable as the journal's events and no more: the
+        in-process simulated venue's log (:class:`~gridcore.shells.simvenue.VenueStore` in the
+        journal). A crash loses a staged write together with the events reduced since the last
+        commit, so the venue can never hold an order whose event the journal lost (a restart
+        would name its next order with the same client order id). :meth:`close` drops what
+        is still staged, as a crash would."""
+        self._check_writable()
+        self._staged.append((sql, params))
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` at the start of every commit, before the staged writes are taken (the
+        simulated venue stages what it applied since its last write there)."""
+        self._before_commit.append(hook)
+
+    def take_staged(self) -> list[Staged]:
+        """Run the :meth:`before_commit` hooks and hand over the staged writes (for a caller
+        that commits from another thread: take them in the thread that stages, pass them to
+        :meth:`append`)."""
+        for hook in self._before_commit:
+            hook()
+        staged, self._staged = self._staged, []
+        return staged
+
+    @property
+    def has_staged(self) -> bool:
+        """Whether writes wait for the next commit."""
+        return bool(self._staged)
+
+    def commit_staged(self) -> None:
+        """Commit the staged writes (after the :meth:`before_commit` hooks) without events;
+        nothing when there are none."""
+        staged = self.take_staged()
+        if staged:
+            self.append([], staged=staged)
+
+    def side_rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the journal's other tables (the simulated venue's)."""
+        try:
+            return [tuple(r) for r in self._conn.execute(sql, args)]
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
+
     def append(
         self,
         entries: Sequence[tuple[Event, Sequence[Command]]],
         *,
         snapshot: State[Any] | None = None,
+        staged: Sequence[Staged] | None = None,
     ) -> int:
         """Append events with the commands each produced, in ONE transaction; returns the last
         seq. With ``snapshot`` (the state after the last event), it is stored in the same
-        transaction. Nothing is written if anything fails (the error propagates). When it
-        returns, the head file marks the last event as committed (durably)."""
+        transaction, and so are the staged writes (:meth:`stage`): ``staged`` as taken by
+        :meth:`take_staged`, or, when ``None``, taken here. Nothing is written if anything
+        fails (the error propagates). When it returns, the head file marks the last event as
+        committed (durably)."""
         lock = self._check_writable()
+        if staged is None:
+            staged = self.take_staged()
         seq = self.last_seq
         chain = self._chain
         event_rows: list[tuple[int, int, str, int, bytes]] = []
@@ -802,6 +865,8 @@ class Journal:
                 conn.execute(
                     "INSERT INTO snapshots (seq, ts, crc, payload) VALUES (?, ?, ?, ?)", snap
                 )
+            for sql, params in staged:
+                conn.execute(sql, params)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
@@ -834,12 +899,15 @@ class Journal:
                 f"event ({self.last_seq})"
             )
         payload = canonical(state)
+        staged = self.take_staged()
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute(
                 "INSERT OR REPLACE INTO snapshots (seq, ts, crc, payload) VALUES (?, ?, ?, ?)",
                 (seq, state.now, _snapshot_crc(seq, state.now, payload), payload),
             )
+            for sql, params in staged:
+                self._conn.execute(sql, params)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")

@@ -666,6 +666,20 @@ class Runtime:
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
+        # Every venue keeps its state in this journal's commits (the in-process simulated
+        # venue): a command may leave before its event is committed (see _reduce_loop).
+        self._grouped = bool(self._venues) and all(
+            getattr(v, "commits_with", None) is journal for v in self._venues.values()
+        )
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether commands are sent before their events are committed, the commit taking many
+        of them at once: only when every venue's own state is written in this journal's
+        transactions (``commits_with``, the in-process simulated venue), so that a crash loses
+        a command's event and its effect on the venue together. With any other venue (every
+        real one) each command waits for the commit of the event that produced it."""
+        return self._grouped
 
     @property
     def state(self) -> State[Any]:
@@ -888,6 +902,8 @@ class Runtime:
         elif journal.last_snapshot_seq != journal.last_seq:
             journal.write_snapshot(journal.last_seq, self._state)
             self.stats.snapshots += 1
+        else:
+            journal.commit_staged()  # the venue's last effects (grouped), if any
 
     # --- the reducer ---------------------------------------------------------------------------
 
@@ -925,6 +941,7 @@ class Runtime:
         clock = self.clock
         lockstep = clock if isinstance(clock, LockstepClock) else None
         monotonic = time.monotonic
+        grouped = self._grouped
         while True:
             first: Event | None = None
             if flush_s > 0 or not self._pending:
@@ -970,6 +987,14 @@ class Runtime:
                         self._pending_commands = True
                 self._state = state
                 self.stats.events += len(batch)
+                if grouped and self._pending_commands:
+                    # The venue is in the journal's commits: nothing outside this process sees
+                    # these commands before the next commit, and a crash loses their effects
+                    # with their events. They go now; the events commit with the group.
+                    self._pending_commands = False
+                    for _, commands in pending[len(pending) - len(batch) :]:
+                        for command in commands:
+                            self._dispatch(command)
                 if self._pending_commands or len(pending) >= max_batch or flush:
                     await self._commit()
             finally:
@@ -1011,13 +1036,16 @@ class Runtime:
         ):
             snapshot = self._state
         self._committing = len(entries)
+        # Taken here, in the loop's thread, at the same instant as the entries: the venue's
+        # writes in this transaction are exactly its effects of the events in it.
+        staged = journal.take_staged()
         try:
             if self.options.offload_commits:
                 await anyio.to_thread.run_sync(
-                    functools.partial(journal.append, entries, snapshot=snapshot)
+                    functools.partial(journal.append, entries, snapshot=snapshot, staged=staged)
                 )
             else:
-                journal.append(entries, snapshot=snapshot)
+                journal.append(entries, snapshot=snapshot, staged=staged)
         finally:
             self._committing = 0
         self.stats.commits += 1
@@ -1026,7 +1054,7 @@ class Runtime:
         self._pending_commands = False
         if self._log is not None:
             self._log.flush()
-        if not dispatch:
+        if not dispatch or self._grouped:  # grouped: they left when reduced
             return
         # Durable: now, and only now, the commands leave, in the order the core emitted them.
         for _, commands in entries:

@@ -67,6 +67,7 @@ from gridcore.events import (
     OrderPartiallyFilled,
     QuoteTicked,
 )
+from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
@@ -78,6 +79,7 @@ __all__ = [
     "VenueStore",
     "VenueStoreError",
     "market_key",
+    "saved_venue",
     "venue_path",
 ]
 
@@ -150,10 +152,25 @@ def _apply(state: VenueState, entry: tuple[Any, ...]) -> None:
 
 
 class VenueStore:
-    """The venue's SQLite file: a snapshot row (replaced atomically) and an append-only log."""
+    """The venue's storage: a snapshot row (replaced atomically) and an append-only log.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Two homes. ``VenueStore(path)``: its own SQLite file (``JOURNAL.venue``), each write its
+    own transaction made before the venue answers — the venue survives the bot like an
+    external exchange. :meth:`in_journal`: the same two tables inside the bot's journal, each
+    write *staged* into the journal's next commit (:meth:`Journal.stage
+    <gridcore.shells.journal.Journal.stage>`), so the venue's state and the events that caused
+    it become durable in one transaction or not at all — which lets the runtime group-commit a
+    paper session (see :attr:`SimVenue.commits_with`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, journal: Journal | None = None) -> None:
         self.path = Path(path)
+        self.journal = journal
+        """The journal whose transactions carry this venue's writes (``None``: its own file)."""
+        self._conn: sqlite3.Connection | None = None
+        if journal is not None:
+            self._logged = int(journal.side_rows("SELECT count(*) FROM venue_log")[0][0])
+            return
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -171,46 +188,46 @@ class VenueStore:
         except sqlite3.DatabaseError as exc:
             raise VenueStoreError(f"{self.path}: not a simulated-venue file ({exc})") from None
 
+    @classmethod
+    def in_journal(cls, journal: Journal) -> VenueStore:
+        """The venue kept in ``journal`` (its ``venue`` and ``venue_log`` tables), every write
+        committed with the journal's events."""
+        return cls(journal.path, journal=journal)
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.journal is not None:
+            return self.journal.side_rows(sql)
+        assert self._conn is not None
+        return self._conn.execute(sql).fetchall()
+
     def load(self) -> VenueState | None:
         """The saved venue, or ``None`` when nothing was saved yet."""
-        row = self._conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
-        if row is None:
+        rows = self._rows("SELECT payload FROM venue WHERE id = 1")
+        if not rows:
             return None
-        try:
-            state = pickle.loads(row[0])
-        except Exception as exc:
-            raise VenueStoreError(
-                f"{self.path}: the simulated venue's state cannot be read ({exc}); delete the "
-                f"file only together with its journal"
-            ) from None
-        if not isinstance(state, VenueState) or state.version != _VERSION:
-            raise VenueStoreError(f"{self.path}: written by another gridcore version")
-        for n, payload in self._conn.execute("SELECT n, payload FROM venue_log ORDER BY n"):
-            try:
-                _apply(state, pickle.loads(payload))
-            except Exception as exc:
-                raise VenueStoreError(
-                    f"{self.path}: the simulated venue's log row {n} cannot be applied ({exc}); "
-                    f"delete the file only together with its journal"
-                ) from None
-        return state
+        return _restore(
+            self.path, rows[0][0], self._rows("SELECT n, payload FROM venue_log ORDER BY n")
+        )
 
     def save(self, state: VenueState) -> None:
         """Replace the saved venue with ``state`` whole and empty the log (one transaction)."""
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        replace = "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)"
+        self._logged = 0
+        if self.journal is not None:
+            self.journal.stage(replace, (int(time.time() * 1000), payload))
+            self.journal.stage("DELETE FROM venue_log")
+            return
         conn = self._conn
+        assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)",
-                (int(time.time() * 1000), payload),
-            )
+            conn.execute(replace, (int(time.time() * 1000), payload))
             conn.execute("DELETE FROM venue_log")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._logged = 0
 
     def append(self, state: VenueState, ops: Sequence[VenueOp]) -> None:
         """Record that ``ops`` were applied to the saved venue, giving ``state`` (one
@@ -219,15 +236,69 @@ class VenueStore:
             self.save(state)
             return
         entry = (ops, state.injector, state.now, state.next_index)
-        self._conn.execute(
-            "INSERT INTO venue_log (payload) VALUES (?)",
-            (pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL),),
-        )
+        insert = "INSERT INTO venue_log (payload) VALUES (?)"
+        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         self._logged += 1
+        if self.journal is not None:
+            self.journal.stage(insert, (payload,))
+            return
+        assert self._conn is not None
+        self._conn.execute(insert, (payload,))
 
     def close(self) -> None:
-        """Close the file."""
-        self._conn.close()
+        """Close the file (in the journal: nothing to close; what is still staged is dropped
+        with the journal, as a crash would drop it)."""
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _restore(path: Path, snapshot: bytes, log: Sequence[tuple[Any, ...]]) -> VenueState:
+    """The venue from its snapshot payload and its log rows ``(n, payload)``."""
+    try:
+        state = pickle.loads(snapshot)
+    except Exception as exc:
+        raise VenueStoreError(
+            f"{path}: the simulated venue's state cannot be read ({exc}); delete the "
+            f"file only together with its journal"
+        ) from None
+    if not isinstance(state, VenueState) or state.version != _VERSION:
+        raise VenueStoreError(f"{path}: written by another gridcore version")
+    for n, payload in log:
+        try:
+            _apply(state, pickle.loads(payload))
+        except Exception as exc:
+            raise VenueStoreError(
+                f"{path}: the simulated venue's log row {n} cannot be applied ({exc}); "
+                f"delete the file only together with its journal"
+            ) from None
+    return state
+
+
+def saved_venue(journal: str | os.PathLike[str]) -> VenueState | None:
+    """The simulated venue saved for the journal at ``journal`` (read-only): kept in the journal
+    itself, or in its ``.venue`` file (sessions of two venues, and journals written before the
+    venue moved into the journal); ``None`` when neither holds one."""
+    p = Path(journal)
+    if p.exists():
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            try:
+                row = conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:
+                row = None  # a journal without the venue's tables
+            if row is not None:
+                log = conn.execute("SELECT n, payload FROM venue_log ORDER BY n").fetchall()
+                return _restore(p, row[0], log)
+        finally:
+            conn.close()
+    vpath = venue_path(p)
+    if not vpath.exists():
+        return None
+    store = VenueStore(vpath)
+    try:
+        return store.load()
+    finally:
+        store.close()
 
 
 def open_venue_state(
@@ -318,6 +389,15 @@ class SimVenue:
         self._failure: BaseException | None = None
         self.ticks = 0
         """Ticks matched by this process."""
+        self.commits_with: Journal | None = None if store is None else store.journal
+        """The journal whose commits carry this venue's state (its store is
+        :meth:`VenueStore.in_journal`), else ``None``. Nothing outside the process sees a
+        command this venue receives before that journal's next commit, and a crash loses the
+        venue's effects together with the events that caused them: the runtime may then send
+        commands before their events are committed and commit in groups (a real venue is
+        never such a venue: every command waits for its commit)."""
+        if self.commits_with is not None:
+            self.commits_with.before_commit(self._stage)
 
     @property
     def exchange(self) -> SimExchange:
@@ -330,11 +410,22 @@ class SimVenue:
         return max(state.now, bot_now)
 
     def _save(self) -> None:
-        self.venue.now = self._clock.now()
         self._ticks_since_save = 0
+        if self.commits_with is None:
+            self._write()
+        # else: staged at the journal's next commit (_stage), durable with the events
+
+    def _write(self) -> None:
+        self.venue.now = self._clock.now()
         ops, self._ops = self._ops, []
         if self._store is not None:
             self._store.append(self.venue, ops)
+
+    def _stage(self) -> None:
+        """The journal is about to commit: stage one log row of everything applied since the
+        last one (one row per commit, however many ticks and commands it covers)."""
+        if self._ops or self.venue.now != self._clock.now():
+            self._write()
 
     def close(self) -> None:
         """Save the venue one last time and close its file (idempotent: a shutdown that runs

@@ -30,7 +30,7 @@ from gridcore.invariants import check_against_venue
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, fold, is_new, recover
-from gridcore.shells.simvenue import VenueStore, venue_path
+from gridcore.shells.simvenue import saved_venue
 
 CYCLES = 20
 MAX_ADVANCE = 300  # events a run journals before it is killed: 1 to this many, drawn
@@ -92,11 +92,7 @@ def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
         assert journal.duplicate_cloids() == []
         placed = journal.placed_cloids()
         assert len(placed) == len(set(placed))
-    store = VenueStore(venue_path(path))
-    try:
-        venue = store.load()
-    finally:
-        store.close()
+    venue = saved_venue(path)
     if venue is not None:
         resent = {cloid: n for cloid, n in venue.placed.items() if n != 1}
         assert resent == {}, f"the venue received these client order ids more than once: {resent}"
@@ -131,11 +127,7 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)
-    store = VenueStore(venue_path(path))
-    try:
-        venue = store.load()
-    finally:
-        store.close()
+    venue = saved_venue(path)
     assert venue is not None
     # No fill lost, none counted twice: the ledger holds exactly the venue's fills.
     assert fill_ids == {f.fill_id for f in venue.exchange.fills}

@@ -78,11 +78,13 @@ async def _paper(
     options: RuntimeOptions = QUIET,
     wrap: Callable[[SimVenue], Any] | None = None,
     trace: Callable[[str], None] | None = None,
+    in_journal: bool = False,
 ) -> tuple[State[Any], SimVenue, RuntimeOptions]:
-    """One paper session on the simulated venue; creates or resumes the journal at ``path``."""
+    """One paper session on the simulated venue; creates or resumes the journal at ``path``.
+    ``in_journal``: the venue's state lives in the journal (group commit), else in its file."""
     journal = Journal.open(path) if path.exists() else _new_journal(path)
     journal.set_trace(trace)
-    store = VenueStore(venue_path(path))
+    store = VenueStore.in_journal(journal) if in_journal else VenueStore(venue_path(path))
     try:
         venue_state, _ = open_venue_state(store, CONFIG, seed=seed, faults=faults)
         state, _ = recover(journal)
