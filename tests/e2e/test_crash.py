@@ -6,8 +6,10 @@ read-only reader, never timed), and restarted, many times: every restart makes p
 slow machine as on a fast one. After every kill the journal
 must show: the recovered state (latest snapshot + tail) equals the fold of the whole journal
 from snapshot 0 and every snapshot is the fold at its seq; no fill id was counted twice; no
-client order id was released twice, and the venue (which survives the bot, in its own file)
-received each client order id once. A last clean run then settles, and the ledger must equal
+client order id was released twice, and the venue (which survives the bot, its state committed
+in the journal's own transactions) received each client order id once, holds no order the
+journal lost and lacks no fill the journal heard of: a kill in the middle of a group of events
+sharing one commit loses the venue's effects together with the events. A last clean run then settles, and the ledger must equal
 the venue's own account.
 """
 
@@ -96,6 +98,13 @@ def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
     if venue is not None:
         resent = {cloid: n for cloid, n in venue.placed.items() if n != 1}
         assert resent == {}, f"the venue received these client order ids more than once: {resent}"
+        # The venue's state is committed in the journal's transactions (group commit): a kill
+        # loses the venue's effects together with the events that caused them. The venue
+        # never holds an order the journal did not release ...
+        assert set(venue.placed) <= set(placed), "the venue holds orders the journal lost"
+        # ... and the journal never heard of a fill the venue's saved state lacks.
+        lost = fill_ids - {f.fill_id for f in venue.exchange.fills}
+        assert lost == set(), f"fills in the journal but not in the venue: {lost}"
     return recovered, seq, fill_ids
 
 
