@@ -29,6 +29,9 @@ Tables:
   can re-fold from the very beginning.
 * ``quarantine(id, after_seq, ts, kind, error, crc, payload)`` — events the reducer raised on
   (a poison event): kept for the report, never folded.
+* ``venue(id, saved_ms, payload)`` and ``venue_log(n, payload)`` — the in-process simulated
+  venue's state (:class:`~gridcore.shells.simvenue.VenueStore`), written only through
+  :meth:`Journal.stage`, in the transactions of the events (see *What is committed when*).
 
 The head file (``PATH.head``, :func:`head_path`) lives beside the journal, outside SQLite and its
 WAL. It is the journal's **single-writer lock** (``flock``, held by the writing process for as
@@ -49,7 +52,30 @@ that fails to decode raises :class:`CorruptRow` (a :class:`CodecError` and a
 :class:`JournalDamaged`) naming the row.
 
 Group commit: :meth:`Journal.append` takes many events (with their commands) and writes them in
-ONE transaction; the runtime only sends the commands after it returns.
+ONE transaction.
+
+What is committed when
+----------------------
+* **A real venue** (every adapter that talks to something outside the process): the write-ahead
+  rule. A command leaves only after the transaction holding the event that produced it has
+  committed (``synchronous=FULL``: on disk) and the head file marks it — one durable commit per
+  batch of events that produced commands, before any of those commands is sent. The venue
+  outlives the bot; a command it received must be in the journal, or a restart would name its
+  next order with the same client order id.
+* **The in-process simulated venue** (``gridcore run`` on paper): nothing outside the process
+  sees a command, and the venue's own state is written through :meth:`Journal.stage` in the
+  *same* transaction as the events (same file: SQLite's ``ATTACH`` is not atomic across files
+  in WAL mode). A crash therefore loses the venue's effects together with the events that
+  caused them, never one without the other, so commands go to it as soon as they are reduced
+  and many events share one commit (every ``max_batch`` events, or when the loop is idle for
+  ``flush_ms``). The runtime decides per run: every venue must say so
+  (``commits_with``, see :class:`~gridcore.shells.runtime.Runtime`).
+
+Why the head file is a second ``fsync`` and not a row: it guards against losing the WAL itself
+(truncated or damaged, SQLite drops the damaged commit and every later one without an error).
+Anything written *inside* the WAL — a count, a checksum row — is lost with it and cannot
+testify to its own loss; only something outside it can. Group commit makes the cost one extra
+``fsync`` per commit instead of per command.
 
 Recovery (:func:`recover`) is the latest snapshot plus a fold of the events after it; the
 runtime then feeds the core a fresh ``Started`` event, which reconciles with every venue and

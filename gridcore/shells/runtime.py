@@ -16,6 +16,13 @@ to anyone yet; they wait, bounded by ``max_batch`` and ``flush_ms``, for the nex
 crash loses at most that many market ticks, which recovery does not need: it reconciles with the
 venue).
 
+Group commit of a paper session: when every venue keeps its own state in this journal's
+transactions (the in-process simulated venue, ``commits_with``), a command reaches nothing
+outside the process before the next commit, and a crash loses its effect on the venue together
+with its event. Then commands are handed out as soon as they are reduced and the events commit
+in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``). With any other venue
+(every real one) each command waits for the commit of its event (:attr:`Runtime.group_commit`).
+
 Commands, in the order the core emitted them:
 
 * order and request commands (and batches) go to the venue's adapter, at most

@@ -20,14 +20,25 @@ second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in 
 
 The simulated venue stands for an external exchange, so it must survive the bot: its state
 (the exchange with its resting orders, positions and fills, the fault injector, the market's
-position, the clock, and how many times each client order id was received) lives in its own
-SQLite file next to the journal (``JOURNAL.venue``). It is written, in one transaction, after
-every change and *before* the venue answers, and read back when ``gridcore run`` starts again,
-so a killed and restarted bot continues against the same venue. Messages in flight when the bot
-died are lost, as on a closed connection. The file is the simulation's private state and is
-pickled (standard library): never load a ``.venue`` file you did not write.
+position, the clock, and how many times each client order id was received) is stored and read
+back when ``gridcore run`` starts again, so a killed and restarted bot continues against the
+same venue. Messages in flight when the bot died are lost, as on a closed connection. Two homes
+(:class:`VenueStore`):
 
-The file is a base snapshot plus an append-only log. Each write appends one row: the operations
+* **in the journal** (one venue, ``gridcore run`` on paper): the ``venue`` and ``venue_log``
+  tables of the journal itself, written in the journal's own transactions (staged at every
+  commit: one row of what the venue applied since the last one). The venue's state and the
+  events that caused it are durable together or not at all, which lets the runtime send
+  commands before their events commit and commit many events at once (``commits_with``);
+* **its own file** ``JOURNAL.venue`` (two venues of a funding arbitrage, and journals written
+  before the venue moved into the journal): written in its own transaction after every change
+  and *before* the venue answers; the runtime then commits every command's event before sending
+  it, as for a real venue.
+
+The state is the simulation's private state and is pickled (standard library): never load a
+``.venue`` file or a journal you did not write.
+
+The store is a base snapshot plus an append-only log. Each write appends one row: the operations
 the exchange applied since the previous write (the ticks it matched, the commands it handled,
 each with its time) and the small rest of the state (the fault injector, the clock, the
 market's position). Reading the file unpickles the snapshot and applies the rows in order: the
