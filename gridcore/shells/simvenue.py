@@ -43,9 +43,9 @@ the exchange applied since the previous write (the ticks it matched, the command
 each with its time) and the small rest of the state (the fault injector, the clock, the
 market's position). Reading the file unpickles the snapshot and applies the rows in order: the
 exchange model is deterministic, so the same operations rebuild exactly the state that was
-written. Every ``_COMPACT_EVERY`` rows the whole state is written again as the new snapshot and
-the log emptied, in one transaction, so a write costs the same however long the session has
-traded (rewriting the whole pickle at every write grew with every fill ever made).
+written. Every ``_COMPACT_EVERY`` rows (or ``_COMPACT_OPS`` operations) the whole state is
+written again as the new snapshot and the log emptied, in one transaction, so a write costs the
+same however long the session has traded (rewriting the whole pickle at every write grew with every fill ever made).
 """
 
 from __future__ import annotations
@@ -98,6 +98,10 @@ _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
 _COMPACT_EVERY = 2_000
 """Log rows after which the venue's whole state is written again as its snapshot."""
+_COMPACT_OPS = 100_000
+"""Operations (ticks, commands) logged after which the same happens: a row of the venue kept in
+the journal holds everything since the last commit (hundreds of ticks), and a load replays
+every operation logged since the snapshot."""
 
 _TICK = 0
 _COMMAND = 1
@@ -178,6 +182,7 @@ class VenueStore:
         self.path = Path(path)
         self.journal = journal
         """The journal whose transactions carry this venue's writes (``None``: its own file)."""
+        self._ops_logged = 0  # since this process opened the store: a bound, not an exact count
         self._conn: sqlite3.Connection | None = None
         if journal is not None:
             self._logged = int(journal.side_rows("SELECT count(*) FROM venue_log")[0][0])
@@ -224,7 +229,7 @@ class VenueStore:
         """Replace the saved venue with ``state`` whole and empty the log (one transaction)."""
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         replace = "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)"
-        self._logged = 0
+        self._logged = self._ops_logged = 0
         if self.journal is not None:
             self.journal.stage(replace, (int(time.time() * 1000), payload))
             self.journal.stage("DELETE FROM venue_log")
@@ -243,9 +248,10 @@ class VenueStore:
     def append(self, state: VenueState, ops: Sequence[VenueOp]) -> None:
         """Record that ``ops`` were applied to the saved venue, giving ``state`` (one
         transaction: one appended row; every ``_COMPACT_EVERY`` rows, :meth:`save` instead)."""
-        if self._logged >= _COMPACT_EVERY:
+        if self._logged >= _COMPACT_EVERY or self._ops_logged >= _COMPACT_OPS:
             self.save(state)
             return
+        self._ops_logged += len(ops)
         entry = (ops, state.injector, state.now, state.next_index)
         insert = "INSERT INTO venue_log (payload) VALUES (?)"
         payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)

@@ -119,3 +119,29 @@ def test_staged_writes_commit_with_the_events_or_not_at_all(tmp_path: Path) -> N
     with Journal.open(path, readonly=True) as reread:
         assert reread.side_rows("SELECT payload FROM venue_log") == [(b"one",)]
         assert reread.event_count() == 1
+
+
+@pytest.mark.anyio
+async def test_the_venue_in_the_journal_compacts_by_operations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One row per commit covers hundreds of ticks: the log is compacted by the operations it
+    # holds, not only by its rows, so a load never replays an unbounded tail.
+    from gridcore.shells import simvenue
+
+    monkeypatch.setattr(simvenue, "_COMPACT_OPS", 500)
+    path = tmp_path / "j.db"
+    trace: list[str] = []
+    _, venue, _ = await _paper(path, duration_ms=1_200_000, trace=trace.append, in_journal=True)
+    assert sum("DELETE FROM venue_log" in sql for sql in trace) > 1  # compacted, repeatedly
+    with Journal.open(path, readonly=True) as journal:
+        rows = journal.side_rows("SELECT count(*) FROM venue_log")[0][0]
+    assert rows < 4  # at most 500 operations since the last snapshot: a few rows of them
+    saved = saved_venue(path)
+    assert saved is not None
+    assert (saved.placed, saved.now, saved.next_index) == (
+        venue.venue.placed,
+        venue.venue.now,
+        venue.venue.next_index,
+    )
+    assert saved.exchange.fills == venue.exchange.fills
