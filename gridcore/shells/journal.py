@@ -1008,7 +1008,8 @@ class Journal:
                         f"the event sequence after {expected - 1}", f"next is {seq}"
                     )
                 expected += 1
-                chain = _event_crc(chain, seq, ts, kind, payload)
+                # _event_crc inlined: replay and recovery read every event through here.
+                chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
                 if chain != crc:
                     raise self._corrupt(f"event {seq}", "checksum mismatch")
                 try:
