@@ -69,7 +69,9 @@ What is committed when
   caused them, never one without the other, so commands go to it as soon as they are reduced
   and many events share one commit (every ``max_batch`` events, or when the loop is idle for
   ``flush_ms``). The runtime decides per run: every venue must say so
-  (``commits_with``, see :class:`~gridcore.shells.runtime.Runtime`).
+  (``commits_with``, see :class:`~gridcore.shells.runtime.Runtime`). The unique index on placed
+  client order ids then acts at the group's commit: it fails, and nothing of the group — events
+  or the venue's effects — is durable.
 
 Why the head file is a second ``fsync`` and not a row: it guards against losing the WAL itself
 (truncated or damaged, SQLite drops the damaged commit and every later one without an error).
