@@ -822,6 +822,11 @@ class Journal:
         staged, self._staged = self._staged, []
         return staged
 
+    def restage(self, staged: Sequence[Staged]) -> None:
+        """Put writes taken by :meth:`take_staged` back, ahead of any staged since (their
+        commit did not happen)."""
+        self._staged[:0] = staged
+
     @property
     def has_staged(self) -> bool:
         """Whether writes wait for the next commit."""

@@ -79,7 +79,6 @@ message — never a crash loop, never a silent skip.
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import math
 import signal
@@ -1046,13 +1045,26 @@ class Runtime:
         # Taken here, in the loop's thread, at the same instant as the entries: the venue's
         # writes in this transaction are exactly its effects of the events in it.
         staged = journal.take_staged()
+        committed = False
+
+        def append() -> None:
+            nonlocal committed
+            journal.append(entries, snapshot=snapshot, staged=staged)
+            committed = True
+
         try:
             if self.options.offload_commits:
-                await anyio.to_thread.run_sync(
-                    functools.partial(journal.append, entries, snapshot=snapshot, staged=staged)
-                )
+                await anyio.to_thread.run_sync(append)
             else:
-                journal.append(entries, snapshot=snapshot, staged=staged)
+                append()
+        except BaseException:
+            if not committed:
+                # Cancelled at the thread's own checkpoint, before it ran (or the append
+                # failed): the events stay pending, so that the final snapshot never describes
+                # events the journal lacks, and the venue's writes stay staged with them.
+                self._pending[:0] = entries
+                journal.restage(staged)
+            raise
         finally:
             self._committing = 0
         self.stats.commits += 1

@@ -145,3 +145,43 @@ async def test_the_venue_in_the_journal_compacts_by_operations(
         venue.venue.next_index,
     )
     assert saved.exchange.fills == venue.exchange.fills
+
+
+@pytest.mark.anyio
+async def test_a_commit_cancelled_before_its_thread_runs_keeps_its_events(tmp_path: Path) -> None:
+    # A shutdown cancels the reducer; if that lands on the commit's own checkpoint (before the
+    # worker thread runs), the events must stay pending for the final flush — else the final
+    # snapshot would describe events the journal never got.
+    import anyio
+
+    from gridcore.config import load_config
+    from gridcore.core import step
+    from gridcore.events import Started
+    from gridcore.shells.runtime import Runtime, RuntimeOptions, WallClock
+    from gridcore.sim import make_bot
+
+    config = load_config()
+    state = make_bot(config, epoch=config.market.start_ts)
+    journal = Journal.create(tmp_path / "j.db", state=state)
+    runtime = Runtime(
+        state=state,
+        journal=journal,
+        venues=[],
+        clock=WallClock(),
+        options=RuntimeOptions(handle_signals=False),
+    )
+    event = Started(ts=state.now)
+    after, commands = step(state, event)
+    runtime._pending.append((event, commands))
+    runtime._state = after
+    journal.stage("INSERT INTO venue_log (payload) VALUES (?)", (b"x",))
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await runtime._commit()
+    assert journal.last_seq == 0
+    assert len(runtime._pending) == 1 and journal.has_staged
+    runtime._final_flush()
+    assert journal.last_seq == journal.last_snapshot_seq == 1
+    assert journal.side_rows("SELECT payload FROM venue_log") == [(b"x",)]
+    assert journal.snapshot_matches(1, after)
+    journal.close()
