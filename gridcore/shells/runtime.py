@@ -723,15 +723,7 @@ class Runtime:
         event = _redacted(event)
         self.clock.hold()
         try:
-            # Without the send's checkpoint when there is room (the common case): one turn of
-            # the event loop less per event. The sender yields at its next wait anyway.
-            self._tx.send_nowait(event)
-        except anyio.WouldBlock:
-            try:
-                await self._tx.send(event)
-            except BaseException:
-                self.clock.release()
-                raise
+            await self._tx.send(event)
         except BaseException:
             self.clock.release()
             raise
@@ -959,10 +951,7 @@ class Runtime:
         while True:
             first: Event | None = None
             if flush_s > 0 or not self._pending:
-                try:  # without the receive's checkpoint when something waits already
-                    first = rx.receive_nowait()
-                except anyio.WouldBlock:
-                    first = await rx.receive()  # None: the flusher asks for a commit
+                first = await rx.receive()  # None: the flusher asks for a commit
             else:  # flush_ms 0: commit as soon as nothing is waiting
                 with anyio.move_on_after(0):
                     first = await rx.receive()
