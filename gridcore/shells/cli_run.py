@@ -50,6 +50,7 @@ import datetime
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import traceback
@@ -421,6 +422,37 @@ class _Opened:
         self.journal.close()
 
 
+def _venue_in(journal: Journal, *, saved: bool = True) -> bool:
+    """Whether ``journal`` has the simulated venue's tables (``saved``: and a venue in them)."""
+    tables = journal.side_rows("SELECT count(*) FROM sqlite_master WHERE name = 'venue'")
+    if not tables[0][0]:
+        return False  # written before the venue moved into the journal
+    return not saved or bool(journal.side_rows("SELECT count(*) FROM venue")[0][0])
+
+
+def _create_journal(
+    path: Path, lock: WriterLock, config: BotConfig, text: str, *, seed: int | None
+) -> tuple[Journal, State[Any]]:
+    """A new paper journal at ``path`` and its initial state."""
+    # Drawn once per journal and kept in it (in the state's snapshots, and in meta for
+    # people): separate sessions on the same market never name two orders alike, and a
+    # resumed session keeps naming its orders as before.
+    nonce = int.from_bytes(os.urandom(8), "big")
+    state = make_bot(config, epoch=config.market.start_ts, nonce=nonce)
+    journal = Journal.create(
+        path,
+        state=state,
+        meta={
+            "config": text,
+            "venue": "sim",
+            "seed": str(config.market.seed if seed is None else seed),
+            "session_nonce": f"{nonce:016x}",
+        },
+        lock=lock,
+    )
+    return journal, state
+
+
 def _open_account(
     path: Path,
     lock: WriterLock,
@@ -461,7 +493,11 @@ def _open_account(
                     f"{given_label} differs from the configuration journal {path} was "
                     f"started with ({'; '.join(diff[:5])}); {advice}"
                 )
-        if not vpath.exists() and journal.last_seq > 0:
+        if (
+            not vpath.exists()
+            and journal.last_seq > 0
+            and (simpair.handles(config) or not _venue_in(journal))
+        ):
             journal.close()
             raise CliError(
                 f"the simulated venue's file {vpath} is missing: the journal's orders and "
@@ -474,7 +510,19 @@ def _open_account(
             if journal is not None:
                 journal.close()
             raise CliError(f"--faults: {exc}") from None
-    store = VenueStore(vpath)
+    # One simulated venue: its state lives in the journal (committed with the events, which
+    # lets the runtime group-commit). Two venues, or a journal written while the venue had its
+    # own file: the .venue file(s), every command committed before it is sent.
+    in_journal = (
+        not simpair.handles(config)
+        and not vpath.exists()
+        and (journal is None or _venue_in(journal, saved=False))
+    )
+    state: State[Any]
+    if in_journal and journal is None:
+        journal, state = _create_journal(path, lock, config, text, seed=seed)
+        print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
+    store = VenueStore.in_journal(journal) if in_journal and journal else VenueStore(vpath)
     try:
         venue_state, notes = (
             # Two venues (the funding-rate arbitrage): this is venue a; b opens with the session.
@@ -482,30 +530,16 @@ def _open_account(
             if simpair.handles(config)
             else open_venue_state(store, config, seed=seed, faults=faults)
         )
-        state: State[Any]
-        if new:
+        if new and in_journal:
+            pass  # created above
+        elif new:
             if venue_state.touched:
                 raise CliError(
                     f"{vpath} holds a simulated venue that was traded by another session; "
                     f"delete it (it belongs to a journal that no longer exists) or choose "
                     f"another --journal path"
                 )
-            # Drawn once per journal and kept in it (in the state's snapshots, and in meta for
-            # people): separate sessions on the same market never name two orders alike, and a
-            # resumed session keeps naming its orders as before.
-            nonce = int.from_bytes(os.urandom(8), "big")
-            state = make_bot(config, epoch=config.market.start_ts, nonce=nonce)
-            journal = Journal.create(
-                path,
-                state=state,
-                meta={
-                    "config": text,
-                    "venue": "sim",
-                    "seed": str(venue_state.seed),
-                    "session_nonce": f"{nonce:016x}",
-                },
-                lock=lock,
-            )
+            journal, state = _create_journal(path, lock, config, text, seed=venue_state.seed)
             print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
         else:
             assert journal is not None
@@ -525,6 +559,7 @@ def _open_account(
         if journal is not None:
             journal.close()
         raise
+    assert journal is not None
     return _Opened(
         config=config,
         text=text,
@@ -1406,20 +1441,76 @@ class ReplayResult:
     diff: tuple[str, ...] = ()
 
 
-def replay_journal(journal: Journal) -> ReplayResult:
-    """Fold every event from snapshot 0; compare each stored snapshot with the fold."""
+_PARALLEL_REPLAY_EVENTS = 50_000
+"""Journals at least this long are replayed by one process per core (shorter ones: starting the
+processes costs more than it saves)."""
+
+
+def replay_journal(journal: Journal, *, jobs: int = 1) -> ReplayResult:
+    """Fold every event from snapshot 0; compare each stored snapshot with the fold.
+
+    ``jobs`` > 1 (where processes fork): the events are cut at stored snapshots into ``jobs``
+    stretches of about equal length, folded in parallel processes, each from the stored
+    snapshot it starts at — which the stretch before it proves equal (canonical bytes) to the
+    fold from snapshot 0. Every event is folded and every snapshot compared, as with one
+    process; the first mismatch is reported."""
     seqs = journal.snapshot_seqs()
     if not seqs or seqs[0] != 0:
         raise JournalError(f"{journal.path}: snapshot 0 (the initial state) is missing")
-    wanted = set(seqs[1:])
     if seqs[-1] > journal.last_seq:
         raise JournalError(
             f"{journal.path}: a snapshot at seq {seqs[-1]} is past the last event "
             f"({journal.last_seq}); the file is damaged"
         )
-    verified: list[int] = [0]
+    cuts = _replay_cuts(seqs, journal.last_seq, jobs)
+    if len(cuts) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("fork")  # the strategies imported here come along
+        with ctx.Pool(len(cuts)) as pool:
+            parts = pool.starmap(
+                _replay_part,
+                [(journal.path, start, upto, seqs) for start, upto in cuts],
+            )
+        events, verified = 0, [0]
+        for part in parts:
+            events += part.events
+            verified.extend(part.verified)
+            if part.mismatch_seq is not None:
+                return attrs.evolve(part, events=events, verified=tuple(verified))
+        return ReplayResult(events=events, verified=tuple(verified))
+    part = _replay_stretch(journal, 0, None, seqs)
+    return attrs.evolve(part, verified=(0, *part.verified))
+
+
+def _replay_cuts(seqs: Sequence[int], last: int, jobs: int) -> list[tuple[int, int | None]]:
+    """``(start snapshot, upto)`` stretches for ``jobs`` processes: cut at stored snapshots, near
+    equal shares of the events (the last stretch runs to the end)."""
+    if jobs <= 1 or last < 2 * jobs:
+        return [(0, None)]
+    starts = [0]
+    for k in range(1, jobs):
+        target = last * k // jobs
+        cut = max((s for s in seqs if s <= target), default=0)
+        if cut > starts[-1]:
+            starts.append(cut)
+    return [(a, b) for a, b in zip(starts, [*starts[1:], None], strict=True)]
+
+
+def _replay_part(path: Path, start: int, upto: int | None, seqs: Sequence[int]) -> ReplayResult:
+    """One stretch of a parallel replay, in its own process and its own read-only handle (the
+    parent verified the file when it opened it)."""
+    with Journal.open(path, readonly=True, verify=False) as journal:
+        return _replay_stretch(journal, start, upto, seqs)
+
+
+def _replay_stretch(
+    journal: Journal, start: int, upto: int | None, seqs: Sequence[int]
+) -> ReplayResult:
+    """Fold from the stored snapshot ``start`` through ``upto`` (the end: ``None``), comparing
+    every stored snapshot on the way; ``verified`` lists the seqs that agreed (not ``start``)."""
+    wanted = {s for s in seqs if s > start and (upto is None or s <= upto)}
+    verified: list[int] = []
     events = 0
-    for seq, state in fold(journal, start=0):
+    for seq, state in fold(journal, start=start, upto=upto):
         events += 1
         if seq in wanted:
             # Canonical bytes, not ==: a Decimal stored as 1.00 but folded as 1.0 is equal yet
@@ -1440,7 +1531,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``gridcore replay``."""
     with Journal.open(args.journal, readonly=True) as journal:
         import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
-        result = replay_journal(journal)
+        # A long journal is folded in parallel stretches, one per core (the fold is CPU-bound).
+        jobs = min(os.cpu_count() or 1, 8) if journal.last_seq >= _PARALLEL_REPLAY_EVENTS else 1
+        result = replay_journal(journal, jobs=jobs)
     if result.mismatch_seq is None:
         print(
             f"replayed {result.events} events from snapshot 0: {len(result.verified)} snapshots "

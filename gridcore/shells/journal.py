@@ -29,6 +29,9 @@ Tables:
   can re-fold from the very beginning.
 * ``quarantine(id, after_seq, ts, kind, error, crc, payload)`` — events the reducer raised on
   (a poison event): kept for the report, never folded.
+* ``venue(id, saved_ms, payload)`` and ``venue_log(n, payload)`` — the in-process simulated
+  venue's state (:class:`~gridcore.shells.simvenue.VenueStore`), written only through
+  :meth:`Journal.stage`, in the transactions of the events (see *What is committed when*).
 
 The head file (``PATH.head``, :func:`head_path`) lives beside the journal, outside SQLite and its
 WAL. It is the journal's **single-writer lock** (``flock``, held by the writing process for as
@@ -49,7 +52,32 @@ that fails to decode raises :class:`CorruptRow` (a :class:`CodecError` and a
 :class:`JournalDamaged`) naming the row.
 
 Group commit: :meth:`Journal.append` takes many events (with their commands) and writes them in
-ONE transaction; the runtime only sends the commands after it returns.
+ONE transaction.
+
+What is committed when
+----------------------
+* **A real venue** (every adapter that talks to something outside the process): the write-ahead
+  rule. A command leaves only after the transaction holding the event that produced it has
+  committed (``synchronous=FULL``: on disk) and the head file marks it — one durable commit per
+  batch of events that produced commands, before any of those commands is sent. The venue
+  outlives the bot; a command it received must be in the journal, or a restart would name its
+  next order with the same client order id.
+* **The in-process simulated venue** (``gridcore run`` on paper): nothing outside the process
+  sees a command, and the venue's own state is written through :meth:`Journal.stage` in the
+  *same* transaction as the events (same file: SQLite's ``ATTACH`` is not atomic across files
+  in WAL mode). A crash therefore loses the venue's effects together with the events that
+  caused them, never one without the other, so commands go to it as soon as they are reduced
+  and many events share one commit (every ``max_batch`` events, or when the loop is idle for
+  ``flush_ms``). The runtime decides per run: every venue must say so
+  (``commits_with``, see :class:`~gridcore.shells.runtime.Runtime`). The unique index on placed
+  client order ids then acts at the group's commit: it fails, and nothing of the group — events
+  or the venue's effects — is durable.
+
+Why the head file is a second ``fsync`` and not a row: it guards against losing the WAL itself
+(truncated or damaged, SQLite drops the damaged commit and every later one without an error).
+Anything written *inside* the WAL — a count, a checksum row — is lost with it and cannot
+testify to its own loss; only something outside it can. Group commit makes the cost one extra
+``fsync`` per commit instead of per command.
 
 Recovery (:func:`recover`) is the latest snapshot plus a fold of the events after it; the
 runtime then feeds the core a fresh ``Started`` event, which reconciles with every venue and
@@ -97,6 +125,7 @@ __all__ = [
     "JournalLocked",
     "Quarantined",
     "Reducer",
+    "Staged",
     "WriterLock",
     "fold",
     "head_path",
@@ -113,6 +142,10 @@ CODEC = "msgpack-1"
 
 #: A bot reducer: gridcore's :func:`~gridcore.core.step` unless you bring your own.
 Reducer = Callable[[State[Any], Event], tuple[State[Any], list[Command]]]
+
+#: A write staged for the next commit (:meth:`Journal.stage`): an SQL statement and its
+#: parameters.
+Staged = tuple[str, Sequence[Any]]
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,6 +184,8 @@ CREATE TABLE quarantine (
     crc INTEGER NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE venue (id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER, payload BLOB);
+CREATE TABLE venue_log (n INTEGER PRIMARY KEY, payload BLOB NOT NULL);
 """
 
 
@@ -444,6 +479,8 @@ class Journal:
         self._chain = self._scalar(
             "SELECT coalesce((SELECT crc FROM events WHERE seq = ?), 0)", (self.last_seq,)
         )
+        self._staged: list[Staged] = []
+        self._before_commit: list[Callable[[], None]] = []
 
     # --- opening -------------------------------------------------------------------------
 
@@ -628,7 +665,10 @@ class Journal:
         self._conn.set_trace_callback(callback)
 
     def close(self) -> None:
-        """Close the file (a checkpoint folds the WAL back into it) and release the lock."""
+        """Close the file (a checkpoint folds the WAL back into it) and release the lock.
+        Writes still staged (:meth:`stage`) are dropped, as a crash would drop them."""
+        self._staged = []
+        self._before_commit = []
         self._conn.close()
         if self._lock is not None:
             self._lock.release()
@@ -755,17 +795,73 @@ class Journal:
             raise JournalError(f"{self.path}: opened read-only")
         return self._lock
 
+    def stage(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Write ``sql`` (with ``params``) in the transaction of the next commit, together with
+        the events committed there; never on its own before them.
+
+        For state that must be exactly as durable as the journal's events and no more: the
+        in-process simulated venue's log (:class:`~gridcore.shells.simvenue.VenueStore` in the
+        journal). A crash loses a staged write together with the events reduced since the last
+        commit, so the venue can never hold an order whose event the journal lost (a restart
+        would name its next order with the same client order id). :meth:`close` drops what
+        is still staged, as a crash would."""
+        self._check_writable()
+        self._staged.append((sql, params))
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` at the start of every commit, before the staged writes are taken (the
+        simulated venue stages what it applied since its last write there)."""
+        self._before_commit.append(hook)
+
+    def take_staged(self) -> list[Staged]:
+        """Run the :meth:`before_commit` hooks and hand over the staged writes (for a caller
+        that commits from another thread: take them in the thread that stages, pass them to
+        :meth:`append`)."""
+        for hook in self._before_commit:
+            hook()
+        staged, self._staged = self._staged, []
+        return staged
+
+    def restage(self, staged: Sequence[Staged]) -> None:
+        """Put writes taken by :meth:`take_staged` back, ahead of any staged since (their
+        commit did not happen)."""
+        self._staged[:0] = staged
+
+    @property
+    def has_staged(self) -> bool:
+        """Whether writes wait for the next commit."""
+        return bool(self._staged)
+
+    def commit_staged(self) -> None:
+        """Commit the staged writes (after the :meth:`before_commit` hooks) without events;
+        nothing when there are none."""
+        staged = self.take_staged()
+        if staged:
+            self.append([], staged=staged)
+
+    def side_rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the journal's other tables (the simulated venue's)."""
+        try:
+            return [tuple(r) for r in self._conn.execute(sql, args)]
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from None
+
     def append(
         self,
         entries: Sequence[tuple[Event, Sequence[Command]]],
         *,
         snapshot: State[Any] | None = None,
+        staged: Sequence[Staged] | None = None,
     ) -> int:
         """Append events with the commands each produced, in ONE transaction; returns the last
         seq. With ``snapshot`` (the state after the last event), it is stored in the same
-        transaction. Nothing is written if anything fails (the error propagates). When it
-        returns, the head file marks the last event as committed (durably)."""
+        transaction, and so are the staged writes (:meth:`stage`): ``staged`` as taken by
+        :meth:`take_staged`, or, when ``None``, taken here. Nothing is written if anything
+        fails (the error propagates). When it returns, the head file marks the last event as
+        committed (durably)."""
         lock = self._check_writable()
+        if staged is None:
+            staged = self.take_staged()
         seq = self.last_seq
         chain = self._chain
         event_rows: list[tuple[int, int, str, int, bytes]] = []
@@ -802,6 +898,8 @@ class Journal:
                 conn.execute(
                     "INSERT INTO snapshots (seq, ts, crc, payload) VALUES (?, ?, ?, ?)", snap
                 )
+            for sql, params in staged:
+                conn.execute(sql, params)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
@@ -834,12 +932,15 @@ class Journal:
                 f"event ({self.last_seq})"
             )
         payload = canonical(state)
+        staged = self.take_staged()
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute(
                 "INSERT OR REPLACE INTO snapshots (seq, ts, crc, payload) VALUES (?, ?, ?, ?)",
                 (seq, state.now, _snapshot_crc(seq, state.now, payload), payload),
             )
+            for sql, params in staged:
+                self._conn.execute(sql, params)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -914,7 +1015,8 @@ class Journal:
                         f"the event sequence after {expected - 1}", f"next is {seq}"
                     )
                 expected += 1
-                chain = _event_crc(chain, seq, ts, kind, payload)
+                # _event_crc inlined: replay and recovery read every event through here.
+                chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
                 if chain != crc:
                     raise self._corrupt(f"event {seq}", "checksum mismatch")
                 try:

@@ -16,6 +16,13 @@ to anyone yet; they wait, bounded by ``max_batch`` and ``flush_ms``, for the nex
 crash loses at most that many market ticks, which recovery does not need: it reconciles with the
 venue).
 
+Group commit of a paper session: when every venue keeps its own state in this journal's
+transactions (the in-process simulated venue, ``commits_with``), a command reaches nothing
+outside the process before the next commit, and a crash loses its effect on the venue together
+with its event. Then commands are handed out as soon as they are reduced and the events commit
+in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``). With any other venue
+(every real one) each command waits for the commit of its event (:attr:`Runtime.group_commit`).
+
 Commands, in the order the core emitted them:
 
 * order and request commands (and batches) go to the venue's adapter, at most
@@ -72,7 +79,6 @@ message — never a crash loop, never a silent skip.
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import math
 import signal
@@ -666,6 +672,20 @@ class Runtime:
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
+        # Every venue keeps its state in this journal's commits (the in-process simulated
+        # venue): a command may leave before its event is committed (see _reduce_loop).
+        self._grouped = bool(self._venues) and all(
+            getattr(v, "commits_with", None) is journal for v in self._venues.values()
+        )
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether commands are sent before their events are committed, the commit taking many
+        of them at once: only when every venue's own state is written in this journal's
+        transactions (``commits_with``, the in-process simulated venue), so that a crash loses
+        a command's event and its effect on the venue together. With any other venue (every
+        real one) each command waits for the commit of the event that produced it."""
+        return self._grouped
 
     @property
     def state(self) -> State[Any]:
@@ -888,6 +908,8 @@ class Runtime:
         elif journal.last_snapshot_seq != journal.last_seq:
             journal.write_snapshot(journal.last_seq, self._state)
             self.stats.snapshots += 1
+        else:
+            journal.commit_staged()  # the venue's last effects (grouped), if any
 
     # --- the reducer ---------------------------------------------------------------------------
 
@@ -925,6 +947,7 @@ class Runtime:
         clock = self.clock
         lockstep = clock if isinstance(clock, LockstepClock) else None
         monotonic = time.monotonic
+        grouped = self._grouped
         while True:
             first: Event | None = None
             if flush_s > 0 or not self._pending:
@@ -970,6 +993,14 @@ class Runtime:
                         self._pending_commands = True
                 self._state = state
                 self.stats.events += len(batch)
+                if grouped and self._pending_commands:
+                    # The venue is in the journal's commits: nothing outside this process sees
+                    # these commands before the next commit, and a crash loses their effects
+                    # with their events. They go now; the events commit with the group.
+                    self._pending_commands = False
+                    for _, commands in pending[len(pending) - len(batch) :]:
+                        for command in commands:
+                            self._dispatch(command)
                 if self._pending_commands or len(pending) >= max_batch or flush:
                     await self._commit()
             finally:
@@ -1011,13 +1042,29 @@ class Runtime:
         ):
             snapshot = self._state
         self._committing = len(entries)
+        # Taken here, in the loop's thread, at the same instant as the entries: the venue's
+        # writes in this transaction are exactly its effects of the events in it.
+        staged = journal.take_staged()
+        committed = False
+
+        def append() -> None:
+            nonlocal committed
+            journal.append(entries, snapshot=snapshot, staged=staged)
+            committed = True
+
         try:
             if self.options.offload_commits:
-                await anyio.to_thread.run_sync(
-                    functools.partial(journal.append, entries, snapshot=snapshot)
-                )
+                await anyio.to_thread.run_sync(append)
             else:
-                journal.append(entries, snapshot=snapshot)
+                append()
+        except BaseException:
+            if not committed:
+                # Cancelled at the thread's own checkpoint, before it ran (or the append
+                # failed): the events stay pending, so that the final snapshot never describes
+                # events the journal lacks, and the venue's writes stay staged with them.
+                self._pending[:0] = entries
+                journal.restage(staged)
+            raise
         finally:
             self._committing = 0
         self.stats.commits += 1
@@ -1026,7 +1073,7 @@ class Runtime:
         self._pending_commands = False
         if self._log is not None:
             self._log.flush()
-        if not dispatch:
+        if not dispatch or self._grouped:  # grouped: they left when reduced
             return
         # Durable: now, and only now, the commands leave, in the order the core emitted them.
         for _, commands in entries:

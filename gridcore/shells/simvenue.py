@@ -24,21 +24,32 @@ second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in 
 
 The simulated venue stands for an external exchange, so it must survive the bot: its state
 (the exchange with its resting orders, positions and fills, the fault injector, the market's
-position, the clock, and how many times each client order id was received) lives in its own
-SQLite file next to the journal (``JOURNAL.venue``). It is written, in one transaction, after
-every change and *before* the venue answers, and read back when ``gridcore run`` starts again,
-so a killed and restarted bot continues against the same venue. Messages in flight when the bot
-died are lost, as on a closed connection. The file is the simulation's private state and is
-pickled (standard library): never load a ``.venue`` file you did not write.
+position, the clock, and how many times each client order id was received) is stored and read
+back when ``gridcore run`` starts again, so a killed and restarted bot continues against the
+same venue. Messages in flight when the bot died are lost, as on a closed connection. Two homes
+(:class:`VenueStore`):
 
-The file is a base snapshot plus an append-only log. Each write appends one row: the operations
+* **in the journal** (one venue, ``gridcore run`` on paper): the ``venue`` and ``venue_log``
+  tables of the journal itself, written in the journal's own transactions (staged at every
+  commit: one row of what the venue applied since the last one). The venue's state and the
+  events that caused it are durable together or not at all, which lets the runtime send
+  commands before their events commit and commit many events at once (``commits_with``);
+* **its own file** ``JOURNAL.venue`` (two venues of a funding arbitrage, and journals written
+  before the venue moved into the journal): written in its own transaction after every change
+  and *before* the venue answers; the runtime then commits every command's event before sending
+  it, as for a real venue.
+
+The state is the simulation's private state and is pickled (standard library): never load a
+``.venue`` file or a journal you did not write.
+
+The store is a base snapshot plus an append-only log. Each write appends one row: the operations
 the exchange applied since the previous write (the ticks it matched, the commands it handled,
 each with its time) and the small rest of the state (the fault injector, the clock, the
 market's position). Reading the file unpickles the snapshot and applies the rows in order: the
 exchange model is deterministic, so the same operations rebuild exactly the state that was
-written. Every ``_COMPACT_EVERY`` rows the whole state is written again as the new snapshot and
-the log emptied, in one transaction, so a write costs the same however long the session has
-traded (rewriting the whole pickle at every write grew with every fill ever made).
+written. Every ``_COMPACT_EVERY`` rows (or ``_COMPACT_OPS`` operations) the whole state is
+written again as the new snapshot and the log emptied, in one transaction, so a write costs the
+same however long the session has traded (rewriting the whole pickle at every write grew with every fill ever made).
 """
 
 from __future__ import annotations
@@ -67,6 +78,7 @@ from gridcore.events import (
     MessageMalformed,
     QuoteTicked,
 )
+from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
@@ -79,6 +91,7 @@ __all__ = [
     "VenueStore",
     "VenueStoreError",
     "market_key",
+    "saved_venue",
     "venue_path",
 ]
 
@@ -86,6 +99,10 @@ _VERSION = 2  # 2: positions keep their exact cost basis; fault counts
 _PERSIST_EVERY_TICKS = 50
 _COMPACT_EVERY = 2_000
 """Log rows after which the venue's whole state is written again as its snapshot."""
+_COMPACT_OPS = 100_000
+"""Operations (ticks, commands) logged after which the same happens: a row of the venue kept in
+the journal holds everything since the last commit (hundreds of ticks), and a load replays
+every operation logged since the snapshot."""
 
 _TICK = 0
 _COMMAND = 1
@@ -151,10 +168,26 @@ def _apply(state: VenueState, entry: tuple[Any, ...]) -> None:
 
 
 class VenueStore:
-    """The venue's SQLite file: a snapshot row (replaced atomically) and an append-only log."""
+    """The venue's storage: a snapshot row (replaced atomically) and an append-only log.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Two homes. ``VenueStore(path)``: its own SQLite file (``JOURNAL.venue``), each write its
+    own transaction made before the venue answers — the venue survives the bot like an
+    external exchange. :meth:`in_journal`: the same two tables inside the bot's journal, each
+    write *staged* into the journal's next commit (:meth:`Journal.stage
+    <gridcore.shells.journal.Journal.stage>`), so the venue's state and the events that caused
+    it become durable in one transaction or not at all — which lets the runtime group-commit a
+    paper session (see :attr:`SimVenue.commits_with`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, journal: Journal | None = None) -> None:
         self.path = Path(path)
+        self.journal = journal
+        """The journal whose transactions carry this venue's writes (``None``: its own file)."""
+        self._ops_logged = 0  # since this process opened the store: a bound, not an exact count
+        self._conn: sqlite3.Connection | None = None
+        if journal is not None:
+            self._logged = int(journal.side_rows("SELECT count(*) FROM venue_log")[0][0])
+            return
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -172,63 +205,118 @@ class VenueStore:
         except sqlite3.DatabaseError as exc:
             raise VenueStoreError(f"{self.path}: not a simulated-venue file ({exc})") from None
 
+    @classmethod
+    def in_journal(cls, journal: Journal) -> VenueStore:
+        """The venue kept in ``journal`` (its ``venue`` and ``venue_log`` tables), every write
+        committed with the journal's events."""
+        return cls(journal.path, journal=journal)
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.journal is not None:
+            return self.journal.side_rows(sql)
+        assert self._conn is not None
+        return self._conn.execute(sql).fetchall()
+
     def load(self) -> VenueState | None:
         """The saved venue, or ``None`` when nothing was saved yet."""
-        row = self._conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
-        if row is None:
+        rows = self._rows("SELECT payload FROM venue WHERE id = 1")
+        if not rows:
             return None
-        try:
-            state = pickle.loads(row[0])
-        except Exception as exc:
-            raise VenueStoreError(
-                f"{self.path}: the simulated venue's state cannot be read ({exc}); delete the "
-                f"file only together with its journal"
-            ) from None
-        if not isinstance(state, VenueState) or state.version != _VERSION:
-            raise VenueStoreError(f"{self.path}: written by another gridcore version")
-        for n, payload in self._conn.execute("SELECT n, payload FROM venue_log ORDER BY n"):
-            try:
-                _apply(state, pickle.loads(payload))
-            except Exception as exc:
-                raise VenueStoreError(
-                    f"{self.path}: the simulated venue's log row {n} cannot be applied ({exc}); "
-                    f"delete the file only together with its journal"
-                ) from None
-        return state
+        return _restore(
+            self.path, rows[0][0], self._rows("SELECT n, payload FROM venue_log ORDER BY n")
+        )
 
     def save(self, state: VenueState) -> None:
         """Replace the saved venue with ``state`` whole and empty the log (one transaction)."""
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        replace = "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)"
+        self._logged = self._ops_logged = 0
+        if self.journal is not None:
+            self.journal.stage(replace, (int(time.time() * 1000), payload))
+            self.journal.stage("DELETE FROM venue_log")
+            return
         conn = self._conn
+        assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)",
-                (int(time.time() * 1000), payload),
-            )
+            conn.execute(replace, (int(time.time() * 1000), payload))
             conn.execute("DELETE FROM venue_log")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._logged = 0
 
     def append(self, state: VenueState, ops: Sequence[VenueOp]) -> None:
         """Record that ``ops`` were applied to the saved venue, giving ``state`` (one
         transaction: one appended row; every ``_COMPACT_EVERY`` rows, :meth:`save` instead)."""
-        if self._logged >= _COMPACT_EVERY:
+        if self._logged >= _COMPACT_EVERY or self._ops_logged >= _COMPACT_OPS:
             self.save(state)
             return
+        self._ops_logged += len(ops)
         entry = (ops, state.injector, state.now, state.next_index)
-        self._conn.execute(
-            "INSERT INTO venue_log (payload) VALUES (?)",
-            (pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL),),
-        )
+        insert = "INSERT INTO venue_log (payload) VALUES (?)"
+        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         self._logged += 1
+        if self.journal is not None:
+            self.journal.stage(insert, (payload,))
+            return
+        assert self._conn is not None
+        self._conn.execute(insert, (payload,))
 
     def close(self) -> None:
-        """Close the file."""
-        self._conn.close()
+        """Close the file (in the journal: nothing to close; what is still staged is dropped
+        with the journal, as a crash would drop it)."""
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _restore(path: Path, snapshot: bytes, log: Sequence[tuple[Any, ...]]) -> VenueState:
+    """The venue from its snapshot payload and its log rows ``(n, payload)``."""
+    try:
+        state = pickle.loads(snapshot)
+    except Exception as exc:
+        raise VenueStoreError(
+            f"{path}: the simulated venue's state cannot be read ({exc}); delete the "
+            f"file only together with its journal"
+        ) from None
+    if not isinstance(state, VenueState) or state.version != _VERSION:
+        raise VenueStoreError(f"{path}: written by another gridcore version")
+    for n, payload in log:
+        try:
+            _apply(state, pickle.loads(payload))
+        except Exception as exc:
+            raise VenueStoreError(
+                f"{path}: the simulated venue's log row {n} cannot be applied ({exc}); "
+                f"delete the file only together with its journal"
+            ) from None
+    return state
+
+
+def saved_venue(journal: str | os.PathLike[str]) -> VenueState | None:
+    """The simulated venue saved for the journal at ``journal`` (read-only): kept in the journal
+    itself, or in its ``.venue`` file (sessions of two venues, and journals written before the
+    venue moved into the journal); ``None`` when neither holds one."""
+    p = Path(journal)
+    if p.exists():
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            try:
+                row = conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
+            except sqlite3.OperationalError:
+                row = None  # a journal without the venue's tables
+            if row is not None:
+                log = conn.execute("SELECT n, payload FROM venue_log ORDER BY n").fetchall()
+                return _restore(p, row[0], log)
+        finally:
+            conn.close()
+    vpath = venue_path(p)
+    if not vpath.exists():
+        return None
+    store = VenueStore(vpath)
+    try:
+        return store.load()
+    finally:
+        store.close()
 
 
 def open_venue_state(
@@ -320,6 +408,15 @@ class SimVenue:
         self._failure: BaseException | None = None
         self.ticks = 0
         """Ticks matched by this process."""
+        self.commits_with: Journal | None = None if store is None else store.journal
+        """The journal whose commits carry this venue's state (its store is
+        :meth:`VenueStore.in_journal`), else ``None``. Nothing outside the process sees a
+        command this venue receives before that journal's next commit, and a crash loses the
+        venue's effects together with the events that caused them: the runtime may then send
+        commands before their events are committed and commit in groups (a real venue is
+        never such a venue: every command waits for its commit)."""
+        if self.commits_with is not None:
+            self.commits_with.before_commit(self._stage)
 
     @property
     def exchange(self) -> SimExchange:
@@ -332,11 +429,22 @@ class SimVenue:
         return max(state.now, bot_now)
 
     def _save(self) -> None:
-        self.venue.now = self._clock.now()
         self._ticks_since_save = 0
+        if self.commits_with is None:
+            self._write()
+        # else: staged at the journal's next commit (_stage), durable with the events
+
+    def _write(self) -> None:
+        self.venue.now = self._clock.now()
         ops, self._ops = self._ops, []
         if self._store is not None:
             self._store.append(self.venue, ops)
+
+    def _stage(self) -> None:
+        """The journal is about to commit: stage one log row of everything applied since the
+        last one (one row per commit, however many ticks and commands it covers)."""
+        if self._ops or self.venue.now != self._clock.now():
+            self._write()
 
     def close(self) -> None:
         """Save the venue one last time and close its file (idempotent: a shutdown that runs

@@ -20,7 +20,7 @@ import pytest
 
 from gridcore.config import DEFAULT_TOML
 from gridcore.shells.journal import Journal, is_new
-from gridcore.shells.simvenue import VenueStore, describe, venue_path
+from gridcore.shells.simvenue import describe, saved_venue
 
 HANG = 180.0  # a safety net against hangs only
 NAMES = ("alice", "bob", "carol")
@@ -228,11 +228,7 @@ def test_sigkill_then_each_account_recovers_from_its_journal(tmp_path: Path) -> 
         assert after[name]["duplicate_cloids"] == []
         _replays(tmp_path, name)
         # Each account's venue received each of its client order ids once: no blind re-send.
-        store = VenueStore(venue_path(tmp_path / "runs" / f"{name}.db"))
-        try:
-            saved = store.load()
-        finally:
-            store.close()
+        saved = saved_venue(tmp_path / "runs" / f"{name}.db")
         assert saved is not None
         assert describe(saved)["max_sends_per_cloid"] == 1
 

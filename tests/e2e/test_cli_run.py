@@ -19,6 +19,7 @@ import pytest
 
 from gridcore.shells.codec import decode_value, encode_value
 from gridcore.shells.journal import Journal, _snapshot_crc, is_new
+from gridcore.shells.simvenue import saved_venue
 
 TIMEOUT = 60
 
@@ -50,7 +51,9 @@ def test_run_inspect_replay_and_resume(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "new journal j.db" in first.stderr
     assert "stopped (duration reached)" in first.stdout
-    assert (tmp_path / "j.db.venue").exists()
+    # The simulated venue's state lives in the journal, committed with the events.
+    assert not (tmp_path / "j.db.venue").exists()
+    assert saved_venue(tmp_path / "j.db") is not None
 
     report = cli("inspect", "j.db", "--json", cwd=tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr

@@ -6,8 +6,10 @@ read-only reader, never timed), and restarted, many times: every restart makes p
 slow machine as on a fast one. After every kill the journal
 must show: the recovered state (latest snapshot + tail) equals the fold of the whole journal
 from snapshot 0 and every snapshot is the fold at its seq; no fill id was counted twice; no
-client order id was released twice, and the venue (which survives the bot, in its own file)
-received each client order id once. A last clean run then settles, and the ledger must equal
+client order id was released twice, and the venue (which survives the bot, its state committed
+in the journal's own transactions) received each client order id once, holds no order the
+journal lost and lacks no fill the journal heard of: a kill in the middle of a group of events
+sharing one commit loses the venue's effects together with the events. A last clean run then settles, and the ledger must equal
 the venue's own account.
 """
 
@@ -30,7 +32,7 @@ from gridcore.invariants import check_against_venue
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, fold, is_new, recover
-from gridcore.shells.simvenue import VenueStore, venue_path
+from gridcore.shells.simvenue import saved_venue
 
 CYCLES = 20
 MAX_ADVANCE = 300  # events a run journals before it is killed: 1 to this many, drawn
@@ -92,14 +94,17 @@ def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
         assert journal.duplicate_cloids() == []
         placed = journal.placed_cloids()
         assert len(placed) == len(set(placed))
-    store = VenueStore(venue_path(path))
-    try:
-        venue = store.load()
-    finally:
-        store.close()
+    venue = saved_venue(path)
     if venue is not None:
         resent = {cloid: n for cloid, n in venue.placed.items() if n != 1}
         assert resent == {}, f"the venue received these client order ids more than once: {resent}"
+        # The venue's state is committed in the journal's transactions (group commit): a kill
+        # loses the venue's effects together with the events that caused them. The venue
+        # never holds an order the journal did not release ...
+        assert set(venue.placed) <= set(placed), "the venue holds orders the journal lost"
+        # ... and the journal never heard of a fill the venue's saved state lacks.
+        lost = fill_ids - {f.fill_id for f in venue.exchange.fills}
+        assert lost == set(), f"fills in the journal but not in the venue: {lost}"
     return recovered, seq, fill_ids
 
 
@@ -131,11 +136,7 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)
-    store = VenueStore(venue_path(path))
-    try:
-        venue = store.load()
-    finally:
-        store.close()
+    venue = saved_venue(path)
     assert venue is not None
     # No fill lost, none counted twice: the ledger holds exactly the venue's fills.
     assert fill_ids == {f.fill_id for f in venue.exchange.fills}

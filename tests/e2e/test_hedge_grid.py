@@ -18,7 +18,7 @@ from pathlib import Path
 from gridcore.instruments import PositionSide
 from gridcore.shells.journal import Journal
 from gridcore.shells.render import Display, side_dict, side_lines
-from gridcore.shells.simvenue import VenueStore, venue_path
+from gridcore.shells.simvenue import saved_venue
 from gridcore.strategies.hedge_grid import HedgeGrid, side_figures
 
 from .test_crash import HANG_S, _check_journal, _start, _wait_for_seq
@@ -165,11 +165,7 @@ def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)
-    store = VenueStore(venue_path(path))
-    try:
-        venue = store.load()
-    finally:
-        store.close()
+    venue = saved_venue(path)
     assert venue is not None
     assert fill_ids == {f.fill_id for f in venue.exchange.fills}
     for (symbol, side), position in venue.exchange.positions.items():

@@ -20,7 +20,7 @@ import pytest
 
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.journal import Journal, is_new
-from gridcore.shells.simvenue import VenueStore, venue_path
+from gridcore.shells.simvenue import saved_venue
 
 HANG = 120.0  # a safety net against hangs only; nothing below depends on speed
 
@@ -99,11 +99,7 @@ def test_a_second_signal_during_shutdown_exits_130_cleanly(
     with Journal.open(journal, readonly=True) as j:
         assert j.last_snapshot_seq == j.last_seq > 0
         assert replay_journal(j).mismatch_seq is None
-    store = VenueStore(venue_path(journal))
-    try:
-        assert store.load() is not None
-    finally:
-        store.close()
+    assert saved_venue(journal) is not None
 
     # And both resume: a clean run reconciles the orders whose answers were not awaited.
     resumed = _cli("run", "--journal", "j.db", "--speed", "max", "--duration", "120", cwd=tmp_path)

@@ -16,7 +16,13 @@ import pytest
 
 from gridcore.shells import simvenue
 from gridcore.shells.codec import canonical
-from gridcore.shells.simvenue import SimVenue, VenueStore, VenueStoreError, venue_path
+from gridcore.shells.simvenue import (
+    SimVenue,
+    VenueStore,
+    VenueStoreError,
+    saved_venue,
+    venue_path,
+)
 from tests.integration.test_runtime import _paper, _rows
 
 #: First recorded with the pipeline as it was before the speed work (pickled venue rewritten
@@ -74,6 +80,26 @@ def test_a_paper_session_matches_its_recorded_reference(tmp_path: Path) -> None:
         functools.partial(_paper, path, duration_ms=3_600_000), backend="asyncio"
     )
     _reloaded_matches(path, venue)
+    assert _digest(path, final) == REFERENCE
+
+
+def test_a_group_committed_paper_session_matches_the_same_reference(tmp_path: Path) -> None:
+    # The venue's state in the journal: commands leave before their events commit and many
+    # events share one commit. Only the grouping changes: every event, command and the final
+    # state are those of the session that committed before every command.
+    path = tmp_path / "paper.db"
+    run = functools.partial(_paper, path, in_journal=True)
+    anyio.run(functools.partial(run, duration_ms=2 * 3_600_000), backend="asyncio")
+    final, venue, _ = anyio.run(functools.partial(run, duration_ms=3_600_000), backend="asyncio")
+    assert not venue_path(path).exists()  # nothing outside the journal
+    saved = saved_venue(path)
+    assert saved is not None
+    assert _fields(saved.exchange) == _fields(venue.exchange)
+    assert (saved.now, saved.next_index, saved.placed) == (
+        venue.venue.now,
+        venue.venue.next_index,
+        venue.venue.placed,
+    )
     assert _digest(path, final) == REFERENCE
 
 
