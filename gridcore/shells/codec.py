@@ -29,7 +29,11 @@ and the names they are stored under (the grid's go by their bare names), and kin
 after this module was imported are adopted the first time one of their classes or names is
 met. Anything else a state holds is added with :func:`register`. attrs instances are rebuilt through ``__init__``
 with their ``init=True`` fields only, so derived fields (``CoreConfig.by_key``, computed in
-``__attrs_post_init__``) are recomputed rather than trusted.
+``__attrs_post_init__``) are recomputed rather than trusted. A class whose stored form changed
+says how to read the old one: a classmethod ``upgrade_stored(fields) -> fields`` takes the
+decoded field map of a stored instance that has fields the class no longer knows and returns
+today's map (the funding arbitrage's state moved its per-pair fields into one book per pair,
+and journals written before that still resume).
 
 Errors: a value of an unregistered type raises :class:`CodecError` when encoded (so nothing is
 written that could not be read back). Decoding is total over hostile bytes: whatever a forged or
@@ -333,13 +337,32 @@ def _obj(item: list[Any]) -> Any:
     data = item[2]
     if type(data) is not dict:
         raise CodecError(f"malformed {name} object: fields are not a map")
-    kwargs: dict[str, Any] = {}
     known = dict(fields)
-    for key, raw in data.items():
-        alias = known.get(key)
-        if alias is None:
-            raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
-        kwargs[alias] = _from_tagged(raw)
+    kwargs: dict[str, Any]
+    upgrade = getattr(cls, "upgrade_stored", None)
+    if upgrade is not None and not known.keys() >= data.keys():
+        # The class was stored by an older gridcore: it says how its old fields map to today's.
+        try:
+            stored = upgrade({key: _from_tagged(raw) for key, raw in data.items()})
+        except CodecError:
+            raise
+        except Exception as exc:
+            raise CodecError(
+                f"cannot upgrade stored {name} ({type(exc).__name__}: {exc})"
+            ) from None
+        kwargs = {}
+        for key, value in stored.items():
+            alias = known.get(key)
+            if alias is None:
+                raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
+            kwargs[alias] = value
+    else:
+        kwargs = {}
+        for key, raw in data.items():
+            alias = known.get(key)
+            if alias is None:
+                raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
+            kwargs[alias] = _from_tagged(raw)
     try:
         return cls(**kwargs)
     except Exception as exc:  # a validator's refusal of forged data is not a config mistake

@@ -1294,6 +1294,25 @@ class FundingArb:
     sagas: Mapping[str, Saga[Entry]] = attrs.field(factory=dict)
     books: tuple[PairBook, ...] = attrs.field(default=attrs.Factory(_books, takes_self=True))
 
+    _PAIR_FIELDS = ("rate_a", "rate_b", "long", "opened_at", "last_end", "stopped", "stats")
+
+    @classmethod
+    def upgrade_stored(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Read a state stored before pairs: its one pair's fields (rates, position, timers,
+        figures) become the first pair's book, so a journal with both legs open resumes after an
+        upgrade. Called by the journal codec with the decoded fields of a stored instance."""
+        old = dict(fields)
+        if "books" in old:
+            return old
+        moved = {k: old.pop(k) for k in cls._PAIR_FIELDS if k in old}
+        config = old.get("config")
+        if not isinstance(config, FundingArbConfig):
+            raise ValueError("a stored FundingArb without its configuration")
+        books = list(_books(cls(config=config)))
+        books[0] = attrs.evolve(books[0], **moved)
+        old["books"] = tuple(books)
+        return old
+
     # --- the first pair, for one-pair configurations --------------------------------------------
 
     @property

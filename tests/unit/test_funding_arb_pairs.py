@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from gridcore import ConfigError, State
 from gridcore.config import BotConfig, load_config
 from gridcore.core import initial_state
 from gridcore.events import Event, FundingRateUpdated
+from gridcore.shells.codec import decode_value, encode_value
 from gridcore.shells.simpair import pair_fingerprint
 from gridcore.sim.funding import (
     RatePath,
@@ -325,3 +327,34 @@ def test_a_one_pair_paper_venue_keeps_its_fingerprint_and_pairs_change_it() -> N
     for which in (0, 1):
         assert "pairs" not in pair_fingerprint(one, which)
         assert "BTC-USD" in pair_fingerprint(two, which)
+
+
+# --- journals written before pairs --------------------------------------------------------------
+
+
+def test_a_state_stored_before_pairs_resumes_as_the_first_pairs_book() -> None:
+    """A journal written before several pairs holds the one pair's fields (rates, position,
+    timers, figures) on the strategy itself: the codec reads it into the first pair's book, so
+    a bot with both legs open resumes after an upgrade instead of refusing its journal."""
+    arb = load_config(with_pair()).make_strategy()
+    assert isinstance(arb, FundingArb)
+    held = attrs.evolve(
+        arb.books[0],
+        rate_a=Decimal("0.0001"),
+        rate_b=Decimal("-0.0002"),
+        long="a",
+        opened_at=1_700_000_123_000,
+        last_end=1_700_000_000_000,
+        stats=attrs.evolve(arb.books[0].stats, entries=3, hedged=2, rollbacks=1),
+    )
+    now = attrs.evolve(arb, seq=4, books=(held, *arb.books[1:]))
+    tagged = msgspec.msgpack.decode(encode_value(now))
+    assert tagged[0] == "O" and tagged[1].endswith("FundingArb")
+    fields = tagged[2]
+    book = fields.pop("books")[1][2]  # ["t", ["O", "PairBook", {...}], ...]: the first book
+    for name in FundingArb._PAIR_FIELDS:
+        fields[name] = book[name]
+    old = msgspec.msgpack.encode(tagged)
+
+    assert decode_value(old) == now
+    assert decode_value(encode_value(now)) == now
