@@ -33,7 +33,7 @@ Definitions (documented for users in ``docs/backtest.md``, "Results"):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,7 @@ __all__ = [
     "Recorder",
     "Results",
     "RoundTrip",
+    "TripBook",
     "TripStats",
     "daily_returns",
     "drawdown",
@@ -199,9 +200,76 @@ def _fee_share(fill: Fill, qty: Decimal) -> Decimal:
 def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
     """Pair closing fills with the opening fills they close, first in first out, per venue,
     symbol and position side; in the order the trips closed. Open lots at the end make no trip."""
-    books: dict[tuple[str, str, str], tuple[bool, deque[_Lot]]] = {}
     trips: list[RoundTrip] = []
+    book = TripBook(on_trip=trips.append)
     for fill in fills:
+        book.add(fill)
+    return trips
+
+
+class TripBook:
+    """:func:`round_trips` one fill at a time, keeping only the open lots and the running
+    figures of :func:`trip_stats` (so that memory does not grow with the number of trips);
+    ``on_trip`` is called with every trip as it closes."""
+
+    def __init__(self, on_trip: Callable[[RoundTrip], object] | None = None) -> None:
+        self.books: dict[tuple[str, str, str], tuple[bool, deque[_Lot]]] = {}
+        self.on_trip = on_trip
+        self.trips = self.wins = self.losses = 0
+        self.gross_profit = ZERO
+        self.gross_loss = ZERO
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TripBook) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _key(self) -> tuple[object, ...]:
+        lots = {
+            k: (long, [(lot.qty, lot.fill) for lot in q]) for k, (long, q) in self.books.items()
+        }
+        return (lots, self.trips, self.wins, self.losses, self.gross_profit, self.gross_loss)
+
+    def copy(self) -> TripBook:
+        """An independent copy (without ``on_trip``)."""
+        other = TripBook()
+        other.books = {
+            k: (long, deque(_Lot(lot.qty, lot.fill) for lot in q))
+            for k, (long, q) in self.books.items()
+        }
+        other.trips, other.wins, other.losses = self.trips, self.wins, self.losses
+        other.gross_profit, other.gross_loss = self.gross_profit, self.gross_loss
+        return other
+
+    def stats(self) -> TripStats:
+        """The :class:`TripStats` of every trip closed so far."""
+        trips, wins = self.trips, self.wins
+        loss = self.gross_loss
+        return TripStats(
+            trips=trips,
+            wins=wins,
+            losses=self.losses,
+            gross_profit=self.gross_profit,
+            gross_loss=loss,
+            win_rate=_round(CTX.divide(Decimal(wins), Decimal(trips))) if trips else None,
+            profit_factor=_round(CTX.divide(self.gross_profit, loss)) if loss else None,
+        )
+
+    def _closed(self, trip: RoundTrip) -> None:
+        self.trips += 1
+        pnl = trip.pnl
+        if pnl > 0:
+            self.wins += 1
+            self.gross_profit = CTX.add(self.gross_profit, pnl)
+        elif pnl < 0:
+            self.losses += 1
+            self.gross_loss = CTX.subtract(self.gross_loss, pnl)
+        if self.on_trip is not None:
+            self.on_trip(trip)
+
+    def add(self, fill: Fill) -> None:
+        """Book one fill (fills come in time order)."""
+        books = self.books
         key = (fill.venue, fill.symbol, fill.position_side.value)
         buy = fill.side is Side.BUY
         long, lots = books.get(key, (buy, deque()))
@@ -210,7 +278,7 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
         if buy == long:
             lots.append(_Lot(fill.qty, fill))
             books[key] = (long, lots)
-            continue
+            return
         left = fill.qty
         while left > 0 and lots:
             lot = lots[0]
@@ -219,7 +287,7 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
             diff = CTX.subtract(fill.price, opened.price)
             gross = CTX.multiply(diff if long else -diff, qty)
             fees = CTX.add(_fee_share(opened, qty), _fee_share(fill, qty))
-            trips.append(
+            self._closed(
                 RoundTrip(
                     venue=fill.venue,
                     symbol=fill.symbol,
@@ -243,7 +311,6 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
             lots.append(_Lot(left, rest))
             long = buy
         books[key] = (long, lots)
-    return trips
 
 
 @attrs.frozen(kw_only=True)
@@ -449,12 +516,18 @@ def results(
     start_ts: int,
     end_ts: int,
     outages: Sequence[Outage] = (),
+    trips: TripBook | None = None,
 ) -> Results:
     """The :class:`Results` of a run: ``curve`` is its equity curve (``(ts, equity)``, starting
-    with the starting balance), ``fills`` the venue's executions in time order."""
+    with the starting balance), ``fills`` the venue's executions in time order; ``trips`` the
+    round trips of the fills before them (what a venue model forgot, see
+    :attr:`gridcore.sim.SimExchange.forgotten`), carried on by ``fills``."""
     end_equity = CTX.add(starting_balance, net_pnl)
     dd = drawdown(curve, end_ts=end_ts)
-    stats = trip_stats(round_trips(fills))
+    book = TripBook() if trips is None else trips.copy()
+    for fill in fills:
+        book.add(fill)
+    stats = book.stats()
     returns = daily_returns(curve, start_ts=start_ts, end_ts=end_ts, start_equity=starting_balance)
     return Results(
         starting_balance=starting_balance,
