@@ -431,7 +431,14 @@ class Recorder:
     def __init__(self, reducer: Any = step) -> None:
         self._reducer = reducer
         self.pnl: list[tuple[int, Decimal]] = []
-        """``(ts, net PnL)`` points, in time order."""
+        """``(ts, net PnL)`` points, in time order: the curve with the points left out that
+        neither :func:`drawdown` nor :func:`daily_returns` can tell from it, whatever the
+        starting balance (see :meth:`_note`), so that it grows with days and drawdown episodes,
+        not with events (failure `unbounded-history`)."""
+        self._peak = ZERO  # drawdown()'s running peak, in PnL (the curve starts at 0)
+        self._under = False  # the last point is below the peak
+        self._recovery = False  # the last point is the first back at or above the peak
+        self._low = ZERO  # the lowest point of the current episode below the peak
         self.first_quote: QuoteTicked | None = None
         self.last_quote: QuoteTicked | None = None
         self.outages: list[Outage] = []
@@ -447,7 +454,7 @@ class Recorder:
             # the kernel measured it.
             pnl = after.net_pnl() if kind is QuoteTicked else state.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
-                self.pnl.append((event.ts, pnl))
+                self._note(event.ts, pnl)
         if kind is QuoteTicked:
             assert isinstance(event, QuoteTicked)
             if self.first_quote is None:
@@ -456,7 +463,7 @@ class Recorder:
         elif kind in _MEASURED:
             pnl = after.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
-                self.pnl.append((event.ts, pnl))
+                self._note(event.ts, pnl)
         elif isinstance(event, FeedDisconnected):
             self._down.setdefault(event.venue, event.ts)
         elif isinstance(event, FeedReconnected):
@@ -464,6 +471,32 @@ class Recorder:
             if start is not None:
                 self.outages.append(Outage(venue=event.venue, start=start, end=event.ts))
         return after, commands
+
+    def _note(self, ts: int, pnl: Decimal) -> None:
+        """Add a point, first dropping the last one if nothing can tell it is gone: not the
+        last of its UTC day (:func:`daily_returns`), not the lowest of its episode below the
+        peak, not the first back at or above the peak nor the last before a fall
+        (:func:`drawdown`: falls are the same in PnL and equity, and the deepest point of an
+        episode has both its largest fall and its largest % fall, whatever the balance)."""
+        points = self.pnl
+        under = pnl < self._peak
+        if points:
+            last_ts, last = points[-1]
+            if last_ts // DAY_MS == ts // DAY_MS:
+                if self._under:
+                    # The episode's lowest point so far is kept; a shallower one is not.
+                    if last > self._low or (under and pnl <= last):
+                        points.pop()
+                elif not self._recovery and not under:
+                    points.pop()  # between the first and the last point at or above the peak
+        if under:
+            self._low = pnl if not self._under or pnl < self._low else self._low
+            self._recovery = False
+        else:
+            self._recovery = self._under
+            self._peak = pnl
+        self._under = under
+        points.append((ts, pnl))
 
     def all_outages(self) -> list[Outage]:
         """Finished outages and, last, those still open."""
