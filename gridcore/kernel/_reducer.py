@@ -80,7 +80,15 @@ from gridcore.kernel import (
     _risk,
     _sync,
 )
-from gridcore.kernel._model import MAINTENANCE_TIMER, Books, S, State, pnl_by_currency
+from gridcore.kernel._model import (
+    MAINTENANCE_TIMER,
+    Books,
+    S,
+    State,
+    new_books,
+    new_state,
+    pnl_by_currency,
+)
 from gridcore.kernel._tx import Tx
 from gridcore.plausibility import quote_jumped
 from gridcore.risk import RiskState
@@ -179,14 +187,14 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
         quotes: Mapping[InstrumentKey, QuoteTicked] = {key: tick}
     else:
         quotes = {**old, key: tick}
-    new = State(
-        config=state.config,
-        strategy=state.strategy,
-        epoch=state.epoch,
-        now=tick.ts if tick.ts > state.now else state.now,
-        nonce=state.nonce,
-        quotes=quotes,
-        books=state.books,
+    new = new_state(
+        state.config,
+        state.strategy,
+        state.epoch,
+        tick.ts if tick.ts > state.now else state.now,
+        state.nonce,
+        quotes,
+        state.books,
     )
     decision = state.strategy.on_tick(new, tick)
     if decision is None:
@@ -242,15 +250,7 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     )
     strategy = state.strategy
     epoch, nonce = state.epoch, state.nonce
-    seen = State(
-        config=config,
-        strategy=strategy,
-        epoch=epoch,
-        now=now,
-        nonce=nonce,
-        quotes=quotes,
-        books=books,
-    )
+    seen = new_state(config, strategy, epoch, now, nonce, quotes, books)
     if strategy.on_tick(seen, tick) is not None:
         return None
     risk = books.risk
@@ -262,55 +262,44 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
             return None  # the drawdown halt is the slow path's
     m = config.maintenance_ms
     next_due = due + m * ((now - due) // m + 1)
-    mid = _books(books, risk, next_due, books.wake_at)
-    view = State(
-        config=config,
-        strategy=strategy,
-        epoch=epoch,
-        now=now,
-        nonce=nonce,
-        quotes=quotes,
-        books=mid,
-    )
-    strategy, intents = strategy.on_timer(view, MAINTENANCE_TIMER)
-    if intents:
-        return None
-    # _requests.schedule, with no order needing attention.
+    # _requests.schedule, with no order needing attention (it reads nothing the strategy's
+    # heartbeat could change: a heartbeat that asks for anything takes the slow path).
     owed = _requests.round_owed(config, books.ledger, books.venues, quotes)
     fire = None if owed is None else max(next_due, owed) + period
     if fire != books.maintenance_timer:
         return None
     wake_at = next_due if fire is not None or not period else 0
-    return State(
-        config=config,
-        strategy=strategy,
-        epoch=epoch,
-        now=now,
-        nonce=nonce,
-        quotes=quotes,
-        books=mid if wake_at == mid.wake_at else _books(books, risk, next_due, wake_at),
-    ), []
+    # The heartbeat sees the books as the slow path shows them (the wake-up time is set after
+    # it), the new state keeps them with the new wake-up time.
+    view = new_state(
+        config, strategy, epoch, now, nonce, quotes, _books(books, risk, next_due, books.wake_at)
+    )
+    strategy, intents = strategy.on_timer(view, MAINTENANCE_TIMER)
+    if intents:
+        return None
+    after = view.books if wake_at == books.wake_at else _books(books, risk, next_due, wake_at)
+    return new_state(config, strategy, epoch, now, nonce, quotes, after), []
 
 
 def _books(b: Books, risk: RiskState, maintenance_due: int, wake_at: int) -> Books:
     """``b`` with these fields replaced (built directly: ``attrs.evolve`` costs more)."""
-    return Books(
-        seq=b.seq,
-        orders=b.orders,
-        venue_oids=b.venue_oids,
-        inflight=b.inflight,
-        ledger=b.ledger,
-        risk=risk,
-        venues=b.venues,
-        attention=b.attention,
-        done_orders=b.done_orders,
-        live=b.live,
-        suspect_quotes=b.suspect_quotes,
-        desk=b.desk,
-        maintenance_due=maintenance_due,
-        maintenance_timer=b.maintenance_timer,
-        wake_at=wake_at,
-        balance_waits=b.balance_waits,
+    return new_books(
+        b.seq,
+        b.orders,
+        b.venue_oids,
+        b.inflight,
+        b.ledger,
+        risk,
+        b.venues,
+        b.attention,
+        b.done_orders,
+        b.live,
+        b.suspect_quotes,
+        b.desk,
+        maintenance_due,
+        b.maintenance_timer,
+        b.balance_waits,
+        wake_at,
     )
 
 
