@@ -94,7 +94,7 @@ from gridcore.plausibility import quote_jumped
 from gridcore.risk import RiskState
 from gridcore.sync import SyncPhase
 
-__all__ = ["SHELL_CLOCK_EVENTS", "step"]
+__all__ = ["SHELL_CLOCK_EVENTS", "general_step", "step"]
 
 
 #: Events the shell stamps with its own clock: they move the core's clock to their time. Every
@@ -156,6 +156,22 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     _housekeeping_if_due(tx)
     dispatch(tx, restamped)
     return _finish(tx)
+
+
+def general_step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
+    """:func:`step` without the housekeeping tick's fast path (:func:`_housekeeping_tick`): a
+    quote that brings housekeeping always goes through the working copy. The same results as
+    :func:`step`, slower; the reference that fast path is tested against."""
+    if (
+        type(event) is QuoteTicked
+        and event.ts - state.now <= state.config.clock_lead_ms
+        and event.ts >= state.books.wake_at
+    ):
+        tx = Tx(state, event.ts)
+        dispatch(tx, event)
+        _housekeeping_if_due(tx)
+        return _finish(tx)
+    return step(state, event)
 
 
 def _housekeeping_if_due(tx: Tx[Any]) -> None:

@@ -90,40 +90,33 @@ def test_the_synthetic_path_equals_its_reference(
     faults=st.sampled_from(["none", "chaos", "disconnects"]),
     config=st.sampled_from(["", "examples/hedge_grid.toml"]),
 )
-def test_the_housekeeping_fast_path_equals_the_slow_path(
+def test_the_housekeeping_fast_path_equals_the_general_path(
     seed: int, faults: str, config: str
 ) -> None:
-    """Every tick that brings housekeeping and takes its fast path ends in the state (and the
-    commands) the general path gives from the same state, on runs with and without faults."""
+    """Every step of runs with and without faults ends in the state and the commands that the
+    general path (``general_step``: every quote that brings housekeeping through the working
+    copy) gives from the same state."""
     from pathlib import Path
 
     from gridcore.config import load_config
     from gridcore.core import State
-    from gridcore.kernel import _reducer
+    from gridcore.kernel import general_step, step
     from gridcore.sim import backtest, profile
 
-    real = _reducer._housekeeping_tick
-    taken = 0
+    due = 0
 
-    def compared(state: State[Any], tick: QuoteTicked) -> Any:
-        nonlocal taken
-        fast = real(state, tick)
-        if fast is not None:
-            taken += 1
-            _reducer._housekeeping_tick = lambda s, t: None  # type: ignore[assignment]
-            try:
-                slow = _reducer.step(state, tick)
-            finally:
-                _reducer._housekeeping_tick = compared
-            assert fast == slow
-        return fast
+    def compared(state: State[Any], event: Any) -> Any:
+        nonlocal due
+        got = step(state, event)
+        if type(event) is QuoteTicked:
+            books = state.books
+            if books.maintenance_due and event.ts >= max(books.maintenance_due, books.wake_at):
+                due += 1
+            assert got == general_step(state, event)
+        return got
 
     root = Path(__file__).resolve().parents[2]
     cfg = load_config((root / config).read_text(), source=config) if config else load_config()
-    _reducer._housekeeping_tick = compared
-    try:
-        trace = backtest(cfg, seed=seed, ticks=3_000, faults=profile(faults))
-    finally:
-        _reducer._housekeeping_tick = real
-    assert taken > 0 or config  # the hedge grid's heartbeat may always have work
+    trace = backtest(cfg, seed=seed, ticks=3_000, faults=profile(faults), reducer=compared)
+    assert due > 100  # quotes that brought housekeeping, fast path or not
     assert trace.summary.invariant_violations == 0 or faults != "none"
