@@ -377,7 +377,19 @@ def grid_checks(state: State[Any], grid: NeutralGrid) -> list[Violation]:
     returns them from its own ``invariants`` hook, so the checks follow the grid wherever it is
     kept (see :func:`strategy_invariants`).
     """
-    return [*_levels_never_cross(state, grid), *_spacing_above_floor(state, grid)]
+    # The spacing is a function of the grid and the config alone: judged again only when one
+    # of them changed (most steps that move orders leave the grid as it was).
+    spacing = _SPACING_PASSED
+    if spacing[0] is grid and spacing[1] is state.config:
+        return _levels_never_cross(state, grid)
+    found = _spacing_above_floor(state, grid)
+    if not found:
+        spacing[0], spacing[1] = grid, state.config
+    return [*_levels_never_cross(state, grid), *found]
+
+
+_SPACING_PASSED: list[object] = [None, None]
+"""The grid and config :func:`_spacing_above_floor` last found nothing wrong with."""
 
 
 def strategy_invariants(state: State[Any]) -> list[Violation]:

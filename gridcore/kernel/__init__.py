@@ -65,7 +65,7 @@ from gridcore.kernel._model import (
     cloid_prefix,
     initial_state,
 )
-from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, step
+from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, general_step, step
 
 __all__ = [
     "CLOCK_TIMER",
@@ -84,6 +84,7 @@ __all__ = [
     "Submit",
     "cloid_prefix",
     "fill_refusal",
+    "general_step",
     "initial_state",
     "step",
 ]

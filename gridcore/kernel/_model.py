@@ -423,6 +423,101 @@ def pnl_by_currency(
     return totals
 
 
+_NEW = object.__new__
+_STATE_SETTERS = tuple(getattr(State, f.name).__set__ for f in attrs.fields(State))
+_BOOKS_SETTERS = tuple(getattr(Books, f.name).__set__ for f in attrs.fields(Books))
+(
+    _SET_CONFIG,
+    _SET_STRATEGY,
+    _SET_EPOCH,
+    _SET_NOW,
+    _SET_NONCE,
+    _SET_QUOTES,
+    _SET_BOOKS,
+) = _STATE_SETTERS
+(
+    _SET_B0,
+    _SET_B1,
+    _SET_B2,
+    _SET_B3,
+    _SET_B4,
+    _SET_B5,
+    _SET_B6,
+    _SET_B7,
+    _SET_B8,
+    _SET_B9,
+    _SET_B10,
+    _SET_B11,
+    _SET_B12,
+    _SET_B13,
+    _SET_B14,
+    _SET_B15,
+) = _BOOKS_SETTERS
+
+
+def new_state(
+    config: CoreConfig,
+    strategy: S,
+    epoch: int,
+    now: int,
+    nonce: int,
+    quotes: Mapping[InstrumentKey, QuoteTicked],
+    books: Books,
+) -> State[S]:
+    """``State(config=..., ...)`` for the reducer's hot paths: the same value, built through the
+    slots without the generated ``__init__``'s keyword handling (a State is built for nearly
+    every tick). The fields are in :class:`State`'s order."""
+    state: State[S] = _NEW(State)
+    _SET_CONFIG(state, config)
+    _SET_STRATEGY(state, strategy)
+    _SET_EPOCH(state, epoch)
+    _SET_NOW(state, now)
+    _SET_NONCE(state, nonce)
+    _SET_QUOTES(state, quotes)
+    _SET_BOOKS(state, books)
+    return state
+
+
+def new_books(
+    seq: int,
+    orders: Mapping[str, Order],
+    venue_oids: Mapping[tuple[str, str], str],
+    inflight: Mapping[int, Inflight],
+    ledger: Ledger,
+    risk: RiskState,
+    venues: Mapping[str, VenueStatus],
+    attention: frozenset[str],
+    done_orders: int,
+    live: Mapping[str, int],
+    suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int, QuoteTicked]],
+    desk: Desk,
+    maintenance_due: int,
+    maintenance_timer: int | None,
+    balance_waits: Mapping[str, int],
+    wake_at: int,
+) -> Books:
+    """``Books(...)`` from every field's value in :class:`Books`'s order, for the hot paths
+    (see :func:`new_state`)."""
+    books: Books = _NEW(Books)
+    _SET_B0(books, seq)
+    _SET_B1(books, orders)
+    _SET_B2(books, venue_oids)
+    _SET_B3(books, inflight)
+    _SET_B4(books, ledger)
+    _SET_B5(books, risk)
+    _SET_B6(books, venues)
+    _SET_B7(books, attention)
+    _SET_B8(books, done_orders)
+    _SET_B9(books, live)
+    _SET_B10(books, suspect_quotes)
+    _SET_B11(books, desk)
+    _SET_B12(books, maintenance_due)
+    _SET_B13(books, maintenance_timer)
+    _SET_B14(books, balance_waits)
+    _SET_B15(books, wake_at)
+    return books
+
+
 _PREFIX_MASK = (1 << 64) - 1
 
 

@@ -80,11 +80,21 @@ from gridcore.kernel import (
     _risk,
     _sync,
 )
-from gridcore.kernel._model import MAINTENANCE_TIMER, S, State
+from gridcore.kernel._model import (
+    MAINTENANCE_TIMER,
+    Books,
+    S,
+    State,
+    new_books,
+    new_state,
+    pnl_by_currency,
+)
 from gridcore.kernel._tx import Tx
 from gridcore.plausibility import quote_jumped
+from gridcore.risk import RiskState
+from gridcore.sync import SyncPhase
 
-__all__ = ["SHELL_CLOCK_EVENTS", "step"]
+__all__ = ["SHELL_CLOCK_EVENTS", "general_step", "step"]
 
 
 #: Events the shell stamps with its own clock: they move the core's clock to their time. Every
@@ -115,6 +125,9 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
         if event.ts - state.now <= state.config.clock_lead_ms:
             if event.ts < state.books.wake_at:
                 return _tick(state, event)
+            done = _housekeeping_tick(state, event)
+            if done is not None:
+                return done
             tx = Tx(state, event.ts)
             # The quote first: housekeeping (the strategy's heartbeat among it) then decides on
             # the market as it is now, never on the quote this one replaces.
@@ -143,6 +156,22 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     _housekeeping_if_due(tx)
     dispatch(tx, restamped)
     return _finish(tx)
+
+
+def general_step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
+    """:func:`step` without the housekeeping tick's fast path (:func:`_housekeeping_tick`): a
+    quote that brings housekeeping always goes through the working copy. The same results as
+    :func:`step`, slower; the reference that fast path is tested against."""
+    if (
+        type(event) is QuoteTicked
+        and event.ts - state.now <= state.config.clock_lead_ms
+        and event.ts >= state.books.wake_at
+    ):
+        tx = Tx(state, event.ts)
+        dispatch(tx, event)
+        _housekeeping_if_due(tx)
+        return _finish(tx)
+    return step(state, event)
 
 
 def _housekeeping_if_due(tx: Tx[Any]) -> None:
@@ -174,14 +203,14 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
         quotes: Mapping[InstrumentKey, QuoteTicked] = {key: tick}
     else:
         quotes = {**old, key: tick}
-    new = State(
-        config=state.config,
-        strategy=state.strategy,
-        epoch=state.epoch,
-        now=tick.ts if tick.ts > state.now else state.now,
-        nonce=state.nonce,
-        quotes=quotes,
-        books=state.books,
+    new = new_state(
+        state.config,
+        state.strategy,
+        state.epoch,
+        tick.ts if tick.ts > state.now else state.now,
+        state.nonce,
+        quotes,
+        state.books,
     )
     decision = state.strategy.on_tick(new, tick)
     if decision is None:
@@ -190,6 +219,104 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     tx.strategy = decision[0]
     _intents.run_intents(tx, decision[1])
     return _finish(tx)
+
+
+def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]] | None:
+    """The tick that brings housekeeping, when housekeeping has nothing to do but measure the
+    drawdown and beat the strategy's heartbeat (no order needs attention, no balance is getting
+    old, no reconciliation round is due, nothing to prune, the quote is plausible, the strategy
+    asks for nothing and the maintenance timer stays where it is): the same new state as the
+    slow path (:func:`dispatch`, :func:`_intents.housekeeping`, :func:`_finish`) without its
+    working copy. ``None`` when any of that does not hold: the step is pure, so the slow path
+    then starts again from ``state`` and nothing computed here is kept."""
+    books = state.books
+    config = state.config
+    ts = tick.ts
+    now = ts if ts > state.now else state.now
+    due = books.maintenance_due
+    if not due or now < due or books.attention or books.done_orders > config.terminal_orders_kept:
+        return None
+    key = (tick.venue, tick.symbol)
+    old = state.quotes
+    last = old.get(key)
+    if last is None or (
+        (tick.bid > last.ask or tick.ask < last.bid)
+        and quote_jumped(last.bid, last.ask, tick.bid, tick.ask, config.plausibility.max_quote_jump)
+    ):
+        return None
+    # What _requests.maintenance would do besides the drawdown: any of it takes the slow path.
+    period = config.reconcile_ms
+    half_age = config.risk.max_balance_age_ms // 2
+    balances = books.risk.balances
+    for venue in config.venues:
+        balance = balances.get(venue)
+        if balance is not None and now - balance.ts > half_age:
+            return None
+        vs = books.venues.get(venue)
+        if vs is None:
+            return None
+        if (
+            period
+            and now - vs.last_reconcile >= period
+            and (vs.phase is SyncPhase.SYNCED or (vs.phase is SyncPhase.UNSYNCED and vs.feed_up))
+        ):
+            return None
+    quotes: Mapping[InstrumentKey, QuoteTicked] = (
+        {key: tick} if len(old) == 1 else {**old, key: tick}
+    )
+    strategy = state.strategy
+    epoch, nonce = state.epoch, state.nonce
+    seen = new_state(config, strategy, epoch, now, nonce, quotes, books)
+    if strategy.on_tick(seen, tick) is not None:
+        return None
+    risk = books.risk
+    limit = config.risk.max_drawdown
+    primary = config.currencies[0] if config.currencies else ""
+    for currency, pnl in pnl_by_currency(books.ledger, quotes, config).items():
+        risk, fall = _risk.note_pnl(risk, currency, pnl, primary)
+        if fall is not None and limit is not None and fall >= limit:
+            return None  # the drawdown halt is the slow path's
+    m = config.maintenance_ms
+    next_due = due + m * ((now - due) // m + 1)
+    # _requests.schedule, with no order needing attention (it reads nothing the strategy's
+    # heartbeat could change: a heartbeat that asks for anything takes the slow path).
+    owed = _requests.round_owed(config, books.ledger, books.venues, quotes)
+    fire = None if owed is None else max(next_due, owed) + period
+    if fire != books.maintenance_timer:
+        return None
+    wake_at = next_due if fire is not None or not period else 0
+    # The heartbeat sees the books as the slow path shows them (the wake-up time is set after
+    # it), the new state keeps them with the new wake-up time.
+    view = new_state(
+        config, strategy, epoch, now, nonce, quotes, _books(books, risk, next_due, books.wake_at)
+    )
+    strategy, intents = strategy.on_timer(view, MAINTENANCE_TIMER)
+    if intents:
+        return None
+    after = view.books if wake_at == books.wake_at else _books(books, risk, next_due, wake_at)
+    return new_state(config, strategy, epoch, now, nonce, quotes, after), []
+
+
+def _books(b: Books, risk: RiskState, maintenance_due: int, wake_at: int) -> Books:
+    """``b`` with these fields replaced (built directly: ``attrs.evolve`` costs more)."""
+    return new_books(
+        b.seq,
+        b.orders,
+        b.venue_oids,
+        b.inflight,
+        b.ledger,
+        risk,
+        b.venues,
+        b.attention,
+        b.done_orders,
+        b.live,
+        b.suspect_quotes,
+        b.desk,
+        maintenance_due,
+        b.maintenance_timer,
+        b.balance_waits,
+        wake_at,
+    )
 
 
 def _finish(tx: Tx[Any]) -> tuple[State[Any], list[Command]]:

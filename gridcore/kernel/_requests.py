@@ -43,10 +43,13 @@ from gridcore.commands import (
     RequestPositions,
     StartTimer,
 )
+from gridcore.events import QuoteTicked
+from gridcore.instruments import InstrumentKey
 from gridcore.kernel import _orders, _risk, _sync
-from gridcore.kernel._model import MAINTENANCE_TIMER, Inflight
+from gridcore.kernel._model import MAINTENANCE_TIMER, CoreConfig, Inflight
 from gridcore.kernel._tx import Tx
-from gridcore.sync import SyncPhase
+from gridcore.ledger import Ledger
+from gridcore.sync import SyncPhase, VenueStatus
 
 #: The requests of a reconciliation round, in the order they are sent.
 REQUEST_KINDS = ("fills", "open_orders", "positions", "balances")
@@ -124,15 +127,26 @@ def answer_refreshes(
 
 
 def _round_owed(tx: Tx[Any]) -> int | None:
+    """When the next reconciliation round needs time to pass with no data (see
+    :func:`round_owed`)."""
+    return round_owed(tx.config, tx.ledger, tx.venues, tx.quotes)
+
+
+def round_owed(
+    config: CoreConfig,
+    ledger: Ledger,
+    venues: Mapping[str, VenueStatus],
+    quotes: Mapping[InstrumentKey, QuoteTicked],
+) -> int | None:
     """When the next reconciliation round needs time to pass with no data: a venue that gave
     up and may retry, or a synced venue that saw a quote or a fill since its last round;
     ``None`` when no round is owed."""
-    period = tx.config.reconcile_ms
+    period = config.reconcile_ms
     if not period:
         return None
     owed: int | None = None
-    last_fill = tx.ledger.last_fill_ts
-    for venue, vs in tx.venues.items():
+    last_fill = ledger.last_fill_ts
+    for venue, vs in venues.items():
         since = vs.last_reconcile
         if owed is not None and since + period >= owed:
             continue
@@ -141,7 +155,7 @@ def _round_owed(tx: Tx[Any]) -> int | None:
             # A quote at the round's own time counts: the round ran before it was applied.
             ready = last_fill.get(venue, since) > since
             if not ready:
-                for (v, _), q in tx.quotes.items():
+                for (v, _), q in quotes.items():
                     if v == venue and q.ts >= since:
                         ready = True
                         break

@@ -46,7 +46,7 @@ from gridcore.kernel._model import Submit, pnl_by_currency
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, Rounding, format_money
-from gridcore.risk import Refusal, check_order
+from gridcore.risk import Refusal, RiskState, check_order
 
 
 def gate(
@@ -109,27 +109,9 @@ def check_drawdown(tx: Tx[Any]) -> None:
     limit = tx.config.risk.max_drawdown
     primary = tx.config.currencies[0] if tx.config.currencies else ""
     for currency, pnl in pnl_by_currency(tx.ledger, tx.quotes, tx.config).items():
-        risk = tx.risk
-        peak = risk.peaks.get(currency)
-        if peak is None:  # a state saved before currencies kept only the first one's
-            peak = risk.peak_pnl if currency == primary else ZERO
-        if pnl > peak:
-            tx.risk = attrs.evolve(
-                risk,
-                peaks={**risk.peaks, currency: pnl},
-                peak_pnl=pnl if currency == primary else risk.peak_pnl,
-            )
+        tx.risk, fall = note_pnl(tx.risk, currency, pnl, primary)
+        if fall is None:
             continue
-        fall = CTX.subtract(peak, pnl)
-        worst = risk.drawdowns.get(currency)
-        if worst is None:
-            worst = risk.worst_drawdown if currency == primary else ZERO
-        if fall > worst:
-            tx.risk = attrs.evolve(
-                risk,
-                drawdowns={**risk.drawdowns, currency: fall},
-                worst_drawdown=fall if currency == primary else risk.worst_drawdown,
-            )
         if limit is not None and fall >= limit and may_halt(tx):
             halt(
                 tx,
@@ -137,6 +119,34 @@ def check_drawdown(tx: Tx[Any]) -> None:
                 f"drawdown {format_money(fall, currency)} {currency} reached max_drawdown "
                 f"{format_money(limit, currency)} {currency}",
             )
+
+
+def note_pnl(
+    risk: RiskState, currency: str, pnl: Decimal, primary: str
+) -> tuple[RiskState, Decimal | None]:
+    """``risk`` with the peak and worst fall of ``currency`` updated by ``pnl``, and the fall
+    from the peak (``None`` at a new peak). Pure, so that the housekeeping fast path of
+    :func:`gridcore.kernel._reducer.step` measures exactly as :func:`check_drawdown` does."""
+    peak = risk.peaks.get(currency)
+    if peak is None:  # a state saved before currencies kept only the first one's
+        peak = risk.peak_pnl if currency == primary else ZERO
+    if pnl > peak:
+        return attrs.evolve(
+            risk,
+            peaks={**risk.peaks, currency: pnl},
+            peak_pnl=pnl if currency == primary else risk.peak_pnl,
+        ), None
+    fall = CTX.subtract(peak, pnl)
+    worst = risk.drawdowns.get(currency)
+    if worst is None:
+        worst = risk.worst_drawdown if currency == primary else ZERO
+    if fall > worst:
+        risk = attrs.evolve(
+            risk,
+            drawdowns={**risk.drawdowns, currency: fall},
+            worst_drawdown=fall if currency == primary else risk.worst_drawdown,
+        )
+    return risk, fall
 
 
 def error(tx: Tx[Any], what: str) -> None:

@@ -18,7 +18,7 @@ import attrs
 
 from gridcore.api import Stimulus
 from gridcore.commands import Batch, Command, Level, Notify, OrderCommand
-from gridcore.kernel._model import Books, Inflight, OrderChange, S, State
+from gridcore.kernel._model import Inflight, OrderChange, S, State, new_books, new_state
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.sync import VenueStatus
 
@@ -131,32 +131,32 @@ class Tx(Generic[S]):
                 return last
             books = b
         else:
-            books = Books(
-                seq=self.seq,
-                orders=self.orders,
-                venue_oids=self.venue_oids,
-                inflight=self.inflight,
-                ledger=self.ledger,
-                risk=self.risk,
-                venues=self.venues,
-                attention=self.attention,
-                done_orders=self.done_orders,
-                live=self.live,
-                suspect_quotes=self.suspect_quotes,
-                desk=self.desk,
-                maintenance_due=self.maintenance_due,
-                maintenance_timer=self.maintenance_timer,
-                wake_at=self.wake_at,
-                balance_waits=self.balance_waits,
+            books = new_books(
+                self.seq,
+                self.orders,
+                self.venue_oids,
+                self.inflight,
+                self.ledger,
+                self.risk,
+                self.venues,
+                self.attention,
+                self.done_orders,
+                self.live,
+                self.suspect_quotes,
+                self.desk,
+                self.maintenance_due,
+                self.maintenance_timer,
+                self.balance_waits,
+                self.wake_at,
             )
-        self._last = State(
-            config=self.config,
-            strategy=self.strategy,
-            epoch=self.base.epoch,
-            now=self.now,
-            nonce=self.base.nonce,
-            quotes=self.quotes,
-            books=books,
+        self._last = new_state(
+            self.config,
+            self.strategy,
+            self.base.epoch,
+            self.now,
+            self.base.nonce,
+            self.quotes,
+            books,
         )
         return self._last
 

@@ -316,6 +316,7 @@ def run_results(config: BotConfig, trace: Trace, recorder: Recorder) -> Results:
         fees=s.fees,
         curve=recorder.equity(balance, s.start_ts),
         fills=trace.exchange.fills,
+        trips=trace.exchange.forgotten.trips,
         start_ts=s.start_ts,
         end_ts=s.end_ts,
         outages=recorder.all_outages(),

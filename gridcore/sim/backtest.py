@@ -513,11 +513,11 @@ def run_backtest(
     volume = ZERO
     fills = cancels = rejections = 0
     for ex in venues:
-        for fill in ex.fills:
-            volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
-        fills += len(ex.fills)
-        cancels += sum(1 for o in ex.orders.values() if o.status is ReportedStatus.CANCELED)
-        rejections += sum(1 for o in ex.orders.values() if o.status is ReportedStatus.REJECTED)
+        count, traded = ex.fill_totals()  # forgotten fills and orders included
+        volume = CTX.add(volume, traded)
+        fills += count
+        cancels += ex.order_count(ReportedStatus.CANCELED)
+        rejections += ex.order_count(ReportedStatus.REJECTED)
     grid = final.strategy
     summary = Summary(
         seed=run.seed,

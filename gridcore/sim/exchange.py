@@ -20,6 +20,14 @@ What it models
   PnL − fees + funding; equity adds unrealized PnL at the last mid.
 * Funding every ``funding_interval_ms`` at ``funding_rate`` on the mark (mid): longs pay when the
   rate is positive.
+
+Memory does not grow with the length of a run (failure `unbounded-history`): like a real venue,
+the model forgets what is old. It keeps the last :data:`KEEP_DONE_ORDERS` finished orders (for
+status requests and duplicate client order ids; the runner catches a reused cloid over a longer
+window) and the fills of the last :data:`KEEP_FILLS_MS` of simulated time, at least the last
+:data:`KEEP_FILLS` (for fills-since requests). What it forgot is kept as running totals
+(:attr:`SimExchange.forgotten`): the number of fills, their volume and round trips, and the
+finished orders by status, so a run's summary counts every fill and order.
 """
 
 from __future__ import annotations
@@ -78,11 +86,37 @@ from gridcore.instruments import (
 )
 from gridcore.ledger import Position
 from gridcore.numbers import CTX, ZERO
+from gridcore.sim.results import TripBook
 
-__all__ = ["SimConfig", "SimExchange", "SimOrder"]
+__all__ = [
+    "KEEP_DONE_ORDERS",
+    "KEEP_FILLS",
+    "KEEP_FILLS_MS",
+    "Forgotten",
+    "SimConfig",
+    "SimExchange",
+    "SimOrder",
+]
 
 _NO_EVENTS: list[Event] = []
 _MISSING = Decimal(-1)
+#: Finished (filled, canceled, rejected) orders the model remembers, newest first.
+KEEP_DONE_ORDERS = 4_096
+#: Simulated time (ms) of fills the model remembers, and the least number it remembers.
+KEEP_FILLS_MS = 24 * 3_600_000
+KEEP_FILLS = 4_096
+_TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
+
+
+@attrs.define(kw_only=True)
+class Forgotten:
+    """Running totals of what the model no longer remembers: fills (count, volume in quote, and
+    their round trips, carried on in :attr:`trips`) and finished orders by status."""
+
+    fills: int = 0
+    volume: Decimal = ZERO
+    trips: TripBook = attrs.field(factory=TripBook)
+    orders: dict[ReportedStatus, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -166,6 +200,58 @@ class SimExchange:
         self._oid = 0
         self._fill = 0
         self._funding = 0
+        self._orders_cap = 2 * KEEP_DONE_ORDERS
+        self._fills_cap = 2 * KEEP_FILLS
+
+    @property
+    def forgotten(self) -> Forgotten:
+        """What the model forgot, as running totals (a model saved before it forgot anything
+        starts with none)."""
+        gone: Forgotten = self.__dict__.setdefault("_forgotten", Forgotten())
+        return gone
+
+    def fill_totals(self) -> tuple[int, Decimal]:
+        """Every fill of the run, remembered or not: how many, and their volume (quote)."""
+        gone = self.forgotten
+        volume = gone.volume
+        for fill in self.fills:
+            volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
+        return gone.fills + len(self.fills), volume
+
+    def order_count(self, status: ReportedStatus) -> int:
+        """Every order of the run with ``status``, remembered or not."""
+        kept = sum(1 for o in self.orders.values() if o.status is status)
+        return self.forgotten.orders.get(status, 0) + kept
+
+    def _forget(self, now: int) -> None:
+        """Forget the oldest finished orders and old fills (see the module's notes)."""
+        orders = self.orders
+        cap = self.__dict__.get("_orders_cap", 2 * KEEP_DONE_ORDERS)
+        if len(orders) >= cap:
+            done = [o for o in orders.values() if o.status in _TERMINAL]
+            gone = self.forgotten
+            for o in done[: max(0, len(done) - KEEP_DONE_ORDERS)]:
+                del orders[o.cloid]
+                if self.by_oid.get(o.oid) is o:
+                    del self.by_oid[o.oid]
+                gone.orders[o.status] = gone.orders.get(o.status, 0) + 1
+            self._orders_cap = max(2 * KEEP_DONE_ORDERS, 2 * len(orders))
+        fills = self.fills
+        cap = self.__dict__.get("_fills_cap", 2 * KEEP_FILLS)
+        if len(fills) >= cap:
+            cut = 0
+            horizon = now - KEEP_FILLS_MS
+            limit = len(fills) - KEEP_FILLS
+            while cut < limit and fills[cut].ts < horizon:
+                cut += 1
+            if cut:
+                gone = self.forgotten
+                for fill in fills[:cut]:
+                    gone.volume = CTX.add(gone.volume, CTX.multiply(fill.qty, fill.price))
+                    gone.trips.add(fill)
+                gone.fills += cut
+                del fills[:cut]
+            self._fills_cap = max(2 * KEEP_FILLS, 2 * len(fills))
 
     @property
     def funding_history(self) -> list[FundingPaid]:
@@ -321,6 +407,8 @@ class SimExchange:
             is_maker=maker,
         )
         self.fills.append(fill)
+        if len(self.fills) >= self.__dict__.get("_fills_cap", 2 * KEEP_FILLS):
+            self._forget(ts)
         key = (order.symbol, order.position_side)
         before = self.positions.get(key, Position())
         after = before.apply(qty if order.side is Side.BUY else -qty, price, fee)
@@ -577,6 +665,10 @@ class SimExchange:
         )
 
     def _place(self, cmd: PlaceOrder, now: int, events: list[Event]) -> None:
+        if len(self.orders) >= self.__dict__.get("_orders_cap", 2 * KEEP_DONE_ORDERS) or len(
+            self.fills
+        ) >= self.__dict__.get("_fills_cap", 2 * KEEP_FILLS):
+            self._forget(now)
         instrument = self.instruments.get(cmd.symbol)
         if instrument is None:
             self._reject(cmd, now, f"unknown instrument {cmd.symbol}", events)

@@ -33,7 +33,7 @@ Definitions (documented for users in ``docs/backtest.md``, "Results"):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,7 @@ __all__ = [
     "Recorder",
     "Results",
     "RoundTrip",
+    "TripBook",
     "TripStats",
     "daily_returns",
     "drawdown",
@@ -199,9 +200,76 @@ def _fee_share(fill: Fill, qty: Decimal) -> Decimal:
 def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
     """Pair closing fills with the opening fills they close, first in first out, per venue,
     symbol and position side; in the order the trips closed. Open lots at the end make no trip."""
-    books: dict[tuple[str, str, str], tuple[bool, deque[_Lot]]] = {}
     trips: list[RoundTrip] = []
+    book = TripBook(on_trip=trips.append)
     for fill in fills:
+        book.add(fill)
+    return trips
+
+
+class TripBook:
+    """:func:`round_trips` one fill at a time, keeping only the open lots and the running
+    figures of :func:`trip_stats` (so that memory does not grow with the number of trips);
+    ``on_trip`` is called with every trip as it closes."""
+
+    def __init__(self, on_trip: Callable[[RoundTrip], object] | None = None) -> None:
+        self.books: dict[tuple[str, str, str], tuple[bool, deque[_Lot]]] = {}
+        self.on_trip = on_trip
+        self.trips = self.wins = self.losses = 0
+        self.gross_profit = ZERO
+        self.gross_loss = ZERO
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TripBook) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _key(self) -> tuple[object, ...]:
+        lots = {
+            k: (long, [(lot.qty, lot.fill) for lot in q]) for k, (long, q) in self.books.items()
+        }
+        return (lots, self.trips, self.wins, self.losses, self.gross_profit, self.gross_loss)
+
+    def copy(self) -> TripBook:
+        """An independent copy (without ``on_trip``)."""
+        other = TripBook()
+        other.books = {
+            k: (long, deque(_Lot(lot.qty, lot.fill) for lot in q))
+            for k, (long, q) in self.books.items()
+        }
+        other.trips, other.wins, other.losses = self.trips, self.wins, self.losses
+        other.gross_profit, other.gross_loss = self.gross_profit, self.gross_loss
+        return other
+
+    def stats(self) -> TripStats:
+        """The :class:`TripStats` of every trip closed so far."""
+        trips, wins = self.trips, self.wins
+        loss = self.gross_loss
+        return TripStats(
+            trips=trips,
+            wins=wins,
+            losses=self.losses,
+            gross_profit=self.gross_profit,
+            gross_loss=loss,
+            win_rate=_round(CTX.divide(Decimal(wins), Decimal(trips))) if trips else None,
+            profit_factor=_round(CTX.divide(self.gross_profit, loss)) if loss else None,
+        )
+
+    def _closed(self, trip: RoundTrip) -> None:
+        self.trips += 1
+        pnl = trip.pnl
+        if pnl > 0:
+            self.wins += 1
+            self.gross_profit = CTX.add(self.gross_profit, pnl)
+        elif pnl < 0:
+            self.losses += 1
+            self.gross_loss = CTX.subtract(self.gross_loss, pnl)
+        if self.on_trip is not None:
+            self.on_trip(trip)
+
+    def add(self, fill: Fill) -> None:
+        """Book one fill (fills come in time order)."""
+        books = self.books
         key = (fill.venue, fill.symbol, fill.position_side.value)
         buy = fill.side is Side.BUY
         long, lots = books.get(key, (buy, deque()))
@@ -210,7 +278,7 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
         if buy == long:
             lots.append(_Lot(fill.qty, fill))
             books[key] = (long, lots)
-            continue
+            return
         left = fill.qty
         while left > 0 and lots:
             lot = lots[0]
@@ -219,7 +287,7 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
             diff = CTX.subtract(fill.price, opened.price)
             gross = CTX.multiply(diff if long else -diff, qty)
             fees = CTX.add(_fee_share(opened, qty), _fee_share(fill, qty))
-            trips.append(
+            self._closed(
                 RoundTrip(
                     venue=fill.venue,
                     symbol=fill.symbol,
@@ -243,7 +311,6 @@ def round_trips(fills: Iterable[Fill]) -> list[RoundTrip]:
             lots.append(_Lot(left, rest))
             long = buy
         books[key] = (long, lots)
-    return trips
 
 
 @attrs.frozen(kw_only=True)
@@ -364,7 +431,14 @@ class Recorder:
     def __init__(self, reducer: Any = step) -> None:
         self._reducer = reducer
         self.pnl: list[tuple[int, Decimal]] = []
-        """``(ts, net PnL)`` points, in time order."""
+        """``(ts, net PnL)`` points, in time order: the curve with the points left out that
+        neither :func:`drawdown` nor :func:`daily_returns` can tell from it, whatever the
+        starting balance (see :meth:`_note`), so that it grows with days and drawdown episodes,
+        not with events (failure `unbounded-history`)."""
+        self._peak = ZERO  # drawdown()'s running peak, in PnL (the curve starts at 0)
+        self._under = False  # the last point is below the peak
+        self._recovery = False  # the last point is the first back at or above the peak
+        self._low = ZERO  # the lowest point of the current episode below the peak
         self.first_quote: QuoteTicked | None = None
         self.last_quote: QuoteTicked | None = None
         self.outages: list[Outage] = []
@@ -380,7 +454,7 @@ class Recorder:
             # the kernel measured it.
             pnl = after.net_pnl() if kind is QuoteTicked else state.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
-                self.pnl.append((event.ts, pnl))
+                self._note(event.ts, pnl)
         if kind is QuoteTicked:
             assert isinstance(event, QuoteTicked)
             if self.first_quote is None:
@@ -389,7 +463,7 @@ class Recorder:
         elif kind in _MEASURED:
             pnl = after.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
-                self.pnl.append((event.ts, pnl))
+                self._note(event.ts, pnl)
         elif isinstance(event, FeedDisconnected):
             self._down.setdefault(event.venue, event.ts)
         elif isinstance(event, FeedReconnected):
@@ -397,6 +471,32 @@ class Recorder:
             if start is not None:
                 self.outages.append(Outage(venue=event.venue, start=start, end=event.ts))
         return after, commands
+
+    def _note(self, ts: int, pnl: Decimal) -> None:
+        """Add a point, first dropping the last one if nothing can tell it is gone: not the
+        last of its UTC day (:func:`daily_returns`), not the lowest of its episode below the
+        peak, not the first back at or above the peak nor the last before a fall
+        (:func:`drawdown`: falls are the same in PnL and equity, and the deepest point of an
+        episode has both its largest fall and its largest % fall, whatever the balance)."""
+        points = self.pnl
+        under = pnl < self._peak
+        if points:
+            last_ts, last = points[-1]
+            if last_ts // DAY_MS == ts // DAY_MS:
+                if self._under:
+                    # The episode's lowest point so far is kept; a shallower one is not.
+                    if last > self._low or (under and pnl <= last):
+                        points.pop()
+                elif not self._recovery and not under:
+                    points.pop()  # between the first and the last point at or above the peak
+        if under:
+            self._low = pnl if not self._under or pnl < self._low else self._low
+            self._recovery = False
+        else:
+            self._recovery = self._under
+            self._peak = pnl
+        self._under = under
+        points.append((ts, pnl))
 
     def all_outages(self) -> list[Outage]:
         """Finished outages and, last, those still open."""
@@ -449,12 +549,18 @@ def results(
     start_ts: int,
     end_ts: int,
     outages: Sequence[Outage] = (),
+    trips: TripBook | None = None,
 ) -> Results:
     """The :class:`Results` of a run: ``curve`` is its equity curve (``(ts, equity)``, starting
-    with the starting balance), ``fills`` the venue's executions in time order."""
+    with the starting balance), ``fills`` the venue's executions in time order; ``trips`` the
+    round trips of the fills before them (what a venue model forgot, see
+    :attr:`gridcore.sim.SimExchange.forgotten`), carried on by ``fills``."""
     end_equity = CTX.add(starting_balance, net_pnl)
     dd = drawdown(curve, end_ts=end_ts)
-    stats = trip_stats(round_trips(fills))
+    book = TripBook() if trips is None else trips.copy()
+    for fill in fills:
+        book.add(fill)
+    stats = book.stats()
     returns = daily_returns(curve, start_ts=start_ts, end_ts=end_ts, start_equity=starting_balance)
     return Results(
         starting_balance=starting_balance,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,3 +82,41 @@ def test_the_synthetic_path_equals_its_reference(
         rebuilt = QuoteTicked(ts=q.ts, venue=q.venue, symbol=q.symbol, bid=q.bid, ask=q.ask)
         assert rebuilt == q and hash(rebuilt) == hash(q)
         assert type(q.bid) is Decimal and type(q.ts) is int
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    faults=st.sampled_from(["none", "chaos", "disconnects"]),
+    config=st.sampled_from(["", "examples/hedge_grid.toml"]),
+)
+def test_the_housekeeping_fast_path_equals_the_general_path(
+    seed: int, faults: str, config: str
+) -> None:
+    """Every step of runs with and without faults ends in the state and the commands that the
+    general path (``general_step``: every quote that brings housekeeping through the working
+    copy) gives from the same state."""
+    from pathlib import Path
+
+    from gridcore.config import load_config
+    from gridcore.core import State
+    from gridcore.kernel import general_step, step
+    from gridcore.sim import backtest, profile
+
+    due = 0
+
+    def compared(state: State[Any], event: Any) -> Any:
+        nonlocal due
+        got = step(state, event)
+        if type(event) is QuoteTicked:
+            books = state.books
+            if books.maintenance_due and event.ts >= max(books.maintenance_due, books.wake_at):
+                due += 1
+            assert got == general_step(state, event)
+        return got
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config((root / config).read_text(), source=config) if config else load_config()
+    trace = backtest(cfg, seed=seed, ticks=3_000, faults=profile(faults), reducer=compared)
+    assert due > 100  # quotes that brought housekeeping, fast path or not
+    assert trace.summary.invariant_violations == 0 or faults != "none"

@@ -51,3 +51,41 @@ def test_a_walk_over_more_prices_than_the_market_cache_holds_stays_exact() -> No
     distinct = {q.bid for q in quotes} | {q.ask for q in quotes}
     assert len(distinct) > 4_096  # more than the cache ever holds at once
     assert all(q.bid == q.bid.quantize(inst.tick_size) for q in quotes)
+
+
+@pytest.mark.parametrize("faults", ["none", "chaos"])
+def test_the_venue_model_forgets_old_orders_and_fills_but_counts_them(
+    monkeypatch: pytest.MonkeyPatch, faults: str
+) -> None:
+    """A run whose venue model keeps a few orders and fills has the summary and the round trips
+    of the same run with a model that keeps everything; what it keeps stays small."""
+    from gridcore.sim import backtest, profile
+    from gridcore.sim import exchange as model
+    from gridcore.sim.results import results
+
+    config = load_config()
+
+    def run() -> tuple[object, object, int, int]:
+        trace = backtest(config, ticks=30_000, faults=profile(faults))
+        ex = trace.exchange
+        figures = results(
+            starting_balance=config.venue.starting_balance,
+            net_pnl=trace.summary.net_pnl,
+            realized_pnl=trace.summary.realized_pnl,
+            fees=trace.summary.fees,
+            curve=[],
+            fills=ex.fills,
+            trips=ex.forgotten.trips,
+            start_ts=trace.summary.start_ts,
+            end_ts=trace.summary.end_ts,
+        )
+        return trace.summary, figures, len(ex.orders), len(ex.fills)
+
+    summary, figures, _, _ = run()
+    monkeypatch.setattr(model, "KEEP_DONE_ORDERS", 8)
+    monkeypatch.setattr(model, "KEEP_FILLS", 8)
+    monkeypatch.setattr(model, "KEEP_FILLS_MS", 60_000)
+    short, short_figures, orders, fills = run()
+    assert short == summary and short_figures == figures
+    assert summary.fills > 100 and summary.orders > 150  # type: ignore[attr-defined]
+    assert orders <= 2 * 8 + 20 and fills <= 2 * 8 + 20  # open orders, and what a cap allows

@@ -6,12 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridcore.config import load_config
 from gridcore.events import Fill
 from gridcore.instruments import PositionSide, Side
+from gridcore.numbers import CTX
 from gridcore.sim import Trace, backtest
 from gridcore.sim.results import (
     DAY_MS,
@@ -262,3 +263,40 @@ def test_the_recorder_changes_nothing_and_measures_the_kernels_drawdown(
     # The % figure rests on the very falls the kernel measures in quote.
     assert drawdown(curve).max_fall == trace.summary.max_drawdown
     assert recorder.first_quote is not None and recorder.first_quote.ts == start
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=DAY_MS // 2),
+            st.integers(min_value=-40, max_value=40),
+        ),
+        max_size=60,
+    ),
+    balance=st.sampled_from([D(1), D(50), D(10_000)]),
+)
+def test_the_recorders_thinned_curve_gives_the_figures_of_the_whole_curve(
+    steps: list[tuple[int, int]], balance: Decimal
+) -> None:
+    """The recorder keeps fewer points than it is given, never changing the drawdown (fall, %,
+    duration) or the daily returns of the curve, whatever the starting balance."""
+    recorder = Recorder()
+    whole: list[tuple[int, Decimal]] = []
+    ts, start = 0, 0
+    for gap, value in steps:
+        ts += gap
+        pnl = D(value)
+        if whole and whole[-1][1] == pnl:
+            continue  # the recorder notes a point only when the value changed
+        whole.append((ts, pnl))
+        recorder._note(ts, pnl)
+    rest = iter(whole)
+    assert all(p in rest for p in recorder.pnl)  # a subsequence of what it was given
+    thin = recorder.equity(balance, start)
+    full = [(start, balance)] + [(t, CTX.add(balance, v)) for t, v in whole]
+    end = ts + 1_000
+    assert drawdown(thin, end_ts=end) == drawdown(full, end_ts=end)
+    assert drawdown(thin) == drawdown(full)
+    kwargs = {"start_ts": start, "end_ts": end, "start_equity": balance}
+    assert daily_returns(thin, **kwargs) == daily_returns(full, **kwargs)  # type: ignore[arg-type]
