@@ -647,13 +647,14 @@ class SimVenue:
 
 
 def describe(state: VenueState) -> dict[str, Any]:
-    """A small summary of the venue for status lines and tests."""
+    """A small summary of the venue for status lines and tests (``orders`` and ``fills``
+    count the whole session, including what the model has stopped remembering)."""
     ex = state.exchange
     return {
         "now": state.now,
-        "orders": len(ex.orders),
+        "orders": len(ex.orders) + sum(ex.forgotten.orders.values()),
         "open_orders": len(ex.open_orders()),
-        "fills": len(ex.fills),
+        "fills": ex.fill_totals()[0],
         "cash": str(ex.cash),
         "faults": state.faults,
         "seed": state.seed,

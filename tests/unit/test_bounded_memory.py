@@ -87,5 +87,22 @@ def test_the_venue_model_forgets_old_orders_and_fills_but_counts_them(
     monkeypatch.setattr(model, "KEEP_FILLS_MS", 60_000)
     short, short_figures, orders, fills = run()
     assert short == summary and short_figures == figures
+    # The paper venue's status line counts the whole session, not what the model still holds.
+    from gridcore.shells.simvenue import VenueState, describe
+    from gridcore.sim.faults import FaultInjector
+
+    ex = backtest(config, ticks=30_000, faults=profile(faults)).exchange
+    status = describe(
+        VenueState(
+            exchange=ex,
+            injector=FaultInjector(FaultPlan(), seed=1),
+            seed=1,
+            faults=faults,
+            fingerprint="",
+            now=0,
+        )
+    )
+    assert status["fills"] == summary.fills > len(ex.fills)  # type: ignore[attr-defined]
+    assert status["orders"] > len(ex.orders)
     assert summary.fills > 100 and summary.orders > 150  # type: ignore[attr-defined]
     assert orders <= 2 * 8 + 20 and fills <= 2 * 8 + 20  # open orders, and what a cap allows
