@@ -204,7 +204,7 @@ def trace_figure(
         _draw_ladders(ax_price, ladders, last=samples[-1].ts)
         _draw_fills_by_kind(ax_price, trace, ladders)
     else:
-        fills = trace.exchange.fills
+        fills = trace.exchange.fill_sample()
         if len(fills) > MAX_FILL_MARKERS:
             stride = -(-len(fills) // MAX_FILL_MARKERS)
             fills = fills[::stride]
@@ -222,7 +222,7 @@ def trace_figure(
                     color=color,
                     edgecolors="none",
                     alpha=0.85,
-                    label=f"{label}s ({sum(1 for f in trace.exchange.fills if f.side is side)})",
+                    label=f"{label}s ({trace.exchange.fills_by_side(side)})",
                     zorder=3,
                 )
     ax_price.set_ylabel(f"price ({quote})")
@@ -346,7 +346,10 @@ def _draw_ladders(ax: Any, ladders: LadderRecorder, *, last: int) -> None:
 
 
 def _draw_fills_by_kind(ax: Any, trace: Trace, ladders: LadderRecorder) -> None:
-    every = trace.exchange.fills
+    # A long run's venue model remembers its recent fills only: the older ones are an even
+    # sample, so the counts are of the drawn fills then.
+    every = trace.exchange.fill_sample()
+    sampled = trace.exchange.forgotten.fills > 0
     fills = every
     if len(fills) > MAX_FILL_MARKERS:
         stride = -(-len(fills) // MAX_FILL_MARKERS)
@@ -371,7 +374,7 @@ def _draw_fills_by_kind(ax: Any, trace: Trace, ladders: LadderRecorder) -> None:
                 edgecolors="black" if role in ("tp", "stop") else "none",
                 linewidths=0.5,
                 alpha=0.9,
-                label=f"{side.name} {name} ({count})",
+                label=f"{side.name} {name} ({count}{', sampled' if sampled else ''})",
                 zorder=3,
             )
 

@@ -105,6 +105,8 @@ KEEP_DONE_ORDERS = 4_096
 #: Simulated time (ms) of fills the model remembers, and the least number it remembers.
 KEEP_FILLS_MS = 24 * 3_600_000
 KEEP_FILLS = 4_096
+#: Forgotten fills kept as an even sample for pictures of the whole run (markers on a plot).
+SAMPLE_FILLS = 4_096
 _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
 
 
@@ -117,6 +119,25 @@ class Forgotten:
     volume: Decimal = ZERO
     trips: TripBook = attrs.field(factory=TripBook)
     orders: dict[ReportedStatus, int] = attrs.field(factory=dict)
+    sides: dict[Side, int] = attrs.field(factory=dict)
+    """Forgotten fills by side."""
+    sample: list[Fill] = attrs.field(factory=list)
+    """Every ``stride``-th forgotten fill, oldest first, at most :data:`SAMPLE_FILLS` (the
+    stride doubles, and the sample halves, when it is full): what a picture of a long run
+    draws of the fills it no longer has."""
+    stride: int = 1
+
+    def note(self, fill: Fill) -> None:
+        """Count ``fill`` as forgotten."""
+        self.volume = CTX.add(self.volume, CTX.multiply(fill.qty, fill.price))
+        self.trips.add(fill)
+        self.sides[fill.side] = self.sides.get(fill.side, 0) + 1
+        if self.fills % self.stride == 0:
+            self.sample.append(fill)
+            if len(self.sample) > SAMPLE_FILLS:
+                del self.sample[1::2]
+                self.stride *= 2
+        self.fills += 1
 
 
 @attrs.frozen(kw_only=True)
@@ -218,6 +239,16 @@ class SimExchange:
             volume = CTX.add(volume, CTX.multiply(fill.qty, fill.price))
         return gone.fills + len(self.fills), volume
 
+    def fills_by_side(self, side: Side) -> int:
+        """How many fills of the run were on ``side``, remembered or not."""
+        kept = sum(1 for f in self.fills if f.side is side)
+        return self.forgotten.sides.get(side, 0) + kept
+
+    def fill_sample(self) -> list[Fill]:
+        """The fills to draw for the whole run, oldest first: an even sample of those the model
+        forgot, then every fill it still remembers."""
+        return [*self.forgotten.sample, *self.fills]
+
     def order_count(self, status: ReportedStatus) -> int:
         """Every order of the run with ``status``, remembered or not."""
         kept = sum(1 for o in self.orders.values() if o.status is status)
@@ -247,9 +278,7 @@ class SimExchange:
             if cut:
                 gone = self.forgotten
                 for fill in fills[:cut]:
-                    gone.volume = CTX.add(gone.volume, CTX.multiply(fill.qty, fill.price))
-                    gone.trips.add(fill)
-                gone.fills += cut
+                    gone.note(fill)
                 del fills[:cut]
             self._fills_cap = max(2 * KEEP_FILLS, 2 * len(fills))
 

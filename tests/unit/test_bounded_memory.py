@@ -106,3 +106,38 @@ def test_the_venue_model_forgets_old_orders_and_fills_but_counts_them(
     assert status["orders"] > len(ex.orders)
     assert summary.fills > 100 and summary.orders > 150  # type: ignore[attr-defined]
     assert orders <= 2 * 8 + 20 and fills <= 2 * 8 + 20  # open orders, and what a cap allows
+
+
+def test_a_long_runs_picture_draws_fills_from_the_whole_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A venue model that forgot most fills still gives a plot its early fills (an even sample)
+    and the exact count of buys and sells, and the sample stays bounded."""
+    import numpy as np
+
+    from gridcore.instruments import Side
+    from gridcore.shells.plot import trace_figure
+    from gridcore.sim import backtest
+    from gridcore.sim import exchange as model
+
+    monkeypatch.setattr(model, "KEEP_FILLS", 8)
+    monkeypatch.setattr(model, "KEEP_FILLS_MS", 60_000)
+    monkeypatch.setattr(model, "SAMPLE_FILLS", 16)
+    trace = backtest(load_config(), ticks=30_000, sample_every=50)
+    ex = trace.exchange
+    gone = ex.forgotten
+    assert gone.fills > 32 and len(gone.sample) <= 16 + 1 and gone.stride > 1
+    assert [f.ts for f in gone.sample] == sorted(f.ts for f in gone.sample)
+    buys, sells = ex.fills_by_side(Side.BUY), ex.fills_by_side(Side.SELL)
+    assert buys + sells == trace.summary.fills
+
+    fig = trace_figure(trace)
+    price = fig.axes[0]
+    legend = price.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert f"buy fills ({buys})" in labels and f"sell fills ({sells})" in labels
+    xs = [float(x) for c in price.collections for x in np.asarray(c.get_offsets())[:, 0]]
+    remembered = min(f.ts for f in ex.fills)
+    # The first marker is from the forgotten part of the run, not from what the model holds.
+    assert min(xs) < remembered / 86_400_000  # matplotlib's dates: days since 1970
