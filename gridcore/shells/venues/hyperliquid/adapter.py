@@ -26,7 +26,8 @@ WS ``bbo``                                  ``QuoteTicked``
 WS ``orderUpdates``                         ``OrderAccepted`` / ``OrderCanceled`` /
                                             ``OrderRejected`` (``filled`` is left to fills)
 WS ``userFills``                            ``OrderFilled`` / ``OrderPartiallyFilled``
-WS ``userFundings``                         ``FundingPaid``
+WS ``userFundings``                         ``FundingPaid`` (payment id ``<time>:<coin>``)
+``RequestFunding`` (``userFunding`` paged)  ``FundingReported``: the same payment ids
 WS ``activeAssetCtx``                       ``FundingRateUpdated``
 anything else unreadable                    ``MessageMalformed``
 ==========================================  ===================================================
@@ -39,9 +40,11 @@ only within the process).
 **The fill guarantor** (a reconnect must not lose fills): on every (re)connect the adapter
 resubscribes, waits for every ``subscriptionResponse``, then fetches the fills since the last
 one it saw with ``userFillsByTime`` (paged at 2,000), the funding payments since the last one
-with ``userFunding``, and the open orders (to refresh what it knows of each order's size), and
-emits the fills and payments it has not emitted yet (dedup on the venue's trade id and payment
-time) *before* ``FeedReconnected``. The core then resynchronises positions and orders itself.
+with ``userFunding`` (paged at 500), and the open orders (to refresh what it knows of each
+order's size), and emits the fills and payments it has not emitted yet (dedup on the venue's
+trade id and on the payment's ``<time>:<coin>``) *before* ``FeedReconnected``. The core then
+resynchronises positions and orders itself, and asks for the funding history since its last
+payment (``RequestFunding``), which recovers a payment the stream lost before a later one.
 
 **The dead-man switch** (``dead_man_ms``, off by default): while :meth:`run` streams, the
 adapter keeps the venue's ``scheduleCancel`` armed at ``now + dead_man_ms``, refreshed every
