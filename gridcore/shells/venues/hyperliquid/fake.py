@@ -23,7 +23,8 @@ What it checks, as the venue does:
 Fault injection (thread-safe, from the test or an operator): :meth:`HyperliquidFake.reject_next`,
 :meth:`lose_next_answer` (executed-but-timed-out, or lost before acting), :meth:`fail_next`
 (HTTP 5xx or 429), :meth:`disconnect_feed` / :meth:`drop_sockets`, :meth:`send_malformed`,
-:meth:`post_only_window`, :meth:`drop_next_funding` (a payment booked but never streamed). ``gridcore fake-venue hyperliquid --port N`` runs it standalone.
+:meth:`post_only_window`, :meth:`drop_next_funding` (a payment booked but never streamed),
+:meth:`fail_info` (one kind of ``/info`` query answered HTTP 500). ``gridcore fake-venue hyperliquid --port N`` runs it standalone.
 
 Needs ``gridcore[hyperliquid-fake]`` (hypercorn: a maintained ASGI server with HTTP/1.1 and
 WebSocket on trio, so the fake runs in its own thread with its own event loop, independent of
@@ -241,6 +242,7 @@ class HyperliquidFake:
         self._malformed = False
         self._drop = False
         self._drop_fundings = 0
+        self._failing_info: str | None = None
         self._post_only = False
         self.requests = 0
         #: Every signed action accepted for processing: (type, number of orders or cancels).
@@ -346,6 +348,12 @@ class HyperliquidFake:
 
     drop_sockets = disconnect_feed
 
+    def fail_info(self, kind: str | None) -> None:
+        """Until called again, every ``/info`` request of type ``kind`` is answered HTTP 500
+        (``None``: none): a query the venue keeps failing, its outcome unknown to the client."""
+        with self._lock:
+            self._failing_info = kind
+
     def drop_next_funding(self, rounds: int = 1) -> None:
         """The next ``rounds`` funding rounds are booked (``userFunding`` lists them) but not
         pushed on ``userFundings``: payments the stream lost."""
@@ -421,6 +429,9 @@ class HyperliquidFake:
             if not isinstance(request, dict):
                 raise _BadBody
             if path == "/info":
+                if self._failing_info is not None and request.get("type") == self._failing_info:
+                    await _respond(send, 500, "text/plain", b"fake: injected failure")
+                    return
                 answer = self._info(request)
             else:
                 fail = self._take_fail()
