@@ -5,6 +5,7 @@ with every payment once; and a payment the stream lost is recovered by the whole
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -110,6 +111,45 @@ async def test_the_sdk_and_the_adapter_read_the_fakes_funding_history_in_pages()
             assert {p.symbol for p in btc_report.payments} == {"BTC"}
             assert len(btc_report.payments) == 300
         assert fake.refused_bodies == []
+
+
+def test_the_stream_carries_a_payment_flat_and_the_history_nests_it() -> None:
+    """The venue's two shapes of one payment: ``userFundings`` rows are ``{time, coin, usdc,
+    szi, fundingRate}``, ``userFunding`` rows nest the same under ``delta``."""
+    import websocket  # websocket-client, the official SDK's own WebSocket client
+
+    with HyperliquidFake(account=ADDRESS, tick_ms=50) as fake:
+        wallet = eth_account.Account.from_key(KEY)
+        assert Exchange(wallet, fake.url).market_open("ETH", True, 0.01)["status"] == "ok"
+        _wait(lambda: len(fake.exchange.fills) == 1, "the fill")
+        ws = websocket.create_connection(fake.url.replace("http", "ws") + "/ws", timeout=30)
+        try:
+            sub = {"type": "userFundings", "user": ADDRESS}
+            ws.send(json.dumps({"method": "subscribe", "subscription": sub}))
+            seen: list[dict[str, object]] = []
+            while len(seen) < 2:  # the acknowledgement, then the (empty) snapshot
+                message = json.loads(ws.recv())
+                if message["channel"] in ("subscriptionResponse", "userFundings"):
+                    seen.append(message)
+            assert seen[1]["data"] == {"user": ADDRESS, "fundings": [], "isSnapshot": True}
+            ts = time.time_ns() // 1_000_000
+            assert fake.pay_funding(ts) == 1
+            while (message := json.loads(ws.recv()))["channel"] != "userFundings":
+                pass
+        finally:
+            ws.close()
+        (row,) = fake.funding_rows()
+        delta = row["delta"]
+        assert message["data"]["fundings"] == [
+            {
+                "time": ts,
+                "coin": "ETH",
+                "usdc": delta["usdc"],
+                "szi": "0.01",
+                "fundingRate": delta["fundingRate"],
+            }
+        ]
+        assert row["time"] == ts and delta["type"] == "funding" and row["hash"] == "0x" + "0" * 64
 
 
 @pytest.mark.anyio
