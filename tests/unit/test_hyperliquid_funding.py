@@ -153,6 +153,14 @@ async def test_a_symbol_request_reports_that_coin_only() -> None:
 
 
 @pytest.mark.anyio
+async def test_rows_older_than_asked_are_not_reported() -> None:
+    # A venue that ignores startTime: what it lists before ``since`` is not this answer's.
+    venue = History([_row(T0 - 5, "ETH"), _row(T0, "ETH")], FUNDING_PAGE, stuck=True)
+    report = _report(await _ask(venue, RequestFunding(command_id=1, venue="hyperliquid", since=T0)))
+    assert [p.payment_id for p in report.payments] == [f"{T0}:ETH"]
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "bad",
     [

@@ -957,7 +957,7 @@ class HyperliquidAdapter:
             payments = [
                 p
                 for p in await self._funding_since(command.since)
-                if command.symbol is None or p.symbol == command.symbol
+                if p.ts >= command.since and command.symbol in (None, p.symbol)
             ]
             return [
                 FundingReported(
