@@ -285,8 +285,10 @@ def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clear
 
     proc = _start(fake, path, config)
     _wait("the switch armed and orders resting", proc, armed_with_orders)
+    # Resting orders stay resting (no fill, no repricing): the switch is what cancels them.
+    fake.freeze_market(True)
+    _wait("orders resting in the still market", proc, armed_with_orders)
     _kill(proc)
-    fake.freeze_market(True)  # resting orders stay resting: the switch is what cancels them
     due = fake.scheduled_cancel
     assert due is not None
     resting = list(fake.exchange.open_orders())

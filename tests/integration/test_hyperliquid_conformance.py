@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gridcore.commands import PlaceOrder
-from gridcore.events import QuoteTicked
+from gridcore.commands import PlaceOrder, RequestFunding
+from gridcore.events import FundingReported, QuoteTicked
 from gridcore.instruments import PositionSide, Side
 from gridcore.numbers import Rounding
 from gridcore.shells.conformance import AdapterConformance, VenueUnderTest
@@ -85,6 +85,16 @@ class TestHyperliquidConformance(AdapterConformance):
             await adapter.close()
             adapter.nonces.close()
         assert fake.refused_bodies == [], "the adapter sent a body the venue cannot read"
+
+    @pytest.mark.anyio
+    async def test_the_funding_history_is_answered_not_refused(self, venue: VenueUnderTest) -> None:
+        """The suite accepts a refusal from a venue without funding history; Hyperliquid keeps
+        one (``userFunding``), so its adapter must answer."""
+        since = venue.clock.now() - 60_000
+        request = RequestFunding(command_id=1, venue="hyperliquid", since=since)
+        (report,) = await venue.adapter.execute(request)
+        assert isinstance(report, FundingReported), report
+        assert (report.command_id, report.since, report.payments) == (1, since, ())
 
     def make_place(
         self, quote: QuoteTicked, *, command_id: int, cloid: str, side: Side, cross: bool

@@ -41,12 +41,13 @@ from gridcore.commands import (
     PlaceOrder,
     RequestBalances,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
 )
 from gridcore.core import State
-from gridcore.events import Event, MessageMalformed
+from gridcore.events import Event, FundingReported, MessageMalformed
 from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.invariants import check_state
 from gridcore.shells.journal import Journal, recover
@@ -205,7 +206,19 @@ INFO: dict[str, Any] = {
     },
     "userFillsByTime": [_fill_wire(4), _fill_wire(5)],
     "userFunding": [
-        {"time": T0, "delta": {"type": "funding", "coin": "ETH", "usdc": "-0.1", "szi": "0.02"}}
+        {
+            "time": T0,
+            "hash": "0x" + "0" * 64,
+            "delta": {
+                "type": "funding",
+                "coin": "ETH",
+                "usdc": "-0.1",
+                "szi": "0.02",
+                "fundingRate": "0.0000125",
+                "nSamples": None,
+            },
+        },
+        {"time": T0 + 1, "delta": {"type": "funding", "coin": "BTC", "usdc": "0.3", "szi": "-1"}},
     ],
     "orderStatus": {"status": "order", "order": _order_wire("open")},
 }
@@ -409,6 +422,8 @@ def _commands() -> list[Any]:
         RequestBalances(command_id=7, venue="hyperliquid"),
         RequestFills(command_id=8, venue="hyperliquid", since=T0),
         RequestOrderStatus(command_id=9, venue="hyperliquid", symbol="ETH", cloid=CLOID),
+        RequestFunding(command_id=10, venue="hyperliquid", since=T0),
+        RequestFunding(command_id=11, venue="hyperliquid", since=T0, symbol="ETH"),
     ]
 
 
@@ -432,7 +447,7 @@ async def test_mutated_venue_messages_become_events_never_exceptions(
     adapter = _adapter(httpx.MockTransport(handler))
     await adapter.connect()
     stream = EXAMPLES * 3 // 5
-    counts = {"stream": 0, "rest": 0, "malformed": 0}
+    counts = {"stream": 0, "rest": 0, "malformed": 0, "funding_reports": 0}
     try:
         for _ in range(stream):  # the stream
             raw = mutate(rng, rng.choice(STREAM))
@@ -458,7 +473,9 @@ async def test_mutated_venue_messages_become_events_never_exceptions(
             else:
                 command = rng.choice(commands)
                 info = isinstance(command, RequestOpenOrders | RequestPositions | RequestBalances)
-                info = info or isinstance(command, RequestFills | RequestOrderStatus)
+                info = info or isinstance(
+                    command, RequestFills | RequestOrderStatus | RequestFunding
+                )
                 shape = rng.choice(list(INFO.values()) if info else EXCHANGE)
                 raw = mutate(rng, shape)
                 answer["body"] = raw if isinstance(raw, bytes) else raw.encode()
@@ -474,10 +491,12 @@ async def test_mutated_venue_messages_become_events_never_exceptions(
             state = _step_all(state, events)
             counts["rest"] += 1
             counts["malformed"] += sum(isinstance(e, MessageMalformed) for e in events)
+            counts["funding_reports"] += sum(isinstance(e, FundingReported) for e in events)
     finally:
         await adapter.close()
     assert counts["stream"] + counts["rest"] == EXAMPLES
     assert counts["malformed"] > EXAMPLES // 4, "the mutations reach the parser"
+    assert counts["funding_reports"], "funding-history answers that survive are reported"
 
 
 @pytest.fixture

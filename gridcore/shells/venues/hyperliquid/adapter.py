@@ -26,7 +26,8 @@ WS ``bbo``                                  ``QuoteTicked``
 WS ``orderUpdates``                         ``OrderAccepted`` / ``OrderCanceled`` /
                                             ``OrderRejected`` (``filled`` is left to fills)
 WS ``userFills``                            ``OrderFilled`` / ``OrderPartiallyFilled``
-WS ``userFundings``                         ``FundingPaid``
+WS ``userFundings``                         ``FundingPaid`` (payment id ``<time>:<coin>``)
+``RequestFunding`` (``userFunding`` paged)  ``FundingReported``: the same payment ids
 WS ``activeAssetCtx``                       ``FundingRateUpdated``
 anything else unreadable                    ``MessageMalformed``
 ==========================================  ===================================================
@@ -39,9 +40,11 @@ only within the process).
 **The fill guarantor** (a reconnect must not lose fills): on every (re)connect the adapter
 resubscribes, waits for every ``subscriptionResponse``, then fetches the fills since the last
 one it saw with ``userFillsByTime`` (paged at 2,000), the funding payments since the last one
-with ``userFunding``, and the open orders (to refresh what it knows of each order's size), and
-emits the fills and payments it has not emitted yet (dedup on the venue's trade id and payment
-time) *before* ``FeedReconnected``. The core then resynchronises positions and orders itself.
+with ``userFunding`` (paged at 500), and the open orders (to refresh what it knows of each
+order's size), and emits the fills and payments it has not emitted yet (dedup on the venue's
+trade id and on the payment's ``<time>:<coin>``) *before* ``FeedReconnected``. The core then
+resynchronises positions and orders itself, and asks for the funding history since its last
+payment (``RequestFunding``), which recovers a payment the stream lost before a later one.
 
 **The dead-man switch** (``dead_man_ms``, off by default): while :meth:`run` streams, the
 adapter keeps the venue's ``scheduleCancel`` armed at ``now + dead_man_ms``, refreshed every
@@ -75,6 +78,7 @@ from gridcore.commands import (
     PlaceOrder,
     RequestBalances,
     RequestFills,
+    RequestFunding,
     RequestOpenOrders,
     RequestOrderStatus,
     RequestPositions,
@@ -91,6 +95,7 @@ from gridcore.events import (
     FillsReported,
     FundingPaid,
     FundingRateUpdated,
+    FundingReported,
     MessageMalformed,
     ModifyRejected,
     OpenOrder,
@@ -130,6 +135,8 @@ __all__ = [
 MAINNET_URL = "https://api.hyperliquid.xyz"
 TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
 FILLS_PAGE = 2_000
+#: The most payments one ``userFunding`` answer holds (the venue's limit for a time range).
+FUNDING_PAGE = 500
 _HL_CLOID = re.compile(r"0x[0-9a-f]{32}")
 _TIF = {TimeInForce.GTC: "Gtc", TimeInForce.IOC: "Ioc", TimeInForce.POST_ONLY: "Alo"}
 _TIF_BACK = {v: k for k, v in _TIF.items()}
@@ -946,6 +953,21 @@ class HyperliquidAdapter:
                     command_id=command.command_id,
                 )
             ]
+        if isinstance(command, RequestFunding):
+            payments = [
+                p
+                for p in await self._funding_since(command.since)
+                if p.ts >= command.since and command.symbol in (None, p.symbol)
+            ]
+            return [
+                FundingReported(
+                    ts=now,
+                    venue=self.name,
+                    since=command.since,
+                    payments=tuple(sorted(payments, key=lambda p: (p.ts, p.symbol))),
+                    command_id=command.command_id,
+                )
+            ]
         raise VenueError(
             f"{self.name}: cannot carry out {type(command).__name__}", not_applied=True
         )
@@ -974,6 +996,60 @@ class HyperliquidAdapter:
             if last <= start:  # 2,000 fills in one ms: cannot page further by time
                 return out
             start = last  # the page boundary's ms is fetched again; the caller dedups
+
+    async def _funding_since(self, since: int) -> list[FundingPaid]:
+        """Every funding payment from ``since`` on, paging ``userFunding`` at
+        :data:`FUNDING_PAGE` per answer, deduplicated by payment id.
+
+        The venue pays every coin at the same millisecond, so a page may end inside one: the
+        next page starts *at* the last time seen (not after it) and the overlap is dropped by
+        payment id; a full page all inside that millisecond steps one past it. A full page that
+        brings nothing new otherwise ends the walk, so a venue that answers the same page again
+        (or ignores ``startTime``) cannot keep it looping."""
+        found: dict[str, FundingPaid] = {}
+        start = since
+        while True:
+            page = _list(
+                await self._info({"type": "userFunding", "user": self.account, "startTime": start}),
+                "userFunding",
+            )
+            payments = [self._payment(_obj(row, "funding")) for row in page]
+            new = [p for p in payments if p.payment_id not in found]
+            found.update((p.payment_id, p) for p in new)
+            if len(page) < FUNDING_PAGE:
+                return list(found.values())
+            last = max(p.ts for p in payments)
+            if new:
+                start = last if last > start else start + 1
+            elif last == start:
+                start += 1  # a full page inside the ms it restarted at: step past that ms
+            else:
+                return list(found.values())  # the same page again: nothing more to learn
+
+    def _payment(self, row: dict[str, Any]) -> FundingPaid:
+        """One payment, from either shape the venue uses: ``userFunding`` answers nest it
+        (``{time, hash, delta: {type, coin, usdc, szi, fundingRate, nSamples}}``), the
+        ``userFundings`` stream does not (``{time, coin, usdc, szi, fundingRate}``). The
+        identity is ``<time>:<coin>`` on both (the venue gives funding rows no hash of their
+        own), so a payment seen on the stream and again in the history is booked once (failure
+        `double-counted-funding`). ``usdc`` is what the account received: positive when it was
+        paid, negative when it paid, the core's sign as is."""
+        ts = _int(row.get("time"), "funding.time")
+        delta = _obj(row.get("delta", row), "funding.delta")
+        coin = delta.get("coin")
+        if not isinstance(coin, str) or not coin:
+            raise _Malformed(f"funding.coin: {coin!r} is not a coin")
+        for key in ("szi", "fundingRate"):  # not booked, but a payment with junk is not one
+            if key in delta:
+                _dec(delta[key], f"funding.{key}")
+        return FundingPaid(
+            ts=ts,
+            venue=self.name,
+            symbol=coin,
+            position_side=PositionSide.BOTH,
+            amount=_dec(delta.get("usdc"), "funding.usdc"),
+            payment_id=f"{ts}:{coin}",
+        )
 
     def _fill(self, row: dict[str, Any]) -> Fill:
         oid = _int(row.get("oid"), "fill.oid")
@@ -1125,18 +1201,8 @@ class HyperliquidAdapter:
         try:
             for fill in await self._fills_since(self._last_fill_ts):
                 await self._emit_fill(fill, sink)
-            rows = _list(
-                await self._info(
-                    {
-                        "type": "userFunding",
-                        "user": self.account,
-                        "startTime": self._last_funding_ts,
-                    }
-                ),
-                "userFunding",
-            )
-            for row in rows:
-                await self._emit_funding(_obj(row, "funding"), sink)
+            for payment in await self._funding_since(self._last_funding_ts):
+                await self._emit_funding(payment, sink)
             for row in _list(
                 await self._info({"type": "frontendOpenOrders", "user": self.account}),
                 "frontendOpenOrders",
@@ -1210,7 +1276,7 @@ class HyperliquidAdapter:
             elif channel == "userFundings":
                 body = _obj(data, "userFundings")
                 for row in _list(body.get("fundings"), "fundings"):
-                    await self._emit_funding(_obj(row, "funding"), sink)
+                    await self._emit_funding(self._payment(_obj(row, "funding")), sink)
             elif channel == "activeAssetCtx":
                 if not self._quiet:
                     await sink.emit(self._funding_rate(_obj(data, "activeAssetCtx")))
@@ -1274,25 +1340,12 @@ class HyperliquidAdapter:
         kind = OrderFilled if done else OrderPartiallyFilled
         await sink.emit(kind(ts=fill.ts, fill=fill, source=Source.STREAM))
 
-    async def _emit_funding(self, row: dict[str, Any], sink: Sink) -> None:
-        ts = _int(row.get("time"), "funding.time")
-        delta = _obj(row.get("delta", row), "funding.delta")
-        coin = str(delta.get("coin"))
-        payment = f"{ts}:{coin}"
-        if payment in self._seen_funding or ts < self._last_funding_ts:
+    async def _emit_funding(self, payment: FundingPaid, sink: Sink) -> None:
+        if payment.payment_id in self._seen_funding or payment.ts < self._last_funding_ts:
             return
-        self._seen_funding.add(payment)
-        self._last_funding_ts = max(self._last_funding_ts, ts)
-        await sink.emit(
-            FundingPaid(
-                ts=ts,
-                venue=self.name,
-                symbol=coin,
-                position_side=PositionSide.BOTH,
-                amount=_dec(delta.get("usdc"), "funding.usdc"),
-                payment_id=payment,
-            )
-        )
+        self._seen_funding.add(payment.payment_id)
+        self._last_funding_ts = max(self._last_funding_ts, payment.ts)
+        await sink.emit(payment)
 
     def _funding_rate(self, data: dict[str, Any]) -> FundingRateUpdated:
         ctx = _obj(data.get("ctx"), "ctx")

@@ -23,7 +23,8 @@ What it checks, as the venue does:
 Fault injection (thread-safe, from the test or an operator): :meth:`HyperliquidFake.reject_next`,
 :meth:`lose_next_answer` (executed-but-timed-out, or lost before acting), :meth:`fail_next`
 (HTTP 5xx or 429), :meth:`disconnect_feed` / :meth:`drop_sockets`, :meth:`send_malformed`,
-:meth:`post_only_window`. ``gridcore fake-venue hyperliquid --port N`` runs it standalone.
+:meth:`post_only_window`, :meth:`drop_next_funding` (a payment booked but never streamed),
+:meth:`fail_info` (one kind of ``/info`` query answered HTTP 500). ``gridcore fake-venue hyperliquid --port N`` runs it standalone.
 
 Needs ``gridcore[hyperliquid-fake]`` (hypercorn: a maintained ASGI server with HTTP/1.1 and
 WebSocket on trio, so the fake runs in its own thread with its own event loop, independent of
@@ -61,7 +62,7 @@ from gridcore.events import (
     ReportedStatus,
 )
 from gridcore.instruments import PositionSide, Side, TimeInForce
-from gridcore.numbers import Rounding
+from gridcore.numbers import CTX, Rounding
 from gridcore.shells.venues.hyperliquid.meta import (
     MIN_NOTIONAL,
     Asset,
@@ -83,6 +84,8 @@ CANCEL_MISSING = "Order was never placed, already canceled, or filled."
 POST_ONLY_WINDOW = "Only post-only orders allowed immediately after a network upgrade"
 _VENUE = "hyperliquid"
 _DAY_MS = 86_400_000
+#: The most payments one ``userFunding`` answer holds, as on the venue.
+FUNDING_PAGE = 500
 #: The venue's dead-man switch: a ``scheduleCancel`` time at least this far ahead of now.
 SCHEDULE_LEAD_MS = 5_000
 #: The venue's dead-man switch fires at most this many times per UTC day (the count of fires,
@@ -238,6 +241,8 @@ class HyperliquidFake:
         self._fail_next: int | None = None
         self._malformed = False
         self._drop = False
+        self._drop_fundings = 0
+        self._failing_info: str | None = None
         self._post_only = False
         self.requests = 0
         #: Every signed action accepted for processing: (type, number of orders or cancels).
@@ -343,6 +348,18 @@ class HyperliquidFake:
 
     drop_sockets = disconnect_feed
 
+    def fail_info(self, kind: str | None) -> None:
+        """Until called again, every ``/info`` request of type ``kind`` is answered HTTP 500
+        (``None``: none): a query the venue keeps failing, its outcome unknown to the client."""
+        with self._lock:
+            self._failing_info = kind
+
+    def drop_next_funding(self, rounds: int = 1) -> None:
+        """The next ``rounds`` funding rounds are booked (``userFunding`` lists them) but not
+        pushed on ``userFundings``: payments the stream lost."""
+        with self._lock:
+            self._drop_fundings += rounds
+
     def send_malformed(self) -> None:
         """The next market-data frame is unreadable."""
         with self._lock:
@@ -412,6 +429,9 @@ class HyperliquidFake:
             if not isinstance(request, dict):
                 raise _BadBody
             if path == "/info":
+                if self._failing_info is not None and request.get("type") == self._failing_info:
+                    await _respond(send, 500, "text/plain", b"fake: injected failure")
+                    return
                 answer = self._info(request)
             else:
                 fail = self._take_fail()
@@ -472,7 +492,8 @@ class HyperliquidFake:
                 start = int(request["startTime"])
                 end = request.get("endTime")
                 stop = math.inf if end is None else int(end)
-                return [f for f in self._fundings if start <= f["time"] <= stop] if mine else []
+                paid = [f for f in self._fundings if start <= f["time"] <= stop] if mine else []
+                return paid[:FUNDING_PAGE]  # oldest first, as the venue pages a time range
             if kind == "clearinghouseState":
                 return self._clearinghouse(mine)
             if kind == "orderStatus":
@@ -913,6 +934,46 @@ class HyperliquidFake:
             return fired
         return self._fire_due()
 
+    def pay_funding(self, ts: int | None = None) -> int:
+        """Pay one funding round now (at ``ts``, default the fake's clock) on every open
+        position, as the venue does at each funding time, whatever the interval: booked in
+        ``userFunding`` and pushed on ``userFundings`` (unless :meth:`drop_next_funding`).
+        Each call must use its own ``ts`` (the venue tells payments apart by time and coin).
+        Returns how many payments it made. Callable from any thread, a thread running another
+        trio loop included (it waits for the fake's own loop, which runs in its thread)."""
+        try:
+            inside = trio.lowlevel.current_trio_token() is self._token
+        except RuntimeError:
+            inside = False
+        if inside or self._token is None:
+            return self._pay_funding(ts)
+        done = threading.Event()
+        made: list[int] = []
+
+        def pay() -> None:
+            try:
+                made.append(self._pay_funding(ts))
+            finally:
+                done.set()
+
+        self._token.run_sync_soon(pay)
+        done.wait()
+        return made[0]
+
+    def _pay_funding(self, ts: int | None) -> int:
+        with self._lock:
+            now = self._now_ms() if ts is None else ts
+            before = len(self._fundings)
+            self.exchange.next_funding_ts = now
+            for quote in list(self.exchange.quotes.values()):
+                self._publish(self.exchange.on_tick(attrs.evolve(quote, ts=now)), now)
+            return len(self._fundings) - before
+
+    def funding_rows(self) -> list[Json]:
+        """Every ``userFunding`` row booked so far, oldest first (copies)."""
+        with self._lock:
+            return [json.loads(json.dumps(row)) for row in self._fundings]
+
     def _fire_due(self) -> bool:
         with self._lock:
             now = self._now_ms()
@@ -935,7 +996,7 @@ class HyperliquidFake:
     def _publish(self, events: list[Event], now: int) -> None:
         updates: list[Json] = []
         fills: list[Json] = []
-        fundings: list[Json] = []
+        paid: dict[str, FundingPaid] = {}  # by coin: one payment per coin per funding time
         for event in events:
             if isinstance(event, OrderAccepted | OrderModified):
                 order = self.exchange.orders[event.cloid]
@@ -952,16 +1013,27 @@ class HyperliquidFake:
                 self._status_ts[order.cloid] = now
                 updates.append(self._update(order, "canceled", now))
             elif isinstance(event, FundingPaid):
-                fundings.append(self._funding_wire(event))
+                # A tick late by more than the interval pays several rounds at one time; the
+                # venue pays a coin once per funding time (its rows are told apart by time and
+                # coin alone), so they are one payment here.
+                before = paid.get(event.symbol)
+                amount = event.amount if before is None else CTX.add(before.amount, event.amount)
+                paid[event.symbol] = attrs.evolve(event, amount=amount)
+        fundings = [self._funding_wire(p) for p in paid.values()]
         self._fills.extend(fills)
         self._fundings.extend(fundings)
+        if fundings and self._drop_fundings:
+            # Booked (the history has them) but never pushed: a payment the stream lost.
+            self._drop_fundings -= 1
+            fundings = []
         # As on the venue, a fill may be pushed before the order update that explains it.
         if fills:
             self._push("userFills", {"user": self.account, "fills": fills}, user=True)
         if updates:
             self._push("orderUpdates", updates, user=True)
         if fundings:
-            self._push("userFundings", {"user": self.account, "fundings": fundings}, user=True)
+            pushed = [_stream_funding(f) for f in fundings]
+            self._push("userFundings", {"user": self.account, "fundings": pushed}, user=True)
 
     def _update(self, order: SimOrder, status: str, now: int) -> Json:
         return {
@@ -1172,9 +1244,22 @@ class HyperliquidFake:
             data = {"user": subscription.get("user"), "fills": fills, "isSnapshot": True}
             _offer(sock, json.dumps({"channel": "userFills", "data": data}))
         elif kind == "userFundings":
-            fundings = list(self._fundings) if mine else []
+            fundings = [_stream_funding(f) for f in self._fundings] if mine else []
             data = {"user": subscription.get("user"), "fundings": fundings, "isSnapshot": True}
             _offer(sock, json.dumps({"channel": "userFundings", "data": data}))
+
+
+def _stream_funding(row: Json) -> Json:
+    """A ``userFunding`` history row as the ``userFundings`` stream carries it: flat, without
+    the hash and the type (``{time, coin, usdc, szi, fundingRate}``)."""
+    delta = row["delta"]
+    return {
+        "time": row["time"],
+        "coin": delta["coin"],
+        "usdc": delta["usdc"],
+        "szi": delta["szi"],
+        "fundingRate": delta["fundingRate"],
+    }
 
 
 def _offer(sock: _Socket, text: str) -> None:
