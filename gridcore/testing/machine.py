@@ -28,7 +28,7 @@ the machine's own; nothing happens unless a rule says so:
   every example trades.
 * ``trade`` — the market runs for up to 60 quotes while the network works (every command
   carried, every message delivered after each quote): fills, partial fills and funding happen.
-  With ``DISCONNECT`` in play, about half the stretches have an outage: the feed goes down at
+  With ``DISCONNECT`` in play, about two stretches in five have an outage: the feed goes down at
   one quote and comes back some quotes later (or stays down past the stretch), so orders fill
   while the bot hears nothing of it, and the reconnect must recover those fills.
   Moves scale with the instrument's tick and the strategy's spacing, and some are gaps. With
@@ -392,6 +392,21 @@ def make_state_machine(
             self.feed_up = True
             self.deliver(FeedReconnected(ts=self.now, venue=venue))
 
+        def reconciled(self) -> bool:
+            """Carry everything the reconnect started; then the ledger must be back at the
+            venue's truth: the reconnect's reconciliation alone must recover what the bot missed,
+            before any periodic round or a later request could mend it (failure
+            `missed-fills-on-reconnect`). False when the bot and the venue answer each other in
+            a loop."""
+            quiet = self.pump()
+            for v in check_against_venue(self.state, self.exchange):
+                self.violations.append(
+                    attrs.evolve(
+                        v, detail=f"right after the reconnect's reconciliation: {v.detail}"
+                    )
+                )
+            return quiet
+
         def short_of_last_lot(self, depth: Decimal | None) -> Decimal:
             """``depth`` capped one lot short of the largest resting order's remainder: a
             quote that fills it leaves its last lot for a later one."""
@@ -496,7 +511,9 @@ def make_state_machine(
             length; if the feed is up then) and comes back ``n`` quotes later, or stays down
             past the stretch's end (a ``reconnect`` or the settle brings it back): the venue's
             stream messages in that window are lost, and the orders resting there fill
-            unheard."""
+            unheard. When it comes back within the stretch, the bot must agree with the venue
+            once the reconnect's reconciliation is carried, before the next quote (as on
+            ``settle``)."""
             self.answers_first = answers_first and Fault.REORDER in enabled
             down = up = -1
             if outage is not None:
@@ -510,6 +527,8 @@ def make_state_machine(
                         self.feed_down()
                     elif i == up and went_down and not self.feed_up:
                         self.feed_back()
+                        if not self.reconciled():
+                            return
                     self.tick(move)
                     if not self.pump():
                         return
@@ -517,7 +536,7 @@ def make_state_machine(
                 self.answers_first = False
 
         # A stretch of trading draws an outage of the feed only when outages are in play (the
-        # draws of a machine without them stay as they were); about half the stretches have
+        # draws of a machine without them stay as they were); about two in five have
         # one, so fills while the feed is down, and the reconnect after them, are drawn by
         # design.
         if Fault.DISCONNECT in enabled:
@@ -575,15 +594,7 @@ def make_state_machine(
             if not self.feed_up:
                 self.feed_up = True
             self.deliver(FeedReconnected(ts=self.now, venue=venue))
-            self.pump()
-            # The reconnect's reconciliation alone must bring the ledger back to the venue's
-            # truth, before any periodic round could mend it (failure `missed-fills-on-reconnect`).
-            for v in check_against_venue(self.state, self.exchange):
-                self.violations.append(
-                    attrs.evolve(
-                        v, detail=f"right after the reconnect's reconciliation: {v.detail}"
-                    )
-                )
+            self.reconciled()
             end = self.now + horizon
             while True:
                 if not self.pump() or len(self.violations) > 100:
