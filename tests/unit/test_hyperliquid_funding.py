@@ -28,7 +28,11 @@ from gridcore.events import (
 )
 from gridcore.shells.runtime import Clock, WallClock
 from gridcore.shells.strategies import load_config
-from gridcore.shells.venues.hyperliquid.adapter import FUNDING_PAGE, HyperliquidAdapter
+from gridcore.shells.venues.hyperliquid.adapter import (
+    FUNDING_PAGE,
+    HyperliquidAdapter,
+    WeightLimiter,
+)
 from gridcore.shells.venues.hyperliquid.cli import DEMO_TOML
 from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator
 from gridcore.sim import make_bot
@@ -254,3 +258,43 @@ def test_the_walk_reports_every_payment_since_once_whatever_the_pages(
     want = sorted(f"{r['time']}:{r['delta']['coin']}" for r in rows if r["time"] >= T0 + since)
     assert sorted(p.payment_id for p in report.payments) == want
     assert len(venue.starts) <= 2 * len(want) + 2  # bounded: no page is asked for forever
+
+
+class _Spending(WeightLimiter):
+    """A limiter that notes every weight it is charged (and never waits)."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=10**9)
+        self.spent: list[int] = []
+
+    def spend(self, weight: int, now: int) -> None:
+        self.spent.append(weight)
+        super().spend(weight, now)
+
+
+@pytest.mark.anyio
+async def test_a_history_walk_is_charged_per_items_returned() -> None:
+    """The venue charges a list answer one more weight per 20 items: a walk of three pages
+    (500, 500 and 207 rows, the boundary milliseconds fetched again) spends 20 per request and
+    25 + 25 + 10 after the answers, so a long catch-up slows down instead of meeting HTTP 429."""
+    coins = ("BTC", "ETH", "SOL")
+    rows = [_row(T0 + h * 3_600_000, c) for h in range(401) for c in coins]
+    venue = History(rows, FUNDING_PAGE)
+    clock: Clock = WallClock()
+    limiter = _Spending()
+    adapter = HyperliquidAdapter(
+        base_url="http://venue.test",
+        private_key=KEY,
+        mainnet=False,
+        coins=("ETH",),
+        clock=clock,
+        nonces=NonceAllocator(signer="0x0", now_ms=clock.now, path=None),
+        transport=httpx.MockTransport(venue),
+        limiter=limiter,
+    )
+    async with adapter:
+        limiter.spent.clear()  # what connecting cost is not this test's
+        await adapter.execute(RequestFunding(command_id=1, venue="hyperliquid", since=T0 - 1))
+    pages = [min(FUNDING_PAGE, sum(1 for r in rows if r["time"] >= s)) for s in venue.starts]
+    assert pages == [500, 500, 207]
+    assert limiter.spent == [20, 25, 20, 25, 20, 10]

@@ -234,8 +234,41 @@ class WeightLimiter:
         self.spend(weight, clock.now())
 
 
+_LIGHT_INFO = frozenset(
+    {
+        "l2Book",
+        "allMids",
+        "clearinghouseState",
+        "orderStatus",
+        "spotClearinghouseState",
+        "exchangeStatus",
+    }
+)
+#: Info requests the venue charges more for by what they return: one more weight per this many
+#: items of the answer's list.
+_WEIGHT_PER_ITEMS = {
+    "userFills": 20,
+    "userFillsByTime": 20,
+    "userFunding": 20,
+    "fundingHistory": 20,
+    "historicalOrders": 20,
+    "candleSnapshot": 60,
+}
+
+
 def _info_weight(kind: str) -> int:
-    return 2 if kind in ("l2Book", "allMids", "clearinghouseState", "orderStatus") else 20
+    """The weight of an info request before its answer: 2 for the light ones, 60 for
+    ``userRole``, 20 for the rest."""
+    if kind in _LIGHT_INFO:
+        return 2
+    return 60 if kind == "userRole" else 20
+
+
+def _answer_weight(kind: str, answer: Any) -> int:
+    """The weight an answer adds after it arrived: a list endpoint is charged per items
+    returned (a long history walked page after page must slow down, not meet HTTP 429)."""
+    per = _WEIGHT_PER_ITEMS.get(kind)
+    return len(answer) // per if per is not None and isinstance(answer, list) else 0
 
 
 @attrs.define
@@ -486,7 +519,12 @@ class HyperliquidAdapter:
             raise _Malformed(f"{path}: answer is not JSON: {response.text[:200]!r}") from exc
 
     async def _info(self, body: dict[str, Any]) -> Any:
-        return await self._post("/info", body, _info_weight(str(body["type"])))
+        kind = str(body["type"])
+        answer = await self._post("/info", body, _info_weight(kind))
+        extra = _answer_weight(kind, answer)
+        if extra:
+            self.limiter.spend(extra, self.clock.now())
+        return answer
 
     async def _action(self, action: dict[str, Any], count: int = 1) -> Any:
         nonce = self.nonces.next()
