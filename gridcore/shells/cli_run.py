@@ -721,7 +721,7 @@ def _logged_session(
             venue.close()
     # A signal in the instant after the runtime handed the signals back came after the run had
     # ended with its final snapshot: it is reported like any stop cut short, below.
-    late = interrupted and finished
+    late = interrupted and (finished or runtime.finished)
     if interrupted and not late:
         log.warning("interrupted; the journal is intact")
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)

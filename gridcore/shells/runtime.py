@@ -661,6 +661,9 @@ class Runtime:
         self._on_stop = on_stop
         self.shutdown_signals = ShutdownSignals()
         """Installed once the final snapshot is written, when ``handle_signals`` is set."""
+        self.finished = False
+        """The run ended with its final snapshot written (set before :meth:`run` hands the
+        signals back, so it holds even when a signal interrupts what follows)."""
         self._ran = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._drain_scope: anyio.CancelScope | None = None
@@ -797,6 +800,10 @@ class Runtime:
             with receiver as signals:
                 await self._run(tx, rx, signals, duration_ms)
                 self._final_flush()
+                # From here a signal can only cut short what follows the final snapshot (the
+                # receiver's closing hands the signals back for an instant): the caller reads
+                # this to report such a stop as finished, not as a run cut in the middle.
+                self.finished = True
         finally:
             if self.options.handle_signals and self._stopping:
                 # The receiver's handlers are gone (asyncio leaves Python's default, which
