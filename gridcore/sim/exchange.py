@@ -359,10 +359,15 @@ class SimExchange:
         self.best_buy[symbol] = max(buys) if buys else None
         self.best_sell[symbol] = min(sells) if sells else None
 
+    def funding_rate(self, due: int, symbol: str) -> Decimal:
+        """The rate ``symbol`` is paid at the funding time ``due``: the configured constant (a
+        venue with rate paths says otherwise)."""
+        return self.config.funding_rate
+
     def _pay_funding(self, ts: int, events: list[Event]) -> None:
         interval = self.config.funding_interval_ms
-        rate = self.config.funding_rate
         while ts >= self.next_funding_ts:
+            due = self.next_funding_ts
             self._funding += 1
             for symbol in self.instruments:
                 events.append(
@@ -370,14 +375,15 @@ class SimExchange:
                         ts=ts,
                         venue=self.config.venue,
                         symbol=symbol,
-                        rate=rate,
-                        next_funding_ts=self.next_funding_ts + interval,
+                        rate=self.funding_rate(due, symbol),
+                        next_funding_ts=due + interval,
                     )
                 )
             for (symbol, side), pos in sorted(self.positions.items(), key=lambda kv: kv[0][0]):
                 mark = self.mark(symbol)
                 if not pos.qty or mark is None:
                     continue
+                rate = self.funding_rate(due, symbol)
                 amount = -CTX.multiply(CTX.multiply(pos.qty, mark), rate)
                 self.positions[(symbol, side)] = attrs.evolve(
                     pos, funding=CTX.add(pos.funding, amount)

@@ -36,7 +36,6 @@ from gridcore.config import BotConfig
 from gridcore.core import State, initial_state
 from gridcore.events import (
     Event,
-    FundingPaid,
     FundingRateUpdated,
     OrderAccepted,
     OrderRejected,
@@ -241,9 +240,16 @@ class FundingVenue(SimExchange):
             rate = value
         return rate
 
+    def funding_rate(self, due: int, symbol: str) -> Decimal:
+        """Each symbol at its own path's rate (with one path, the base class's constant, which
+        :meth:`_pay_funding` sets interval by interval)."""
+        if self.symbol_rates:
+            return self.rate_at(due, symbol)
+        return self.config.funding_rate
+
     def _pay_funding(self, ts: int, events: list[Event]) -> None:
         if self.symbol_rates:
-            self._pay_funding_per_symbol(ts, events)
+            super()._pay_funding(ts, events)
             return
         while ts >= self.next_funding_ts:
             rate = self.rate_at(self.next_funding_ts)
@@ -251,46 +257,6 @@ class FundingVenue(SimExchange):
                 self.config = attrs.evolve(self.config, funding_rate=rate)
             # The base class pays every interval up to ts at one rate: hand it one at a time.
             super()._pay_funding(self.next_funding_ts, events)
-
-    def _pay_funding_per_symbol(self, ts: int, events: list[Event]) -> None:
-        """The base venue's payments (the same events in the same order), each symbol at its
-        own rate."""
-        interval = self.config.funding_interval_ms
-        while ts >= self.next_funding_ts:
-            due = self.next_funding_ts
-            self._funding += 1
-            for symbol in self.instruments:
-                events.append(
-                    FundingRateUpdated(
-                        ts=ts,
-                        venue=self.config.venue,
-                        symbol=symbol,
-                        rate=self.rate_at(due, symbol),
-                        next_funding_ts=due + interval,
-                    )
-                )
-            for (symbol, side), pos in sorted(self.positions.items(), key=lambda kv: kv[0][0]):
-                mark = self.mark(symbol)
-                if not pos.qty or mark is None:
-                    continue
-                rate = self.rate_at(due, symbol)
-                amount = -CTX.multiply(CTX.multiply(pos.qty, mark), rate)
-                self.positions[(symbol, side)] = attrs.evolve(
-                    pos, funding=CTX.add(pos.funding, amount)
-                )
-                self.cash = CTX.add(self.cash, amount)
-                self.funding_paid = CTX.add(self.funding_paid, amount)
-                payment = FundingPaid(
-                    ts=ts,
-                    venue=self.config.venue,
-                    symbol=symbol,
-                    position_side=side,
-                    amount=amount,
-                    payment_id=f"{self._funding}:{symbol}:{side.value}",
-                )
-                self.funding_history.append(payment)
-                events.append(payment)
-            self.next_funding_ts += interval
 
     def handle(self, command: Command, now: int) -> list[Event]:
         f = self.venue_faults
