@@ -170,9 +170,10 @@ def _do(
 
 
 def _resting(
-    state: State[Recorder], *, ref: Hashable = "tp", qty: str = "0.01"
+    state: State[Recorder], *, ref: Hashable = "tp", qty: str = "0.01", submit: Submit | None = None
 ) -> tuple[State[Recorder], PlaceOrder]:
-    state, commands = _do(state, [_submit(ref=ref, qty=qty)], ts=T0 + 1)
+    """``submit`` (default: a buy of ``qty`` named ``ref``) placed and accepted."""
+    state, commands = _do(state, [submit or _submit(ref=ref, qty=qty)], ts=T0 + 1)
     place = only(commands, PlaceOrder)
     state, _ = step(
         state,
@@ -933,28 +934,12 @@ def _hedged(short: str) -> State[Recorder]:
     return state
 
 
-def _rest(state: State[Recorder], submit: Submit) -> tuple[State[Recorder], PlaceOrder]:
-    state, commands = _do(state, [submit], ts=T0 + 1)
-    place = only(commands, PlaceOrder)
-    state, _ = step(
-        state,
-        OrderAccepted(
-            ts=T0 + 2,
-            venue=VENUE,
-            cloid=place.cloid,
-            venue_order_id="v1",
-            command_id=place.command_id,
-        ),
-    )
-    return state, place
-
-
 def test_a_hedge_mode_increase_is_gated_on_its_own_position_key() -> None:
     """Growing a SHORT-side entry counts the SHORT position: 0.025 held plus an entry moved
     from 0.001 to 0.01 would be 0.034, over the 0.03 limit of that key."""
-    state, place = _rest(
+    state, place = _resting(
         _hedged("0.025"),
-        Submit(
+        submit=Submit(
             venue=VENUE,
             symbol=SYMBOL,
             side=Side.SELL,
@@ -974,9 +959,9 @@ def test_a_hedge_mode_increase_is_gated_on_its_own_position_key() -> None:
 def test_a_hedge_mode_close_may_grow_and_move_while_halted() -> None:
     """A buy on the SHORT side closes exposure even without the reduce-only flag: it passes
     the position limit and may still be moved during a halt."""
-    state, place = _rest(
+    state, place = _resting(
         _hedged("0.025"),
-        Submit(
+        submit=Submit(
             venue=VENUE,
             symbol=SYMBOL,
             side=Side.BUY,
