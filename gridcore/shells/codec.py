@@ -125,6 +125,8 @@ _BY_NAME: dict[str, type] = {}
 _BY_CLASS: dict[type, str] = {}
 # Per attrs class: (tag name, ((field name, __init__ keyword), ...)) for init fields only.
 _FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+#: Classes that read their own older stored form (their ``upgrade_stored`` classmethod).
+_UPGRADES: dict[type, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def register(cls: type, name: str | None = None) -> type:
@@ -156,6 +158,9 @@ def register(cls: type, name: str | None = None) -> type:
     _BY_CLASS[cls] = tag
     if attrs.has(cls):
         _FIELDS[cls] = tuple((f.name, f.alias or f.name) for f in attrs.fields(cls) if f.init)
+        upgrade = getattr(cls, "upgrade_stored", None)
+        if upgrade is not None:
+            _UPGRADES[cls] = upgrade
     return cls
 
 
@@ -338,31 +343,22 @@ def _obj(item: list[Any]) -> Any:
     if type(data) is not dict:
         raise CodecError(f"malformed {name} object: fields are not a map")
     known = dict(fields)
-    kwargs: dict[str, Any]
-    upgrade = getattr(cls, "upgrade_stored", None)
-    if upgrade is not None and not known.keys() >= data.keys():
+    stored = {key: _from_tagged(raw) for key, raw in data.items()}
+    upgrade = _UPGRADES.get(cls)
+    if upgrade is not None and not known.keys() >= stored.keys():
         # The class was stored by an older gridcore: it says how its old fields map to today's.
         try:
-            stored = upgrade({key: _from_tagged(raw) for key, raw in data.items()})
-        except CodecError:
-            raise
+            stored = upgrade(stored)
         except Exception as exc:
             raise CodecError(
                 f"cannot upgrade stored {name} ({type(exc).__name__}: {exc})"
             ) from None
-        kwargs = {}
-        for key, value in stored.items():
-            alias = known.get(key)
-            if alias is None:
-                raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
-            kwargs[alias] = value
-    else:
-        kwargs = {}
-        for key, raw in data.items():
-            alias = known.get(key)
-            if alias is None:
-                raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
-            kwargs[alias] = _from_tagged(raw)
+    kwargs: dict[str, Any] = {}
+    for key, value in stored.items():
+        alias = known.get(key)
+        if alias is None:
+            raise CodecError(f"{name} has no field {key!r} (a newer or different class?)")
+        kwargs[alias] = value
     try:
         return cls(**kwargs)
     except Exception as exc:  # a validator's refusal of forged data is not a config mistake
