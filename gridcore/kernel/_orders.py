@@ -369,6 +369,8 @@ def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:
         tx.notify(Level.INFO, "unknown_order", f"ack for unknown order {event.cloid}")
     else:
         move(tx, order, Trigger.ACCEPTED, venue_order_id=event.venue_order_id)
+        if tx.risk.halted:
+            _risk.hold_halt(tx, order.cloid)
 
 
 def on_rejected(tx: Tx[Any], event: OrderRejected) -> None:
@@ -470,6 +472,8 @@ def on_status_reported(tx: Tx[Any], event: OrderStatusReported) -> None:
             status_requested=False,
             venue_order_id=order.venue_order_id or event.venue_order_id,
         )
+        if tx.risk.halted:
+            _risk.hold_halt(tx, order.cloid)
 
 
 def on_command_failed(tx: Tx[Any], flight: Inflight, reason: str, *, not_applied: bool) -> None:

@@ -216,26 +216,53 @@ def cancel_all(tx: Tx[Any], *, every: bool = False) -> int:
         for order in adding:
             _orders.cancel(tx, order.cloid)
         return kept
-    by_key = tx.config.by_key
-    assets = {key: asset_of(i) for key, i in by_key.items()}
+    keep = _offsetting(tx, adding)
+    for order in adding:
+        if order.cloid not in keep:
+            _orders.cancel(tx, order.cloid)
+    return kept + len(keep)
+
+
+def _offsetting(tx: Tx[Any], orders: list[Order]) -> frozenset[str]:
+    """The cloids among ``orders`` that offset a held position (:mod:`gridcore.exposure`)."""
+    assets = {key: asset_of(i) for key, i in tx.config.by_key.items()}
     holdings: dict[str, Decimal] = {}
     for (venue, symbol, _side), pos in tx.ledger.positions.items():
         asset = assets.get((venue, symbol))
         if asset is not None and pos.qty:
             holdings[asset] = CTX.add(holdings.get(asset, ZERO), pos.qty)
-    keep = offsetting_orders(
+    return offsetting_orders(
         (
             (o.cloid, (o.venue, o.symbol), o.side, o.remaining)
-            for o in adding
+            for o in orders
             if o.position_side is PositionSide.BOTH
         ),
         holdings,
         assets,
     )
-    for order in adding:
-        if order.cloid not in keep:
-            _orders.cancel(tx, order.cloid)
-    return kept + len(keep)
+
+
+def hold_halt(tx: Tx[Any], cloid: str) -> None:
+    """A halt outlives the cancels it sent: an order the core learns rests while trading is
+    halted (its cancel raced the placement and was refused as "never placed", or its outcome
+    was in doubt) is canceled again if the halt would have canceled it (failure
+    `halt-leaves-an-order-resting`). Called after a venue's answer moved ``cloid``."""
+    risk = tx.risk
+    if not risk.halted:
+        return
+    order = tx.orders.get(cloid)
+    if order is None or order.status not in _RESTING:
+        return
+    cause = risk.halt_cause
+    every = cause is not None and POLICIES[cause].cancels_every_order
+    if every or not (
+        closes_exposure(order.side, order.position_side, order.reduce_only)
+        or cloid in _offsetting(tx, [order])
+    ):
+        _orders.cancel(tx, cloid)
+
+
+_RESTING = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
 # --- intents -----------------------------------------------------------------------------------

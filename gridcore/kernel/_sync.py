@@ -274,6 +274,8 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
         if reported.filled_qty > order.filled_qty:
             _requests.request_once(tx, "fills", venue)
         _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
+        if tx.risk.halted:
+            _risk.hold_halt(tx, order.cloid)
     if report.command_id is None or flight is None:
         return  # a pushed snapshot: we cannot tell which of our orders it predates
     asked_at = report.command_id

@@ -651,6 +651,9 @@ class Runtime:
         self._pending_commands = False
         self._committing = 0
         self._outstanding = 0
+        # Events handed to the channel and not yet reduced: the shutdown's drain must not end
+        # while one is on its way (the cancel-on-exit halt's cancels come from reducing it).
+        self._unreduced = 0
         # One limiter and one FIFO queue per venue: a slow venue never starves another.
         self._queues: dict[str, deque[tuple[ExecCommand, object]]] = {
             name: deque() for name in self._venues
@@ -725,9 +728,11 @@ class Runtime:
         assert self._tx is not None, "the runtime is not running"
         event = _redacted(event)
         self.clock.hold()
+        self._unreduced += 1
         try:
             await self._tx.send(event)
         except BaseException:
+            self._unreduced -= 1
             self.clock.release()
             raise
 
@@ -860,7 +865,9 @@ class Runtime:
             tg.cancel_scope.cancel()
 
     def _drained(self) -> bool:
-        return self._outstanding == 0 and not self._pending_commands
+        # Nothing on its way to the reducer either: a wall clock's settle polls this without
+        # knowing what is pending, and the halt just sent may still be in the channel.
+        return self._outstanding == 0 and not self._pending_commands and self._unreduced == 0
 
     async def _feed(self, adapter: VenueAdapter) -> None:
         try:
@@ -1011,6 +1018,7 @@ class Runtime:
                 if self._pending_commands or len(pending) >= max_batch or flush:
                     await self._commit()
             finally:
+                self._unreduced -= len(batch)
                 for _ in range(len(batch) - 1):
                     clock.release()
                 if lockstep is not None:

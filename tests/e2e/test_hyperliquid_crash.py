@@ -316,3 +316,45 @@ def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clear
     assert list(fake.exchange.open_orders()), "without --cancel-on-exit the orders rest"
     assert fake.received[-1].kind == "scheduleCancel" and fake.received[-1].refusal is None
     assert sum(fake.schedule_triggers.values()) == 1, "clearing is not a trigger"
+
+
+def test_a_second_signal_during_shutdown_exits_130_and_still_clears_the_switch(
+    fake: HyperliquidFake, tmp_path: Path
+) -> None:
+    """Ctrl-C starts a stop that cancels every order (``--cancel-on-exit``) and waits for the
+    answers; the venue loses the cancel's answer, so the stop is still waiting when a second
+    Ctrl-C ends the wait, and a barrage follows until the process is gone. The run reports a
+    stop cut short (exit 130, its summary, never a traceback), its journal ends on its final
+    snapshot, and the dead-man switch it armed is cleared, as on any clean stop."""
+    config = tmp_path / "eth.toml"
+    config.write_text(CONFIG.format(dead_man="dead_man_seconds = 300"))
+    path = tmp_path / "j.db"
+    proc = _start(fake, path, config, "--cancel-on-exit")
+    _wait(
+        "the switch armed and orders resting",
+        proc,
+        lambda: fake.scheduled_cancel is not None and len(list(fake.exchange.open_orders())) > 0,
+    )
+    fake.freeze_market(True)  # nothing new is placed: the next action is the stop's cancel
+    sent = len(fake.received)
+    fake.lose_next_answer(applied=True)
+    proc.send_signal(signal.SIGINT)
+    _wait(
+        "the stop's cancel at the venue",
+        proc,
+        lambda: any(r.kind.startswith("cancel") for r in fake.received[sent:]),
+    )
+    barrage = 0
+    while proc.poll() is None and barrage < 10_000:
+        proc.send_signal(signal.SIGINT)
+        barrage += 1
+        time.sleep(0.001)  # pacing only; the assertions do not depend on it
+    out, err = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted during shutdown" in err
+    assert "stopped (signal SIGINT)" in out
+    assert fake.scheduled_cancel is None, "the stop left the dead-man switch armed"
+    with Journal.open(path, readonly=True) as journal:
+        assert journal.last_snapshot_seq == journal.last_seq > 0
+        assert replay_journal(journal).mismatch_seq is None

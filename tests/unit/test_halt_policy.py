@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from gridcore import (
     CancelOrder,
+    CancelRejected,
     CommandFailed,
     CoreConfig,
     FeedDisconnected,
@@ -32,9 +33,11 @@ from gridcore import (
     OrderCanceled,
     OrderFilled,
     OrderPartiallyFilled,
+    OrderStatusReported,
     PlaceOrder,
     PositionSide,
     QuoteTicked,
+    ReportedStatus,
     RequestFills,
     ResumeRequested,
     RiskConfig,
@@ -47,8 +50,9 @@ from gridcore import (
     step,
 )
 from gridcore.core import MAINTENANCE_TIMER
-from gridcore.events import BalanceReported
+from gridcore.events import BalanceReported, OpenOrder, OpenOrdersReported
 from gridcore.halts import POLICIES, HaltCause, cause_of_reason
+from gridcore.lifecycle import OrderStatus
 from gridcore.risk import RiskState
 from gridcore.shells import codec
 from gridcore.sync import SyncPhase
@@ -494,3 +498,65 @@ def test_a_breaker_tripping_after_a_halt_for_exit_keeps_the_next_start_halted() 
         state, _ = step(state, CommandFailed(ts=T0 + 2 + n, command_id=10_000 + n, reason="500"))
     assert state.risk.halt_cause is HaltCause.ERROR_STREAK
     assert not state.risk.resumes_on_restart
+
+
+# --- a halt outlives a cancel that raced its order ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "halt",
+    [
+        HaltRequested(ts=T0 + 1, reason="manual check"),
+        HaltRequested(ts=T0 + 1, reason="cancel-on-exit", cause=HaltCause.EXIT_CANCEL),
+    ],
+)
+@pytest.mark.parametrize("learned_by", ["status", "open_orders"])
+def test_an_order_found_resting_after_its_halt_cancel_was_refused_is_canceled_again(
+    halt: HaltRequested, learned_by: str
+) -> None:
+    """The halt cancels an order whose placement is still on its way; the cancel reaches the
+    venue first ("never placed") and is refused, then the order rests. When the core learns it
+    rests (a status answer, or the open-orders report of a reconciliation), the halt still
+    holds: the order is canceled again, never left to add exposure while trading is halted."""
+    state, _ = synced(scripted_state())
+    state, _, place = submit(state, ts=T0, side=Side.BUY, qty="0.01", price="49000")
+    assert place is not None
+    state, commands = step(state, halt)
+    assert [c.cloid for c in of_type(commands, CancelOrder)] == [place.cloid]
+    state, commands = step(
+        state,
+        CancelRejected(
+            ts=T0 + 2, venue=VENUE, cloid=place.cloid, reason="never placed, or already gone"
+        ),
+    )
+    state, _ = step(
+        state, OrderAccepted(ts=T0 + 3, venue=VENUE, cloid=place.cloid, venue_order_id="v1")
+    )
+    if learned_by == "status":
+        report: Any = OrderStatusReported(
+            ts=T0 + 4,
+            venue=VENUE,
+            cloid=place.cloid,
+            status=ReportedStatus.OPEN,
+            venue_order_id="v1",
+        )
+    else:
+        report = OpenOrdersReported(
+            ts=T0 + 4,
+            venue=VENUE,
+            orders=(
+                OpenOrder(
+                    cloid=place.cloid,
+                    venue_order_id="v1",
+                    symbol=SYMBOL,
+                    side=Side.BUY,
+                    position_side=PositionSide.BOTH,
+                    price=D("49000"),
+                    qty=D("0.01"),
+                    filled_qty=D(0),
+                ),
+            ),
+        )
+    state, commands = step(state, report)
+    assert [c.cloid for c in of_type(commands, CancelOrder)] == [place.cloid]
+    assert state.orders[place.cloid].status is OrderStatus.PENDING_CANCEL

@@ -378,10 +378,21 @@ def _session(args: argparse.Namespace, state: Any, journal: Any, adapter: Any) -
     )
     duration_ms = None if args.duration is None else int(args.duration * 1000)
 
+    late = False  # a signal cut short only what follows the final snapshot
+
     async def session() -> None:
+        nonlocal late
         await adapter.connect()
         try:
-            await runtime.run(duration_ms=duration_ms)
+            try:
+                await runtime.run(duration_ms=duration_ms)
+            except KeyboardInterrupt:
+                # The runtime hands the signals back for an instant after its final snapshot:
+                # a signal landing there ends nothing that matters, and the switch below must
+                # still be cleared (signals are ignored again from here).
+                if not runtime.finished:
+                    raise
+                late = True
             if adapter.dead_man_ms is not None:
                 # A clean stop: what rests now is the operator's choice (--cancel-on-exit or
                 # not), so the venue must not cancel it behind their back. A crash never
@@ -390,9 +401,13 @@ def _session(args: argparse.Namespace, state: Any, journal: Any, adapter: Any) -
         finally:
             await adapter.close()
 
+    interrupted = False
     try:
         anyio.run(session, backend="trio")
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # bare, or inside the adapter's task groups' exception group
+        runtime.shutdown_signals.install()  # nothing more may cut the journal's closing
+        interrupted = True
+    if interrupted:
         print("gridcore: interrupted; the journal is intact, run again to resume", file=sys.stderr)
         return cli_run.EXIT_INTERRUPTED
     final = runtime.state
@@ -402,4 +417,11 @@ def _session(args: argparse.Namespace, state: Any, journal: Any, adapter: Any) -
         f"journal at event {journal.last_seq}; net PnL {cli_run._money(final.net_pnl(), final)}; "
         f"fills {final.ledger.fill_count}"
     )
+    if runtime.stats.signals > 1 or late:
+        print(
+            "gridcore: interrupted during shutdown: outstanding orders were not awaited; the "
+            "journal is saved, run again to resume (it reconciles with the venue)",
+            file=sys.stderr,
+        )
+        return cli_run.EXIT_INTERRUPTED
     return 0
