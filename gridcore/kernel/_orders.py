@@ -334,14 +334,18 @@ def submit_refused(tx: Tx[Any], intent: Submit, code: str, message: str) -> None
     )
 
 
-def cancel(tx: Tx[Any], cloid: str) -> None:
+def cancel(tx: Tx[Any], cloid: str, *, refused_early: bool = False) -> None:
     """Send a cancel for a live order (nothing if it is done, being canceled, or its cancel
-    was refused and its status is asked)."""
+    was refused and its status is asked). ``refused_early``: the order's acknowledgement came
+    after its cancel was refused, so that refusal proved nothing and the cancel goes again."""
     order = tx.orders.get(cloid)
     # A cancel already on its way, or one the venue refused (its status request is what
     # resolves the order), is not sent again: a venue that refuses at once would otherwise
     # be asked again and again within one instant (failure `resync-loop`).
-    if order is None or not order.is_live or order.status in _CANCEL_UNDER_WAY:
+    if order is None or not order.is_live:
+        return
+    status = order.status
+    if status in _CANCEL_UNDER_WAY and not (refused_early and status is OrderStatus.CANCEL_FAILED):
         return
     cid = tx.next_id()
     move(tx, order, Trigger.CANCEL_SENT, quiet=True)
@@ -370,7 +374,7 @@ def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:
     else:
         move(tx, order, Trigger.ACCEPTED, venue_order_id=event.venue_order_id)
         if tx.risk.halted:
-            _risk.hold_halt(tx, order.cloid)
+            _risk.hold_halt(tx, order.cloid, acked=True)
 
 
 def on_rejected(tx: Tx[Any], event: OrderRejected) -> None:

@@ -242,16 +242,21 @@ def _offsetting(tx: Tx[Any], orders: list[Order]) -> frozenset[str]:
     )
 
 
-def hold_halt(tx: Tx[Any], cloid: str) -> None:
+def hold_halt(tx: Tx[Any], cloid: str, *, acked: bool = False) -> None:
     """A halt outlives the cancels it sent: an order the core learns rests while trading is
     halted (its cancel raced the placement and was refused as "never placed", or its outcome
     was in doubt) is canceled again if the halt would have canceled it (failure
-    `halt-leaves-an-order-resting`). Called after a venue's answer moved ``cloid``."""
+    `halt-leaves-an-order-resting`). Called after a venue's answer moved ``cloid``; ``acked``:
+    that answer was the order's acknowledgement, which proves a refused cancel came too early
+    (the order stays ``CANCEL_FAILED`` and its status request may be overtaken by the ack)."""
     risk = tx.risk
     if not risk.halted:
         return
     order = tx.orders.get(cloid)
-    if order is None or order.status not in _RESTING:
+    if order is None:
+        return
+    early = acked and order.status is OrderStatus.CANCEL_FAILED
+    if not (early or order.status in _RESTING):
         return
     cause = risk.halt_cause
     every = cause is not None and POLICIES[cause].cancels_every_order
@@ -259,7 +264,7 @@ def hold_halt(tx: Tx[Any], cloid: str) -> None:
         closes_exposure(order.side, order.position_side, order.reduce_only)
         or cloid in _offsetting(tx, [order])
     ):
-        _orders.cancel(tx, cloid)
+        _orders.cancel(tx, cloid, refused_early=early)
 
 
 _RESTING = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)

@@ -510,14 +510,15 @@ def test_a_breaker_tripping_after_a_halt_for_exit_keeps_the_next_start_halted() 
         HaltRequested(ts=T0 + 1, reason="cancel-on-exit", cause=HaltCause.EXIT_CANCEL),
     ],
 )
-@pytest.mark.parametrize("learned_by", ["status", "open_orders"])
+@pytest.mark.parametrize("learned_by", ["ack", "status", "open_orders"])
 def test_an_order_found_resting_after_its_halt_cancel_was_refused_is_canceled_again(
     halt: HaltRequested, learned_by: str
 ) -> None:
     """The halt cancels an order whose placement is still on its way; the cancel reaches the
     venue first ("never placed") and is refused, then the order rests. When the core learns it
-    rests (a status answer, or the open-orders report of a reconciliation), the halt still
-    holds: the order is canceled again, never left to add exposure while trading is halted."""
+    rests (its late acknowledgement, a status answer, or the open-orders report of a
+    reconciliation), the halt still holds: the order is canceled again, never left to add
+    exposure while trading is halted."""
     state, _ = synced(scripted_state())
     state, _, place = submit(state, ts=T0, side=Side.BUY, qty="0.01", price="49000")
     assert place is not None
@@ -529,11 +530,11 @@ def test_an_order_found_resting_after_its_halt_cancel_was_refused_is_canceled_ag
             ts=T0 + 2, venue=VENUE, cloid=place.cloid, reason="never placed, or already gone"
         ),
     )
-    state, _ = step(
-        state, OrderAccepted(ts=T0 + 3, venue=VENUE, cloid=place.cloid, venue_order_id="v1")
-    )
-    if learned_by == "status":
-        report: Any = OrderStatusReported(
+    report: Any
+    if learned_by == "ack":  # the acknowledgement after the refusal proves the order rests
+        report = OrderAccepted(ts=T0 + 3, venue=VENUE, cloid=place.cloid, venue_order_id="v1")
+    elif learned_by == "status":  # the ack was lost; the status answer tells
+        report = OrderStatusReported(
             ts=T0 + 4,
             venue=VENUE,
             cloid=place.cloid,
