@@ -38,7 +38,7 @@ strategy increases when a cycle ends. Orders with other tags are ignored by it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,7 @@ __all__ = [
     "CATALOGUE",
     "DEFAULT_ORDER_BAND",
     "STATE_INVARIANTS",
+    "STATE_READS",
     "STEP_INVARIANTS",
     "TAKE_PROFIT_TAG",
     "Invariant",
@@ -129,18 +130,74 @@ __all__ = [
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
-_LAST_SCAN: list[Any] = [None, ()]
+class _Scan:
+    """What the order-reading invariants need from one registry, found in one pass over it
+    (a scan of the registry, not the kernel's index: a bot under test may have broken the
+    index). Every list keeps the registry's order, so each invariant reports exactly what a
+    walk of its own would."""
+
+    __slots__ = (
+        "done_holding",
+        "levels",
+        "live",
+        "no_remainder",
+        "reserved",
+        "tp_tagged",
+        "unresolved",
+    )
+
+    def __init__(self, orders: Mapping[str, Order]) -> None:
+        live: list[Order] = []
+        reserved: dict[str, Decimal] = {}
+        done_holding: list[Order] = []
+        no_remainder: list[Order] = []
+        unresolved: list[Order] = []
+        tp_tagged: list[Order] = []
+        add = CTX.add
+        for order in orders.values():
+            s = order.status
+            if not (s is _FILLED or s is _CANCELED or s is _REJECTED):
+                live.append(order)
+                reserved[order.venue] = add(reserved.get(order.venue, ZERO), order.reserved)
+                if order.filled_qty >= order.qty:
+                    no_remainder.append(order)
+                if (s is _IN_DOUBT or s is _CANCEL_FAILED) and not order.status_requested:
+                    unresolved.append(order)
+            elif order.reserved:
+                done_holding.append(order)
+            tag = order.tag
+            if ":entry:" in tag or ":tp:" in tag:
+                tp_tagged.append(order)
+        self.live = live
+        self.reserved = reserved
+        self.done_holding = done_holding
+        self.no_remainder = no_remainder
+        self.unresolved = unresolved
+        self.tp_tagged = tp_tagged
+        # The highest resting buy and lowest resting sell of each grid tag prefix asked about.
+        self.levels: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+
+
+_FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
+_IN_DOUBT, _CANCEL_FAILED = OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED
+_LAST_SCAN: list[Any] = [None, None]
+
+
+def _scan(state: State[Any]) -> _Scan:
+    """The :class:`_Scan` of ``state``'s registry. Several checks of one step, and the checks
+    of a step that left the registry as it was, read the same registry: the last scan is kept,
+    keyed by the registry object itself (states are never changed in place)."""
+    orders = state.orders
+    if _LAST_SCAN[0] is not orders:
+        _LAST_SCAN[1] = _Scan(orders)
+        _LAST_SCAN[0] = orders
+    scan: _Scan = _LAST_SCAN[1]
+    return scan
 
 
 def _live(state: State[Any]) -> list[Order]:
-    """Live orders (a scan of the registry, not the kernel's index: a bot under test may have
-    broken the index). Several checks of one step scan the same registry: the last scan is
-    kept, keyed by the registry object itself (states are never changed in place)."""
-    orders = state.orders
-    if _LAST_SCAN[0] is not orders:
-        _LAST_SCAN[0] = orders
-        _LAST_SCAN[1] = [order for order in orders.values() if order.is_live]
-    return list(_LAST_SCAN[1])
+    """Live orders, in registry order (see :class:`_Scan`)."""
+    return list(_scan(state).live)
 
 
 @attrs.frozen(kw_only=True)
@@ -265,26 +322,26 @@ def reservations_within_balance(state: State[Any]) -> list[Violation]:
 def reservations_match_live_orders(state: State[Any]) -> list[Violation]:
     """Every failure path releases its reservation (failure `unreleased-funds`): the reserved total per
     venue equals the reservations of its live orders, and done orders hold none."""
-    totals: dict[str, Decimal] = {}
-    out = []
-    for order in state.orders.values():
-        if order.is_live:
-            totals[order.venue] = CTX.add(totals.get(order.venue, ZERO), order.reserved)
-        elif order.reserved:
+    scan = _scan(state)
+    totals = scan.reserved
+    out = [
+        Violation(
+            invariant="reservations_match_live_orders",
+            ts=state.now,
+            detail=f"order {order.cloid} is {order.status.name} but holds {order.reserved}",
+        )
+        for order in scan.done_holding
+    ]
+    reserved = state.risk.reserved
+    if totals == reserved:
+        return out
+    for venue in set(totals) | set(reserved):
+        if totals.get(venue, ZERO) != reserved.get(venue, ZERO):
             out.append(
                 Violation(
                     invariant="reservations_match_live_orders",
                     ts=state.now,
-                    detail=f"order {order.cloid} is {order.status.name} but holds {order.reserved}",
-                )
-            )
-    for venue in set(totals) | set(state.risk.reserved):
-        if totals.get(venue, ZERO) != state.risk.reserved.get(venue, ZERO):
-            out.append(
-                Violation(
-                    invariant="reservations_match_live_orders",
-                    ts=state.now,
-                    detail=f"{venue}: reserved {state.risk.reserved.get(venue, ZERO)} but live "
+                    detail=f"{venue}: reserved {reserved.get(venue, ZERO)} but live "
                     f"orders hold {totals.get(venue, ZERO)}",
                 )
             )
@@ -303,8 +360,7 @@ def no_live_order_without_remainder(state: State[Any]) -> list[Violation]:
             ts=state.now,
             detail=f"order {o.cloid} is {o.status.name} with {o.filled_qty} of {o.qty} filled",
         )
-        for o in _live(state)
-        if o.filled_qty >= o.qty
+        for o in _scan(state).no_remainder
     ]
 
 
@@ -318,29 +374,39 @@ def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
             detail=f"order {o.cloid} is {o.status.name} with no status request out and is "
             f"not on the attention list",
         )
-        for o in _live(state)
-        if o.status in _UNRESOLVED and not o.status_requested and o.cloid not in state.attention
+        for o in _scan(state).unresolved
+        if o.cloid not in state.attention
     ]
 
 
 def _levels_never_cross(state: State[Any], grid: NeutralGrid) -> list[Violation]:
     prefix = grid.config.tag + ":"
-    buys: list[Decimal] = []
-    sells: list[Decimal] = []
-    for o in _live(state):
-        s = o.status
-        if (
-            s is OrderStatus.OPEN
-            or s is OrderStatus.PARTIALLY_FILLED
-            or s is OrderStatus.PENDING_NEW
-        ) and o.tag.startswith(prefix):
-            (buys if o.side is Side.BUY else sells).append(o.price)
-    if buys and sells and max(buys) >= min(sells):
+    scan = _scan(state)
+    levels = scan.levels.get(prefix)
+    if levels is None:
+        top: Decimal | None = None
+        bottom: Decimal | None = None
+        for o in scan.live:
+            s = o.status
+            if (
+                s is OrderStatus.OPEN
+                or s is OrderStatus.PARTIALLY_FILLED
+                or s is OrderStatus.PENDING_NEW
+            ) and o.tag.startswith(prefix):
+                price = o.price
+                if o.side is Side.BUY:
+                    if top is None or price > top:
+                        top = price
+                elif bottom is None or price < bottom:
+                    bottom = price
+        levels = scan.levels[prefix] = (top, bottom)
+    top, bottom = levels
+    if top is not None and bottom is not None and top >= bottom:
         return [
             Violation(
                 invariant="grid_levels_never_cross",
                 ts=state.now,
-                detail=f"highest grid buy {max(buys)} >= lowest grid sell {min(sells)}",
+                detail=f"highest grid buy {top} >= lowest grid sell {bottom}",
             )
         ]
     return []
@@ -506,11 +572,9 @@ def no_entry_left_after_take_profit(state: State[Any]) -> list[Violation]:
     """
     closed: dict[str, int] = {}
     entries: list[tuple[str, int, Order]] = []
-    for order in state.orders.values():
-        tag = order.tag
-        if ":entry:" not in tag and ":tp:" not in tag:
-            continue  # most tags (a grid's, say) are not take-profit tags: skip the split
-        parts = tag.split(":")
+    # Most tags (a grid's, say) are not take-profit tags: the scan keeps only those that may be.
+    for order in _scan(state).tp_tagged:
+        parts = order.tag.split(":")
         if len(parts) != 3 or parts[1] not in _TP_ROLES or not parts[2].isdigit():
             continue
         bot, role, cycle = parts[0], parts[1], int(parts[2])
@@ -1062,11 +1126,54 @@ def invariant_named(name: str) -> Invariant:
     )
 
 
-def check_state(state: State[Any]) -> list[Violation]:
-    """Every state invariant's violations."""
+STATE_READS: dict[StateCheck, Callable[[State[Any]], tuple[object, ...]]] = {
+    reservations_within_balance: lambda s: (s.risk.reserved, s.risk.balances),
+    reservations_match_live_orders: lambda s: (s.orders, s.risk.reserved),
+    no_live_order_without_remainder: lambda s: (s.orders,),
+    unresolved_orders_tracked: lambda s: (s.orders, s.attention),
+    position_within_limits: lambda s: (s.ledger.positions, s.config),
+    sync_attempts_bounded: lambda s: (s.venues, s.config),
+    no_entry_left_after_take_profit: lambda s: (s.orders,),
+}
+"""The parts of the state each state invariant reads (immutable objects; the clock only in the
+messages of what it finds), so that :func:`check_state` judges again only the invariants whose
+parts changed since they last found nothing. An invariant not listed (the strategy's own hook,
+which may read anything; the sagas, whose deadlines are judged against the clock) is judged
+after every step."""
+
+_PASSED: dict[StateCheck, tuple[object, ...]] = {}
+"""The parts each listed invariant last found nothing wrong with (kept alive by this table, so
+an identity check can never be fooled by a reused id)."""
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return all(x is y for x, y in zip(a, b, strict=True))
+
+
+def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
+    """Every state invariant's violations.
+
+    An invariant of :data:`STATE_READS` whose parts are the very objects it last found nothing
+    wrong with is not judged again: it would find nothing again (what it reports depends only on
+    those parts), so the result is the same as judging everything, which ``full=True`` does.
+    """
     out: list[Violation] = []
+    passed = _PASSED
     for invariant in STATE_INVARIANTS:
-        out.extend(invariant(state))
+        reads = None if full else STATE_READS.get(invariant)
+        if reads is None:
+            out.extend(invariant(state))
+            continue
+        parts = reads(state)
+        last = passed.get(invariant)
+        if last is not None and _same(last, parts):
+            continue
+        found = invariant(state)
+        if found:
+            passed.pop(invariant, None)
+            out.extend(found)
+        else:
+            passed[invariant] = parts
     return out
 
 
