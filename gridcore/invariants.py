@@ -131,13 +131,18 @@ _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
 class _Scan:
-    """What the order-reading invariants need from one registry, found in one pass over it
-    (a scan of the registry, not the kernel's index: a bot under test may have broken the
-    index). Every list keeps the registry's order, so each invariant reports exactly what a
-    walk of its own would."""
+    """What the order-reading invariants need from one registry (a scan of the registry, not
+    the kernel's index: a bot under test may have broken the index). Each group of orders is
+    a ``cloid -> order`` dict in registry order, so each invariant reports exactly what a walk
+    of its own would.
+
+    A registry is scanned in full once; the next registry is usually the same dict with a few
+    orders replaced or added (the kernel copies it and assigns), and its scan is derived from
+    the last one by looking only at those orders (:meth:`derive`)."""
 
     __slots__ = (
         "done_holding",
+        "keys",
         "levels",
         "live",
         "no_remainder",
@@ -146,36 +151,96 @@ class _Scan:
         "unresolved",
     )
 
-    def __init__(self, orders: Mapping[str, Order]) -> None:
-        live: list[Order] = []
-        reserved: dict[str, Decimal] = {}
-        done_holding: list[Order] = []
-        no_remainder: list[Order] = []
-        unresolved: list[Order] = []
-        tp_tagged: list[Order] = []
-        add = CTX.add
-        for order in orders.values():
-            s = order.status
-            if not (s is _FILLED or s is _CANCELED or s is _REJECTED):
-                live.append(order)
-                reserved[order.venue] = add(reserved.get(order.venue, ZERO), order.reserved)
-                if order.filled_qty >= order.qty:
-                    no_remainder.append(order)
-                if (s is _IN_DOUBT or s is _CANCEL_FAILED) and not order.status_requested:
-                    unresolved.append(order)
-            elif order.reserved:
-                done_holding.append(order)
-            tag = order.tag
-            if ":entry:" in tag or ":tp:" in tag:
-                tp_tagged.append(order)
-        self.live = live
-        self.reserved = reserved
-        self.done_holding = done_holding
-        self.no_remainder = no_remainder
-        self.unresolved = unresolved
-        self.tp_tagged = tp_tagged
-        # The highest resting buy and lowest resting sell of each grid tag prefix asked about.
-        self.levels: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+    keys: list[str]
+    live: dict[str, Order]
+    done_holding: dict[str, Order]
+    no_remainder: dict[str, Order]
+    unresolved: dict[str, Order]
+    tp_tagged: dict[str, Order]
+    reserved: dict[str, Decimal]
+    levels: dict[str, tuple[Decimal | None, Decimal | None]]
+
+    @classmethod
+    def full(cls, orders: Mapping[str, Order]) -> _Scan:
+        scan = cls()
+        scan.keys = list(orders)
+        groups: tuple[dict[str, Order], ...] = ({}, {}, {}, {}, {})
+        for cloid, order in orders.items():
+            for group, member in zip(groups, _groups_of(order)):  # noqa: B905
+                if member:
+                    group[cloid] = order
+        scan.live, scan.done_holding, scan.no_remainder, scan.unresolved, scan.tp_tagged = groups
+        scan.reserved = _reserved_by_venue(scan.live)
+        scan.levels = {}
+        return scan
+
+    def derive(self, before: Mapping[str, Order], orders: Mapping[str, Order]) -> _Scan | None:
+        """The scan of ``orders`` from this scan of ``before``, or ``None`` when ``orders`` is not
+        ``before`` with orders replaced in place and new ones appended (an order removed, the
+        keys reordered, an order of ``before`` joining a group at its old place)."""
+        get = before.get
+        changed = [(cloid, order) for cloid, order in orders.items() if get(cloid) is not order]
+        keys = self.keys
+        n = len(keys)
+        if len(orders) < n:
+            return None
+        now_keys = list(orders)
+        if now_keys[:n] != keys:
+            return None
+        if not changed:
+            return self
+        scan = _Scan()
+        scan.keys = now_keys
+        groups = [self.live, self.done_holding, self.no_remainder, self.unresolved, self.tp_tagged]
+        copied = [False] * 5
+        for cloid, order in changed:
+            old = get(cloid)
+            was = _NOT_MEMBER if old is None else _groups_of(old)
+            for i, (member, prior) in enumerate(zip(_groups_of(order), was)):  # noqa: B905
+                if not member and not prior:
+                    continue
+                if member and not prior and old is not None:
+                    return None  # joins a group at its old place in the registry
+                if not copied[i]:
+                    groups[i] = dict(groups[i])
+                    copied[i] = True
+                if member:
+                    groups[i][cloid] = order  # replaced in place, or appended (a new order)
+                else:
+                    del groups[i][cloid]
+        scan.live, scan.done_holding, scan.no_remainder, scan.unresolved, scan.tp_tagged = groups
+        scan.reserved = _reserved_by_venue(scan.live) if copied[0] else self.reserved
+        scan.levels = {}
+        return scan
+
+
+_NOT_MEMBER = (False, False, False, False, False)
+
+
+def _groups_of(order: Order) -> tuple[bool, bool, bool, bool, bool]:
+    """Which groups of :class:`_Scan` ``order`` belongs to: live, done but holding a
+    reservation, live with nothing left, unresolved with nothing asked, take-profit tagged."""
+    s = order.status
+    tag = order.tag
+    tp = ":entry:" in tag or ":tp:" in tag
+    if s is _FILLED or s is _CANCELED or s is _REJECTED:
+        return (False, bool(order.reserved), False, False, tp)
+    return (
+        True,
+        False,
+        order.filled_qty >= order.qty,
+        (s is _IN_DOUBT or s is _CANCEL_FAILED) and not order.status_requested,
+        tp,
+    )
+
+
+def _reserved_by_venue(live: Mapping[str, Order]) -> dict[str, Decimal]:
+    """The reservations of live orders per venue, added in registry order."""
+    reserved: dict[str, Decimal] = {}
+    add = CTX.add
+    for order in live.values():
+        reserved[order.venue] = add(reserved.get(order.venue, ZERO), order.reserved)
+    return reserved
 
 
 _FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
@@ -184,20 +249,23 @@ _LAST_SCAN: list[Any] = [None, None]
 
 
 def _scan(state: State[Any]) -> _Scan:
-    """The :class:`_Scan` of ``state``'s registry. Several checks of one step, and the checks
-    of a step that left the registry as it was, read the same registry: the last scan is kept,
-    keyed by the registry object itself (states are never changed in place)."""
+    """The :class:`_Scan` of ``state``'s registry. Several checks of one step read the same
+    registry, and the next step's registry is mostly this one: the last scan is kept, with the
+    registry it is of (states are never changed in place)."""
     orders = state.orders
-    if _LAST_SCAN[0] is not orders:
-        _LAST_SCAN[1] = _Scan(orders)
-        _LAST_SCAN[0] = orders
-    scan: _Scan = _LAST_SCAN[1]
+    before, last = _LAST_SCAN
+    if before is orders:
+        scan: _Scan = last
+        return scan
+    derived = None if last is None else last.derive(before, orders)
+    scan = _Scan.full(orders) if derived is None else derived
+    _LAST_SCAN[0], _LAST_SCAN[1] = orders, scan
     return scan
 
 
 def _live(state: State[Any]) -> list[Order]:
     """Live orders, in registry order (see :class:`_Scan`)."""
-    return list(_scan(state).live)
+    return list(_scan(state).live.values())
 
 
 @attrs.frozen(kw_only=True)
@@ -330,7 +398,7 @@ def reservations_match_live_orders(state: State[Any]) -> list[Violation]:
             ts=state.now,
             detail=f"order {order.cloid} is {order.status.name} but holds {order.reserved}",
         )
-        for order in scan.done_holding
+        for order in scan.done_holding.values()
     ]
     reserved = state.risk.reserved
     if totals == reserved:
@@ -360,7 +428,7 @@ def no_live_order_without_remainder(state: State[Any]) -> list[Violation]:
             ts=state.now,
             detail=f"order {o.cloid} is {o.status.name} with {o.filled_qty} of {o.qty} filled",
         )
-        for o in _scan(state).no_remainder
+        for o in _scan(state).no_remainder.values()
     ]
 
 
@@ -374,7 +442,7 @@ def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
             detail=f"order {o.cloid} is {o.status.name} with no status request out and is "
             f"not on the attention list",
         )
-        for o in _scan(state).unresolved
+        for o in _scan(state).unresolved.values()
         if o.cloid not in state.attention
     ]
 
@@ -386,7 +454,7 @@ def _levels_never_cross(state: State[Any], grid: NeutralGrid) -> list[Violation]
     if levels is None:
         top: Decimal | None = None
         bottom: Decimal | None = None
-        for o in scan.live:
+        for o in scan.live.values():
             s = o.status
             if (
                 s is OrderStatus.OPEN
@@ -573,7 +641,7 @@ def no_entry_left_after_take_profit(state: State[Any]) -> list[Violation]:
     closed: dict[str, int] = {}
     entries: list[tuple[str, int, Order]] = []
     # Most tags (a grid's, say) are not take-profit tags: the scan keeps only those that may be.
-    for order in _scan(state).tp_tagged:
+    for order in _scan(state).tp_tagged.values():
         parts = order.tag.split(":")
         if len(parts) != 3 or parts[1] not in _TP_ROLES or not parts[2].isdigit():
             continue
@@ -1159,11 +1227,20 @@ def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
 
     An invariant of :data:`STATE_READS` whose parts are the very objects it last found nothing
     wrong with is not judged again: it would find nothing again (what it reports depends only on
-    those parts), so the result is the same as judging everything, which ``full=True`` does.
+    those parts), so the result is the same as judging everything, which ``full=True`` does
+    (from a fresh scan of the registry: see :class:`_Scan`).
     """
+    if full:
+        # From scratch: a scan of this registry alone, and the kept scan left as it was.
+        kept = list(_LAST_SCAN)
+        _LAST_SCAN[0], _LAST_SCAN[1] = state.orders, _Scan.full(state.orders)
+        try:
+            return [v for invariant in STATE_INVARIANTS for v in invariant(state)]
+        finally:
+            _LAST_SCAN[0], _LAST_SCAN[1] = kept
     out: list[Violation] = []
     passed = _PASSED
-    reads_of = {} if full else STATE_READS
+    reads_of = STATE_READS
     for invariant in STATE_INVARIANTS:
         reads = reads_of.get(invariant)
         if reads is None:

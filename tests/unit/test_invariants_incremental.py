@@ -95,6 +95,18 @@ def test_the_incremental_check_equals_the_full_one_after_every_step_of_a_faulty_
             found = check_state(broken)
             assert found == _full(broken) != []
             broken_seen += 1
+            live = sorted(after.books.live)
+            if live:
+                # An order of the registry replaced by one with nothing left, and one removed.
+                order = after.books.orders[live[0]]
+                done = {
+                    **after.books.orders,
+                    order.cloid: attrs.evolve(order, filled_qty=order.qty),
+                }
+                gone = {c: o for c, o in after.books.orders.items() if c != order.cloid}
+                for orders in (done, gone, after.books.orders):
+                    odd = attrs.evolve(after, books=attrs.evolve(after.books, orders=orders))
+                    assert check_state(odd) == check_state(odd, full=True)
             assert check_state(after) == _full(after)
         return after, commands
 
