@@ -121,11 +121,7 @@ def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
         next(src)
         for line in src:
             ts, bid, ask = line.rstrip("\n").split(",")
-            quotes.append(
-                QuoteTicked(
-                    ts=int(ts), venue=venue, symbol=symbol, bid=Decimal(bid), ask=Decimal(ask)
-                )
-            )
+            quotes.append(QuoteTicked.of(int(ts), venue, symbol, Decimal(bid), Decimal(ask)))
     trace = run_backtest(
         make_bot(cfg, epoch=quotes[0].ts), make_exchange(cfg, start_ts=quotes[0].ts), quotes
     )

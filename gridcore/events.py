@@ -365,10 +365,42 @@ class QuoteTicked:
                 f"{bid}, ask {ask}; a shell reports such a venue message as MessageMalformed"
             )
 
+    @classmethod
+    def of(cls, ts: int, venue: str, symbol: str, bid: Decimal, ask: Decimal) -> QuoteTicked:
+        """``QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)``, positional and
+        about twice as fast: the same checks, without the keyword handling of the generated
+        ``__init__``. For loaders that build a quote per line of a file; a quote that fails
+        the checks raises exactly what the constructor raises."""
+        try:
+            ok = (
+                type(ts) is int
+                and TS_MIN <= ts < TS_MAX
+                and type(bid) is Decimal
+                and type(ask) is Decimal
+                and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
+            )
+        except ArithmeticError:
+            ok = False
+        if not ok:
+            return cls(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
+        quote: QuoteTicked = _NEW(cls)
+        _SET_QTS(quote, ts)
+        _SET_QVENUE(quote, venue)
+        _SET_QSYMBOL(quote, symbol)
+        _SET_QBID(quote, bid)
+        _SET_QASK(quote, ask)
+        return quote
+
     @property
     def mid(self) -> Decimal:
         """``(bid + ask) / 2`` in gridcore's decimal context."""
         return CTX.divide(CTX.add(self.bid, self.ask), _TWO)
+
+
+_NEW = object.__new__
+_SET_QTS, _SET_QVENUE, _SET_QSYMBOL, _SET_QBID, _SET_QASK = (
+    getattr(QuoteTicked, f.name).__set__ for f in attrs.fields(QuoteTicked)
+)
 
 
 @attrs.frozen(kw_only=True)

@@ -38,7 +38,7 @@ strategy increases when a cycle ends. Orders with other tags are ignored by it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,7 @@ __all__ = [
     "CATALOGUE",
     "DEFAULT_ORDER_BAND",
     "STATE_INVARIANTS",
+    "STATE_READS",
     "STEP_INVARIANTS",
     "TAKE_PROFIT_TAG",
     "Invariant",
@@ -129,18 +130,142 @@ __all__ = [
 _UNRESOLVED = (OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED)
 
 
-_LAST_SCAN: list[Any] = [None, ()]
+class _Scan:
+    """What the order-reading invariants need from one registry (a scan of the registry, not
+    the kernel's index: a bot under test may have broken the index). Each group of orders is
+    a ``cloid -> order`` dict in registry order, so each invariant reports exactly what a walk
+    of its own would.
+
+    A registry is scanned in full once; the next registry is usually the same dict with a few
+    orders replaced or added (the kernel copies it and assigns), and its scan is derived from
+    the last one by looking only at those orders (:meth:`derive`)."""
+
+    __slots__ = (
+        "done_holding",
+        "keys",
+        "levels",
+        "live",
+        "no_remainder",
+        "reserved",
+        "tp_tagged",
+        "unresolved",
+    )
+
+    keys: list[str]
+    live: dict[str, Order]
+    done_holding: dict[str, Order]
+    no_remainder: dict[str, Order]
+    unresolved: dict[str, Order]
+    tp_tagged: dict[str, Order]
+    reserved: dict[str, Decimal]
+    levels: dict[str, tuple[Decimal | None, Decimal | None]]
+
+    @classmethod
+    def full(cls, orders: Mapping[str, Order]) -> _Scan:
+        scan = cls()
+        scan.keys = list(orders)
+        groups: tuple[dict[str, Order], ...] = ({}, {}, {}, {}, {})
+        for cloid, order in orders.items():
+            for group, member in zip(groups, _groups_of(order)):  # noqa: B905
+                if member:
+                    group[cloid] = order
+        scan.live, scan.done_holding, scan.no_remainder, scan.unresolved, scan.tp_tagged = groups
+        scan.reserved = _reserved_by_venue(scan.live)
+        scan.levels = {}
+        return scan
+
+    def derive(self, before: Mapping[str, Order], orders: Mapping[str, Order]) -> _Scan | None:
+        """The scan of ``orders`` from this scan of ``before``, or ``None`` when ``orders`` is not
+        ``before`` with orders replaced in place and new ones appended (an order removed, the
+        keys reordered, an order of ``before`` joining a group at its old place)."""
+        get = before.get
+        changed = [(cloid, order) for cloid, order in orders.items() if get(cloid) is not order]
+        keys = self.keys
+        n = len(keys)
+        if len(orders) < n:
+            return None
+        now_keys = list(orders)
+        if now_keys[:n] != keys:
+            return None
+        if not changed:
+            return self
+        scan = _Scan()
+        scan.keys = now_keys
+        groups = [self.live, self.done_holding, self.no_remainder, self.unresolved, self.tp_tagged]
+        copied = [False] * 5
+        for cloid, order in changed:
+            old = get(cloid)
+            was = _NOT_MEMBER if old is None else _groups_of(old)
+            for i, (member, prior) in enumerate(zip(_groups_of(order), was)):  # noqa: B905
+                if not member and not prior:
+                    continue
+                if member and not prior and old is not None:
+                    return None  # joins a group at its old place in the registry
+                if not copied[i]:
+                    groups[i] = dict(groups[i])
+                    copied[i] = True
+                if member:
+                    groups[i][cloid] = order  # replaced in place, or appended (a new order)
+                else:
+                    del groups[i][cloid]
+        scan.live, scan.done_holding, scan.no_remainder, scan.unresolved, scan.tp_tagged = groups
+        scan.reserved = _reserved_by_venue(scan.live) if copied[0] else self.reserved
+        scan.levels = {}
+        return scan
+
+
+_NOT_MEMBER = (False, False, False, False, False)
+
+
+def _groups_of(order: Order) -> tuple[bool, bool, bool, bool, bool]:
+    """Which groups of :class:`_Scan` ``order`` belongs to: live, done but holding a
+    reservation, live with nothing left, unresolved with nothing asked, take-profit tagged."""
+    s = order.status
+    tag = order.tag
+    tp = ":entry:" in tag or ":tp:" in tag
+    if s is _FILLED or s is _CANCELED or s is _REJECTED:
+        return (False, bool(order.reserved), False, False, tp)
+    return (
+        True,
+        False,
+        order.filled_qty >= order.qty,
+        (s is _IN_DOUBT or s is _CANCEL_FAILED) and not order.status_requested,
+        tp,
+    )
+
+
+def _reserved_by_venue(live: Mapping[str, Order]) -> dict[str, Decimal]:
+    """The reservations of live orders per venue, added in registry order."""
+    reserved: dict[str, Decimal] = {}
+    add = CTX.add
+    for order in live.values():
+        reserved[order.venue] = add(reserved.get(order.venue, ZERO), order.reserved)
+    return reserved
+
+
+_FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
+_IN_DOUBT, _CANCEL_FAILED = OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED
+_LAST_SCAN: list[Any] = [None, None]
+
+
+def _scan(state: State[Any]) -> _Scan:
+    """The :class:`_Scan` of ``state``'s registry. Several checks of one step read the same
+    registry, and the next step's registry is mostly this one: the last scan is kept, with the
+    registry it is of (states are never changed in place)."""
+    orders = state.orders
+    before, last = _LAST_SCAN
+    if before is orders:
+        scan: _Scan = last
+        return scan
+    derived = None if last is None else last.derive(before, orders)
+    scan = _Scan.full(orders) if derived is None else derived
+    _LAST_SCAN[0], _LAST_SCAN[1] = orders, scan
+    return scan
 
 
 def _live(state: State[Any]) -> list[Order]:
-    """Live orders (a scan of the registry, not the kernel's index: a bot under test may have
-    broken the index). Several checks of one step scan the same registry: the last scan is
-    kept, keyed by the registry object itself (states are never changed in place)."""
-    orders = state.orders
-    if _LAST_SCAN[0] is not orders:
-        _LAST_SCAN[0] = orders
-        _LAST_SCAN[1] = [order for order in orders.values() if order.is_live]
-    return list(_LAST_SCAN[1])
+    """Live orders, in registry order (see :class:`_Scan`)."""
+    return list(_scan(state).live.values())
 
 
 @attrs.frozen(kw_only=True)
@@ -265,26 +390,26 @@ def reservations_within_balance(state: State[Any]) -> list[Violation]:
 def reservations_match_live_orders(state: State[Any]) -> list[Violation]:
     """Every failure path releases its reservation (failure `unreleased-funds`): the reserved total per
     venue equals the reservations of its live orders, and done orders hold none."""
-    totals: dict[str, Decimal] = {}
-    out = []
-    for order in state.orders.values():
-        if order.is_live:
-            totals[order.venue] = CTX.add(totals.get(order.venue, ZERO), order.reserved)
-        elif order.reserved:
+    scan = _scan(state)
+    totals = scan.reserved
+    out = [
+        Violation(
+            invariant="reservations_match_live_orders",
+            ts=state.now,
+            detail=f"order {order.cloid} is {order.status.name} but holds {order.reserved}",
+        )
+        for order in scan.done_holding.values()
+    ]
+    reserved = state.risk.reserved
+    if totals == reserved:
+        return out
+    for venue in set(totals) | set(reserved):
+        if totals.get(venue, ZERO) != reserved.get(venue, ZERO):
             out.append(
                 Violation(
                     invariant="reservations_match_live_orders",
                     ts=state.now,
-                    detail=f"order {order.cloid} is {order.status.name} but holds {order.reserved}",
-                )
-            )
-    for venue in set(totals) | set(state.risk.reserved):
-        if totals.get(venue, ZERO) != state.risk.reserved.get(venue, ZERO):
-            out.append(
-                Violation(
-                    invariant="reservations_match_live_orders",
-                    ts=state.now,
-                    detail=f"{venue}: reserved {state.risk.reserved.get(venue, ZERO)} but live "
+                    detail=f"{venue}: reserved {reserved.get(venue, ZERO)} but live "
                     f"orders hold {totals.get(venue, ZERO)}",
                 )
             )
@@ -303,8 +428,7 @@ def no_live_order_without_remainder(state: State[Any]) -> list[Violation]:
             ts=state.now,
             detail=f"order {o.cloid} is {o.status.name} with {o.filled_qty} of {o.qty} filled",
         )
-        for o in _live(state)
-        if o.filled_qty >= o.qty
+        for o in _scan(state).no_remainder.values()
     ]
 
 
@@ -318,29 +442,39 @@ def unresolved_orders_tracked(state: State[Any]) -> list[Violation]:
             detail=f"order {o.cloid} is {o.status.name} with no status request out and is "
             f"not on the attention list",
         )
-        for o in _live(state)
-        if o.status in _UNRESOLVED and not o.status_requested and o.cloid not in state.attention
+        for o in _scan(state).unresolved.values()
+        if o.cloid not in state.attention
     ]
 
 
 def _levels_never_cross(state: State[Any], grid: NeutralGrid) -> list[Violation]:
     prefix = grid.config.tag + ":"
-    buys: list[Decimal] = []
-    sells: list[Decimal] = []
-    for o in _live(state):
-        s = o.status
-        if (
-            s is OrderStatus.OPEN
-            or s is OrderStatus.PARTIALLY_FILLED
-            or s is OrderStatus.PENDING_NEW
-        ) and o.tag.startswith(prefix):
-            (buys if o.side is Side.BUY else sells).append(o.price)
-    if buys and sells and max(buys) >= min(sells):
+    scan = _scan(state)
+    levels = scan.levels.get(prefix)
+    if levels is None:
+        top: Decimal | None = None
+        bottom: Decimal | None = None
+        for o in scan.live.values():
+            s = o.status
+            if (
+                s is OrderStatus.OPEN
+                or s is OrderStatus.PARTIALLY_FILLED
+                or s is OrderStatus.PENDING_NEW
+            ) and o.tag.startswith(prefix):
+                price = o.price
+                if o.side is Side.BUY:
+                    if top is None or price > top:
+                        top = price
+                elif bottom is None or price < bottom:
+                    bottom = price
+        levels = scan.levels[prefix] = (top, bottom)
+    top, bottom = levels
+    if top is not None and bottom is not None and top >= bottom:
         return [
             Violation(
                 invariant="grid_levels_never_cross",
                 ts=state.now,
-                detail=f"highest grid buy {max(buys)} >= lowest grid sell {min(sells)}",
+                detail=f"highest grid buy {top} >= lowest grid sell {bottom}",
             )
         ]
     return []
@@ -506,11 +640,9 @@ def no_entry_left_after_take_profit(state: State[Any]) -> list[Violation]:
     """
     closed: dict[str, int] = {}
     entries: list[tuple[str, int, Order]] = []
-    for order in state.orders.values():
-        tag = order.tag
-        if ":entry:" not in tag and ":tp:" not in tag:
-            continue  # most tags (a grid's, say) are not take-profit tags: skip the split
-        parts = tag.split(":")
+    # Most tags (a grid's, say) are not take-profit tags: the scan keeps only those that may be.
+    for order in _scan(state).tp_tagged.values():
+        parts = order.tag.split(":")
         if len(parts) != 3 or parts[1] not in _TP_ROLES or not parts[2].isdigit():
             continue
         bot, role, cycle = parts[0], parts[1], int(parts[2])
@@ -1062,11 +1194,68 @@ def invariant_named(name: str) -> Invariant:
     )
 
 
-def check_state(state: State[Any]) -> list[Violation]:
-    """Every state invariant's violations."""
+STATE_READS: dict[StateCheck, Callable[[State[Any]], tuple[object, ...]]] = {
+    reservations_within_balance: lambda s: (s.risk.reserved, s.risk.balances),
+    reservations_match_live_orders: lambda s: (s.orders, s.risk.reserved),
+    no_live_order_without_remainder: lambda s: (s.orders,),
+    unresolved_orders_tracked: lambda s: (s.orders, s.attention),
+    position_within_limits: lambda s: (s.ledger.positions, s.config),
+    sync_attempts_bounded: lambda s: (s.venues, s.config),
+    no_entry_left_after_take_profit: lambda s: (s.orders,),
+}
+"""The parts of the state each state invariant reads (immutable objects; the clock only in the
+messages of what it finds), so that :func:`check_state` judges again only the invariants whose
+parts changed since they last found nothing. An invariant not listed (the strategy's own hook,
+which may read anything; the sagas, whose deadlines are judged against the clock) is judged
+after every step."""
+
+_PASSED: dict[StateCheck, tuple[object, ...]] = {}
+"""The parts each listed invariant last found nothing wrong with (kept alive by this table, so
+an identity check can never be fooled by a reused id)."""
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    # A loop, not all() over a generator: this runs after every step that moved the books.
+    for x, y in zip(a, b):  # noqa: B905, SIM110
+        if x is not y:
+            return False
+    return True
+
+
+def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
+    """Every state invariant's violations.
+
+    An invariant of :data:`STATE_READS` whose parts are the very objects it last found nothing
+    wrong with is not judged again: it would find nothing again (what it reports depends only on
+    those parts), so the result is the same as judging everything, which ``full=True`` does
+    (from a fresh scan of the registry: see :class:`_Scan`).
+    """
+    if full:
+        # From scratch: a scan of this registry alone, and the kept scan left as it was.
+        kept = list(_LAST_SCAN)
+        _LAST_SCAN[0], _LAST_SCAN[1] = state.orders, _Scan.full(state.orders)
+        try:
+            return [v for invariant in STATE_INVARIANTS for v in invariant(state)]
+        finally:
+            _LAST_SCAN[0], _LAST_SCAN[1] = kept
     out: list[Violation] = []
+    passed = _PASSED
+    reads_of = STATE_READS
     for invariant in STATE_INVARIANTS:
-        out.extend(invariant(state))
+        reads = reads_of.get(invariant)
+        if reads is None:
+            out.extend(invariant(state))
+            continue
+        parts = reads(state)
+        last = passed.get(invariant)
+        if last is not None and last[0] is parts[0] and _same(last, parts):
+            continue
+        found = invariant(state)
+        if found:
+            passed.pop(invariant, None)
+            out.extend(found)
+        else:
+            passed[invariant] = parts
     return out
 
 

@@ -201,14 +201,19 @@ def position_exposure(
     (:func:`~gridcore.exposure.closes_exposure`) are not counted, and in hedge mode the LONG and
     SHORT positions of an instrument are separate keys: they never net."""
     total = ledger.position(instrument.venue, instrument.symbol, position_side).qty
+    venue, symbol = instrument.venue, instrument.symbol
+    if closes_exposure(side, position_side, False):
+        return total  # every order of this side closes the key: none adds to it
     for o in orders:
+        # Cheapest tests first (all of them are plain reads): most orders are on the other
+        # side or done.
         if (
-            (o.is_live or (o.status is OrderStatus.FILLED and o.filled_qty < o.qty))
-            and o.venue == instrument.venue
-            and o.symbol == instrument.symbol
+            o.side is side
             and o.position_side is position_side
-            and o.side is side
-            and not closes_exposure(o.side, o.position_side, o.reduce_only)
+            and (o.is_live or (o.status is OrderStatus.FILLED and o.filled_qty < o.qty))
+            and o.symbol == symbol
+            and o.venue == venue
+            and not o.reduce_only
         ):
             total = CTX.add(total, signed(side, o.remaining))
     return total

@@ -437,9 +437,7 @@ class Quotes(Iterator[QuoteTicked]):
                 bid = snap(raw_bid, up=False)
                 if bid <= 0:
                     raise ValueError(f"{raw_bid} rounds down to 0 at tick size {tick}")
-                quote = QuoteTicked(
-                    ts=ts, venue=venue, symbol=symbol, bid=bid, ask=snap(raw_ask, up=True)
-                )
+                quote = QuoteTicked.of(ts, venue, symbol, bid, snap(raw_ask, up=True))
             except ValueError as exc:
                 raise DataError(source, str(exc), line=line, column=column) from None
             yield quote

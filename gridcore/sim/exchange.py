@@ -565,19 +565,7 @@ class SimExchange:
                     OpenOrdersReported(
                         ts=now,
                         venue=venue,
-                        orders=tuple(
-                            OpenOrder(
-                                cloid=o.cloid,
-                                venue_order_id=o.oid,
-                                symbol=o.symbol,
-                                side=o.side,
-                                position_side=o.position_side,
-                                price=o.price,
-                                qty=o.qty,
-                                filled_qty=o.filled,
-                            )
-                            for o in sorted(self.open_orders(), key=lambda o: int(o.oid))
-                        ),
+                        orders=self._reported(),
                         command_id=command.command_id,
                     )
                 )
@@ -748,6 +736,39 @@ class SimExchange:
             else:
                 self.resting[cmd.symbol][order.oid] = order
                 self._refresh_best(cmd.symbol)
+
+    def _reported(self) -> tuple[OpenOrder, ...]:
+        """Every resting order as an open-orders report lists it, oldest first. The same orders
+        are listed round after round: the value built last time is reused while every field is
+        the very object it was built from (an amended or filled order gets a new one); only the
+        orders of the last report are kept for that."""
+        last: dict[str, OpenOrder] = self.__dict__.get("_last_reported", {})
+        kept: dict[str, OpenOrder] = {}
+        for o in sorted(self.open_orders(), key=lambda o: int(o.oid)):
+            r = last.get(o.cloid)
+            if (
+                r is None
+                or r.venue_order_id is not o.oid
+                or r.price is not o.price
+                or r.qty is not o.qty
+                or r.filled_qty is not o.filled
+                or r.symbol is not o.symbol
+                or r.side is not o.side
+                or r.position_side is not o.position_side
+            ):
+                r = OpenOrder(
+                    cloid=o.cloid,
+                    venue_order_id=o.oid,
+                    symbol=o.symbol,
+                    side=o.side,
+                    position_side=o.position_side,
+                    price=o.price,
+                    qty=o.qty,
+                    filled_qty=o.filled,
+                )
+            kept[o.cloid] = r
+        self._last_reported = kept
+        return tuple(kept.values())
 
     def _refusal(self, cmd: PlaceOrder, instrument: Instrument) -> str | None:
         if cmd.qty <= 0 or not instrument.is_on_lot(cmd.qty):

@@ -411,7 +411,8 @@ class NeutralGrid:
         lattice = grid.lattice
         assert lattice is not None
         pivot = lattice.pivot(CTX.subtract(position, grid.base_position))
-        desired = lattice.desired(pivot=pivot, position=position, max_inventory=cfg.max_inventory)
+        # The levels as (index, side, price, qty): compared, not kept, so no GridLevel each.
+        desired = list(lattice._walk(pivot, position, cfg.max_inventory))
         shape = (pivot, len(desired))
         prefix = cfg.tag + ":"
         # Live orders by level. An order being canceled still holds its level (no doubling)
@@ -438,7 +439,7 @@ class NeutralGrid:
                 canceling.add(key)
             else:
                 active.setdefault(key, []).append(order.cloid)
-        wanted = {(lv.side, lv.price): lv for lv in desired}
+        wanted = {(side, price): (index, side, price, qty) for index, side, price, qty in desired}
         intents: list[Intent] = list(notes)
         for key, cloids in active.items():
             if key in wanted:
@@ -448,7 +449,7 @@ class NeutralGrid:
                 for cloid in cloids:
                     intents.append(Cancel(cloid=cloid))
         dirty = False
-        for key, lv in wanted.items():
+        for key, (index, side, price, qty) in wanted.items():
             if key in active:
                 continue
             if key in canceling:
@@ -456,8 +457,8 @@ class NeutralGrid:
                 continue
             # An order of the old lattice that may still rest (in doubt, or its cancel failed)
             # must not be crossed by a new level: bids stay below asks at the venue too.
-            if (lv.side is Side.BUY and low_sell is not None and lv.price >= low_sell) or (
-                lv.side is Side.SELL and top_buy is not None and lv.price <= top_buy
+            if (side is Side.BUY and low_sell is not None and price >= low_sell) or (
+                side is Side.SELL and top_buy is not None and price <= top_buy
             ):
                 dirty = True
                 continue
@@ -465,11 +466,11 @@ class NeutralGrid:
                 Submit(
                     venue=cfg.venue,
                     symbol=cfg.symbol,
-                    side=lv.side,
-                    qty=lv.qty,
-                    price=lv.price,
+                    side=side,
+                    qty=qty,
+                    price=price,
                     position_side=cfg.position_side,
-                    tag=f"{prefix}{lv.index}",
+                    tag=f"{prefix}{index}",
                 )
             )
         if dirty != grid.dirty or shape != grid.shape:

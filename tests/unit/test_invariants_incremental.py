@@ -7,11 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gridcore.commands import Command
 from gridcore.config import load_config
-from gridcore.core import State
+from gridcore.core import State, step
+from gridcore.events import Event
 from gridcore.invariants import STATE_INVARIANTS, Violation, check_state
-from gridcore.sim import backtest
+from gridcore.sim import PROFILES, backtest, profile
 
 
 def _full(state: State[Any]) -> list[Violation]:
@@ -54,3 +58,58 @@ def test_a_new_grid_under_its_spacing_floor_is_reported_after_a_clean_check() ->
     assert found == _full(tight)
     assert {v.invariant for v in found} == {"grid_spacing_above_floor"}
     assert check_state(state) == []
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**16),
+    faults=st.sampled_from(sorted(PROFILES)),
+    corrupt_every=st.integers(min_value=2, max_value=7),
+)
+def test_the_incremental_check_equals_the_full_one_after_every_step_of_a_faulty_run(
+    seed: int, faults: str, corrupt_every: int
+) -> None:
+    """After every step of a run with faults, and for states broken on purpose between them,
+    :func:`check_state` (which skips what it judged clean on the same parts) reports exactly
+    what judging everything reports."""
+    steps = 0
+    broken_seen = 0
+
+    def reducer(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
+        nonlocal steps, broken_seen
+        after, commands = step(state, event)
+        steps += 1
+        assert check_state(after) == check_state(after, full=True) == _full(after)
+        if steps % corrupt_every == 0 and after.books.risk.reserved:
+            risk = after.books.risk
+            venue = next(iter(risk.reserved))
+            broken = attrs.evolve(
+                after,
+                books=attrs.evolve(
+                    after.books,
+                    risk=attrs.evolve(
+                        risk, reserved={**risk.reserved, venue: risk.reserved[venue] + 1}
+                    ),
+                ),
+            )
+            found = check_state(broken)
+            assert found == _full(broken) != []
+            broken_seen += 1
+            live = sorted(after.books.live)
+            if live:
+                # An order of the registry replaced by one with nothing left, and one removed.
+                order = after.books.orders[live[0]]
+                done = {
+                    **after.books.orders,
+                    order.cloid: attrs.evolve(order, filled_qty=order.qty),
+                }
+                gone = {c: o for c, o in after.books.orders.items() if c != order.cloid}
+                for orders in (done, gone, after.books.orders):
+                    odd = attrs.evolve(after, books=attrs.evolve(after.books, orders=orders))
+                    assert check_state(odd) == check_state(odd, full=True)
+            assert check_state(after) == _full(after)
+        return after, commands
+
+    trace = backtest(load_config(), seed=seed, ticks=600, faults=profile(faults), reducer=reducer)
+    assert steps == trace.summary.events
+    assert broken_seen > 0
