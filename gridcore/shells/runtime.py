@@ -151,6 +151,7 @@ __all__ = [
     "K_TIMER",
     "AdapterFailed",
     "Clock",
+    "Deadline",
     "EventRejected",
     "ExecCommand",
     "LockstepClock",
@@ -269,12 +270,31 @@ class WallClock:
 
 
 class _Sleeper:
-    __slots__ = ("dead", "event", "woken")
+    __slots__ = ("dead", "event", "fire", "woken")
 
-    def __init__(self, event: anyio.Event) -> None:
+    def __init__(self, event: anyio.Event | None, fire: Callable[[], None] | None = None) -> None:
         self.event = event
+        self.fire = fire  # a deadline (call_at): called when due instead of waking a task
         self.woken = False
         self.dead = False
+
+
+class Deadline:
+    """A callback scheduled on a :class:`LockstepClock` (:meth:`LockstepClock.call_at`)."""
+
+    __slots__ = ("_clock", "_ident", "_sleeper")
+
+    def __init__(self, clock: LockstepClock, ident: tuple[int, SleepKey], sleeper: _Sleeper):
+        self._clock = clock
+        self._ident = ident
+        self._sleeper = sleeper
+
+    def cancel(self) -> None:
+        """Do not call it (idempotent; too late once it was called)."""
+        sleeper = self._sleeper
+        if not sleeper.woken and not sleeper.dead:
+            sleeper.dead = True
+            self._clock._keys.discard(self._ident)
 
 
 class LockstepClock:
@@ -361,12 +381,15 @@ class LockstepClock:
         if self.speed != math.inf or self._settle is not None or self._settles:
             return False
         heap = self._heap
-        while heap and heap[0][3].dead:
-            heapq.heappop(heap)
-        if not heap:
-            return False
-        self._wake_next(heap)
-        return True
+        while True:
+            while heap and heap[0][3].dead:
+                heapq.heappop(heap)
+            if not heap:
+                return False
+            self._wake_next(heap)
+            if self._busy:
+                return True
+            # A deadline's callback that left nothing to do: the next sleeper is due now.
 
     def _wake_next(self, heap: list[tuple[int, SleepKey, int, _Sleeper]]) -> None:
         """Pop the earliest sleeper, move the clock to its time and wake it."""
@@ -375,8 +398,12 @@ class LockstepClock:
         if ts > self._now:
             self._now = ts
         sleeper.woken = True
-        self._busy += 1  # the sleeper's unit, held on its behalf before it runs
         self.wakeups += 1
+        if sleeper.fire is not None:
+            sleeper.fire()  # runs here, at its time; it holds what it starts
+            return
+        self._busy += 1  # the sleeper's unit, held on its behalf before it runs
+        assert sleeper.event is not None
         sleeper.event.set()
 
     async def sleep_until(self, ts: int, key: SleepKey) -> None:
@@ -386,19 +413,35 @@ class LockstepClock:
         ident = (ts, key)
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
-        sleeper = _Sleeper(self._event())
+        event = self._event()
+        sleeper = _Sleeper(event)
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
         self.release()
         try:
-            await sleeper.event.wait()
+            await event.wait()
         except BaseException:
             if not sleeper.woken:
                 sleeper.dead = True
                 self._keys.discard(ident)
                 self.hold()
             raise
+
+    def call_at(self, ts: int, key: SleepKey, fire: Callable[[], None]) -> Deadline:
+        """Call ``fire()`` when the clock reaches ``ts``, in ``key``'s turn among the sleepers
+        due then, as a sleeper woken there would run — without a task: ``fire`` runs inside
+        the clock's step and must not block; what it starts (a cancellation) it must count
+        with :meth:`hold`. The caller holds nothing for it while it waits."""
+        ts = max(ts, self._now)
+        ident = (ts, key)
+        if ident in self._keys:
+            raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
+        sleeper = _Sleeper(None, fire)
+        self._keys.add(ident)
+        self._counter += 1
+        heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
+        return Deadline(self, ident, sleeper)
 
     async def park(self) -> None:
         """Sleep until cancelled; simulated time goes on without the caller."""
@@ -1238,6 +1281,8 @@ class Runtime:
 
     async def _call(self, adapter: VenueAdapter, command: ExecCommand) -> list[Event]:
         clock = self.clock
+        if isinstance(clock, LockstepClock):
+            return await self._call_lockstep(clock, adapter, command)
         deadline = clock.now() + self.options.command_timeout_ms
         outcome: list[Event] | Exception | None = None
         timed_out = False
@@ -1274,6 +1319,50 @@ class Runtime:
             clock.release()
         if timed_out:
             clock.release()  # the unit the watchdog held for us
+        return self._outcome(adapter, command, outcome, timed_out)
+
+    async def _call_lockstep(
+        self, clock: LockstepClock, adapter: VenueAdapter, command: ExecCommand
+    ) -> list[Event]:
+        """:meth:`_call` on simulated time: the timeout is a deadline on the clock (same time,
+        same turn as the watchdog task it replaces) instead of a task and a task group per
+        command."""
+        outcome: list[Event] | Exception | None = None
+        timed_out = False
+        scope = anyio.CancelScope()
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            # The adapter is asleep on the clock: hold a unit for it until it has woken from
+            # the cancellation (released below), so time cannot move in between.
+            clock.hold()
+            scope.cancel()
+
+        deadline = clock.call_at(
+            clock.now() + self.options.command_timeout_ms,
+            (K_COMMAND, command.command_id, 9),
+            expire,
+        )
+        try:
+            with scope:
+                try:
+                    outcome = list(await adapter.execute(command))
+                except Exception as exc:
+                    outcome = exc
+        finally:
+            deadline.cancel()
+        if timed_out:
+            clock.release()  # the unit expire held for us
+        return self._outcome(adapter, command, outcome, timed_out)
+
+    def _outcome(
+        self,
+        adapter: VenueAdapter,
+        command: ExecCommand,
+        outcome: list[Event] | Exception | None,
+        timed_out: bool,
+    ) -> list[Event]:
         if isinstance(outcome, Exception) and not isinstance(outcome, VenueError | TransportError):
             call = f"execute({type(command).__name__} {command.command_id})"
             self._adapter_bug(adapter, call, outcome)
