@@ -147,7 +147,7 @@ def test_a_venue_log_of_ticks_in_either_stored_form_loads_to_the_same_venue(
     """Ticks are logged as flat tuples of their fields; rows written before that (the
     ``QuoteTicked`` itself) still load, to the same venue."""
     ticks = list(itertools.islice(make_path(CONFIG, seed=CONFIG.market.seed), 5))
-    forms = {
+    forms: dict[str, list[tuple[Any, ...]]] = {
         "instance": [(_TICK, t) for t in ticks],
         "fields": [(_QUOTE, t.ts, t.venue, t.symbol, t.bid, t.ask) for t in ticks],
     }
