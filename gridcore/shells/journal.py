@@ -230,16 +230,6 @@ def _event_crc(prev: int, seq: int, ts: int, kind: str, payload: bytes) -> int:
     return _crc(payload, f"event:{seq}:{ts}:{kind}:", prev)
 
 
-def _event_header(seq: Any, ts: Any, kind: Any, kind_b: bytes) -> bytes:
-    """The row header :func:`_event_crc` checksums, ``f"event:{seq}:{ts}:{kind}:"`` encoded,
-    given ``kind_b = f"{kind}".encode()`` (computed once per kind by the readers): %-formatting
-    of bytes when both numbers are ints (a third faster), the f-string for anything else a
-    damaged row may hold."""
-    if type(seq) is int and type(ts) is int:
-        return b"event:%d:%d:%b:" % (seq, ts, kind_b)
-    return f"event:{seq}:{ts}:{kind}:".encode()
-
-
 def _snapshot_crc(seq: int, ts: int, payload: bytes) -> int:
     return _crc(payload, f"snapshot:{seq}:{ts}:")
 
@@ -726,7 +716,6 @@ class Journal:
                     f"{_RESTART_ADVICE}"
                 )
             chain, expected, marked_chain = 0, 1, None
-            kinds: dict[Any, bytes] = {}
             for seq, ts, kind, crc, payload in self._conn.execute(
                 "SELECT seq, ts, kind, crc, payload FROM events ORDER BY seq"
             ):
@@ -734,12 +723,8 @@ class Journal:
                     raise self._corrupt(
                         f"the event sequence after {expected - 1}", f"next is {seq}"
                     )
-                # _event_crc inlined: this loop reads every event of the journal on every open
-                # (the header as :meth:`events` builds it).
-                kind_b = kinds.get(kind)
-                if kind_b is None:
-                    kind_b = kinds[kind] = f"{kind}".encode()
-                chain = crc32(payload, crc32(_event_header(seq, ts, kind, kind_b), chain))
+                # _event_crc inlined: this loop reads every event of the journal on every open.
+                chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
                 if chain != crc:
                     raise self._corrupt(f"event {seq}", "checksum mismatch")
                 if mark is not None and seq == mark.seq:
@@ -1022,7 +1007,6 @@ class Journal:
         if chain < 0:
             raise self._corrupt(f"the event sequence before {after + 1}", f"event {after} is gone")
         expected = after + 1
-        kinds: dict[Any, bytes] = {}  # each kind's header bytes, encoded once
         try:
             rows = self._conn.execute(sql + " ORDER BY seq", args)
             for seq, ts, kind, crc, payload in rows:
@@ -1032,10 +1016,7 @@ class Journal:
                     )
                 expected += 1
                 # _event_crc inlined: replay and recovery read every event through here.
-                kind_b = kinds.get(kind)
-                if kind_b is None:
-                    kind_b = kinds[kind] = f"{kind}".encode()
-                chain = crc32(payload, crc32(_event_header(seq, ts, kind, kind_b), chain))
+                chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
                 if chain != crc:
                     raise self._corrupt(f"event {seq}", "checksum mismatch")
                 try:
