@@ -1465,11 +1465,17 @@ def replay_journal(journal: Journal, *, jobs: int = 1) -> ReplayResult:
     cuts = _replay_cuts(seqs, journal.last_seq, jobs)
     if len(cuts) > 1 and "fork" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("fork")  # the strategies imported here come along
-        with ctx.Pool(len(cuts)) as pool:
-            parts = pool.starmap(
+        # This process folds the first stretch itself (its handle is open and verified) while
+        # the others fold the rest: one process fewer to start than stretches.
+        with ctx.Pool(len(cuts) - 1) as pool:
+            rest = pool.starmap_async(
                 _replay_part,
-                [(journal.path, start, upto, seqs) for start, upto in cuts],
+                [(journal.path, start, upto, seqs) for start, upto in cuts[1:]],
             )
+            first = _replay_stretch(journal, *cuts[0], seqs)
+            # A mismatch in the first stretch is the first mismatch: the rest is not awaited
+            # (leaving the block stops the other processes).
+            parts = [first] if first.mismatch_seq is not None else [first, *rest.get()]
         events, verified = 0, [0]
         for part in parts:
             events += part.events

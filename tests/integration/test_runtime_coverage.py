@@ -6,7 +6,7 @@ stops the run, a runtime runs once, and the clocks and options refuse what canno
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from gridcore.events import (
 from gridcore.instruments import Source
 from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import (
+    K_COMMAND,
+    K_FEED,
     EventRejected,
     ExecCommand,
     LockstepClock,
@@ -290,6 +292,45 @@ async def test_two_sleepers_may_not_share_a_key_at_one_time() -> None:
         with pytest.raises(RuntimeError, match=r"two sleepers share key \(1, 2\)"):
             await clock.sleep_until(START + 5, (1, 2))
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_a_deadline_fires_in_its_turn_without_a_task_and_a_cancelled_one_never() -> None:
+    """The command timeout on simulated time: a callback at its time and key among the
+    sleepers, called inside the clock's step (here the reducer's release); cancelled, never."""
+    clock = LockstepClock(START)
+    seen: list[tuple[str, int]] = []
+
+    def note(what: str) -> Callable[[], None]:
+        return lambda: seen.append((what, clock.now()))
+
+    clock.call_at(START + 10, (K_COMMAND, 1, 9), note("late"))
+    dropped = clock.call_at(START + 5, (K_COMMAND, 2, 9), note("dropped"))
+    clock.call_at(START + 5, (K_COMMAND, 0, 9), note("first"))
+    dropped.cancel()
+    dropped.cancel()  # idempotent
+    with pytest.raises(RuntimeError, match="share key"):
+        clock.call_at(START + 5, (K_COMMAND, 0, 9), note("again"))
+
+    async def task() -> None:
+        try:
+            await clock.sleep_until(START + 5, (K_FEED, 0))
+            seen.append(("task", clock.now()))
+        finally:
+            clock.release()
+
+    async with anyio.create_task_group() as tg:
+        clock.hold()  # the task's unit
+        tg.start_soon(task)
+        clock.hold()  # ours, as the reducer holds one while it reduces
+        tg.start_soon(clock.run)
+        await anyio.wait_all_tasks_blocked()
+        assert seen == []  # nothing is due while a unit is held
+        clock.release_and_advance()  # the deadline due first fires right here; the task wakes
+        assert seen == [("first", START + 5)]
+        await clock.settle(lambda: len(seen) == 3, START + 1_000)
+        tg.cancel_scope.cancel()
+    assert seen == [("first", START + 5), ("task", START + 5), ("late", START + 10)]
 
 
 def test_the_default_wall_clock_reads_the_system_time_in_milliseconds() -> None:

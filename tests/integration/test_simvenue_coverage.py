@@ -4,6 +4,7 @@ the adapter ends its feed with the market, asking the runtime to stop."""
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import sqlite3
 from pathlib import Path
@@ -19,13 +20,15 @@ from gridcore.events import QuoteTicked
 from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import (
+    _QUOTE,
+    _TICK,
     SimVenue,
     VenueStore,
     VenueStoreError,
     describe,
     open_venue_state,
 )
-from gridcore.sim import make_bot
+from gridcore.sim import make_bot, make_path
 
 CONFIG = load_config()
 START = CONFIG.market.start_ts
@@ -136,3 +139,33 @@ async def test_the_feed_ends_with_the_market_and_asks_the_runtime_to_stop(tmp_pa
     assert venue.ticks == 20
     assert len(quotes) == 20
     assert quotes[-1].ts == START + 19 * config.market.interval_ms
+
+
+def test_a_venue_log_of_ticks_in_either_stored_form_loads_to_the_same_venue(
+    tmp_path: Path,
+) -> None:
+    """Ticks are logged as flat tuples of their fields; rows written before that (the
+    ``QuoteTicked`` itself) still load, to the same venue."""
+    ticks = list(itertools.islice(make_path(CONFIG, seed=CONFIG.market.seed), 5))
+    forms: dict[str, list[tuple[Any, ...]]] = {
+        "instance": [(_TICK, t) for t in ticks],
+        "fields": [(_QUOTE, t.ts, t.venue, t.symbol, t.bid, t.ask) for t in ticks],
+    }
+    loaded: dict[str, bytes] = {}
+    fresh = b""
+    for name, ops in forms.items():
+        store = VenueStore(tmp_path / f"{name}.db")
+        try:
+            state, _ = open_venue_state(store, CONFIG, seed=None, faults=None)
+            fresh = pickle.dumps(state.exchange)
+            store.append(state, ops)
+        finally:
+            store.close()
+        store = VenueStore(tmp_path / f"{name}.db")
+        try:
+            again = store.load()
+        finally:
+            store.close()
+        assert again is not None
+        loaded[name] = pickle.dumps(again.exchange)
+    assert loaded["instance"] == loaded["fields"] != fresh
