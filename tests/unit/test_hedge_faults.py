@@ -4,7 +4,9 @@ Each test is the minimal form of a run the harness found when it drew every faul
 markets that move past the reprice threshold (``DRIFTING`` in
 ``tests/harness/test_hedge_grid.py``): a take-profit enlarged while its old size filled
 (failure `modify-answer-overtaken`, whichever way the fill reached the core), and an entry whose
-fill was lost and whose repricing the venue refused because it had filled.
+fill was lost and whose repricing the venue refused because it had filled, and an entry whose
+repricing failed while the strategy waited after the refusal; and an averaging entry left far
+behind while a market ran towards a take-profit filled slowly in a thin book.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from gridcore import (
     CancelOrder,
     Command,
+    CommandFailed,
     FillsReported,
     ModifyOrder,
     ModifyRejected,
@@ -30,11 +35,14 @@ from gridcore import (
     State,
     step,
 )
+from gridcore.invariants import StepRecord, orders_within_band
+from gridcore.numbers import relative_distance
 from gridcore.strategies import hedge_grid as hg
 
 from .helpers import VENUE, fill, of_type, only, quote
 from .test_hedge_grid import (
     LONG,
+    SHORT,
     T0,
     accept,
     filled,
@@ -188,3 +196,85 @@ def test_a_repricing_refused_because_the_entry_filled_asks_for_its_status() -> N
     )
     assert not state.orders[long0.cloid].is_live
     assert of_type(commands, RequestFills)
+
+
+def _repricing_failed() -> tuple[State[Any], PlaceOrder]:
+    """The LONG entry rests at 49999.9; the mid moves 6 % and its repricing fails at the
+    venue, not applied (a request error): the entry still rests at 49999.9."""
+    state, commands = started()
+    long0 = placed(commands, LONG, reduce_only=False)
+    state, _ = accept(state, long0, T0 + 5)
+    state, commands = step(state, quote(T0 + 10, "52999.9", "53000.1"))
+    reprice = [m for m in of_type(commands, ModifyOrder) if m.cloid == long0.cloid]
+    assert len(reprice) == 1
+    state, _ = step(
+        state,
+        CommandFailed(
+            ts=T0 + 20, command_id=reprice[0].command_id, reason="REST error", not_applied=True
+        ),
+    )
+    assert state.orders[long0.cloid].price == long0.price
+    return state, long0
+
+
+def test_an_entry_whose_repricing_failed_is_repriced_once_the_wait_is_over() -> None:
+    """The failed repricing had noted the new mid as the entry's basis: the entry rested 6 %
+    from the market and was repriced only after the mid moved another 5 %. The refusal
+    forgets that mid, and the first quote after ``retry_ms`` reprices the entry."""
+    state, long0 = _repricing_failed()
+    wait = strategy(state).config.retry_ms
+    state, commands = step(state, quote(T0 + 1_000, "52999.9", "53000.1"))
+    assert not of_type(commands, ModifyOrder)  # waiting after the refusal
+    state, commands = step(state, quote(T0 + 20 + wait, "52999.9", "53000.1"))
+    assert [m.cloid for m in of_type(commands, ModifyOrder)] == [long0.cloid]
+    assert hg.hedge_grid_entries_near_market(state) == []
+
+
+def test_entries_near_market_is_not_judged_during_the_wait_after_a_refusal_only() -> None:
+    """The invariant waits with the strategy: not judged while the latest quote predates the
+    end of a wait of at most ``retry_ms``; judged from the first quote after it, and judged
+    throughout a wait longer than ``retry_ms``."""
+    state, _ = _repricing_failed()
+    s = strategy(state)
+    state, _ = step(state, quote(T0 + 1_000, "52999.9", "53000.1"))
+    assert hg.hedge_grid_entries_near_market(state) == []
+    late = quote(s.retry_at, "52999.9", "53000.1")
+    after = attrs.evolve(state, now=s.retry_at, quotes={(VENUE, late.symbol): late})
+    assert [v.invariant for v in hg.hedge_grid_entries_near_market(after)] == [
+        "hedge_grid_entries_near_market"
+    ]
+    longer = attrs.evolve(
+        state, strategy=attrs.evolve(s, retry_at=state.now + s.config.retry_ms + 1)
+    )
+    assert hg.hedge_grid_entries_near_market(longer) != []
+
+
+def _band_violations(state: State[Any], bid: str, ask: str) -> list[str]:
+    """What ``orders_within_band`` says of ``state`` once the quote is ``bid``/``ask``."""
+    tick = quote(state.now + 1, bid, ask)
+    after = attrs.evolve(state, now=tick.ts, quotes={(VENUE, tick.symbol): tick})
+    return [v.detail for v in orders_within_band(StepRecord(before=state, event=tick, after=after))]
+
+
+def test_an_averaging_entry_rests_at_its_level_however_far_the_market_ran() -> None:
+    """The LONG side averages one step under its last fill (49749.9); the market runs 12 % up
+    while its take-profit fills slowly: the entry stays at its level, the ladder's next level,
+    and the band the strategy declares reaches it (the catalogue's 10 % does not)."""
+    state, orders = with_long()
+    long1 = orders["long1"]
+    assert relative_distance(long1.price, Decimal("56000")) > Decimal("0.1")
+    assert _band_violations(state, "55999.9", "56000.1") == []
+    band = strategy(state).order_band(state)
+    assert band == 2 * Decimal("0.05") + relative_distance(
+        Decimal("49999.9"), state.quotes[(VENUE, long1.symbol)].mid
+    ) + Decimal("0.005")
+
+
+def test_an_entry_at_the_touch_left_behind_is_still_outside_the_declared_band() -> None:
+    """Flat sides have no level to reach: the band is twice the reprice threshold, and level-0
+    entries the market left 10.7 % behind are reported."""
+    state, commands = started()
+    for side in (LONG, SHORT):
+        state, _ = accept(state, placed(commands, side, reduce_only=False), T0 + 5)
+    assert strategy(state).order_band(state) == Decimal("0.10")
+    assert len(_band_violations(state, "55999.9", "56000.1")) == 2
