@@ -60,7 +60,9 @@ def fill_refusal(state: State[Any], fill: Fill) -> str | None:
     return None
 
 
-def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
+def apply_fill(
+    tx: Tx[Any], fill: Fill, venue_says_done: bool, *, venue_says_open: bool = False
+) -> None:
     # Keep in step with fill_refusal, which the invariant catalogue asks.
     """Book one fill (stream or report) and move its order; see the module's rules."""
     if not _plausible.known_venue(tx, fill.venue, f"fill {fill.fill_id}"):
@@ -112,11 +114,15 @@ def apply_fill(tx: Tx[Any], fill: Fill, venue_says_done: bool) -> None:
         _risk.check_drawdown(tx)
         return
     filled = CTX.add(order.filled_qty, fill.qty)
-    if order.modify_to is not None and order.qty < filled <= order.modify_to[1]:
-        # A fill beyond the order's size while an increase is out: the venue applied the
-        # modify before its answer arrived (its stream overtook its REST reply). Only the new
-        # size explains the fill; without this the order would be called done while its
-        # remainder rests at the venue (failure `modify-answer-overtaken`).
+    if order.modify_to is not None and (
+        order.qty < filled <= order.modify_to[1]
+        or (venue_says_open and order.qty == filled < order.modify_to[1])
+    ):
+        # A fill beyond the order's size while an increase is out, or one that reaches the old
+        # size while the venue says the order still rests: the venue applied the modify before
+        # its answer arrived (its stream overtook its REST reply). Only the new size explains
+        # the fill; without this the order would be called done while its remainder rests at
+        # the venue (failure `modify-answer-overtaken`).
         _orders.modify_applied(tx, order, *order.modify_to)
         order = tx.orders[order.cloid]
     complete = filled >= order.qty

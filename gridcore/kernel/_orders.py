@@ -24,7 +24,10 @@ Rules
   above what is filled, on a synced venue, and while halted only if it is reduce-only. A size
   increase is gated and reserved like a new order. The venue's answer is believed only when the
   core asked for an amendment and it leaves something to fill; any other amendment cancels the
-  order (which only reduces exposure). A modify whose outcome is unknown cancels the order.
+  order (which only reduces exposure). A modify whose outcome is unknown cancels the order; a
+  refused one asks for the order's status. A fill that reaches the old size while an increase is
+  out and the venue says the order rests takes the modify as applied; an order held filled that
+  the venue turns out to rest (a larger amendment's answer) has what is left there canceled.
 """
 
 from __future__ import annotations
@@ -364,6 +367,29 @@ def cancel(tx: Tx[Any], cloid: str, *, refused_early: bool = False) -> None:
 # --- strategy calls ----------------------------------------------------------------------------
 
 
+def cancel_remainder(tx: Tx[Any], order: Order, why: str) -> None:
+    """The venue still rests an order the core holds filled (filled is final): take what is
+    left off the venue with a cancel, and say so. A fill that beats the cancel is applied like
+    any other; the cancel's answer leaves the order filled."""
+    cid = tx.next_id()
+    tx.notify(
+        Level.WARNING,
+        "order_anomaly",
+        f"order {order.cloid}: {order.status.name} here but resting at {order.venue} ({why}); "
+        f"canceling what is left there",
+    )
+    tx.order_commands.setdefault(order.venue, []).append(
+        CancelOrder(
+            command_id=cid,
+            venue=order.venue,
+            symbol=order.symbol,
+            cloid=order.cloid,
+            venue_order_id=order.venue_order_id,
+        )
+    )
+    tx.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=order.cloid, sent_ts=tx.now))
+
+
 def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:
     """The venue acknowledged an order."""
     tx.resolve(event.command_id)
@@ -430,8 +456,13 @@ def on_modified(tx: Tx[Any], event: OrderModified) -> None:
     order = tx.find(event.venue, event.cloid, None)
     asked = flight is not None and flight.kind == "modify"
     values = (event.price, event.qty)
-    if order is None or not order.is_live:
+    if order is None:
         pass
+    elif not order.is_live:
+        if asked and order.status is OrderStatus.FILLED and event.qty > order.filled_qty:
+            # The fills reached the old size before the answer of an increase (failure
+            # `modify-answer-overtaken`): the rest of the new size still rests at the venue.
+            cancel_remainder(tx, order, f"amended to {event.qty}, filled {order.filled_qty}")
     elif asked and order.modify_to is None and (order.price, order.qty) == values:
         _risk.ok(tx)  # a fill beyond the old size showed it applied already
     elif not asked or (order.modify_to != values and event.qty <= order.filled_qty):
@@ -459,6 +490,12 @@ def on_modify_rejected(tx: Tx[Any], event: ModifyRejected) -> None:
     order = tx.find(event.venue, event.cloid, None)
     if order is not None:
         modify_failed(tx, order, "rejected", f"{event.venue} refused: {event.reason}")
+        order = tx.orders[order.cloid]
+        if order.is_live:
+            # The refusal may say the order is no longer there (filled or canceled, its
+            # update lost): ask, as for a refused cancel, rather than believe it rests
+            # (failure `refused-modify-of-a-filled-order`).
+            request_status(tx, order)
 
 
 def on_status_reported(tx: Tx[Any], event: OrderStatusReported) -> None:

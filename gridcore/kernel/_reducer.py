@@ -395,7 +395,7 @@ def dispatch(tx: Tx[Any], event: Event) -> None:
         case OrderRejected():
             _orders.on_rejected(tx, event)
         case OrderPartiallyFilled():
-            _ledger.apply_fill(tx, event.fill, venue_says_done=False)
+            _ledger.apply_fill(tx, event.fill, venue_says_done=False, venue_says_open=True)
         case OrderFilled():
             _ledger.apply_fill(tx, event.fill, venue_says_done=True)
         case OrderCanceled():

@@ -67,8 +67,9 @@ A resting order the core does not know on an instrument it trades (failure `orph
 is adopted (tag ``orphan``) and canceled, unless ``cancel_unknown_orders`` is off; one on an
 instrument it does not trade is left alone with a notice. An order the core tracks that a
 complete open-orders report (an answer to our request, asked after the order was named) no
-longer lists gets ``MISSING_FROM_OPEN`` and its status asked. Positions on instruments not
-configured are left alone with a notice.
+longer lists gets ``MISSING_FROM_OPEN`` and its status asked. An order the core holds filled
+that a report taken after it ended lists as resting is canceled at the venue (filled is final).
+Positions on instruments not configured are left alone with a notice.
 """
 
 from __future__ import annotations
@@ -273,6 +274,11 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
             continue  # taken before the order ended: stale, not news
         if reported.filled_qty > order.filled_qty:
             _requests.request_once(tx, "fills", venue)
+        if order.status is OrderStatus.FILLED:
+            # Filled is final, but the venue rests it (an increase applied whose answer was
+            # lost, failure `modify-answer-overtaken`): what is left there goes.
+            _orders.cancel_remainder(tx, order, f"listed {reported.filled_qty}/{reported.qty}")
+            continue
         _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
         if tx.risk.halted:
             _risk.hold_halt(tx, order.cloid)

@@ -83,7 +83,7 @@ from gridcore import (
 )
 from gridcore.config import BotConfig
 from gridcore.invariants import Violation
-from gridcore.numbers import add, div, exact_str, mul, sub
+from gridcore.numbers import add, div, exact_str, mul, relative_distance, sub
 from gridcore.registry import StrategyKind, register
 
 __all__ = [
@@ -384,6 +384,11 @@ class HedgeGrid:
                 s = attrs.evolve(self, retry_at=view.now + cfg.retry_ms)
                 order = view.orders.get(stimulus.cloid)
                 role = None if order is None else _role(order)
+                if order is not None and role is not None and role[0] == "entry":
+                    # The entry still rests where it was priced, not at the mid its repricing
+                    # noted: forget that mid, so the entry is repriced once the wait is over
+                    # (failure `stale-pending-entries`).
+                    s = s._with_book(attrs.evolve(s.book(order.position_side), basis=None))
                 if order is not None and role is not None and role[0] == "tp":
                     s = s._with_book(attrs.evolve(s.book(order.position_side), tp_target=None))
                     if stimulus.code == "rejected":
@@ -703,6 +708,26 @@ class HedgeGrid:
             return ask
         return max(inst.round_price(mul(book.anchor, add(ONE, cfg.step)), Rounding.UP), ask)
 
+    def order_band(self, view: State[Any]) -> Decimal:
+        """How far from the mid (a fraction) an entry may rest, for the catalogue's
+        ``orders_within_band``: twice ``reprice_threshold`` for an entry priced at the touch
+        (repriced once the mid moved past the threshold, and not during the wait after a
+        refusal), and, for a side holding a position, the distance of its next level, one
+        ``step`` beyond its last entry fill: an averaging entry is the ladder's next level, not
+        a quote, and stays there however far the market runs towards the take-profit (a
+        take-profit filled slowly in a thin book leaves it far behind until the cycle ends)."""
+        cfg = self.config
+        band = mul(Decimal(2), cfg.reprice_threshold)
+        mid = view.mid(cfg.venue, cfg.symbol)
+        if mid is None or mid <= 0:
+            return band
+        for side in SIDES:
+            anchor = self.book(side).anchor
+            if anchor is not None:
+                level = add(relative_distance(anchor, mid), cfg.step)
+                band = max(band, add(mul(Decimal(2), cfg.reprice_threshold), level))
+        return band
+
     # --- figures for the backtest summary -----------------------------------------------------
 
     def summary_figures(self, view: State[Any]) -> Mapping[str, str]:
@@ -996,13 +1021,21 @@ def hedge_grid_reference_cleared_when_flat(state: State[Any]) -> list[Violation]
 def hedge_grid_entries_near_market(state: State[Any]) -> list[Violation]:
     """While the venue trades, a resting entry was priced at a mid within
     ``reprice_threshold`` of the current mid, or is being repriced (failure
-    `stale-pending-entries`)."""
+    `stale-pending-entries`).
+
+    Not judged while the strategy waits after a refusal: it then sends nothing, a repricing
+    included, for ``retry_ms``, and reprices on the first quote after the wait. The exemption
+    is bounded: it holds only while the latest quote predates the end of the wait, so at most
+    ``retry_ms`` after the refusal plus the time to the next quote."""
     s = _strategy(state)
     if s is None or not state.can_trade(s.config.venue):
         return []
-    mid = state.mid(s.config.venue, s.config.symbol)
-    if mid is None:
+    quote = state.quotes.get((s.config.venue, s.config.symbol))
+    if quote is None:
         return []
+    if quote.ts < s.retry_at and s.retry_at - s.config.retry_ms <= state.now:
+        return []  # waiting after a refusal (a wait longer than retry_ms is judged)
+    mid = quote.mid
     out = []
     for o, r in _our_live(state, s):
         if r[0] != "entry" or o.status not in _RESTING or o.modify_to is not None:
