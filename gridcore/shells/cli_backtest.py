@@ -19,7 +19,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ class _Plan:
 
     config: BotConfig
     seed: int
-    faults: FaultPlan
+    faults: FaultPlan | Mapping[str, FaultPlan]
     path: Iterable[QuoteTicked] | None
     start_ts: int | None
     total: int | None
@@ -147,7 +147,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--faults",
         metavar="PROFILE",
         default="none",
-        help=f"what goes wrong between bot and venue: {', '.join(PROFILES)} (default: none)",
+        help=f"what goes wrong between bot and venue: {', '.join(PROFILES)} (default: none); "
+        "one profile for every venue, or VENUE=PROFILE[,VENUE=PROFILE] for each named venue "
+        "(unnamed venues: none)",
     )
     p.add_argument(
         "--plot",
@@ -201,13 +203,55 @@ def _load_plotter(target: str) -> Callable[..., None]:
     return plot.plot_trace
 
 
+def _venue_names(config: BotConfig) -> tuple[str, ...]:
+    """The venues a backtest of ``config`` runs (the funding-rate arbitrage: two)."""
+    from gridcore.sim import funding
+
+    if funding.handles(config):
+        return (config.venue.name, config.settings.venue_b)
+    return (config.venue.name,)
+
+
+def _faults(text: str, config: BotConfig) -> FaultPlan | dict[str, FaultPlan]:
+    """``--faults``: one profile for every venue, or ``venue=profile`` pairs (each named
+    venue its plan; every other venue none)."""
+    if "=" not in text:
+        return profile(text)
+    names = _venue_names(config)
+    plans: dict[str, FaultPlan] = {}
+    for item in text.split(","):
+        venue, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not venue or not name:
+            raise UsageError(
+                f"--faults {text}: {item.strip()!r} is not VENUE=PROFILE; write one profile "
+                f"for every venue, or e.g. {names[0]}=flaky (profiles: {', '.join(PROFILES)})"
+            )
+        if venue not in names:
+            raise UsageError(
+                f"--faults {text}: unknown venue {venue!r}; this configuration runs "
+                f"{', '.join(names)}"
+            )
+        if venue in plans:
+            raise UsageError(f"--faults {text}: venue {venue!r} is named twice")
+        try:
+            plans[venue] = profile(name)
+        except ValueError as exc:
+            raise UsageError(f"--faults {text}: venue {venue}: {exc}") from None
+    return {venue: plans.get(venue, PROFILES["none"]) for venue in names}
+
+
 def _plan(args: argparse.Namespace) -> _Plan:
-    try:
-        faults = profile(args.faults)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    if "=" not in args.faults:  # one profile: checked before anything is read
+        try:
+            profile(args.faults)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     plotter = _load_plotter(args.plot) if args.plot else None
     config = _read_config(args.config) if args.config else load_config()
+    try:
+        faults = _faults(args.faults, config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     seed = config.market.seed if args.seed is None else args.seed
     if args.data is None:
         if args.bar_ms is not None:
