@@ -11,7 +11,9 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from gridcore import PlaceOrder, State, step
 from gridcore.core import initial_state
@@ -29,12 +31,15 @@ from gridcore.testing import (
     assert_no_violations,
     simulate,
 )
+from gridcore.testing import strategies as gst
 from tests.harness.test_funding_arb import (
     AssumesLeg2Filled,
     TrustsCachedReports,
     WaitsOutAFailedLeg2,
     drawn_search,
+    drawn_venues,
     harness_config,
+    two_pair_config,
 )
 
 TICKS = 2_000
@@ -266,3 +271,58 @@ def test_the_monitor_watches_every_venue() -> None:
         RunMonitor(state, exchanges={"a": exchanges[b.venue]})
     with pytest.raises(ValueError, match="not both"):
         RunMonitor(state, exchange=exchanges[b.venue], exchanges=exchanges)
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(scenario=drawn_venues(two_pair_config(), max_ticks=200))
+def test_drawn_venues_quote_one_walk_per_asset_with_a_basis(scenario: MultiVenueScenario) -> None:
+    """``multi_venue_scenarios``: each asset's markets share one walk (seed, volatility, length)
+    on every venue, venue b's price is venue a's shifted by a basis of at most 20 bps and quoted a
+    millisecond later, every further symbol has its own rate path, and the scenario prints as a
+    program."""
+    a, b = scenario.venues
+    assert (a.venue, b.venue) == (CFG.venue.name, CFG.settings.venue_b)
+    for on_a, on_b in zip(a.markets, b.markets, strict=True):
+        assert on_a.instrument.base == on_b.instrument.base
+        assert (on_a.seed, on_a.volatility, on_a.ticks) == (on_b.seed, on_b.volatility, on_b.ticks)
+        assert on_b.start_ts == on_a.start_ts + 1
+        assert abs(on_b.start_price / on_a.start_price - 1) <= Decimal("0.002")
+    prices = {m.instrument.base: m.start_price for m in a.markets}
+    assert prices == {"ETH": Decimal(3_000), "BTC": Decimal(60_000)}
+    for venue in scenario.venues:
+        assert [s for s, _ in venue.symbol_funding_rates] == [
+            m.instrument.symbol for m in venue.more_markets
+        ]
+        assert venue.funding_rates and all(path for _, path in venue.symbol_funding_rates)
+    namespace: dict[str, Any] = {
+        "MultiVenueScenario": MultiVenueScenario,
+        "VenueScenario": VenueScenario,
+        "MarketPath": MarketPath,
+        "FaultPlan": FaultPlan,
+        "VenueFaults": VenueFaults,
+        "Instrument": Instrument,
+        "Decimal": Decimal,
+    }
+    exec("from gridcore.instruments import *", namespace)
+    assert eval(repr(scenario), namespace) == scenario
+
+
+def test_multi_venue_scenarios_refuse_bad_arguments_when_built() -> None:
+    a, b = CFG.make_instrument(), second_instrument(CFG)
+    with pytest.raises(InvalidArgument, match="at least one venue"):
+        gst.multi_venue_scenarios(venues={})
+    with pytest.raises(InvalidArgument, match="list it under that name"):
+        gst.multi_venue_scenarios(venues={"a": b})
+    with pytest.raises(InvalidArgument, match="no instrument"):
+        gst.multi_venue_scenarios(venues={"a": []})
+    with pytest.raises(InvalidArgument, match=r"assets \['BTC'\]"):
+        gst.multi_venue_scenarios(venues={"a": a}, start_prices={"BTC": st.just(Decimal(1))})
+    with pytest.raises(InvalidArgument, match="must be a SearchStrategy"):
+        gst.multi_venue_scenarios(venues={"a": a}, basis=Decimal(0))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="max_ticks"):
+        gst.multi_venue_scenarios(venues={"a": a}, min_ticks=10, max_ticks=5)
+    with pytest.raises(InvalidArgument, match="max_ppm"):
+        gst.venue_refusals(max_ppm=-1)
+    one = two_venues(1, ticks=10).venues[0]
+    with pytest.raises(ValueError, match="does not quote"):
+        attrs.evolve(one, symbol_funding_rates=(("BTC", ()),))
