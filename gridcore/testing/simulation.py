@@ -393,10 +393,10 @@ def simulate(
     :class:`InvariantViolations` is raised instead (``bot_quiesces``).
 
     Besides the catalogue, a running record of the run (:class:`~gridcore.testing.RunMonitor`)
-    checks the fills of every order ever tracked, that no order rests at the venue while the
+    checks the fills of every order ever tracked, that no order rests at any venue while the
     core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
-    proportionate to the market's events, and that a reconnect recovers every fill the venue
-    made before it.
+    proportionate to the market's events, and that a reconnect recovers every fill its venue
+    made before it (each venue of a :class:`MultiVenueScenario` judged on its own).
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config
