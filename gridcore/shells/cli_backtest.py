@@ -19,7 +19,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from gridcore import validators
 from gridcore.config import BotConfig
 from gridcore.errors import ConfigError
 from gridcore.events import QuoteTicked
-from gridcore.numbers import CTX, format_step
+from gridcore.numbers import CTX, ZERO, format_step
 from gridcore.shells import cli_types, csvdata, render
 from gridcore.shells.strategies import load_config
 from gridcore.sim import PROFILES, FaultPlan, Summary, Trace, backtest, profile
@@ -95,7 +95,7 @@ class _Plan:
 
     config: BotConfig
     seed: int
-    faults: FaultPlan
+    faults: FaultPlan | Mapping[str, FaultPlan]
     path: Iterable[QuoteTicked] | None
     start_ts: int | None
     total: int | None
@@ -147,7 +147,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--faults",
         metavar="PROFILE",
         default="none",
-        help=f"what goes wrong between bot and venue: {', '.join(PROFILES)} (default: none)",
+        help=f"what goes wrong between bot and venue: {', '.join(PROFILES)} (default: none); "
+        "one profile for every venue, or VENUE=PROFILE[,VENUE=PROFILE] for each named venue "
+        "(unnamed venues: none)",
     )
     p.add_argument(
         "--plot",
@@ -201,13 +203,55 @@ def _load_plotter(target: str) -> Callable[..., None]:
     return plot.plot_trace
 
 
+def _venue_names(config: BotConfig) -> tuple[str, ...]:
+    """The venues a backtest of ``config`` runs (the funding-rate arbitrage: two)."""
+    from gridcore.sim import funding
+
+    if funding.handles(config):
+        return (config.venue.name, config.settings.venue_b)
+    return (config.venue.name,)
+
+
+def _faults(text: str, config: BotConfig) -> FaultPlan | dict[str, FaultPlan]:
+    """``--faults``: one profile for every venue, or ``venue=profile`` pairs (each named
+    venue its plan; every other venue none)."""
+    if "=" not in text:
+        return profile(text)
+    names = _venue_names(config)
+    plans: dict[str, FaultPlan] = {}
+    for item in text.split(","):
+        venue, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not venue or not name:
+            raise UsageError(
+                f"--faults {text}: {item.strip()!r} is not VENUE=PROFILE; write one profile "
+                f"for every venue, or e.g. {names[0]}=flaky (profiles: {', '.join(PROFILES)})"
+            )
+        if venue not in names:
+            raise UsageError(
+                f"--faults {text}: unknown venue {venue!r}; this configuration runs "
+                f"{', '.join(names)}"
+            )
+        if venue in plans:
+            raise UsageError(f"--faults {text}: venue {venue!r} is named twice")
+        try:
+            plans[venue] = profile(name)
+        except ValueError as exc:
+            raise UsageError(f"--faults {text}: venue {venue}: {exc}") from None
+    return {venue: plans.get(venue, PROFILES["none"]) for venue in names}
+
+
 def _plan(args: argparse.Namespace) -> _Plan:
-    try:
-        faults = profile(args.faults)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    if "=" not in args.faults:  # one profile: checked before anything is read
+        try:
+            profile(args.faults)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     plotter = _load_plotter(args.plot) if args.plot else None
     config = _read_config(args.config) if args.config else load_config()
+    try:
+        faults = _faults(args.faults, config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     seed = config.market.seed if args.seed is None else args.seed
     if args.data is None:
         if args.bar_ms is not None:
@@ -323,6 +367,47 @@ def run_results(config: BotConfig, trace: Trace, recorder: Recorder) -> Results:
     )
 
 
+@attrs.frozen(kw_only=True)
+class AssetPosition:
+    """One asset's position figures in a run of several assets (base units of that asset)."""
+
+    asset: str
+    max_position: Decimal
+    """The largest position held in one instrument of the asset (absolute)."""
+    final_position: Decimal
+    """The position at the end, every venue's instruments of the asset together (signed)."""
+    lot_size: Decimal
+    """The finest lot of the asset's instruments (how the figures are shown)."""
+
+
+def asset_positions(trace: Trace, recorder: Recorder) -> list[AssetPosition]:
+    """Per asset (an instrument's ``base``), the position figures of a run that trades several
+    assets (the funding arbitrage on several pairs); one asset: ``[]`` (the summary's own
+    figures hold). Base quantities of different assets are never added up."""
+    instruments = trace.state.config.instruments
+    assets: dict[str, list[Any]] = {}
+    for inst in instruments:
+        assets.setdefault(inst.base or inst.symbol, []).append(inst)
+    if len(assets) < 2:
+        return []
+    out = []
+    for asset, insts in assets.items():
+        keys = {(i.venue, i.symbol) for i in insts}
+        final = ZERO
+        for (venue, symbol, _), pos in trace.state.ledger.positions.items():
+            if (venue, symbol) in keys:
+                final = CTX.add(final, pos.qty)
+        out.append(
+            AssetPosition(
+                asset=asset,
+                max_position=max((recorder.max_qty.get(k, ZERO) for k in keys), default=ZERO),
+                final_position=final,
+                lot_size=min(i.lot_size for i in insts),
+            )
+        )
+    return out
+
+
 def results_dict(
     config: BotConfig, trace: Trace, recorder: Recorder, figures: Results
 ) -> dict[str, object]:
@@ -330,6 +415,12 @@ def results_dict(
     percentages rounded to 4 places, ``null`` where undefined."""
     first, last = recorder.first_quote, recorder.last_quote
     name, settings = _settings(trace)
+    start, end = first, last
+    if len(asset_positions(trace, recorder)) > 1:
+        # Several assets: the market moves are the configured instrument's, never one asset's
+        # first quote against another's last.
+        key = (config.venue.name, config.instrument.symbol)
+        start, end = recorder.first_quotes.get(key), recorder.last_quotes.get(key)
     values: dict[str, object] = {
         "venue": config.venue.name,
         "symbol": config.instrument.symbol,
@@ -337,11 +428,11 @@ def results_dict(
         "settings": settings,
         "data_start_ts": first.ts if first is not None else None,
         "data_end_ts": last.ts if last is not None else None,
-        "market_start_mid": first.mid if first is not None else None,
-        "market_end_mid": last.mid if last is not None else None,
+        "market_start_mid": start.mid if start is not None else None,
+        "market_end_mid": end.mid if end is not None else None,
         "market_change_pct": (
-            percent(CTX.subtract(last.mid, first.mid), first.mid)
-            if first is not None and last is not None
+            percent(CTX.subtract(end.mid, start.mid), start.mid)
+            if start is not None and end is not None
             else None
         ),
         **{f.name: getattr(figures, f.name) for f in attrs.fields(Results)},
@@ -390,10 +481,12 @@ def results_table(
     quote: str,
     base: str,
     lot_size: Decimal,
+    assets: Sequence[AssetPosition] = (),
 ) -> Table:
     """The human summary of a backtest: what ran on what (header), trading, money and the
     results people expect, position and health, faults, then the engineering figures last.
-    Every figure of the plain summary keeps its value and format."""
+    Every figure of the plain summary keeps its value and format. A run of several ``assets``
+    shows each asset's position rows in its own base units instead of the summary's."""
     s = summary
     unit = f" ({quote})"
     size_unit = f" ({base})" if base else ""
@@ -469,8 +562,23 @@ def results_table(
             f"{_ratio(doc['sharpe_daily'])} / {_ratio(doc['sortino_daily'])}",
         ),
         None,
-        ("max position" + size_unit, size(s.max_position)),
-        ("final position" + size_unit, size(s.final_position)),
+        *(
+            [
+                ("max position" + size_unit, size(s.max_position)),
+                ("final position" + size_unit, size(s.final_position)),
+            ]
+            if not assets
+            else [
+                *(
+                    (f"max position ({a.asset})", format_step(a.max_position, a.lot_size))
+                    for a in assets
+                ),
+                *(
+                    (f"final position ({a.asset})", format_step(a.final_position, a.lot_size))
+                    for a in assets
+                ),
+            ]
+        ),
         ("grid recenters", str(s.recenters)),
         ("syncs / drift repairs", f"{s.syncs} / {s.drift_repairs}"),
         ("alerts / warnings", f"{s.alerts} / {s.warnings}"),
@@ -575,14 +683,32 @@ def run(args: argparse.Namespace) -> int:
     # The funding arbitrage with several symbol pairs: each pair's figures, structured.
     pairs_of = getattr(trace.state.strategy, "pair_figures", None)
     pairs: list[Any] = pairs_of(trace.state) if callable(pairs_of) else []
+    # Several assets (pairs of different instruments): positions per asset, never summed.
+    assets = asset_positions(trace, recorder)
     if args.json:
+        summary_doc = render.summary_dict(summary)
+        if assets:
+            summary_doc["max_position"] = summary_doc["final_position"] = None
         doc = {
-            "summary": render.summary_dict(summary),
+            "summary": summary_doc,
             "results": figures,
             "violations": [render.violation_dict(v) for v in trace.violations],
             **({"strategy_metrics": dict(per_side)} if per_side else {}),
             **({"sides": render.side_dict(sides)} if sides else {}),
             **({"pairs": pairs} if len(pairs) > 1 else {}),
+            **(
+                {
+                    "positions": {
+                        a.asset: {
+                            "max_position": render.json_value(a.max_position),
+                            "final_position": render.json_value(a.final_position),
+                        }
+                        for a in assets
+                    }
+                }
+                if assets
+                else {}
+            ),
             # Last, so that everything before it is byte-identical between equal runs.
             "performance": performance.as_dict(),
         }
@@ -597,6 +723,7 @@ def run(args: argparse.Namespace) -> int:
                 quote=instrument.quote,
                 base=instrument.base,
                 lot_size=instrument.lot_size,
+                assets=assets,
             )
         )
         if sides:

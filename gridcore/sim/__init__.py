@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gridcore.config import BotConfig
@@ -99,7 +99,7 @@ def backtest(
     *,
     seed: int | None = None,
     ticks: int | None = None,
-    faults: FaultPlan | None = None,
+    faults: FaultPlan | Mapping[str, FaultPlan] | None = None,
     path: Iterable[QuoteTicked] | None = None,
     start_ts: int | None = None,
     **options: Any,

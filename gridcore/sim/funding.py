@@ -499,7 +499,7 @@ def funding_backtest(
     *,
     seed: int | None = None,
     ticks: int | None = None,
-    faults: FaultPlan | None = None,
+    faults: FaultPlan | Mapping[str, FaultPlan] | None = None,
     path: Iterable[QuoteTicked] | None = None,
     start_ts: int | None = None,
     rates: Mapping[RatesKey, RatePath] | None = None,

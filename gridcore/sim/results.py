@@ -441,6 +441,12 @@ class Recorder:
         self._low = ZERO  # the lowest point of the current episode below the peak
         self.first_quote: QuoteTicked | None = None
         self.last_quote: QuoteTicked | None = None
+        self.first_quotes: dict[tuple[str, str], QuoteTicked] = {}
+        """``(venue, symbol)`` -> that instrument's first quote (a run of several assets
+        reports each asset's market on its own)."""
+        self.last_quotes: dict[tuple[str, str], QuoteTicked] = {}
+        self.max_qty: dict[tuple[str, str], Decimal] = {}
+        """``(venue, symbol)`` -> the largest position held (base units, absolute)."""
         self.outages: list[Outage] = []
         self._down: dict[str, int] = {}
 
@@ -460,7 +466,17 @@ class Recorder:
             if self.first_quote is None:
                 self.first_quote = event
             self.last_quote = event
+            key = (event.venue, event.symbol)
+            if key not in self.first_quotes:
+                self.first_quotes[key] = event
+            self.last_quotes[key] = event
         elif kind in _MEASURED:
+            positions = after.ledger.positions
+            if positions is not state.ledger.positions:
+                for (venue, symbol, _), pos in positions.items():
+                    size = abs(pos.qty)
+                    if size > self.max_qty.get((venue, symbol), ZERO):
+                        self.max_qty[(venue, symbol)] = size
             pnl = after.net_pnl()
             if not self.pnl or self.pnl[-1][1] != pnl:
                 self._note(event.ts, pnl)

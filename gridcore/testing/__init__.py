@@ -3,7 +3,8 @@
 Prove your own bot with the same tools (see ``docs/prove-your-bot.md``):
 
 * **strategies** (:mod:`gridcore.testing.strategies`) — hypothesis strategies for instruments,
-  configurations, market paths, fault plans, whole scenarios and venue event streams.
+  configurations, market paths, fault plans, whole scenarios (one venue, or several:
+  ``multi_venue_scenarios``) and venue event streams.
 * **simulate** — run any bot reducer against the exchange model under a fault plan; every
   step is checked against the invariant catalogue; returns a :class:`~gridcore.sim.Trace`
   whose ``violations`` say what broke, and where. :func:`assert_no_violations` turns them into

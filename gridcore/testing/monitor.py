@@ -21,12 +21,17 @@ can show:
   reconciliation the reconnect started has ended, not only when some later repair happens to
   find it (failure `missed-fills-on-reconnect`).
 
+A bot on several venues is watched on each: give the monitor every venue's exchange model
+(``exchanges={name: exchange}``); an order resting is judged at its own venue, and a reconnect
+is judged against the fills of the venue whose feed came back.
+
 The record is kept in the monitor, outside the bot's state, and grows with the number of
 orders: a testing tool, not something a live shell keeps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +53,7 @@ from gridcore.numbers import CTX, ZERO
 from gridcore.sync import SyncPhase
 
 if TYPE_CHECKING:
-    from gridcore.sim.exchange import SimExchange
+    from gridcore.sim.exchange import SimExchange, SimOrder
 
 __all__ = ["MONITOR_INVARIANTS", "RunMonitor"]
 
@@ -101,6 +106,13 @@ def _fills(event: Any) -> tuple[Fill, ...]:
     return ()
 
 
+def _resting(exchange: SimExchange | Mapping[str, SimExchange]) -> list[tuple[str, SimOrder]]:
+    """Every order resting at ``exchange`` (or at each exchange of a mapping), with its
+    venue's name."""
+    exchanges = exchange.values() if isinstance(exchange, Mapping) else (exchange,)
+    return [(ex.config.venue, o) for ex in exchanges for o in ex.open_orders()]
+
+
 @attrs.define
 class _Owed:
     venue: str
@@ -117,8 +129,8 @@ class RunMonitor:
     ``recovery_window_ms`` bounds how long after a reconnect that starts no reconciliation the
     core may still miss a fill the venue made before it (default: one maintenance period); a
     reconnect that starts one (as the kernel's always does) is judged when that reconciliation
-    ends, however long its retries take. ``exchange`` (the simulated venue) turns that check
-    on.
+    ends, however long its retries take. ``exchanges`` (every simulated venue of the run, by
+    name) turns that check on for each venue; ``exchange`` is the same for a run on one venue.
     """
 
     def __init__(
@@ -128,14 +140,28 @@ class RunMonitor:
         resting_window_ms: int | None = None,
         recovery_window_ms: int | None = None,
         exchange: SimExchange | None = None,
+        exchanges: Mapping[str, SimExchange] | None = None,
     ) -> None:
+        if exchange is not None and exchanges is not None:
+            raise ValueError(
+                "RunMonitor takes exchange= (one venue) or exchanges= (every venue by name), "
+                "not both"
+            )
+        if exchange is not None:
+            exchanges = {exchange.config.venue: exchange}
+        for name, ex in (exchanges or {}).items():
+            if ex.config.venue != name:
+                raise ValueError(
+                    f"RunMonitor exchanges[{name!r}] is the exchange of venue "
+                    f"{ex.config.venue!r}: key every exchange by its own venue's name"
+                )
         if resting_window_ms is None:
             resting_window_ms = 2 * initial.config.maintenance_ms + 20_000
         if recovery_window_ms is None:
             recovery_window_ms = initial.config.maintenance_ms
         self.window = resting_window_ms
         self.recovery = recovery_window_ms
-        self.exchange = exchange
+        self.exchanges: dict[str, SimExchange] = dict(exchanges or {})
         self.owed: list[_Owed] = []
         self.found: list[Violation] = []
         self.same = 0
@@ -213,8 +239,8 @@ class RunMonitor:
             self._settle_owed(after)
 
     def _reconnected(self, event: FeedReconnected, after: State[Any]) -> None:
-        exchange = self.exchange
-        if exchange is None or exchange.config.venue != event.venue:
+        exchange = self.exchanges.get(event.venue)
+        if exchange is None:
             return
         ledger = after.ledger
         owed = [f for f in exchange.fills if f.ts <= event.ts and not ledger.has_seen(f)]
@@ -255,13 +281,19 @@ class RunMonitor:
                 )
         self.owed = keep
 
-    def venue(self, state: State[Any], exchange: SimExchange, now: int) -> list[Violation]:
-        """Compare the orders resting at ``exchange`` with the core's at ``now`` (ms); return the
+    def venue(
+        self,
+        state: State[Any],
+        exchange: SimExchange | Mapping[str, SimExchange] | None,
+        now: int,
+    ) -> list[Violation]:
+        """Compare the orders resting at ``exchange`` (or at each of a mapping of venues;
+        ``None``: every venue the monitor was given) with the core's at ``now`` (ms); return the
         orders that have rested while done or unknown in the core for longer than the window
         (each reported once), and what the other running checks found since the last call."""
         out, self.found = self.found, []
         seen: set[str] = set()
-        for order in exchange.open_orders():
+        for venue, order in _resting(self.exchanges if exchange is None else exchange):
             ours = state.orders.get(order.cloid)
             if ours is not None and ours.is_live:
                 continue
@@ -273,7 +305,7 @@ class RunMonitor:
                     Violation(
                         invariant="no_terminal_order_resting",
                         ts=now,
-                        detail=f"the venue has rested {order.cloid} ({order.side.value} "
+                        detail=f"venue {venue} has rested {order.cloid} ({order.side.value} "
                         f"{order.remaining} @ {order.price}) for {now - since} ms while the core "
                         f"has it {'unknown' if ours is None else ours.status.name} (window "
                         f"{self.window} ms)",
@@ -283,11 +315,14 @@ class RunMonitor:
             del self.resting[cloid]
         return out
 
-    def quiescent(self, state: State[Any], exchange: SimExchange) -> list[Violation]:
-        """With nothing in flight between bot and venue, every order resting at the venue is
-        live in the core."""
+    def quiescent(
+        self, state: State[Any], exchange: SimExchange | Mapping[str, SimExchange] | None = None
+    ) -> list[Violation]:
+        """With nothing in flight between bot and venue, every order resting at the venue (at
+        each venue of a mapping; ``None``: every venue the monitor was given) is live in the
+        core."""
         out = []
-        for order in exchange.open_orders():
+        for venue, order in _resting(self.exchanges if exchange is None else exchange):
             ours = state.orders.get(order.cloid)
             if (ours is None or not ours.is_live) and order.cloid not in self.flagged:
                 self.flagged.add(order.cloid)
@@ -295,7 +330,7 @@ class RunMonitor:
                     Violation(
                         invariant="no_terminal_order_resting",
                         ts=state.now,
-                        detail=f"with nothing in flight the venue rests {order.cloid} "
+                        detail=f"with nothing in flight venue {venue} rests {order.cloid} "
                         f"({order.side.value} {order.remaining} @ {order.price}) while the core "
                         f"has it {'unknown' if ours is None else ours.status.name}",
                     )

@@ -30,13 +30,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import attrs
 
 from gridcore.commands import Command
 from gridcore.core import State, step
-from gridcore.events import Event, FeedReconnected, QuoteTicked
+from gridcore.events import Event, QuoteTicked
 from gridcore.instruments import Instrument, PositionMode
 from gridcore.invariants import (
     CATALOGUE,
@@ -48,7 +48,6 @@ from gridcore.invariants import (
 )
 from gridcore.sim import FaultPlan, SimConfig, SimExchange, Trace, run_backtest, synthetic_path
 from gridcore.sim.backtest import Reducer
-from gridcore.sim.exchange import SimOrder
 from gridcore.sim.funding import FundingVenue, VenueFaults
 from gridcore.testing.differential import check_replay
 from gridcore.testing.monitor import RunMonitor
@@ -200,7 +199,10 @@ class VenueScenario:
     link's fault plan for this venue alone (lost, late or duplicated messages, failed and timed
     out commands, feed outages), drawn from its own stream. ``funding_rates`` (``(from ts,
     rate)`` pairs, sorted) makes the venue pay that rate path and publish its coming rate (a
-    funding-rate arbitrage decides on them); empty: a constant ``funding_rate``. ``refusals`` are
+    funding-rate arbitrage decides on them); empty: a constant ``funding_rate``.
+    ``symbol_funding_rates`` (``(symbol, path)`` pairs) gives a further symbol of
+    ``more_markets`` a rate path of its own (a symbol without one is paid ``funding_rates``).
+    ``refusals`` are
     the venue's own answers to opening orders (rejected, filled in part, accepted then rejected):
     the exchange model's behaviour, delivered intact by the link. The account fields are as in
     :class:`Scenario`.
@@ -216,6 +218,7 @@ class VenueScenario:
     funding_interval_ms: int = 8 * 3_600_000
     funding_rate: Decimal = Decimal("0.0001")
     funding_rates: tuple[tuple[int, Decimal], ...] = ()
+    symbol_funding_rates: tuple[tuple[str, tuple[tuple[int, Decimal], ...]], ...] = ()
     refusals: VenueFaults = VenueFaults()
 
     def __attrs_post_init__(self) -> None:
@@ -233,6 +236,17 @@ class VenueScenario:
             )
         if list(self.funding_rates) != sorted(self.funding_rates):
             raise ValueError("VenueScenario.funding_rates must be sorted by time")
+        symbols = {m.instrument.symbol for m in self.more_markets}
+        for symbol, path in self.symbol_funding_rates:
+            if symbol not in symbols:
+                raise ValueError(
+                    f"VenueScenario.symbol_funding_rates names {symbol!r}, which more_markets "
+                    f"does not quote; quoted: {sorted(symbols)}"
+                )
+            if list(path) != sorted(path):
+                raise ValueError(
+                    f"VenueScenario.symbol_funding_rates of {symbol!r} must be sorted by time"
+                )
         keys = [m.instrument.key for m in self.markets]
         if any(m.instrument.venue != self.venue for m in self.more_markets):
             raise ValueError(
@@ -277,7 +291,11 @@ class VenueScenario:
             funding_interval_ms=self.funding_interval_ms,
             funding_rate=self.funding_rate,
         )
-        if not self.funding_rates and self.refusals == VenueFaults():
+        if (
+            not self.funding_rates
+            and not self.symbol_funding_rates
+            and self.refusals == VenueFaults()
+        ):
             return SimExchange(config, start_ts=self.market.start_ts)
         return FundingVenue(
             config,
@@ -285,6 +303,7 @@ class VenueScenario:
             rates=self.funding_rates,
             faults=self.refusals,
             seed=seed,
+            symbol_rates=dict(self.symbol_funding_rates),
         )
 
 
@@ -327,16 +346,6 @@ class MultiVenueScenario:
         """Every market's quotes, merged in time order (in the order listed at equal times)."""
         paths = (iter(m) for v in self.venues for m in v.markets)
         return heapq.merge(*paths, key=lambda q: q.ts)
-
-
-class _AllVenues:
-    """The venues of a run, seen by :class:`RunMonitor` as one: every open order of each."""
-
-    def __init__(self, exchanges: Iterable[SimExchange]) -> None:
-        self.exchanges = tuple(exchanges)
-
-    def open_orders(self) -> list[SimOrder]:
-        return [o for ex in self.exchanges for o in ex.open_orders()]
 
 
 _MAX_BURST = 20_000
@@ -384,10 +393,10 @@ def simulate(
     :class:`InvariantViolations` is raised instead (``bot_quiesces``).
 
     Besides the catalogue, a running record of the run (:class:`~gridcore.testing.RunMonitor`)
-    checks the fills of every order ever tracked, that no order rests at the venue while the
+    checks the fills of every order ever tracked, that no order rests at any venue while the
     core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
-    proportionate to the market's events, and that a reconnect recovers every fill the venue
-    made before it.
+    proportionate to the market's events, and that a reconnect recovers every fill its venue
+    made before it (each venue of a :class:`MultiVenueScenario` judged on its own).
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config
@@ -426,10 +435,9 @@ def simulate(
     burst = [0, 0]  # events at the current timestamp, and that timestamp
 
     deadline = end_ts + scenario.settle_ms + _MAX_OVERRUN_MS
+    # The monitor judges every venue on its own: resting orders at each, and a reconnect
+    # against the fills of the venue that came back.
     by_venue = {ex.config.venue: ex for ex in exchanges}
-    several = len(exchanges) > 1
-    # The monitor compares the core's orders with every venue's at once.
-    venues = cast(SimExchange, _AllVenues(exchanges)) if several else exchanges[0]
 
     def checked(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
         nonlocal count
@@ -445,12 +453,9 @@ def simulate(
         if check_ticks or commands or type(event) is not QuoteTicked:
             record = StepRecord(before=state, event=event, after=after, commands=tuple(commands))
             violations = check_step(record, selected)
-            if several and type(event) is FeedReconnected:
-                # The reconnect's check reads the fills of the venue that came back.
-                monitor.exchange = by_venue.get(event.venue)
             monitor.step(record)
             if type(event) is not QuoteTicked:
-                violations.extend(monitor.venue(after, venues, event.ts))
+                violations.extend(monitor.venue(after, by_venue, event.ts))
             if violations:
                 count += len(violations)
                 found.extend(violations[: max(0, _MAX_KEPT - len(found))])
@@ -458,7 +463,7 @@ def simulate(
             monitor.step(StepRecord(before=state, event=event, after=after))
         return after, commands
 
-    monitor = RunMonitor(bot, exchange=exchanges[0])
+    monitor = RunMonitor(bot, exchanges=by_venue)
     try:
         trace = run_backtest(
             bot,

@@ -13,7 +13,7 @@ that is valid Python, so a falsifying example prints as code you can paste into 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,7 +52,8 @@ from gridcore.instruments import Instrument, PositionMode, PositionSide, Side
 from gridcore.numbers import CTX
 from gridcore.risk import RiskConfig
 from gridcore.sim import PROFILES, FaultPlan
-from gridcore.testing.simulation import MarketPath, Scenario
+from gridcore.sim.funding import VenueFaults, synthetic_rates
+from gridcore.testing.simulation import MarketPath, MultiVenueScenario, Scenario, VenueScenario
 
 __all__ = [
     "FAULT_KINDS",
@@ -65,8 +66,10 @@ __all__ = [
     "kernel_cloids",
     "liquidities",
     "market_paths",
+    "multi_venue_scenarios",
     "risk_configs",
     "scenarios",
+    "venue_refusals",
 ]
 
 FAULT_KINDS = frozenset(
@@ -477,6 +480,214 @@ def scenarios(
         settle_ms=settle_ms,
         funding_interval_ms=funding_interval_ms,
     )
+
+
+def venue_refusals(*, max_ppm: int = 200_000) -> SearchStrategy[VenueFaults]:
+    """A venue's own answers to opening orders (:class:`~gridcore.sim.funding.VenueFaults`):
+    rejected outright, filled in part, accepted then rejected, each off or up to ``max_ppm``
+    parts per million of opening orders. Shrinks towards a venue that refuses nothing.
+
+    >>> venue_refusals(max_ppm=50_000).example()  # doctest: +SKIP
+    VenueFaults(reject_ppm=0, partial_ppm=31337, late_reject_ppm=0)
+    """
+    _check_bounds("ppm", 0, max_ppm)
+    if max_ppm > 1_000_000:
+        raise InvalidArgument("rates are parts per million: at most 1_000_000")
+    rate: SearchStrategy[int] = (
+        st.just(0) if max_ppm == 0 else st.one_of(st.just(0), st.integers(1, max_ppm))
+    )
+    return st.builds(VenueFaults, reject_ppm=rate, partial_ppm=rate, late_reject_ppm=rate)
+
+
+_MULTI_BASIS: SearchStrategy[Decimal] = st.sampled_from(
+    [Decimal(0), Decimal("0.0005"), Decimal("-0.0005"), Decimal("0.002"), Decimal("-0.002")]
+)
+_MULTI_FUNDING_RATE: SearchStrategy[Decimal] = st.sampled_from(
+    [Decimal("0.0001"), Decimal("0.0002"), Decimal(0), Decimal("-0.0001"), Decimal("0.0005")]
+)
+_MULTI_FUNDING_RATE_VOLATILITY: SearchStrategy[Decimal] = st.sampled_from(
+    [Decimal("0.0001"), Decimal(0), Decimal("0.0003")]
+)
+_MULTI_LIQUIDITY: SearchStrategy[Decimal | None] = st.none()
+_MULTI_REFUSALS: SearchStrategy[VenueFaults] = venue_refusals()
+
+
+def multi_venue_scenarios(
+    *,
+    venues: Mapping[str, Instrument | Sequence[Instrument]],
+    start_prices: Mapping[str, SearchStrategy[Decimal]] | None = None,
+    min_ticks: int = 200,
+    max_ticks: int = 2_000,
+    start_price: SearchStrategy[Decimal] = _MARKET_PATHS_START_PRICE,
+    volatility: SearchStrategy[Decimal] = _MARKET_PATHS_VOLATILITY,
+    basis: SearchStrategy[Decimal] = _MULTI_BASIS,
+    spread_ticks: SearchStrategy[int] = _MARKET_PATHS_SPREAD_TICKS,
+    interval_ms: SearchStrategy[int] = _MARKET_PATHS_INTERVAL_MS,
+    start_ts: SearchStrategy[int] = _MARKET_PATHS_START_TS,
+    faults: SearchStrategy[FaultPlan] = _SCENARIOS_FAULTS,
+    refusals: SearchStrategy[VenueFaults] = _MULTI_REFUSALS,
+    funding_rate: SearchStrategy[Decimal] = _MULTI_FUNDING_RATE,
+    funding_rate_volatility: SearchStrategy[Decimal] = _MULTI_FUNDING_RATE_VOLATILITY,
+    funding_interval_ms: SearchStrategy[int] = _SCENARIOS_FUNDING_INTERVAL_MS,
+    starting_balance: SearchStrategy[Decimal] = _SCENARIOS_STARTING_BALANCE,
+    liquidity: SearchStrategy[Decimal | None] = _MULTI_LIQUIDITY,
+    position_mode: SearchStrategy[PositionMode] = _SCENARIOS_POSITION_MODE,
+    seed: SearchStrategy[int] = _SCENARIOS_SEED,
+    latency_ms: SearchStrategy[int] = _SCENARIOS_LATENCY_MS,
+    settle_ms: SearchStrategy[int] = _SCENARIOS_SETTLE_MS,
+) -> SearchStrategy[MultiVenueScenario]:
+    """Runs on several venues (:class:`~gridcore.testing.MultiVenueScenario`) for a bot that
+    trades them all: ``venues`` maps each venue's name to the instrument(s) it quotes.
+
+    Markets are correlated the way a cross-venue bot needs them: the instruments of one asset
+    (their ``base``) follow one walk (one seed, one ``volatility``, one ``start_price``, or the
+    asset's own strategy in ``start_prices``, keyed by base), each venue in its own ticks and
+    shifted by a ``basis`` drawn per venue (a fraction of the price; the first venue quoting the
+    asset is the reference, at none). Every run draws one length (``min_ticks`` to
+    ``max_ticks`` quotes). Each venue gets its own link fault plan (``faults``, drawn
+    independently per venue, from its own stream), its own refusals of opening orders
+    (``refusals``, see :func:`venue_refusals`), its own funding period
+    (``funding_interval_ms``) and a funding-rate path per symbol (mean-reverting around a
+    drawn ``funding_rate`` with a drawn ``funding_rate_volatility``: see
+    :func:`gridcore.sim.funding.synthetic_rates`), its own ``starting_balance``, ``liquidity``
+    (base units per order and quote; ``None``: unlimited) and ``position_mode``. Venue ``k``
+    quotes ``k`` milliseconds after the first, in the order ``venues`` lists them.
+
+    >>> drawn = multi_venue_scenarios(
+    ...     venues={"a": ETH_ON_A, "b": ETH_ON_B},
+    ...     start_prices={"ETH": st.just(Decimal(3_000))},
+    ... )
+    >>> @given(scenario=drawn)
+    ... def test_my_arbitrage(scenario):
+    ...     assert_no_violations(simulate(my_two_venue_bot(), scenario))  # doctest: +SKIP
+    """
+    if not venues:
+        raise InvalidArgument("venues={} needs at least one venue name -> instrument(s)")
+    listed: dict[str, tuple[Instrument, ...]] = {}
+    for name, given_instruments in venues.items():
+        insts = (
+            (given_instruments,)
+            if isinstance(given_instruments, Instrument)
+            else tuple(given_instruments)
+        )
+        if not insts:
+            raise InvalidArgument(f"venues[{name!r}] lists no instrument")
+        for inst in insts:
+            if not isinstance(inst, Instrument):
+                raise InvalidArgument(f"venues[{name!r}] holds {inst!r}, not an Instrument")
+            if inst.venue != name:
+                raise InvalidArgument(
+                    f"venues[{name!r}] holds {inst.venue}/{inst.symbol}, an instrument of "
+                    f"venue {inst.venue!r}: list it under that name"
+                )
+        if len({i.symbol for i in insts}) != len(insts):
+            raise InvalidArgument(f"venues[{name!r}] lists a symbol twice")
+        listed[name] = insts
+    assets = sorted({_asset(i) for insts in listed.values() for i in insts})
+    prices = dict(start_prices or {})
+    unknown = set(prices) - set(assets)
+    if unknown:
+        raise InvalidArgument(
+            f"start_prices names assets {sorted(unknown)} that no instrument trades; "
+            f"the instruments' assets (their base): {assets}"
+        )
+    _check_bounds("ticks", min_ticks, max_ticks)
+    for name, value in (
+        *((f"start_prices[{a!r}]", v) for a, v in prices.items()),
+        ("start_price", start_price),
+        ("volatility", volatility),
+        ("basis", basis),
+        ("spread_ticks", spread_ticks),
+        ("interval_ms", interval_ms),
+        ("start_ts", start_ts),
+        ("faults", faults),
+        ("refusals", refusals),
+        ("funding_rate", funding_rate),
+        ("funding_rate_volatility", funding_rate_volatility),
+        ("funding_interval_ms", funding_interval_ms),
+        ("starting_balance", starting_balance),
+        ("liquidity", liquidity),
+        ("position_mode", position_mode),
+        ("seed", seed),
+        ("latency_ms", latency_ms),
+        ("settle_ms", settle_ms),
+    ):
+        _require_strategy(name, value)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> MultiVenueScenario:
+        ticks = draw(st.integers(min_value=min_ticks, max_value=max_ticks))
+        every_ms = draw(interval_ms)
+        first_ts = draw(start_ts)
+        walks = {
+            asset: (
+                draw(st.integers(min_value=0, max_value=2**32 - 1)),
+                draw(prices.get(asset, start_price)),
+                draw(volatility),
+                draw(spread_ticks),
+            )
+            for asset in assets
+        }
+        quoted: set[str] = set()
+        out = []
+        for k, insts in enumerate(listed.values()):
+            interval = draw(funding_interval_ms)
+            markets = []
+            rates = []
+            for inst in insts:
+                walk_seed, price, vol, spread = walks[_asset(inst)]
+                if _asset(inst) in quoted:
+                    price = CTX.multiply(price, CTX.add(Decimal(1), draw(basis)))
+                quoted.add(_asset(inst))
+                markets.append(
+                    MarketPath(
+                        instrument=inst,
+                        seed=walk_seed,
+                        ticks=ticks,
+                        start_price=max(price, inst.tick_size),
+                        volatility=vol,
+                        spread_ticks=spread,
+                        start_ts=first_ts + k,
+                        interval_ms=every_ms,
+                    )
+                )
+                path = synthetic_rates(
+                    seed=draw(st.integers(min_value=0, max_value=2**32 - 1)),
+                    start_ts=first_ts,
+                    intervals=ticks * every_ms // interval + 2,
+                    interval_ms=interval,
+                    mean=draw(funding_rate),
+                    volatility=draw(funding_rate_volatility),
+                )
+                rates.append((inst.symbol, tuple(path)))
+            out.append(
+                VenueScenario(
+                    market=markets[0],
+                    more_markets=tuple(markets[1:]),
+                    faults=draw(faults),
+                    starting_balance=draw(starting_balance),
+                    position_mode=draw(position_mode),
+                    liquidity=draw(liquidity),
+                    funding_interval_ms=interval,
+                    funding_rate=rates[0][1][0][1],
+                    funding_rates=rates[0][1],
+                    symbol_funding_rates=tuple(rates[1:]),
+                    refusals=draw(refusals),
+                )
+            )
+        return MultiVenueScenario(
+            venues=tuple(out),
+            seed=draw(seed),
+            latency_ms=draw(latency_ms),
+            settle_ms=draw(settle_ms),
+        )
+
+    return build()
+
+
+def _asset(instrument: Instrument) -> str:
+    """What an instrument trades: its base, else its symbol."""
+    return instrument.base or instrument.symbol
 
 
 def _lots_of(market: MarketPath) -> SearchStrategy[Decimal | None]:

@@ -19,8 +19,11 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
-from gridcore import Intent, State, Submit
+from gridcore import Intent, State, Submit, step
 from gridcore.config import BotConfig, load_config
 from gridcore.core import initial_state
 from gridcore.registry import get
@@ -29,6 +32,15 @@ from gridcore.sim import PROFILES
 from gridcore.sim.funding import pair_instruments
 from gridcore.strategies import funding_arb as fa
 from gridcore.strategies.funding_arb import Entry, FundingArb, Phase
+from gridcore.testing import (
+    InvariantViolations,
+    MultiVenueScenario,
+    Reducer,
+    assert_no_violations,
+    simulate,
+)
+from gridcore.testing import strategies as gst
+from tests.harness.search import SEARCH, run_proof
 from tests.unit.test_funding_arb import run, toml
 
 CI_BUDGET = 4
@@ -319,3 +331,105 @@ def test_the_broken_tables_are_still_valid_sagas() -> None:
         assert isinstance(real, FundingArb)
         spec = _as(cls)(real)._spec(probe)
         assert (Phase.LEG2, DEADLINE) in spec.rows
+
+
+# --- the same proofs, drawn: hypothesis searches two-venue scenarios --------------------------
+
+
+def drawn_venues(
+    cfg: BotConfig, *, max_ticks: int = 2_000, **knobs: Any
+) -> SearchStrategy[MultiVenueScenario]:
+    """What a user points the harness at for this configuration: every pair's instrument on
+    each venue, every asset from its configured price, everything else the defaults of
+    :func:`gridcore.testing.strategies.multi_venue_scenarios` (a drawn basis between the venues,
+    each venue's own drawn link faults, refusals, funding periods and rate paths per symbol);
+    ``knobs`` turn the strategy's other knobs."""
+    pairs = pair_instruments(cfg)
+    prices = {
+        a.base or a.symbol: st.just(cfg.market.start_price if p is None else p.sim_start_price)
+        for (a, _), p in zip(pairs, (None, *cfg.settings.pairs), strict=True)
+    }
+    return gst.multi_venue_scenarios(
+        venues={
+            cfg.venue.name: [a for a, _ in pairs],
+            cfg.settings.venue_b: [b for _, b in pairs],
+        },
+        start_prices={k: v for k, v in prices.items() if v is not None},
+        max_ticks=max_ticks,
+        **knobs,
+    )
+
+
+def drawn_search(
+    make: Callable[[FundingArb], FundingArb],
+    cfg: BotConfig | None = None,
+    *,
+    max_ticks: int = 2_000,
+    reducer: Reducer = step,
+    target: str | None = None,
+    **knobs: Any,
+) -> set[str]:
+    """The invariants ``simulate`` reports for the variant ``make`` builds on the first failing
+    drawn scenario of the proofs' search (:data:`tests.harness.search.SEARCH`), stepped by
+    ``reducer``. With a ``target`` the search goes on until a scenario breaks that invariant
+    (a variant may break another on its way: a search for one failure stops at it)."""
+    cfg = harness_config() if cfg is None else cfg
+
+    def bot() -> State[Any]:
+        real = cfg.make_strategy()
+        assert isinstance(real, FundingArb)
+        core = attrs.evolve(
+            cfg.make_core_config(),
+            instruments=tuple(i for pair in pair_instruments(cfg) for i in pair),
+        )
+        return initial_state(core, make(real), epoch=cfg.market.start_ts)
+
+    @SEARCH
+    @given(scenario=drawn_venues(cfg, max_ticks=max_ticks, **knobs))
+    def proof(scenario: MultiVenueScenario) -> None:
+        trace = simulate(bot(), scenario, reducer=reducer)
+        if target is None or target in {v.invariant for v in trace.violations}:
+            assert_no_violations(trace)
+
+    try:
+        run_proof(proof)
+    except InvariantViolations as failure:
+        return {v.invariant for v in failure.violations}
+    return set()
+
+
+TWO_PAIR_TICKS = 800
+"""Two pairs quote twice as much per second: shorter drawn runs keep that proof's cost."""
+
+
+@pytest.mark.parametrize(
+    ("variant", "invariant"),
+    [
+        (WaitsOutAFailedLeg2, "funding_naked_exposure_bounded"),
+        (RollbackInQuote, "funding_rollback_within_position"),
+        (TrustsCachedReports, "funding_decision_on_fresh_report"),
+        (EntriesInParallel, "funding_reservations_within_balance"),
+        (AssumesLeg2Filled, "funding_saga_ends_flat_or_hedged"),
+    ],
+)
+def test_a_drawn_two_venue_search_catches_a_broken_variant(
+    variant: type[FundingArb], invariant: str
+) -> None:
+    assert invariant in drawn_search(_as(variant), target=invariant)
+
+
+def test_a_drawn_two_venue_search_catches_pairs_entering_on_each_others_balance() -> None:
+    target = "funding_reservations_within_balance"
+    found = drawn_search(
+        _as(PairsIgnoreEachOther), two_pair_config(), max_ticks=TWO_PAIR_TICKS, target=target
+    )
+    assert target in found
+
+
+def test_the_real_strategy_passes_the_drawn_two_venue_search() -> None:
+    assert drawn_search(lambda real: real) == set()
+
+
+def test_the_real_strategy_with_two_pairs_passes_the_drawn_two_venue_search() -> None:
+    found = drawn_search(lambda real: real, two_pair_config(), max_ticks=TWO_PAIR_TICKS)
+    assert found == set()
