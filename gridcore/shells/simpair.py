@@ -116,7 +116,8 @@ def in_journal(journal: Journal | None, path: Path, config: BotConfig) -> bool:
     venues moved into it, or files left beside a new journal's path, which the session
     refuses if they were traded); else the journal, when it has the ``venues`` tables (a new
     journal, or one that committed nothing yet). Raises :class:`VenueStoreError` when a journal
-    that holds events has lost a venue's state (neither its rows nor its file)."""
+    that holds events has lost a venue's state (neither its rows nor its file, or one file of
+    the two)."""
     files = [pair_venue_path(path, config, which) for which in (0, 1)]
     stored = None if journal is None else stored_in_journal(journal)
     names = pair_names(config)
@@ -130,6 +131,12 @@ def in_journal(journal: Journal | None, path: Path, config: BotConfig) -> bool:
             )
         return True
     if any(f.exists() for f in files):
+        lost = [f for f in files if not f.exists()]
+        if lost and journal is not None and journal.last_seq > 0:
+            raise VenueStoreError(
+                f"the simulated venue's file {lost[0]} is missing: the journal's orders and "
+                f"positions on that venue live there; restore it, or start a new journal"
+            )
         return False
     if journal is None:
         return True

@@ -223,3 +223,10 @@ def test_a_session_with_its_venues_in_files_resumes_on_them(tmp_path: Path) -> N
         conn.close()
     assert "venues" not in names
     _settled(path, config)
+
+    # One of the two files lost: refused, never resumed on a fresh venue in its place.
+    files[1].rename(tmp_path / "elsewhere.venue")
+    refused = subprocess.run([*cli, *run], capture_output=True, text=True, timeout=HANG_S)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{files[1]} is missing" in refused.stderr
+    assert not files[1].exists()
