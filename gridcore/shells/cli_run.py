@@ -496,7 +496,8 @@ def _open_account(
         if (
             not vpath.exists()
             and journal.last_seq > 0
-            and (simpair.handles(config) or not _venue_in(journal))
+            and not simpair.handles(config)
+            and not _venue_in(journal)
         ):
             journal.close()
             raise CliError(
@@ -510,24 +511,30 @@ def _open_account(
             if journal is not None:
                 journal.close()
             raise CliError(f"--faults: {exc}") from None
-    # One simulated venue: its state lives in the journal (committed with the events, which
-    # lets the runtime group-commit). Two venues, or a journal written while the venue had its
-    # own file: the .venue file(s), every command committed before it is sent.
-    in_journal = (
-        not simpair.handles(config)
-        and not vpath.exists()
-        and (journal is None or _venue_in(journal, saved=False))
-    )
+    # The simulated venue(s) keep their state in the journal (committed with the events, which
+    # lets the runtime group-commit). A journal written while the venues had their own files
+    # keeps them: the .venue file(s), every command committed before it is sent.
+    pair = simpair.handles(config)
+    if pair:
+        try:
+            in_journal = simpair.in_journal(journal, path, config)
+        except VenueStoreError:
+            if journal is not None:
+                journal.close()
+            raise
+    else:
+        in_journal = not vpath.exists() and (journal is None or _venue_in(journal, saved=False))
     state: State[Any]
     if in_journal and journal is None:
         journal, state = _create_journal(path, lock, config, text, seed=seed)
         print(f"gridcore: {label}new journal {path} (paper, simulated venue)", file=sys.stderr)
-    store = VenueStore.in_journal(journal) if in_journal and journal else VenueStore(vpath)
+    name = simpair.pair_names(config)[0] if pair else None
+    store = VenueStore.in_journal(journal, name) if in_journal and journal else VenueStore(vpath)
     try:
         venue_state, notes = (
             # Two venues (the funding-rate arbitrage): this is venue a; b opens with the session.
             simpair.open_pair_venue(store, config, 0, seed=seed, faults=faults)
-            if simpair.handles(config)
+            if pair
             else open_venue_state(store, config, seed=seed, faults=faults)
         )
         if new and in_journal:
@@ -601,23 +608,28 @@ def _pair_session(
     notices: _Notices,
 ) -> int:
     """Paper on the two simulated venues of a funding-arbitrage configuration: venue a is
-    ``venue_state``; venue b is opened here, from its own file (:mod:`gridcore.shells.simpair`)."""
-    path_b = simpair.pair_venue_path(journal.path, config, 1)
-    if not path_b.exists() and journal.last_seq > 0:
-        raise CliError(
-            f"the simulated venue's file {path_b} is missing: venue "
-            f"{config.settings.venue_b!r}'s orders and positions live there; restore it, or "
-            f"start a new journal"
-        )
-    store_b = VenueStore(path_b)
+    ``venue_state``; venue b is opened here, where venue a lives (the journal, or its own file:
+    :mod:`gridcore.shells.simpair`)."""
+    if store.journal is not None:
+        store_b = VenueStore.in_journal(journal, config.settings.venue_b)
+    else:
+        path_b = simpair.pair_venue_path(journal.path, config, 1)
+        if not path_b.exists() and journal.last_seq > 0:
+            raise CliError(
+                f"the simulated venue's file {path_b} is missing: venue "
+                f"{config.settings.venue_b!r}'s orders and positions live there; restore it, "
+                f"or start a new journal"
+            )
+        store_b = VenueStore(path_b)
     try:
         state_b, notes = simpair.open_pair_venue(
             store_b, config, 1, seed=venue_state.seed, faults=args.faults
         )
         if journal.last_seq == 0 and state_b.touched:
             raise CliError(
-                f"{path_b} holds a simulated venue that was traded by another session; delete "
-                f"it (it belongs to a journal that no longer exists) or choose another --journal"
+                f"{store_b.path} holds a simulated venue that was traded by another session; "
+                f"delete it (it belongs to a journal that no longer exists) or choose another "
+                f"--journal"
             )
     except BaseException:
         store_b.close()

@@ -32,6 +32,10 @@ Tables:
 * ``venue(id, saved_ms, payload)`` and ``venue_log(n, payload)`` — the in-process simulated
   venue's state (:class:`~gridcore.shells.simvenue.VenueStore`), written only through
   :meth:`Journal.stage`, in the transactions of the events (see *What is committed when*).
+* ``venues(name, saved_ms, payload)`` and ``venues_log(n, name, payload)`` — the same for a
+  session of several simulated venues (the two venues of a funding arbitrage), one snapshot row
+  and one log per venue name. Journals created before these tables existed lack them (their
+  venues live in ``.venue`` files beside the journal); nothing else depends on them.
 
 The head file (``PATH.head``, :func:`head_path`) lives beside the journal, outside SQLite and its
 WAL. It is the journal's **single-writer lock** (``flock``, held by the writing process for as
@@ -186,6 +190,8 @@ CREATE TABLE quarantine (
 );
 CREATE TABLE venue (id INTEGER PRIMARY KEY CHECK (id = 1), saved_ms INTEGER, payload BLOB);
 CREATE TABLE venue_log (n INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE venues (name TEXT PRIMARY KEY, saved_ms INTEGER, payload BLOB NOT NULL);
+CREATE TABLE venues_log (n INTEGER PRIMARY KEY, name TEXT NOT NULL, payload BLOB NOT NULL);
 """
 
 

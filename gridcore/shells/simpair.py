@@ -10,12 +10,19 @@ without ``--live`` runs the bot against two simulated venues in one process, on 
 * **Venues.** Each venue is a :class:`~gridcore.shells.simvenue.SimVenue` over a
   :class:`gridcore.sim.funding.FundingVenue` (the backtest's two venues: each pays its own
   seeded funding-rate path at its own interval and publishes the coming rate), with its own
-  fault injector (seeded apart, so the two venues fail independently) and its own file next to
-  the journal: venue a in ``JOURNAL.venue`` (as for one venue), venue b in
-  ``JOURNAL.<venue_b>.venue``. Each file is written before its venue answers, so a killed bot
-  restarts against both venues as they were: positions open on both legs stay open, and the
-  kernel reconciles each venue on ``Started`` (fills, open orders, positions, balances and
-  funding payments since the last seen).
+  fault injector (seeded apart, so the two venues fail independently).
+* **Storage.** Both venues keep their state in the journal, each its rows of the ``venues`` and
+  ``venues_log`` tables (keyed by the venue's name: :meth:`VenueStore.in_journal
+  <gridcore.shells.simvenue.VenueStore.in_journal>`), written in the journal's own
+  transactions: both venues' effects and the events that caused them are durable together or
+  not at all, so the runtime group-commits the pair session as it does a one-venue one
+  (``commits_with``). A killed bot restarts against both venues as the journal's last commit
+  left them: positions open on both legs stay open, and the kernel reconciles each venue on
+  ``Started`` (fills, open orders, positions, balances and funding payments since the last
+  seen). A journal written before the venues moved into it keeps its venues in their own files
+  (venue a in ``JOURNAL.venue``, venue b in ``JOURNAL.<venue_b>.venue``, each written before
+  its venue answers; every command then waits for the commit of its event) and resumes on
+  them: :func:`in_journal` decides which, the journal's rows first.
 * **Routing.** The runtime routes each command to the adapter named by the command's venue,
   with one concurrency limiter and one FIFO queue per venue, and runs one feed per venue: a
   slow or failing venue never holds the other back.
@@ -38,6 +45,7 @@ from gridcore.config import BotConfig
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
 from gridcore.numbers import CTX, Rounding
+from gridcore.shells.journal import Journal
 from gridcore.shells.runtime import Clock
 from gridcore.shells.simvenue import (
     SharedMarket,
@@ -45,6 +53,7 @@ from gridcore.shells.simvenue import (
     VenueState,
     VenueStore,
     VenueStoreError,
+    saved_venue,
     venue_path,
 )
 from gridcore.sim import profile
@@ -62,10 +71,14 @@ __all__ = [
     "PairMarket",
     "PairVenue",
     "handles",
+    "in_journal",
     "open_pair_venue",
     "pair_fingerprint",
+    "pair_names",
     "pair_venue_path",
     "pair_venues",
+    "saved_pair_venue",
+    "stored_in_journal",
 ]
 
 #: Venue b's delayed-message keys start here, so that the two venues' deliveries due at the
@@ -74,10 +87,85 @@ _B_DELIVERIES = 1 << 48
 
 
 def pair_venue_path(journal: str | os.PathLike[str], config: BotConfig, which: int) -> Path:
-    """The file of venue ``which`` (0: venue a, 1: venue b) of the journal at ``journal``."""
+    """The file of venue ``which`` (0: venue a, 1: venue b) of the journal at ``journal``, in
+    a session whose venues live in files (one written before they moved into the journal)."""
     if which == 0:
         return venue_path(journal)
     return Path(f"{os.fspath(journal)}.{config.settings.venue_b}.venue")
+
+
+def pair_names(config: BotConfig) -> tuple[str, str]:
+    """The names of venue a and venue b (their keys in the journal's ``venues`` tables)."""
+    return config.venue.name, config.settings.venue_b
+
+
+def stored_in_journal(journal: Journal) -> set[str] | None:
+    """The names of the venues whose state ``journal`` holds (its ``venues`` table), or
+    ``None`` when the journal predates that table."""
+    tables = journal.side_rows("SELECT count(*) FROM sqlite_master WHERE name = 'venues'")
+    if not tables[0][0]:
+        return None
+    return {name for (name,) in journal.side_rows("SELECT name FROM venues")}
+
+
+def in_journal(journal: Journal | None, path: Path, config: BotConfig) -> bool:
+    """Where the pair's venues of the journal at ``path`` live (``journal``: it, opened;
+    ``None``: it is new): ``True`` in the journal, ``False`` in their ``.venue`` files.
+
+    The journal's rows first; else the files, if either exists (a journal written before the
+    venues moved into it, or files left beside a new journal's path, which the session
+    refuses if they were traded); else the journal, when it has the ``venues`` tables (a new
+    journal, or one that committed nothing yet). Raises :class:`VenueStoreError` when a journal
+    that holds events has lost a venue's state (neither its rows nor its file, or one file of
+    the two)."""
+    files = [pair_venue_path(path, config, which) for which in (0, 1)]
+    stored = None if journal is None else stored_in_journal(journal)
+    names = pair_names(config)
+    if stored:
+        missing = [n for n in names if n not in stored]
+        if missing:
+            raise VenueStoreError(
+                f"{path}: the journal holds simulated venue {sorted(stored)} but not "
+                f"{missing}: it was damaged or written by another configuration; resume with "
+                f"the journal's configuration, or start a new journal"
+            )
+        return True
+    if any(f.exists() for f in files):
+        lost = [f for f in files if not f.exists()]
+        if lost and journal is not None and journal.last_seq > 0:
+            raise VenueStoreError(
+                f"the simulated venue's file {lost[0]} is missing: the journal's orders and "
+                f"positions on that venue live there; restore it, or start a new journal"
+            )
+        return False
+    if journal is None:
+        return True
+    if journal.last_seq > 0:
+        raise VenueStoreError(
+            f"{path}: the simulated venues' state is neither in the journal nor in its files "
+            f"{files[0].name} and {files[1].name}: the journal's orders and positions live "
+            f"there; restore them, or start a new journal"
+        )
+    return stored is not None
+
+
+def saved_pair_venue(
+    journal: str | os.PathLike[str], config: BotConfig, which: int
+) -> VenueState | None:
+    """Venue ``which`` (0: a, 1: b) of the pair session of the journal at ``journal``,
+    read-only: from the journal's rows, else from its ``.venue`` file (older sessions);
+    ``None`` when neither holds it."""
+    state = saved_venue(journal, pair_names(config)[which])
+    if state is not None:
+        return state
+    path = pair_venue_path(journal, config, which)
+    if not path.exists():
+        return None
+    store = VenueStore(path)
+    try:
+        return store.load()
+    finally:
+        store.close()
 
 
 def pair_fingerprint(config: BotConfig, which: int) -> str:

@@ -29,15 +29,17 @@ back when ``gridcore run`` starts again, so a killed and restarted bot continues
 same venue. Messages in flight when the bot died are lost, as on a closed connection. Two homes
 (:class:`VenueStore`):
 
-* **in the journal** (one venue, ``gridcore run`` on paper): the ``venue`` and ``venue_log``
-  tables of the journal itself, written in the journal's own transactions (staged at every
-  commit: one row of what the venue applied since the last one). The venue's state and the
-  events that caused it are durable together or not at all, which lets the runtime send
-  commands before their events commit and commit many events at once (``commits_with``);
-* **its own file** ``JOURNAL.venue`` (two venues of a funding arbitrage, and journals written
-  before the venue moved into the journal): written in its own transaction after every change
-  and *before* the venue answers; the runtime then commits every command's event before sending
-  it, as for a real venue.
+* **in the journal** (``gridcore run`` on paper): the ``venue`` and ``venue_log`` tables of the
+  journal itself for the one venue of a session, or each venue's rows of the ``venues`` and
+  ``venues_log`` tables (keyed by the venue's name) for the two venues of a funding arbitrage;
+  written in the journal's own transactions (staged at every commit: one row per venue of
+  what it applied since the last one). The venues' state and the events that caused it are
+  durable together or not at all, which lets the runtime send commands before their events
+  commit and commit many events at once (``commits_with``);
+* **its own file** ``JOURNAL.venue`` (and ``JOURNAL.<venue_b>.venue``; journals written before
+  the venues moved into the journal keep resuming on them): written in its own transaction
+  after every change and *before* the venue answers; the runtime then commits every command's
+  event before sending it, as for a real venue.
 
 The state is the simulation's private state and is pickled (standard library): never load a
 ``.venue`` file or a journal you did not write.
@@ -180,21 +182,52 @@ class VenueStore:
 
     Two homes. ``VenueStore(path)``: its own SQLite file (``JOURNAL.venue``), each write its
     own transaction made before the venue answers — the venue survives the bot like an
-    external exchange. :meth:`in_journal`: the same two tables inside the bot's journal, each
-    write *staged* into the journal's next commit (:meth:`Journal.stage
-    <gridcore.shells.journal.Journal.stage>`), so the venue's state and the events that caused
-    it become durable in one transaction or not at all — which lets the runtime group-commit a
-    paper session (see :attr:`SimVenue.commits_with`).
+    external exchange. :meth:`in_journal`: the same in the bot's journal (its ``venue`` and
+    ``venue_log`` tables; with ``name``, that venue's rows of ``venues`` and ``venues_log``,
+    for sessions of several simulated venues), each write *staged* into the journal's next
+    commit (:meth:`Journal.stage <gridcore.shells.journal.Journal.stage>`), so the venue's
+    state and the events that caused it become durable in one transaction or not at all —
+    which lets the runtime group-commit a paper session (see :attr:`SimVenue.commits_with`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        journal: Journal | None = None,
+        name: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.journal = journal
         """The journal whose transactions carry this venue's writes (``None``: its own file)."""
+        self.name = name
+        """The venue's key in the journal's ``venues`` tables (``None``: the one venue of the
+        ``venue`` tables, or its own file)."""
+        if name is not None and journal is None:
+            raise ValueError("a named venue store lives in a journal: use VenueStore.in_journal")
         self._ops_logged = 0  # since this process opened the store: a bound, not an exact count
         self._conn: sqlite3.Connection | None = None
+        # The statements of this home: the one venue's tables, or one venue's rows of the
+        # tables keyed by venue name (the same statements, with the name as first parameter).
+        self._key: tuple[str, ...] = ()
+        self._select = "SELECT payload FROM venue WHERE id = 1"
+        self._select_log = "SELECT n, payload FROM venue_log ORDER BY n"
+        self._count_log = "SELECT count(*) FROM venue_log"
+        self._replace = "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)"
+        self._clear_log = "DELETE FROM venue_log"
+        self._insert_log = "INSERT INTO venue_log (payload) VALUES (?)"
+        if name is not None:
+            self._key = (name,)
+            self._select = "SELECT payload FROM venues WHERE name = ?"
+            self._select_log = "SELECT n, payload FROM venues_log WHERE name = ? ORDER BY n"
+            self._count_log = "SELECT count(*) FROM venues_log WHERE name = ?"
+            self._replace = (
+                "INSERT OR REPLACE INTO venues (name, saved_ms, payload) VALUES (?, ?, ?)"
+            )
+            self._clear_log = "DELETE FROM venues_log WHERE name = ?"
+            self._insert_log = "INSERT INTO venues_log (name, payload) VALUES (?, ?)"
         if journal is not None:
-            self._logged = int(journal.side_rows("SELECT count(*) FROM venue_log")[0][0])
+            self._logged = int(self._rows(self._count_log)[0][0])
             return
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None)
@@ -209,46 +242,46 @@ class VenueStore:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS venue_log (n INTEGER PRIMARY KEY, payload BLOB NOT NULL)"
             )
-            self._logged = int(self._conn.execute("SELECT count(*) FROM venue_log").fetchone()[0])
+            self._logged = int(self._conn.execute(self._count_log).fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise VenueStoreError(f"{self.path}: not a simulated-venue file ({exc})") from None
 
     @classmethod
-    def in_journal(cls, journal: Journal) -> VenueStore:
-        """The venue kept in ``journal`` (its ``venue`` and ``venue_log`` tables), every write
-        committed with the journal's events."""
-        return cls(journal.path, journal=journal)
+    def in_journal(cls, journal: Journal, name: str | None = None) -> VenueStore:
+        """The venue kept in ``journal``, every write committed with the journal's events: the
+        one venue of a session (its ``venue`` and ``venue_log`` tables), or, with ``name``, the
+        venue of that name among several (its rows of ``venues`` and ``venues_log``)."""
+        return cls(journal.path, journal=journal, name=name)
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         if self.journal is not None:
-            return self.journal.side_rows(sql)
+            return self.journal.side_rows(sql, self._key)
         assert self._conn is not None
-        return self._conn.execute(sql).fetchall()
+        return self._conn.execute(sql, self._key).fetchall()
 
     def load(self) -> VenueState | None:
         """The saved venue, or ``None`` when nothing was saved yet."""
-        rows = self._rows("SELECT payload FROM venue WHERE id = 1")
+        rows = self._rows(self._select)
         if not rows:
             return None
-        return _restore(
-            self.path, rows[0][0], self._rows("SELECT n, payload FROM venue_log ORDER BY n")
-        )
+        where = self.path if self.name is None else f"{self.path} (venue {self.name!r})"
+        return _restore(where, rows[0][0], self._rows(self._select_log))
 
     def save(self, state: VenueState) -> None:
         """Replace the saved venue with ``state`` whole and empty the log (one transaction)."""
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        replace = "INSERT OR REPLACE INTO venue (id, saved_ms, payload) VALUES (1, ?, ?)"
+        replace = (*self._key, int(time.time() * 1000), payload)
         self._logged = self._ops_logged = 0
         if self.journal is not None:
-            self.journal.stage(replace, (int(time.time() * 1000), payload))
-            self.journal.stage("DELETE FROM venue_log")
+            self.journal.stage(self._replace, replace)
+            self.journal.stage(self._clear_log, self._key)
             return
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(replace, (int(time.time() * 1000), payload))
-            conn.execute("DELETE FROM venue_log")
+            conn.execute(self._replace, replace)
+            conn.execute(self._clear_log, self._key)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -262,14 +295,13 @@ class VenueStore:
             return
         self._ops_logged += len(ops)
         entry = (ops, state.injector, state.now, state.next_index)
-        insert = "INSERT INTO venue_log (payload) VALUES (?)"
-        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        row = (*self._key, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
         self._logged += 1
         if self.journal is not None:
-            self.journal.stage(insert, (payload,))
+            self.journal.stage(self._insert_log, row)
             return
         assert self._conn is not None
-        self._conn.execute(insert, (payload,))
+        self._conn.execute(self._insert_log, row)
 
     def close(self) -> None:
         """Close the file (in the journal: nothing to close; what is still staged is dropped
@@ -278,45 +310,76 @@ class VenueStore:
             self._conn.close()
 
 
-def _restore(path: Path, snapshot: bytes, log: Sequence[tuple[Any, ...]]) -> VenueState:
-    """The venue from its snapshot payload and its log rows ``(n, payload)``."""
+def _restore(where: object, snapshot: bytes, log: Sequence[tuple[Any, ...]]) -> VenueState:
+    """The venue from its snapshot payload and its log rows ``(n, payload)`` (``where``: the
+    file, named in errors)."""
     try:
         state = pickle.loads(snapshot)
     except Exception as exc:
         raise VenueStoreError(
-            f"{path}: the simulated venue's state cannot be read ({exc}); delete the "
+            f"{where}: the simulated venue's state cannot be read ({exc}); delete the "
             f"file only together with its journal"
         ) from None
     if not isinstance(state, VenueState) or state.version != _VERSION:
-        raise VenueStoreError(f"{path}: written by another gridcore version")
+        raise VenueStoreError(f"{where}: written by another gridcore version")
     for n, payload in log:
         try:
             _apply(state, pickle.loads(payload))
         except Exception as exc:
             raise VenueStoreError(
-                f"{path}: the simulated venue's log row {n} cannot be applied ({exc}); "
+                f"{where}: the simulated venue's log row {n} cannot be applied ({exc}); "
                 f"delete the file only together with its journal"
             ) from None
     return state
 
 
-def saved_venue(journal: str | os.PathLike[str]) -> VenueState | None:
+def _journal_venue(path: Path, name: str | None) -> VenueState | None:
+    """The venue kept in the journal at ``path`` (read-only; ``name``: that venue's rows of
+    the ``venues`` tables), ``None`` when the journal holds none (or predates those tables)."""
+    key: tuple[str, ...]
+    if name is None:
+        select, select_log, key = (
+            "SELECT payload FROM venue WHERE id = 1",
+            "SELECT n, payload FROM venue_log ORDER BY n",
+            (),
+        )
+    else:
+        select, select_log, key = (
+            "SELECT payload FROM venues WHERE name = ?",
+            "SELECT n, payload FROM venues_log WHERE name = ? ORDER BY n",
+            (name,),
+        )
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        # One read transaction: the snapshot and its log as one commit left them, even while
+        # the bot writes (a compaction replaces both).
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute(select, key).fetchone()
+        except sqlite3.OperationalError:
+            return None  # a journal without these tables
+        if row is None:
+            return None
+        log = conn.execute(select_log, key).fetchall()
+        where = path if name is None else f"{path} (venue {name!r})"
+        return _restore(where, row[0], log)
+    finally:
+        conn.close()
+
+
+def saved_venue(journal: str | os.PathLike[str], name: str | None = None) -> VenueState | None:
     """The simulated venue saved for the journal at ``journal`` (read-only): kept in the journal
-    itself, or in its ``.venue`` file (sessions of two venues, and journals written before the
-    venue moved into the journal); ``None`` when neither holds one."""
+    itself, or in its ``.venue`` file (journals written before the venue moved into the
+    journal); ``None`` when neither holds one. With ``name``: the venue of that name among the
+    several of a session kept in the journal (the two venues of a funding arbitrage;
+    :func:`gridcore.shells.simpair.saved_pair_venue` also reads their older files)."""
     p = Path(journal)
     if p.exists():
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
-        try:
-            try:
-                row = conn.execute("SELECT payload FROM venue WHERE id = 1").fetchone()
-            except sqlite3.OperationalError:
-                row = None  # a journal without the venue's tables
-            if row is not None:
-                log = conn.execute("SELECT n, payload FROM venue_log ORDER BY n").fetchall()
-                return _restore(p, row[0], log)
-        finally:
-            conn.close()
+        state = _journal_venue(p, name)
+        if state is not None or name is not None:
+            return state
+    elif name is not None:
+        return None
     vpath = venue_path(p)
     if not vpath.exists():
         return None

@@ -3,9 +3,9 @@
 (failures `no-crash-recovery`, `one-sided-exit`, `missed-fills-on-reconnect`,
 `lost-funding-payment`).
 
-The kill lands once both venues' own files (the venues' truth, which survive the bot) show a
-position: observed through read-only readers, never timed. No assertion depends on the
-machine's speed.
+The kill lands once both venues (the venues' truth, which survive the bot: kept in the
+journal, committed with the events) show a position: observed through read-only readers, never
+timed. No assertion depends on the machine's speed.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from gridcore.config import load_config
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled, PositionsReported
 from gridcore.invariants import check_against_venue
 from gridcore.shells.journal import Journal, recover
-from gridcore.shells.simpair import pair_venue_path
-from gridcore.shells.simvenue import VenueState, VenueStore
+from gridcore.shells.simpair import pair_venue_path, saved_pair_venue
+from gridcore.shells.simvenue import VenueState
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "funding_arb.toml"
@@ -36,16 +36,6 @@ HANG_S = 300.0  # a safety net against hangs only
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "gridcore.shells.cli", *args]
-
-
-def _venue(path: Path) -> VenueState | None:
-    if not path.exists():
-        return None
-    store = VenueStore(path)
-    try:
-        return store.load()
-    finally:
-        store.close()
 
 
 def _held(state: VenueState | None) -> bool:
@@ -67,7 +57,10 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
 ) -> None:
     config = load_config(EXAMPLE.read_text(encoding="utf-8"))
     path = tmp_path / "j.db"
-    files = [pair_venue_path(path, config, which) for which in (0, 1)]
+
+    def venues() -> list[VenueState | None]:
+        return [saved_pair_venue(path, config, which) for which in (0, 1)]
+
     proc = subprocess.Popen(
         _cli("run", "--config", str(EXAMPLE), "--journal", str(path), "--speed", "max", "-q"),
         stdout=subprocess.DEVNULL,
@@ -76,7 +69,7 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
     )
     try:
         deadline = time.monotonic() + HANG_S
-        while not all(_held(_venue(f)) for f in files):
+        while not all(_held(v) for v in venues()):
             if proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 pytest.fail(f"gridcore run ended (exit {proc.returncode}) before entering: {err}")
@@ -89,10 +82,12 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
         if proc.stderr:
             proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    killed = [_venue(f) for f in files]
+    killed = venues()
     assert all(_held(v) for v in killed)  # both legs were open at the venues when it died
+    # Both venues live in the journal (group-committed with its events), not in files.
+    assert not any(pair_venue_path(path, config, which).exists() for which in (0, 1))
 
-    # Restart with the recorded configuration: both venues resume from their files.
+    # Restart with the recorded configuration: both venues resume from the journal.
     rerun = subprocess.run(
         _cli("run", "--journal", str(path), "--speed", "max", "--duration", "600", "-q"),
         capture_output=True,
@@ -102,7 +97,7 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming journal" in rerun.stderr
 
-    venues = [_venue(f) for f in files]
+    resumed = venues()
     with Journal.open(path, readonly=True) as journal:
         state, _ = recover(journal)
         fill_ids = _journal_fill_ids(journal)
@@ -114,7 +109,7 @@ def test_paper_on_two_venues_sigkilled_with_both_legs_open_resumes_hedged(
     assert after == {config.venue.name, config.settings.venue_b}
     venue_fills: set[str] = set()
     qty: dict[str, Any] = {}
-    for venue in venues:
+    for venue in resumed:
         assert venue is not None
         exchange = venue.exchange
         name = exchange.config.venue
