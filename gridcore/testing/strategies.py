@@ -482,21 +482,45 @@ def scenarios(
     )
 
 
-def venue_refusals(*, max_ppm: int = 200_000) -> SearchStrategy[VenueFaults]:
+def venue_refusals(*, max_ppm: int = 200_000, max_order: int = 6) -> SearchStrategy[VenueFaults]:
     """A venue's own answers to opening orders (:class:`~gridcore.sim.funding.VenueFaults`):
     rejected outright, filled in part, accepted then rejected, each off or up to ``max_ppm``
-    parts per million of opening orders. Shrinks towards a venue that refuses nothing.
+    parts per million of opening orders; and, in about half the examples, one or two of the
+    venue's first ``max_order`` opening orders refused by their number
+    (``refuse_orders``). Shrinks towards a venue that refuses nothing.
+
+    The numbered refusal is what makes a short run meaningful: a rate of a few percent often
+    refuses nothing in the dozen opening orders of a run, and a two-venue bot's answer to a
+    failed second leg (its rollback) is then never exercised. Refusing the venue's n-th
+    opening order refuses some entry's leg on that venue whenever the run holds n of them.
 
     >>> venue_refusals(max_ppm=50_000).example()  # doctest: +SKIP
-    VenueFaults(reject_ppm=0, partial_ppm=31337, late_reject_ppm=0)
+    VenueFaults(reject_ppm=0, partial_ppm=31337, late_reject_ppm=0, refuse_orders=(2,))
     """
     _check_bounds("ppm", 0, max_ppm)
+    _check_bounds("order", 0, max_order)
     if max_ppm > 1_000_000:
         raise InvalidArgument("rates are parts per million: at most 1_000_000")
     rate: SearchStrategy[int] = (
         st.just(0) if max_ppm == 0 else st.one_of(st.just(0), st.integers(1, max_ppm))
     )
-    return st.builds(VenueFaults, reject_ppm=rate, partial_ppm=rate, late_reject_ppm=rate)
+    numbered: SearchStrategy[tuple[int, ...]] = (
+        st.just(())
+        if max_order == 0
+        else st.one_of(
+            st.just(()),
+            st.lists(
+                st.integers(min_value=1, max_value=max_order), min_size=1, max_size=2, unique=True
+            ).map(lambda ns: tuple(sorted(ns))),
+        )
+    )
+    return st.builds(
+        VenueFaults,
+        reject_ppm=rate,
+        partial_ppm=rate,
+        late_reject_ppm=rate,
+        refuse_orders=numbered,
+    )
 
 
 _MULTI_BASIS: SearchStrategy[Decimal] = st.sampled_from(
