@@ -364,12 +364,23 @@ def market_paths(
 def fault_plans(
     *,
     kinds: Collection[str] = FAULT_KINDS,
+    min_ppm: int = 0,
     max_ppm: int = 200_000,
     max_disconnect_ppm: int = 20_000,
+    min_ack_delay_ms: int = 0,
+    max_ack_delay_ms: int = 5_000,
 ) -> SearchStrategy[FaultPlan]:
     """Fault plans (:class:`~gridcore.sim.FaultPlan`) with any mix of the fault ``kinds``
     (see :data:`FAULT_KINDS`), each rate up to ``max_ppm`` parts per million per opportunity
     (disconnects: up to ``max_disconnect_ppm`` per tick). Shrinks towards a perfect venue.
+
+    By default each message fault is off in many examples (one fault's effect is then not
+    hidden by another's repair) and, when on, often rare. A ``min_ppm`` above zero asks for
+    every message fault of ``kinds`` in every example, at ``min_ppm`` or more: a search for a
+    bug that one fault exposes then never spends its examples on runs where that fault is off
+    or happens once. A delayed answer is held back ``min_ack_delay_ms`` to
+    ``max_ack_delay_ms``: a delay of several quotes lets an order fill before its
+    acknowledgement arrives.
 
     >>> fault_plans(kinds={"drop", "duplicate"}, max_ppm=50_000).example()  # doctest: +SKIP
     FaultPlan(name='drawn', drop_ppm=..., duplicate_ppm=..., ...)
@@ -379,8 +390,9 @@ def fault_plans(
         raise InvalidArgument(
             f"unknown fault kinds {sorted(unknown)}; choose from {sorted(FAULT_KINDS)}"
         )
-    _check_bounds("ppm", 0, max_ppm)
+    _check_bounds("ppm", min_ppm, max_ppm)
     _check_bounds("disconnect_ppm", 0, max_disconnect_ppm)
+    _check_bounds("ack_delay_ms", min_ack_delay_ms, max_ack_delay_ms)
     if max_ppm > 1_000_000 or max_disconnect_ppm > 1_000_000:
         raise InvalidArgument("rates are parts per million: at most 1_000_000")
 
@@ -391,6 +403,8 @@ def fault_plans(
             # Outages in nearly every example: a choice between 0 and a range is drawn 0
             # most of the time, and reconnects are where fills go missing.
             return st.integers(min_value=0, max_value=top)
+        if min_ppm > 0:
+            return st.integers(min_value=min_ppm, max_value=top)
         # Each message fault off in many examples: one fault's effect is then not hidden by
         # another's repair.
         return st.one_of(st.just(0), st.integers(min_value=1, max_value=top))
@@ -401,7 +415,7 @@ def fault_plans(
         drop_ppm=rate("drop", max_ppm),
         duplicate_ppm=rate("duplicate", max_ppm),
         ack_delay_ppm=rate("ack_delay", max_ppm),
-        ack_delay_ms=st.integers(min_value=0, max_value=5_000),
+        ack_delay_ms=st.integers(min_value=min_ack_delay_ms, max_value=max_ack_delay_ms),
         rest_error_ppm=rate("rest_error", max_ppm),
         timeout_applied_ppm=rate("timeout_applied", max_ppm),
         timeout_lost_ppm=rate("timeout_lost", max_ppm),
