@@ -168,11 +168,16 @@ class VenueFaults:
     """Faults of one venue, in parts per million of opening orders: rejected outright,
     filled only in part (the rest of the immediate-or-cancel order canceled), or accepted and
     then rejected. Reduce-only orders (rollbacks and closes) are never hit: what is tested is how
-    the bot reacts to a failed leg, not a venue that refuses to let it out."""
+    the bot reacts to a failed leg, not a venue that refuses to let it out.
+
+    ``refuse_orders`` names opening orders by their number at this venue (1 is the first
+    opening order it receives): those are rejected outright whatever the rates draw, so a
+    short run is sure to see the refusal a rare rate might never make."""
 
     reject_ppm: int = 0
     partial_ppm: int = 0
     late_reject_ppm: int = 0
+    refuse_orders: tuple[int, ...] = ()
 
 
 class FundingVenue(SimExchange):
@@ -182,6 +187,8 @@ class FundingVenue(SimExchange):
 
     # A venue saved before venues had several symbols unpickles without it: none.
     symbol_rates: Mapping[str, tuple[tuple[int, Decimal], ...]] = MappingProxyType({})
+    # A venue saved before refusals by number unpickles without its count: none seen.
+    opening_orders = 0
 
     def __init__(
         self,
@@ -261,6 +268,11 @@ class FundingVenue(SimExchange):
     def handle(self, command: Command, now: int) -> list[Event]:
         f = self.venue_faults
         if isinstance(command, PlaceOrder) and not command.reduce_only:
+            if command.cloid not in self.orders:  # a resent order keeps its number
+                self.opening_orders += 1
+                if self.opening_orders in f.refuse_orders:
+                    self.injected["reject"] += 1
+                    return self._refuse(command, now, "simulated rejection (injected)")
             if self.rng.chance(f.reject_ppm):
                 self.injected["reject"] += 1
                 return self._refuse(command, now, "simulated rejection (injected)")

@@ -364,12 +364,23 @@ def market_paths(
 def fault_plans(
     *,
     kinds: Collection[str] = FAULT_KINDS,
+    min_ppm: int = 0,
     max_ppm: int = 200_000,
     max_disconnect_ppm: int = 20_000,
+    min_ack_delay_ms: int = 0,
+    max_ack_delay_ms: int = 5_000,
 ) -> SearchStrategy[FaultPlan]:
     """Fault plans (:class:`~gridcore.sim.FaultPlan`) with any mix of the fault ``kinds``
     (see :data:`FAULT_KINDS`), each rate up to ``max_ppm`` parts per million per opportunity
     (disconnects: up to ``max_disconnect_ppm`` per tick). Shrinks towards a perfect venue.
+
+    By default each message fault is off in many examples (one fault's effect is then not
+    hidden by another's repair) and, when on, often rare. A ``min_ppm`` above zero asks for
+    every message fault of ``kinds`` in every example, at ``min_ppm`` or more: a search for a
+    bug that one fault exposes then never spends its examples on runs where that fault is off
+    or happens once. A delayed answer is held back ``min_ack_delay_ms`` to
+    ``max_ack_delay_ms``: a delay of several quotes lets an order fill before its
+    acknowledgement arrives.
 
     >>> fault_plans(kinds={"drop", "duplicate"}, max_ppm=50_000).example()  # doctest: +SKIP
     FaultPlan(name='drawn', drop_ppm=..., duplicate_ppm=..., ...)
@@ -379,8 +390,9 @@ def fault_plans(
         raise InvalidArgument(
             f"unknown fault kinds {sorted(unknown)}; choose from {sorted(FAULT_KINDS)}"
         )
-    _check_bounds("ppm", 0, max_ppm)
+    _check_bounds("ppm", min_ppm, max_ppm)
     _check_bounds("disconnect_ppm", 0, max_disconnect_ppm)
+    _check_bounds("ack_delay_ms", min_ack_delay_ms, max_ack_delay_ms)
     if max_ppm > 1_000_000 or max_disconnect_ppm > 1_000_000:
         raise InvalidArgument("rates are parts per million: at most 1_000_000")
 
@@ -391,6 +403,8 @@ def fault_plans(
             # Outages in nearly every example: a choice between 0 and a range is drawn 0
             # most of the time, and reconnects are where fills go missing.
             return st.integers(min_value=0, max_value=top)
+        if min_ppm > 0:
+            return st.integers(min_value=min_ppm, max_value=top)
         # Each message fault off in many examples: one fault's effect is then not hidden by
         # another's repair.
         return st.one_of(st.just(0), st.integers(min_value=1, max_value=top))
@@ -401,7 +415,7 @@ def fault_plans(
         drop_ppm=rate("drop", max_ppm),
         duplicate_ppm=rate("duplicate", max_ppm),
         ack_delay_ppm=rate("ack_delay", max_ppm),
-        ack_delay_ms=st.integers(min_value=0, max_value=5_000),
+        ack_delay_ms=st.integers(min_value=min_ack_delay_ms, max_value=max_ack_delay_ms),
         rest_error_ppm=rate("rest_error", max_ppm),
         timeout_applied_ppm=rate("timeout_applied", max_ppm),
         timeout_lost_ppm=rate("timeout_lost", max_ppm),
@@ -482,21 +496,45 @@ def scenarios(
     )
 
 
-def venue_refusals(*, max_ppm: int = 200_000) -> SearchStrategy[VenueFaults]:
+def venue_refusals(*, max_ppm: int = 200_000, max_order: int = 6) -> SearchStrategy[VenueFaults]:
     """A venue's own answers to opening orders (:class:`~gridcore.sim.funding.VenueFaults`):
     rejected outright, filled in part, accepted then rejected, each off or up to ``max_ppm``
-    parts per million of opening orders. Shrinks towards a venue that refuses nothing.
+    parts per million of opening orders; and, in about half the examples, one or two of the
+    venue's first ``max_order`` opening orders refused by their number
+    (``refuse_orders``). Shrinks towards a venue that refuses nothing.
+
+    The numbered refusal is what makes a short run meaningful: a rate of a few percent often
+    refuses nothing in the dozen opening orders of a run, and a two-venue bot's answer to a
+    failed second leg (its rollback) is then never exercised. Refusing the venue's n-th
+    opening order refuses some entry's leg on that venue whenever the run holds n of them.
 
     >>> venue_refusals(max_ppm=50_000).example()  # doctest: +SKIP
-    VenueFaults(reject_ppm=0, partial_ppm=31337, late_reject_ppm=0)
+    VenueFaults(reject_ppm=0, partial_ppm=31337, late_reject_ppm=0, refuse_orders=(2,))
     """
     _check_bounds("ppm", 0, max_ppm)
+    _check_bounds("order", 0, max_order)
     if max_ppm > 1_000_000:
         raise InvalidArgument("rates are parts per million: at most 1_000_000")
     rate: SearchStrategy[int] = (
         st.just(0) if max_ppm == 0 else st.one_of(st.just(0), st.integers(1, max_ppm))
     )
-    return st.builds(VenueFaults, reject_ppm=rate, partial_ppm=rate, late_reject_ppm=rate)
+    numbered: SearchStrategy[tuple[int, ...]] = (
+        st.just(())
+        if max_order == 0
+        else st.one_of(
+            st.just(()),
+            st.lists(
+                st.integers(min_value=1, max_value=max_order), min_size=1, max_size=2, unique=True
+            ).map(lambda ns: tuple(sorted(ns))),
+        )
+    )
+    return st.builds(
+        VenueFaults,
+        reject_ppm=rate,
+        partial_ppm=rate,
+        late_reject_ppm=rate,
+        refuse_orders=numbered,
+    )
 
 
 _MULTI_BASIS: SearchStrategy[Decimal] = st.sampled_from(

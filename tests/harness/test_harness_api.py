@@ -18,6 +18,7 @@ from gridcore import State, step
 from gridcore.instruments import Instrument, PositionMode
 from gridcore.invariants import STATE_INVARIANTS, check_state
 from gridcore.sim import FaultPlan
+from gridcore.sim.funding import VenueFaults
 from gridcore.testing import (
     CATALOGUE,
     QUICK_PROFILE,
@@ -79,6 +80,24 @@ def test_fault_plans_switch_on_only_the_kinds_asked_for(plan: FaultPlan) -> None
 
 
 @given(
+    plan=gst.fault_plans(
+        kinds=frozenset({"ack_delay", "drop"}), min_ppm=50_000, min_ack_delay_ms=2_000
+    )
+)
+def test_fault_plans_with_a_least_rate_switch_on_every_kind_asked_for(plan: FaultPlan) -> None:
+    assert plan.ack_delay_ppm >= 50_000 and plan.drop_ppm >= 50_000
+    assert plan.ack_delay_ms >= 2_000
+    assert plan.duplicate_ppm == plan.rest_error_ppm == plan.disconnect_ppm == 0
+
+
+@given(refusals=gst.venue_refusals(max_ppm=0, max_order=3))
+def test_venue_refusals_name_the_venues_first_orders(refusals: VenueFaults) -> None:
+    assert refusals.reject_ppm == refusals.partial_ppm == refusals.late_reject_ppm == 0
+    assert list(refusals.refuse_orders) == sorted(set(refusals.refuse_orders))
+    assert all(1 <= n <= 3 for n in refusals.refuse_orders)
+
+
+@given(
     config=gst.core_configs(instrument=gst.instruments(), risk=gst.risk_configs()),
     data=st.data(),
 )
@@ -96,6 +115,9 @@ def test_drawn_configs_make_working_bots(config: gridcore.CoreConfig, data: st.D
         lambda: gst.market_paths(instrument=gst.instruments(), min_ticks=-1),
         lambda: gst.fault_plans(kinds=frozenset({"meteor"})),
         lambda: gst.fault_plans(max_ppm=2_000_000),
+        lambda: gst.fault_plans(min_ppm=300_000, max_ppm=200_000),
+        lambda: gst.fault_plans(min_ack_delay_ms=-1),
+        lambda: gst.venue_refusals(max_order=-1),
         lambda: gst.instruments(venue="sim"),  # type: ignore[arg-type]
         lambda: gst.scenarios(market=MarketPath(instrument=INSTRUMENT)),  # type: ignore[arg-type]
         lambda: gst.event_streams(instrument=gst.instruments(), min_size=3, max_size=2),

@@ -20,7 +20,7 @@ from gridcore.core import initial_state
 from gridcore.events import Event, FillsReported, QuoteTicked
 from gridcore.instruments import Instrument, PositionSide, Side
 from gridcore.sim import PROFILES, FaultPlan
-from gridcore.sim.funding import VenueFaults, second_instrument, synthetic_rates
+from gridcore.sim.funding import FundingVenue, VenueFaults, second_instrument, synthetic_rates
 from gridcore.strategies.funding_arb import FundingArb
 from gridcore.testing import (
     MarketPath,
@@ -133,6 +133,21 @@ def test_the_real_funding_arbitrage_passes_two_venue_scenarios() -> None:
         assert s.fills > 0 and s.injected.total > 0  # it traded, under faults
         assert set(trace.exchanges) == {CFG.venue.name, CFG.settings.venue_b}
         assert all(ex.fills for ex in trace.exchanges.values())  # on both venues
+
+
+def test_a_venue_refuses_its_opening_orders_by_number() -> None:
+    """``VenueFaults.refuse_orders``: venue b refuses its first opening order (the first entry's
+    leg 2) whatever its rates, the real strategy rolls leg 1 back, and every invariant holds."""
+    plain = two_venues(1, ticks=300)
+    a, b = plain.venues
+    refused = attrs.evolve(b, refusals=VenueFaults(refuse_orders=(1,)))
+    scenario = attrs.evolve(plain, venues=(attrs.evolve(a, refusals=VenueFaults()), refused))
+    trace = simulate(bot(), scenario, replay=False)
+    assert_no_violations(trace)
+    venue_b = trace.exchanges[b.venue]
+    assert isinstance(venue_b, FundingVenue)
+    assert venue_b.injected == {"reject": 1, "partial": 0, "late_reject": 0}
+    assert venue_b.rejections == ["simulated rejection (injected)"]
 
 
 def test_each_venue_fails_on_its_own() -> None:
