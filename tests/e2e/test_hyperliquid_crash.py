@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from gridcore import OrderStatus, ReportedStatus
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.shells.cli_run import replay_journal
@@ -273,47 +274,60 @@ def test_sigkill_over_the_real_wire_loses_no_fill_and_reuses_no_cloid_or_nonce(
     assert any(n > marks[0] for n in nonces), "the restarted runs signed, and were accepted"
 
 
+def _at_rest_with_orders(path: Path, fake: HyperliquidFake) -> bool:
+    """The bot armed the switch, has orders resting and nothing in flight: every order live in
+    its journal is confirmed open, and those are exactly the venue's open orders. In a held
+    market it stays so (nothing fills, no grid recenters), so a kill or a stop from here finds
+    the book as the test saw it; in a moving market the bot may at any moment be between a
+    recenter's cancels and its new orders."""
+    resting = fake.open_cloids()
+    if fake.scheduled_cancel is None or not resting or _seq(path) == 0:
+        return False
+    state, _ = _journal_state(path)
+    live = [state.orders[cloid] for cloid in state.live]
+    return {o.cloid for o in live} == resting and all(o.status is OrderStatus.OPEN for o in live)
+
+
 def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clears_it(
     fake: HyperliquidFake, clock: _Clock, tmp_path: Path
 ) -> None:
     config = tmp_path / "eth.toml"
-    config.write_text(CONFIG.format(dead_man="dead_man_seconds = 30"))
+    config.write_text(CONFIG.format(dead_man="dead_man_seconds = 300"))
     path = tmp_path / "j.db"
-
-    def armed_with_orders() -> bool:
-        return fake.scheduled_cancel is not None and len(list(fake.exchange.open_orders())) > 0
-
+    # The price holds (quotes keep coming, fresh): no fill, no recenter, no reprice, so the bot
+    # never cancels what it placed and the switch is what cancels it.
+    fake.hold_market(True)
     proc = _start(fake, path, config)
-    _wait("the switch armed and orders resting", proc, armed_with_orders)
-    # Resting orders stay resting (no fill, no repricing): the switch is what cancels them.
-    fake.freeze_market(True)
-    _wait("orders resting in the still market", proc, armed_with_orders)
+    _wait("the switch armed and the grid at rest", proc, partial(_at_rest_with_orders, path, fake))
     _kill(proc)
     due = fake.scheduled_cancel
     assert due is not None
-    resting = list(fake.exchange.open_orders())
+    resting = fake.open_cloids()
     assert resting, "the dead bot left orders on the book"
     # The venue's clock passes the window: the switch fires, every order is canceled, and the
     # fire counts against the day's budget.
     clock.offset += due - clock() + 1
     fake.fire_due_schedule()  # the market loop may have fired it already: same outcome
-    assert list(fake.exchange.open_orders()) == []
+    assert fake.open_cloids() == frozenset()
+    assert all(fake.exchange.orders[c].status is ReportedStatus.CANCELED for c in resting)
     assert sum(fake.schedule_triggers.values()) == 1
     assert fake.scheduled_cancel is None
     arms = [r for r in fake.received if r.kind == "scheduleCancel"]
     assert arms and all(r.refusal is None for r in arms)
     clock.offset = 0  # back to the bot's time, so that its next arming is ahead of the venue's
-    fake.freeze_market(False)
 
     # A clean stop clears the switch: the orders it leaves resting stay the operator's call.
     again = _start(fake, path, config)
-    _wait("the switch armed again and orders resting", again, armed_with_orders)
-    fake.freeze_market(True)  # nothing fills what rests any more
+    _wait(
+        "the switch armed again and the grid at rest",
+        again,
+        partial(_at_rest_with_orders, path, fake),
+    )
     again.send_signal(signal.SIGINT)
     _, err = again.communicate(timeout=HANG_S)
     assert again.returncode == 0, err
     assert fake.scheduled_cancel is None
-    assert list(fake.exchange.open_orders()), "without --cancel-on-exit the orders rest"
+    assert fake.open_cloids(), "without --cancel-on-exit the orders rest"
     assert fake.received[-1].kind == "scheduleCancel" and fake.received[-1].refusal is None
     assert sum(fake.schedule_triggers.values()) == 1, "clearing is not a trigger"
 
@@ -329,13 +343,11 @@ def test_a_second_signal_during_shutdown_exits_130_and_still_clears_the_switch(
     config = tmp_path / "eth.toml"
     config.write_text(CONFIG.format(dead_man="dead_man_seconds = 300"))
     path = tmp_path / "j.db"
+    # The price holds: once the grid is at rest nothing new is sent, so the next action is the
+    # stop's cancel.
+    fake.hold_market(True)
     proc = _start(fake, path, config, "--cancel-on-exit")
-    _wait(
-        "the switch armed and orders resting",
-        proc,
-        lambda: fake.scheduled_cancel is not None and len(list(fake.exchange.open_orders())) > 0,
-    )
-    fake.freeze_market(True)  # nothing new is placed: the next action is the stop's cancel
+    _wait("the switch armed and the grid at rest", proc, partial(_at_rest_with_orders, path, fake))
     sent = len(fake.received)
     fake.lose_next_answer(applied=True)
     proc.send_signal(signal.SIGINT)

@@ -4,6 +4,7 @@ modify answers with the new oid, and HTTP failures map to the contract's errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,11 +18,13 @@ from gridcore.events import (
     Event,
     FeedDisconnected,
     FeedReconnected,
+    FundingPaid,
     OpenOrdersReported,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderModified,
+    OrderPartiallyFilled,
     PositionsReported,
     QuoteTicked,
 )
@@ -259,3 +262,102 @@ async def test_the_dead_man_switch_is_armed_refreshed_refused_softly_and_cleared
         assert not await bot.arm_dead_man()
         assert (bot.dead_man_armed, bot.dead_man_failures) == (2, 1)
         assert fake.scheduled_cancel is None
+
+
+class _CutSink(_Sink):
+    """A sink whose next send of a fill or a funding payment is cut short: cancelled before the
+    reducer takes it, as a stop cancelling the feed while the channel is full does."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        super().__init__(nursery)
+        self.cut: trio.CancelScope | None = None
+
+    async def emit(self, event: Event) -> None:
+        if self.cut is not None and isinstance(
+            event, OrderFilled | OrderPartiallyFilled | FundingPaid
+        ):
+            scope, self.cut = self.cut, None
+            scope.cancel()
+            await trio.lowlevel.checkpoint()  # raises Cancelled: the event never arrives
+        self.events.append(event)
+
+
+def _adapter(fake_url: str) -> HyperliquidAdapter:
+    clock = WallClock()
+    return HyperliquidAdapter(
+        base_url=fake_url,
+        private_key=KEY,
+        mainnet=False,
+        coins=("ETH",),
+        clock=clock,
+        nonces=NonceAllocator(signer=ADDRESS, now_ms=clock.now, path=None),
+        http_timeout_s=3.0,
+        reconnect_ms=100,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_fill_whose_send_was_cancelled_is_still_owed_and_the_next_resync_emits_it(
+    fake: HyperliquidFake,
+) -> None:
+    adapter = _adapter(fake.url)
+    await adapter.connect()
+    try:
+        (accepted,) = await adapter.execute(_place(fake.exchange.quotes["ETH"], 1, cross=True))
+        assert isinstance(accepted, OrderAccepted)
+        assert len(fake.exchange.fills) == 1  # taken at once
+        async with trio.open_nursery() as nursery:
+            sink = _CutSink(nursery)
+            # The feed's first session: its resync fetches the fill, and the send is cancelled.
+            with trio.CancelScope() as cut:
+                sink.cut = cut
+                await adapter.run(sink)
+            assert cut.cancelled_caught
+            assert not sink.since(0, OrderFilled) and not sink.since(0, OrderPartiallyFilled)
+            # The feed runs again: the fill is still owed, so its resync emits it before the
+            # stream is declared up (not skipped as seen).
+            nursery.start_soon(adapter.run, sink)
+            await sink.until(lambda: bool(sink.since(0, FeedReconnected)), "reconnect")
+            up = sink.events.index(sink.since(0, FeedReconnected)[0])
+            recovered = [e for e in sink.events[:up] if isinstance(e, OrderFilled)]
+            assert [e.fill.cloid for e in recovered] == ["t-1"], "the resync emitted the fill"
+            # ... once: the stream's snapshot that follows does not deliver it again.
+            await sink.until(lambda: len(sink.since(up, QuoteTicked)) > 2, "quotes")
+            assert [e.fill.fill_id for e in sink.since(0, OrderFilled)] == [
+                recovered[0].fill.fill_id
+            ]
+            nursery.cancel_scope.cancel()
+    finally:
+        await adapter.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("channel", ["userFills", "userFundings"])
+async def test_a_streamed_fill_or_payment_whose_send_was_cancelled_is_emitted_when_resent(
+    channel: str,
+) -> None:
+    """The stream's snapshot after a resubscribe sends the same rows again: a row whose
+    first send was cancelled is emitted then, exactly once."""
+    adapter = _adapter("http://127.0.0.1:9")  # never connected: on_text needs no network
+    ts = adapter.clock.now() + 1_000
+    if channel == "userFills":
+        row: dict[str, Any] = {
+            "coin": "ETH", "px": "3200.0", "sz": "0.01", "side": "B", "time": ts, "oid": 7,
+            "tid": 11, "fee": "0.0144", "crossed": True, "cloid": "0x" + "ab" * 16,
+        }  # fmt: skip
+        body: dict[str, Any] = {"user": ADDRESS, "fills": [row]}
+        kind: Any = OrderPartiallyFilled | OrderFilled
+    else:
+        row = {"time": ts, "coin": "ETH", "usdc": "-0.04", "szi": "0.01", "fundingRate": "1e-5"}
+        body = {"user": ADDRESS, "fundings": [row]}
+        kind = FundingPaid
+    text = json.dumps({"channel": channel, "data": body})
+    async with trio.open_nursery() as nursery:
+        sink = _CutSink(nursery)
+        with trio.CancelScope() as cut:
+            sink.cut = cut
+            await adapter.on_text(text, sink)
+        assert cut.cancelled_caught and not sink.since(0, kind)
+        await adapter.on_text(text, sink)  # the same row again
+        await adapter.on_text(text, sink)  # and again: now seen
+    assert len(sink.since(0, kind)) == 1, "emitted once the send went through, then only once"

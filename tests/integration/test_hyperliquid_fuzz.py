@@ -57,7 +57,7 @@ from gridcore.shells.venue import TransportError, VenueError
 from gridcore.shells.venues.hyperliquid import adapter as adapter_module
 from gridcore.shells.venues.hyperliquid.adapter import HyperliquidAdapter, WeightLimiter
 from gridcore.shells.venues.hyperliquid.cli import DEMO_TOML
-from gridcore.shells.venues.hyperliquid.fake import CoinSpec, HyperliquidFake
+from gridcore.shells.venues.hyperliquid.fake import HyperliquidFake
 from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator
 from gridcore.shells.venues.hyperliquid.signing import address_of
 from gridcore.sim import make_bot
@@ -497,13 +497,6 @@ async def test_mutated_venue_messages_become_events_never_exceptions(
     assert counts["stream"] + counts["rest"] == EXAMPLES
     assert counts["malformed"] > EXAMPLES // 4, "the mutations reach the parser"
     assert counts["funding_reports"], "funding-history answers that survive are reported"
-
-
-@pytest.fixture
-def fake() -> Iterator[HyperliquidFake]:
-    coins = (CoinSpec("ETH", 4, Decimal(3200)),)
-    with HyperliquidFake(account=ADDRESS, coins=coins, tick_ms=50) as running:
-        yield running
 
 
 @pytest.mark.anyio

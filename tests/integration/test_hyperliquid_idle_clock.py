@@ -6,7 +6,7 @@ unresolved without a status request)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from gridcore.shells.runtime import Runtime, RuntimeOptions, WallClock
 from gridcore.shells.strategies import load_config
 from gridcore.shells.venues.hyperliquid.adapter import HyperliquidAdapter
 from gridcore.shells.venues.hyperliquid.cli import DEMO_TOML
-from gridcore.shells.venues.hyperliquid.fake import CoinSpec, HyperliquidFake
+from gridcore.shells.venues.hyperliquid.fake import HyperliquidFake
 from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator
 from gridcore.shells.venues.hyperliquid.signing import address_of
 from gridcore.sim import make_bot
@@ -120,13 +120,6 @@ async def _until(done: Callable[[], bool], what: str) -> None:
         while not done():
             await trio.sleep(0.02)
     assert done(), f"timed out waiting for {what}"
-
-
-@pytest.fixture
-def fake() -> Iterator[HyperliquidFake]:
-    coins = (CoinSpec("ETH", 4, Decimal(3200)),)
-    with HyperliquidFake(account=ADDRESS, coins=coins, tick_ms=50) as running:
-        yield running
 
 
 @pytest.mark.anyio

@@ -5,7 +5,6 @@ the venue agrees with the venue's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gridcore.shells.runtime import Runtime, RuntimeOptions, WallClock
 from gridcore.shells.strategies import load_config
 from gridcore.shells.venues.hyperliquid.adapter import HyperliquidAdapter
 from gridcore.shells.venues.hyperliquid.cli import DEMO_TOML
-from gridcore.shells.venues.hyperliquid.fake import CoinSpec, HyperliquidFake
+from gridcore.shells.venues.hyperliquid.fake import HyperliquidFake
 from gridcore.shells.venues.hyperliquid.nonces import NonceAllocator
 from gridcore.shells.venues.hyperliquid.signing import address_of
 from gridcore.sim import make_bot
@@ -30,13 +29,6 @@ ADDRESS = address_of(KEY)
 @pytest.fixture
 def anyio_backend() -> str:
     return "trio"
-
-
-@pytest.fixture
-def fake() -> Iterator[HyperliquidFake]:
-    coins = (CoinSpec("ETH", 4, Decimal(3200)),)
-    with HyperliquidFake(account=ADDRESS, coins=coins, tick_ms=50) as running:
-        yield running
 
 
 @pytest.mark.anyio

@@ -1368,22 +1368,28 @@ class HyperliquidAdapter:
     async def _emit_fill(self, fill: Fill, sink: Sink) -> None:
         if fill.fill_id in self._seen_fills or fill.ts < self._last_fill_ts - _HOUR_MS:
             return
-        self._seen_fills.add(fill.fill_id)
-        self._last_fill_ts = max(self._last_fill_ts, fill.ts)
         record = self._orders.get(fill.cloid or "")
-        done = False
-        if record is not None:
-            record.filled += fill.qty
-            done = record.filled >= record.qty
+        filled = fill.qty if record is None else record.filled + fill.qty
+        done = record is not None and filled >= record.qty
         kind = OrderFilled if done else OrderPartiallyFilled
         await sink.emit(kind(ts=fill.ts, fill=fill, source=Source.STREAM))
+        # Seen only once sent: a send cut short (a stop cancelling the feed while the channel
+        # is full) leaves the fill owed, so the next resync or snapshot emits it again instead
+        # of skipping it as seen (failure `missed-fills-on-reconnect`). A send cancelled after
+        # the reducer took the event makes the retry a duplicate, which the core's dedup by
+        # fill id absorbs.
+        self._seen_fills.add(fill.fill_id)
+        self._last_fill_ts = max(self._last_fill_ts, fill.ts)
+        if record is not None:
+            record.filled = filled
 
     async def _emit_funding(self, payment: FundingPaid, sink: Sink) -> None:
         if payment.payment_id in self._seen_funding or payment.ts < self._last_funding_ts:
             return
+        await sink.emit(payment)
+        # Seen only once sent, as a fill (above): a cancelled send leaves the payment owed.
         self._seen_funding.add(payment.payment_id)
         self._last_funding_ts = max(self._last_funding_ts, payment.ts)
-        await sink.emit(payment)
 
     def _funding_rate(self, data: dict[str, Any]) -> FundingRateUpdated:
         ctx = _obj(data.get("ctx"), "ctx")

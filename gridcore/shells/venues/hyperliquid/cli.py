@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -148,6 +149,9 @@ def _cmd_fake_venue(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # Ctrl-C stops it even when started with SIGINT ignored (a background job of a
+    # non-interactive shell inherits that, and Python then never raises KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     fake.start()
     print(f"serving {fake.url} (ws://127.0.0.1:{fake.port}/ws)", flush=True)
     try:

@@ -249,6 +249,7 @@ class HyperliquidFake:
         self.actions: list[tuple[str, int]] = []
         self._refuse_ws = False
         self._frozen = False
+        self._held = False
         self._raw: list[str] = []
         self._quotes_due: list[tuple[str, Decimal, Decimal]] = []
         #: ``time.perf_counter_ns()`` when the last quote queued by :meth:`queue_quote` was
@@ -375,6 +376,14 @@ class HyperliquidFake:
         """While on, the market stands still: no new quotes, so no resting order fills."""
         with self._lock:
             self._frozen = on
+
+    def hold_market(self, on: bool) -> None:
+        """While on, the market keeps quoting but its price stands: every tick repeats the
+        last bid and ask (with a fresh time), so no resting order fills and no grid leaves its
+        range, while a client's quote never goes stale. (:meth:`freeze_market` stops the quotes
+        themselves and wins over this.)"""
+        with self._lock:
+            self._held = on
 
     def post_only_window(self, on: bool) -> None:
         """While on, orders that are not ALO are refused (the window after a network upgrade)."""
@@ -915,6 +924,12 @@ class HyperliquidFake:
         self._scheduled_cancel = when
         return {"status": "ok", "response": {"type": "default"}}
 
+    def open_cloids(self) -> frozenset[str]:
+        """The cloids of every order resting now (safe to call from another thread while the
+        fake trades)."""
+        with self._lock:
+            return frozenset(o.cloid for o in self.exchange.open_orders())
+
     @property
     def scheduled_cancel(self) -> int | None:
         """When the armed dead-man switch fires (ms on the fake's clock), or ``None``."""
@@ -1113,15 +1128,17 @@ class HyperliquidFake:
 
     # --- the market -------------------------------------------------------------------------------
 
-    def _quote(self) -> list[QuoteTicked]:
+    def _quote(self, *, move: bool = True) -> list[QuoteTicked]:
         now = self._now_ms()
         out = []
         for coin, asset in self.assets.items():
             inst = asset.instrument
             mid = self.mids[coin]
-            step = Decimal(self._rng.gauss(0, 1)).quantize(Decimal("0.0001")) * self._volatility
-            mid = inst.round_price(mid * (1 + step), Rounding.NEAREST)
-            self.mids[coin] = mid
+            if move:
+                step = Decimal(self._rng.gauss(0, 1)).quantize(Decimal("0.0001"))
+                step *= self._volatility
+                mid = inst.round_price(mid * (1 + step), Rounding.NEAREST)
+                self.mids[coin] = mid
             bid = inst.round_price(mid - inst.price_step(mid), Rounding.DOWN)
             ask = inst.round_price(mid + inst.price_step(mid), Rounding.UP)
             out.append(QuoteTicked(ts=now, venue=_VENUE, symbol=coin, bid=bid, ask=ask))
@@ -1157,7 +1174,7 @@ class HyperliquidFake:
                 {"px": decimal_to_wire(ask), "sz": "10", "n": 3},
             ]
             self._push("bbo", {"coin": coin, "time": now, "bbo": level}, coin=coin)
-        for quote in [] if self._frozen else self._quote():
+        for quote in [] if self._frozen else self._quote(move=not self._held):
             self._publish(self.exchange.on_tick(quote), now)
             coin = quote.symbol
             if self._malformed:
