@@ -332,6 +332,21 @@ class TimerFired:
 # --- market data ----------------------------------------------------------------------------
 
 
+def _quote_ok(ts: object, bid: object, ask: object) -> bool:
+    """A quote's time and prices pass (plain comparisons only: one call per tick). NaN either
+    raises in the comparison (the default context traps it) or compares false."""
+    try:
+        return (
+            type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(bid) is Decimal
+            and type(ask) is Decimal
+            and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
+        )
+    except ArithmeticError:
+        return False
+
+
 @attrs.frozen(kw_only=True)
 class QuoteTicked:
     """Top of book changed: best bid and best ask (``0 < bid <= ask``, checked when built)."""
@@ -345,20 +360,9 @@ class QuoteTicked:
     def __attrs_post_init__(self) -> None:
         # The hot path (one per tick): plain comparisons only. Validated here, where a shell
         # builds it from a venue message, so that a bad quote becomes a MessageMalformed in the
-        # shell instead of a division by zero or a poisoned mid in the core. NaN either raises
-        # in the comparison (the default context traps it) or compares false.
+        # shell instead of a division by zero or a poisoned mid in the core.
         bid, ask, ts = self.bid, self.ask, self.ts
-        try:
-            ok = (
-                type(ts) is int
-                and TS_MIN <= ts < TS_MAX
-                and type(bid) is Decimal
-                and type(ask) is Decimal
-                and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
-            )
-        except ArithmeticError:
-            ok = False
-        if not ok:
+        if not _quote_ok(ts, bid, ask):
             _validate(self)  # names the field that is wrong
             raise InvalidEvent(
                 f"QuoteTicked {self.venue}/{self.symbol} at {ts}: need bid <= ask, got bid "
@@ -371,17 +375,7 @@ class QuoteTicked:
         about twice as fast: the same checks, without the keyword handling of the generated
         ``__init__``. For loaders that build a quote per line of a file; a quote that fails
         the checks raises exactly what the constructor raises."""
-        try:
-            ok = (
-                type(ts) is int
-                and TS_MIN <= ts < TS_MAX
-                and type(bid) is Decimal
-                and type(ask) is Decimal
-                and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
-            )
-        except ArithmeticError:
-            ok = False
-        if not ok:
+        if not _quote_ok(ts, bid, ask):
             return cls(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
         quote: QuoteTicked = _NEW(cls)
         _SET_QTS(quote, ts)

@@ -352,16 +352,21 @@ def cancel(tx: Tx[Any], cloid: str, *, refused_early: bool = False) -> None:
         return
     cid = tx.next_id()
     move(tx, order, Trigger.CANCEL_SENT, quiet=True)
+    _send_cancel(tx, cid, order)
+
+
+def _send_cancel(tx: Tx[Any], cid: int, order: Order) -> None:
+    """The venue command (id ``cid``) that cancels ``order``, and its flight."""
     tx.order_commands.setdefault(order.venue, []).append(
         CancelOrder(
             command_id=cid,
             venue=order.venue,
             symbol=order.symbol,
-            cloid=cloid,
+            cloid=order.cloid,
             venue_order_id=order.venue_order_id,
         )
     )
-    tx.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=cloid, sent_ts=tx.now))
+    tx.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=order.cloid, sent_ts=tx.now))
 
 
 # --- strategy calls ----------------------------------------------------------------------------
@@ -378,16 +383,7 @@ def cancel_remainder(tx: Tx[Any], order: Order, why: str) -> None:
         f"order {order.cloid}: {order.status.name} here but resting at {order.venue} ({why}); "
         f"canceling what is left there",
     )
-    tx.order_commands.setdefault(order.venue, []).append(
-        CancelOrder(
-            command_id=cid,
-            venue=order.venue,
-            symbol=order.symbol,
-            cloid=order.cloid,
-            venue_order_id=order.venue_order_id,
-        )
-    )
-    tx.track(cid, Inflight(kind="cancel", venue=order.venue, cloid=order.cloid, sent_ts=tx.now))
+    _send_cancel(tx, cid, order)
 
 
 def on_accepted(tx: Tx[Any], event: OrderAccepted) -> None:

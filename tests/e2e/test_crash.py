@@ -15,63 +15,24 @@ the venue's own account.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, fold, is_new, recover
+from gridcore.shells.journal import Journal, fold, recover
 from gridcore.shells.simvenue import saved_venue
+
+from .paper_runs import HANG_S, start, wait_for_seq
 
 CYCLES = 20
 MAX_ADVANCE = 300  # events a run journals before it is killed: 1 to this many, drawn
-HANG_S = 300.0  # a safety net against hangs only: no assertion depends on how fast runs are
 SEED = 20_260_401
-
-
-def _start(journal: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridcore.shells.cli",
-            "run",
-            "--journal",
-            str(journal),
-            "-q",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-
-
-def _wait_for_seq(path: Path, target: int, proc: subprocess.Popen[bytes]) -> int:
-    """Poll the journal read-only until its committed sequence reaches ``target``."""
-    deadline = time.monotonic() + HANG_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"gridcore run ended (exit {proc.returncode}) before event {target}: {err}")
-        if path.exists() and not is_new(path):
-            with Journal.open(path, readonly=True) as journal:
-                seq = journal.last_seq
-            if seq >= target:
-                return seq
-        time.sleep(0.01)
-    pytest.fail(f"{path} did not reach event {target} within {HANG_S} s (hung?)")
 
 
 def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
@@ -117,9 +78,9 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
         # mid-run at a point the draw (not the machine's speed) decides, and every restart
         # recovers, reconciles and trades before it dies.
         target = last_seq + rng.randint(1, MAX_ADVANCE)
-        proc = _start(path, "--speed", "3000", "--faults", "chaos", "--seed", "7")
+        proc = start(path, "--speed", "3000", "--faults", "chaos", "--seed", "7")
         try:
-            _wait_for_seq(path, target, proc)
+            wait_for_seq(path, target, proc)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=HANG_S)
@@ -132,7 +93,7 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
         assert seq >= target
         last_seq = seq
     # A clean run without faults settles: a reconciliation round, then a graceful stop.
-    final = _start(path, "--speed", "max", "--duration", "240", "--faults", "none")
+    final = start(path, "--speed", "max", "--duration", "240", "--faults", "none")
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)

@@ -12,17 +12,13 @@ assertion depends on the machine's speed.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gridcore.commands import PlaceOrder
 from gridcore.config import BotConfig, load_config
@@ -31,49 +27,17 @@ from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
 from gridcore.shells.cli_run import replay_journal
 from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, fold, is_new, recover
+from gridcore.shells.journal import Journal, fold, recover
 from gridcore.shells.simpair import pair_names, pair_venue_path, saved_pair_venue
 from gridcore.shells.simvenue import VenueState, VenueStore
+
+from .paper_runs import HANG_S, start, wait_for_seq
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "funding_arb.toml"
 CYCLES = 4
 MAX_ADVANCE = 400  # events a run journals before it is killed: 1 to this many, drawn
-HANG_S = 300.0  # a safety net against hangs only
 SEED = 20_261_130
-
-
-def _start(journal: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridcore.shells.cli",
-            "run",
-            "--journal",
-            str(journal),
-            "-q",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-
-
-def _wait_for_seq(path: Path, target: int, proc: subprocess.Popen[bytes]) -> int:
-    deadline = time.monotonic() + HANG_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"gridcore run ended (exit {proc.returncode}) before event {target}: {err}")
-        if path.exists() and not is_new(path):
-            with Journal.open(path, readonly=True) as journal:
-                seq = journal.last_seq
-            if seq >= target:
-                return seq
-        time.sleep(0.01)
-    pytest.fail(f"{path} did not reach event {target} within {HANG_S} s (hung?)")
 
 
 def _fill_ids(journal: Journal) -> dict[str, set[str]]:
@@ -146,9 +110,9 @@ def test_pair_paper_sigkilled_at_drawn_points_keeps_venues_and_journal_agreeing(
     for cycle in range(CYCLES):
         target = last_seq + rng.randint(1, MAX_ADVANCE)
         given = ("--config", str(EXAMPLE)) if cycle == 0 else ()
-        proc = _start(path, *given, "--speed", "max", "--faults", "chaos", "--seed", "7")
+        proc = start(path, *given, "--speed", "max", "--faults", "chaos", "--seed", "7")
         try:
-            _wait_for_seq(path, target, proc)
+            wait_for_seq(path, target, proc)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=HANG_S)
@@ -161,7 +125,7 @@ def test_pair_paper_sigkilled_at_drawn_points_keeps_venues_and_journal_agreeing(
         last_seq = seq
     # Nothing of either venue lives outside the journal.
     assert not any(pair_venue_path(path, config, which).exists() for which in (0, 1))
-    final = _start(path, "--speed", "max", "--duration", "600", "--faults", "none")
+    final = start(path, "--speed", "max", "--duration", "600", "--faults", "none")
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     _settled(path, config)

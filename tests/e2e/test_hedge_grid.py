@@ -21,7 +21,8 @@ from gridcore.shells.render import Display, side_dict, side_lines
 from gridcore.shells.simvenue import saved_venue
 from gridcore.strategies.hedge_grid import HedgeGrid, side_figures
 
-from .test_crash import HANG_S, _check_journal, _start, _wait_for_seq
+from .paper_runs import HANG_S, start, wait_for_seq
+from .test_crash import _check_journal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hedge_grid.toml"
 
@@ -147,9 +148,9 @@ def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:
     cycles = 6
     for _ in range(cycles):
         target = last_seq + rng.randint(1, 300)
-        proc = _start(path, *config, "--speed", "3000", "--faults", "chaos", "--seed", "11")
+        proc = start(path, *config, "--speed", "3000", "--faults", "chaos", "--seed", "11")
         try:
-            _wait_for_seq(path, target, proc)
+            wait_for_seq(path, target, proc)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=HANG_S)
@@ -161,7 +162,7 @@ def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:
         assert isinstance(state.strategy, HedgeGrid)
         assert seq >= target
         last_seq = seq
-    final = _start(path, *config, "--speed", "max", "--duration", "240", "--faults", "none")
+    final = start(path, *config, "--speed", "max", "--duration", "240", "--faults", "none")
     _, final_err = final.communicate(timeout=HANG_S)
     assert final.returncode == 0, final_err
     state, _, fill_ids = _check_journal(path)

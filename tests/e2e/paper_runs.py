@@ -1,0 +1,51 @@
+"""Shared by the paper crash tests: start ``gridcore run`` on a journal, and wait for the
+journal (read-only, while the bot writes) to reach an event."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gridcore.shells.journal import Journal, is_new
+
+HANG_S = 300.0  # a safety net against hangs only: no assertion depends on how fast runs are
+
+
+def start(journal: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``gridcore run --journal JOURNAL -q EXTRA...`` in the background."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridcore.shells.cli",
+            "run",
+            "--journal",
+            str(journal),
+            "-q",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+
+
+def wait_for_seq(path: Path, target: int, proc: subprocess.Popen[bytes]) -> int:
+    """Poll the journal read-only until its committed sequence reaches ``target``."""
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"gridcore run ended (exit {proc.returncode}) before event {target}: {err}")
+        if path.exists() and not is_new(path):
+            with Journal.open(path, readonly=True) as journal:
+                seq = journal.last_seq
+            if seq >= target:
+                return seq
+        time.sleep(0.01)
+    pytest.fail(f"{path} did not reach event {target} within {HANG_S} s (hung?)")
