@@ -4,6 +4,7 @@ journal (read-only, while the bot writes) to reach an event."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,3 +50,18 @@ def wait_for_seq(path: Path, target: int, proc: subprocess.Popen[bytes]) -> int:
                 return seq
         time.sleep(0.01)
     pytest.fail(f"{path} did not reach event {target} within {HANG_S} s (hung?)")
+
+
+def run_until_killed(path: Path, target: int, *args: str) -> None:
+    """``gridcore run --journal PATH ARGS...``, SIGKILLed once its journal holds event
+    ``target``: a kill at a point the caller's draw decides, not the machine's speed."""
+    proc = start(path, *args)
+    try:
+        wait_for_seq(path, target, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=HANG_S)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL, err

@@ -16,7 +16,6 @@ the venue's own account.
 from __future__ import annotations
 
 import random
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal, fold, recover
 from gridcore.shells.simvenue import saved_venue
 
-from .paper_runs import HANG_S, start, wait_for_seq
+from .paper_runs import HANG_S, run_until_killed, start
 
 CYCLES = 20
 MAX_ADVANCE = 300  # events a run journals before it is killed: 1 to this many, drawn
@@ -78,16 +77,7 @@ def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
         # mid-run at a point the draw (not the machine's speed) decides, and every restart
         # recovers, reconciles and trades before it dies.
         target = last_seq + rng.randint(1, MAX_ADVANCE)
-        proc = start(path, "--speed", "3000", "--faults", "chaos", "--seed", "7")
-        try:
-            wait_for_seq(path, target, proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=HANG_S)
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            if proc.stderr:
-                proc.stderr.close()
-        assert proc.returncode == -signal.SIGKILL, err
+        run_until_killed(path, target, "--speed", "3000", "--faults", "chaos", "--seed", "7")
         _, seq, _ = _check_journal(path)
         # What a reader saw committed survives the kill (the bot may have gone further).
         assert seq >= target

@@ -13,7 +13,6 @@ assertion depends on the machine's speed.
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from gridcore.shells.journal import Journal, fold, recover
 from gridcore.shells.simpair import pair_names, pair_venue_path, saved_pair_venue
 from gridcore.shells.simvenue import VenueState, VenueStore
 
-from .paper_runs import HANG_S, start, wait_for_seq
+from .paper_runs import HANG_S, run_until_killed, start
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "funding_arb.toml"
@@ -110,16 +109,7 @@ def test_pair_paper_sigkilled_at_drawn_points_keeps_venues_and_journal_agreeing(
     for cycle in range(CYCLES):
         target = last_seq + rng.randint(1, MAX_ADVANCE)
         given = ("--config", str(EXAMPLE)) if cycle == 0 else ()
-        proc = start(path, *given, "--speed", "max", "--faults", "chaos", "--seed", "7")
-        try:
-            wait_for_seq(path, target, proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=HANG_S)
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            if proc.stderr:
-                proc.stderr.close()
-        assert proc.returncode == -signal.SIGKILL, err
+        run_until_killed(path, target, *given, "--speed", "max", "--faults", "chaos", "--seed", "7")
         _, seq, _, _ = _check(path, config)
         assert seq >= target  # what a reader saw committed survives the kill
         last_seq = seq

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from gridcore.shells.render import Display, side_dict, side_lines
 from gridcore.shells.simvenue import saved_venue
 from gridcore.strategies.hedge_grid import HedgeGrid, side_figures
 
-from .paper_runs import HANG_S, start, wait_for_seq
+from .paper_runs import HANG_S, run_until_killed, start
 from .test_crash import _check_journal
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hedge_grid.toml"
@@ -148,16 +147,9 @@ def test_kill_at_any_point_and_recover_exactly(tmp_path: Path) -> None:
     cycles = 6
     for _ in range(cycles):
         target = last_seq + rng.randint(1, 300)
-        proc = start(path, *config, "--speed", "3000", "--faults", "chaos", "--seed", "11")
-        try:
-            wait_for_seq(path, target, proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=HANG_S)
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            if proc.stderr:
-                proc.stderr.close()
-        assert proc.returncode == -signal.SIGKILL, err
+        run_until_killed(
+            path, target, *config, "--speed", "3000", "--faults", "chaos", "--seed", "11"
+        )
         state, seq, _ = _check_journal(path)
         assert isinstance(state.strategy, HedgeGrid)
         assert seq >= target
