@@ -753,8 +753,9 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
     """No decision uses a report older than its configured maximum age (failure `stale-position-cache` stale
     cached positions, `stale-quote` stale quotes executed).
 
-    Every order emitted has a quote for its instrument no older than ``max_quote_age_ms``; every
-    order that needs margin (not a closing order) has a balance report no older than
+    Every order emitted has a quote for its instrument no older than ``max_quote_age_ms`` and
+    newer than every quote its venue had when its feed last came up (failure
+    `quote-from-before-a-gap`); every order that needs margin (not a closing order) has a balance report no older than
     ``max_balance_age_ms``, both measured at the step's time.
     """
     out = []
@@ -770,6 +771,16 @@ def no_order_on_stale_report(record: StepRecord) -> list[Violation]:
                     ts=record.event.ts,
                     detail=f"order {place.cloid} emitted with a quote {age} ms old "
                     f"(max_quote_age_ms {risk.max_quote_age_ms})",
+                    event=record.event,
+                )
+            )
+        elif quote.ts <= state.venues[place.venue].quotes_before:
+            out.append(
+                Violation(
+                    invariant="no_order_on_stale_report",
+                    ts=record.event.ts,
+                    detail=f"order {place.cloid} emitted with a quote seen before "
+                    f"{place.venue}'s feed last came up",
                     event=record.event,
                 )
             )
@@ -1164,7 +1175,7 @@ _FAILURES: dict[str, str] = {
     "no_entry_left_after_take_profit": "orphaned-entries",
     "fills_applied_once": "double-counted-fill, sync-drops-close",
     "close_within_position": "rollback-in-quote",
-    "no_order_on_stale_report": "stale-position-cache, stale-quote",
+    "no_order_on_stale_report": "stale-position-cache, stale-quote, quote-from-before-a-gap",
     "no_overdraft_on_emission": "stale-balance",
     "aggressive_orders_within_slippage_cap": "unsafe-defaults, stale-quote",
     "filled_only_when_done": "partial-fill-threshold",

@@ -13,7 +13,8 @@ last mid (``|qty| × mid / leverage``) − reservations of every live order on t
 is used, not the venue's "available", because the core budgets open orders itself.
 
 Checks, in order: trading not halted (closing orders exempt); price on tick, size on lot and
-positive; a quote for the instrument no older than ``max_quote_age_ms``; aggressive orders (IOC,
+positive; a quote for the instrument no older than ``max_quote_age_ms`` and seen since its
+venue's feed last came up (``quotes_before``: failure `quote-from-before-a-gap`); aggressive orders (IOC,
 or a limit through the touch) within ``slippage_cap`` of the mid (default 50 bps, failure
 `unsafe-defaults` / `stale-quote`); minimum notional (closing orders exempt); maximum order
 notional; maximum position per position key including every live order that adds to it (closing
@@ -234,9 +235,12 @@ def check_order(
     reduce_only: bool,
     now: int,
     position_side: PositionSide = PositionSide.BOTH,
+    quotes_before: int = -1,
 ) -> Refusal | Decimal:
     """Refuse the order, or return the margin (quote) to reserve for it (zero for a closing
-    order, which needs none)."""
+    order, which needs none). ``quotes_before`` is the venue time of the newest quote seen
+    before the venue's feed last came up: a quote no newer than it is refused like a stale
+    one, however young."""
     closing = closes_exposure(side, position_side, reduce_only)
     if risk.halted and not closing:
         return Refusal(
@@ -263,6 +267,12 @@ def check_order(
             code="stale_quote",
             message=f"last quote for {instrument.symbol} is {age} ms old "
             f"(max {config.max_quote_age_ms} ms)",
+        )
+    if quote.ts <= quotes_before:
+        return Refusal(
+            code="stale_quote",
+            message=f"last quote for {instrument.symbol} was seen before {instrument.venue}'s "
+            f"feed came up (a start or a reconnect); waiting for a fresh one",
         )
     aggressive = (
         tif is TimeInForce.IOC

@@ -66,7 +66,11 @@ class VenueStatus:
     unconfirmed difference to ``(difference, ledger fill count, time first seen)``. ``fills_checked`` is
     when the last answered fills request was sent (every fill before it is known);
     ``last_reconcile`` when the last reconciliation round started; ``funding`` the venue's
-    funding reconciliation (:class:`FundingStatus`).
+    funding reconciliation (:class:`FundingStatus`). ``quotes_before`` is the time of the
+    venue's newest quote when its feed last came up (the run's start or a reconnect): a quote
+    no newer was seen before that gap and never prices a new order (failure
+    `quote-from-before-a-gap`). It is venue time, so a skew between the venue's clock and
+    ours never refuses a fresh quote.
     """
 
     feed_up: bool = False
@@ -78,6 +82,7 @@ class VenueStatus:
     fills_checked: int = -1
     last_reconcile: int = -1
     funding: FundingStatus = FundingStatus()
+    quotes_before: int = -1
 
 
 def position_drift(

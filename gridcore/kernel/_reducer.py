@@ -8,8 +8,9 @@ event                                   rules
 ======================================  =======================================================
 ``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`
 ``Started``                             :func:`start`: housekeeping scheduled, every venue
-                                        reconciles, timers re-armed, in-flight commands
-                                        resolved like timeouts (never re-sent)
+                                        reconciles and waits for a fresh quote, timers
+                                        re-armed, in-flight commands resolved like timeouts
+                                        (never re-sent)
 ``TimerFired``                          :mod:`._intents`
 any event at or after the due time      housekeeping first (:func:`._intents.housekeeping`,
                                         :mod:`._requests`), then the event; the maintenance
@@ -477,15 +478,19 @@ def command_failed(
 
 
 def start(tx: Tx[Any], event: Started) -> None:
-    """The bot (re)starts: maintenance timer, every venue reconciles, timers re-armed,
-    in-flight commands resolved like timeouts (never re-sent)."""
+    """The bot (re)starts: maintenance timer, every venue reconciles and waits for a quote newer
+    than the previous run's, timers re-armed, in-flight commands resolved like timeouts (never
+    re-sent)."""
     previous = sorted(tx.inflight)
     # Housekeeping runs every maintenance_ms of data time; the shell's timers died with the
     # previous run, so the maintenance timer is armed again only if something needs it.
     tx.maintenance_due = tx.now + tx.config.maintenance_ms
     tx.maintenance_timer = None
     for venue in tx.config.venues:
-        tx.put_venue(venue, attrs.evolve(tx.venue(venue), feed_up=True))
+        # The quotes journaled by the previous run say nothing of the market now (failure
+        # `quote-from-before-a-gap`): new orders wait for the venue's next quote.
+        newest = _sync.newest_quote(tx, venue)
+        tx.put_venue(venue, attrs.evolve(tx.venue(venue), feed_up=True, quotes_before=newest))
         _funding.on_started(tx, venue)
         _sync.begin_sync(tx, venue)
     # The shell's timers died with the previous run: arm the strategy's again.

@@ -76,6 +76,7 @@ def gate(
         reduce_only=reduce_only,
         now=tx.now,
         position_side=position_side,
+        quotes_before=tx.venue(instrument.venue).quotes_before,
     )
 
 

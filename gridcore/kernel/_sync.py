@@ -339,19 +339,26 @@ def on_feed_down(tx: Tx[Any], event: FeedDisconnected) -> None:
     tx.notify(Level.WARNING, "feed_down", f"{event.venue} feed down: {event.reason}")
 
 
+def newest_quote(tx: Tx[Any], venue: str) -> int:
+    """The time of ``venue``'s newest quote (-1 if none): stored as the venue's
+    ``quotes_before`` when its feed comes up, so that no quote seen before the gap prices a new
+    order (failure `quote-from-before-a-gap`)."""
+    return max((q.ts for (v, _), q in tx.quotes.items() if v == venue), default=-1)
+
+
 def on_feed_up(tx: Tx[Any], event: FeedReconnected) -> None:
-    """The venue's feed is back: reconcile (or widen the round already out)."""
-    vs = tx.venue(event.venue)
-    tx.put_venue(event.venue, attrs.evolve(vs, feed_up=True))
+    """The venue's feed is back: reconcile (or widen the round already out); quotes seen
+    before the gap no longer price new orders."""
+    vs = attrs.evolve(
+        tx.venue(event.venue), feed_up=True, quotes_before=newest_quote(tx, event.venue)
+    )
+    tx.put_venue(event.venue, vs)
     if vs.phase is SyncPhase.SYNCING and vs.pending:
         # Already reconciling: the requests out may predate the gap this reconnect
         # closes, so one more fills request joins the round. A reconnect is a cause
         # from outside, so this cannot loop on itself (failure `resync-loop`).
         again = _requests.request(tx, "fills", event.venue)
-        tx.put_venue(
-            event.venue,
-            attrs.evolve(vs, feed_up=True, pending=vs.pending | {again}),
-        )
+        tx.put_venue(event.venue, attrs.evolve(vs, pending=vs.pending | {again}))
         _funding.ask(tx, event.venue)
     else:
         begin_sync(tx, event.venue)

@@ -187,8 +187,8 @@ def test_c3_missed_fills_plus_overlap_bring_the_ledger_to_the_venues_truth() -> 
     back = T0 + 10_000
     tick = quote(back, "49699.0", "49699.9")
     exchange.on_tick(tick)
-    state, _ = step(state, tick)
     state, commands = step(state, FeedReconnected(ts=back, venue=VENUE))
+    state, _ = step(state, tick)  # the stream's first quote after the reconnect
     report_request = only(commands, RequestFills)
     answer = exchange.handle(report_request, back)
     assert isinstance(answer[0], FillsReported)

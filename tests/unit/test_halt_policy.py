@@ -163,6 +163,7 @@ def test_a_halt_between_the_legs_of_a_hedged_entry_keeps_the_hedge_and_accepts_t
     # even while leg 1's venue is reconciling after a reconnect.
     state, _ = step(state, OrderCanceled(ts=T0 + 12, venue=B, cloid=leg2.cloid, reason="expired"))
     state, _ = step(state, FeedReconnected(ts=T0 + 12, venue=A))
+    state, _ = step(state, attrs.evolve(quote(T0 + 12), venue=A))  # the stream's first quote
     assert state.venues[A].phase is SyncPhase.SYNCING
     rollback_intent = order(A, Side.SELL, "0.01", "49990", tif=TimeInForce.IOC, reduce_only=True)
     state, rollback, commands = place_one(state, rollback_intent, T0 + 13)

@@ -17,6 +17,8 @@ from gridcore import (
     Cancel,
     CancelOrder,
     CommandFailed,
+    FeedDisconnected,
+    FeedReconnected,
     FlattenRequested,
     Halt,
     HaltRequested,
@@ -37,6 +39,7 @@ from gridcore import (
     ResumeRequested,
     RiskConfig,
     Side,
+    Started,
     State,
     Submit,
     TimeInForce,
@@ -198,6 +201,42 @@ def test_a_fresh_quote_lifts_the_refusal() -> None:
     assert refused is None
     state, _ = step(state, quote(SYNC_TS + 20_000))
     state, _, place = submit(state, ts=SYNC_TS + 20_001)
+    assert place is not None
+
+
+def _restarted(state: State[Scripted], ts: int) -> State[Scripted]:
+    """``state`` (re)started at ``ts`` and reconciled, with no quote since."""
+    state, started = step(state, Started(ts=ts))
+    state, _ = feed(state, answer_sync(started, ts=ts))
+    return state
+
+
+def _reconnected(state: State[Scripted], ts: int) -> State[Scripted]:
+    """``state``'s feed lost and back at ``ts`` and reconciled, with no quote since."""
+    state, _ = step(state, FeedDisconnected(ts=ts - 1, venue=VENUE, reason="test"))
+    state, again = step(state, FeedReconnected(ts=ts, venue=VENUE))
+    state, _ = feed(state, answer_sync(again, ts=ts))
+    return state
+
+
+@pytest.mark.parametrize("gap", [_restarted, _reconnected], ids=["restart", "reconnect"])
+def test_a_quote_from_before_a_gap_prices_no_order_however_young(gap: Any) -> None:
+    """Failure `quote-from-before-a-gap`: a bot restarted two seconds after its last quote
+    priced its grid from it and crossed a market that had moved meanwhile. After a start or a
+    reconnect, new orders wait for the venue's next quote."""
+    state = gap(bot(), SYNC_TS + 2_000)
+    assert state.venues[VENUE].phase.value == "synced"
+    after, commands, place = submit(state, ts=SYNC_TS + 2_001)
+    assert place is None
+    assert_refused(state, after, commands, "stale_quote")
+    assert "before" in only(commands, Notify).message
+    # Closing orders wait too: their price needs the market as it is now.
+    _, commands, place = submit(after, ts=SYNC_TS + 2_001, side=Side.SELL, reduce_only=True)
+    assert place is None
+    # The venue's clock may lag ours: a quote stamped before our restart but newer than every
+    # quote seen before it is the market after the gap.
+    state, _ = step(after, quote(SYNC_TS + 1_500))
+    _, _, place = submit(state, ts=SYNC_TS + 2_002)
     assert place is not None
 
 
