@@ -31,8 +31,9 @@ from tests.integration.test_runtime import _paper, _rows
 #: 5 s timer, a quote applied before the housekeeping it brings; and the paper venue now uses the
 #: backtest's link model, which delays each answer of a batch on its own, draws a reply's delays
 #: in message order and judges a quote's stream messages by the feed as it was before that
-#: quote. A speed change must never move it.
-REFERENCE = "760df2b7ee936c300bbaff4f8566bea7e152a2e8deb6cb63f0cfbd44785cc0d9"
+#: quote; and the final state records, per venue, the newest quote at its feed's last start or
+#: reconnect (every event and command row stayed the same). A speed change must never move it.
+REFERENCE = "67babd165e9645114eced5bbe5699597b11175b0a7799206f0487b492b13f2f8"
 
 
 def _digest(path: Path, final: object) -> str:
