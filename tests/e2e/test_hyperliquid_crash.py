@@ -230,7 +230,9 @@ def test_sigkill_over_the_real_wire_loses_no_fill_and_reuses_no_cloid_or_nonce(
         last_seq = _seq(path)
         assert last_seq >= target, "what a reader saw committed survives the kill"
     # The market stands still; a last run settles (reconciles what happened while no bot ran)
-    # and is stopped cleanly once its ledger holds every fill the venue made.
+    # and is stopped cleanly once its ledger holds every fill the venue made. With no quote
+    # since its start it places nothing (the last quote its journal holds was seen before the
+    # gap: failure `quote-from-before-a-gap`), so nothing it does can fill after that.
     fake.freeze_market(True)
     final = _start(fake, path, config)
     _wait("a settled ledger", final, lambda: _seq(path) > last_seq and _settled(path, fake))
