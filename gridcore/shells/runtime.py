@@ -560,6 +560,12 @@ class Sink:
         """Send one event to the reducer (waits when the channel is full)."""
         await self._runtime._send(event)
 
+    def send_now(self, event: Event) -> bool:
+        """Send one event to the reducer without waiting: False (nothing sent) when the channel
+        is full, then send it with :meth:`emit`. For code that cannot await: a callback that
+        the lockstep clock calls at its time (:meth:`LockstepClock.call_at`)."""
+        return self._runtime._send_now(event)
+
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start ``fn(*args)`` in the runtime's task group, counted as work until it sleeps on
         the clock (use this for every task that sleeps on the clock or emits events)."""
@@ -802,6 +808,21 @@ class Runtime:
             self._unreduced -= 1
             self.clock.release()
             raise
+
+    def _send_now(self, event: Event) -> bool:
+        assert self._tx is not None, "the runtime is not running"
+        event = _redacted(event)
+        self.clock.hold()
+        self._unreduced += 1
+        try:
+            self._tx.send_nowait(event)
+        except BaseException as exc:
+            self._unreduced -= 1
+            self.clock.release()
+            if isinstance(exc, anyio.WouldBlock):
+                return False
+            raise
+        return True
 
     async def emit(self, event: Event) -> None:
         """Feed one event (an operator request, for example) to the running bot."""

@@ -33,6 +33,7 @@ from gridcore.events import (
     CommandTimedOut,
     Event,
     HaltRequested,
+    QuoteTicked,
     Started,
     TimerFired,
 )
@@ -454,3 +455,46 @@ async def test_an_undeclared_exception_stops_the_bot_instead_of_failing_the_comm
     assert not answered & set(balances)
     # The bug never became a failed command (the other commands' answers are what they are).
     assert not [e for e in events if isinstance(e, CommandFailed) and e.command_id in balances]
+
+
+class _BrokenMatching(SimVenue):
+    """The simulated venue with a matching engine that raises from tick ``break_at`` on (its
+    ticks are callbacks of the lockstep clock, outside any task of the venue's)."""
+
+    break_at = 100
+
+    def _tick_events(self, index: int, tick: QuoteTicked) -> list[Event]:
+        if index >= self.break_at:
+            raise ZeroDivisionError("matching engine bug (injected)")
+        return super()._tick_events(index, tick)
+
+
+@pytest.mark.anyio
+async def test_a_feed_callback_that_raises_stops_the_bot_with_adapter_failed(
+    tmp_path: Path,
+) -> None:
+    """A bug in the simulated feed's tick callback surfaces from the venue's ``run`` as it would
+    from a feed task: the run stops with AdapterFailed naming it, after the final snapshot."""
+    path = tmp_path / "j.db"
+    journal = _new_journal(path)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = _BrokenMatching(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START),
+        journal=journal,
+        venues=[venue],
+        clock=clock,
+        options=QUIET,
+    )
+    with anyio.fail_after(30), pytest.raises(AdapterFailed) as caught:
+        await runtime.run(duration_ms=3_600_000)
+    journal.close()
+    assert "ZeroDivisionError" in str(caught.value) and "run()" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+    with Journal.open(path, readonly=True) as j:
+        assert j.last_snapshot_seq == j.last_seq  # the final snapshot was written
+        assert replay_journal(j).mismatch_seq is None
+        quotes = [e for _, e in j.events() if isinstance(e, QuoteTicked)]
+    assert len(quotes) == _BrokenMatching.break_at  # every tick before the bug, none after
