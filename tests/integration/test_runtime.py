@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -498,3 +499,51 @@ async def test_a_feed_callback_that_raises_stops_the_bot_with_adapter_failed(
         assert replay_journal(j).mismatch_seq is None
         quotes = [e for _, e in j.events() if isinstance(e, QuoteTicked)]
     assert len(quotes) == _BrokenMatching.break_at  # every tick before the bug, none after
+
+
+class _HeldJournal(Journal):
+    """A journal whose first commit of events, in the runtime's worker thread, waits until
+    the reducer has reduced ``ahead`` events past it (or gives up after a minute)."""
+
+    runtime: Runtime | None = None
+    ahead = 100  # fewer than a group (max_batch): the next commit waits for this one
+    overlapped: bool | None = None
+
+    def append(self, entries: Any, **kwargs: Any) -> int:
+        if self.overlapped is None and entries and self.runtime is not None:
+            upto = self.last_seq + len(entries) + self.ahead
+            runtime = self.runtime
+            deadline = time.monotonic() + 60  # a bound for a broken runtime, never a measure
+            while runtime.stats.events < upto and time.monotonic() < deadline:
+                time.sleep(0.001)
+            self.overlapped = runtime.stats.events >= upto
+        return super().append(entries, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_paper_commit_runs_behind_the_reducer(tmp_path: Path) -> None:
+    """With the venue in the journal's commits, the reducer goes on with the next group while
+    a commit is in its thread (the disk's flush is not a stop of the bot); the commits stay in
+    order and the journal is the fold of its events, snapshots included."""
+    path = tmp_path / "j.db"
+    _new_journal(path).close()
+    journal = _HeldJournal.open(path)
+    assert isinstance(journal, _HeldJournal)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = SimVenue(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
+        options=QUIET,
+    )  # fmt: skip
+    assert runtime.group_commit
+    journal.runtime = runtime
+    with anyio.fail_after(120):
+        await runtime.run(duration_ms=1_800_000)
+    venue.close()
+    journal.close()
+    assert journal.overlapped is True
+    with Journal.open(path, readonly=True) as j:
+        assert j.last_seq == runtime.stats.events and j.last_snapshot_seq == j.last_seq
+        assert replay_journal(j).mismatch_seq is None
