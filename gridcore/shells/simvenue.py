@@ -562,7 +562,8 @@ class SimVenue:
         if self._market is not None:
             await self._follow_market()
             return
-        if isinstance(clock, LockstepClock):
+        # A subclass that adds to _on_tick (a pair's venue) keeps the feed task that calls it.
+        if isinstance(clock, LockstepClock) and type(self)._on_tick is SimVenue._on_tick:
             await self._feed_on_clock(clock, sink)
             return
         for index, tick in self._ticks():

@@ -547,3 +547,32 @@ async def test_a_paper_commit_runs_behind_the_reducer(tmp_path: Path) -> None:
     with Journal.open(path, readonly=True) as j:
         assert j.last_seq == runtime.stats.events and j.last_snapshot_seq == j.last_seq
         assert replay_journal(j).mismatch_seq is None
+
+
+class _CountingTicks(SimVenue):
+    """A venue that adds to ``_on_tick`` (as a pair's venue does): it must still be called for
+    every tick, so such a venue keeps the feed task instead of the clock's callbacks."""
+
+    calls = 0
+
+    async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
+        self.calls += 1
+        await super()._on_tick(index, tick)
+
+
+@pytest.mark.anyio
+async def test_a_venue_that_overrides_on_tick_is_called_for_every_tick(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = _new_journal(path)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = _CountingTicks(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
+        options=QUIET,
+    )  # fmt: skip
+    with anyio.fail_after(60):
+        await runtime.run(duration_ms=600_000)
+    journal.close()
+    assert venue.calls == venue.ticks > 500
