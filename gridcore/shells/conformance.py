@@ -146,6 +146,10 @@ class _RecordingSink(Sink):
         self._harness.record(event)
         await anyio.lowlevel.checkpoint()
 
+    def send_now(self, event: Event) -> bool:
+        self._harness.record(event)
+        return True
+
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         self._harness.spawn(fn, *args)
 

@@ -231,9 +231,17 @@ class SessionLog:
     def _add(self, name: str, level: int, message: str, fields: dict[str, str]) -> None:
         self._lines.append((f"{LOGGER}.{name}", level, message, fields, self._ts))
 
-    def flush(self) -> None:
-        """Write the lines noted so far."""
-        lines, self._lines = self._lines, []
+    @property
+    def noted(self) -> int:
+        """Lines noted and not yet written."""
+        return len(self._lines)
+
+    def flush(self, count: int | None = None) -> None:
+        """Write the lines noted so far (``count``: only the first ``count`` of them, those of
+        the events a commit took while more were being reduced)."""
+        if count is None:
+            count = len(self._lines)
+        lines, self._lines = self._lines[:count], self._lines[count:]
         for name, level, message, fields, ts in lines:
             fields = {**fields, "event_ts": utc_iso(ts / 1000)}
             logging.getLogger(name).log(level, "%s", message, extra={_FIELDS: fields})

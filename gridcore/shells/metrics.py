@@ -367,7 +367,9 @@ class Observer:
 
 class MetricsLog(SessionLog):
     """The runtime's session log, also feeding an :class:`Observer`: it sees every reduced
-    event and publishes when the log flushes, that is once the events are journaled."""
+    event and publishes when the log flushes, that is once the events are journaled (on
+    paper, where a commit runs behind the reducer, with those of the next group reduced so
+    far)."""
 
     def __init__(self, observer: Observer) -> None:
         super().__init__()
@@ -379,8 +381,8 @@ class MetricsLog(SessionLog):
         super().observe(before, event, after, commands)
         self.observer.observe(before, event, after)
 
-    def flush(self) -> None:
-        super().flush()
+    def flush(self, count: int | None = None) -> None:
+        super().flush(count)
         self.observer.publish()
 
 

@@ -20,8 +20,10 @@ Group commit of a paper session: when every venue keeps its own state in this jo
 transactions (the in-process simulated venue, ``commits_with``), a command reaches nothing
 outside the process before the next commit, and a crash loses its effect on the venue together
 with its event. Then commands are handed out as soon as they are reduced and the events commit
-in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``). With any other venue
-(every real one) each command waits for the commit of its event (:attr:`Runtime.group_commit`).
+in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``), each commit running
+behind the reducer (one at a time, in order) while it reduces the next group. With any other
+venue (every real one) each command waits for the commit of its event
+(:attr:`Runtime.group_commit`), and the reducer waits for every commit.
 
 Commands, in the order the core emitted them:
 
@@ -131,7 +133,7 @@ from gridcore.events import (
     TimerFired,
 )
 from gridcore.halts import HaltCause
-from gridcore.shells.journal import Journal, Reducer
+from gridcore.shells.journal import Journal, Reducer, Staged
 from gridcore.shells.logs import SessionLog
 from gridcore.shells.redact import redact
 from gridcore.shells.venue import (
@@ -560,6 +562,12 @@ class Sink:
         """Send one event to the reducer (waits when the channel is full)."""
         await self._runtime._send(event)
 
+    def send_now(self, event: Event) -> bool:
+        """Send one event to the reducer without waiting: False (nothing sent) when the channel
+        is full, then send it with :meth:`emit`. For code that cannot await: a callback that
+        the lockstep clock calls at its time (:meth:`LockstepClock.call_at`)."""
+        return self._runtime._send_now(event)
+
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start ``fn(*args)`` in the runtime's task group, counted as work until it sleeps on
         the clock (use this for every task that sleeps on the clock or emits events)."""
@@ -703,6 +711,8 @@ class Runtime:
         self._pending: list[tuple[Event, list[Command]]] = []
         self._pending_commands = False
         self._committing = 0
+        # Grouped: the commit running behind the reducer (see _commit), set when it is over.
+        self._behind: anyio.Event | None = None
         self._outstanding = 0
         # Events handed to the channel and not yet reduced: the shutdown's drain must not end
         # while one is on its way (the cancel-on-exit halt's cancels come from reducing it).
@@ -802,6 +812,21 @@ class Runtime:
             self._unreduced -= 1
             self.clock.release()
             raise
+
+    def _send_now(self, event: Event) -> bool:
+        assert self._tx is not None, "the runtime is not running"
+        event = _redacted(event)
+        self.clock.hold()
+        self._unreduced += 1
+        try:
+            self._tx.send_nowait(event)
+        except BaseException as exc:
+            self._unreduced -= 1
+            self.clock.release()
+            if isinstance(exc, anyio.WouldBlock):
+                return False
+            raise
+        return True
 
     async def emit(self, event: Event) -> None:
         """Feed one event (an operator request, for example) to the running bot."""
@@ -1061,7 +1086,7 @@ class Runtime:
                     batch.append(item)
             if not batch:
                 if flush and self._pending:
-                    await self._commit()
+                    await self._commit(behind=grouped)
                 continue
             self._last_receive = monotonic()
             try:
@@ -1095,7 +1120,7 @@ class Runtime:
                         for command in commands:
                             self._dispatch(command)
                 if self._pending_commands or len(pending) >= max_batch or flush:
-                    await self._commit()
+                    await self._commit(behind=grouped)
             finally:
                 self._unreduced -= len(batch)
                 for _ in range(len(batch) - 1):
@@ -1108,8 +1133,8 @@ class Runtime:
     async def _reject(self, event: Event, exc: Exception) -> None:
         """Commit what came before ``event`` (sending nothing), quarantine ``event``, stop."""
         assert self._tg is not None
-        if self._pending:
-            await self._commit(dispatch=False)
+        if self._pending or self._behind is not None:
+            await self._commit(dispatch=False)  # after the commit behind, if one runs
         error = f"{type(exc).__name__}: {exc}"
         seq = self._journal.quarantine(event, error)
         kind = type(event).__name__
@@ -1126,7 +1151,21 @@ class Runtime:
         )
         self._tg.cancel_scope.cancel()
 
-    async def _commit(self, *, dispatch: bool = True) -> None:
+    async def _commit(self, *, dispatch: bool = True, behind: bool = False) -> None:
+        """Commit the pending events (with the venue's staged writes and, when due, a
+        snapshot) in one transaction; then, unless grouped, send their commands.
+
+        ``behind`` (grouped only): the transaction runs in a task of its own while the reducer
+        goes on, so that the disk's flush overlaps the reducing of the next group instead of
+        stopping the bot. Its content is taken here all the same (the entries, the venue's
+        writes staged for exactly those events, the state after the last of them), and
+        commits stay one at a time, in order: each waits for the one before it to be over.
+        A crash loses at most the groups not yet committed, with the venue's effects of the
+        events in them (their commands reached nothing outside the process)."""
+        if self._behind is not None:
+            await self._behind.wait()
+        if not self._pending:
+            return  # the commit behind took what was pending (and put nothing back)
         entries, self._pending = self._pending, []
         journal = self._journal
         snapshot = None
@@ -1139,6 +1178,32 @@ class Runtime:
         # Taken here, in the loop's thread, at the same instant as the entries: the venue's
         # writes in this transaction are exactly its effects of the events in it.
         staged = journal.take_staged()
+        # The log lines of these events, and of none reduced after them, go once committed.
+        lines = None if self._log is None else self._log.noted
+        if behind and self.options.offload_commits and self._tg is not None:
+            done = self._behind = anyio.Event()
+            self._tg.start_soon(self._append, entries, snapshot, staged, lines, done)
+            return
+        await self._append(entries, snapshot, staged, lines, None)
+        self._pending_commands = False
+        if not dispatch or self._grouped:  # grouped: they left when reduced
+            return
+        # Durable: now, and only now, the commands leave, in the order the core emitted them.
+        for _, commands in entries:
+            for command in commands:
+                self._dispatch(command)
+
+    async def _append(
+        self,
+        entries: list[tuple[Event, list[Command]]],
+        snapshot: State[Any] | None,
+        staged: list[Staged],
+        lines: int | None,
+        done: anyio.Event | None,
+    ) -> None:
+        """Append one group taken by :meth:`_commit` (``done``: set when it is over, for the
+        next commit, when it runs behind the reducer)."""
+        journal = self._journal
         committed = False
 
         def append() -> None:
@@ -1154,25 +1219,22 @@ class Runtime:
         except BaseException:
             if not committed:
                 # Cancelled at the thread's own checkpoint, before it ran (or the append
-                # failed): the events stay pending, so that the final snapshot never describes
-                # events the journal lacks, and the venue's writes stay staged with them.
+                # failed): the events stay pending, ahead of any reduced since, so that the
+                # final snapshot never describes events the journal lacks, and the venue's
+                # writes stay staged with them, ahead of any staged since.
                 self._pending[:0] = entries
                 journal.restage(staged)
             raise
         finally:
             self._committing = 0
+            if done is not None:
+                self._behind = None
+                done.set()
         self.stats.commits += 1
         if snapshot is not None:
             self.stats.snapshots += 1
-        self._pending_commands = False
         if self._log is not None:
-            self._log.flush()
-        if not dispatch or self._grouped:  # grouped: they left when reduced
-            return
-        # Durable: now, and only now, the commands leave, in the order the core emitted them.
-        for _, commands in entries:
-            for command in commands:
-                self._dispatch(command)
+            self._log.flush(lines)
 
     def _dispatch(self, command: Command) -> None:
         match command:

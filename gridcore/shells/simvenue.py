@@ -11,10 +11,12 @@ second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in 
   as the backtest's (:class:`gridcore.sim.link.Link`, over the venue's
   :class:`gridcore.sim.FaultInjector`); this shell only waits, on the lockstep clock, until
   each delivery's time and sends it;
-* the feed task sleeps until each tick's time, lets the exchange match it, sends the stream
+* the feed waits until each tick's time, lets the exchange match it, sends the stream
   messages that produced (fills first, then the quote, as the backtest does) and lets the link
   draw the feed's disconnects: while the feed is down quotes and stream messages are lost, then
-  ``FeedReconnected`` arrives;
+  ``FeedReconnected`` arrives. On the lockstep clock each tick is a callback the clock calls in
+  the tick's turn (no task is woken per tick: a quiet tick costs no task switch); on any other
+  clock a feed task sleeps until each tick;
 * a command's fate — delivered, failed before the venue saw it, lost, or applied with the
   answer lost — is drawn when it reaches the venue, ``latency_ms`` after it was sent; its answers
   come back ``latency_ms`` (plus a drawn delay, each) later, returned together when the last is
@@ -81,7 +83,15 @@ from gridcore.events import (
     QuoteTicked,
 )
 from gridcore.shells.journal import Journal
-from gridcore.shells.runtime import K_COMMAND, K_DELIVERY, K_FEED, Clock, ExecCommand, Sink
+from gridcore.shells.runtime import (
+    K_COMMAND,
+    K_DELIVERY,
+    K_FEED,
+    Clock,
+    ExecCommand,
+    LockstepClock,
+    Sink,
+)
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
 from gridcore.sim.link import FeedChange, Link, is_result
@@ -552,6 +562,10 @@ class SimVenue:
         if self._market is not None:
             await self._follow_market()
             return
+        # A subclass that adds to _on_tick (a pair's venue) keeps the feed task that calls it.
+        if isinstance(clock, LockstepClock) and type(self)._on_tick is SimVenue._on_tick:
+            await self._feed_on_clock(clock, sink)
+            return
         for index, tick in self._ticks():
             await clock.sleep_until(tick.ts, (K_FEED, index))
             if self._quiesced:
@@ -560,11 +574,67 @@ class SimVenue:
         sink.stop(f"{venue}: the synthetic market ended (market.ticks)")
         await clock.park()
 
+    async def _feed_on_clock(self, clock: LockstepClock, sink: Sink) -> None:
+        """The feed on a lockstep clock: each tick is a callback the clock calls at the tick's
+        time, in the tick's turn (:meth:`LockstepClock.call_at`), which matches it, sends what
+        it produced at once and schedules the next one — what the feed task's loop does after
+        each wakeup, without waking a task for every tick. This task only waits, holding
+        nothing, as the loop's task parks once the market has ended, or until a callback
+        failed (raised here, as the loop would have raised it)."""
+        ticks = iter(self._ticks())
+        failed = anyio.Event()
+        failure: list[Exception] = []
+
+        def schedule() -> None:
+            item = next(ticks, None)
+            if item is None:
+                sink.stop(f"{self.name}: the synthetic market ended (market.ticks)")
+                return
+            index, tick = item
+            clock.call_at(tick.ts, (K_FEED, index), lambda: fire(index, tick))
+
+        def fire(index: int, tick: QuoteTicked) -> None:
+            if self._quiesced:
+                return  # the feed stopped (shutdown): nothing more is scheduled
+            try:
+                events = self._tick_events(index, tick)
+                for i, event in enumerate(events):
+                    if not sink.send_now(event):  # a full channel: the rest wait their turn
+                        sink.spawn(self._emit_all, events[i:])
+                        break
+                schedule()
+            except Exception as exc:
+                failure.append(exc)
+                clock.hold()  # for this task, until it has woken to raise it
+                failed.set()
+
+        schedule()
+        clock.release()
+        woke = False
+        try:
+            await failed.wait()
+            woke = True
+        finally:
+            if not woke:
+                clock.hold()
+        raise failure[0]
+
+    async def _emit_all(self, events: Sequence[Event]) -> None:
+        assert self._sink is not None
+        for event in events:
+            await self._sink.emit(event)
+
     async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
         """Match one market tick and send what it produced (own feed or shared market)."""
+        await self._emit_all(self._tick_events(index, tick))
+
+    def _tick_events(self, index: int, tick: QuoteTicked) -> list[Event]:
+        """Match one market tick: what it produced, to send now, in order (what the link
+        delivers later is started here, on its own)."""
         sink = self._sink
         assert sink is not None
         venue = self.name
+        out: list[Event] = []
         self.venue.next_index = index + 1
         self.ticks += 1
         self._ops.append((_QUOTE, tick.ts, tick.venue, tick.symbol, tick.bid, tick.ask))
@@ -579,7 +649,7 @@ class SimVenue:
             self._save()
         ts = tick.ts
         link = self._link
-        await self._send_all(link.route(events, ts, venue), ts)
+        out.extend(self._due_now(link.route(events, ts, venue), ts))
         change: FeedChange | None
         if self._force_down_ms is not None and link.feed_up(venue):
             change = link.force_down(venue, ts, self._force_down_ms)
@@ -587,7 +657,7 @@ class SimVenue:
         else:
             change = link.tick(venue, ts)
         if change is not None:
-            await sink.emit(
+            out.append(
                 FeedReconnected(ts=ts, venue=venue)
                 if change.up
                 else FeedDisconnected(ts=ts, venue=venue, reason="simulated outage")
@@ -596,9 +666,10 @@ class SimVenue:
             if self._force_malformed:
                 self._force_malformed = False
                 detail = f"unreadable quote message at tick {index} (injected)"
-                await sink.emit(MessageMalformed(ts=ts, venue=venue, detail=detail))
+                out.append(MessageMalformed(ts=ts, venue=venue, detail=detail))
             else:
-                await sink.emit(tick)
+                out.append(tick)
+        return out
 
     # --- the shared market ---------------------------------------------------------------------
 
@@ -663,14 +734,21 @@ class SimVenue:
 
     async def _send_all(self, deliveries: Sequence[tuple[int, Event]], now: int) -> None:
         """Send what the link delivers: at once when due ``now``, else when its time comes."""
+        await self._emit_all(self._due_now(deliveries, now))
+
+    def _due_now(self, deliveries: Sequence[tuple[int, Event]], now: int) -> list[Event]:
+        """What the link delivers ``now``, in order; each later one is started on its own,
+        to be sent when its time comes."""
         sink = self._sink
         assert sink is not None
+        out: list[Event] = []
         for at, event in deliveries:
             if at <= now:
-                await sink.emit(event)
+                out.append(event)
             else:
                 self._deliveries += 1
                 sink.spawn(self._deliver_later, at, self._deliveries, event)
+        return out
 
     async def _deliver_later(self, ts: int, n: int, event: Event) -> None:
         assert self._sink is not None

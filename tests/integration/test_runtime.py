@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from gridcore.events import (
     CommandTimedOut,
     Event,
     HaltRequested,
+    QuoteTicked,
     Started,
     TimerFired,
 )
@@ -454,3 +456,123 @@ async def test_an_undeclared_exception_stops_the_bot_instead_of_failing_the_comm
     assert not answered & set(balances)
     # The bug never became a failed command (the other commands' answers are what they are).
     assert not [e for e in events if isinstance(e, CommandFailed) and e.command_id in balances]
+
+
+class _BrokenMatching(SimVenue):
+    """The simulated venue with a matching engine that raises from tick ``break_at`` on (its
+    ticks are callbacks of the lockstep clock, outside any task of the venue's)."""
+
+    break_at = 100
+
+    def _tick_events(self, index: int, tick: QuoteTicked) -> list[Event]:
+        if index >= self.break_at:
+            raise ZeroDivisionError("matching engine bug (injected)")
+        return super()._tick_events(index, tick)
+
+
+@pytest.mark.anyio
+async def test_a_feed_callback_that_raises_stops_the_bot_with_adapter_failed(
+    tmp_path: Path,
+) -> None:
+    """A bug in the simulated feed's tick callback surfaces from the venue's ``run`` as it would
+    from a feed task: the run stops with AdapterFailed naming it, after the final snapshot."""
+    path = tmp_path / "j.db"
+    journal = _new_journal(path)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = _BrokenMatching(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START),
+        journal=journal,
+        venues=[venue],
+        clock=clock,
+        options=QUIET,
+    )
+    with anyio.fail_after(30), pytest.raises(AdapterFailed) as caught:
+        await runtime.run(duration_ms=3_600_000)
+    journal.close()
+    assert "ZeroDivisionError" in str(caught.value) and "run()" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+    with Journal.open(path, readonly=True) as j:
+        assert j.last_snapshot_seq == j.last_seq  # the final snapshot was written
+        assert replay_journal(j).mismatch_seq is None
+        quotes = [e for _, e in j.events() if isinstance(e, QuoteTicked)]
+    assert len(quotes) == _BrokenMatching.break_at  # every tick before the bug, none after
+
+
+class _HeldJournal(Journal):
+    """A journal whose first commit of events, in the runtime's worker thread, waits until
+    the reducer has reduced ``ahead`` events past it (or gives up after a minute)."""
+
+    runtime: Runtime | None = None
+    ahead = 100  # fewer than a group (max_batch): the next commit waits for this one
+    overlapped: bool | None = None
+
+    def append(self, entries: Any, **kwargs: Any) -> int:
+        if self.overlapped is None and entries and self.runtime is not None:
+            upto = self.last_seq + len(entries) + self.ahead
+            runtime = self.runtime
+            deadline = time.monotonic() + 60  # a bound for a broken runtime, never a measure
+            while runtime.stats.events < upto and time.monotonic() < deadline:
+                time.sleep(0.001)
+            self.overlapped = runtime.stats.events >= upto
+        return super().append(entries, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_paper_commit_runs_behind_the_reducer(tmp_path: Path) -> None:
+    """With the venue in the journal's commits, the reducer goes on with the next group while
+    a commit is in its thread (the disk's flush is not a stop of the bot); the commits stay in
+    order and the journal is the fold of its events, snapshots included."""
+    path = tmp_path / "j.db"
+    _new_journal(path).close()
+    journal = _HeldJournal.open(path)
+    assert isinstance(journal, _HeldJournal)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = SimVenue(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
+        options=QUIET,
+    )  # fmt: skip
+    assert runtime.group_commit
+    journal.runtime = runtime
+    with anyio.fail_after(120):
+        await runtime.run(duration_ms=1_800_000)
+    venue.close()
+    journal.close()
+    assert journal.overlapped is True
+    with Journal.open(path, readonly=True) as j:
+        assert j.last_seq == runtime.stats.events and j.last_snapshot_seq == j.last_seq
+        assert replay_journal(j).mismatch_seq is None
+
+
+class _CountingTicks(SimVenue):
+    """A venue that adds to ``_on_tick`` (as a pair's venue does): it must still be called for
+    every tick, so such a venue keeps the feed task instead of the clock's callbacks."""
+
+    calls = 0
+
+    async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
+        self.calls += 1
+        await super()._on_tick(index, tick)
+
+
+@pytest.mark.anyio
+async def test_a_venue_that_overrides_on_tick_is_called_for_every_tick(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = _new_journal(path)
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = _CountingTicks(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
+        options=QUIET,
+    )  # fmt: skip
+    with anyio.fail_after(60):
+        await runtime.run(duration_ms=600_000)
+    journal.close()
+    assert venue.calls == venue.ticks > 500

@@ -89,6 +89,23 @@ def test_refusals_warn_halts_are_errors_reconnects_warn(captured: io.StringIO) -
     ]
 
 
+def test_a_flush_of_a_count_writes_only_the_lines_noted_before_it(captured: io.StringIO) -> None:
+    """A commit running behind the reducer writes the lines of its own events only: those
+    noted when it took them, not those of events reduced since."""
+    state, _ = synced(scripted_state())
+    log = logs.SessionLog()
+    log.observe(state, FeedDisconnected(ts=state.now, venue=VENUE, reason="a"), state, [])
+    taken = log.noted
+    log.observe(state, FeedReconnected(ts=state.now, venue=VENUE), state, [])
+    assert (taken, log.noted) == (1, 2)
+    log.flush(taken)
+    assert [line["message"] for line in lines(captured)] == [f"feed disconnected from {VENUE}: a"]
+    assert log.noted == 1
+    log.flush()
+    assert lines(captured)[-1]["message"] == f"feed reconnected to {VENUE}"
+    assert log.noted == 0
+
+
 def test_levels_follow_verbose_and_quiet() -> None:
     assert logs.level_for(verbose=False, quiet=False) == logging.INFO
     assert logs.level_for(verbose=True, quiet=False) == logging.DEBUG
