@@ -211,7 +211,55 @@ class _Scan:
         scan.live, scan.done_holding, scan.no_remainder, scan.unresolved, scan.tp_tagged = groups
         scan.reserved = _reserved_by_venue(scan.live) if copied[0] else self.reserved
         scan.levels = {}
+        for prefix, levels in self.levels.items():
+            carried = _carry_levels(levels, prefix, changed, get)
+            if carried is not None:
+                scan.levels[prefix] = carried
         return scan
+
+
+def _level_of(order: Order, prefix: str) -> Order | None:
+    """``order`` when it holds a level of the grid tagged ``prefix`` (what
+    :func:`_levels_never_cross` reads), else ``None``."""
+    s = order.status
+    if (
+        s is OrderStatus.OPEN or s is OrderStatus.PARTIALLY_FILLED or s is OrderStatus.PENDING_NEW
+    ) and order.tag.startswith(prefix):
+        return order
+    return None
+
+
+def _carry_levels(
+    levels: tuple[Decimal | None, Decimal | None],
+    prefix: str,
+    changed: list[tuple[str, Order]],
+    get: Callable[[str], Order | None],
+) -> tuple[Decimal | None, Decimal | None] | None:
+    """The highest grid buy and lowest grid sell after ``changed``, from those before it, when
+    that is exactly what a walk of the new registry finds: every changed order keeps its level
+    (the same side and price objects: an acknowledgement, a partial fill) or is a new order
+    appended to the registry (the walk meets it last, so only a strictly better price wins, as
+    here). ``None`` otherwise (a level left or moved: walk again)."""
+    top, bottom = levels
+    for cloid, order in changed:
+        old = get(cloid)
+        was = None if old is None else _level_of(old, prefix)
+        now = _level_of(order, prefix)
+        if was is not None:
+            if now is None or now.side is not was.side or now.price is not was.price:
+                return None
+            continue
+        if now is None:
+            continue
+        if old is not None:
+            return None  # joins the levels at its old place in the registry
+        price = now.price
+        if now.side is Side.BUY:
+            if top is None or price > top:
+                top = price
+        elif bottom is None or price < bottom:
+            bottom = price
+    return top, bottom
 
 
 _NOT_MEMBER = (False, False, False, False, False)
@@ -511,19 +559,27 @@ def grid_checks(state: State[Any], grid: NeutralGrid) -> list[Violation]:
     returns them from its own ``invariants`` hook, so the checks follow the grid wherever it is
     kept (see :func:`strategy_invariants`).
     """
-    # The spacing is a function of the grid and the config alone: judged again only when one
-    # of them changed (most steps that move orders leave the grid as it was).
+    # The spacing is a function of the grid's center, step and settings and of the config
+    # alone: judged again only when one of them changed (a rebuild that only moves orders
+    # gives a new grid with the same center and step).
     spacing = _SPACING_PASSED
-    if spacing[0] is grid and spacing[1] is state.config:
+    config = state.config
+    if (
+        spacing[0] is grid.center
+        and spacing[1] is grid.step
+        and spacing[2] is grid.config
+        and spacing[3] is config
+    ):
         return _levels_never_cross(state, grid)
     found = _spacing_above_floor(state, grid)
     if not found:
-        spacing[0], spacing[1] = grid, state.config
+        spacing[:] = grid.center, grid.step, grid.config, config
     return [*_levels_never_cross(state, grid), *found]
 
 
-_SPACING_PASSED: list[object] = [None, None]
-"""The grid and config :func:`_spacing_above_floor` last found nothing wrong with."""
+_SPACING_PASSED: list[object] = [object()] * 4
+"""The grid center, step and settings and the config :func:`_spacing_above_floor` last found
+nothing wrong with."""
 
 
 def strategy_invariants(state: State[Any]) -> list[Violation]:

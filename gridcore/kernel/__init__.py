@@ -64,6 +64,7 @@ from gridcore.kernel._model import (
     Submit,
     cloid_prefix,
     initial_state,
+    replace,
 )
 from gridcore.kernel._reducer import SHELL_CLOCK_EVENTS, general_step, step
 
@@ -86,5 +87,6 @@ __all__ = [
     "fill_refusal",
     "general_step",
     "initial_state",
+    "replace",
     "step",
 ]

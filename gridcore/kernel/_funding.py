@@ -39,12 +39,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from gridcore.commands import Level, RequestFunding
 from gridcore.events import FundingPaid, FundingRateUpdated, FundingReported
 from gridcore.kernel import _intents, _risk
-from gridcore.kernel._model import Inflight
+from gridcore.kernel._model import Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.numbers import CTX
 from gridcore.sync import RATES_KEPT, FundingStatus
@@ -54,7 +52,7 @@ KIND = "funding"
 
 
 def _put(tx: Tx[Any], venue: str, funding: FundingStatus) -> None:
-    tx.put_venue(venue, attrs.evolve(tx.venue(venue), funding=funding))
+    tx.put_venue(venue, replace(tx.venue(venue), funding=funding))
 
 
 def since(tx: Tx[Any], venue: str) -> int:
@@ -82,7 +80,7 @@ def on_started(tx: Tx[Any], venue: str) -> None:
     """A new session: a venue refused before may have learnt (a new adapter); ask again."""
     f = tx.venue(venue).funding
     if f.unsupported:
-        _put(tx, venue, attrs.evolve(f, unsupported=False))
+        _put(tx, venue, replace(f, unsupported=False))
 
 
 def on_rate(tx: Tx[Any], event: FundingRateUpdated) -> None:
@@ -92,7 +90,7 @@ def on_rate(tx: Tx[Any], event: FundingRateUpdated) -> None:
     if kept and kept[-1] == (event.ts, event.rate):
         return
     rates = {**f.rates, event.symbol: (*kept, (event.ts, event.rate))[-RATES_KEPT:]}
-    _put(tx, event.venue, attrs.evolve(f, rates=rates))
+    _put(tx, event.venue, replace(f, rates=rates))
 
 
 def expected(tx: Tx[Any], event: FundingPaid) -> Decimal | None:
@@ -132,19 +130,19 @@ def on_paid(tx: Tx[Any], event: FundingPaid, *, recovered: bool = False) -> bool
     tx.ledger = ledger
     f = tx.venue(event.venue).funding
     last = f.last_paid.get(event.symbol, -1)
-    f = attrs.evolve(
+    f = replace(
         f,
         paid=f.paid + 1,
         recovered=f.recovered + (1 if recovered else 0),
         last_paid=f.last_paid if event.ts <= last else {**f.last_paid, event.symbol: event.ts},
     )
     if want is not None:
-        f = attrs.evolve(f, checked_payments=f.checked_payments + 1)
+        f = replace(f, checked_payments=f.checked_payments + 1)
         diff = CTX.subtract(event.amount, want)
         if abs(diff) > CTX.multiply(abs(want), tx.config.funding_drift_tolerance):
             # Booked as reported (the venue holds the money), never absorbed silently
             # (failure `funding-drift`).
-            f = attrs.evolve(f, drifts=f.drifts + 1, drift_amount=CTX.add(f.drift_amount, diff))
+            f = replace(f, drifts=f.drifts + 1, drift_amount=CTX.add(f.drift_amount, diff))
             tx.notify(
                 Level.WARNING,
                 "funding_drift",
@@ -165,7 +163,7 @@ def on_report(tx: Tx[Any], report: FundingReported, flight: Inflight | None) -> 
     if flight is not None:
         f = tx.venue(venue).funding
         if flight.sent_ts > f.checked:
-            _put(tx, venue, attrs.evolve(f, checked=flight.sent_ts))
+            _put(tx, venue, replace(f, checked=flight.sent_ts))
     foreign = [p for p in report.payments if p.venue != venue]
     if foreign:
         tx.notify(
@@ -194,7 +192,7 @@ def on_failed(tx: Tx[Any], flight: Inflight, reason: str, *, not_applied: bool) 
     if not not_applied:
         return  # outcome unknown: counted as an error; the next cause asks again
     f = tx.venue(flight.venue).funding
-    _put(tx, flight.venue, attrs.evolve(f, unsupported=True))
+    _put(tx, flight.venue, replace(f, unsupported=True))
     tx.notify(
         Level.WARNING,
         "funding_history_unavailable",

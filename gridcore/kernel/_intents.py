@@ -28,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
 from gridcore.api import (
     STRATEGY_TIMER_PREFIX,
     ClearTimer,
@@ -42,7 +40,15 @@ from gridcore.commands import CancelTimer, StartTimer
 from gridcore.errors import ContractError
 from gridcore.events import Event, TimerFired
 from gridcore.kernel import _orders, _requests
-from gridcore.kernel._model import CLOCK_TIMER, MAINTENANCE_TIMER, Cancel, Intent, Say, Submit
+from gridcore.kernel._model import (
+    CLOCK_TIMER,
+    MAINTENANCE_TIMER,
+    Cancel,
+    Intent,
+    Say,
+    Submit,
+    replace,
+)
 from gridcore.kernel._tx import Tx
 
 #: How many rounds of "strategy reacts to what its own intents caused" one step allows before
@@ -89,7 +95,7 @@ def set_timer(tx: Tx[Any], intent: SetTimer) -> None:
     """Arm (or re-arm) a strategy timer under its name (the shell fires ``strategy:<name>``)."""
     if intent.every_ms is not None and intent.every_ms <= 0:
         raise ContractError(f"{intent!r}: every_ms must be > 0 ms or None")
-    tx.desk = attrs.evolve(
+    tx.desk = replace(
         tx.desk, timers={**tx.desk.timers, intent.name: (intent.fire_at, intent.every_ms)}
     )
     tx.commands.append(
@@ -107,7 +113,7 @@ def clear_timer(tx: Tx[Any], name: str) -> None:
     if name not in tx.desk.timers:
         return
     timers = {k: v for k, v in tx.desk.timers.items() if k != name}
-    tx.desk = attrs.evolve(tx.desk, timers=timers)
+    tx.desk = replace(tx.desk, timers=timers)
     tx.commands.append(CancelTimer(command_id=tx.next_id(), timer_id=strategy_timer_id(name)))
 
 
@@ -121,7 +127,7 @@ def strategy_timer(tx: Tx[Any], name: str, ts: int) -> None:
         timers = {k: v for k, v in tx.desk.timers.items() if k != name}
     else:
         timers = {**tx.desk.timers, name: (max(fire_at, ts) + every, every)}
-    tx.desk = attrs.evolve(tx.desk, timers=timers)
+    tx.desk = replace(tx.desk, timers=timers)
     tell_strategy(tx, "on_timer", name)
 
 

@@ -26,13 +26,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from gridcore.commands import Level
 from gridcore.events import Fill
 from gridcore.halts import HaltCause
 from gridcore.kernel import _orders, _plausible, _requests, _risk
-from gridcore.kernel._model import State
+from gridcore.kernel._model import State, replace
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Trigger
 from gridcore.numbers import CTX
@@ -77,7 +75,7 @@ def apply_fill(
             f"fill {fill.fill_id} stamped {fill.ts} is ahead of the core's clock {tx.now}; "
             f"booked as of the clock",
         )
-        fill = attrs.evolve(fill, ts=tx.now)
+        fill = replace(fill, ts=tx.now)
     if tx.ledger.has_seen(fill):
         return  # applied already: a replayed or duplicated fill changes nothing (`double-counted-fill`)
     order = tx.find(fill.venue, fill.cloid, fill.venue_order_id)

@@ -35,8 +35,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from gridcore.api import Modify, ModifyRefused, SubmitRefused
 from gridcore.commands import CancelOrder, Level, ModifyOrder, PlaceOrder, RequestOrderStatus
 from gridcore.events import (
@@ -52,7 +50,7 @@ from gridcore.events import (
 )
 from gridcore.exposure import closes_exposure
 from gridcore.kernel import _requests, _risk
-from gridcore.kernel._model import Inflight, OrderChange, Submit, cloid_prefix
+from gridcore.kernel._model import Inflight, OrderChange, Submit, cloid_prefix, replace
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
 from gridcore.numbers import CTX, ZERO
@@ -93,7 +91,7 @@ def move(
     if target.is_terminal and reserved:
         _risk.release(tx, order.venue, reserved)
         reserved = ZERO
-    after = attrs.evolve(order, **changed, status=target, updated_ts=tx.now, reserved=reserved)
+    after = replace(order, **changed, status=target, updated_ts=tx.now, reserved=reserved)
     tx.put_order(after)
     if not quiet and (before is None or before != after):
         tx.changes.append(OrderChange(before=before, after=after, fill=fill))
@@ -116,7 +114,7 @@ def request_status(tx: Tx[Any], order: Order) -> None:
     if tx.orders[order.cloid].status_requested:
         return
     cid = tx.next_id()
-    tx.put_order(attrs.evolve(tx.orders[order.cloid], status_requested=True))
+    tx.put_order(replace(tx.orders[order.cloid], status_requested=True))
     tx.commands.append(
         RequestOrderStatus(
             command_id=cid,
@@ -537,4 +535,4 @@ def on_command_failed(tx: Tx[Any], flight: Inflight, reason: str, *, not_applied
             move(tx, order, Trigger.CANCEL_UNCERTAIN, detail=reason)
     elif flight.kind == "status" and order is not None:
         # Let maintenance ask again rather than hammering a failing venue now.
-        tx.put_order(attrs.evolve(order, status_requested=False))
+        tx.put_order(replace(order, status_requested=False))

@@ -31,8 +31,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from gridcore.api import PendingRefresh, Refresh, Refreshed, RefreshFailed, RefreshKind
 from gridcore.commands import (
     CancelTimer,
@@ -46,7 +44,7 @@ from gridcore.commands import (
 from gridcore.events import QuoteTicked
 from gridcore.instruments import InstrumentKey
 from gridcore.kernel import _orders, _risk, _sync
-from gridcore.kernel._model import MAINTENANCE_TIMER, CoreConfig, Inflight
+from gridcore.kernel._model import MAINTENANCE_TIMER, CoreConfig, Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import Ledger
 from gridcore.sync import SyncPhase, VenueStatus
@@ -110,7 +108,7 @@ def refresh(tx: Tx[Any], intent: Refresh) -> None:
         None if intent.what is RefreshKind.FUNDING else request(tx, intent.what.value, intent.venue)
     )
     pending = PendingRefresh(venue=intent.venue, what=intent.what, asked_ts=tx.now, command_id=cid)
-    tx.desk = attrs.evolve(tx.desk, refreshes=(*tx.desk.refreshes, pending))
+    tx.desk = replace(tx.desk, refreshes=(*tx.desk.refreshes, pending))
 
 
 def answer_refreshes(

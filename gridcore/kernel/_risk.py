@@ -34,15 +34,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from gridcore.commands import Halt, Level, Notify
 from gridcore.events import BalanceReported
 from gridcore.exposure import asset_of, closes_exposure, offsetting_orders
 from gridcore.halts import POLICIES, HaltCause, stricter
 from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.kernel import _orders, _sync
-from gridcore.kernel._model import Submit, pnl_by_currency
+from gridcore.kernel._model import Submit, pnl_by_currency, replace
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, Rounding, format_money
@@ -85,14 +83,14 @@ def reserve(tx: Tx[Any], venue: str, amount: Decimal) -> None:
     if amount:
         reserved = dict(tx.risk.reserved)
         reserved[venue] = CTX.add(reserved.get(venue, ZERO), amount)
-        tx.risk = attrs.evolve(tx.risk, reserved=reserved)
+        tx.risk = replace(tx.risk, reserved=reserved)
 
 
 def count_order(tx: Tx[Any]) -> None:
     """An order left the core: count it in the rate window; a later refusal is news again."""
     window_start = tx.now - tx.config.risk.velocity_window_ms
     recent = (*tuple(t for t in tx.risk.recent_orders if t > window_start), tx.now)
-    tx.risk = attrs.evolve(tx.risk, recent_orders=recent, last_refusal="")
+    tx.risk = replace(tx.risk, recent_orders=recent, last_refusal="")
 
 
 def release(tx: Tx[Any], venue: str, amount: Decimal) -> None:
@@ -100,7 +98,7 @@ def release(tx: Tx[Any], venue: str, amount: Decimal) -> None:
     reserved = dict(tx.risk.reserved)
     left = CTX.subtract(reserved.get(venue, ZERO), amount)
     reserved[venue] = left if left > 0 else ZERO
-    tx.risk = attrs.evolve(tx.risk, reserved=reserved)
+    tx.risk = replace(tx.risk, reserved=reserved)
 
 
 def check_drawdown(tx: Tx[Any]) -> None:
@@ -132,7 +130,7 @@ def note_pnl(
     if peak is None:  # a state saved before currencies kept only the first one's
         peak = risk.peak_pnl if currency == primary else ZERO
     if pnl > peak:
-        return attrs.evolve(
+        return replace(
             risk,
             peaks={**risk.peaks, currency: pnl},
             peak_pnl=pnl if currency == primary else risk.peak_pnl,
@@ -142,7 +140,7 @@ def note_pnl(
     if worst is None:
         worst = risk.worst_drawdown if currency == primary else ZERO
     if fall > worst:
-        risk = attrs.evolve(
+        risk = replace(
             risk,
             drawdowns={**risk.drawdowns, currency: fall},
             worst_drawdown=fall if currency == primary else risk.worst_drawdown,
@@ -155,7 +153,7 @@ def error(tx: Tx[Any], what: str) -> None:
     # requests must not change when the breaker trips.
     """Count one failed order or request command; halt at ``max_error_streak`` in a row."""
     streak = tx.risk.error_streak + 1
-    tx.risk = attrs.evolve(tx.risk, error_streak=streak)
+    tx.risk = replace(tx.risk, error_streak=streak)
     if streak >= tx.config.risk.max_error_streak and may_halt(tx):
         halt(tx, HaltCause.ERROR_STREAK, f"{streak} errors in a row (last: {what})")
 
@@ -163,7 +161,7 @@ def error(tx: Tx[Any], what: str) -> None:
 def ok(tx: Tx[Any]) -> None:
     """A command succeeded: the error streak starts again."""
     if tx.risk.error_streak:
-        tx.risk = attrs.evolve(tx.risk, error_streak=0)
+        tx.risk = replace(tx.risk, error_streak=0)
 
 
 def may_halt(tx: Tx[Any]) -> bool:
@@ -179,12 +177,12 @@ def halt(tx: Tx[Any], cause: HaltCause, reason: str) -> None:
     if risk.halted:
         current = risk.halt_cause
         if current is not None and current is not cause and stricter(current, cause):
-            tx.risk = attrs.evolve(risk, halt_cause=cause, halt_reason=reason)
+            tx.risk = replace(risk, halt_cause=cause, halt_reason=reason)
             tx.notify(Level.ALERT, "halted", f"still halted, now for: {reason}")
         if POLICIES[cause].cancels_every_order:
             cancel_all(tx, every=True)
         return
-    tx.risk = attrs.evolve(risk, halted=True, halt_reason=reason, halt_cause=cause)
+    tx.risk = replace(risk, halted=True, halt_reason=reason, halt_cause=cause)
     every = POLICIES[cause].cancels_every_order
     tx.commands.append(Halt(command_id=tx.next_id(), reason=reason))
     # The notice is named and placed before the cancels, and says what they left.
@@ -279,7 +277,7 @@ def refuse(tx: Tx[Any], code: str, message: str) -> None:
     text = f"order refused ({code}): {message}"
     if tx.risk.last_refusal != text:
         tx.notify(Level.WARNING, f"refused:{code}", text)
-        tx.risk = attrs.evolve(tx.risk, last_refusal=text)
+        tx.risk = replace(tx.risk, last_refusal=text)
 
 
 def resume(tx: Tx[Any]) -> None:
@@ -288,11 +286,11 @@ def resume(tx: Tx[Any]) -> None:
     if not risk.halted:
         return
     policy = POLICIES[risk.halt_cause or HaltCause.OPERATOR]
-    risk = attrs.evolve(risk, halted=False, halt_reason="", halt_cause=None, error_streak=0)
+    risk = replace(risk, halted=False, halt_reason="", halt_cause=None, error_streak=0)
     if policy.resume_rearms_drawdown:
         pnls = pnl_by_currency(tx.ledger, tx.quotes, tx.config)
         primary = tx.config.currencies[0] if tx.config.currencies else ""
-        risk = attrs.evolve(risk, peaks=pnls, peak_pnl=pnls.get(primary, ZERO))
+        risk = replace(risk, peaks=pnls, peak_pnl=pnls.get(primary, ZERO))
     tx.risk = risk
     tx.notify(Level.INFO, "resumed", "trading resumed by the operator")
     for venue in tx.config.venues:
@@ -350,7 +348,7 @@ def on_balance(tx: Tx[Any], event: BalanceReported) -> None:
     """Store a balance report; halt when equity no longer covers the reservations."""
     balances = dict(tx.risk.balances)
     balances[event.venue] = event
-    tx.risk = attrs.evolve(tx.risk, balances=balances)
+    tx.risk = replace(tx.risk, balances=balances)
     reserved = tx.risk.reserved.get(event.venue, ZERO)
     if reserved > event.equity and may_halt(tx):
         # The account no longer covers what open orders hold (a loss, a transfer

@@ -77,8 +77,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
-
 from gridcore.commands import Level
 from gridcore.events import (
     FeedDisconnected,
@@ -91,7 +89,7 @@ from gridcore.events import (
 from gridcore.halts import HaltCause
 from gridcore.instruments import TimeInForce
 from gridcore.kernel import _funding, _intents, _ledger, _orders, _requests, _risk
-from gridcore.kernel._model import Inflight
+from gridcore.kernel._model import Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import PositionKey
 from gridcore.lifecycle import Order, OrderStatus, Trigger
@@ -105,7 +103,7 @@ def begin_sync(tx: Tx[Any], venue: str) -> None:
     pending = frozenset(_requests.request(tx, kind, venue) for kind in _requests.REQUEST_KINDS)
     tx.put_venue(
         venue,
-        attrs.evolve(
+        replace(
             vs,
             phase=SyncPhase.SYNCING,
             pending=pending,
@@ -125,10 +123,10 @@ def sync_result(tx: Tx[Any], venue: str, command_id: int | None) -> None:
     if command_id is None or command_id not in vs.pending:
         return
     pending = vs.pending - {command_id}
-    tx.put_venue(venue, attrs.evolve(vs, pending=pending))
+    tx.put_venue(venue, replace(vs, pending=pending))
     if not pending and vs.phase is SyncPhase.SYNCING:
         # A completed round closes its cause: the next cause gets its own attempts.
-        tx.put_venue(venue, attrs.evolve(vs, pending=pending, phase=SyncPhase.SYNCED, attempts=0))
+        tx.put_venue(venue, replace(vs, pending=pending, phase=SyncPhase.SYNCED, attempts=0))
         tx.notify(Level.INFO, "synced", f"{venue} reconciled")
         _intents.flush_changes(tx)
         _intents.tell_strategy(tx, "on_ready", venue)
@@ -142,7 +140,7 @@ def sync_failure(tx: Tx[Any], flight: Inflight, command_id: int, reason: str) ->
     if vs.attempts >= tx.config.max_sync_attempts:
         # Give up this round (bounded: failure `resync-loop`) and say so; the venue is UNSYNCED, so
         # the next cause (a reconnect, the periodic round, a resume) starts a fresh one.
-        tx.put_venue(flight.venue, attrs.evolve(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED))
+        tx.put_venue(flight.venue, replace(vs, pending=frozenset(), phase=SyncPhase.UNSYNCED))
         _risk.halt(
             tx,
             HaltCause.UNRECONCILED,
@@ -153,7 +151,7 @@ def sync_failure(tx: Tx[Any], flight: Inflight, command_id: int, reason: str) ->
     again = _requests.request(tx, flight.kind, flight.venue)
     tx.put_venue(
         flight.venue,
-        attrs.evolve(vs, pending=(vs.pending - {command_id}) | {again}, attempts=vs.attempts + 1),
+        replace(vs, pending=(vs.pending - {command_id}) | {again}, attempts=vs.attempts + 1),
     )
 
 
@@ -170,7 +168,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
             f"{venue}: positions on instruments not configured, left alone: "
             + ", ".join(f"{p.symbol} {p.position_side.value} {p.qty}" for p in foreign),
         )
-        report = attrs.evolve(
+        report = replace(
             report,
             positions=tuple(p for p in report.positions if (venue, p.symbol) in tx.config.by_key),
         )
@@ -185,7 +183,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
         if vs.drift:
             # The drift was explained (a fill arrived): its re-checks no longer count.
             attempts = 0 if vs.phase is SyncPhase.SYNCED else vs.attempts
-            tx.put_venue(venue, attrs.evolve(vs, drift={}, attempts=attempts))
+            tx.put_venue(venue, replace(vs, drift={}, attempts=attempts))
         return
     by_key = {(venue, p.symbol, p.position_side): p for p in report.positions}
     unconfirmed: dict[PositionKey, tuple[Decimal, int, int]] = {}
@@ -213,7 +211,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
             first_seen = seen[2] if same and seen is not None else tx.now
             unconfirmed[key] = (diff, count, first_seen)
     if not unconfirmed:
-        tx.put_venue(venue, attrs.evolve(tx.venue(venue), drift={}))
+        tx.put_venue(venue, replace(tx.venue(venue), drift={}))
         _risk.check_drawdown(tx)
         return
     vs = tx.venue(venue)
@@ -234,7 +232,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
         # counted twice); stop and say so. The next cause starts a fresh round.
         tx.put_venue(
             venue,
-            attrs.evolve(vs, drift=unconfirmed, phase=SyncPhase.UNSYNCED, pending=frozenset()),
+            replace(vs, drift=unconfirmed, phase=SyncPhase.UNSYNCED, pending=frozenset()),
         )
         _risk.halt(
             tx,
@@ -250,7 +248,7 @@ def on_positions(tx: Tx[Any], report: PositionsReported) -> None:
     )
     tx.put_venue(
         venue,
-        attrs.evolve(
+        replace(
             vs,
             drift=unconfirmed,
             phase=SyncPhase.SYNCING,
@@ -335,7 +333,7 @@ def adopt_unknown(tx: Tx[Any], venue: str, reported: Any) -> None:
 
 def on_feed_down(tx: Tx[Any], event: FeedDisconnected) -> None:
     """The venue's feed is down: no new orders there until it is back."""
-    tx.put_venue(event.venue, attrs.evolve(tx.venue(event.venue), feed_up=False))
+    tx.put_venue(event.venue, replace(tx.venue(event.venue), feed_up=False))
     tx.notify(Level.WARNING, "feed_down", f"{event.venue} feed down: {event.reason}")
 
 
@@ -349,16 +347,14 @@ def newest_quote(tx: Tx[Any], venue: str) -> int:
 def on_feed_up(tx: Tx[Any], event: FeedReconnected) -> None:
     """The venue's feed is back: reconcile (or widen the round already out); quotes seen
     before the gap no longer price new orders."""
-    vs = attrs.evolve(
-        tx.venue(event.venue), feed_up=True, quotes_before=newest_quote(tx, event.venue)
-    )
+    vs = replace(tx.venue(event.venue), feed_up=True, quotes_before=newest_quote(tx, event.venue))
     tx.put_venue(event.venue, vs)
     if vs.phase is SyncPhase.SYNCING and vs.pending:
         # Already reconciling: the requests out may predate the gap this reconnect
         # closes, so one more fills request joins the round. A reconnect is a cause
         # from outside, so this cannot loop on itself (failure `resync-loop`).
         again = _requests.request(tx, "fills", event.venue)
-        tx.put_venue(event.venue, attrs.evolve(vs, pending=vs.pending | {again}))
+        tx.put_venue(event.venue, replace(vs, pending=vs.pending | {again}))
         _funding.ask(tx, event.venue)
     else:
         begin_sync(tx, event.venue)
@@ -382,7 +378,7 @@ def on_fills(tx: Tx[Any], event: FillsReported, flight: Inflight | None) -> None
     if flight is not None:
         vs = tx.venue(event.venue)
         if flight.sent_ts > vs.fills_checked:
-            tx.put_venue(event.venue, attrs.evolve(vs, fills_checked=flight.sent_ts))
+            tx.put_venue(event.venue, replace(vs, fills_checked=flight.sent_ts))
     # In time order; within one millisecond, in the venue's own order (the sort is
     # stable), because fill ids need not sort the way the venue executed them.
     for fill in sorted(event.fills, key=lambda f: f.ts):
@@ -398,7 +394,7 @@ def periodic_round(tx: Tx[Any], venue: str) -> None:
         begin_sync(tx, venue)
     elif due and vs.phase is SyncPhase.SYNCED:
         # Background round: catches stream messages lost without a disconnect.
-        tx.put_venue(venue, attrs.evolve(vs, last_reconcile=tx.now))
+        tx.put_venue(venue, replace(vs, last_reconcile=tx.now))
         _requests.request_once(tx, "fills", venue)
         _requests.request(tx, "open_orders", venue)
         _requests.request(tx, "positions", venue)

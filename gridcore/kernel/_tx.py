@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Generic
 
-import attrs
-
 from gridcore.api import Stimulus
 from gridcore.commands import Batch, Command, Level, Notify, OrderCommand
-from gridcore.kernel._model import Inflight, OrderChange, S, State, new_books, new_state
+from gridcore.kernel._model import Inflight, OrderChange, S, State, new_books, new_state, replace
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.sync import VenueStatus
 
@@ -170,7 +168,7 @@ class Tx(Generic[S]):
                 commands.append(batch)
                 for cmd in cmds:
                     flight = self.inflight[cmd.command_id]
-                    self.track(cmd.command_id, attrs.evolve(flight, batch=batch.command_id))
+                    self.track(cmd.command_id, replace(flight, batch=batch.command_id))
         return self.snapshot(), commands
 
     def put_order(self, order: Order) -> None:

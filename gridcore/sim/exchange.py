@@ -314,15 +314,17 @@ class SimExchange:
 
     def used_margin(self) -> Decimal:
         """Initial margin of every position (at the mark) and every resting order, in quote."""
+        add, multiply = CTX.add, CTX.multiply
         notional = ZERO
         for (symbol, _side), pos in self.positions.items():
             if pos.qty:
                 mark = self.mark(symbol) or pos.avg_entry
-                notional = CTX.add(notional, CTX.multiply(abs(pos.qty), mark))
+                notional = add(notional, multiply(abs(pos.qty), mark))
+        # Every resting order on every placement: the remainder is SimOrder.remaining inlined.
         for book in self.resting.values():
             for o in book.values():
                 if not closes_exposure(o.side, o.position_side, o.reduce_only):
-                    notional = CTX.add(notional, CTX.multiply(o.remaining, o.price))
+                    notional = add(notional, multiply(o.qty - o.filled, o.price))
         return CTX.divide(notional, self.config.leverage)
 
     def open_orders(self) -> list[SimOrder]:

@@ -14,6 +14,7 @@ from gridcore.commands import Command
 from gridcore.config import load_config
 from gridcore.core import State, step
 from gridcore.events import Event
+from gridcore.instruments import Side
 from gridcore.invariants import STATE_INVARIANTS, Violation, check_state
 from gridcore.sim import PROFILES, backtest, profile
 
@@ -57,6 +58,39 @@ def test_a_new_grid_under_its_spacing_floor_is_reported_after_a_clean_check() ->
     found = check_state(tight)
     assert found == _full(tight)
     assert {v.invariant for v in found} == {"grid_spacing_above_floor"}
+    assert check_state(state) == []
+
+
+def test_grid_levels_carried_over_a_step_are_judged_again_when_a_level_moves() -> None:
+    """The highest grid buy and lowest grid sell are carried from the last scan over orders
+    that keep their level; a buy moved above the lowest sell, or a new buy appended above it,
+    is still reported, exactly as judging everything reports it."""
+    state = backtest(load_config(), ticks=2_000).state
+    assert check_state(state) == []
+    orders = state.books.orders
+    live = [orders[c] for c in state.books.live]
+    buy = next(o for o in live if o.side is Side.BUY)
+    low_sell = min(o.price for o in live if o.side is Side.SELL)
+    # An acknowledged order (same level): carried, still clean.
+    acked = attrs.evolve(buy, updated_ts=buy.updated_ts + 1)
+    same = attrs.evolve(state, books=attrs.evolve(state.books, orders={**orders, buy.cloid: acked}))
+    assert check_state(same) == _full(same) == []
+    # The same buy moved above the lowest sell, in place.
+    moved = attrs.evolve(buy, price=low_sell + 1)
+    crossed = attrs.evolve(
+        state, books=attrs.evolve(state.books, orders={**orders, buy.cloid: moved})
+    )
+    found = check_state(crossed)
+    assert found == _full(crossed)
+    assert {v.invariant for v in found} == {"grid_levels_never_cross"}
+    # A new buy appended above the lowest sell.
+    extra = attrs.evolve(buy, cloid=buy.cloid + "x", price=low_sell + 2)
+    appended = attrs.evolve(
+        same, books=attrs.evolve(same.books, orders={**same.books.orders, extra.cloid: extra})
+    )
+    found = check_state(appended)
+    assert found == _full(appended)
+    assert "grid_levels_never_cross" in {v.invariant for v in found}
     assert check_state(state) == []
 
 
