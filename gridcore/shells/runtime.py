@@ -764,9 +764,11 @@ class Runtime:
 
     @property
     def backlog(self) -> int:
-        """Events waiting in the channel plus events reduced but not yet committed."""
-        waiting = 0 if self._tx is None else self._tx.statistics().current_buffer_used
-        return waiting + len(self._pending) + self._committing
+        """Events handed to the reducer and not yet reduced (waiting in the channel, or taken
+        from it and being reduced: their commands are not out yet), plus events reduced but not
+        yet committed. Zero with nothing :attr:`outstanding` means only the clock or a venue's
+        stream can bring the next event."""
+        return self._unreduced + len(self._pending) + self._committing
 
     @property
     def outstanding(self) -> int:

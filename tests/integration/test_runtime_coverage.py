@@ -140,6 +140,52 @@ async def test_a_command_for_a_venue_without_adapter_fails_as_not_applied(tmp_pa
         await runtime.run()
 
 
+class _EmitsWhenIdle(_Venue):
+    """Once the runtime is idle, sends one stream message and notes the runtime's backlog
+    right after the send returned (before the reducer could run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime: Runtime | None = None
+        self.backlog_after_send: int | None = None
+
+    async def run(self, sink: Sink) -> None:
+        self.sink = sink
+        runtime = self.runtime
+        assert runtime is not None
+        while not (self.executed and runtime.outstanding == 0 and runtime.backlog == 0):
+            await anyio.sleep(0)
+        await sink.emit(MessageMalformed(ts=sink.clock.now(), venue="sim", detail="late"))
+        self.backlog_after_send = runtime.backlog
+        runtime.request_stop("test: done")
+        await sink.clock.park()
+
+
+@pytest.mark.anyio
+async def test_an_event_handed_to_a_waiting_reducer_counts_in_the_backlog(tmp_path: Path) -> None:
+    # On the wall clock (every real venue) the reducer waits on the channel, and a send to it
+    # hands the event over without buffering it:
+    # until it is reduced (and its commands are out), the runtime is not idle, or a caller
+    # waiting for "nothing outstanding, no backlog" would act while it is on its way.
+    venue = _EmitsWhenIdle()
+    state = make_bot(CONFIG, epoch=START)
+    journal = Journal.create(tmp_path / "j.db", state=state, meta={"config": "default"})
+    runtime = Runtime(
+        state=state,
+        journal=journal,
+        venues=[venue],
+        clock=WallClock(),
+        options=QUIET,
+        reducer=_reducer,
+    )
+    venue.runtime = runtime
+    with anyio.fail_after(30):  # a bound against hangs: the venue stops the run
+        await runtime.run()
+    journal.close()
+    assert venue.backlog_after_send == 1
+    assert runtime.backlog == 0
+
+
 @pytest.mark.anyio
 async def test_a_venue_message_carried_by_an_answer_is_journaled_redacted(tmp_path: Path) -> None:
     _, events = await _run(tmp_path / "j.db", _Venue())
