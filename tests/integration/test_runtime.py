@@ -458,6 +458,22 @@ async def test_an_undeclared_exception_stops_the_bot_instead_of_failing_the_comm
     assert not [e for e in events if isinstance(e, CommandFailed) and e.command_id in balances]
 
 
+def _fresh_paper(
+    journal: Journal, venue_class: type[SimVenue] = SimVenue
+) -> tuple[Runtime, SimVenue]:
+    """A new paper session (quiet) on ``journal`` with a ``venue_class`` venue whose state is
+    in the journal's commits (group commit)."""
+    store = VenueStore.in_journal(journal)
+    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
+    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
+    venue = venue_class(config=CONFIG, state=venue_state, store=store, clock=clock)
+    runtime = Runtime(
+        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
+        options=QUIET,
+    )  # fmt: skip
+    return runtime, venue
+
+
 class _BrokenMatching(SimVenue):
     """The simulated venue with a matching engine that raises from tick ``break_at`` on (its
     ticks are callbacks of the lockstep clock, outside any task of the venue's)."""
@@ -478,17 +494,7 @@ async def test_a_feed_callback_that_raises_stops_the_bot_with_adapter_failed(
     from a feed task: the run stops with AdapterFailed naming it, after the final snapshot."""
     path = tmp_path / "j.db"
     journal = _new_journal(path)
-    store = VenueStore.in_journal(journal)
-    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
-    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
-    venue = _BrokenMatching(config=CONFIG, state=venue_state, store=store, clock=clock)
-    runtime = Runtime(
-        state=make_bot(CONFIG, epoch=START),
-        journal=journal,
-        venues=[venue],
-        clock=clock,
-        options=QUIET,
-    )
+    runtime, _ = _fresh_paper(journal, _BrokenMatching)
     with anyio.fail_after(30), pytest.raises(AdapterFailed) as caught:
         await runtime.run(duration_ms=3_600_000)
     journal.close()
@@ -529,14 +535,7 @@ async def test_a_paper_commit_runs_behind_the_reducer(tmp_path: Path) -> None:
     _new_journal(path).close()
     journal = _HeldJournal.open(path)
     assert isinstance(journal, _HeldJournal)
-    store = VenueStore.in_journal(journal)
-    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
-    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
-    venue = SimVenue(config=CONFIG, state=venue_state, store=store, clock=clock)
-    runtime = Runtime(
-        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
-        options=QUIET,
-    )  # fmt: skip
+    runtime, venue = _fresh_paper(journal)
     assert runtime.group_commit
     journal.runtime = runtime
     with anyio.fail_after(120):
@@ -564,14 +563,8 @@ class _CountingTicks(SimVenue):
 async def test_a_venue_that_overrides_on_tick_is_called_for_every_tick(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = _new_journal(path)
-    store = VenueStore.in_journal(journal)
-    venue_state, _ = open_venue_state(store, CONFIG, seed=5, faults="none")
-    clock = LockstepClock(SimVenue.resume_time(venue_state, START))
-    venue = _CountingTicks(config=CONFIG, state=venue_state, store=store, clock=clock)
-    runtime = Runtime(
-        state=make_bot(CONFIG, epoch=START), journal=journal, venues=[venue], clock=clock,
-        options=QUIET,
-    )  # fmt: skip
+    runtime, venue = _fresh_paper(journal, _CountingTicks)
+    assert isinstance(venue, _CountingTicks)
     with anyio.fail_after(60):
         await runtime.run(duration_ms=600_000)
     journal.close()
