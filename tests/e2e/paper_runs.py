@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gridcore.shells.journal import Journal, is_new
+from gridcore.core import State
+from gridcore.shells.cli_run import replay_journal
+from gridcore.shells.codec import canonical
+from gridcore.shells.journal import Journal, fold, is_new, recover
 
 HANG_S = 300.0  # a safety net against hangs only: no assertion depends on how fast runs are
 
@@ -65,3 +69,16 @@ def run_until_killed(path: Path, target: int, *args: str) -> None:
         if proc.stderr:
             proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, err
+
+
+def recovered_as_folded(journal: Journal) -> tuple[State[Any], int]:
+    """Assert the journal replays without a mismatch and that recovery (from the last snapshot)
+    gives the state of a fold from snapshot 0; return the recovered state and its seq."""
+    result = replay_journal(journal)
+    assert result.mismatch_seq is None, result.diff
+    recovered, seq = recover(journal)
+    full = journal.snapshot(0)
+    for _, full in fold(journal, start=0):  # noqa: B007
+        pass
+    assert canonical(recovered) == canonical(full)
+    return recovered, seq

@@ -22,12 +22,10 @@ from typing import Any
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
-from gridcore.shells.cli_run import replay_journal
-from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, fold, recover
+from gridcore.shells.journal import Journal
 from gridcore.shells.simvenue import saved_venue
 
-from .paper_runs import HANG_S, run_until_killed, start
+from .paper_runs import HANG_S, recovered_as_folded, run_until_killed, start
 
 CYCLES = 20
 MAX_ADVANCE = 300  # events a run journals before it is killed: 1 to this many, drawn
@@ -36,13 +34,7 @@ SEED = 20_260_401
 
 def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
     with Journal.open(path, readonly=True) as journal:
-        result = replay_journal(journal)
-        assert result.mismatch_seq is None, result.diff
-        recovered, seq = recover(journal)
-        full = journal.snapshot(0)
-        for _, full in fold(journal, start=0):  # noqa: B007
-            pass
-        assert canonical(recovered) == canonical(full)
+        recovered, seq = recovered_as_folded(journal)
         fill_ids: set[str] = set()
         for _, event in journal.events():
             if isinstance(event, OrderFilled | OrderPartiallyFilled):

@@ -24,13 +24,11 @@ from gridcore.config import BotConfig, load_config
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
-from gridcore.shells.cli_run import replay_journal
-from gridcore.shells.codec import canonical
-from gridcore.shells.journal import Journal, fold, recover
+from gridcore.shells.journal import Journal
 from gridcore.shells.simpair import pair_names, pair_venue_path, saved_pair_venue
 from gridcore.shells.simvenue import VenueState, VenueStore
 
-from .paper_runs import HANG_S, run_until_killed, start
+from .paper_runs import HANG_S, recovered_as_folded, run_until_killed, start
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "funding_arb.toml"
@@ -56,13 +54,7 @@ def _check(
 ) -> tuple[State[Any], int, dict[str, set[str]], list[VenueState]]:
     """The journal is consistent, and each venue agrees with it (see the module docstring)."""
     with Journal.open(path, readonly=True) as journal:
-        result = replay_journal(journal)
-        assert result.mismatch_seq is None, result.diff
-        recovered, seq = recover(journal)
-        full = journal.snapshot(0)
-        for _, full in fold(journal, start=0):  # noqa: B007
-            pass
-        assert canonical(recovered) == canonical(full)
+        recovered, seq = recovered_as_folded(journal)
         fill_ids = _fill_ids(journal)
         assert recovered.ledger.fill_count == sum(len(ids) for ids in fill_ids.values())
         assert journal.duplicate_cloids() == []

@@ -86,17 +86,7 @@ class _Sink(Sink):
 
 @pytest.fixture
 async def running(fake: HyperliquidFake) -> AsyncIterator[tuple[HyperliquidAdapter, _Sink]]:
-    clock = WallClock()
-    adapter = HyperliquidAdapter(
-        base_url=fake.url,
-        private_key=KEY,
-        mainnet=False,
-        coins=("ETH",),
-        clock=clock,
-        nonces=NonceAllocator(signer=ADDRESS, now_ms=clock.now, path=None),
-        http_timeout_s=3.0,
-        reconnect_ms=100,
-    )
+    adapter = _adapter(fake.url)
     await adapter.connect()
     async with trio.open_nursery() as nursery:
         sink = _Sink(nursery)
