@@ -6,10 +6,11 @@ and the venues, and when, is the link model's (:class:`gridcore.sim.link.Link`):
 the exchange after ``latency_ms`` and their answers come back after as long again, and a
 :class:`FaultPlan` (one for every venue, or one per venue) decides, from its seed, which messages
 are lost, duplicated or late, which commands fail or time out and when a feed goes down; the
-runner only queues the deliveries it returns. Timers fire at their time. After the last tick the run *settles*: faults stop, the
-feed is up, and time advances without quotes (``settle_ms``) so that timers, the background
-reconciliation round and every command in flight finish; the ledger is then compared with the
-exchange's own account.
+runner only queues the deliveries it returns. Timers fire at their time. After the last tick
+the run *settles*: faults stop, the feed is up, and time advances (``settle_ms``) so that
+timers, the background reconciliation round and every command in flight finish; the ledger is
+then compared with the exchange's own account. The market is silent while the run settles,
+or, with ``settle_quotes_ms``, calm: every symbol quoted again at its last bid and ask.
 
 The runner reads no clock: the shell that calls it measures wall time.
 """
@@ -349,6 +350,7 @@ class _Run:
         settle_ms: int,
         progress: Callable[[int], None] | None,
         progress_every: int,
+        settle_quotes_ms: int = 0,
     ) -> int:
         started = False
         last_ts = self.state.now
@@ -426,6 +428,8 @@ class _Run:
         for venue in link.heal():
             self.deliver(FeedReconnected(ts=last_ts, venue=venue))
         end = last_ts + settle_ms
+        if settle_quotes_ms > 0:
+            self.quote_through_settle(last_ts, end, settle_quotes_ms)
         while heap and heap[0][0] <= end:
             self.drain(heap[0][0])
         # Time is up: no timer fires any more, but what is already in flight (a request a timer
@@ -437,6 +441,26 @@ class _Run:
             progress(ticks)
         return end
 
+    def quote_through_settle(self, last_ts: int, end: int, every_ms: int) -> None:
+        """A calm market through the settle window: every ``every_ms`` each venue quotes every
+        symbol it has quoted again at its last bid and ask (matched by the exchange first, as a
+        tick of the path is), so that a bot finishing something it started (unwinding a leg,
+        re-pricing an order) has a fresh quote to price it with."""
+        frozen = [q for ex in self.exchanges.values() for _, q in sorted(ex.quotes.items())]
+        heap = self.heap
+        at = last_ts + every_ms
+        while at <= end:
+            for quote in frozen:
+                if heap and heap[0][0] <= at:
+                    self.drain(at)
+                tick = QuoteTicked.of(at, quote.venue, quote.symbol, quote.bid, quote.ask)
+                answers = self.exchanges[quote.venue].on_tick(tick)
+                if answers:
+                    self.route(answers, at, quote.venue)
+                    self.drain(at)
+                self.deliver(tick)
+            at += every_ms
+
 
 def run_backtest(
     state: State[Any],
@@ -447,6 +471,7 @@ def run_backtest(
     seed: int = 0,
     latency_ms: int = 50,
     settle_ms: int = 180_000,
+    settle_quotes_ms: int = 0,
     sample_every: int = 0,
     record_events: bool = False,
     check_every_step: bool = True,
@@ -466,9 +491,15 @@ def run_backtest(
     tick; the ledger is compared with the exchange at the end either way. ``progress`` is
     called with the number of ticks done every ``progress_every`` ticks. ``reducer`` is the bot's
     step function (gridcore's :func:`~gridcore.core.step` unless you bring your own).
+
+    After the last tick the run settles for ``settle_ms``: faults stop and every feed is up.
+    The market is silent then, unless ``settle_quotes_ms`` > 0: each venue then quotes every
+    symbol again at its last bid and ask that often (a calm market), as a venue whose feed is
+    up does; the property harness settles so, for a bot may need a fresh quote to finish
+    what it started (a quote from before the feed came back prices nothing).
     """
-    if latency_ms < 0 or settle_ms < 0:
-        raise ValueError("latency_ms and settle_ms must be >= 0")
+    if latency_ms < 0 or settle_ms < 0 or settle_quotes_ms < 0:
+        raise ValueError("latency_ms, settle_ms and settle_quotes_ms must be >= 0")
     venues = [exchange] if isinstance(exchange, SimExchange) else list(exchange)
     if not venues:
         raise ValueError("run_backtest needs at least one SimExchange")
@@ -476,7 +507,7 @@ def run_backtest(
     if len(exchanges) != len(venues):
         raise ValueError("two simulated venues share a name; give each SimConfig its own venue")
     run = _Run(state, exchanges, faults, seed, latency_ms, record_events, check_every_step, reducer)
-    end = run.run(path, sample_every, settle_ms, progress, max(1, progress_every))
+    end = run.run(path, sample_every, settle_ms, progress, max(1, progress_every), settle_quotes_ms)
     final = run.state
     run.violate(check_state(final))
     for ex in venues:

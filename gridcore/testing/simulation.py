@@ -382,6 +382,10 @@ def simulate(
     """Run ``bot`` (a fresh state) with ``reducer`` against the simulated venue of ``scenario``
     (or the venues of a :class:`MultiVenueScenario`).
 
+    After the last quote the run settles for the scenario's ``settle_ms``: faults stop, every
+    feed is up, and the market is calm (every symbol quoted again at its last bid and ask at
+    the market's interval), so that the bot can finish what it started with fresh quotes.
+
     ``invariants`` are checked after every step that is not a plain tick (every tick too with
     ``check_ticks``) and on the final state; the runner's own invariants
     (:data:`RUNNER_INVARIANTS`) always are. With ``replay`` the recorded events are folded again
@@ -417,6 +421,7 @@ def simulate(
         ]
         path = scenario.quotes()
         faults = {v.venue: v.faults for v in scenario.venues}
+        quote_every = min(v.market.interval_ms for v in scenario.venues)
     else:
         market = scenario.market
         start_ts = market.start_ts
@@ -424,6 +429,7 @@ def simulate(
         exchanges = [scenario.exchange_for(bot)]
         path = market
         faults = scenario.faults
+        quote_every = market.interval_ms
     if bot.now > start_ts:
         raise ValueError(
             f"the bot's clock ({bot.now}) is after the market's first quote "
@@ -473,6 +479,7 @@ def simulate(
             seed=scenario.seed,
             latency_ms=scenario.latency_ms,
             settle_ms=scenario.settle_ms,
+            settle_quotes_ms=quote_every,
             record_events=replay,
             check_every_step=False,
             reducer=checked,
