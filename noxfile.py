@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``,
-``coverage``, ``crash``)."""
+``proofs``, ``coverage``, ``crash``)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,25 @@ def fuzz(session: nox.Session) -> None:
         *session.posargs,
         env={"GRIDCORE_VENUE_FUZZ_MESSAGES": "300000"},
     )
+
+
+@nox.session
+def proofs(session: nox.Session) -> None:
+    """The harness's proofs (tests/harness) searched again on seeds 1 to 6 besides the fixed
+    derandomized search of the test suite: every broken bot must still be caught and every real
+    bot must still pass on each (``nox -s proofs -- -x`` stops at the first failure)."""
+    session.install("-e", ".[dev]")
+    for seed in range(1, 7):
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-n",
+            "auto",
+            "tests/harness",
+            *session.posargs,
+            env={"GRIDCORE_PROOF_SEED": str(seed)},
+        )
 
 
 @nox.session
