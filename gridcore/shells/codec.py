@@ -89,6 +89,7 @@ __all__ = [
     "encode_command",
     "encode_event",
     "encode_value",
+    "event_decoders",
     "register",
     "registered",
 ]
@@ -258,6 +259,13 @@ def decode_event(kind: str, payload: bytes) -> Event:
     except Exception as exc:  # hostile bytes: whatever the decoder or __init__ raised
         raise _undecodable(f"{kind} payload", exc) from None
     return event
+
+
+def event_decoders() -> dict[str, Callable[[bytes], Event]]:
+    """The bare decoding function of every event kind, by kind: for a reader of many rows
+    (the journal's) that looks each up in one dict access. Whatever one raises, the row's
+    :func:`decode_event` raises as a :class:`CodecError`; call that for the message."""
+    return {name: decoder.decode for name, decoder in _EVENT_DECODERS.items()}
 
 
 def encode_command(command: Command) -> tuple[str, bytes]:
