@@ -577,8 +577,10 @@ class Journal:
         synchronous: str = "FULL",
         lock: WriterLock | None = None,
         verify: bool = True,
+        verify_events: bool = True,
     ) -> Journal:
-        """Open an existing journal and verify it (:meth:`verify`).
+        """Open an existing journal and verify it (:meth:`verify`; ``verify_events=False``: all
+        but the walk over the event rows, for a reader that reads every event next).
 
         Raises :class:`JournalError` if it is missing, not a journal, or of another schema
         version; :class:`JournalLocked` (writing) if another process writes it;
@@ -614,7 +616,13 @@ class Journal:
             journal = cls._checked(p, readonly=True, synchronous=synchronous)
             try:
                 if verify:
-                    journal.verify(mark=mark)
+                    try:
+                        journal.verify(mark=mark, events=verify_events)
+                    except JournalDamaged:
+                        if not verify_events:
+                            # The whole walk names the first fault, as a full open would.
+                            journal.verify(mark=mark)
+                        raise
             except BaseException:
                 journal.close()
                 raise
@@ -704,7 +712,7 @@ class Journal:
 
     # --- verification ----------------------------------------------------------------------
 
-    def verify(self, *, mark: Any = None) -> None:
+    def verify(self, *, mark: Any = None, events: bool = True) -> None:
         """Check everything this file holds; raise :class:`JournalDamaged` at the first fault.
 
         SQLite's ``quick_check``; every event's chained checksum and the sequence without
@@ -712,6 +720,11 @@ class Journal:
         snapshot or command past the last event; and the head file's committed mark (``mark``,
         read before the journal was opened; read now when not given): the journal must hold
         the marked event with the marked chain — less means committed events were lost.
+
+        ``events=False`` leaves out the walk over the event rows (and compares the mark with
+        the marked row's stored checksum instead of the recomputed chain) for a caller that
+        reads every event through :meth:`events` next, which checks each row's sequence and
+        chained checksum as the walk would: a replay, which would otherwise read them twice.
         """
         if mark is None:
             mark = _read_head(self.path)
@@ -725,25 +738,15 @@ class Journal:
                     f"{self.path}: SQLite's integrity check fails ({'; '.join(problems)}); "
                     f"{_RESTART_ADVICE}"
                 )
-            chain, expected, marked_chain = 0, 1, None
             marked = -1 if mark is None else mark.seq
-            cursor = self._conn.execute(
-                "SELECT seq, ts, kind, crc, payload FROM events ORDER BY seq"
-            )
-            while rows := cursor.fetchmany(_READ_BATCH):
-                for seq, ts, kind, crc, payload in rows:
-                    if seq != expected:
-                        raise self._corrupt(
-                            f"the event sequence after {expected - 1}", f"next is {seq}"
-                        )
-                    # _event_crc inlined: this loop reads every event on every open.
-                    chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
-                    if chain != crc:
-                        raise self._corrupt(f"event {seq}", "checksum mismatch")
-                    if seq == marked:
-                        marked_chain = chain
-                    expected += 1
-            last = expected - 1
+            if events:
+                last, marked_chain = self._walk_events(marked)
+            else:
+                marked_chain, last = self._conn.execute(
+                    "SELECT (SELECT crc FROM events WHERE seq = ?), coalesce(max(seq), 0) "
+                    "FROM events",
+                    (marked,),
+                ).fetchone()
             for row_id, seq, _, _, _ in self._command_rows():
                 if not 1 <= seq <= last:
                     raise self._corrupt(f"command row {row_id}", f"its event {seq} is missing")
@@ -791,6 +794,26 @@ class Journal:
                 f"{self.path}: event {mark.seq} is not the event that was committed (its chain "
                 f"checksum differs from the head file {head.name}); {_RESTART_ADVICE}"
             )
+
+    def _walk_events(self, marked: int) -> tuple[int, int | None]:
+        """Check every event row's sequence and chained checksum; ``(last seq, chain at seq
+        marked)``."""
+        chain, expected, marked_chain = 0, 1, None
+        cursor = self._conn.execute("SELECT seq, ts, kind, crc, payload FROM events ORDER BY seq")
+        while rows := cursor.fetchmany(_READ_BATCH):
+            for seq, ts, kind, crc, payload in rows:
+                if seq != expected:
+                    raise self._corrupt(
+                        f"the event sequence after {expected - 1}", f"next is {seq}"
+                    )
+                # _event_crc inlined: this loop reads every event on every open.
+                chain = crc32(payload, crc32(f"event:{seq}:{ts}:{kind}:".encode(), chain))
+                if chain != crc:
+                    raise self._corrupt(f"event {seq}", "checksum mismatch")
+                if seq == marked:
+                    marked_chain = chain
+                expected += 1
+        return expected - 1, marked_chain
 
     # --- meta ----------------------------------------------------------------------------
 
