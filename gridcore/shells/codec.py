@@ -89,6 +89,7 @@ __all__ = [
     "encode_command",
     "encode_event",
     "encode_value",
+    "event_decoders",
     "register",
     "registered",
 ]
@@ -260,6 +261,13 @@ def decode_event(kind: str, payload: bytes) -> Event:
     return event
 
 
+def event_decoders() -> dict[str, Callable[[bytes], Event]]:
+    """The bare decoding function of every event kind, by kind: for a reader of many rows
+    (the journal's) that looks each up in one dict access. Whatever one raises, the row's
+    :func:`decode_event` raises as a :class:`CodecError`; call that for the message."""
+    return {name: decoder.decode for name, decoder in _EVENT_DECODERS.items()}
+
+
 def encode_command(command: Command) -> tuple[str, bytes]:
     """``(kind, payload)`` of one command (a ``Batch`` uses the tagged form)."""
     if type(command) is Batch:
@@ -422,31 +430,85 @@ def encode_value(value: Any) -> bytes:
     return _encoder.encode(_to_tagged(value))
 
 
+# The canonical form is computed for every snapshot a journal writes and every one a replay
+# compares (a whole State: hundreds of orders and fields), so it dispatches on the exact type
+# through one dict and walks each attrs class with a function generated for it (no per-field
+# loop over ``_FIELDS``, leaves returned inline). The result is the same tree, element for
+# element, as ``_to_tagged`` with sorted sets; ``tests/property/test_codec_canonical.py``
+# checks it against the plain recursive definition.
+_LEAVES = frozenset({str, bool, type(None), float, bytes})
+_CANONICAL: dict[type, Callable[[Any], Any]] = {}
+
+
 def _to_canonical(value: Any) -> Any:
     """:func:`_to_tagged` with the members of every set sorted by their encoded bytes (inner
-    sets first), in one pass; values without sets cost what the tagged form costs."""
+    sets first), in one pass."""
     tp = type(value)
+    if tp in _LEAVES:
+        return value
+    handler = _CANONICAL.get(tp)
+    if handler is None:
+        handler = _canonical_handler(tp)
+        if handler is None:
+            return _to_tagged(value)  # out-of-range ints, strategies adopted late, the errors
+    return handler(value)
+
+
+def _canonical_set(value: Any) -> list[Any]:
+    items = sorted(map(_to_canonical, value), key=_encoder.encode)
+    return ["f" if type(value) is frozenset else "s", *items]
+
+
+def _canonical_mapping(value: Any) -> list[Any]:
+    out: list[Any] = ["m"]
+    for k, v in value.items():
+        out.append(_to_canonical(k))
+        out.append(_to_canonical(v))
+    return out
+
+
+def _canonical_int(value: int) -> Any:
+    return value if _INT_MIN <= value <= _INT_MAX else ["I", str(value)]
+
+
+def _canonical_handler(tp: type) -> Callable[[Any], Any] | None:
+    """The canonical-form function of ``tp`` (built once per type), or ``None`` when
+    :func:`_to_tagged` must decide (unregistered or late-registered types, errors)."""
+    handler: Callable[[Any], Any]
     if tp is frozenset or tp is set:
-        items = sorted(map(_to_canonical, value), key=_encoder.encode)
-        return ["f" if tp is frozenset else "s", *items]
-    if tp is tuple:
-        return ["t", *map(_to_canonical, value)]
-    if tp is list:
-        return ["l", *map(_to_canonical, value)]
-    if tp is dict or tp is types.MappingProxyType:
-        out: list[Any] = ["m"]
-        for k, v in value.items():
-            out.append(_to_canonical(k))
-            out.append(_to_canonical(v))
-        return out
-    fields = _FIELDS.get(tp)
-    if fields is not None:
-        return [
-            "O",
-            _BY_CLASS[tp],
-            {name: _to_canonical(getattr(value, name)) for name, _ in fields},
-        ]
-    return _to_tagged(value)  # scalars, enums (and the errors)
+        handler = _canonical_set
+    elif tp is tuple:
+        handler = lambda v: ["t", *map(_to_canonical, v)]  # noqa: E731
+    elif tp is list:
+        handler = lambda v: ["l", *map(_to_canonical, v)]  # noqa: E731
+    elif tp is dict or tp is types.MappingProxyType:
+        handler = _canonical_mapping
+    elif tp is int:
+        handler = _canonical_int
+    elif tp is Decimal:
+        handler = lambda v: ["D", str(v)]  # noqa: E731
+    elif tp in _FIELDS:
+        handler = _canonical_attrs(tp, _FIELDS[tp])
+    elif tp in _BY_CLASS and issubclass(tp, enum.Enum):
+        name = _BY_CLASS[tp]
+        handler = lambda v: ["E", name, v.name]  # noqa: E731
+    else:
+        return None
+    _CANONICAL[tp] = handler
+    return handler
+
+
+def _canonical_attrs(tp: type, fields: tuple[tuple[str, str], ...]) -> Callable[[Any], Any]:
+    """``["O", name, {field: canonical value, ...}]`` of an attrs instance, as one generated
+    function: each field read once, leaves kept inline, anything else through
+    :func:`_to_canonical`."""
+    scope: dict[str, Any] = {"_LEAVES": _LEAVES, "_C": _to_canonical, "_NAME": _BY_CLASS[tp]}
+    items = ", ".join(
+        f"{name!r}: (x if type(x := v.{name}) in _LEAVES else _C(x))" for name, _ in fields
+    )
+    exec(f"def canonical_attrs(v):\n    return ['O', _NAME, {{{items}}}]", scope)
+    handler: Callable[[Any], Any] = scope["canonical_attrs"]
+    return handler
 
 
 def canonical(value: Any) -> bytes:

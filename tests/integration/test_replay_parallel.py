@@ -4,6 +4,7 @@ stretch before it must catch."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sqlite3
 from pathlib import Path
@@ -12,9 +13,9 @@ import anyio
 import attrs
 import pytest
 
-from gridcore.shells.cli_run import _replay_cuts, replay_journal
+from gridcore.shells.cli_run import _replay_cuts, cmd_replay, replay_journal
 from gridcore.shells.codec import encode_value
-from gridcore.shells.journal import Journal, _snapshot_crc
+from gridcore.shells.journal import Journal, JournalDamaged, _snapshot_crc
 from gridcore.shells.runtime import RuntimeOptions
 from tests.integration.test_runtime import _paper
 
@@ -28,25 +29,32 @@ def journal_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _forge(path: Path, seq: int) -> Path:
-    """A copy of the journal whose snapshot ``seq`` is not the fold (checksum recomputed)."""
-    copy = path.with_name(f"forged-{seq}.db")
+def _copy(path: Path, name: str) -> Path:
+    """A copy of the journal (and its head file) beside it."""
+    copy = path.with_name(name)
     src = sqlite3.connect(path)
     dst = sqlite3.connect(copy)
     src.backup(dst)
     src.close()
+    dst.close()
+    Path(f"{copy}.head").write_bytes(Path(f"{path}.head").read_bytes())
+    return copy
+
+
+def _forge(path: Path, seq: int) -> Path:
+    """A copy of the journal whose snapshot ``seq`` is not the fold (checksum recomputed)."""
+    copy = _copy(path, f"forged-{seq}.db")
     with Journal.open(path, readonly=True) as journal:
         state = journal.snapshot(seq)
     forged = attrs.evolve(state, books=attrs.evolve(state.books, seq=state.books.seq + 1))
     payload = encode_value(forged)
+    dst = sqlite3.connect(copy)
     dst.execute(
         "UPDATE snapshots SET payload = ?, crc = ? WHERE seq = ?",
         (payload, _snapshot_crc(seq, forged.now, payload), seq),
     )
     dst.commit()
     dst.close()
-    head = Path(f"{path}.head")
-    Path(f"{copy}.head").write_bytes(head.read_bytes())
     return copy
 
 
@@ -76,3 +84,43 @@ def test_a_forged_snapshot_is_caught_in_parallel_as_alone(journal_path: Path, wh
         two = replay_journal(journal, jobs=2)
     assert one.mismatch_seq == seq
     assert two == one
+
+
+def _damage_event(path: Path, seq: int) -> None:
+    """Alter event ``seq``'s payload in place, its checksum left as it was."""
+    conn = sqlite3.connect(path)
+    (payload,) = conn.execute("SELECT payload FROM events WHERE seq = ?", (seq,)).fetchone()
+    conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (bytes(payload) + b"\0", seq))
+    conn.commit()
+    conn.close()
+
+
+def test_a_damaged_event_row_is_refused_by_a_replay_that_skipped_its_walk_at_open(
+    journal_path: Path,
+) -> None:
+    # `gridcore replay` opens without the walk over the event rows: the replay reads each one
+    # and checks it, in whichever stretch it falls.
+    copy = _copy(journal_path, "damaged.db")
+    with Journal.open(copy, readonly=True) as journal:
+        seqs = journal.snapshot_seqs()
+        late = _replay_cuts(seqs, journal.last_seq, 2)[1][0] + 5
+    _damage_event(copy, late)
+    message = f"event {late} is corrupt (checksum mismatch)"
+    with pytest.raises(JournalDamaged, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Journal.open(copy, readonly=True)
+    with Journal.open(copy, readonly=True, verify_events=False) as journal:
+        for jobs in (1, 2):
+            with pytest.raises(JournalDamaged, match=r"checksum mismatch") as caught:
+                replay_journal(journal, jobs=jobs)
+            assert message in str(caught.value)
+
+
+def test_damage_after_a_mismatch_is_reported_as_damage(journal_path: Path) -> None:
+    with Journal.open(journal_path, readonly=True) as journal:
+        seqs = journal.snapshot_seqs()
+    forged = _forge(journal_path, seqs[1])
+    _damage_event(forged, seqs[-1])
+    with Journal.open(forged, readonly=True, verify_events=False) as journal:
+        assert replay_journal(journal).mismatch_seq == seqs[1]  # stops before the damage
+    with pytest.raises(JournalDamaged, match=f"event {seqs[-1]} is corrupt"):
+        cmd_replay(argparse.Namespace(journal=forged))
