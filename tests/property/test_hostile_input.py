@@ -15,7 +15,7 @@ After every step:
 * a venue-stamped event never moves the core's clock by more than the plausibility lead
   (:mod:`gridcore.plausibility`).
 
-The default run steps ``GRIDCORE_FUZZ_EXAMPLES`` × ``GRIDCORE_FUZZ_EVENTS`` events (100 × 100);
+The default run steps ``GRIDCORE_FUZZ_EXAMPLES`` × ``GRIDCORE_FUZZ_EVENTS`` events (60 × 100);
 ``nox -s fuzz`` (or ``HYPOTHESIS_PROFILE=thorough``) steps 2,000 × 500 = 10⁶.
 """
 
@@ -36,7 +36,7 @@ from tests.property.hostile import hostile_events
 from tests.unit.helpers import EPOCH, Scripted, flat, scripted_state, submit, synced, synced_grid
 
 _THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
-EXAMPLES = int(os.environ.get("GRIDCORE_FUZZ_EXAMPLES", "2000" if _THOROUGH else "100"))
+EXAMPLES = int(os.environ.get("GRIDCORE_FUZZ_EXAMPLES", "2000" if _THOROUGH else "60"))
 #: Set GRIDCORE_FUZZ_SHRINK=0 to report a failure unshrunk (shrinking 100-event runs is slow).
 SHRINK = os.environ.get("GRIDCORE_FUZZ_SHRINK", "1") != "0"
 EVENTS = int(os.environ.get("GRIDCORE_FUZZ_EVENTS", "500" if _THOROUGH else "100"))
