@@ -101,6 +101,7 @@ class _Plan:
     total: int | None
     market: str
     plotter: Callable[..., None] | None
+    step_checks: bool = True
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,6 +161,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json",
         action="store_true",
         help="print the summary as one JSON object on stdout (exact decimals as strings)",
+    )
+    p.add_argument(
+        "--no-step-checks",
+        action="store_true",
+        help="check the state invariants once, at the end, instead of after every step that "
+        "moved the books (faster; the result is the same, a violation is found later or not "
+        "at all)",
     )
     p.set_defaults(handler=run)
 
@@ -266,6 +274,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
             total=ticks,
             market=f"synthetic, {ticks:,} ticks",
             plotter=plotter,
+            step_checks=not args.no_step_checks,
         )
     quotes = csvdata.open_quotes(
         args.data, instrument=config.make_instrument(), limit=args.ticks, bar_ms=args.bar_ms
@@ -285,6 +294,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         # Say how the timestamps were read: a unit taken for another changes the whole market.
         market=f"{args.data} ({kind}timestamps in {quotes.timestamp_unit})",
         plotter=plotter,
+        step_checks=not args.no_step_checks,
     )
 
 
@@ -622,6 +632,7 @@ def _execute(
         "faults": plan.faults,
         "progress": progress,
         "progress_every": max(1_000, total // 200),
+        "check_every_step": plan.step_checks,
     }
     if recorder is not None:
         options["reducer"] = recorder

@@ -218,6 +218,15 @@ def test_same_seed_gives_byte_identical_json_apart_from_performance(tmp_path: Pa
     assert a == b
 
 
+def test_no_step_checks_gives_the_same_result(tmp_path: Path) -> None:
+    args = ("--ticks", "5000", "--seed", "7", "--faults", "chaos")
+    checked = run_json(*args, cwd=tmp_path)
+    unchecked = run_json(*args, "--no-step-checks", cwd=tmp_path)
+    assert checked["summary"]["fills"] > 0
+    del checked["performance"], unchecked["performance"]
+    assert unchecked == checked
+
+
 def test_another_seed_gives_another_market(tmp_path: Path) -> None:
     one = run_json("--ticks", "4000", "--seed", "1", cwd=tmp_path)["summary"]
     two = run_json("--ticks", "4000", "--seed", "2", cwd=tmp_path)["summary"]

@@ -4,7 +4,9 @@ violation and with the ledger equal to the exchange model's own account (issue 3
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -21,6 +23,7 @@ from gridcore.sim import (
     SimExchange,
     backtest,
     make_exchange,
+    make_path,
     run_backtest,
     synthetic_path,
 )
@@ -165,3 +168,57 @@ def test_duplicate_venue_names_are_refused() -> None:
     state = initial_state(config, NeutralGrid(config=load_config().grid), epoch=0)
     with pytest.raises(ValueError, match="share a name"):
         run_backtest(state, [venues[0], venues[0]], [])
+
+
+def test_without_step_checks_the_state_is_checked_once_and_the_run_is_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The module (``gridcore.sim.backtest`` the attribute is the function of that name).
+    runner = sys.modules["gridcore.sim.backtest"]
+    calls: list[int] = []
+    real = runner.check_state
+
+    def counted(state: Any) -> Any:
+        calls.append(state.now)
+        return real(state)
+
+    monkeypatch.setattr(runner, "check_state", counted)
+    cfg = load_config()
+    checked = backtest(cfg, seed=3, ticks=TICKS, faults=PROFILES["chaos"])
+    per_step = len(calls)
+    calls.clear()
+    unchecked = backtest(cfg, seed=3, ticks=TICKS, faults=PROFILES["chaos"], check_every_step=False)
+    assert per_step > 100  # after every step that moved the books, and at the end
+    assert calls == [unchecked.state.now]  # the final state only
+    assert unchecked.summary == checked.summary
+    assert unchecked.state == checked.state
+
+
+def test_a_calm_settle_quotes_every_symbol_at_its_last_prices_and_a_silent_one_none() -> None:
+    cfg = load_config()
+    from gridcore.sim import make_bot
+
+    path = list(make_path(cfg, seed=5, ticks=300))
+    start, last = path[0].ts, path[-1]
+
+    def settled(every_ms: int) -> list[Any]:
+        trace = run_backtest(
+            make_bot(cfg, epoch=start),
+            make_exchange(cfg, start_ts=start),
+            path,
+            settle_ms=10_000,
+            settle_quotes_ms=every_ms,
+            record_events=True,
+        )
+        assert trace.violations == ()
+        assert trace.events is not None
+        return [e for e in trace.events if type(e).__name__ == "QuoteTicked" and e.ts > last.ts]
+
+    assert settled(0) == []
+    calm = settled(1_000)
+    assert [q.ts for q in calm] == [last.ts + k * 1_000 for k in range(1, 11)]
+    assert {(q.venue, q.symbol, q.bid, q.ask) for q in calm} == {
+        (last.venue, last.symbol, last.bid, last.ask)
+    }
+    with pytest.raises(ValueError, match="settle_quotes_ms"):
+        settled(-1)
