@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
+from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, Rounding
 from gridcore.sim.market import synthetic_path
 from gridcore.sim.rng import SplitMix64
@@ -120,3 +121,126 @@ def test_the_housekeeping_fast_path_equals_the_general_path(
     trace = backtest(cfg, seed=seed, ticks=3_000, faults=profile(faults), reducer=compared)
     assert due > 100  # quotes that brought housekeeping, fast path or not
     assert trace.summary.invariant_violations == 0 or faults != "none"
+
+
+_PRICES = st.decimals(min_value=Decimal("0.1"), max_value=Decimal(100_000), places=2)
+_AMOUNTS = st.decimals(min_value=Decimal(-10_000), max_value=Decimal(10_000), places=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    positions=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),  # venue
+            st.sampled_from(["X", "Y"]),  # symbol
+            st.decimals(min_value=Decimal(-5), max_value=Decimal(5), places=3),  # qty
+            _PRICES,  # entry
+            _AMOUNTS,  # realized
+            _AMOUNTS,  # fees
+            _AMOUNTS,  # funding
+        ),
+        max_size=4,
+    ),
+    quotes=st.dictionaries(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["X", "Y"])),
+        st.tuples(_PRICES, st.integers(min_value=0, max_value=5)),
+    ),
+)
+def test_the_single_currency_pnl_equals_the_plain_definition(
+    positions: list[tuple[str, str, Decimal, Decimal, Decimal, Decimal, Decimal]],
+    quotes: dict[tuple[str, str], tuple[Decimal, int]],
+) -> None:
+    """``pnl_by_currency`` for one settlement currency (the housekeeping drawdown measure,
+    inlined) gives the very values (digits and exponent) of the plain definition: per
+    position ``net`` plus ``unrealized`` at the quote's ``mid``, added in ledger order."""
+    from types import SimpleNamespace
+
+    from gridcore.instruments import PositionSide
+    from gridcore.kernel._model import pnl_by_currency
+    from gridcore.ledger import Ledger, Position
+
+    ledger = Ledger(
+        positions={
+            (venue, symbol, PositionSide.BOTH): Position(
+                qty=qty,
+                avg_entry=entry,
+                cost=CTX.multiply(qty, entry),
+                realized=realized,
+                fees=fees,
+                funding=funding,
+            )
+            for venue, symbol, qty, entry, realized, fees, funding in positions
+        }
+    )
+    books = {
+        key: QuoteTicked(
+            ts=1_700_000_000_000,
+            venue=key[0],
+            symbol=key[1],
+            bid=bid,
+            ask=CTX.add(bid, Decimal(spread)),
+        )
+        for key, (bid, spread) in quotes.items()
+    }
+    config: Any = SimpleNamespace(currencies=("USD",), venue_currency={"a": "USD", "b": "USD"})
+    total = Decimal(0)
+    for (venue, symbol, _side), pos in ledger.positions.items():
+        total = CTX.add(total, pos.net)
+        q = books.get((venue, symbol))
+        if pos.qty and q is not None:
+            total = CTX.add(total, pos.unrealized(q.mid))
+    got = pnl_by_currency(ledger, books, config)
+    assert list(got) == ["USD"]
+    assert str(got["USD"]) == str(total) and got["USD"] == total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    status=st.sampled_from(sorted(OrderStatus, key=lambda s: s.value)),
+    filled=st.sampled_from([Decimal(0), Decimal("0.0005"), Decimal("0.001")]),
+    requested=st.booleans(),
+)
+def test_an_agreeing_open_orders_line_that_is_skipped_is_one_move_leaves_alone(
+    status: OrderStatus, filled: Decimal, requested: bool
+) -> None:
+    """An open-orders report line naming the order's own venue id is skipped, without calling
+    ``_orders.move``, exactly when the lifecycle table says ``REPORT_OPEN`` keeps the status
+    with no effect; ``move`` then returns the very order and records nothing."""
+    from gridcore.config import load_config
+    from gridcore.errors import ContractError
+    from gridcore.instruments import PositionSide, Side, TimeInForce
+    from gridcore.kernel import _orders
+    from gridcore.kernel._tx import Tx
+    from gridcore.lifecycle import Effect, Order, Trigger, transition
+    from gridcore.sim import make_bot
+
+    cfg = load_config()
+    tx: Tx[Any] = Tx(make_bot(cfg, epoch=1_700_000_000_000), 1_700_000_000_000)
+    order = Order(
+        cloid="c1",
+        venue=cfg.venue.name,
+        symbol=cfg.instrument.symbol,
+        side=Side.BUY,
+        position_side=PositionSide.BOTH,
+        qty=Decimal("0.001"),
+        price=Decimal(50_000),
+        tif=TimeInForce.GTC,
+        reduce_only=False,
+        status=status,
+        created_ts=1_700_000_000_000,
+        updated_ts=1_700_000_000_000,
+        tag="grid:b1",
+        filled_qty=filled,
+        venue_order_id="7",
+        status_requested=requested,
+    )
+    tx.put_order(order)
+    try:
+        skipped = transition(order, Trigger.REPORT_OPEN) == (order.status, Effect.NONE)
+    except ContractError:
+        return  # not allowed: move raises as well (the skip never applies)
+    if skipped:
+        changes, commands = len(tx.changes), len(tx.commands)
+        assert _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id="7") is order
+        assert tx.orders["c1"] is order
+        assert (len(tx.changes), len(tx.commands)) == (changes, commands)
