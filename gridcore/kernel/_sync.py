@@ -92,7 +92,7 @@ from gridcore.kernel import _funding, _intents, _ledger, _orders, _requests, _ri
 from gridcore.kernel._model import Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import PositionKey
-from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
+from gridcore.lifecycle import Order, OrderStatus, Trigger
 from gridcore.numbers import ZERO
 from gridcore.sync import SyncPhase, position_drift
 
@@ -277,12 +277,7 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
             # lost, failure `modify-answer-overtaken`): what is left there goes.
             _orders.cancel_remainder(tx, order, f"listed {reported.filled_qty}/{reported.qty}")
             continue
-        if order.venue_order_id != reported.venue_order_id or transition(
-            order, Trigger.REPORT_OPEN
-        ) != (order.status, Effect.NONE):
-            # (A report that agrees, the usual case, moves nothing: _orders.move would return
-            # the order as it is.)
-            _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
+        _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
         if tx.risk.halted:
             _risk.hold_halt(tx, order.cloid)
     if report.command_id is None or flight is None:

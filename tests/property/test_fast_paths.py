@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from gridcore.events import QuoteTicked
 from gridcore.instruments import Instrument
-from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, Rounding
 from gridcore.sim.market import synthetic_path
 from gridcore.sim.rng import SplitMix64
@@ -153,11 +152,11 @@ def test_the_single_currency_pnl_equals_the_plain_definition(
     """``pnl_by_currency`` for one settlement currency (the housekeeping drawdown measure,
     inlined) gives the very values (digits and exponent) of the plain definition: per
     position ``net`` plus ``unrealized`` at the quote's ``mid``, added in ledger order."""
-    from types import SimpleNamespace
-
+    from gridcore.config import load_config
     from gridcore.instruments import PositionSide
-    from gridcore.kernel._model import pnl_by_currency
+    from gridcore.kernel import replace
     from gridcore.ledger import Ledger, Position
+    from gridcore.sim import make_bot
 
     ledger = Ledger(
         positions={
@@ -182,65 +181,16 @@ def test_the_single_currency_pnl_equals_the_plain_definition(
         )
         for key, (bid, spread) in quotes.items()
     }
-    config: Any = SimpleNamespace(currencies=("USD",), venue_currency={"a": "USD", "b": "USD"})
+    bot = make_bot(load_config(), epoch=1_700_000_000_000)
+    assert len(bot.config.currencies) == 1
+    state = replace(bot, quotes=books, books=replace(bot.books, ledger=ledger))
     total = Decimal(0)
     for (venue, symbol, _side), pos in ledger.positions.items():
         total = CTX.add(total, pos.net)
         q = books.get((venue, symbol))
         if pos.qty and q is not None:
             total = CTX.add(total, pos.unrealized(q.mid))
-    got = pnl_by_currency(ledger, books, config)
-    assert list(got) == ["USD"]
-    assert str(got["USD"]) == str(total) and got["USD"] == total
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    status=st.sampled_from(sorted(OrderStatus, key=lambda s: s.value)),
-    filled=st.sampled_from([Decimal(0), Decimal("0.0005"), Decimal("0.001")]),
-    requested=st.booleans(),
-)
-def test_an_agreeing_open_orders_line_that_is_skipped_is_one_move_leaves_alone(
-    status: OrderStatus, filled: Decimal, requested: bool
-) -> None:
-    """An open-orders report line naming the order's own venue id is skipped, without calling
-    ``_orders.move``, exactly when the lifecycle table says ``REPORT_OPEN`` keeps the status
-    with no effect; ``move`` then returns the very order and records nothing."""
-    from gridcore.config import load_config
-    from gridcore.errors import ContractError
-    from gridcore.instruments import PositionSide, Side, TimeInForce
-    from gridcore.kernel import _orders
-    from gridcore.kernel._tx import Tx
-    from gridcore.lifecycle import Effect, Order, Trigger, transition
-    from gridcore.sim import make_bot
-
-    cfg = load_config()
-    tx: Tx[Any] = Tx(make_bot(cfg, epoch=1_700_000_000_000), 1_700_000_000_000)
-    order = Order(
-        cloid="c1",
-        venue=cfg.venue.name,
-        symbol=cfg.instrument.symbol,
-        side=Side.BUY,
-        position_side=PositionSide.BOTH,
-        qty=Decimal("0.001"),
-        price=Decimal(50_000),
-        tif=TimeInForce.GTC,
-        reduce_only=False,
-        status=status,
-        created_ts=1_700_000_000_000,
-        updated_ts=1_700_000_000_000,
-        tag="grid:b1",
-        filled_qty=filled,
-        venue_order_id="7",
-        status_requested=requested,
-    )
-    tx.put_order(order)
-    try:
-        skipped = transition(order, Trigger.REPORT_OPEN) == (order.status, Effect.NONE)
-    except ContractError:
-        return  # not allowed: move raises as well (the skip never applies)
-    if skipped:
-        changes, commands = len(tx.changes), len(tx.commands)
-        assert _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id="7") is order
-        assert tx.orders["c1"] is order
-        assert (len(tx.changes), len(tx.commands)) == (changes, commands)
+    got = state.pnl_by_currency()
+    assert list(got) == list(bot.config.currencies)
+    (value,) = got.values()
+    assert str(value) == str(total) and value == total
