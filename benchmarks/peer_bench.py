@@ -11,7 +11,8 @@ Method (every choice is the same on both sides):
   on the spacing does not widen it, volatility scaled down to the shorter interval). The
   quote path of each workload is gridcore's seeded synthetic market, exported once (not timed)
   to a CSV file of ``ts,bid,ask``; each side's timed job reads that file and builds its own
-  inputs from it (gridcore: ``QuoteTicked`` values; Nautilus: a DataFrame through
+  inputs from it (gridcore: ``QuoteTicked`` values, built lazily as the backtest asks for them,
+  as ``gridcore backtest --data`` reads a file; Nautilus: a DataFrame through
   ``QuoteTickDataWrangler``), sets up its engine and runs the whole path.
 * **Same process conditions.** Each run is a fresh subprocess; the sides alternate
   (gridcore, Nautilus, gridcore, ...) so that load on the machine hits both alike; every run is
@@ -29,6 +30,7 @@ Writes the JSON (``--json``) and regenerates the tables between the ``peer`` mar
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -40,7 +42,12 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from gridcore.events import QuoteTicked
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "benchmarks.md"
@@ -107,23 +114,32 @@ def export_path(workload: str, ticks: int, path: Path) -> None:
             out.write(f"{q.ts},{q.bid},{q.ask}\n")
 
 
-def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
-    """The gridcore side's timed job: read the file, build the quotes, run the backtest (what
-    ``gridcore backtest`` does: invariants checked after every step that moved the books)."""
+def _read_quotes(path: Path, venue: str, symbol: str) -> Iterator[QuoteTicked]:
+    """The quotes of a ``ts,bid,ask`` file, one at a time as they are read."""
     from gridcore.events import QuoteTicked
-    from gridcore.sim import make_bot, make_exchange, run_backtest
 
-    cpu0, wall0 = _cpu(), time.perf_counter()
-    cfg = _config(workload, ticks)
-    venue, symbol = cfg.venue.name, cfg.instrument.symbol
-    quotes: list[QuoteTicked] = []
+    of = QuoteTicked.of
     with path.open() as src:
         next(src)
         for line in src:
             ts, bid, ask = line.rstrip("\n").split(",")
-            quotes.append(QuoteTicked.of(int(ts), venue, symbol, Decimal(bid), Decimal(ask)))
+            yield of(int(ts), venue, symbol, Decimal(bid), Decimal(ask))
+
+
+def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
+    """The gridcore side's timed job: read the file, build the quotes, run the backtest (what
+    ``gridcore backtest --data`` does: the file read lazily, a quote built as the backtest asks
+    for it; invariants checked after every step that moved the books)."""
+    from gridcore.sim import make_bot, make_exchange, run_backtest
+
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    cfg = _config(workload, ticks)
+    quotes = _read_quotes(path, cfg.venue.name, cfg.instrument.symbol)
+    first = next(quotes)
     trace = run_backtest(
-        make_bot(cfg, epoch=quotes[0].ts), make_exchange(cfg, start_ts=quotes[0].ts), quotes
+        make_bot(cfg, epoch=first.ts),
+        make_exchange(cfg, start_ts=first.ts),
+        itertools.chain((first,), quotes),
     )
     cpu = _cpu() - cpu0
     wall = time.perf_counter() - wall0

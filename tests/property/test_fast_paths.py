@@ -120,3 +120,77 @@ def test_the_housekeeping_fast_path_equals_the_general_path(
     trace = backtest(cfg, seed=seed, ticks=3_000, faults=profile(faults), reducer=compared)
     assert due > 100  # quotes that brought housekeeping, fast path or not
     assert trace.summary.invariant_violations == 0 or faults != "none"
+
+
+_PRICES = st.decimals(min_value=Decimal("0.1"), max_value=Decimal(100_000), places=2)
+_AMOUNTS = st.decimals(min_value=Decimal(-10_000), max_value=Decimal(10_000), places=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    positions=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),  # venue
+            st.sampled_from(["X", "Y"]),  # symbol
+            st.decimals(min_value=Decimal(-5), max_value=Decimal(5), places=3),  # qty
+            _PRICES,  # entry
+            _AMOUNTS,  # realized
+            _AMOUNTS,  # fees
+            _AMOUNTS,  # funding
+        ),
+        max_size=4,
+    ),
+    quotes=st.dictionaries(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["X", "Y"])),
+        st.tuples(_PRICES, st.integers(min_value=0, max_value=5)),
+    ),
+)
+def test_the_single_currency_pnl_equals_the_plain_definition(
+    positions: list[tuple[str, str, Decimal, Decimal, Decimal, Decimal, Decimal]],
+    quotes: dict[tuple[str, str], tuple[Decimal, int]],
+) -> None:
+    """``pnl_by_currency`` for one settlement currency (the housekeeping drawdown measure,
+    inlined) gives the very values (digits and exponent) of the plain definition: per
+    position ``net`` plus ``unrealized`` at the quote's ``mid``, added in ledger order."""
+    from gridcore.config import load_config
+    from gridcore.instruments import PositionSide
+    from gridcore.kernel import replace
+    from gridcore.ledger import Ledger, Position
+    from gridcore.sim import make_bot
+
+    ledger = Ledger(
+        positions={
+            (venue, symbol, PositionSide.BOTH): Position(
+                qty=qty,
+                avg_entry=entry,
+                cost=CTX.multiply(qty, entry),
+                realized=realized,
+                fees=fees,
+                funding=funding,
+            )
+            for venue, symbol, qty, entry, realized, fees, funding in positions
+        }
+    )
+    books = {
+        key: QuoteTicked(
+            ts=1_700_000_000_000,
+            venue=key[0],
+            symbol=key[1],
+            bid=bid,
+            ask=CTX.add(bid, Decimal(spread)),
+        )
+        for key, (bid, spread) in quotes.items()
+    }
+    bot = make_bot(load_config(), epoch=1_700_000_000_000)
+    assert len(bot.config.currencies) == 1
+    state = replace(bot, quotes=books, books=replace(bot.books, ledger=ledger))
+    total = Decimal(0)
+    for (venue, symbol, _side), pos in ledger.positions.items():
+        total = CTX.add(total, pos.net)
+        q = books.get((venue, symbol))
+        if pos.qty and q is not None:
+            total = CTX.add(total, pos.unrealized(q.mid))
+    got = state.pnl_by_currency()
+    assert list(got) == list(bot.config.currencies)
+    (value,) = got.values()
+    assert str(value) == str(total) and value == total
