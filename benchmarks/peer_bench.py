@@ -14,6 +14,11 @@ Method (every choice is the same on both sides):
   inputs from it (gridcore: ``QuoteTicked`` values, built lazily as the backtest asks for them,
   as ``gridcore backtest --data`` reads a file; Nautilus: a DataFrame through
   ``QuoteTickDataWrangler``), sets up its engine and runs the whole path.
+* **Two gridcore sides.** ``gridcore`` is the default job: the state invariants checked after
+  every step that moved the books, as ``gridcore backtest`` does. ``gridcore-unchecked`` is
+  the same run with them checked once, on the final state (``gridcore backtest
+  --no-step-checks``): the work the peer does, which checks no invariant. Both are reported,
+  each with its ratio to the peer.
 * **Same process conditions.** Each run is a fresh subprocess; the sides alternate
   (gridcore, Nautilus, gridcore, ...) so that load on the machine hits both alike; every run is
   reported and the figure is the **median** of the rounds.
@@ -126,10 +131,19 @@ def _read_quotes(path: Path, venue: str, symbol: str) -> Iterator[QuoteTicked]:
             yield of(int(ts), venue, symbol, Decimal(bid), Decimal(ask))
 
 
-def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
+#: The gridcore sides: the default job (the state invariants checked after every step that moved
+#: the books, as ``gridcore backtest`` does) and the same job with them checked once, at the end
+#: (``gridcore backtest --no-step-checks``), which is the work the peer does: it checks nothing.
+GRIDCORE_SIDES = {"gridcore": True, "gridcore-unchecked": False}
+
+
+def run_gridcore(
+    workload: str, ticks: int, path: Path, *, step_checks: bool = True
+) -> dict[str, Any]:
     """The gridcore side's timed job: read the file, build the quotes, run the backtest (what
     ``gridcore backtest --data`` does: the file read lazily, a quote built as the backtest asks
-    for it; invariants checked after every step that moved the books)."""
+    for it; invariants checked after every step that moved the books, or with ``step_checks``
+    false only on the final state)."""
     from gridcore.sim import make_bot, make_exchange, run_backtest
 
     cpu0, wall0 = _cpu(), time.perf_counter()
@@ -140,6 +154,7 @@ def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
         make_bot(cfg, epoch=first.ts),
         make_exchange(cfg, start_ts=first.ts),
         itertools.chain((first,), quotes),
+        check_every_step=step_checks,
     )
     cpu = _cpu() - cpu0
     wall = time.perf_counter() - wall0
@@ -147,7 +162,7 @@ def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
     if s.invariant_violations:
         raise SystemExit(f"gridcore: {s.invariant_violations} invariant violations")
     return {
-        "side": "gridcore",
+        "side": "gridcore" if step_checks else "gridcore-unchecked",
         "ticks": s.ticks,
         "events": s.events,
         "event_unit": "reducer steps (ticks, timers, acks, fills, reports)",
@@ -161,7 +176,7 @@ def run_gridcore(workload: str, ticks: int, path: Path) -> dict[str, Any]:
 
 
 def _child(side: str, workload: str, ticks: int, path: Path) -> dict[str, Any]:
-    if side == "gridcore":
+    if side in GRIDCORE_SIDES:
         argv = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -171,6 +186,7 @@ def _child(side: str, workload: str, ticks: int, path: Path) -> dict[str, Any]:
             str(ticks),
             "--path",
             str(path),
+            *([] if GRIDCORE_SIDES[side] else ["--no-step-checks"]),
         ]
     else:
         spec = json.dumps(peer_spec(workload, ticks, path))
@@ -216,7 +232,7 @@ def bench(
                     r = _child(side, workload, ticks[workload], path)
                     runs[side].append(r)
                     print(
-                        f"{workload:8} round {i + 1} {side:9} {r['ticks_per_cpu_s']:>10,.0f} "
+                        f"{workload:8} round {i + 1} {side:18} {r['ticks_per_cpu_s']:>10,.0f} "
                         f"ticks/CPU-s  events {r['events']:>9,}  fills {r['fills']:>6,}  "
                         f"rss {r['max_rss_kb'] / 1024:>6.0f} MiB",
                         flush=True,
@@ -233,12 +249,16 @@ def bench(
                 }
                 for side, rs in runs.items()
             }
-            if "gridcore" in summary and "nautilus" in summary:
-                g, n = summary["gridcore"], summary["nautilus"]
-                summary["ratio"] = {
-                    "ticks_per_cpu_s": g["ticks_per_cpu_s"] / n["ticks_per_cpu_s"],
-                    "max_rss": g["max_rss_mib"] / n["max_rss_mib"],
-                }
+            if "nautilus" in summary:
+                n = summary["nautilus"]
+                for side in GRIDCORE_SIDES:
+                    if side in summary:
+                        g = summary[side]
+                        key = "ratio" if side == "gridcore" else f"ratio_{side}"
+                        summary[key] = {
+                            "ticks_per_cpu_s": g["ticks_per_cpu_s"] / n["ticks_per_cpu_s"],
+                            "max_rss": g["max_rss_mib"] / n["max_rss_mib"],
+                        }
             out["workloads"][workload] = {"summary": summary, "runs": runs}
     return out
 
@@ -258,7 +278,7 @@ def render(result: dict[str, Any]) -> str:
     for name, w in result["workloads"].items():
         s = w["summary"]
         base = s.get("nautilus", {}).get("ticks_per_cpu_s")
-        for side in ("gridcore", "nautilus"):
+        for side in (*GRIDCORE_SIDES, "nautilus"):
             if side not in s:
                 continue
             r = s[side]
@@ -297,14 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=None, help="regenerate this markdown file")
     parser.add_argument("--child", choices=sorted(WORKLOADS), help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-step-checks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_gridcore(args.child, args.ticks, args.path)))
+        checks = not args.no_step_checks
+        print(json.dumps(run_gridcore(args.child, args.ticks, args.path, step_checks=checks)))
         return 0
     one = args.ticks or (100_000 if args.quick else None)
     ticks = {w: one or n for w, n in TICKS.items()}
     rounds = args.rounds or (1 if args.quick else 3)
-    sides = ["gridcore"] if args.gridcore_only else ["gridcore", "nautilus"]
+    sides = [*GRIDCORE_SIDES] if args.gridcore_only else [*GRIDCORE_SIDES, "nautilus"]
     result = bench(ticks, rounds, sides, args.workload or list(WORKLOADS))
     text = json.dumps(result, indent=2)
     if args.json is not None:
