@@ -143,7 +143,8 @@ def run_gridcore(
     """The gridcore side's timed job: read the file, build the quotes, run the backtest (what
     ``gridcore backtest --data`` does: the file read lazily, a quote built as the backtest asks
     for it; invariants checked after every step that moved the books, or with ``step_checks``
-    false only on the final state)."""
+    false only on the final state). Timed after gridcore's imports, as the peer's job is timed
+    after Nautilus's."""
     from gridcore.sim import make_bot, make_exchange, run_backtest
 
     cpu0, wall0 = _cpu(), time.perf_counter()
