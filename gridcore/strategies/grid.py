@@ -32,7 +32,7 @@ public API (``tests/unit/test_layering.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Self
 
@@ -62,8 +62,13 @@ __all__ = [
 _TWO = Decimal(2)
 #: Base units per level when neither ``order_qty`` nor ``order_notional`` is given.
 DEFAULT_ORDER_QTY = Decimal("0.002")
-_UNCERTAIN = frozenset({OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
 _WAITING = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.CANCEL_FAILED, OrderStatus.IN_DOUBT})
+_PENDING_CANCEL, _CANCEL_FAILED, _IN_DOUBT = (
+    OrderStatus.PENDING_CANCEL,
+    OrderStatus.CANCEL_FAILED,
+    OrderStatus.IN_DOUBT,
+)
+_BUY, _SELL = Side.BUY, Side.SELL
 
 
 def _default_order_qty(config: GridConfig) -> Decimal | None:
@@ -231,32 +236,40 @@ class Lattice:
         self, *, pivot: int, position: Decimal, max_inventory: Decimal | None
     ) -> tuple[int, int]:
         """``(pivot, number of desired orders)``: when it is unchanged, so is the desired set."""
-        return pivot, sum(1 for _ in self._walk(pivot, position, max_inventory))
+        return pivot, len(self._walk(pivot, position, max_inventory))
 
     def _walk(
         self, pivot: int, position: Decimal, max_inventory: Decimal | None
-    ) -> Iterator[tuple[int, Side, Decimal, Decimal]]:
+    ) -> list[tuple[int, Side, Decimal, Decimal]]:
+        # A list built in one loop, not a generator: the grid walks it after every fill.
         n = self.levels
+        add = CTX.add
+        sizes = self.sizes
+        out: list[tuple[int, Side, Decimal, Decimal]] = []
+        prices = self.buy_prices
         cum = ZERO
+        buy, sell = Side.BUY, Side.SELL
         for i in range(pivot - 1, -n - 1, -1):
-            price, qty = self.buy_prices[i + n], self.sizes[i + n]
+            price, qty = prices[i + n], sizes[i + n]
             if price <= 0:
                 break
             if qty <= 0:
                 continue
-            cum = CTX.add(cum, qty)
-            if max_inventory is not None and CTX.add(position, cum) > max_inventory:
+            cum = add(cum, qty)
+            if max_inventory is not None and add(position, cum) > max_inventory:
                 break
-            yield i, Side.BUY, price, qty
+            out.append((i, buy, price, qty))
+        prices = self.sell_prices
         cum = ZERO
         for i in range(pivot + 1, n + 1):
-            price, qty = self.sell_prices[i + n], self.sizes[i + n]
+            price, qty = prices[i + n], sizes[i + n]
             if qty <= 0:
                 continue
-            cum = CTX.add(cum, qty)
+            cum = add(cum, qty)
             if max_inventory is not None and CTX.subtract(position, cum) < -max_inventory:
                 break
-            yield i, Side.SELL, price, qty
+            out.append((i, sell, price, qty))
+        return out
 
 
 def pivot_for(
@@ -412,9 +425,10 @@ class NeutralGrid:
         assert lattice is not None
         pivot = lattice.pivot(CTX.subtract(position, grid.base_position))
         # The levels as (index, side, price, qty): compared, not kept, so no GridLevel each.
-        desired = list(lattice._walk(pivot, position, cfg.max_inventory))
+        desired = lattice._walk(pivot, position, cfg.max_inventory)
         shape = (pivot, len(desired))
         prefix = cfg.tag + ":"
+        venue, symbol = cfg.venue, cfg.symbol
         # Live orders by level. An order being canceled still holds its level (no doubling)
         # until the cancel resolves; one in doubt or whose cancel failed may rest, so it counts
         # as the level's order.
@@ -425,22 +439,25 @@ class NeutralGrid:
         orders = view.orders
         for cloid in view.live:
             order = orders[cloid]
-            if not order.tag.startswith(prefix):
+            if order.venue != venue or order.symbol != symbol or not order.tag.startswith(prefix):
                 continue
-            if order.venue != cfg.venue or order.symbol != cfg.symbol:
-                continue
+            status = order.status
             key = (order.side, order.price)
-            if order.status in _UNCERTAIN:
-                if order.side is Side.BUY:
+            if status is _PENDING_CANCEL:
+                canceling.add(key)
+                continue
+            if status is _CANCEL_FAILED or status is _IN_DOUBT:
+                if order.side is _BUY:
                     top_buy = order.price if top_buy is None else max(top_buy, order.price)
                 else:
                     low_sell = order.price if low_sell is None else min(low_sell, order.price)
-            if order.status is OrderStatus.PENDING_CANCEL:
-                canceling.add(key)
+            held = active.get(key)
+            if held is None:
+                active[key] = [cloid]
             else:
-                active.setdefault(key, []).append(order.cloid)
+                held.append(cloid)
         wanted = {(side, price): (index, side, price, qty) for index, side, price, qty in desired}
-        intents: list[Intent] = list(notes)
+        intents: list[Intent] = notes
         for key, cloids in active.items():
             if key in wanted:
                 for extra in cloids[1:]:
@@ -449,6 +466,7 @@ class NeutralGrid:
                 for cloid in cloids:
                     intents.append(Cancel(cloid=cloid))
         dirty = False
+        position_side = cfg.position_side
         for key, (index, side, price, qty) in wanted.items():
             if key in active:
                 continue
@@ -457,25 +475,45 @@ class NeutralGrid:
                 continue
             # An order of the old lattice that may still rest (in doubt, or its cancel failed)
             # must not be crossed by a new level: bids stay below asks at the venue too.
-            if (side is Side.BUY and low_sell is not None and price >= low_sell) or (
-                side is Side.SELL and top_buy is not None and price <= top_buy
+            if (side is _BUY and low_sell is not None and price >= low_sell) or (
+                side is _SELL and top_buy is not None and price <= top_buy
             ):
                 dirty = True
                 continue
             intents.append(
                 Submit(
-                    venue=cfg.venue,
-                    symbol=cfg.symbol,
+                    venue=venue,
+                    symbol=symbol,
                     side=side,
                     qty=qty,
                     price=price,
-                    position_side=cfg.position_side,
+                    position_side=position_side,
                     tag=f"{prefix}{index}",
                 )
             )
         if dirty != grid.dirty or shape != grid.shape:
-            grid = attrs.evolve(grid, dirty=dirty, shape=shape)
+            grid = grid._reshaped(dirty, shape)
         return grid, intents
+
+    def _reshaped(self, dirty: bool, shape: tuple[int, int]) -> Self:
+        """``attrs.evolve(self, dirty=dirty, shape=shape)``, built directly for a plain
+        :class:`NeutralGrid` (a rebuild after every fill moves its shape; ``evolve``
+        introspects every field on each call)."""
+        cls = type(self)
+        if cls is not NeutralGrid:
+            return attrs.evolve(self, dirty=dirty, shape=shape)
+        return cls(
+            config=self.config,
+            center=self.center,
+            step=self.step,
+            base_position=self.base_position,
+            lower=self.lower,
+            upper=self.upper,
+            recenters=self.recenters,
+            dirty=dirty,
+            lattice=self.lattice,
+            shape=shape,
+        )
 
     def _centered(self, quote: QuoteTicked, instrument: Instrument, position: Decimal) -> Self:
         cfg = self.config

@@ -1,0 +1,109 @@
+"""The grid's rebuild after a fill, in its fast forms, agrees with the plain definitions: the
+walk over its levels (a list built in one loop) and its reshaped copy (built without
+``attrs.evolve``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gridcore import NeutralGrid, Side
+from gridcore.grid import GridConfig
+from gridcore.numbers import CTX, ZERO
+from gridcore.strategies.grid import Lattice
+from tests.unit.helpers import SYMBOL, VENUE
+
+ONE = Decimal(1)
+
+
+def _walk_reference(
+    lattice: Lattice, pivot: int, position: Decimal, max_inventory: Decimal | None
+) -> Iterator[tuple[int, Side, Decimal, Decimal]]:
+    """The walk as documented: buys below the pivot nearest first until a non-positive price
+    or the inventory limit, then sells above it likewise; levels of size zero are skipped."""
+    n = lattice.levels
+    cum = ZERO
+    for i in range(pivot - 1, -n - 1, -1):
+        price, qty = lattice.buy_prices[i + n], lattice.sizes[i + n]
+        if price <= 0:
+            break
+        if qty <= 0:
+            continue
+        cum = CTX.add(cum, qty)
+        if max_inventory is not None and CTX.add(position, cum) > max_inventory:
+            break
+        yield i, Side.BUY, price, qty
+    cum = ZERO
+    for i in range(pivot + 1, n + 1):
+        price, qty = lattice.sell_prices[i + n], lattice.sizes[i + n]
+        if qty <= 0:
+            continue
+        cum = CTX.add(cum, qty)
+        if max_inventory is not None and CTX.subtract(position, cum) < -max_inventory:
+            break
+        yield i, Side.SELL, price, qty
+
+
+@st.composite
+def lattices(draw: st.DrawFn) -> Lattice:
+    n = draw(st.integers(min_value=1, max_value=8))
+    step = draw(st.integers(min_value=1, max_value=50))
+    center = draw(st.integers(min_value=-5, max_value=10 * step * n))
+    buys = tuple(Decimal(center + i * step) for i in range(-n, n + 1))
+    sells = tuple(Decimal(center + i * step + draw(st.integers(0, 1))) for i in range(-n, n + 1))
+    sizes = tuple(
+        Decimal(draw(st.integers(min_value=-1, max_value=5))) / 1000 for _ in range(2 * n + 1)
+    )
+    return Lattice(levels=n, buy_prices=buys, sell_prices=sells, sizes=sizes)
+
+
+@given(
+    lattice=lattices(),
+    data=st.data(),
+    position=st.integers(min_value=-30, max_value=30).map(lambda k: Decimal(k) / 1000),
+    max_inventory=st.one_of(
+        st.none(), st.integers(min_value=0, max_value=30).map(lambda k: Decimal(k) / 1000)
+    ),
+)
+def test_the_lattice_walk_equals_its_definition(
+    lattice: Lattice,
+    data: st.DataObject,
+    position: Decimal,
+    max_inventory: Decimal | None,
+) -> None:
+    n = lattice.levels
+    pivot = data.draw(st.integers(min_value=-n - 1, max_value=n + 1))
+    expected = list(_walk_reference(lattice, pivot, position, max_inventory))
+    assert lattice._walk(pivot, position, max_inventory) == expected
+    assert lattice.shape(pivot=pivot, position=position, max_inventory=max_inventory) == (
+        pivot,
+        len(expected),
+    )
+
+
+def test_a_reshaped_grid_equals_evolve_in_every_field() -> None:
+    config = GridConfig(venue=VENUE, symbol=SYMBOL, levels=3, order_qty=Decimal("0.01"))
+    lattice = Lattice(levels=0, buy_prices=(Decimal(1),), sell_prices=(Decimal(2),), sizes=(ONE,))
+    # Every field away from its default, so that a field the fast copy forgot shows.
+    grid = NeutralGrid(
+        config=config,
+        center=Decimal(100),
+        step=Decimal(2),
+        base_position=Decimal("0.5"),
+        lower=Decimal(90),
+        upper=Decimal(110),
+        recenters=7,
+        dirty=True,
+        lattice=lattice,
+        shape=(3, 4),
+    )
+    for field in attrs.fields(NeutralGrid):
+        assert getattr(grid, field.name) != field.default, field.name
+    for dirty, shape in ((False, (1, 2)), (True, (3, 4)), (True, (-1, 0))):
+        fast = grid._reshaped(dirty, shape)
+        assert type(fast) is NeutralGrid
+        assert fast == attrs.evolve(grid, dirty=dirty, shape=shape)
