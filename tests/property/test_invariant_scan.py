@@ -20,6 +20,7 @@ from gridcore.invariants import (
     STATE_INVARIANTS,
     STATE_READS,
     Violation,
+    _lacks_sagas,
     _reserved_by_venue,
     _Scan,
     check_state,
@@ -179,3 +180,39 @@ def test_sums_that_round_are_summed_again_in_registry_order() -> None:
     found = check_state(leaked)
     assert found == check_state(leaked, full=True) == _full(leaked)
     assert [v.detail for v in found] == [f"{venue}: reserved 3 but live orders hold 2.5"]
+
+
+def test_only_a_strategy_that_can_hold_no_sagas_skips_the_saga_check() -> None:
+    """check_state skips :func:`sagas_reach_terminal` for a strategy class whose instances
+    cannot have a ``sagas`` attribute at all (the grid); any way of having one is judged."""
+
+    @attrs.frozen
+    class Field:
+        sagas: Any = ()
+
+    class ClassAttribute:
+        __slots__ = ()
+        sagas: Any = ()
+
+    class Plain:  # an instance dict may gain one
+        pass
+
+    class Lookup:
+        __slots__ = ()
+
+        def __getattr__(self, name: str) -> Any:
+            return ()
+
+    class Lookup2:
+        __slots__ = ()
+
+        def __getattribute__(self, name: str) -> Any:
+            return ()
+
+    @attrs.frozen
+    class Bare:
+        x: int = 0
+
+    assert _lacks_sagas(type(_base().strategy)) and _lacks_sagas(Bare)
+    for cls in (Field, ClassAttribute, Plain, Lookup, Lookup2):
+        assert not _lacks_sagas(cls), cls.__name__
