@@ -590,9 +590,16 @@ def strategy_invariants(state: State[Any]) -> list[Violation]:
     The hook is called, not guessed from the strategy's type: a strategy that keeps a grid
     inside it is judged by the grid's rules as long as it passes them on.
     """
-    hook = getattr(state.strategy, "invariants", None)
+    strategy = state.strategy
+    if type(strategy) is NeutralGrid:
+        grid_hook = _GRID_HOOK[0] if _GRID_HOOK else _grid_hook()
+        if grid_hook is not None and NeutralGrid.invariants is grid_hook:
+            # The grid's own hook, and its kind (registered first, never replaced) adds only
+            # views of that hook: what the general path below finds, without the lookups.
+            return grid_checks(state, strategy)
+    hook = getattr(strategy, "invariants", None)
     out: list[Violation] = [] if hook is None else list(hook(state))
-    kind = kind_of(state.strategy)
+    kind = kind_of(strategy)
     if kind is not None:
         for check in kind.invariants:
             # The grid's registered checks read this very hook; running them here would
@@ -640,6 +647,22 @@ _HOOK_VIEWS: frozenset[StateCheck] = frozenset({grid_levels_never_cross, grid_sp
 """Catalogue checks that are views of the strategy hook (a kind may register them)."""
 
 
+def _grid_hook() -> Callable[..., Any] | None:
+    """The neutral grid's ``invariants`` hook when the grid's kind registers nothing but views
+    of it (so that :func:`strategy_invariants` may call :func:`grid_checks` straight), else
+    ``None``."""
+    kind = kind_of(NeutralGrid.__new__(NeutralGrid))
+    hook: Callable[..., Any] | None = NeutralGrid.invariants
+    if kind is None or not all(check in _HOOK_VIEWS for check in kind.invariants):
+        hook = None
+    _GRID_HOOK.append(hook)
+    return hook
+
+
+_GRID_HOOK: list[Callable[..., Any] | None] = []
+""":func:`_grid_hook`'s answer, once asked (at the first check, when the registry is ready)."""
+
+
 def position_within_limits(state: State[Any]) -> list[Violation]:
     """No position is larger than the risk gate's ``max_position`` (base units).
 
@@ -650,6 +673,12 @@ def position_within_limits(state: State[Any]) -> list[Violation]:
     limit = state.config.risk.max_position
     if limit is None:
         return []
+    positions = state.ledger.positions
+    for pos in positions.values():
+        if abs(pos.qty) > limit:
+            break
+    else:
+        return []  # none over the limit: nothing to sort
     return [
         Violation(
             invariant="position_within_limits",
@@ -1276,17 +1305,42 @@ parts changed since they last found nothing. An invariant not listed (the strate
 which may read anything; the sagas, whose deadlines are judged against the clock) is judged
 after every step."""
 
-_PASSED: dict[StateCheck, tuple[object, ...]] = {}
-"""The parts each listed invariant last found nothing wrong with (kept alive by this table, so
-an identity check can never be fooled by a reused id)."""
+_PASSED: list[tuple[object, ...] | None] = [None] * len(STATE_INVARIANTS)
+"""The parts each listed invariant last found nothing wrong with, by its place in
+:data:`STATE_INVARIANTS` (kept alive by this table, so an identity check can never be fooled
+by a reused id)."""
+
+_READ_EVERY_STEP = frozenset({strategy_invariants, sagas_reach_terminal})
+_INLINE_ORDER = (
+    reservations_within_balance,
+    reservations_match_live_orders,
+    no_live_order_without_remainder,
+    unresolved_orders_tracked,
+    strategy_invariants,
+    sagas_reach_terminal,
+    position_within_limits,
+    sync_attempts_bounded,
+    no_entry_left_after_take_profit,
+)
+assert (
+    _INLINE_ORDER == STATE_INVARIANTS and set(STATE_READS) == {*_INLINE_ORDER} - _READ_EVERY_STEP
+), "check_state reads each invariant's parts inline: keep it in step with STATE_READS"
 
 
-def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    # A loop, not all() over a generator: this runs after every step that moved the books.
-    for x, y in zip(a, b):  # noqa: B905, SIM110
-        if x is not y:
-            return False
-    return True
+def _judge(
+    i: int,
+    invariant: StateCheck,
+    parts: tuple[object, ...],
+    state: State[Any],
+    out: list[Violation],
+) -> None:
+    """Judge ``invariant`` (at place ``i``) on ``state``, whose parts are ``parts``."""
+    found = invariant(state)
+    if found:
+        _PASSED[i] = None
+        out.extend(found)
+    else:
+        _PASSED[i] = parts
 
 
 def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
@@ -1296,6 +1350,10 @@ def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
     wrong with is not judged again: it would find nothing again (what it reports depends only on
     those parts), so the result is the same as judging everything, which ``full=True`` does
     (from a fresh scan of the registry: see :class:`_Scan`).
+
+    The parts are read here as :data:`STATE_READS` reads them, written out invariant by
+    invariant (this runs after every step that moved the books: one attribute read per part,
+    no call unless something changed).
     """
     if full:
         # From scratch: a scan of this registry alone, and the kept scan left as it was.
@@ -1306,24 +1364,80 @@ def check_state(state: State[Any], *, full: bool = False) -> list[Violation]:
         finally:
             _LAST_SCAN[0], _LAST_SCAN[1] = kept
     out: list[Violation] = []
-    passed = _PASSED
-    reads_of = STATE_READS
-    for invariant in STATE_INVARIANTS:
-        reads = reads_of.get(invariant)
-        if reads is None:
-            out.extend(invariant(state))
-            continue
-        parts = reads(state)
-        last = passed.get(invariant)
-        if last is not None and last[0] is parts[0] and _same(last, parts):
-            continue
-        found = invariant(state)
-        if found:
-            passed.pop(invariant, None)
-            out.extend(found)
+    ok = _PASSED
+    books = state.books
+    orders = books.orders
+    risk = books.risk
+    reserved = risk.reserved
+    balances = risk.balances
+    last = ok[0]
+    if last is None or last[0] is not reserved or last[1] is not balances:
+        _judge(0, reservations_within_balance, (reserved, balances), state, out)
+    # The registry's invariants report what the scan's groups hold: an empty group (and the
+    # scan's sums equal to the reserved totals) is a clean verdict, given without the call.
+    last = ok[1]
+    if last is None or last[0] is not orders or last[1] is not reserved:
+        scan = _scan(state)
+        if scan.done_holding or scan.reserved != reserved:
+            _judge(1, reservations_match_live_orders, (orders, reserved), state, out)
         else:
-            passed[invariant] = parts
+            ok[1] = (orders, reserved)
+    last = ok[2]
+    if last is None or last[0] is not orders:
+        if _scan(state).no_remainder:
+            _judge(2, no_live_order_without_remainder, (orders,), state, out)
+        else:
+            ok[2] = (orders,)
+    last = ok[3]
+    attention = books.attention
+    if last is None or last[0] is not orders or last[1] is not attention:
+        if _scan(state).unresolved:
+            _judge(3, unresolved_orders_tracked, (orders, attention), state, out)
+        else:
+            ok[3] = (orders, attention)
+    found = strategy_invariants(state)
+    if found:
+        out.extend(found)
+    cls = type(state.strategy)
+    no_sagas = _NO_SAGAS.get(cls)
+    if no_sagas is None:
+        no_sagas = _NO_SAGAS[cls] = _lacks_sagas(cls)
+    if not no_sagas:
+        found = sagas_reach_terminal(state)
+        if found:
+            out.extend(found)
+    config = state.config
+    last = ok[6]
+    positions = books.ledger.positions
+    if last is None or last[0] is not positions or last[1] is not config:
+        _judge(6, position_within_limits, (positions, config), state, out)
+    last = ok[7]
+    venues = books.venues
+    if last is None or last[0] is not venues or last[1] is not config:
+        _judge(7, sync_attempts_bounded, (venues, config), state, out)
+    last = ok[8]
+    if last is None or last[0] is not orders:
+        if _scan(state).tp_tagged:
+            _judge(8, no_entry_left_after_take_profit, (orders,), state, out)
+        else:
+            ok[8] = (orders,)
     return out
+
+
+_NO_SAGAS: dict[type, bool] = {}
+"""Strategy classes whose instances can expose no sagas (:func:`_lacks_sagas`), and others."""
+
+
+def _lacks_sagas(cls: type) -> bool:
+    """Whether an instance of ``cls`` has no ``sagas`` attribute, whatever its state: no class
+    attribute of that name, no instance dict to hold one, no custom attribute lookup. Then
+    :func:`gridcore.saga.sagas_of` finds none and :func:`sagas_reach_terminal` nothing."""
+    return (
+        cls.__dictoffset__ == 0
+        and not hasattr(cls, "sagas")
+        and not hasattr(cls, "__getattr__")
+        and getattr(cls, "__getattribute__", None) is object.__getattribute__
+    )
 
 
 def check_step(record: StepRecord, invariants: Iterable[Invariant] = CATALOGUE) -> list[Violation]:
