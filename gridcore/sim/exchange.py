@@ -54,6 +54,10 @@ from gridcore.commands import (
     RequestPositions,
 )
 from gridcore.events import (
+    MAX_MAGNITUDE,
+    MIN_POSITIVE,
+    TS_MAX,
+    TS_MIN,
     BalanceReported,
     CancelRejected,
     Event,
@@ -111,23 +115,50 @@ KEEP_FILLS = 4_096
 SAMPLE_FILLS = 4_096
 _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
 
-# The model builds its fills and order events from values it has already checked (a validated
-# command, its own arithmetic): built without the per-field checks of the events' __init__, as
-# QuoteTicked.of builds a quote. tests/property/test_sim_exchange_fast.py holds every builder
-# equal to the checked constructor.
+# The model builds its fills and acks as QuoteTicked.of builds a quote: the fields' rules checked
+# with plain comparisons (most values are the model's own arithmetic; the command's are checked
+# here, for a reducer may send anything), and only a value that fails them goes through the
+# checked constructor, which raises what it always raised. tests/property/
+# test_sim_exchange_fast.py holds each builder equal to the checked constructor.
 _NEW = object.__new__
 # Exact arithmetic for the kept margin sum: sums and products of decimals never round here.
 _EXACT = decimal.Context(prec=decimal.MAX_PREC, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
+_MAX_ID = 2**63
 
 
-def _setters(cls: type) -> tuple[Any, ...]:
-    return tuple(getattr(cls, f.name).__set__ for f in attrs.fields(cls))
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    fields = attrs.fields(cls)
+    if tuple(f.name for f in fields) != names:  # the builders below name every field
+        raise TypeError(f"{cls.__name__} has fields {[f.name for f in fields]}, not {names}")
+    return tuple(getattr(cls, name).__set__ for name in names)
 
 
-_FILL_SET = _setters(Fill)
-_FILLED_SET = _setters(OrderFilled)
-_PARTIAL_SET = _setters(OrderPartiallyFilled)
-_ACCEPTED_SET = _setters(OrderAccepted)
+_FILL_SET = _setters(
+    Fill,
+    (
+        "ts",
+        "venue",
+        "symbol",
+        "fill_id",
+        "cloid",
+        "venue_order_id",
+        "side",
+        "position_side",
+        "price",
+        "qty",
+        "fee",
+        "is_maker",
+    ),
+)
+_FILLED_SET = _setters(OrderFilled, ("ts", "fill", "source"))
+_PARTIAL_SET = _setters(OrderPartiallyFilled, ("ts", "fill", "source"))
+_ACCEPTED_SET = _setters(
+    OrderAccepted, ("ts", "venue", "cloid", "venue_order_id", "source", "command_id")
+)
+
+
+def _name_ok(name: object) -> bool:
+    return type(name) is str and name != ""
 
 
 def _fill(
@@ -144,7 +175,43 @@ def _fill(
     fee: Decimal,
     is_maker: bool,
 ) -> Fill:
-    """``Fill(...)`` of checked values, unchecked."""
+    """``Fill(...)``, its rules checked with plain comparisons."""
+    try:
+        ok = (
+            type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and _name_ok(venue)
+            and _name_ok(symbol)
+            and _name_ok(fill_id)
+            and _name_ok(cloid)
+            and _name_ok(venue_order_id)
+            and type(side) is Side
+            and type(position_side) is PositionSide
+            and type(price) is Decimal
+            and type(qty) is Decimal
+            and type(fee) is Decimal
+            and type(is_maker) is bool
+            and MIN_POSITIVE <= price <= MAX_MAGNITUDE
+            and MIN_POSITIVE <= qty <= MAX_MAGNITUDE
+            and -MAX_MAGNITUDE <= fee <= MAX_MAGNITUDE
+        )
+    except ArithmeticError:  # NaN: the constructor says what is wrong
+        ok = False
+    if not ok:
+        return Fill(
+            ts=ts,
+            venue=venue,
+            symbol=symbol,
+            fill_id=fill_id,
+            cloid=cloid,
+            venue_order_id=venue_order_id,
+            side=side,
+            position_side=position_side,
+            price=price,
+            qty=qty,
+            fee=fee,
+            is_maker=is_maker,
+        )
     fill: Fill = _NEW(Fill)
     values = (ts, venue, symbol, fill_id, cloid, venue_order_id, side, position_side)
     for put, value in zip(_FILL_SET, (*values, price, qty, fee, is_maker), strict=True):
@@ -153,7 +220,7 @@ def _fill(
 
 
 def _filled(cls: type[OrderFilled | OrderPartiallyFilled], ts: int, fill: Fill) -> Event:
-    """``cls(ts=ts, fill=fill, source=Source.STREAM)`` of a checked fill, unchecked."""
+    """``cls(ts=ts, fill=fill, source=Source.STREAM)`` of a fill built at ``ts`` (so checked)."""
     event: OrderFilled | OrderPartiallyFilled = _NEW(cls)
     set_ts, set_fill, set_source = _FILLED_SET if cls is OrderFilled else _PARTIAL_SET
     set_ts(event, ts)
@@ -163,7 +230,23 @@ def _filled(cls: type[OrderFilled | OrderPartiallyFilled], ts: int, fill: Fill) 
 
 
 def _accepted(ts: int, venue: str, cloid: str, oid: str, command_id: int | None) -> OrderAccepted:
-    """``OrderAccepted(...)`` from the REST answer to a checked place command, unchecked."""
+    """``OrderAccepted(..., source=Source.REST, ...)``, its rules checked with plain comparisons."""
+    if not (
+        type(ts) is int
+        and TS_MIN <= ts < TS_MAX
+        and _name_ok(venue)
+        and _name_ok(cloid)
+        and _name_ok(oid)
+        and (command_id is None or (type(command_id) is int and 0 <= command_id < _MAX_ID))
+    ):
+        return OrderAccepted(
+            ts=ts,
+            venue=venue,
+            cloid=cloid,
+            venue_order_id=oid,
+            source=Source.REST,
+            command_id=command_id,
+        )
     event: OrderAccepted = _NEW(OrderAccepted)
     for put, value in zip(
         _ACCEPTED_SET, (ts, venue, cloid, oid, Source.REST, command_id), strict=True

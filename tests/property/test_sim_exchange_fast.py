@@ -167,63 +167,86 @@ def test_the_kept_margin_equals_the_plain_sum_and_refuses_alike(
     assert rebuilt._margin_total == fast._margin_total
 
 
-_text = st.text(min_size=1, max_size=8)
-_price = st.decimals(min_value=D("0.01"), max_value=D(10**6), places=2)
+_name = st.text(min_size=1, max_size=8)
+_dec = st.decimals(min_value=D("0.001"), max_value=D(10**6), places=3)
+#: Per field, values a careless reducer might put there (the builders then defer to the checked
+#: constructor, which raises).
+_BAD: dict[str, list[Any]] = {
+    "ts": [0, "1", EPOCH * 10],
+    "venue": ["", None],
+    "symbol": ["", 3],
+    "fill_id": [""],
+    "cloid": ["", None, 7],
+    "venue_order_id": ["", None],
+    "side": ["buy", None],
+    "position_side": [None, "long"],
+    "price": [D(0), D(-1), D("1e19"), D("1e-19"), D("Infinity"), D("NaN"), 5],
+    "qty": [D(0), D("1e19"), D("1e-19"), D("NaN"), 5],
+    "fee": [D("1e19"), D("-1e19"), D("Infinity"), D("NaN"), 0],
+    "is_maker": [1, None],
+    "command_id": [-1, 2**63, "1", True],
+}
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    ts=st.integers(min_value=EPOCH, max_value=EPOCH + 10**9),
-    names=st.tuples(_text, _text, _text, _text, _text),
-    side=st.sampled_from(list(Side)),
-    position_side=st.sampled_from(list(PositionSide)),
-    price=_price,
-    qty=st.decimals(min_value=D("0.001"), max_value=D(100), places=3),
-    fee=st.decimals(min_value=D(-10), max_value=D(10), places=6),
-    maker=st.booleans(),
-    command_id=st.none() | st.integers(min_value=0, max_value=10**9),
-)
-def test_the_unchecked_events_equal_the_checked_ones(
-    ts: int,
-    names: tuple[str, str, str, str, str],
-    side: Side,
-    position_side: PositionSide,
-    price: Decimal,
-    qty: Decimal,
-    fee: Decimal,
-    maker: bool,
-    command_id: int | None,
-) -> None:
-    venue, symbol, fill_id, cloid, oid = names
-    fill = model._fill(
-        ts, venue, symbol, fill_id, cloid, oid, side, position_side, price, qty, fee, maker
+def _same(build: Any, checked: Any) -> Any:
+    """What ``build()`` gives or raises is what ``checked()`` gives or raises."""
+    try:
+        want = checked()
+    except Exception as exc:
+        try:
+            build()
+        except Exception as got:
+            assert type(got) is type(exc) and str(got) == str(exc)
+            return None
+        raise AssertionError(f"built what the constructor refuses: {exc}") from None
+    made = build()
+    assert type(made) is type(want) and made == want and repr(made) == repr(want)
+    return made
+
+
+@st.composite
+def _values(draw: st.DrawFn) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "ts": draw(st.integers(min_value=EPOCH, max_value=EPOCH + 10**9)),
+        "venue": draw(_name),
+        "symbol": draw(_name),
+        "fill_id": draw(_name),
+        "cloid": draw(_name),
+        "venue_order_id": draw(_name),
+        "side": draw(st.sampled_from(list(Side))),
+        "position_side": draw(st.sampled_from(list(PositionSide))),
+        "price": draw(_dec),
+        "qty": draw(_dec),
+        "fee": draw(st.decimals(min_value=D(-10), max_value=D(10), places=6)),
+        "is_maker": draw(st.booleans()),
+        "command_id": draw(st.none() | st.integers(min_value=0, max_value=2**63 - 1)),
+    }
+    spoiled = draw(st.none() | st.sampled_from(sorted(_BAD)))
+    if spoiled is not None:
+        values[spoiled] = draw(st.sampled_from(_BAD[spoiled]))
+    return values
+
+
+@settings(max_examples=200, deadline=None)
+@given(v=_values())
+def test_the_quickly_checked_events_equal_the_checked_ones(v: dict[str, Any]) -> None:
+    fill_fields = {k: x for k, x in v.items() if k != "command_id"}
+    fill = _same(lambda: model._fill(**fill_fields), lambda: Fill(**fill_fields))
+    if fill is not None:
+        for cls in (OrderFilled, OrderPartiallyFilled):
+            _same(
+                lambda cls=cls: model._filled(cls, v["ts"], fill),
+                lambda cls=cls: cls(ts=v["ts"], fill=fill, source=Source.STREAM),
+            )
+    ack = (v["ts"], v["venue"], v["cloid"], v["venue_order_id"], v["command_id"])
+    _same(
+        lambda: model._accepted(*ack),
+        lambda: OrderAccepted(
+            ts=ack[0],
+            venue=ack[1],
+            cloid=ack[2],
+            venue_order_id=ack[3],
+            source=Source.REST,
+            command_id=ack[4],
+        ),
     )
-    checked = Fill(
-        ts=ts,
-        venue=venue,
-        symbol=symbol,
-        fill_id=fill_id,
-        cloid=cloid,
-        venue_order_id=oid,
-        side=side,
-        position_side=position_side,
-        price=price,
-        qty=qty,
-        fee=fee,
-        is_maker=maker,
-    )
-    assert fill == checked and repr(fill) == repr(checked)
-    for cls in (OrderFilled, OrderPartiallyFilled):
-        event = model._filled(cls, ts, fill)
-        want = cls(ts=ts, fill=checked, source=Source.STREAM)
-        assert type(event) is cls and event == want and repr(event) == repr(want)
-    accepted = model._accepted(ts, venue, cloid, oid, command_id)
-    want_ack = OrderAccepted(
-        ts=ts,
-        venue=venue,
-        cloid=cloid,
-        venue_order_id=oid,
-        source=Source.REST,
-        command_id=command_id,
-    )
-    assert accepted == want_ack and repr(accepted) == repr(want_ack)
