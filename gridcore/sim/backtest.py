@@ -26,6 +26,7 @@ import attrs
 
 from gridcore.commands import (
     Batch,
+    CancelOrder,
     CancelTimer,
     Command,
     Halt,
@@ -74,6 +75,8 @@ _NO_FAULTS = FaultPlan()
 # The largest position is measured after the events that move positions, never at plot samples,
 # so asking for a plot cannot change the summary (drawdown is the kernel's own measure).
 _FILL_EVENTS = frozenset({OrderFilled, OrderPartiallyFilled, FillsReported, PositionsReported})
+# What a bot sends most: straight to the venue, without asking what else it might be.
+_VENUE_COMMANDS = frozenset({PlaceOrder, CancelOrder, Batch})
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +159,10 @@ class _Run:
         self.state = state
         self.exchanges = exchanges
         self.link = Link(faults, seed=seed, latency_ms=latency_ms)
+        # Without faults the link only adds its latency: schedule without asking it (the same
+        # times, in the same order, as Link.send/answer/route say when no injector is enabled).
+        self.quiet = self.link.quiet
+        self.latency = latency_ms
         self.seed = seed
         self.check_every_step = check_every_step
         self.heap: list[tuple[int, int, int, Any]] = []
@@ -229,31 +236,33 @@ class _Run:
         self.state, commands = self.step(before, event)
         if commands:
             self.execute(commands, event.ts)
-        after = self.state
-        if type(event) in _FILL_EVENTS:
+        kind = type(event)
+        if kind in _FILL_EVENTS:
             self.track_position()
+        if not self.check_every_step or kind is QuoteTicked:
+            return
+        after = self.state
         b0, b1 = before.books, after.books
         r0, r1 = b0.risk, b1.risk
         # The state invariants read orders, the ledger, reservations, balances and the
         # strategy: skip the check when none of them moved (most timers).
         if (
-            self.check_every_step
-            and type(event) is not QuoteTicked
-            and (
-                b1.orders is not b0.orders
-                or b1.ledger is not b0.ledger
-                or r1.reserved is not r0.reserved
-                or r1.balances is not r0.balances
-                or after.strategy is not before.strategy
-            )
+            b1.orders is not b0.orders
+            or b1.ledger is not b0.ledger
+            or r1.reserved is not r0.reserved
+            or r1.balances is not r0.balances
+            or after.strategy is not before.strategy
         ):
-            found = check_state(self.state)
+            found = check_state(after)
             if found:
                 self.violate(found)
 
     def execute(self, commands: list[Command], now: int) -> None:
+        self.commands += len(commands)
         for command in commands:
-            self.commands += 1
+            if type(command) in _VENUE_COMMANDS:
+                self.send(command, now)
+                continue
             match command:
                 case Notify():
                     if len(self.notices) < 10_000:
@@ -296,25 +305,43 @@ class _Run:
                 if len(self.cloids) >= self.cloids_cap:
                     self.cloids = _recent(self.cloids, now)
                     self.cloids_cap = max(_RECENT_CAP, 2 * len(self.cloids))
+        if self.quiet:
+            self.seq += 1
+            heapq.heappush(self.heap, (now + self.latency, self.seq, _COMMAND, (command, None)))
+            return
         sent = self.link.send(command, now)
         for at, event in sent.deliveries:
             self.push(at, _EVENT, event)
         if sent.arrives_at is not None:
             self.push(sent.arrives_at, _COMMAND, (command, sent))
 
-    def to_exchange(self, command: Command, now: int, sent: Sent) -> None:
+    def to_exchange(self, command: Command, now: int, sent: Sent | None) -> None:
+        """``command`` reaches its venue at ``now`` (``sent`` is ``None`` on a quiet link)."""
         venue: str = getattr(command, "venue", "")
         exchange = self.exchanges.get(venue)
         if exchange is None:
             deliveries = self.link.refused(command, now, f"no simulated venue named {venue!r}")
+        elif sent is None:
+            self.route(exchange.handle(command, now), now, venue)
+            return
         else:
             deliveries = self.link.answer(sent, command, exchange.handle(command, now), now)
         for at, event in deliveries:
             self.push(at, _EVENT, event)
 
     def route(self, events: list[Event], now: int, venue: str) -> None:
+        heap, push = self.heap, heapq.heappush
+        if self.quiet:
+            # Results after the latency, stream messages (funding included) at once.
+            answered_at = now + self.latency
+            for event in events:
+                self.seq += 1
+                at = now if getattr(event, "command_id", None) is None else answered_at
+                push(heap, (at, self.seq, _EVENT, event))
+            return
         for at, event in self.link.route(events, now, venue):
-            self.push(at, _EVENT, event)
+            self.seq += 1
+            push(heap, (at, self.seq, _EVENT, event))
 
     def track_position(self) -> None:
         for pos in self.state.ledger.positions.values():
@@ -356,13 +383,13 @@ class _Run:
         last_ts = self.state.now
         link = self.link
         disconnects = link.disconnects
-        exchanges = self.exchanges
+        on_ticks = {venue: ex.on_tick for venue, ex in self.exchanges.items()}
         down = link.down
         heap = self.heap
         state_step = self.step
         record = self.recorded
         check = self.check_every_step
-        ticks = 0
+        ticks = quotes_delivered = 0
         next_sample = sample_every or -1
         next_progress = progress_every if progress is not None else -1
         state = self.state
@@ -383,8 +410,8 @@ class _Run:
             if heap and heap[0][0] <= ts:
                 self.drain(ts)
                 state = self.state
-            exchange = exchanges.get(tick.venue)
-            answers = exchange.on_tick(tick) if exchange is not None else None
+            on_tick = on_ticks.get(tick.venue)
+            answers = on_tick(tick) if on_tick is not None else None
             if answers:
                 self.route(answers, ts, tick.venue)
                 self.drain(ts)
@@ -401,7 +428,7 @@ class _Run:
                     state = self.state
             if not down or tick.venue not in down:
                 # deliver(), inlined for the hot path: a tick rarely produces commands.
-                self.events += 1
+                quotes_delivered += 1
                 if record is not None:
                     record.append(tick)
                 state, commands = state_step(state, tick)
@@ -424,9 +451,11 @@ class _Run:
                 progress(ticks)
             last_ts = ts
         self.ticks = ticks
+        self.events += quotes_delivered
         # Settle: no more faults, feed back up, let time pass so everything in flight lands.
         for venue in link.heal():
             self.deliver(FeedReconnected(ts=last_ts, venue=venue))
+        self.quiet = link.quiet
         end = last_ts + settle_ms
         if settle_quotes_ms > 0:
             self.quote_through_settle(last_ts, end, settle_quotes_ms)

@@ -33,8 +33,10 @@ finished orders by status, so a run's summary counts every fill and order.
 from __future__ import annotations
 
 import copy
+import decimal
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -52,6 +54,10 @@ from gridcore.commands import (
     RequestPositions,
 )
 from gridcore.events import (
+    MAX_MAGNITUDE,
+    MIN_POSITIVE,
+    TS_MAX,
+    TS_MIN,
     BalanceReported,
     CancelRejected,
     Event,
@@ -108,6 +114,145 @@ KEEP_FILLS = 4_096
 #: Forgotten fills kept as an even sample for pictures of the whole run (markers on a plot).
 SAMPLE_FILLS = 4_096
 _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
+
+# The model builds its fills and acks as QuoteTicked.of builds a quote: the fields' rules checked
+# with plain comparisons (most values are the model's own arithmetic; the command's are checked
+# here, for a reducer may send anything), and only a value that fails them goes through the
+# checked constructor, which raises what it always raised. tests/property/
+# test_sim_exchange_fast.py holds each builder equal to the checked constructor.
+_NEW = object.__new__
+# Exact arithmetic for the kept margin sum: sums and products of decimals never round here.
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
+_MAX_ID = 2**63
+
+
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    fields = attrs.fields(cls)
+    if tuple(f.name for f in fields) != names:  # the builders below name every field
+        raise TypeError(f"{cls.__name__} has fields {[f.name for f in fields]}, not {names}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_FILL_SET = _setters(
+    Fill,
+    (
+        "ts",
+        "venue",
+        "symbol",
+        "fill_id",
+        "cloid",
+        "venue_order_id",
+        "side",
+        "position_side",
+        "price",
+        "qty",
+        "fee",
+        "is_maker",
+    ),
+)
+_FILLED_SET = _setters(OrderFilled, ("ts", "fill", "source"))
+_PARTIAL_SET = _setters(OrderPartiallyFilled, ("ts", "fill", "source"))
+_ACCEPTED_SET = _setters(
+    OrderAccepted, ("ts", "venue", "cloid", "venue_order_id", "source", "command_id")
+)
+
+
+def _name_ok(name: object) -> bool:
+    return type(name) is str and name != ""
+
+
+def _fill(
+    ts: int,
+    venue: str,
+    symbol: str,
+    fill_id: str,
+    cloid: str,
+    venue_order_id: str,
+    side: Side,
+    position_side: PositionSide,
+    price: Decimal,
+    qty: Decimal,
+    fee: Decimal,
+    is_maker: bool,
+) -> Fill:
+    """``Fill(...)``, its rules checked with plain comparisons."""
+    try:
+        ok = (
+            type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and _name_ok(venue)
+            and _name_ok(symbol)
+            and _name_ok(fill_id)
+            and _name_ok(cloid)
+            and _name_ok(venue_order_id)
+            and type(side) is Side
+            and type(position_side) is PositionSide
+            and type(price) is Decimal
+            and type(qty) is Decimal
+            and type(fee) is Decimal
+            and type(is_maker) is bool
+            and MIN_POSITIVE <= price <= MAX_MAGNITUDE
+            and MIN_POSITIVE <= qty <= MAX_MAGNITUDE
+            and -MAX_MAGNITUDE <= fee <= MAX_MAGNITUDE
+        )
+    except ArithmeticError:  # NaN: the constructor says what is wrong
+        ok = False
+    if not ok:
+        return Fill(
+            ts=ts,
+            venue=venue,
+            symbol=symbol,
+            fill_id=fill_id,
+            cloid=cloid,
+            venue_order_id=venue_order_id,
+            side=side,
+            position_side=position_side,
+            price=price,
+            qty=qty,
+            fee=fee,
+            is_maker=is_maker,
+        )
+    fill: Fill = _NEW(Fill)
+    values = (ts, venue, symbol, fill_id, cloid, venue_order_id, side, position_side)
+    for put, value in zip(_FILL_SET, (*values, price, qty, fee, is_maker), strict=True):
+        put(fill, value)
+    return fill
+
+
+def _filled(cls: type[OrderFilled | OrderPartiallyFilled], ts: int, fill: Fill) -> Event:
+    """``cls(ts=ts, fill=fill, source=Source.STREAM)`` of a fill built at ``ts`` (so checked)."""
+    event: OrderFilled | OrderPartiallyFilled = _NEW(cls)
+    set_ts, set_fill, set_source = _FILLED_SET if cls is OrderFilled else _PARTIAL_SET
+    set_ts(event, ts)
+    set_fill(event, fill)
+    set_source(event, Source.STREAM)
+    return event
+
+
+def _accepted(ts: int, venue: str, cloid: str, oid: str, command_id: int | None) -> OrderAccepted:
+    """``OrderAccepted(..., source=Source.REST, ...)``, its rules checked with plain comparisons."""
+    if not (
+        type(ts) is int
+        and TS_MIN <= ts < TS_MAX
+        and _name_ok(venue)
+        and _name_ok(cloid)
+        and _name_ok(oid)
+        and (command_id is None or (type(command_id) is int and 0 <= command_id < _MAX_ID))
+    ):
+        return OrderAccepted(
+            ts=ts,
+            venue=venue,
+            cloid=cloid,
+            venue_order_id=oid,
+            source=Source.REST,
+            command_id=command_id,
+        )
+    event: OrderAccepted = _NEW(OrderAccepted)
+    for put, value in zip(
+        _ACCEPTED_SET, (ts, venue, cloid, oid, Source.REST, command_id), strict=True
+    ):
+        put(event, value)
+    return event
 
 
 @attrs.define(kw_only=True)
@@ -223,6 +368,8 @@ class SimExchange:
         self._funding = 0
         self._orders_cap = 2 * KEEP_DONE_ORDERS
         self._fills_cap = 2 * KEEP_FILLS
+        self._margin_orders: dict[str, Decimal] = {}
+        self._margin_total = ZERO
 
     @property
     def forgotten(self) -> Forgotten:
@@ -327,6 +474,50 @@ class SimExchange:
                     notional = add(notional, multiply(o.qty - o.filled, o.price))
         return CTX.divide(notional, self.config.leverage)
 
+    def _margin_book(self) -> dict[str, Decimal]:
+        """cloid -> margin notional (remaining x price, exact) of each resting order that adds
+        exposure, kept up to date as orders rest, fill, change and leave (rebuilt from the book
+        for a model saved before it kept one)."""
+        book: dict[str, Decimal] | None = self.__dict__.get("_margin_orders")
+        if book is None:
+            book = self._margin_orders = {}
+            self._margin_total = ZERO
+            for orders in self.resting.values():
+                for o in orders.values():
+                    self._rest(o)
+        return book
+
+    def _rest(self, order: SimOrder) -> None:
+        """``order`` rests, or its remainder or price changed: count its margin notional."""
+        book = self._margin_book()
+        if closes_exposure(order.side, order.position_side, order.reduce_only):
+            return
+        old = book.get(order.cloid)
+        new = _EXACT.multiply(_EXACT.subtract(order.qty, order.filled), order.price)
+        book[order.cloid] = new
+        total = self._margin_total if old is None else _EXACT.subtract(self._margin_total, old)
+        self._margin_total = _EXACT.add(total, new)
+
+    def _unrest(self, order: SimOrder) -> None:
+        """``order`` no longer rests: its margin notional goes."""
+        old = self._margin_book().pop(order.cloid, None)
+        if old is not None:
+            self._margin_total = _EXACT.subtract(self._margin_total, old)
+
+    def _used_margin(self) -> Decimal:
+        """:meth:`used_margin` from the kept sum of the resting orders' notional: the same
+        value (the sum is exact, and used when it has no more digits than gridcore's context
+        keeps, so that the plain sum was exact too), without a pass over every order."""
+        self._margin_book()
+        total = self._margin_total
+        for (symbol, _side), pos in self.positions.items():
+            if pos.qty:
+                mark = self.mark(symbol) or pos.avg_entry
+                total = _EXACT.add(total, _EXACT.multiply(abs(pos.qty), mark))
+        if len(total.as_tuple().digits) > CTX.prec:
+            return self.used_margin()  # the plain sum may have rounded: take it as it is
+        return CTX.divide(total, self.config.leverage)
+
     def open_orders(self) -> list[SimOrder]:
         return [o for book in self.resting.values() for o in book.values()]
 
@@ -429,19 +620,20 @@ class SimExchange:
         fee_rate = instrument.maker_fee if maker else instrument.taker_fee
         fee = CTX.multiply(CTX.multiply(qty, price), fee_rate)
         self._fill += 1
-        fill = Fill(
-            ts=ts,
-            venue=self.config.venue,
-            symbol=order.symbol,
-            fill_id=f"{self.config.venue}-f{self._fill}",
-            cloid=order.cloid,
-            venue_order_id=order.oid,
-            side=order.side,
-            position_side=order.position_side,
-            price=price,
-            qty=qty,
-            fee=fee,
-            is_maker=maker,
+        venue = self.config.venue
+        fill = _fill(
+            ts,
+            venue,
+            order.symbol,
+            f"{venue}-f{self._fill}",
+            order.cloid,
+            order.oid,
+            order.side,
+            order.position_side,
+            price,
+            qty,
+            fee,
+            maker,
         )
         self.fills.append(fill)
         if len(self.fills) >= self.__dict__.get("_fills_cap", 2 * KEEP_FILLS):
@@ -456,10 +648,13 @@ class SimExchange:
         order.filled = CTX.add(order.filled, qty)
         if order.remaining <= 0:
             order.status = ReportedStatus.FILLED
-            self.resting[order.symbol].pop(order.oid, None)
-            events.append(OrderFilled(ts=ts, fill=fill, source=Source.STREAM))
+            if self.resting[order.symbol].pop(order.oid, None) is not None:
+                self._unrest(order)
+            events.append(_filled(OrderFilled, ts, fill))
         else:
-            events.append(OrderPartiallyFilled(ts=ts, fill=fill, source=Source.STREAM))
+            if order.oid in self.resting[order.symbol]:
+                self._rest(order)  # its remainder shrank
+            events.append(_filled(OrderPartiallyFilled, ts, fill))
 
     def _reducible(self, order: SimOrder) -> Decimal:
         pos = self.positions.get((order.symbol, order.position_side), Position()).qty
@@ -471,7 +666,8 @@ class SimExchange:
         self, order: SimOrder, status: ReportedStatus, ts: int, events: list[Event], reason: str
     ) -> None:
         order.status = status
-        self.resting[order.symbol].pop(order.oid, None)
+        if self.resting[order.symbol].pop(order.oid, None) is not None:
+            self._unrest(order)
         events.append(
             OrderCanceled(
                 ts=ts,
@@ -515,7 +711,8 @@ class SimExchange:
                     )
                 else:
                     order.status = ReportedStatus.CANCELED
-                    self.resting[order.symbol].pop(order.oid, None)
+                    if self.resting[order.symbol].pop(order.oid, None) is not None:
+                        self._unrest(order)
                     self._refresh_best(order.symbol)
                     events.append(
                         OrderCanceled(
@@ -655,6 +852,8 @@ class SimExchange:
             self.by_oid[order.oid] = order
             if resting is not None:
                 self.resting[order.symbol][order.oid] = resting
+        if order.oid in self.resting[order.symbol]:
+            self._rest(order)  # its price or size changed
         self._refresh_best(order.symbol)
         events.append(
             OrderModified(
@@ -719,16 +918,7 @@ class SimExchange:
         order = SimOrder.from_command(cmd, oid=str(self._oid))
         self.orders[cmd.cloid] = order
         self.by_oid[order.oid] = order
-        events.append(
-            OrderAccepted(
-                ts=now,
-                venue=self.config.venue,
-                cloid=cmd.cloid,
-                venue_order_id=order.oid,
-                source=Source.REST,
-                command_id=cmd.command_id,
-            )
-        )
+        events.append(_accepted(now, self.config.venue, cmd.cloid, order.oid, cmd.command_id))
         if crosses and quote is not None:
             touch = quote.ask if cmd.side is Side.BUY else quote.bid
             self._fill_order(order, touch, order.remaining, False, now, events)
@@ -737,6 +927,7 @@ class SimExchange:
                 self._finish(order, ReportedStatus.CANCELED, now, events, "IOC remainder")
             else:
                 self.resting[cmd.symbol][order.oid] = order
+                self._rest(order)
                 self._refresh_best(cmd.symbol)
 
     def _reported(self) -> tuple[OpenOrder, ...]:
@@ -791,7 +982,7 @@ class SimExchange:
         if notional < instrument.min_notional:
             return f"order value {notional} is under the minimum {instrument.min_notional}"
         need = CTX.divide(notional, self.config.leverage)
-        if CTX.add(self.used_margin(), need) > self.equity():
+        if CTX.add(self._used_margin(), need) > self.equity():
             return "insufficient margin"
         return None
 

@@ -227,6 +227,14 @@ class Link:
             **{f.name: sum(getattr(c, f.name) for c in totals) for f in attrs.fields(FaultCounts)}
         )
 
+    @property
+    def quiet(self) -> bool:
+        """True when no venue's link injects anything (no plan, or the run is settling): every
+        command is delivered, its results arrive ``latency_ms`` later and every stream message
+        on time, so that a caller may schedule them without asking (what :meth:`send`,
+        :meth:`answer` and :meth:`route` then say, with no draw)."""
+        return not self._none.enabled and not any(i.enabled for i in self._injectors())
+
     def count(self, venue: str, kind: str, n: int = 1) -> None:
         """Record ``n`` faults of ``kind`` the caller injected itself on ``venue``'s link."""
         self.injector(venue).count(kind, n)
