@@ -16,7 +16,7 @@
   0, and every stored snapshot compared with the fold. Events per second, in one process and in
   one process per core (the journal cut at stored snapshots into stretches folded in parallel,
   each from the snapshot the previous stretch proved; ``gridcore replay`` does this for
-  journals of 50,000 events or more).
+  journals of 10,000 events or more).
 
 Each figure is the median of ``--rounds`` runs (3), wall clock (``time.perf_counter``).
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sqlite3
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import anyio
 import attrs
 import pytest
 
-from gridcore.shells.cli_run import _replay_cuts, cmd_replay, replay_journal
+from gridcore.shells.cli_run import _replay_cuts, _stretch_result, cmd_replay, replay_journal
 from gridcore.shells.codec import encode_value
-from gridcore.shells.journal import Journal, JournalDamaged, _snapshot_crc
+from gridcore.shells.journal import Journal, JournalDamaged, JournalError, _snapshot_crc
 from gridcore.shells.runtime import RuntimeOptions
 from tests.integration.test_runtime import _paper
 
@@ -124,3 +125,12 @@ def test_damage_after_a_mismatch_is_reported_as_damage(journal_path: Path) -> No
         assert replay_journal(journal).mismatch_seq == seqs[1]  # stops before the damage
     with pytest.raises(JournalDamaged, match=f"event {seqs[-1]} is corrupt"):
         cmd_replay(argparse.Namespace(journal=forged))
+
+
+def test_a_replay_process_that_ends_without_a_result_is_an_error_not_a_verdict() -> None:
+    # A child killed before it wrote (out of memory, say) closes its pipe empty: the parent
+    # must say so rather than count the stretch as verified or wait forever.
+    reader, writer = os.pipe()
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe, pytest.raises(JournalError, match="without a result"):
+        _stretch_result((os.getpid(), pipe))
