@@ -246,7 +246,11 @@ TRANSITIONS: Mapping[OrderStatus, Mapping[Trigger, tuple[OrderStatus, Effect]]] 
     _S.IN_DOUBT: {
         _T.ACCEPTED: (_S.OPEN, _N),
         _T.REJECTED: (_S.REJECTED, _N),
-        _T.FILL_PARTIAL: (_S.OPEN, _N),
+        # A partial fill proves the order reached the venue, not that its rest is still there
+        # (a fills report may bring a fill from before the open-orders report that missed it):
+        # it stays in doubt until the status already requested answers (failure
+        # `fill-revives-missing-order`).
+        _T.FILL_PARTIAL: (_S.IN_DOUBT, _N),
         _T.FILL_COMPLETE: (_S.FILLED, _N),
         _T.CANCELED: (_S.CANCELED, _N),
         _T.CANCEL_REJECTED: (_S.IN_DOUBT, _N),

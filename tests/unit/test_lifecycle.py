@@ -201,6 +201,39 @@ def test_place_timeout_makes_the_order_in_doubt_and_requests_its_status() -> Non
     assert state.orders[place.cloid].venue_order_id == "7"
 
 
+def test_a_partial_fill_leaves_an_order_in_doubt_until_its_status_answers() -> None:
+    """Failure `fill-revives-missing-order`: a partial fill proves the order reached the venue,
+    not that its rest still rests there. The order stays in doubt (margin reserved, the fill
+    booked) and the status already asked for decides; the fill asks for nothing more."""
+    state, _ = synced(scripted_state())
+    state, _, place = submit(state, ts=T0, qty="0.01", price="49000")
+    assert place is not None
+    state, commands = step(state, CommandTimedOut(ts=T0 + 5_000, command_id=place.command_id))
+    request = only(commands, RequestOrderStatus)
+    early = fill("f1", Side.BUY, "0.004", "49000", ts=T0 + 1, cloid=place.cloid)
+    state, commands = step(state, OrderPartiallyFilled(ts=T0 + 5_001, fill=early))
+    order = state.orders[place.cloid]
+    assert order.status is OrderStatus.IN_DOUBT
+    assert order.is_live and order.status_requested
+    assert order.filled_qty == Decimal("0.004")
+    assert state.ledger.position(VENUE, "BTC-PERP").qty == Decimal("0.004")
+    assert of_type(commands, RequestOrderStatus) == []
+    state, _ = step(
+        state,
+        OrderStatusReported(
+            ts=T0 + 6_000,
+            venue=VENUE,
+            cloid=place.cloid,
+            status=ReportedStatus.CANCELED,
+            venue_order_id="7",
+            filled_qty=Decimal("0.004"),
+            command_id=request.command_id,
+        ),
+    )
+    assert state.orders[place.cloid].status is OrderStatus.CANCELED
+    assert state.risk.reserved[VENUE] == ZERO
+
+
 def test_failed_place_with_unknown_outcome_is_in_doubt_too() -> None:
     """``CommandFailed`` without ``not_applied`` is a timeout in disguise."""
     state, _ = synced(scripted_state())
