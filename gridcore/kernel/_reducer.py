@@ -139,6 +139,13 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
         tx = Tx(state, event.ts)
         if type(event) is TimerFired and event.timer_id == MAINTENANCE_TIMER:
             _intents.housekeeping(tx)  # the shell fires it only when housekeeping is wanted
+        elif type(event) is FeedReconnected:
+            # The reconnect first: it says the feed had a gap, so housekeeping (the strategy's
+            # heartbeat among it) must not price an order from a quote seen before it (failure
+            # `quote-from-before-a-gap`).
+            dispatch(tx, event)
+            _housekeeping_if_due(tx)
+            return _finish(tx)
         elif type(event) is not Started:
             _housekeeping_if_due(tx)
         dispatch(tx, event)
@@ -178,7 +185,8 @@ def general_step(state: State[S], event: Event) -> tuple[State[S], list[Command]
 def _housekeeping_if_due(tx: Tx[Any]) -> None:
     """Housekeeping runs in the first step at or after its due time: before the event (as a
     timer due then would have fired before it), except after a quote, so that the strategy's
-    heartbeat decides on the market as it is now; never before ``Started`` set the first one."""
+    heartbeat decides on the market as it is now, and after a reconnect, so that it decides
+    knowing the feed had a gap; never before ``Started`` set the first one."""
     if tx.maintenance_due and tx.now >= tx.maintenance_due:
         _intents.housekeeping(tx)
 
