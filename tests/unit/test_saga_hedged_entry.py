@@ -387,8 +387,17 @@ class HedgedEntries:
         saga = self.sagas.get(saga_id)
         if saga is None:
             return self, []
+        before = saga
+        mid = view.mid(self.long_venue, self.symbol)
+        if saga.phase is Hedge.ROLLING_BACK and mid is not None:
+            # A rollback sent again is priced off the market as it is now, as a real strategy's
+            # is: the price of the first attempt may be far from a market that has moved since.
+            tick = view.config.instrument(self.long_venue, self.symbol).tick_size
+            close = CTX.multiply(mid, 1 - self.slippage).quantize(tick)
+            if close != saga.data.close_price:
+                saga = attrs.evolve(saga, data=attrs.evolve(saga.data, close_price=close))
         moved, intents = advance(HEDGED_ENTRY, saga, signal, view.now)
-        if moved is saga:
+        if moved is before:
             return self, intents
         return attrs.evolve(self, sagas={**self.sagas, saga_id: moved}), intents
 
