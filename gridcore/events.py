@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -854,3 +855,139 @@ FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
     CommandFailed: (_TS, ("command_id", _command_id), ("reason", _text), ("not_applied", _flag)),
     CommandTimedOut: (_TS, ("command_id", _command_id)),
 }
+
+
+# --- builders for hot loops ------------------------------------------------------------------
+# A fill and an acknowledgement built as QuoteTicked.of builds a quote (the simulated exchange
+# builds one per execution): the rules of FIELD_RULES checked with plain comparisons, and only a
+# value that fails them goes through the checked constructor, which raises what it always raised.
+# tests/property/test_sim_exchange_fast.py holds each builder equal to the checked constructor.
+
+
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    fields = attrs.fields(cls)
+    if tuple(f.name for f in fields) != names:  # the builders below name every field
+        raise TypeError(f"{cls.__name__} has fields {[f.name for f in fields]}, not {names}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_FILL_SET = _setters(
+    Fill,
+    (
+        "ts",
+        "venue",
+        "symbol",
+        "fill_id",
+        "cloid",
+        "venue_order_id",
+        "side",
+        "position_side",
+        "price",
+        "qty",
+        "fee",
+        "is_maker",
+    ),
+)
+_FILLED_SET = _setters(OrderFilled, ("ts", "fill", "source"))
+_PARTIAL_SET = _setters(OrderPartiallyFilled, ("ts", "fill", "source"))
+_ACCEPTED_SET = _setters(
+    OrderAccepted, ("ts", "venue", "cloid", "venue_order_id", "source", "command_id")
+)
+
+
+def _name_ok(name: object) -> bool:
+    return type(name) is str and name != ""
+
+
+def fill_of(
+    ts: int,
+    venue: str,
+    symbol: str,
+    fill_id: str,
+    cloid: str,
+    venue_order_id: str,
+    side: Side,
+    position_side: PositionSide,
+    price: Decimal,
+    qty: Decimal,
+    fee: Decimal,
+    is_maker: bool,
+) -> Fill:
+    """``Fill(...)``, its rules checked with plain comparisons."""
+    try:
+        ok = (
+            type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and _name_ok(venue)
+            and _name_ok(symbol)
+            and _name_ok(fill_id)
+            and _name_ok(cloid)
+            and _name_ok(venue_order_id)
+            and type(side) is Side
+            and type(position_side) is PositionSide
+            and type(price) is Decimal
+            and type(qty) is Decimal
+            and type(fee) is Decimal
+            and type(is_maker) is bool
+            and MIN_POSITIVE <= price <= MAX_MAGNITUDE
+            and MIN_POSITIVE <= qty <= MAX_MAGNITUDE
+            and -MAX_MAGNITUDE <= fee <= MAX_MAGNITUDE
+        )
+    except ArithmeticError:  # NaN: the constructor says what is wrong
+        ok = False
+    if not ok:
+        return Fill(
+            ts=ts,
+            venue=venue,
+            symbol=symbol,
+            fill_id=fill_id,
+            cloid=cloid,
+            venue_order_id=venue_order_id,
+            side=side,
+            position_side=position_side,
+            price=price,
+            qty=qty,
+            fee=fee,
+            is_maker=is_maker,
+        )
+    fill: Fill = _NEW(Fill)
+    values = (ts, venue, symbol, fill_id, cloid, venue_order_id, side, position_side)
+    for put, value in zip(_FILL_SET, (*values, price, qty, fee, is_maker), strict=True):
+        put(fill, value)
+    return fill
+
+
+def stream_fill_event(cls: type[OrderFilled | OrderPartiallyFilled], ts: int, fill: Fill) -> Event:
+    """``cls(ts=ts, fill=fill, source=Source.STREAM)`` of a fill built at ``ts`` (so checked)."""
+    event: OrderFilled | OrderPartiallyFilled = _NEW(cls)
+    set_ts, set_fill, set_source = _FILLED_SET if cls is OrderFilled else _PARTIAL_SET
+    set_ts(event, ts)
+    set_fill(event, fill)
+    set_source(event, Source.STREAM)
+    return event
+
+
+def accepted_of(ts: int, venue: str, cloid: str, oid: str, command_id: int | None) -> OrderAccepted:
+    """``OrderAccepted(..., source=Source.REST, ...)``, its rules checked with plain comparisons."""
+    if not (
+        type(ts) is int
+        and TS_MIN <= ts < TS_MAX
+        and _name_ok(venue)
+        and _name_ok(cloid)
+        and _name_ok(oid)
+        and (command_id is None or (type(command_id) is int and 0 <= command_id < _MAX_ID))
+    ):
+        return OrderAccepted(
+            ts=ts,
+            venue=venue,
+            cloid=cloid,
+            venue_order_id=oid,
+            source=Source.REST,
+            command_id=command_id,
+        )
+    event: OrderAccepted = _NEW(OrderAccepted)
+    for put, value in zip(
+        _ACCEPTED_SET, (ts, venue, cloid, oid, Source.REST, command_id), strict=True
+    ):
+        put(event, value)
+    return event

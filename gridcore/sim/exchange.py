@@ -36,7 +36,6 @@ import copy
 import decimal
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 import attrs
 
@@ -54,10 +53,6 @@ from gridcore.commands import (
     RequestPositions,
 )
 from gridcore.events import (
-    MAX_MAGNITUDE,
-    MIN_POSITIVE,
-    TS_MAX,
-    TS_MIN,
     BalanceReported,
     CancelRejected,
     Event,
@@ -69,7 +64,6 @@ from gridcore.events import (
     ModifyRejected,
     OpenOrder,
     OpenOrdersReported,
-    OrderAccepted,
     OrderCanceled,
     OrderFilled,
     OrderModified,
@@ -80,6 +74,9 @@ from gridcore.events import (
     PositionsReported,
     QuoteTicked,
     ReportedStatus,
+    accepted_of,
+    fill_of,
+    stream_fill_event,
 )
 from gridcore.exposure import closes_exposure
 from gridcore.instruments import (
@@ -115,144 +112,8 @@ KEEP_FILLS = 4_096
 SAMPLE_FILLS = 4_096
 _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
 
-# The model builds its fills and acks as QuoteTicked.of builds a quote: the fields' rules checked
-# with plain comparisons (most values are the model's own arithmetic; the command's are checked
-# here, for a reducer may send anything), and only a value that fails them goes through the
-# checked constructor, which raises what it always raised. tests/property/
-# test_sim_exchange_fast.py holds each builder equal to the checked constructor.
-_NEW = object.__new__
 # Exact arithmetic for the kept margin sum: sums and products of decimals never round here.
 _EXACT = decimal.Context(prec=decimal.MAX_PREC, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
-_MAX_ID = 2**63
-
-
-def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    fields = attrs.fields(cls)
-    if tuple(f.name for f in fields) != names:  # the builders below name every field
-        raise TypeError(f"{cls.__name__} has fields {[f.name for f in fields]}, not {names}")
-    return tuple(getattr(cls, name).__set__ for name in names)
-
-
-_FILL_SET = _setters(
-    Fill,
-    (
-        "ts",
-        "venue",
-        "symbol",
-        "fill_id",
-        "cloid",
-        "venue_order_id",
-        "side",
-        "position_side",
-        "price",
-        "qty",
-        "fee",
-        "is_maker",
-    ),
-)
-_FILLED_SET = _setters(OrderFilled, ("ts", "fill", "source"))
-_PARTIAL_SET = _setters(OrderPartiallyFilled, ("ts", "fill", "source"))
-_ACCEPTED_SET = _setters(
-    OrderAccepted, ("ts", "venue", "cloid", "venue_order_id", "source", "command_id")
-)
-
-
-def _name_ok(name: object) -> bool:
-    return type(name) is str and name != ""
-
-
-def _fill(
-    ts: int,
-    venue: str,
-    symbol: str,
-    fill_id: str,
-    cloid: str,
-    venue_order_id: str,
-    side: Side,
-    position_side: PositionSide,
-    price: Decimal,
-    qty: Decimal,
-    fee: Decimal,
-    is_maker: bool,
-) -> Fill:
-    """``Fill(...)``, its rules checked with plain comparisons."""
-    try:
-        ok = (
-            type(ts) is int
-            and TS_MIN <= ts < TS_MAX
-            and _name_ok(venue)
-            and _name_ok(symbol)
-            and _name_ok(fill_id)
-            and _name_ok(cloid)
-            and _name_ok(venue_order_id)
-            and type(side) is Side
-            and type(position_side) is PositionSide
-            and type(price) is Decimal
-            and type(qty) is Decimal
-            and type(fee) is Decimal
-            and type(is_maker) is bool
-            and MIN_POSITIVE <= price <= MAX_MAGNITUDE
-            and MIN_POSITIVE <= qty <= MAX_MAGNITUDE
-            and -MAX_MAGNITUDE <= fee <= MAX_MAGNITUDE
-        )
-    except ArithmeticError:  # NaN: the constructor says what is wrong
-        ok = False
-    if not ok:
-        return Fill(
-            ts=ts,
-            venue=venue,
-            symbol=symbol,
-            fill_id=fill_id,
-            cloid=cloid,
-            venue_order_id=venue_order_id,
-            side=side,
-            position_side=position_side,
-            price=price,
-            qty=qty,
-            fee=fee,
-            is_maker=is_maker,
-        )
-    fill: Fill = _NEW(Fill)
-    values = (ts, venue, symbol, fill_id, cloid, venue_order_id, side, position_side)
-    for put, value in zip(_FILL_SET, (*values, price, qty, fee, is_maker), strict=True):
-        put(fill, value)
-    return fill
-
-
-def _filled(cls: type[OrderFilled | OrderPartiallyFilled], ts: int, fill: Fill) -> Event:
-    """``cls(ts=ts, fill=fill, source=Source.STREAM)`` of a fill built at ``ts`` (so checked)."""
-    event: OrderFilled | OrderPartiallyFilled = _NEW(cls)
-    set_ts, set_fill, set_source = _FILLED_SET if cls is OrderFilled else _PARTIAL_SET
-    set_ts(event, ts)
-    set_fill(event, fill)
-    set_source(event, Source.STREAM)
-    return event
-
-
-def _accepted(ts: int, venue: str, cloid: str, oid: str, command_id: int | None) -> OrderAccepted:
-    """``OrderAccepted(..., source=Source.REST, ...)``, its rules checked with plain comparisons."""
-    if not (
-        type(ts) is int
-        and TS_MIN <= ts < TS_MAX
-        and _name_ok(venue)
-        and _name_ok(cloid)
-        and _name_ok(oid)
-        and (command_id is None or (type(command_id) is int and 0 <= command_id < _MAX_ID))
-    ):
-        return OrderAccepted(
-            ts=ts,
-            venue=venue,
-            cloid=cloid,
-            venue_order_id=oid,
-            source=Source.REST,
-            command_id=command_id,
-        )
-    event: OrderAccepted = _NEW(OrderAccepted)
-    for put, value in zip(
-        _ACCEPTED_SET, (ts, venue, cloid, oid, Source.REST, command_id), strict=True
-    ):
-        put(event, value)
-    return event
 
 
 @attrs.define(kw_only=True)
@@ -621,7 +482,7 @@ class SimExchange:
         fee = CTX.multiply(CTX.multiply(qty, price), fee_rate)
         self._fill += 1
         venue = self.config.venue
-        fill = _fill(
+        fill = fill_of(
             ts,
             venue,
             order.symbol,
@@ -650,11 +511,11 @@ class SimExchange:
             order.status = ReportedStatus.FILLED
             if self.resting[order.symbol].pop(order.oid, None) is not None:
                 self._unrest(order)
-            events.append(_filled(OrderFilled, ts, fill))
+            events.append(stream_fill_event(OrderFilled, ts, fill))
         else:
             if order.oid in self.resting[order.symbol]:
                 self._rest(order)  # its remainder shrank
-            events.append(_filled(OrderPartiallyFilled, ts, fill))
+            events.append(stream_fill_event(OrderPartiallyFilled, ts, fill))
 
     def _reducible(self, order: SimOrder) -> Decimal:
         pos = self.positions.get((order.symbol, order.position_side), Position()).qty
@@ -918,7 +779,7 @@ class SimExchange:
         order = SimOrder.from_command(cmd, oid=str(self._oid))
         self.orders[cmd.cloid] = order
         self.by_oid[order.oid] = order
-        events.append(_accepted(now, self.config.venue, cmd.cloid, order.oid, cmd.command_id))
+        events.append(accepted_of(now, self.config.venue, cmd.cloid, order.oid, cmd.command_id))
         if crosses and quote is not None:
             touch = quote.ask if cmd.side is Side.BUY else quote.bid
             self._fill_order(order, touch, order.remaining, False, now, events)

@@ -19,6 +19,9 @@ from gridcore.events import (
     OrderFilled,
     OrderPartiallyFilled,
     QuoteTicked,
+    accepted_of,
+    fill_of,
+    stream_fill_event,
 )
 from gridcore.instruments import (
     Instrument,
@@ -30,7 +33,6 @@ from gridcore.instruments import (
 )
 from gridcore.numbers import CTX
 from gridcore.sim import SimConfig, SimExchange
-from gridcore.sim import exchange as model
 
 D = Decimal
 EPOCH = 1_700_000_000_000
@@ -231,16 +233,16 @@ def _values(draw: st.DrawFn) -> dict[str, Any]:
 @given(v=_values())
 def test_the_quickly_checked_events_equal_the_checked_ones(v: dict[str, Any]) -> None:
     fill_fields = {k: x for k, x in v.items() if k != "command_id"}
-    fill = _same(lambda: model._fill(**fill_fields), lambda: Fill(**fill_fields))
+    fill = _same(lambda: fill_of(**fill_fields), lambda: Fill(**fill_fields))
     if fill is not None:
         for cls in (OrderFilled, OrderPartiallyFilled):
             _same(
-                lambda cls=cls: model._filled(cls, v["ts"], fill),
+                lambda cls=cls: stream_fill_event(cls, v["ts"], fill),
                 lambda cls=cls: cls(ts=v["ts"], fill=fill, source=Source.STREAM),
             )
     ack = (v["ts"], v["venue"], v["cloid"], v["venue_order_id"], v["command_id"])
     _same(
-        lambda: model._accepted(*ack),
+        lambda: accepted_of(*ack),
         lambda: OrderAccepted(
             ts=ack[0],
             venue=ack[1],
