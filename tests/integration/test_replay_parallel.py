@@ -15,6 +15,7 @@ import anyio
 import attrs
 import pytest
 
+from gridcore.shells import cli_run
 from gridcore.shells.cli_run import (
     _Child,
     _replay_cuts,
@@ -209,5 +210,25 @@ def test_a_replay_that_checks_as_it_folds_refuses_as_a_checked_open(
                 replay_journal(journal, jobs=jobs, verify=True)
 
         assert _refusal(replay) == expected
-    # What `gridcore replay` prints is the open's refusal too.
+    # What `gridcore replay` prints is the open's refusal too, in one process or in two.
     assert _refusal(lambda: cmd_replay(argparse.Namespace(journal=copy))) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        _replay_in_two(patch)
+        assert _refusal(lambda: cmd_replay(argparse.Namespace(journal=copy))) == expected
+
+
+def _replay_in_two(patch: pytest.MonkeyPatch) -> None:
+    """`gridcore replay` in two processes whatever the journal's length and the machine."""
+    patch.setattr(cli_run, "_PARALLEL_REPLAY_EVENTS", 0)
+    patch.setattr(cli_run.os, "cpu_count", lambda: 2)
+
+
+def test_gridcore_replay_in_two_processes_gives_the_verdict_of_one(
+    journal_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cmd_replay(argparse.Namespace(journal=journal_path)) == 0
+    one = capsys.readouterr().out
+    _replay_in_two(monkeypatch)
+    assert cmd_replay(argparse.Namespace(journal=journal_path)) == 0
+    assert capsys.readouterr().out == one
+    assert "deterministic" in one
