@@ -220,7 +220,7 @@ def test_a_replay_that_checks_as_it_folds_refuses_as_a_checked_open(
 def _replay_in_two(patch: pytest.MonkeyPatch) -> None:
     """`gridcore replay` in two processes whatever the journal's length and the machine."""
     patch.setattr(cli_run, "_PARALLEL_REPLAY_EVENTS", 0)
-    patch.setattr(cli_run.os, "cpu_count", lambda: 2)
+    patch.setattr(os, "cpu_count", lambda: 2)
 
 
 def test_gridcore_replay_in_two_processes_gives_the_verdict_of_one(
