@@ -10,8 +10,9 @@
   from the start of :meth:`Runtime.run` to its return (the final snapshot included); opening
   the files is not.
   Events per wall second and per CPU second (``time.process_time``: this process, all threads).
-* **replay** — what ``gridcore replay`` does with that journal, timed from opening it: the open's
-  checks (SQLite's, every command, snapshot and quarantine row, the head file's mark), then
+* **replay** — what ``gridcore replay`` does with that journal, timed from opening it: the
+  journal's checks (SQLite's, every command, snapshot and quarantine row, the head file's mark;
+  in two processes, shared between them), then
   every event read (chained checksum, msgspec decode), folded through the reducer from snapshot
   0, and every stored snapshot compared with the fold. Events per second, in one process and in
   one process per core (the journal cut at stored snapshots into stretches folded in parallel,
@@ -72,11 +73,12 @@ def paper(path: Path, duration_s: int, faults: str) -> tuple[int, float, float]:
 
 def replay(path: Path, jobs: int = 1) -> tuple[int, float]:
     """``(events, wall s)`` of ``gridcore replay`` on the journal at ``path`` (``jobs``
-    processes, each folding a stretch between stored snapshots), its open included: the open
-    ``gridcore replay`` makes, which leaves the event rows to the replay that reads them."""
+    processes, each folding a stretch between stored snapshots), its open and the journal's
+    checks included, made as ``gridcore replay`` makes them: by ``replay_journal`` (the event
+    rows by the fold that reads them; the rest, in parallel, beside the stretches)."""
     t0 = time.perf_counter()
-    with Journal.open(path, readonly=True, verify_events=False) as journal:
-        result = replay_journal(journal, jobs=jobs)
+    with Journal.open(path, readonly=True, verify=False) as journal:
+        result = replay_journal(journal, jobs=jobs, verify=True)
     wall = time.perf_counter() - t0
     assert result.mismatch_seq is None, result.diff
     return result.events, wall

@@ -1461,38 +1461,63 @@ replays about 1.35× as fast in two processes, a 20,000-event one about 1.6×; o
 cores are all busy a second process gains nothing and costs a few per cent."""
 
 
-def replay_journal(journal: Journal, *, jobs: int = 1) -> ReplayResult:
+def replay_journal(journal: Journal, *, jobs: int = 1, verify: bool = False) -> ReplayResult:
     """Fold every event from snapshot 0; compare each stored snapshot with the fold.
 
     ``jobs`` > 1 (where processes fork): the events are cut at stored snapshots into ``jobs``
     stretches of about equal length, folded in parallel processes, each from the stored
     snapshot it starts at — which the stretch before it proves equal (canonical bytes) to the
     fold from snapshot 0. Every event is folded and every snapshot compared, as with one
-    process; the first mismatch is reported."""
-    seqs = journal.snapshot_seqs()
-    if not seqs or seqs[0] != 0:
-        raise JournalError(f"{journal.path}: snapshot 0 (the initial state) is missing")
-    if seqs[-1] > journal.last_seq:
-        raise JournalError(
-            f"{journal.path}: a snapshot at seq {seqs[-1]} is past the last event "
-            f"({journal.last_seq}); the file is damaged"
-        )
+    process; the first mismatch is reported.
+
+    ``verify``: for a handle opened with ``verify=False``, check the journal as
+    :meth:`Journal.open` with ``verify_events=False`` would (everything but the walk over the
+    event rows, which the fold reads and checks), with the open's errors, before any verdict
+    or any error of the fold. In parallel the check is shared rather than made before the
+    first fork: the second process runs SQLite's integrity check before its stretch while this
+    one checks the rows and the head file's mark before its own."""
+    try:
+        seqs = journal.snapshot_seqs()
+        if not seqs or seqs[0] != 0:
+            raise JournalError(f"{journal.path}: snapshot 0 (the initial state) is missing")
+        if seqs[-1] > journal.last_seq:
+            raise JournalError(
+                f"{journal.path}: a snapshot at seq {seqs[-1]} is past the last event "
+                f"({journal.last_seq}); the file is damaged"
+            )
+    except JournalError:
+        if verify:
+            _verify_opened(journal)  # a damaged file is reported as the open reports it
+        raise
     cuts = _replay_cuts(seqs, journal.last_seq, jobs)
     if len(cuts) > 1 and hasattr(os, "fork"):
-        # This process folds the first stretch itself (its handle is open and verified) while
-        # forked children fold the rest (the strategies imported here come along): one
-        # process fewer to start than stretches.
-        children = [_fork_stretch(journal.path, start, upto, seqs) for start, upto in cuts[1:]]
+        # This process folds the first stretch itself (its handle is open) while forked
+        # children fold the rest (the strategies imported here come along): one process fewer
+        # to start than stretches.
+        children = [
+            _fork_stretch(journal.path, start, upto, seqs, check=verify and i == 0)
+            for i, (start, upto) in enumerate(cuts[1:])
+        ]
         try:
-            first = _replay_stretch(journal, *cuts[0], seqs)
+            if verify:
+                try:
+                    journal.verify(events=False, integrity=False)
+                except JournalDamaged:
+                    _verify_opened(journal)  # names the first fault, as the open does
+                    raise
+            try:
+                first = _replay_stretch(journal, *cuts[0], seqs)
+            finally:
+                if verify:  # the integrity check's verdict comes before the fold's errors
+                    _checked_by(children[0], journal)
             # A mismatch in the first stretch is the first mismatch: the rest is not awaited.
             parts = [first]
             if first.mismatch_seq is None:
                 parts.extend(_stretch_result(child) for child in children)
         finally:
-            for pid, reader in children:
-                reader.close()
-                _reap(pid)
+            for child in children:
+                child.pipe.close()
+                _reap(child.pid)
         events, verified = 0, [0]
         for part in parts:
             events += part.events
@@ -1500,36 +1525,81 @@ def replay_journal(journal: Journal, *, jobs: int = 1) -> ReplayResult:
             if part.mismatch_seq is not None:
                 return attrs.evolve(part, events=events, verified=tuple(verified))
         return ReplayResult(events=events, verified=tuple(verified))
+    if verify:
+        _verify_opened(journal)
     part = _replay_stretch(journal, 0, None, seqs)
     return attrs.evolve(part, verified=(0, *part.verified))
 
 
+def _verify_opened(journal: Journal) -> None:
+    """What :meth:`Journal.open` checks with ``verify_events=False``, with its errors: a fault
+    found is named by the whole walk (the first fault of the file, as a full open names it)."""
+    try:
+        journal.verify(events=False)
+    except JournalDamaged:
+        journal.verify()
+        raise
+
+
 def _replay_cuts(seqs: Sequence[int], last: int, jobs: int) -> list[tuple[int, int | None]]:
-    """``(start snapshot, upto)`` stretches for ``jobs`` processes: cut at stored snapshots, near
-    equal shares of the events (the last stretch runs to the end)."""
+    """``(start snapshot, upto)`` stretches for ``jobs`` processes: cut at the stored snapshots
+    nearest to equal shares of the events (the last stretch runs to the end)."""
     if jobs <= 1 or last < 2 * jobs:
         return [(0, None)]
     starts = [0]
     for k in range(1, jobs):
         target = last * k // jobs
-        cut = max((s for s in seqs if s <= target), default=0)
-        if cut > starts[-1]:
+        cut = min(seqs, key=lambda s: (abs(s - target), s))
+        if starts[-1] < cut < last:
             starts.append(cut)
     return [(a, b) for a, b in zip(starts, [*starts[1:], None], strict=True)]
 
 
-def _replay_part(path: Path, start: int, upto: int | None, seqs: Sequence[int]) -> ReplayResult:
-    """One stretch of a parallel replay, in its own process and its own read-only handle (the
-    parent verified the file when it opened it)."""
+_CHECKED, _NOT_CHECKED = b"+", b"!"
+"""The first byte a forked stretch process writes: its share of the journal's check passed (or
+it had none), or it found a fault (the parent runs the whole check itself to name it)."""
+
+
+def _replay_part(
+    path: Path,
+    start: int,
+    upto: int | None,
+    seqs: Sequence[int],
+    check: bool,
+    checked: Callable[[], None],
+) -> ReplayResult:
+    """One stretch of a parallel replay, in its own process and its own read-only handle;
+    ``check``: SQLite's integrity check of the file first (the parent checks the rest).
+    ``checked`` is called once it passed (or there was none), before the fold begins."""
     with Journal.open(path, readonly=True, verify=False) as journal:
+        if check:
+            journal.verify(events=False, rows=False)
+        checked()
         return _replay_stretch(journal, start, upto, seqs)
 
 
+@attrs.define
+class _Child:
+    """A forked stretch process: its pid and the pipe it writes to — the verdict of its check
+    (one byte, :data:`_CHECKED` when it had none), then its pickled ``(ReplayResult or
+    exception, failed)``."""
+
+    pid: int
+    pipe: BinaryIO
+    said: bytes | None = None
+    """The verdict, once read."""
+
+    def verdict(self) -> bytes:
+        """The verdict byte (empty: the process ended before it said)."""
+        if self.said is None:
+            self.said = self.pipe.read(1)
+        return self.said
+
+
 def _fork_stretch(
-    path: Path, start: int, upto: int | None, seqs: Sequence[int]
-) -> tuple[int, BinaryIO]:
-    """A forked child folding one stretch (:func:`_replay_part`): its pid and the pipe it
-    writes its pickled ``(ReplayResult or exception, failed)`` to. A bare fork and a pipe, not
+    path: Path, start: int, upto: int | None, seqs: Sequence[int], *, check: bool = False
+) -> _Child:
+    """A forked child folding one stretch (:func:`_replay_part`). A bare fork and a pipe, not
     a ``multiprocessing`` pool: the pool's start (its worker, three threads, a queue) took
     5–15 ms of the parent's time before it began its own stretch, a few per cent of a
     two-process replay."""
@@ -1540,10 +1610,22 @@ def _fork_stretch(
         try:
             os.close(reader)
             with os.fdopen(writer, "wb") as out:
+                said: list[bytes] = []
+
+                def checked() -> None:
+                    out.write(_CHECKED)
+                    out.flush()  # the parent may be waiting for it
+                    said.append(_CHECKED)
+
                 try:
-                    outcome: tuple[Any, bool] = (_replay_part(path, start, upto, seqs), False)
+                    outcome: tuple[Any, bool] = (
+                        _replay_part(path, start, upto, seqs, check, checked),
+                        False,
+                    )
                 except BaseException as exc:  # the parent raises it, as a one-process replay
                     outcome = (exc, True)
+                if not said:  # the check or the opening failed
+                    out.write(_NOT_CHECKED)
                 try:
                     data = pickle.dumps(outcome)
                 except Exception as exc:  # an exception that does not pickle: say which
@@ -1558,17 +1640,23 @@ def _fork_stretch(
         finally:
             os._exit(code)  # never return into the parent's code (a test runner, a CLI)
     os.close(writer)
-    return pid, os.fdopen(reader, "rb")
+    return _Child(pid, os.fdopen(reader, "rb"))
 
 
-def _stretch_result(child: tuple[int, BinaryIO]) -> ReplayResult:
+def _checked_by(child: _Child, journal: Journal) -> None:
+    """Wait for the verdict of the check a forked child made; if it did not pass (or the child
+    ended before it said), check the whole journal here, which raises the open's error."""
+    if child.verdict() != _CHECKED:
+        _verify_opened(journal)
+
+
+def _stretch_result(child: _Child) -> ReplayResult:
     """The result a forked child sent; its exception raised here."""
-    pid, reader = child
-    data = reader.read()
+    data = child.pipe.read() if child.verdict() else b""
     if not data:
         raise JournalError(
-            f"a replay process (pid {pid}) ended without a result (killed, or out of memory?); "
-            f"run the replay again"
+            f"a replay process (pid {child.pid}) ended without a result (killed, or out of "
+            f"memory?); run the replay again"
         )
     value, failed = pickle.loads(data)
     if failed:
@@ -1614,12 +1702,19 @@ def _replay_stretch(
 def cmd_replay(args: argparse.Namespace) -> int:
     """``gridcore replay``."""
     # The replay reads every event row through Journal.events, which checks its sequence and
-    # chained checksum: the open checks everything else, and not the event rows a second time.
-    with Journal.open(args.journal, readonly=True, verify_events=False) as journal:
-        import_strategy(journal.meta().get("config"), source=f"{args.journal} (recorded config)")
+    # chained checksum; replay_journal checks everything else (what the open would, not the
+    # event rows a second time), while the stretches fold when it folds them in parallel.
+    with Journal.open(args.journal, readonly=True, verify=False) as journal:
+        try:
+            import_strategy(
+                journal.meta().get("config"), source=f"{args.journal} (recorded config)"
+            )
+        except Exception:
+            _verify_opened(journal)  # a damaged file is reported as damaged, as a checked open
+            raise
         # A long journal is folded in parallel stretches, one per core (the fold is CPU-bound).
         jobs = min(os.cpu_count() or 1, 8) if journal.last_seq >= _PARALLEL_REPLAY_EVENTS else 1
-        result = replay_journal(journal, jobs=jobs)
+        result = replay_journal(journal, jobs=jobs, verify=True)
         if result.mismatch_seq is not None:
             # A replay stops at the first mismatch, before the event rows after it were read:
             # damage anywhere is reported as damage, as a fully verified open reports it.

@@ -712,7 +712,9 @@ class Journal:
 
     # --- verification ----------------------------------------------------------------------
 
-    def verify(self, *, mark: Any = None, events: bool = True) -> None:
+    def verify(
+        self, *, mark: Any = None, events: bool = True, integrity: bool = True, rows: bool = True
+    ) -> None:
         """Check everything this file holds; raise :class:`JournalDamaged` at the first fault.
 
         SQLite's ``quick_check``; every event's chained checksum and the sequence without
@@ -725,19 +727,31 @@ class Journal:
         the marked row's stored checksum instead of the recomputed chain) for a caller that
         reads every event through :meth:`events` next, which checks each row's sequence and
         chained checksum as the walk would: a replay, which would otherwise read them twice.
+
+        ``integrity=False`` leaves out SQLite's ``quick_check``, ``rows=False`` everything
+        else: the two halves of the check, for a parallel replay that runs them in two
+        processes at once (both together are the whole check; a fault found by either is
+        named, as an open names it, by the whole check run again).
         """
+        if not rows:
+            if integrity:
+                try:
+                    self._conn.execute("BEGIN")
+                    self._quick_check()
+                except sqlite3.DatabaseError as exc:
+                    raise self._unreadable(exc) from None
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            return
         if mark is None:
             mark = _read_head(self.path)
         try:
             # One read transaction: a bot may be appending meanwhile, and every SELECT below
             # must see the same commit (an event's commands without the event read as damage).
             self._conn.execute("BEGIN")
-            problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                raise JournalDamaged(
-                    f"{self.path}: SQLite's integrity check fails ({'; '.join(problems)}); "
-                    f"{_RESTART_ADVICE}"
-                )
+            if integrity:
+                self._quick_check()
             marked = -1 if mark is None else mark.seq
             if events:
                 last, marked_chain = self._walk_events(marked)
@@ -793,6 +807,14 @@ class Journal:
             raise JournalDamaged(
                 f"{self.path}: event {mark.seq} is not the event that was committed (its chain "
                 f"checksum differs from the head file {head.name}); {_RESTART_ADVICE}"
+            )
+
+    def _quick_check(self) -> None:
+        problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise JournalDamaged(
+                f"{self.path}: SQLite's integrity check fails ({'; '.join(problems)}); "
+                f"{_RESTART_ADVICE}"
             )
 
     def _walk_events(self, marked: int) -> tuple[int, int | None]:

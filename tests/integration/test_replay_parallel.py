@@ -8,13 +8,21 @@ import argparse
 import functools
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import attrs
 import pytest
 
-from gridcore.shells.cli_run import _replay_cuts, _stretch_result, cmd_replay, replay_journal
+from gridcore.shells import cli_run
+from gridcore.shells.cli_run import (
+    _Child,
+    _replay_cuts,
+    _stretch_result,
+    cmd_replay,
+    replay_journal,
+)
 from gridcore.shells.codec import encode_value
 from gridcore.shells.journal import Journal, JournalDamaged, JournalError, _snapshot_crc
 from gridcore.shells.runtime import RuntimeOptions
@@ -133,4 +141,94 @@ def test_a_replay_process_that_ends_without_a_result_is_an_error_not_a_verdict()
     reader, writer = os.pipe()
     os.close(writer)
     with os.fdopen(reader, "rb") as pipe, pytest.raises(JournalError, match="without a result"):
-        _stretch_result((os.getpid(), pipe))
+        _stretch_result(_Child(os.getpid(), pipe))
+
+
+def test_a_replay_that_checks_as_it_folds_gives_the_verdict_of_a_checked_open(
+    journal_path: Path,
+) -> None:
+    with Journal.open(journal_path, readonly=True) as journal:
+        one = replay_journal(journal)
+    with Journal.open(journal_path, readonly=True, verify=False) as journal:
+        for jobs in (1, 2, 3):
+            assert replay_journal(journal, jobs=jobs, verify=True) == one
+
+
+def _damage(path: Path, damage: str) -> None:
+    """Damage the journal at ``path`` in a way :meth:`Journal.open` refuses."""
+    if damage == "head":
+        Path(f"{path}.head").unlink()
+        return
+    if damage == "command":  # a command row's checksum: only the row checks see it
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE commands SET crc = crc + 1 WHERE id = 7")
+        conn.commit()
+        conn.close()
+        return
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    (root,) = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'commands_by_seq'"
+    ).fetchone()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    # "index": the b-tree header of an index that nothing but SQLite's integrity check reads
+    # (the process that runs it is not the one that checks the rows); "pages": page headers
+    # early and mid-file, which the fold may meet before the checks say what they found.
+    for n in (root - 1,) if damage == "index" else (2, 3, len(data) // page // 2):
+        data[n * page : n * page + 12] = b"\xff" * 12
+    path.write_bytes(bytes(data))
+
+
+def _refusal(call: Callable[[], object]) -> tuple[type, str]:
+    with pytest.raises(JournalError) as caught:
+        call()
+    return type(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("damage", ["index", "pages", "command", "head"])
+@pytest.mark.parametrize("forged", [False, True])
+def test_a_replay_that_checks_as_it_folds_refuses_as_a_checked_open(
+    journal_path: Path, damage: str, forged: bool
+) -> None:
+    # forged: a mismatch early in the first stretch, found before the checks finish — the
+    # refusal must still come first, as from an open that checked before folding.
+    if forged:
+        with Journal.open(journal_path, readonly=True) as journal:
+            seq = journal.snapshot_seqs()[1]
+        copy = _forge(journal_path, seq).rename(journal_path.with_name(f"f-{damage}.db"))
+        Path(f"{journal_path.with_name(f'forged-{seq}.db')}.head").rename(f"{copy}.head")
+    else:
+        copy = _copy(journal_path, f"damaged-{damage}.db")
+    _damage(copy, damage)
+    expected = _refusal(lambda: Journal.open(copy, readonly=True, verify_events=False))
+    assert expected[0] is JournalDamaged
+    for jobs in (1, 2):
+
+        def replay(jobs: int = jobs) -> None:
+            with Journal.open(copy, readonly=True, verify=False) as journal:
+                replay_journal(journal, jobs=jobs, verify=True)
+
+        assert _refusal(replay) == expected
+    # What `gridcore replay` prints is the open's refusal too, in one process or in two.
+    assert _refusal(lambda: cmd_replay(argparse.Namespace(journal=copy))) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        _replay_in_two(patch)
+        assert _refusal(lambda: cmd_replay(argparse.Namespace(journal=copy))) == expected
+
+
+def _replay_in_two(patch: pytest.MonkeyPatch) -> None:
+    """`gridcore replay` in two processes whatever the journal's length and the machine."""
+    patch.setattr(cli_run, "_PARALLEL_REPLAY_EVENTS", 0)
+    patch.setattr(os, "cpu_count", lambda: 2)
+
+
+def test_gridcore_replay_in_two_processes_gives_the_verdict_of_one(
+    journal_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cmd_replay(argparse.Namespace(journal=journal_path)) == 0
+    one = capsys.readouterr().out
+    _replay_in_two(monkeypatch)
+    assert cmd_replay(argparse.Namespace(journal=journal_path)) == 0
+    assert capsys.readouterr().out == one
+    assert "deterministic" in one

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from gridcore.config import load_config
 from gridcore.core import step
+from gridcore.events import Fill
 from gridcore.instruments import PositionSide, Side
 from gridcore.shells import codec
 from gridcore.sim import backtest, make_bot
@@ -109,3 +110,55 @@ def test_nested_values_are_canonical_as_defined(value: Any) -> None:
 
 def test_equal_decimals_of_different_exponents_stay_different() -> None:
     assert codec.canonical((Decimal("1.0"),)) != codec.canonical((Decimal("1.00"),))
+
+
+# --- remembered forms: a frozen value whose fields are all atoms is encoded once per object ---
+
+
+def _fill(price: Decimal, qty: Decimal, n: int) -> Fill:
+    return Fill(
+        ts=1_700_000_000_000 + n,
+        venue="sim",
+        symbol="BTC-PERP",
+        fill_id=f"f{n}",
+        cloid=None,
+        venue_order_id=None,
+        side=Side.BUY,
+        position_side=PositionSide.BOTH,
+        price=price,
+        qty=qty,
+        fee=Decimal("0"),
+    )
+
+
+_prices = st.sampled_from([Decimal("1.0"), Decimal("1.00"), Decimal("2"), Decimal("2.000")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(_prices, _prices), min_size=1, max_size=5),
+    st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=1, max_size=30),
+)
+def test_remembered_forms_are_the_forms_of_the_same_objects(
+    made: list[tuple[Decimal, Decimal]], picks: list[tuple[int, bool]]
+) -> None:
+    # Equal values of different representations (1.0 and 1.00: == but not the same bytes)
+    # live side by side, are encoded again and again, and are replaced by evolved copies.
+    fills = [_fill(price, qty, n) for n, (price, qty) in enumerate(made)]
+    for i, evolve in picks:
+        k = i % len(fills)
+        if evolve:
+            fills[k] = attrs.evolve(fills[k], qty=fills[(k + 1) % len(fills)].price)
+        value = (fills[k], tuple(fills))
+        assert codec.canonical(value) == reference_canonical(value)
+
+
+def test_a_remembered_form_is_never_given_to_a_newer_object_at_the_same_address() -> None:
+    # Dropped objects free their address for the next one: identity, not the id, is matched.
+    seen: set[int] = set()
+    for n in range(300):
+        fill = _fill(Decimal(n + 1) / 8, Decimal("1.0") if n % 2 else Decimal("1.00"), n)
+        seen.add(id(fill))
+        assert codec.canonical(fill) == reference_canonical(fill)
+        del fill
+    assert len(seen) < 300, "addresses were reused, so the test exercised reuse"
