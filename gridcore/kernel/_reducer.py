@@ -91,12 +91,14 @@ from gridcore.kernel._model import (
     with_housekeeping,
 )
 from gridcore.kernel._tx import Tx
-from gridcore.plausibility import quote_jumped
+from gridcore.numbers import CTX
+from gridcore.plausibility import left_and_jumped
 from gridcore.sync import SyncPhase
 
 __all__ = ["SHELL_CLOCK_EVENTS", "general_step", "step"]
 
 _SYNCED, _UNSYNCED = SyncPhase.SYNCED, SyncPhase.UNSYNCED
+_MULTIPLY = CTX.multiply
 
 
 #: Events the shell stamps with its own clock: they move the core's clock to their time. Every
@@ -168,14 +170,10 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
 
 
 def general_step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
-    """:func:`step` without the housekeeping tick's fast path (:func:`_housekeeping_tick`): a
-    quote that brings housekeeping always goes through the working copy. The same results as
-    :func:`step`, slower; the reference that fast path is tested against."""
-    if (
-        type(event) is QuoteTicked
-        and event.ts - state.now <= state.config.clock_lead_ms
-        and event.ts >= state.books.wake_at
-    ):
+    """:func:`step` without the quote's fast paths (:func:`_tick`, :func:`_housekeeping_tick`):
+    every quote goes through the working copy. The same results as :func:`step`, slower; the
+    reference those fast paths are tested against."""
+    if type(event) is QuoteTicked and event.ts - state.now <= state.config.clock_lead_ms:
         tx = Tx(state, event.ts)
         dispatch(tx, event)
         _housekeeping_if_due(tx)
@@ -198,9 +196,14 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     old = state.quotes
     last = old.get(key)
     if last is not None:
-        # Only a quote that left the last spread can have jumped: two comparisons per tick.
-        if (tick.bid > last.ask or tick.ask < last.bid) and quote_jumped(
-            last.bid, last.ask, tick.bid, tick.ask, state.config.plausibility.max_quote_jump
+        # Only a quote that left the last spread can have jumped: two comparisons per tick,
+        # then one product (gridcore.plausibility.left_and_jumped, inlined).
+        bid = tick.bid
+        if (
+            bid > last.ask and bid > _MULTIPLY(last.ask, state.config.plausibility.max_quote_jump)
+        ) or (
+            tick.ask < last.bid
+            and _MULTIPLY(tick.ask, state.config.plausibility.max_quote_jump) < last.bid
         ):
             tx = Tx(state, tick.ts)
             dispatch(tx, tick)
@@ -249,10 +252,7 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     key = (tick.venue, tick.symbol)
     old = state.quotes
     last = old.get(key)
-    if last is None or (
-        (tick.bid > last.ask or tick.ask < last.bid)
-        and quote_jumped(last.bid, last.ask, tick.bid, tick.ask, config.plausibility.max_quote_jump)
-    ):
+    if last is None or left_and_jumped(last, tick, config.plausibility.max_quote_jump):
         return None
     quotes: Mapping[InstrumentKey, QuoteTicked] = (
         {key: tick} if len(old) == 1 else {**old, key: tick}
