@@ -410,20 +410,7 @@ def pnl_by_currency(
     are never added)."""
     currencies = config.currencies
     if len(currencies) == 1:
-        # One currency (every single-venue bot; run at every housekeeping): the same additions
-        # in the same order as below, with Position.net, Position.unrealized and
-        # QuoteTicked.mid inlined.
-        add, subtract, multiply = CTX.add, CTX.subtract, CTX.multiply
-        total = ZERO
-        for (venue, symbol, _side), pos in ledger.positions.items():
-            total = add(total, add(subtract(pos.realized, pos.fees), pos.funding))
-            qty = pos.qty
-            if qty:
-                q = quotes.get((venue, symbol))
-                if q is not None:
-                    mid = CTX.divide(add(q.bid, q.ask), _TWO)
-                    total = add(total, subtract(multiply(qty, mid), pos.cost))
-        return {currencies[0]: total}
+        return {currencies[0]: net_pnl(ledger, quotes)}
     totals = dict.fromkeys(currencies, ZERO)
     single = currencies[0] if len(currencies) == 1 else None
     venue_currency = config.venue_currency
@@ -436,6 +423,47 @@ def pnl_by_currency(
                 total = CTX.add(total, pos.unrealized(q.mid))
         totals[currency] = total
     return totals
+
+
+def net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Decimal:
+    """Net PnL of every position at the given quotes, all in one currency: what
+    :func:`pnl_by_currency` gives for a bot with one settlement currency (run at every
+    housekeeping): the same additions in the same order as its general loop, with
+    ``Position.net``, ``Position.unrealized`` and ``QuoteTicked.mid`` inlined."""
+    add, subtract, multiply, divide = _ADD, _SUBTRACT, _MULTIPLY, _DIVIDE
+    positions = ledger.positions
+    # What does not depend on the quotes (each position's net, and the running total after
+    # the first one's) changes only with a fill or a funding payment, while the drawdown is
+    # measured at every housekeeping: it is kept for the last positions seen. One tuple,
+    # replaced whole, so that a reader never pairs one ledger's positions with another's nets.
+    kept = _NETS[0]
+    if kept[0] is positions:
+        nets = kept[1]
+    else:
+        nets = [add(subtract(pos.realized, pos.fees), pos.funding) for pos in positions.values()]
+        if nets:
+            nets[0] = add(ZERO, nets[0])  # the first addition to the total, below
+        _NETS[0] = (positions, nets)
+    total = ZERO
+    first = True
+    for ((venue, symbol, _side), pos), net in zip(positions.items(), nets):  # noqa: B905
+        if first:
+            total = net  # ZERO + the first net, computed once above
+            first = False
+        else:
+            total = add(total, net)
+        qty = pos.qty
+        if qty:
+            q = quotes.get((venue, symbol))
+            if q is not None:
+                mid = divide(add(q.bid, q.ask), _TWO)
+                total = add(total, subtract(multiply(qty, mid), pos.cost))
+    return total
+
+
+_ADD, _SUBTRACT, _MULTIPLY, _DIVIDE = CTX.add, CTX.subtract, CTX.multiply, CTX.divide
+#: The last ``Ledger.positions`` :func:`net_pnl` measured, with its nets (see there).
+_NETS: list[tuple[object, list[Decimal]]] = [(None, [])]
 
 
 _TWO = Decimal(2)
@@ -577,6 +605,29 @@ def new_books(
     _SET_B12(books, maintenance_due)
     _SET_B13(books, maintenance_timer)
     _SET_B14(books, balance_waits)
+    _SET_B15(books, wake_at)
+    return books
+
+
+def with_housekeeping(b: Books, risk: RiskState, maintenance_due: int, wake_at: int) -> Books:
+    """``b`` with the fields a housekeeping that asks for nothing changes replaced: the same
+    value as :func:`new_books` (or ``attrs.evolve``) gives, built without passing every field."""
+    books: Books = _NEW(Books)
+    _SET_B0(books, b.seq)
+    _SET_B1(books, b.orders)
+    _SET_B2(books, b.venue_oids)
+    _SET_B3(books, b.inflight)
+    _SET_B4(books, b.ledger)
+    _SET_B5(books, risk)
+    _SET_B6(books, b.venues)
+    _SET_B7(books, b.attention)
+    _SET_B8(books, b.done_orders)
+    _SET_B9(books, b.live)
+    _SET_B10(books, b.suspect_quotes)
+    _SET_B11(books, b.desk)
+    _SET_B12(books, maintenance_due)
+    _SET_B13(books, b.maintenance_timer)
+    _SET_B14(books, b.balance_waits)
     _SET_B15(books, wake_at)
     return books
 

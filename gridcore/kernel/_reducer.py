@@ -83,19 +83,22 @@ from gridcore.kernel import (
 )
 from gridcore.kernel._model import (
     MAINTENANCE_TIMER,
-    Books,
     S,
     State,
-    new_books,
+    net_pnl,
     new_state,
     pnl_by_currency,
+    with_housekeeping,
 )
 from gridcore.kernel._tx import Tx
-from gridcore.plausibility import quote_jumped
-from gridcore.risk import RiskState
+from gridcore.numbers import CTX
+from gridcore.plausibility import left_and_jumped
 from gridcore.sync import SyncPhase
 
 __all__ = ["SHELL_CLOCK_EVENTS", "general_step", "step"]
+
+_SYNCED, _UNSYNCED = SyncPhase.SYNCED, SyncPhase.UNSYNCED
+_MULTIPLY = CTX.multiply
 
 
 #: Events the shell stamps with its own clock: they move the core's clock to their time. Every
@@ -167,14 +170,10 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
 
 
 def general_step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
-    """:func:`step` without the housekeeping tick's fast path (:func:`_housekeeping_tick`): a
-    quote that brings housekeeping always goes through the working copy. The same results as
-    :func:`step`, slower; the reference that fast path is tested against."""
-    if (
-        type(event) is QuoteTicked
-        and event.ts - state.now <= state.config.clock_lead_ms
-        and event.ts >= state.books.wake_at
-    ):
+    """:func:`step` without the quote's fast paths (:func:`_tick`, :func:`_housekeeping_tick`):
+    every quote goes through the working copy. The same results as :func:`step`, slower; the
+    reference those fast paths are tested against."""
+    if type(event) is QuoteTicked and event.ts - state.now <= state.config.clock_lead_ms:
         tx = Tx(state, event.ts)
         dispatch(tx, event)
         _housekeeping_if_due(tx)
@@ -197,9 +196,14 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     old = state.quotes
     last = old.get(key)
     if last is not None:
-        # Only a quote that left the last spread can have jumped: two comparisons per tick.
-        if (tick.bid > last.ask or tick.ask < last.bid) and quote_jumped(
-            last.bid, last.ask, tick.bid, tick.ask, state.config.plausibility.max_quote_jump
+        # Only a quote that left the last spread can have jumped: two comparisons per tick,
+        # then one product (gridcore.plausibility.left_and_jumped, inlined).
+        bid = tick.bid
+        if (
+            bid > last.ask and bid > _MULTIPLY(last.ask, state.config.plausibility.max_quote_jump)
+        ) or (
+            tick.ask < last.bid
+            and _MULTIPLY(tick.ask, state.config.plausibility.max_quote_jump) < last.bid
         ):
             tx = Tx(state, tick.ts)
             dispatch(tx, tick)
@@ -248,84 +252,93 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     key = (tick.venue, tick.symbol)
     old = state.quotes
     last = old.get(key)
-    if last is None or (
-        (tick.bid > last.ask or tick.ask < last.bid)
-        and quote_jumped(last.bid, last.ask, tick.bid, tick.ask, config.plausibility.max_quote_jump)
-    ):
+    if last is None or left_and_jumped(last, tick, config.plausibility.max_quote_jump):
         return None
+    quotes: Mapping[InstrumentKey, QuoteTicked] = (
+        {key: tick} if len(old) == 1 else {**old, key: tick}
+    )
     # What _requests.maintenance would do besides the drawdown: any of it takes the slow path.
+    # The same walk gives _requests.round_owed's answer (the earliest round owed), which
+    # _requests.schedule needs below.
     period = config.reconcile_ms
     half_age = config.risk.max_balance_age_ms // 2
     balances = books.risk.balances
+    venues = books.venues
+    last_fill = books.ledger.last_fill_ts
+    owed: int | None = None
     for venue in config.venues:
         balance = balances.get(venue)
         if balance is not None and now - balance.ts > half_age:
             return None
-        vs = books.venues.get(venue)
+        vs = venues.get(venue)
         if vs is None:
             return None
-        if (
-            period
-            and now - vs.last_reconcile >= period
-            and (vs.phase is SyncPhase.SYNCED or (vs.phase is SyncPhase.UNSYNCED and vs.feed_up))
-        ):
-            return None
-    quotes: Mapping[InstrumentKey, QuoteTicked] = (
-        {key: tick} if len(old) == 1 else {**old, key: tick}
-    )
+        if not period:
+            continue
+        since = vs.last_reconcile
+        phase = vs.phase
+        if phase is _SYNCED:
+            if now - since >= period:
+                return None
+            if owed is None or since + period < owed:
+                # A quote at the round's own time counts: the round ran before it was applied.
+                ready = last_fill.get(venue, since) > since
+                if not ready:
+                    for (v, _), q in quotes.items():
+                        if v == venue and q.ts >= since:
+                            ready = True
+                            break
+                if ready:
+                    owed = since + period
+        elif phase is _UNSYNCED and vs.feed_up:
+            if now - since >= period:
+                return None
+            if owed is None or since + period < owed:
+                owed = since + period
+    if len(venues) != len(config.venues):
+        owed = _requests.round_owed(config, books.ledger, venues, quotes)  # a venue not configured
     strategy = state.strategy
     epoch, nonce = state.epoch, state.nonce
     seen = new_state(config, strategy, epoch, now, nonce, quotes, books)
     if strategy.on_tick(seen, tick) is not None:
         return None
     risk = books.risk
-    limit = config.risk.max_drawdown
-    primary = config.currencies[0] if config.currencies else ""
-    for currency, pnl in pnl_by_currency(books.ledger, quotes, config).items():
-        risk, fall = _risk.note_pnl(risk, currency, pnl, primary)
+    currencies = config.currencies
+    if len(currencies) == 1:
+        # One settlement currency (every single-venue bot): pnl_by_currency's own measure
+        # without its dict.
+        currency = currencies[0]
+        risk, fall = _risk.note_pnl(risk, currency, net_pnl(books.ledger, quotes), currency)
+        limit = config.risk.max_drawdown
         if fall is not None and limit is not None and fall >= limit:
             return None  # the drawdown halt is the slow path's
+    else:
+        limit = config.risk.max_drawdown
+        primary = currencies[0] if currencies else ""
+        for currency, pnl in pnl_by_currency(books.ledger, quotes, config).items():
+            risk, fall = _risk.note_pnl(risk, currency, pnl, primary)
+            if fall is not None and limit is not None and fall >= limit:
+                return None  # the drawdown halt is the slow path's
     m = config.maintenance_ms
     next_due = due + m * ((now - due) // m + 1)
     # _requests.schedule, with no order needing attention (it reads nothing the strategy's
     # heartbeat could change: a heartbeat that asks for anything takes the slow path).
-    owed = _requests.round_owed(config, books.ledger, books.venues, quotes)
     fire = None if owed is None else max(next_due, owed) + period
     if fire != books.maintenance_timer:
         return None
     wake_at = next_due if fire is not None or not period else 0
     # The heartbeat sees the books as the slow path shows them (the wake-up time is set after
     # it), the new state keeps them with the new wake-up time.
-    view = new_state(
-        config, strategy, epoch, now, nonce, quotes, _books(books, risk, next_due, books.wake_at)
-    )
+    view_books = with_housekeeping(books, risk, next_due, books.wake_at)
+    view = new_state(config, strategy, epoch, now, nonce, quotes, view_books)
     strategy, intents = strategy.on_timer(view, MAINTENANCE_TIMER)
     if intents:
         return None
-    after = view.books if wake_at == books.wake_at else _books(books, risk, next_due, wake_at)
-    return new_state(config, strategy, epoch, now, nonce, quotes, after), []
-
-
-def _books(b: Books, risk: RiskState, maintenance_due: int, wake_at: int) -> Books:
-    """``b`` with these fields replaced (built directly: ``attrs.evolve`` costs more)."""
-    return new_books(
-        b.seq,
-        b.orders,
-        b.venue_oids,
-        b.inflight,
-        b.ledger,
-        risk,
-        b.venues,
-        b.attention,
-        b.done_orders,
-        b.live,
-        b.suspect_quotes,
-        b.desk,
-        maintenance_due,
-        b.maintenance_timer,
-        b.balance_waits,
-        wake_at,
-    )
+    if wake_at != books.wake_at:
+        view_books = with_housekeeping(books, risk, next_due, wake_at)
+    elif strategy is view.strategy:
+        return view, []
+    return new_state(config, strategy, epoch, now, nonce, quotes, view_books), []
 
 
 def _finish(tx: Tx[Any]) -> tuple[State[Any], list[Command]]:

@@ -84,18 +84,18 @@ def test_the_synthetic_path_equals_its_reference(
         assert type(q.bid) is Decimal and type(q.ts) is int
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     seed=st.integers(min_value=0, max_value=2**32),
     faults=st.sampled_from(["none", "chaos", "disconnects"]),
-    config=st.sampled_from(["", "examples/hedge_grid.toml"]),
+    config=st.sampled_from(["", "examples/hedge_grid.toml", "examples/funding_arb.toml"]),
 )
 def test_the_housekeeping_fast_path_equals_the_general_path(
     seed: int, faults: str, config: str
 ) -> None:
     """Every step of runs with and without faults ends in the state and the commands that the
-    general path (``general_step``: every quote that brings housekeeping through the working
-    copy) gives from the same state."""
+    general path (``general_step``: every quote through the working copy) gives from the same
+    state."""
     from pathlib import Path
 
     from gridcore.config import load_config
@@ -150,7 +150,7 @@ def test_the_single_currency_pnl_equals_the_plain_definition(
     quotes: dict[tuple[str, str], tuple[Decimal, int]],
 ) -> None:
     """``pnl_by_currency`` for one settlement currency (the housekeeping drawdown measure,
-    inlined) gives the very values (digits and exponent) of the plain definition: per
+    inlined, with what it keeps of the last ledger) gives the very values (digits and exponent) of the plain definition: per
     position ``net`` plus ``unrealized`` at the quote's ``mid``, added in ledger order."""
     from gridcore.config import load_config
     from gridcore.instruments import PositionSide
@@ -183,14 +183,78 @@ def test_the_single_currency_pnl_equals_the_plain_definition(
     }
     bot = make_bot(load_config(), epoch=1_700_000_000_000)
     assert len(bot.config.currencies) == 1
-    state = replace(bot, quotes=books, books=replace(bot.books, ledger=ledger))
-    total = Decimal(0)
-    for (venue, symbol, _side), pos in ledger.positions.items():
-        total = CTX.add(total, pos.net)
-        q = books.get((venue, symbol))
-        if pos.qty and q is not None:
-            total = CTX.add(total, pos.unrealized(q.mid))
-    got = state.pnl_by_currency()
-    assert list(got) == list(bot.config.currencies)
-    (value,) = got.values()
-    assert str(value) == str(total) and value == total
+    # The same ledger at two sets of quotes (the second measure reuses what the first kept of
+    # the ledger, as housekeeping does between fills), then another ledger.
+    moved = {key: replace(q, bid=q.ask, ask=CTX.add(q.ask, Decimal(1))) for key, q in books.items()}
+    other = Ledger(positions=dict(reversed(list(ledger.positions.items()))))
+    for led, quotes_now in ((ledger, books), (ledger, moved), (other, moved), (ledger, books)):
+        state = replace(bot, quotes=quotes_now, books=replace(bot.books, ledger=led))
+        total = Decimal(0)
+        for (venue, symbol, _side), pos in led.positions.items():
+            total = CTX.add(total, pos.net)
+            q = quotes_now.get((venue, symbol))
+            if pos.qty and q is not None:
+                total = CTX.add(total, pos.unrealized(q.mid))
+        got = state.pnl_by_currency()
+        assert list(got) == list(bot.config.currencies)
+        (value,) = got.values()
+        assert str(value) == str(total) and value == total
+
+
+_QUOTE_PRICES = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(10**9), places=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    last=st.tuples(_QUOTE_PRICES, _QUOTE_PRICES),
+    now=st.tuples(_QUOTE_PRICES, _QUOTE_PRICES),
+    factor=st.decimals(min_value=Decimal("1.0001"), max_value=Decimal(1000), places=4),
+)
+def test_the_quote_jump_test_equals_the_plain_definition(
+    last: tuple[Decimal, Decimal], now: tuple[Decimal, Decimal], factor: Decimal
+) -> None:
+    """The hot path's jump test (one product) answers what the plain one does (a quote that
+    left the last spread and ``quote_jumped``), for any two valid quotes and factor > 1."""
+    from gridcore.plausibility import left_and_jumped, quote_jumped
+
+    a = QuoteTicked(ts=1_700_000_000_000, venue="v", symbol="X", bid=min(last), ask=max(last))
+    b = QuoteTicked(ts=1_700_000_000_001, venue="v", symbol="X", bid=min(now), ask=max(now))
+    plain = (b.bid > a.ask or b.ask < a.bid) and quote_jumped(a.bid, a.ask, b.bid, b.ask, factor)
+    assert left_and_jumped(a, b, factor) is plain
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    scale=st.sampled_from([Decimal("0.05"), Decimal("0.5"), Decimal("1.0001"), Decimal(20)]),
+)
+def test_the_tick_fast_path_equals_the_general_path(seed: int, scale: Decimal) -> None:
+    """Every quote between housekeepings (the hot path), and the same quote scaled so that it
+    may have jumped, ends in the state and commands that the general path gives
+    (``general_step``: every quote through the working copy)."""
+    from gridcore.config import load_config
+    from gridcore.core import State
+    from gridcore.kernel import general_step, step
+    from gridcore.sim import backtest, profile
+
+    compared = 0
+
+    def reducer(state: State[Any], event: Any) -> Any:
+        nonlocal compared
+        got = step(state, event)
+        if (
+            type(event) is QuoteTicked
+            and event.ts < state.books.wake_at
+            and event.ts - state.now <= state.config.clock_lead_ms
+        ):
+            compared += 1
+            assert got == general_step(state, event)
+            bid, ask = CTX.multiply(event.bid, scale), CTX.multiply(event.ask, scale)
+            moved = QuoteTicked(
+                ts=event.ts, venue=event.venue, symbol=event.symbol, bid=bid, ask=ask
+            )
+            assert step(state, moved) == general_step(state, moved)
+        return got
+
+    backtest(load_config(), seed=seed, ticks=1_500, faults=profile("chaos"), reducer=reducer)
+    assert compared > 500
