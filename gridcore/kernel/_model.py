@@ -431,27 +431,9 @@ def net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Deci
     housekeeping): the same additions in the same order as its general loop, with
     ``Position.net``, ``Position.unrealized`` and ``QuoteTicked.mid`` inlined."""
     add, subtract, multiply, divide = _ADD, _SUBTRACT, _MULTIPLY, _DIVIDE
-    positions = ledger.positions
-    # What does not depend on the quotes (each position's net, and the running total after
-    # the first one's) changes only with a fill or a funding payment, while the drawdown is
-    # measured at every housekeeping: it is kept for the last positions seen. One tuple,
-    # replaced whole, so that a reader never pairs one ledger's positions with another's nets.
-    kept = _NETS[0]
-    if kept[0] is positions:
-        nets = kept[1]
-    else:
-        nets = [add(subtract(pos.realized, pos.fees), pos.funding) for pos in positions.values()]
-        if nets:
-            nets[0] = add(ZERO, nets[0])  # the first addition to the total, below
-        _NETS[0] = (positions, nets)
     total = ZERO
-    first = True
-    for ((venue, symbol, _side), pos), net in zip(positions.items(), nets):  # noqa: B905
-        if first:
-            total = net  # ZERO + the first net, computed once above
-            first = False
-        else:
-            total = add(total, net)
+    for (venue, symbol, _side), pos in ledger.positions.items():
+        total = add(total, add(subtract(pos.realized, pos.fees), pos.funding))
         qty = pos.qty
         if qty:
             q = quotes.get((venue, symbol))
@@ -462,8 +444,6 @@ def net_pnl(ledger: Ledger, quotes: Mapping[InstrumentKey, QuoteTicked]) -> Deci
 
 
 _ADD, _SUBTRACT, _MULTIPLY, _DIVIDE = CTX.add, CTX.subtract, CTX.multiply, CTX.divide
-#: The last ``Ledger.positions`` :func:`net_pnl` measured, with its nets (see there).
-_NETS: list[tuple[object, list[Decimal]]] = [(None, [])]
 
 
 _TWO = Decimal(2)

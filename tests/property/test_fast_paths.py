@@ -183,8 +183,7 @@ def test_the_single_currency_pnl_equals_the_plain_definition(
     }
     bot = make_bot(load_config(), epoch=1_700_000_000_000)
     assert len(bot.config.currencies) == 1
-    # The same ledger at two sets of quotes (the second measure reuses what the first kept of
-    # the ledger, as housekeeping does between fills), then another ledger.
+    # The same ledger at two sets of quotes (housekeeping between fills), then another ledger.
     moved = {key: replace(q, bid=q.ask, ask=CTX.add(q.ask, Decimal(1))) for key, q in books.items()}
     other = Ledger(positions=dict(reversed(list(ledger.positions.items()))))
     for led, quotes_now in ((ledger, books), (ledger, moved), (other, moved), (ledger, books)):
