@@ -153,9 +153,11 @@ __all__ = [
     "K_TIMER",
     "AdapterFailed",
     "Clock",
+    "ClockExecutor",
     "Deadline",
     "EventRejected",
     "ExecCommand",
+    "Finish",
     "LockstepClock",
     "Runtime",
     "RuntimeOptions",
@@ -189,6 +191,14 @@ EXIT_HALT_REASON = "operator: cancel-on-exit at shutdown"
 for exactly this reason when it is started again."""
 
 _OUT_OF_BAND = (StartTimer, CancelTimer, Notify, Halt)
+
+Finish: TypeAlias = Callable[[list[Event] | Exception], None]
+"""What a command carried on the clock ends with: the adapter's answers, or the exception its
+``execute`` would have raised."""
+ClockExecutor: TypeAlias = Callable[[ExecCommand, Finish], Callable[[], None]]
+"""Carries a command as callbacks of a :class:`LockstepClock` instead of a task (an adapter's
+optional ``executor_on_clock()``): it calls ``finish`` once, at the answer's time and turn,
+unless the command or its answer is lost; it returns what cancels the steps still to come."""
 
 
 # --- clocks ------------------------------------------------------------------------------------
@@ -739,6 +749,8 @@ class Runtime:
         self._last_receive = 0.0  # monotonic time of the reducer's last batch (the flusher's)
         self._pending_since: anyio.Event | None = None  # set when events start waiting
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        # Adapters that carry commands as callbacks of the lockstep clock (no task each).
+        self._on_clock: dict[str, ClockExecutor] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
         # Every venue keeps its state in this journal's commits (the in-process simulated
@@ -881,6 +893,13 @@ class Runtime:
         self._limiters = {
             name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
         }
+        self._on_clock = {}
+        if self._lockstep:
+            for name, adapter in self._venues.items():
+                offer = getattr(adapter, "executor_on_clock", None)
+                executor = None if offer is None else offer()
+                if executor is not None:
+                    self._on_clock[name] = executor
         self._stop_event = anyio.Event()
         if self.options.handle_signals:
             # The receiver puts back, on closing, the handlers it found, and trio re-raises
@@ -1320,7 +1339,14 @@ class Runtime:
         except anyio.WouldBlock:
             self._queues[adapter.name].append((command, token))
             return
-        self._spawn(self._execute, adapter, command, token)
+        self._start(adapter, command, token)
+
+    def _start(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
+        executor = self._on_clock.get(adapter.name)
+        if executor is None:
+            self._spawn(self._execute, adapter, command, token)
+        else:
+            self._execute_on_clock(adapter, executor, command, token)
 
     async def _refuse(self, command: ExecCommand) -> None:
         try:
@@ -1339,7 +1365,6 @@ class Runtime:
 
     async def _execute(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
         limiter = self._limiters[adapter.name]
-        queue = self._queues[adapter.name]
         try:
             self.stats.commands_sent += 1
             for event in await self._call(adapter, command):
@@ -1347,10 +1372,63 @@ class Runtime:
         finally:
             limiter.release_on_behalf_of(token)
             self._outstanding -= 1
-            if queue:
-                queued, queued_token = queue.popleft()
-                limiter.acquire_on_behalf_of_nowait(queued_token)
-                self._spawn(self._execute, adapter, queued, queued_token)
+            self._next_queued(adapter)
+
+    def _next_queued(self, adapter: VenueAdapter) -> None:
+        """A command of ``adapter`` is over: start the first one waiting for its place."""
+        queue = self._queues[adapter.name]
+        if queue:
+            queued, queued_token = queue.popleft()
+            self._limiters[adapter.name].acquire_on_behalf_of_nowait(queued_token)
+            self._start(adapter, queued, queued_token)
+
+    def _execute_on_clock(
+        self, adapter: VenueAdapter, executor: ClockExecutor, command: ExecCommand, token: object
+    ) -> None:
+        """:meth:`_execute` without a task, on a lockstep clock: the adapter's steps and the
+        timeout are callbacks of the clock at the times and in the turns the task's sleeps
+        would have (the timeout's as in :meth:`_call_lockstep`), so the same events reach the
+        channel in the same order; the results go out with :meth:`_send_now`, or, when the
+        channel is full, from a task in their order."""
+        clock = self.clock
+        assert isinstance(clock, LockstepClock)
+        self.stats.commands_sent += 1
+        over = False
+        cancel_steps: Callable[[], None] | None = None
+
+        def finish(outcome: list[Event] | Exception | None, timed_out: bool = False) -> None:
+            nonlocal over
+            if over:
+                return
+            over = True
+            deadline.cancel()
+            events = self._outcome(adapter, command, outcome, timed_out)
+            for i, event in enumerate(events):
+                if not self._send_now(event):
+                    self._spawn(self._send_each, events[i:])
+                    break
+            self._limiters[adapter.name].release_on_behalf_of(token)
+            self._outstanding -= 1
+            self._next_queued(adapter)
+
+        def expire() -> None:
+            if cancel_steps is not None:
+                cancel_steps()
+            finish(None, timed_out=True)
+
+        deadline = clock.call_at(
+            clock.now() + self.options.command_timeout_ms,
+            (K_COMMAND, command.command_id, 9),
+            expire,
+        )
+        try:
+            cancel_steps = executor(command, finish)
+        except Exception as exc:
+            finish(exc)
+
+    async def _send_each(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self._send(event)
 
     async def _call(self, adapter: VenueAdapter, command: ExecCommand) -> list[Event]:
         clock = self.clock
