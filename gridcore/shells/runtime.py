@@ -693,6 +693,13 @@ class Runtime:
     (:mod:`gridcore.shells.logs`).
     """
 
+    callbacks_on_clock = True
+    """On a :class:`LockstepClock`, core timers and the commands of an adapter that offers
+    ``executor_on_clock()`` run as callbacks of the clock, at the times and in the turns of the
+    sleeps of the tasks they replace (a task per timer and per command cost more than the rest
+    of the runtime's work). ``False``: tasks, as on any other clock (the reference that tests
+    compare the callbacks with)."""
+
     def __init__(
         self,
         *,
@@ -731,7 +738,7 @@ class Runtime:
         self._queues: dict[str, deque[tuple[ExecCommand, object]]] = {
             name: deque() for name in self._venues
         }
-        self._timers: dict[str, anyio.CancelScope] = {}
+        self._timers: dict[str, anyio.CancelScope | _ClockTimer] = {}
         self._stopping = False
         self._hurry = False
         self._on_stop = on_stop
@@ -894,7 +901,7 @@ class Runtime:
             name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
         }
         self._on_clock = {}
-        if self._lockstep:
+        if self._lockstep and self.callbacks_on_clock:
             for name, adapter in self._venues.items():
                 offer = getattr(adapter, "executor_on_clock", None)
                 executor = None if offer is None else offer()
@@ -1286,15 +1293,24 @@ class Runtime:
     # --- timers --------------------------------------------------------------------------------
 
     def _cancel_timer(self, timer_id: str) -> None:
-        scope = self._timers.pop(timer_id, None)
-        if scope is not None:
+        timer = self._timers.pop(timer_id, None)
+        if isinstance(timer, _ClockTimer):
+            timer.cancel()
+        elif timer is not None:
             # The timer's task is asleep on the clock: hold a unit for it until it has woken
             # from the cancellation (it releases it), so time cannot move in between.
             self.clock.hold()
-            scope.cancel()
+            timer.cancel()
 
     def _start_timer(self, command: StartTimer) -> None:
         self._cancel_timer(command.timer_id)  # starting an id again replaces it
+        clock = self.clock
+        if isinstance(clock, LockstepClock) and self.callbacks_on_clock:
+            # A callback of the clock at the time and in the turn of the task's sleep.
+            timer = _ClockTimer(self, clock, command)
+            self._timers[command.timer_id] = timer
+            timer.arm()
+            return
         scope = anyio.CancelScope()
         self._timers[command.timer_id] = scope
         self._spawn(self._timer, command, scope)
@@ -1563,6 +1579,45 @@ class Runtime:
                     )
                 )
         return out
+
+
+class _ClockTimer:
+    """A core timer on a lockstep clock: what :meth:`Runtime._timer_loop` does after each of
+    its sleeps, as a callback of the clock at that sleep's time and key (no task)."""
+
+    __slots__ = ("clock", "command", "deadline", "fire_at", "runtime")
+
+    def __init__(self, runtime: Runtime, clock: LockstepClock, command: StartTimer) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.command = command
+        self.fire_at = command.fire_at
+        self.deadline: Deadline | None = None
+
+    def arm(self) -> None:
+        self.deadline = self.clock.call_at(
+            self.fire_at, (K_TIMER, self.command.command_id), self.fire
+        )
+
+    def cancel(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def fire(self) -> None:
+        self.deadline = None
+        command, runtime = self.command, self.runtime
+        every = command.every_ms
+        timers = runtime._timers
+        if not every and timers.get(command.timer_id) is self:
+            # One-shot: forget it first (as the task does).
+            del timers[command.timer_id]
+        fired = TimerFired(ts=max(self.clock.now(), self.fire_at), timer_id=command.timer_id)
+        if not runtime._send_now(fired):
+            runtime._spawn(runtime._send_each, (fired,))  # a full channel: it waits its turn
+        if every:
+            self.fire_at += every  # periodic: on its own schedule, like the backtest runner
+            self.arm()
 
 
 def _redacted(event: Event) -> Event:

@@ -458,6 +458,11 @@ class SimVenue:
     :class:`~shells.runtime.LockstepClock` started at :meth:`resume_time`.
     """
 
+    callbacks_on_clock = True
+    """On a :class:`~shells.runtime.LockstepClock`, commands (:meth:`executor_on_clock`) and
+    delayed stream messages are callbacks of the clock at the times and turns of the sleeps of
+    the tasks they replace. ``False``: tasks (the reference tests compare them with)."""
+
     def __init__(
         self,
         *,
@@ -753,7 +758,7 @@ class SimVenue:
                 out.append(event)
             else:
                 self._deliveries += 1
-                if isinstance(clock, LockstepClock):
+                if isinstance(clock, LockstepClock) and self.callbacks_on_clock:
                     # A callback in the turn the delivery task would sleep to: no task.
                     clock.call_at(at, (K_DELIVERY, self._deliveries), _Deliver(self, event))
                 else:
@@ -822,9 +827,13 @@ class SimVenue:
 
     def executor_on_clock(self) -> ClockExecutor | None:
         """How the runtime carries a command on a lockstep clock without a task
-        (:meth:`_start_on_clock`), or ``None`` (any other clock, or a subclass with an
-        :meth:`execute` of its own)."""
-        if not isinstance(self._clock, LockstepClock) or type(self).execute is not SimVenue.execute:
+        (:meth:`_start_on_clock`), or ``None`` (any other clock, or an :meth:`execute` other
+        than this class's own: a subclass's, or one replaced on the class)."""
+        if (
+            not isinstance(self._clock, LockstepClock)
+            or not self.callbacks_on_clock
+            or type(self).execute is not _EXECUTE
+        ):
             return None
         return self._start_on_clock
 
@@ -843,6 +852,11 @@ class SimVenue:
             sent_at + self._latency, (K_COMMAND, command.command_id, 0), call.arrive
         )
         return call.cancel
+
+
+_EXECUTE = SimVenue.execute
+"""The ``execute`` the clock executor stands for: a venue whose ``execute`` is another (a
+subclass's, or one replaced on the class) is carried by a task calling it."""
 
 
 def describe(state: VenueState) -> dict[str, Any]:

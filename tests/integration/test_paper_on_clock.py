@@ -16,10 +16,13 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gridcore.commands import CancelTimer, Command, StartTimer
 from gridcore.config import load_config
+from gridcore.core import State, step
+from gridcore.events import Event, Started, TimerFired
 from gridcore.shells.codec import canonical
 from gridcore.shells.journal import Journal
-from gridcore.shells.runtime import ClockExecutor, LockstepClock, Runtime, RuntimeOptions
+from gridcore.shells.runtime import LockstepClock, Runtime, RuntimeOptions
 from gridcore.shells.simvenue import SimVenue, VenueStore, open_venue_state
 from gridcore.sim import make_bot
 from gridcore.sim.faults import PROFILES
@@ -27,12 +30,17 @@ from gridcore.sim.faults import PROFILES
 CONFIG = load_config()
 
 
-class _Tasked(SimVenue):
-    """The simulated venue without its clock executor: every command is a task that sleeps
-    on the clock (``execute``), as it was before the callbacks."""
+class _TaskedVenue(SimVenue):
+    """The simulated venue without callbacks: every command (``execute``) and every delayed
+    stream message is a task that sleeps on the clock, as it was before the callbacks."""
 
-    def executor_on_clock(self) -> ClockExecutor | None:
-        return None
+    callbacks_on_clock = False
+
+
+class _TaskedRuntime(Runtime):
+    """The runtime without callbacks: a task per command and per core timer."""
+
+    callbacks_on_clock = False
 
 
 def _rows(path: Path) -> list[Any]:
@@ -53,7 +61,7 @@ def _rows(path: Path) -> list[Any]:
 
 async def _session(
     path: Path,
-    venue_cls: type[SimVenue],
+    tasks: bool,
     *,
     seed: int,
     faults: str,
@@ -72,10 +80,10 @@ async def _session(
     try:
         venue_state, _ = open_venue_state(store, CONFIG, seed=seed, faults=faults)
         clock = LockstepClock(SimVenue.resume_time(venue_state, start))
-        venue = venue_cls(
+        venue = (_TaskedVenue if tasks else SimVenue)(
             config=CONFIG, state=venue_state, store=store, clock=clock, latency_ms=latency_ms
         )
-        runtime = Runtime(
+        runtime = (_TaskedRuntime if tasks else Runtime)(
             state=make_bot(CONFIG, epoch=start),
             journal=journal,
             venues=[venue],
@@ -103,7 +111,7 @@ async def _session(
     concurrency=st.sampled_from([1, 2, 16]),
     channel=st.sampled_from([1, 3, 10_000]),
 )
-def test_commands_on_clock_callbacks_give_the_journal_of_command_tasks(
+def test_clock_callbacks_give_the_journal_of_tasks(
     tmp_path_factory: Any,
     seed: int,
     faults: str,
@@ -120,11 +128,11 @@ def test_commands_on_clock_callbacks_give_the_journal_of_command_tasks(
         channel_size=channel,
     )
     results = {}
-    for name, cls in (("callbacks", SimVenue), ("tasks", _Tasked)):
+    for name, tasks in (("callbacks", False), ("tasks", True)):
         session = functools.partial(
             _session,
             tmp / f"{name}.db",
-            cls,
+            tasks,
             seed=seed,
             faults=faults,
             latency_ms=latency_ms,
@@ -141,11 +149,11 @@ def test_under_trio_too(tmp_path: Path) -> None:
     """The callbacks do not depend on the backend: trio's session is asyncio's."""
     options = RuntimeOptions(handle_signals=False, command_timeout_ms=120, max_concurrency=2)
     results = []
-    for backend, cls in (("trio", SimVenue), ("asyncio", _Tasked)):
+    for backend, tasks in (("trio", False), ("asyncio", True)):
         session = functools.partial(
             _session,
             tmp_path / f"{backend}.db",
-            cls,
+            tasks,
             seed=7,
             faults="chaos",
             latency_ms=50,
@@ -156,3 +164,83 @@ def test_under_trio_too(tmp_path: Path) -> None:
         results.append((final, sent, _rows(tmp_path / f"{backend}.db")))
     assert results[0][1] > 0
     assert results[0] == results[1]
+
+
+def _timer_session(path: Path, tasks: bool) -> list[tuple[str, int]]:
+    """A session whose reducer also starts a periodic timer, restarts it with another period
+    at its third beat, cancels it at its sixth, and starts one-shots (one replaced, one
+    canceled); returns the timers fired, with their times from the start."""
+    start = CONFIG.market.start_ts
+    beats = 0
+
+    def reducer(state: State[Any], event: Event) -> tuple[State[Any], list[Command]]:
+        nonlocal beats
+        new, commands = step(state, event)
+        extra: list[Command] = []
+        if isinstance(event, Started):
+            extra = [
+                StartTimer(command_id=10_001, timer_id="beat", fire_at=start + 500, every_ms=700),
+                StartTimer(command_id=10_002, timer_id="once", fire_at=start + 1_200),
+                StartTimer(command_id=10_003, timer_id="gone", fire_at=start + 1_300),
+                CancelTimer(command_id=10_004, timer_id="gone"),
+                StartTimer(command_id=10_005, timer_id="moved", fire_at=start + 900),
+                StartTimer(command_id=10_006, timer_id="moved", fire_at=start + 2_000),
+            ]
+        elif isinstance(event, TimerFired) and event.timer_id == "beat":
+            beats += 1
+            if beats == 3:
+                extra = [
+                    StartTimer(
+                        command_id=10_100, timer_id="beat", fire_at=event.ts + 250, every_ms=400
+                    )
+                ]
+            elif beats == 6:
+                extra = [CancelTimer(command_id=10_200, timer_id="beat")]
+        return new, [*commands, *extra]
+
+    async def run() -> None:
+        journal = Journal.create(
+            path, state=make_bot(CONFIG, epoch=start), meta={"config": ""}, synchronous="NORMAL"
+        )
+        store = VenueStore.in_journal(journal)
+        try:
+            venue_state, _ = open_venue_state(store, CONFIG, seed=3, faults="none")
+            clock = LockstepClock(start)
+            venue = (_TaskedVenue if tasks else SimVenue)(
+                config=CONFIG, state=venue_state, store=store, clock=clock
+            )
+            runtime = (_TaskedRuntime if tasks else Runtime)(
+                state=make_bot(CONFIG, epoch=start),
+                journal=journal,
+                venues=[venue],
+                clock=clock,
+                options=RuntimeOptions(handle_signals=False),
+                reducer=reducer,
+            )
+            with anyio.fail_after(60):
+                await runtime.run(duration_ms=8_000)
+            venue.close()
+        finally:
+            journal.close()
+
+    anyio.run(run, backend="asyncio")
+    with Journal.open(path, readonly=True) as journal:
+        return [
+            (e.timer_id, e.ts - start) for _, e in journal.events() if isinstance(e, TimerFired)
+        ]
+
+
+def test_timers_on_clock_callbacks_fire_as_timer_tasks(tmp_path: Path) -> None:
+    on_clock = _timer_session(tmp_path / "callbacks.db", tasks=False)
+    assert on_clock == _timer_session(tmp_path / "tasks.db", tasks=True)
+    mine = [f for f in on_clock if f[0] in {"beat", "once", "moved", "gone"}]
+    assert mine == [
+        ("beat", 500),
+        ("beat", 1_200),
+        ("once", 1_200),
+        ("beat", 1_900),
+        ("moved", 2_000),
+        ("beat", 2_150),
+        ("beat", 2_550),
+        ("beat", 2_950),
+    ]
