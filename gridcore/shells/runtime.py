@@ -21,7 +21,9 @@ transactions (the in-process simulated venue, ``commits_with``), a command reach
 outside the process before the next commit, and a crash loses its effect on the venue together
 with its event. Then commands are handed out as soon as they are reduced and the events commit
 in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``), each commit running
-behind the reducer (one at a time, in order) while it reduces the next group. With any other
+behind the reducer (one at a time, in order) while it reduces the next group; groups that wait
+meanwhile share the next transaction (one flush to disk; the rows are those of one
+transaction per group, so a slow disk changes no byte of the journal). With any other
 venue (every real one) each command waits for the commit of its event
 (:attr:`Runtime.group_commit`), and the reducer waits for every commit.
 
@@ -648,6 +650,15 @@ class RuntimeStats:
 
 NoticeHandler: TypeAlias = Callable[[Notify | Halt], None]
 
+#: A group taken for a commit: the events with their commands, the snapshot after them (or
+#: ``None``), the venue's staged writes, the log lines to write once it is committed.
+_Taken: TypeAlias = tuple[
+    list[tuple[Event, list[Command]]], "State[Any] | None", list[Staged], int | None
+]
+_BEHIND_GROUPS = 4
+"""Groups that may wait for the commit running behind the reducer before the reducer waits
+too (memory, and what a crash of a paper session may lose, stay bounded)."""
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -728,8 +739,13 @@ class Runtime:
         self._pending: list[tuple[Event, list[Command]]] = []
         self._pending_commands = False
         self._committing = 0
-        # Grouped: the commit running behind the reducer (see _commit), set when it is over.
+        # Grouped: set when the commits running behind the reducer are over (see _commit).
         self._behind: anyio.Event | None = None
+        self._queued: list[_Taken] = []  # groups waiting for the commit behind
+        # The last seq and the last snapshot's seq of the events taken for commits (committed
+        # or queued): where the next group's snapshot falls.
+        self._taken_seq = journal.last_seq
+        self._taken_snapshot = journal.last_snapshot_seq
         self._outstanding = 0
         # Events handed to the channel and not yet reduced: the shutdown's drain must not end
         # while one is on its way (the cancel-on-exit halt's cancels come from reducing it).
@@ -982,6 +998,11 @@ class Runtime:
                 await self.clock.settle(
                     self._drained, self.clock.now() + self.options.drain_grace_ms
                 )
+            if self._behind is not None:
+                # The groups taken for commits behind the reducer commit as they were taken
+                # (cancelled, they would be put back and committed with the final snapshot:
+                # the same events, but not the snapshots they took).
+                await self._behind.wait()
             tg.cancel_scope.cancel()
 
     def _drained(self) -> bool:
@@ -1183,36 +1204,50 @@ class Runtime:
         """Commit the pending events (with the venue's staged writes and, when due, a
         snapshot) in one transaction; then, unless grouped, send their commands.
 
-        ``behind`` (grouped only): the transaction runs in a task of its own while the reducer
-        goes on, so that the disk's flush overlaps the reducing of the next group instead of
-        stopping the bot. Its content is taken here all the same (the entries, the venue's
-        writes staged for exactly those events, the state after the last of them), and
-        commits stay one at a time, in order: each waits for the one before it to be over.
-        A crash loses at most the groups not yet committed, with the venue's effects of the
-        events in them (their commands reached nothing outside the process)."""
-        if self._behind is not None:
+        ``behind`` (grouped only): the group is committed by a task of its own while the
+        reducer goes on, so that the disk's flush overlaps the reducing of the next groups
+        instead of stopping the bot. Its content is taken here all the same (the entries, the
+        venue's writes staged for exactly those events, the state after the last of them), so
+        the rows written are the same however the commits fall behind. The groups commit in
+        order; those that wait while a transaction is in its thread go together in the next
+        one (:meth:`Journal.append_groups`: one flush to disk for all, the same rows), and the
+        reducer waits once ``_BEHIND_GROUPS`` of them wait. A crash loses at most the groups
+        not yet committed, with the venue's effects of the events in them (their commands
+        reached nothing outside the process)."""
+        offload = behind and self.options.offload_commits and self._tg is not None
+        if self._behind is not None and not offload:
             await self._behind.wait()
         if not self._pending:
             return  # the commit behind took what was pending (and put nothing back)
         entries, self._pending = self._pending, []
         journal = self._journal
         snapshot = None
-        if (
-            journal.last_seq + len(entries) - journal.last_snapshot_seq
-            >= self.options.snapshot_every
-        ):
+        if self._taken_seq + len(entries) - self._taken_snapshot >= self.options.snapshot_every:
             snapshot = self._state
-        self._committing = len(entries)
+        self._taken_seq += len(entries)
+        if snapshot is not None:
+            self._taken_snapshot = self._taken_seq
+        self._committing += len(entries)
         # Taken here, in the loop's thread, at the same instant as the entries: the venue's
         # writes in this transaction are exactly its effects of the events in it.
         staged = journal.take_staged()
         # The log lines of these events, and of none reduced after them, go once committed.
         lines = None if self._log is None else self._log.noted
-        if behind and self.options.offload_commits and self._tg is not None:
-            done = self._behind = anyio.Event()
-            self._tg.start_soon(self._append, entries, snapshot, staged, lines, done)
+        if offload:
+            assert self._tg is not None
+            self._queued.append((entries, snapshot, staged, lines))
+            if self._behind is None:
+                done = self._behind = anyio.Event()
+                self._tg.start_soon(self._commit_behind, done)
+            if len(self._queued) >= _BEHIND_GROUPS:
+                await self._behind.wait()
+            else:
+                # One turn of the event loop: the commit task starts this group's transaction
+                # (or, if one is still in its thread, takes it in the next) now, instead of
+                # when the reducer next waits, which on a lockstep clock may be never.
+                await anyio.lowlevel.checkpoint()
             return
-        await self._append(entries, snapshot, staged, lines, None)
+        await self._append(entries, snapshot, staged, lines)
         self._pending_commands = False
         if not dispatch or self._grouped:  # grouped: they left when reduced
             return
@@ -1221,16 +1256,64 @@ class Runtime:
             for command in commands:
                 self._dispatch(command)
 
+    def _put_back(self, groups: Sequence[_Taken]) -> None:
+        """Groups whose commit did not happen (cancelled before its thread ran, or failed):
+        their events are pending again, ahead of any reduced since, so that the final
+        snapshot never describes events the journal lacks, and the venue's writes are staged
+        again with them, ahead of any staged since."""
+        journal = self._journal
+        self._pending[:0] = [entry for group in groups for entry in group[0]]
+        journal.restage([write for group in groups for write in group[2]])
+        self._committing = 0
+        self._taken_seq, self._taken_snapshot = journal.last_seq, journal.last_snapshot_seq
+
+    def _committed(self, groups: Sequence[_Taken]) -> None:
+        self._committing -= sum(len(group[0]) for group in groups)
+        self.stats.commits += 1
+        self.stats.snapshots += sum(1 for group in groups if group[1] is not None)
+        if self._log is not None:
+            self._log.flush(groups[-1][3])
+
+    async def _commit_behind(self, done: anyio.Event) -> None:
+        """Commit the groups :meth:`_commit` queued, in order, all those waiting in each
+        transaction, until none waits (``done``: set then)."""
+        journal = self._journal
+        try:
+            while self._queued:
+                groups, self._queued = self._queued, []
+                committed = False
+
+                def append(groups: list[_Taken] = groups) -> None:
+                    nonlocal committed
+                    if len(groups) == 1:
+                        entries, snapshot, staged, _ = groups[0]
+                        journal.append(entries, snapshot=snapshot, staged=staged)
+                    else:
+                        journal.append_groups([(g[0], g[1], g[2]) for g in groups])
+                    committed = True
+
+                try:
+                    await anyio.to_thread.run_sync(append)
+                except BaseException:
+                    if committed:
+                        self._committed(groups)
+                    else:
+                        self._put_back([*groups, *self._queued])
+                        self._queued = []
+                    raise
+                self._committed(groups)
+        finally:
+            self._behind = None
+            done.set()
+
     async def _append(
         self,
         entries: list[tuple[Event, list[Command]]],
         snapshot: State[Any] | None,
         staged: list[Staged],
         lines: int | None,
-        done: anyio.Event | None,
     ) -> None:
-        """Append one group taken by :meth:`_commit` (``done``: set when it is over, for the
-        next commit, when it runs behind the reducer)."""
+        """Append one group taken by :meth:`_commit`, the reducer waiting for it."""
         journal = self._journal
         committed = False
 
@@ -1239,30 +1322,21 @@ class Runtime:
             journal.append(entries, snapshot=snapshot, staged=staged)
             committed = True
 
+        group: _Taken = (entries, snapshot, staged, lines)
         try:
             if self.options.offload_commits:
                 await anyio.to_thread.run_sync(append)
             else:
                 append()
         except BaseException:
-            if not committed:
+            if committed:
+                self._committed([group])
+            else:
                 # Cancelled at the thread's own checkpoint, before it ran (or the append
-                # failed): the events stay pending, ahead of any reduced since, so that the
-                # final snapshot never describes events the journal lacks, and the venue's
-                # writes stay staged with them, ahead of any staged since.
-                self._pending[:0] = entries
-                journal.restage(staged)
+                # failed).
+                self._put_back([group])
             raise
-        finally:
-            self._committing = 0
-            if done is not None:
-                self._behind = None
-                done.set()
-        self.stats.commits += 1
-        if snapshot is not None:
-            self.stats.snapshots += 1
-        if self._log is not None:
-            self._log.flush(lines)
+        self._committed([group])
 
     def _dispatch(self, command: Command) -> None:
         match command:
