@@ -283,31 +283,31 @@ class WallClock:
             await anyio.sleep(0.01)
 
 
-class _Sleeper:
-    __slots__ = ("dead", "event", "fire", "woken")
+class Deadline:
+    """A sleeper of a :class:`LockstepClock`: a task's :meth:`LockstepClock.sleep_until` (its
+    ``event``), or a callback scheduled with :meth:`LockstepClock.call_at` (its ``fire``),
+    which :meth:`cancel` withdraws."""
 
-    def __init__(self, event: anyio.Event | None, fire: Callable[[], None] | None = None) -> None:
+    __slots__ = ("_clock", "_ident", "dead", "event", "fire", "woken")
+
+    def __init__(
+        self,
+        clock: LockstepClock,
+        ident: tuple[int, SleepKey],
+        event: anyio.Event | None,
+        fire: Callable[[], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._ident = ident
         self.event = event
         self.fire = fire  # a deadline (call_at): called when due instead of waking a task
         self.woken = False
         self.dead = False
 
-
-class Deadline:
-    """A callback scheduled on a :class:`LockstepClock` (:meth:`LockstepClock.call_at`)."""
-
-    __slots__ = ("_clock", "_ident", "_sleeper")
-
-    def __init__(self, clock: LockstepClock, ident: tuple[int, SleepKey], sleeper: _Sleeper):
-        self._clock = clock
-        self._ident = ident
-        self._sleeper = sleeper
-
     def cancel(self) -> None:
         """Do not call it (idempotent; too late once it was called)."""
-        sleeper = self._sleeper
-        if not sleeper.woken and not sleeper.dead:
-            sleeper.dead = True
+        if not self.woken and not self.dead:
+            self.dead = True
             self._clock._keys.discard(self._ident)
 
 
@@ -332,7 +332,7 @@ class LockstepClock:
         self._now = start_ms
         self.speed = speed
         self._wall = wall
-        self._heap: list[tuple[int, SleepKey, int, _Sleeper]] = []
+        self._heap: list[tuple[int, SleepKey, int, Deadline]] = []
         self._keys: set[tuple[int, SleepKey]] = set()
         self._counter = 0
         self._busy = 0
@@ -405,10 +405,10 @@ class LockstepClock:
                 return True
             # A deadline's callback that left nothing to do: the next sleeper is due now.
 
-    def _wake_next(self, heap: list[tuple[int, SleepKey, int, _Sleeper]]) -> None:
+    def _wake_next(self, heap: list[tuple[int, SleepKey, int, Deadline]]) -> None:
         """Pop the earliest sleeper, move the clock to its time and wake it."""
-        ts, key, _, sleeper = heapq.heappop(heap)
-        self._keys.discard((ts, key))
+        ts, _, _, sleeper = heapq.heappop(heap)
+        self._keys.discard(sleeper._ident)
         if ts > self._now:
             self._now = ts
         sleeper.woken = True
@@ -428,7 +428,7 @@ class LockstepClock:
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
         event = self._event()
-        sleeper = _Sleeper(event)
+        sleeper = Deadline(self, ident, event)
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
@@ -451,11 +451,11 @@ class LockstepClock:
         ident = (ts, key)
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
-        sleeper = _Sleeper(None, fire)
+        sleeper = Deadline(self, ident, None, fire)
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
-        return Deadline(self, ident, sleeper)
+        return sleeper
 
     async def park(self) -> None:
         """Sleep until cancelled; simulated time goes on without the caller."""
@@ -1106,7 +1106,7 @@ class Runtime:
         while True:
             first: Event | None = None
             waiting = False
-            if lockstep is not None:
+            if lockstep is not None and self._unreduced:
                 # Simulated time: what is waiting is taken without a checkpoint (one task
                 # switch less per event); an empty channel is awaited below, whose checkpoint
                 # lets the sender just woken run first.
@@ -1124,7 +1124,10 @@ class Runtime:
                     first = await rx.receive()
             flush = first is None
             batch: list[Event] = [] if first is None else [first]
-            while len(batch) < max_batch:
+            # On a lockstep clock every event sent and not yet reduced is in the channel (or a
+            # sender waits there): no receive that could only raise WouldBlock (a flusher's
+            # None left behind is taken first in the next turn).
+            while len(batch) < max_batch and (lockstep is None or self._unreduced > len(batch)):
                 try:
                     item = rx.receive_nowait()
                 except anyio.WouldBlock:
