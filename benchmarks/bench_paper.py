@@ -5,8 +5,9 @@
   the durable pipeline of a new journal (SQLite WAL, ``synchronous=FULL``, the head file), the
   reducer, the simulated venue with its state committed in the journal's own transactions (so
   its commands go out before their commit and events commit in groups of ``max_batch``, each
-  commit behind the reducer, as ``gridcore run`` does on paper), the lockstep clock (the feed's
-  ticks are its callbacks), default :class:`RuntimeOptions`. Timed
+  commit behind the reducer, the groups that wait for one sharing the next transaction, as
+  ``gridcore run`` does on paper), the lockstep clock (the feed's ticks, the venue's commands
+  and the core's timers are its callbacks), default :class:`RuntimeOptions`. Timed
   from the start of :meth:`Runtime.run` to its return (the final snapshot included); opening
   the files is not.
   Events per wall second and per CPU second (``time.process_time``: this process, all threads).

@@ -21,7 +21,9 @@ transactions (the in-process simulated venue, ``commits_with``), a command reach
 outside the process before the next commit, and a crash loses its effect on the venue together
 with its event. Then commands are handed out as soon as they are reduced and the events commit
 in groups (``max_batch`` events, or when the loop is idle for ``flush_ms``), each commit running
-behind the reducer (one at a time, in order) while it reduces the next group. With any other
+behind the reducer (one at a time, in order) while it reduces the next group; groups that wait
+meanwhile share the next transaction (one flush to disk; the rows are those of one
+transaction per group, so a slow disk changes no byte of the journal). With any other
 venue (every real one) each command waits for the commit of its event
 (:attr:`Runtime.group_commit`), and the reducer waits for every commit.
 
@@ -153,9 +155,11 @@ __all__ = [
     "K_TIMER",
     "AdapterFailed",
     "Clock",
+    "ClockExecutor",
     "Deadline",
     "EventRejected",
     "ExecCommand",
+    "Finish",
     "LockstepClock",
     "Runtime",
     "RuntimeOptions",
@@ -189,6 +193,14 @@ EXIT_HALT_REASON = "operator: cancel-on-exit at shutdown"
 for exactly this reason when it is started again."""
 
 _OUT_OF_BAND = (StartTimer, CancelTimer, Notify, Halt)
+
+Finish: TypeAlias = Callable[[list[Event] | Exception], None]
+"""What a command carried on the clock ends with: the adapter's answers, or the exception its
+``execute`` would have raised."""
+ClockExecutor: TypeAlias = Callable[[ExecCommand, Finish], Callable[[], None]]
+"""Carries a command as callbacks of a :class:`LockstepClock` instead of a task (an adapter's
+optional ``executor_on_clock()``): it calls ``finish`` once, at the answer's time and turn,
+unless the command or its answer is lost; it returns what cancels the steps still to come."""
 
 
 # --- clocks ------------------------------------------------------------------------------------
@@ -271,31 +283,31 @@ class WallClock:
             await anyio.sleep(0.01)
 
 
-class _Sleeper:
-    __slots__ = ("dead", "event", "fire", "woken")
+class Deadline:
+    """A sleeper of a :class:`LockstepClock`: a task's :meth:`LockstepClock.sleep_until` (its
+    ``event``), or a callback scheduled with :meth:`LockstepClock.call_at` (its ``fire``),
+    which :meth:`cancel` withdraws."""
 
-    def __init__(self, event: anyio.Event | None, fire: Callable[[], None] | None = None) -> None:
+    __slots__ = ("_clock", "_ident", "dead", "event", "fire", "woken")
+
+    def __init__(
+        self,
+        clock: LockstepClock,
+        ident: tuple[int, SleepKey],
+        event: anyio.Event | None,
+        fire: Callable[[], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._ident = ident
         self.event = event
         self.fire = fire  # a deadline (call_at): called when due instead of waking a task
         self.woken = False
         self.dead = False
 
-
-class Deadline:
-    """A callback scheduled on a :class:`LockstepClock` (:meth:`LockstepClock.call_at`)."""
-
-    __slots__ = ("_clock", "_ident", "_sleeper")
-
-    def __init__(self, clock: LockstepClock, ident: tuple[int, SleepKey], sleeper: _Sleeper):
-        self._clock = clock
-        self._ident = ident
-        self._sleeper = sleeper
-
     def cancel(self) -> None:
         """Do not call it (idempotent; too late once it was called)."""
-        sleeper = self._sleeper
-        if not sleeper.woken and not sleeper.dead:
-            sleeper.dead = True
+        if not self.woken and not self.dead:
+            self.dead = True
             self._clock._keys.discard(self._ident)
 
 
@@ -320,7 +332,7 @@ class LockstepClock:
         self._now = start_ms
         self.speed = speed
         self._wall = wall
-        self._heap: list[tuple[int, SleepKey, int, _Sleeper]] = []
+        self._heap: list[tuple[int, SleepKey, int, Deadline]] = []
         self._keys: set[tuple[int, SleepKey]] = set()
         self._counter = 0
         self._busy = 0
@@ -393,10 +405,10 @@ class LockstepClock:
                 return True
             # A deadline's callback that left nothing to do: the next sleeper is due now.
 
-    def _wake_next(self, heap: list[tuple[int, SleepKey, int, _Sleeper]]) -> None:
+    def _wake_next(self, heap: list[tuple[int, SleepKey, int, Deadline]]) -> None:
         """Pop the earliest sleeper, move the clock to its time and wake it."""
-        ts, key, _, sleeper = heapq.heappop(heap)
-        self._keys.discard((ts, key))
+        ts, _, _, sleeper = heapq.heappop(heap)
+        self._keys.discard(sleeper._ident)
         if ts > self._now:
             self._now = ts
         sleeper.woken = True
@@ -416,7 +428,7 @@ class LockstepClock:
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
         event = self._event()
-        sleeper = _Sleeper(event)
+        sleeper = Deadline(self, ident, event)
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
@@ -439,11 +451,11 @@ class LockstepClock:
         ident = (ts, key)
         if ident in self._keys:
             raise RuntimeError(f"two sleepers share key {key} at {ts}: keys must be unique")
-        sleeper = _Sleeper(None, fire)
+        sleeper = Deadline(self, ident, None, fire)
         self._keys.add(ident)
         self._counter += 1
         heapq.heappush(self._heap, (ts, key, self._counter, sleeper))
-        return Deadline(self, ident, sleeper)
+        return sleeper
 
     async def park(self) -> None:
         """Sleep until cancelled; simulated time goes on without the caller."""
@@ -638,6 +650,15 @@ class RuntimeStats:
 
 NoticeHandler: TypeAlias = Callable[[Notify | Halt], None]
 
+#: A group taken for a commit: the events with their commands, the snapshot after them (or
+#: ``None``), the venue's staged writes, the log lines to write once it is committed.
+_Taken: TypeAlias = tuple[
+    list[tuple[Event, list[Command]]], "State[Any] | None", list[Staged], int | None
+]
+_BEHIND_GROUPS = 4
+"""Groups that may wait for the commit running behind the reducer before the reducer waits
+too (memory, and what a crash of a paper session may lose, stay bounded)."""
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -683,6 +704,13 @@ class Runtime:
     (:mod:`gridcore.shells.logs`).
     """
 
+    callbacks_on_clock = True
+    """On a :class:`LockstepClock`, core timers and the commands of an adapter that offers
+    ``executor_on_clock()`` run as callbacks of the clock, at the times and in the turns of the
+    sleeps of the tasks they replace (a task per timer and per command cost more than the rest
+    of the runtime's work). ``False``: tasks, as on any other clock (the reference that tests
+    compare the callbacks with)."""
+
     def __init__(
         self,
         *,
@@ -711,8 +739,13 @@ class Runtime:
         self._pending: list[tuple[Event, list[Command]]] = []
         self._pending_commands = False
         self._committing = 0
-        # Grouped: the commit running behind the reducer (see _commit), set when it is over.
+        # Grouped: set when the commits running behind the reducer are over (see _commit).
         self._behind: anyio.Event | None = None
+        self._queued: list[_Taken] = []  # groups waiting for the commit behind
+        # The last seq and the last snapshot's seq of the events taken for commits (committed
+        # or queued): where the next group's snapshot falls.
+        self._taken_seq = journal.last_seq
+        self._taken_snapshot = journal.last_snapshot_seq
         self._outstanding = 0
         # Events handed to the channel and not yet reduced: the shutdown's drain must not end
         # while one is on its way (the cancel-on-exit halt's cancels come from reducing it).
@@ -721,7 +754,7 @@ class Runtime:
         self._queues: dict[str, deque[tuple[ExecCommand, object]]] = {
             name: deque() for name in self._venues
         }
-        self._timers: dict[str, anyio.CancelScope] = {}
+        self._timers: dict[str, anyio.CancelScope | _ClockTimer] = {}
         self._stopping = False
         self._hurry = False
         self._on_stop = on_stop
@@ -739,6 +772,8 @@ class Runtime:
         self._last_receive = 0.0  # monotonic time of the reducer's last batch (the flusher's)
         self._pending_since: anyio.Event | None = None  # set when events start waiting
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        # Adapters that carry commands as callbacks of the lockstep clock (no task each).
+        self._on_clock: dict[str, ClockExecutor] = {}
         self._rejected: EventRejected | None = None
         self._failed: AdapterFailed | None = None
         # Every venue keeps its state in this journal's commits (the in-process simulated
@@ -881,6 +916,13 @@ class Runtime:
         self._limiters = {
             name: anyio.CapacityLimiter(self.options.max_concurrency) for name in self._venues
         }
+        self._on_clock = {}
+        if self._lockstep and self.callbacks_on_clock:
+            for name, adapter in self._venues.items():
+                offer = getattr(adapter, "executor_on_clock", None)
+                executor = None if offer is None else offer()
+                if executor is not None:
+                    self._on_clock[name] = executor
         self._stop_event = anyio.Event()
         if self.options.handle_signals:
             # The receiver puts back, on closing, the handlers it found, and trio re-raises
@@ -956,6 +998,11 @@ class Runtime:
                 await self.clock.settle(
                     self._drained, self.clock.now() + self.options.drain_grace_ms
                 )
+            if self._behind is not None:
+                # The groups taken for commits behind the reducer commit as they were taken
+                # (cancelled, they would be put back and committed with the final snapshot:
+                # the same events, but not the snapshots they took).
+                await self._behind.wait()
             tg.cancel_scope.cancel()
 
     def _drained(self) -> bool:
@@ -1059,7 +1106,7 @@ class Runtime:
         while True:
             first: Event | None = None
             waiting = False
-            if lockstep is not None:
+            if lockstep is not None and self._unreduced:
                 # Simulated time: what is waiting is taken without a checkpoint (one task
                 # switch less per event); an empty channel is awaited below, whose checkpoint
                 # lets the sender just woken run first.
@@ -1077,7 +1124,10 @@ class Runtime:
                     first = await rx.receive()
             flush = first is None
             batch: list[Event] = [] if first is None else [first]
-            while len(batch) < max_batch:
+            # On a lockstep clock every event sent and not yet reduced is in the channel (or a
+            # sender waits there): no receive that could only raise WouldBlock (a flusher's
+            # None left behind is taken first in the next turn).
+            while len(batch) < max_batch and (lockstep is None or self._unreduced > len(batch)):
                 try:
                     item = rx.receive_nowait()
                 except anyio.WouldBlock:
@@ -1157,36 +1207,50 @@ class Runtime:
         """Commit the pending events (with the venue's staged writes and, when due, a
         snapshot) in one transaction; then, unless grouped, send their commands.
 
-        ``behind`` (grouped only): the transaction runs in a task of its own while the reducer
-        goes on, so that the disk's flush overlaps the reducing of the next group instead of
-        stopping the bot. Its content is taken here all the same (the entries, the venue's
-        writes staged for exactly those events, the state after the last of them), and
-        commits stay one at a time, in order: each waits for the one before it to be over.
-        A crash loses at most the groups not yet committed, with the venue's effects of the
-        events in them (their commands reached nothing outside the process)."""
-        if self._behind is not None:
+        ``behind`` (grouped only): the group is committed by a task of its own while the
+        reducer goes on, so that the disk's flush overlaps the reducing of the next groups
+        instead of stopping the bot. Its content is taken here all the same (the entries, the
+        venue's writes staged for exactly those events, the state after the last of them), so
+        the rows written are the same however the commits fall behind. The groups commit in
+        order; those that wait while a transaction is in its thread go together in the next
+        one (:meth:`Journal.append_groups`: one flush to disk for all, the same rows), and the
+        reducer waits once ``_BEHIND_GROUPS`` of them wait. A crash loses at most the groups
+        not yet committed, with the venue's effects of the events in them (their commands
+        reached nothing outside the process)."""
+        offload = behind and self.options.offload_commits and self._tg is not None
+        if self._behind is not None and not offload:
             await self._behind.wait()
         if not self._pending:
             return  # the commit behind took what was pending (and put nothing back)
         entries, self._pending = self._pending, []
         journal = self._journal
         snapshot = None
-        if (
-            journal.last_seq + len(entries) - journal.last_snapshot_seq
-            >= self.options.snapshot_every
-        ):
+        if self._taken_seq + len(entries) - self._taken_snapshot >= self.options.snapshot_every:
             snapshot = self._state
-        self._committing = len(entries)
+        self._taken_seq += len(entries)
+        if snapshot is not None:
+            self._taken_snapshot = self._taken_seq
+        self._committing += len(entries)
         # Taken here, in the loop's thread, at the same instant as the entries: the venue's
         # writes in this transaction are exactly its effects of the events in it.
         staged = journal.take_staged()
         # The log lines of these events, and of none reduced after them, go once committed.
         lines = None if self._log is None else self._log.noted
-        if behind and self.options.offload_commits and self._tg is not None:
-            done = self._behind = anyio.Event()
-            self._tg.start_soon(self._append, entries, snapshot, staged, lines, done)
+        if offload:
+            assert self._tg is not None
+            self._queued.append((entries, snapshot, staged, lines))
+            if self._behind is None:
+                done = self._behind = anyio.Event()
+                self._tg.start_soon(self._commit_behind, done)
+            if len(self._queued) >= _BEHIND_GROUPS:
+                await self._behind.wait()
+            else:
+                # One turn of the event loop: the commit task starts this group's transaction
+                # (or, if one is still in its thread, takes it in the next) now, instead of
+                # when the reducer next waits, which on a lockstep clock may be never.
+                await anyio.lowlevel.checkpoint()
             return
-        await self._append(entries, snapshot, staged, lines, None)
+        await self._append(entries, snapshot, staged, lines)
         self._pending_commands = False
         if not dispatch or self._grouped:  # grouped: they left when reduced
             return
@@ -1195,16 +1259,64 @@ class Runtime:
             for command in commands:
                 self._dispatch(command)
 
+    def _put_back(self, groups: Sequence[_Taken]) -> None:
+        """Groups whose commit did not happen (cancelled before its thread ran, or failed):
+        their events are pending again, ahead of any reduced since, so that the final
+        snapshot never describes events the journal lacks, and the venue's writes are staged
+        again with them, ahead of any staged since."""
+        journal = self._journal
+        self._pending[:0] = [entry for group in groups for entry in group[0]]
+        journal.restage([write for group in groups for write in group[2]])
+        self._committing = 0
+        self._taken_seq, self._taken_snapshot = journal.last_seq, journal.last_snapshot_seq
+
+    def _committed(self, groups: Sequence[_Taken]) -> None:
+        self._committing -= sum(len(group[0]) for group in groups)
+        self.stats.commits += 1
+        self.stats.snapshots += sum(1 for group in groups if group[1] is not None)
+        if self._log is not None:
+            self._log.flush(groups[-1][3])
+
+    async def _commit_behind(self, done: anyio.Event) -> None:
+        """Commit the groups :meth:`_commit` queued, in order, all those waiting in each
+        transaction, until none waits (``done``: set then)."""
+        journal = self._journal
+        try:
+            while self._queued:
+                groups, self._queued = self._queued, []
+                committed = False
+
+                def append(groups: list[_Taken] = groups) -> None:
+                    nonlocal committed
+                    if len(groups) == 1:
+                        entries, snapshot, staged, _ = groups[0]
+                        journal.append(entries, snapshot=snapshot, staged=staged)
+                    else:
+                        journal.append_groups([(g[0], g[1], g[2]) for g in groups])
+                    committed = True
+
+                try:
+                    await anyio.to_thread.run_sync(append)
+                except BaseException:
+                    if committed:
+                        self._committed(groups)
+                    else:
+                        self._put_back([*groups, *self._queued])
+                        self._queued = []
+                    raise
+                self._committed(groups)
+        finally:
+            self._behind = None
+            done.set()
+
     async def _append(
         self,
         entries: list[tuple[Event, list[Command]]],
         snapshot: State[Any] | None,
         staged: list[Staged],
         lines: int | None,
-        done: anyio.Event | None,
     ) -> None:
-        """Append one group taken by :meth:`_commit` (``done``: set when it is over, for the
-        next commit, when it runs behind the reducer)."""
+        """Append one group taken by :meth:`_commit`, the reducer waiting for it."""
         journal = self._journal
         committed = False
 
@@ -1213,30 +1325,21 @@ class Runtime:
             journal.append(entries, snapshot=snapshot, staged=staged)
             committed = True
 
+        group: _Taken = (entries, snapshot, staged, lines)
         try:
             if self.options.offload_commits:
                 await anyio.to_thread.run_sync(append)
             else:
                 append()
         except BaseException:
-            if not committed:
+            if committed:
+                self._committed([group])
+            else:
                 # Cancelled at the thread's own checkpoint, before it ran (or the append
-                # failed): the events stay pending, ahead of any reduced since, so that the
-                # final snapshot never describes events the journal lacks, and the venue's
-                # writes stay staged with them, ahead of any staged since.
-                self._pending[:0] = entries
-                journal.restage(staged)
+                # failed).
+                self._put_back([group])
             raise
-        finally:
-            self._committing = 0
-            if done is not None:
-                self._behind = None
-                done.set()
-        self.stats.commits += 1
-        if snapshot is not None:
-            self.stats.snapshots += 1
-        if self._log is not None:
-            self._log.flush(lines)
+        self._committed([group])
 
     def _dispatch(self, command: Command) -> None:
         match command:
@@ -1267,15 +1370,24 @@ class Runtime:
     # --- timers --------------------------------------------------------------------------------
 
     def _cancel_timer(self, timer_id: str) -> None:
-        scope = self._timers.pop(timer_id, None)
-        if scope is not None:
+        timer = self._timers.pop(timer_id, None)
+        if isinstance(timer, _ClockTimer):
+            timer.cancel()
+        elif timer is not None:
             # The timer's task is asleep on the clock: hold a unit for it until it has woken
             # from the cancellation (it releases it), so time cannot move in between.
             self.clock.hold()
-            scope.cancel()
+            timer.cancel()
 
     def _start_timer(self, command: StartTimer) -> None:
         self._cancel_timer(command.timer_id)  # starting an id again replaces it
+        clock = self.clock
+        if isinstance(clock, LockstepClock) and self.callbacks_on_clock:
+            # A callback of the clock at the time and in the turn of the task's sleep.
+            timer = _ClockTimer(self, clock, command)
+            self._timers[command.timer_id] = timer
+            timer.arm()
+            return
         scope = anyio.CancelScope()
         self._timers[command.timer_id] = scope
         self._spawn(self._timer, command, scope)
@@ -1320,7 +1432,14 @@ class Runtime:
         except anyio.WouldBlock:
             self._queues[adapter.name].append((command, token))
             return
-        self._spawn(self._execute, adapter, command, token)
+        self._start(adapter, command, token)
+
+    def _start(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
+        executor = self._on_clock.get(adapter.name)
+        if executor is None:
+            self._spawn(self._execute, adapter, command, token)
+        else:
+            self._execute_on_clock(adapter, executor, command, token)
 
     async def _refuse(self, command: ExecCommand) -> None:
         try:
@@ -1339,7 +1458,6 @@ class Runtime:
 
     async def _execute(self, adapter: VenueAdapter, command: ExecCommand, token: object) -> None:
         limiter = self._limiters[adapter.name]
-        queue = self._queues[adapter.name]
         try:
             self.stats.commands_sent += 1
             for event in await self._call(adapter, command):
@@ -1347,10 +1465,63 @@ class Runtime:
         finally:
             limiter.release_on_behalf_of(token)
             self._outstanding -= 1
-            if queue:
-                queued, queued_token = queue.popleft()
-                limiter.acquire_on_behalf_of_nowait(queued_token)
-                self._spawn(self._execute, adapter, queued, queued_token)
+            self._next_queued(adapter)
+
+    def _next_queued(self, adapter: VenueAdapter) -> None:
+        """A command of ``adapter`` is over: start the first one waiting for its place."""
+        queue = self._queues[adapter.name]
+        if queue:
+            queued, queued_token = queue.popleft()
+            self._limiters[adapter.name].acquire_on_behalf_of_nowait(queued_token)
+            self._start(adapter, queued, queued_token)
+
+    def _execute_on_clock(
+        self, adapter: VenueAdapter, executor: ClockExecutor, command: ExecCommand, token: object
+    ) -> None:
+        """:meth:`_execute` without a task, on a lockstep clock: the adapter's steps and the
+        timeout are callbacks of the clock at the times and in the turns the task's sleeps
+        would have (the timeout's as in :meth:`_call_lockstep`), so the same events reach the
+        channel in the same order; the results go out with :meth:`_send_now`, or, when the
+        channel is full, from a task in their order."""
+        clock = self.clock
+        assert isinstance(clock, LockstepClock)
+        self.stats.commands_sent += 1
+        over = False
+        cancel_steps: Callable[[], None] | None = None
+
+        def finish(outcome: list[Event] | Exception | None, timed_out: bool = False) -> None:
+            nonlocal over
+            if over:
+                return
+            over = True
+            deadline.cancel()
+            events = self._outcome(adapter, command, outcome, timed_out)
+            for i, event in enumerate(events):
+                if not self._send_now(event):
+                    self._spawn(self._send_each, events[i:])
+                    break
+            self._limiters[adapter.name].release_on_behalf_of(token)
+            self._outstanding -= 1
+            self._next_queued(adapter)
+
+        def expire() -> None:
+            if cancel_steps is not None:
+                cancel_steps()
+            finish(None, timed_out=True)
+
+        deadline = clock.call_at(
+            clock.now() + self.options.command_timeout_ms,
+            (K_COMMAND, command.command_id, 9),
+            expire,
+        )
+        try:
+            cancel_steps = executor(command, finish)
+        except Exception as exc:
+            finish(exc)
+
+    async def _send_each(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self._send(event)
 
     async def _call(self, adapter: VenueAdapter, command: ExecCommand) -> list[Event]:
         clock = self.clock
@@ -1485,6 +1656,45 @@ class Runtime:
                     )
                 )
         return out
+
+
+class _ClockTimer:
+    """A core timer on a lockstep clock: what :meth:`Runtime._timer_loop` does after each of
+    its sleeps, as a callback of the clock at that sleep's time and key (no task)."""
+
+    __slots__ = ("clock", "command", "deadline", "fire_at", "runtime")
+
+    def __init__(self, runtime: Runtime, clock: LockstepClock, command: StartTimer) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.command = command
+        self.fire_at = command.fire_at
+        self.deadline: Deadline | None = None
+
+    def arm(self) -> None:
+        self.deadline = self.clock.call_at(
+            self.fire_at, (K_TIMER, self.command.command_id), self.fire
+        )
+
+    def cancel(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def fire(self) -> None:
+        self.deadline = None
+        command, runtime = self.command, self.runtime
+        every = command.every_ms
+        timers = runtime._timers
+        if not every and timers.get(command.timer_id) is self:
+            # One-shot: forget it first (as the task does).
+            del timers[command.timer_id]
+        fired = TimerFired(ts=max(self.clock.now(), self.fire_at), timer_id=command.timer_id)
+        if not runtime._send_now(fired):
+            runtime._spawn(runtime._send_each, (fired,))  # a full channel: it waits its turn
+        if every:
+            self.fire_at += every  # periodic: on its own schedule, like the backtest runner
+            self.arm()
 
 
 def _redacted(event: Event) -> Event:

@@ -65,7 +65,7 @@ import pickle
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +88,16 @@ from gridcore.shells.runtime import (
     K_DELIVERY,
     K_FEED,
     Clock,
+    ClockExecutor,
+    Deadline,
     ExecCommand,
+    Finish,
     LockstepClock,
     Sink,
 )
 from gridcore.sim import FaultPlan, SimExchange, make_exchange, make_path, profile
 from gridcore.sim.faults import Fate, FaultInjector
-from gridcore.sim.link import FeedChange, Link, is_result
+from gridcore.sim.link import FeedChange, Link, Sent, is_result
 
 __all__ = [
     "SharedMarket",
@@ -455,6 +458,11 @@ class SimVenue:
     :class:`~shells.runtime.LockstepClock` started at :meth:`resume_time`.
     """
 
+    callbacks_on_clock = True
+    """On a :class:`~shells.runtime.LockstepClock`, commands (:meth:`executor_on_clock`) and
+    delayed stream messages are callbacks of the clock at the times and turns of the sleeps of
+    the tasks they replace. ``False``: tasks (the reference tests compare them with)."""
+
     def __init__(
         self,
         *,
@@ -597,11 +605,7 @@ class SimVenue:
             if self._quiesced:
                 return  # the feed stopped (shutdown): nothing more is scheduled
             try:
-                events = self._tick_events(index, tick)
-                for i, event in enumerate(events):
-                    if not sink.send_now(event):  # a full channel: the rest wait their turn
-                        sink.spawn(self._emit_all, events[i:])
-                        break
+                self._send_now(self._tick_events(index, tick))
                 schedule()
             except Exception as exc:
                 failure.append(exc)
@@ -623,6 +627,16 @@ class SimVenue:
         assert self._sink is not None
         for event in events:
             await self._sink.emit(event)
+
+    def _send_now(self, events: Sequence[Event]) -> None:
+        """Send ``events`` without waiting (from a callback of the lockstep clock); when the
+        channel is full, the rest wait their turn in a task."""
+        sink = self._sink
+        assert sink is not None
+        for i, event in enumerate(events):
+            if not sink.send_now(event):
+                sink.spawn(self._emit_all, events[i:])
+                return
 
     async def _on_tick(self, index: int, tick: QuoteTicked) -> None:
         """Match one market tick and send what it produced (own feed or shared market)."""
@@ -732,22 +746,23 @@ class SimVenue:
         """The next quote arrives unreadable."""
         self._force_malformed = True
 
-    async def _send_all(self, deliveries: Sequence[tuple[int, Event]], now: int) -> None:
-        """Send what the link delivers: at once when due ``now``, else when its time comes."""
-        await self._emit_all(self._due_now(deliveries, now))
-
     def _due_now(self, deliveries: Sequence[tuple[int, Event]], now: int) -> list[Event]:
         """What the link delivers ``now``, in order; each later one is started on its own,
         to be sent when its time comes."""
         sink = self._sink
         assert sink is not None
+        clock = self._clock
         out: list[Event] = []
         for at, event in deliveries:
             if at <= now:
                 out.append(event)
             else:
                 self._deliveries += 1
-                sink.spawn(self._deliver_later, at, self._deliveries, event)
+                if isinstance(clock, LockstepClock) and self.callbacks_on_clock:
+                    # A callback in the turn the delivery task would sleep to: no task.
+                    clock.call_at(at, (K_DELIVERY, self._deliveries), _Deliver(self, event))
+                else:
+                    sink.spawn(self._deliver_later, at, self._deliveries, event)
         return out
 
     async def _deliver_later(self, ts: int, n: int, event: Event) -> None:
@@ -763,20 +778,36 @@ class SimVenue:
             raise RuntimeError("SimVenue.execute called before run(): start the feed first")
         clock = self._clock
         cid = command.command_id
-        inner = command.commands if isinstance(command, Batch) else (command,)
         sent_at = clock.now()
         # The fate is drawn once the latency has passed, at a point of simulated time the
         # lockstep clock orders (when the command was sent depends on task scheduling, which
         # differs between asyncio and trio); the link computes every time from ``sent_at``.
         await clock.sleep_until(sent_at + self._latency, (K_COMMAND, cid, 0))
-        forced = self._forced_fates.popleft() if self._forced_fates else None
-        sent = self._link.send(command, sent_at, forced)
+        sent, stream, answers = self._arrive(command, sent_at)
         if sent.arrives_at is None:
             if sent.fate is not Fate.REST_ERROR:
                 await clock.park()  # lost on the way: only the runtime's timeout answers
             return [e for _, e in sent.deliveries]  # due now: failed before the venue
-        now = clock.now()
+        await self._emit_all(stream)
+        if sent.fate is Fate.TIMEOUT_APPLIED:
+            await clock.park()  # applied, but the answer is lost: the runtime's timeout answers
+        await clock.sleep_until(self._answer_due(answers), (K_COMMAND, cid, 1))
+        return [e for _, e in answers]
+
+    def _arrive(
+        self, command: ExecCommand, sent_at: int
+    ) -> tuple[Sent, list[Event], list[tuple[int, Event]]]:
+        """``command`` reaches the venue (``latency_ms`` after ``sent_at``): its fate is drawn
+        and, unless it never arrives, the exchange carries it out. Returns the link's verdict,
+        the stream messages due now (later ones are started on their own) and the answers
+        with their times."""
+        forced = self._forced_fates.popleft() if self._forced_fates else None
+        sent = self._link.send(command, sent_at, forced)
+        if sent.arrives_at is None:
+            return sent, [], []
+        now = self._clock.now()
         changes = False
+        inner = command.commands if isinstance(command, Batch) else (command,)
         for c in inner:
             if isinstance(c, PlaceOrder):
                 self.venue.placed[c.cloid] = self.venue.placed.get(c.cloid, 0) + 1
@@ -786,13 +817,46 @@ class SimVenue:
         if changes:
             self._save()  # durable before the venue says anything about it
         deliveries = self._link.answer(sent, command, events, now)
-        await self._send_all([d for d in deliveries if is_result(d[1]) is None], now)
-        if sent.fate is Fate.TIMEOUT_APPLIED:
-            await clock.park()  # applied, but the answer is lost: the runtime's timeout answers
+        stream = self._due_now([d for d in deliveries if is_result(d[1]) is None], now)
         answers = [d for d in deliveries if is_result(d[1]) is not None]
-        due = max((t for t, _ in answers), default=now + self._latency)
-        await clock.sleep_until(due, (K_COMMAND, cid, 1))
-        return [e for _, e in answers]
+        return sent, stream, answers
+
+    def _answer_due(self, answers: Sequence[tuple[int, Event]]) -> int:
+        """When the answers go back together: when the last is due."""
+        return max((t for t, _ in answers), default=self._clock.now() + self._latency)
+
+    def executor_on_clock(self) -> ClockExecutor | None:
+        """How the runtime carries a command on a lockstep clock without a task
+        (:meth:`_start_on_clock`), or ``None`` (any other clock, or an :meth:`execute` other
+        than this class's own: a subclass's, or one replaced on the class)."""
+        if (
+            not isinstance(self._clock, LockstepClock)
+            or not self.callbacks_on_clock
+            or type(self).execute is not _EXECUTE
+        ):
+            return None
+        return self._start_on_clock
+
+    def _start_on_clock(self, command: ExecCommand, finish: Finish) -> Callable[[], None]:
+        """:meth:`execute` as callbacks of the lockstep clock, at the times and in the turns of
+        its two sleeps (the arrival, the answer): ``finish`` gets what ``execute`` would have
+        returned or raised; a lost command or answer never calls it (the runtime's timeout
+        answers). Returns what cancels the steps still to come (the timeout). The runtime
+        may start one before the feed's task has run (``execute`` would not have run yet
+        either): nothing is sent before the arrival, and the clock cannot reach it first."""
+        call = _OnClock(self, command, finish)
+        clock = self._clock
+        assert isinstance(clock, LockstepClock)
+        call.sent_at = sent_at = clock.now()
+        call.deadline = clock.call_at(
+            sent_at + self._latency, (K_COMMAND, command.command_id, 0), call.arrive
+        )
+        return call.cancel
+
+
+_EXECUTE = SimVenue.execute
+"""The ``execute`` the clock executor stands for: a venue whose ``execute`` is another (a
+subclass's, or one replaced on the class) is carried by a task calling it."""
 
 
 def describe(state: VenueState) -> dict[str, Any]:
@@ -908,3 +972,64 @@ class SharedMarket:
             if venue._sink is not None and venue.following:
                 venue._sink.stop(f"{venue.name}: the synthetic market ended (market.ticks)")
         await clock.park()
+
+
+class _Deliver:
+    """A stream message sent when the clock reaches its delivery time (a callback)."""
+
+    __slots__ = ("event", "venue")
+
+    def __init__(self, venue: SimVenue, event: Event) -> None:
+        self.venue = venue
+        self.event = event
+
+    def __call__(self) -> None:
+        self.venue._send_now((self.event,))
+
+
+class _OnClock:
+    """One command on its way through the simulated venue, as callbacks of the lockstep clock
+    (:meth:`SimVenue._start_on_clock`)."""
+
+    __slots__ = ("answers", "command", "deadline", "finish", "sent_at", "venue")
+
+    def __init__(self, venue: SimVenue, command: ExecCommand, finish: Finish) -> None:
+        self.venue = venue
+        self.command = command
+        self.finish = finish
+        self.sent_at = 0
+        self.deadline: Deadline | None = None
+        self.answers: list[Event] = []
+
+    def cancel(self) -> None:
+        """The runtime's timeout: no further step."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def arrive(self) -> None:
+        """The latency has passed: what ``execute`` does after its first sleep."""
+        self.deadline = None
+        venue = self.venue
+        try:
+            sent, stream, answers = venue._arrive(self.command, self.sent_at)
+            if sent.arrives_at is None:
+                if sent.fate is Fate.REST_ERROR:
+                    self.finish([e for _, e in sent.deliveries])  # failed before the venue
+                return  # else lost on the way: only the runtime's timeout answers
+            venue._send_now(stream)
+            if sent.fate is Fate.TIMEOUT_APPLIED:
+                return  # applied, but the answer is lost: the runtime's timeout answers
+            self.answers = [e for _, e in answers]
+            clock = venue._clock
+            assert isinstance(clock, LockstepClock)
+            self.deadline = clock.call_at(
+                venue._answer_due(answers), (K_COMMAND, self.command.command_id, 1), self.answer
+            )
+        except Exception as exc:
+            self.finish(exc)
+
+    def answer(self) -> None:
+        """The answers are due: what ``execute`` returns after its second sleep."""
+        self.deadline = None
+        self.finish(self.answers)

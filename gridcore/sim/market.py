@@ -74,18 +74,22 @@ def synthetic_path(
     set_symbol = QuoteTicked.symbol.__set__  # type: ignore[attr-defined]
     set_bid = QuoteTicked.bid.__set__  # type: ignore[attr-defined]
     set_ask = QuoteTicked.ask.__set__  # type: ignore[attr-defined]
+    multiply, to_decimal, limit = CTX.multiply, Decimal, MAX_MAGNITUDE
+    golden, mask, mix1, mix2, low16 = _GOLDEN, _MASK, _MIX1, _MIX2, 0xFFFF
+    # price * vol_ppm * z * 1732 over _DEN, rounded half up: the constant factors once.
+    scale, half, den, centre = vol_ppm * 1732, _HALF, _DEN, 2 * _UNIT
+    get = cache.get
     for _ in range(ticks):
-        bid_units = price
-        ask_units = price + spread_ticks
-        bid = cache.get(bid_units)
+        bid = get(price)
         if bid is None:
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            bid = cache[bid_units] = CTX.multiply(Decimal(bid_units), tick_size)
-        ask = cache.get(ask_units)
+            bid = cache[price] = multiply(to_decimal(price), tick_size)
+        ask_units = price + spread_ticks
+        ask = get(ask_units)
         if ask is None:
-            ask = cache[ask_units] = CTX.multiply(Decimal(ask_units), tick_size)
-            if ask > MAX_MAGNITUDE:  # the walk ran away: let QuoteTicked say what is wrong
+            ask = cache[ask_units] = multiply(to_decimal(ask_units), tick_size)
+            if ask > limit:  # the walk ran away: let QuoteTicked say what is wrong
                 QuoteTicked(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
         # Valid by construction (0 < bid < ask, ts in range: the arguments were checked above),
         # so built without the per-quote validation of QuoteTicked's __init__.
@@ -99,11 +103,12 @@ def synthetic_path(
         # Irwin-Hall: four 16-bit uniforms from one draw; their centered sum times sqrt(3)
         # (1732/1000) is close to a standard normal. Rounded to the nearest tick, not floored,
         # so the walk has no drift.
-        z_state = (z_state + _GOLDEN) & _MASK
-        r = ((z_state ^ (z_state >> 30)) * _MIX1) & _MASK
-        r = ((r ^ (r >> 27)) * _MIX2) & _MASK
+        z_state = (z_state + golden) & mask
+        r = ((z_state ^ (z_state >> 30)) * mix1) & mask
+        r = ((r ^ (r >> 27)) * mix2) & mask
         r ^= r >> 31
-        z = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48) - 2 * _UNIT
-        num = price * vol_ppm * z * 1732
-        price = max(1, price + (num + _HALF) // _DEN)
+        z = (r & low16) + ((r >> 16) & low16) + ((r >> 32) & low16) + (r >> 48) - centre
+        price += (price * scale * z + half) // den
+        if price < 1:
+            price = 1
         ts += interval_ms
