@@ -192,7 +192,7 @@ def _read_config(path: str) -> BotConfig:
 
 
 def _load_plotter(target: str) -> Callable[..., None]:
-    """``shells.plot.plot_trace``, after checking matplotlib and the target file up front, so a
+    """``gridcore.shells.plot.plot_trace``, after checking matplotlib and the target file up front, so a
     long run never ends in 'cannot plot'."""
     try:
         from gridcore.shells import plot

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-:class:`SimVenue` implements :class:`~shells.runtime.VenueAdapter` over
+:class:`SimVenue` implements :class:`~gridcore.shells.runtime.VenueAdapter` over
 :class:`gridcore.sim.SimExchange` and the seeded market of :func:`gridcore.sim.make_path`,
-on a :class:`~shells.runtime.LockstepClock` (simulated time; ``speed`` simulated seconds per wall
+on a :class:`~gridcore.shells.runtime.LockstepClock` (simulated time; ``speed`` simulated seconds per wall
 second). It behaves like the backtest runner (:mod:`gridcore.sim.backtest`), in real tasks:
 
 * what crosses between the bot and the venue, and when, is decided by the same pure link model
@@ -452,14 +452,14 @@ def open_venue_state(
 
 
 class SimVenue:
-    """The simulated venue as a :class:`~shells.runtime.VenueAdapter`.
+    """The simulated venue as a :class:`~gridcore.shells.runtime.VenueAdapter`.
 
     ``state`` comes from :func:`open_venue_state`; ``clock`` should be a
-    :class:`~shells.runtime.LockstepClock` started at :meth:`resume_time`.
+    :class:`~gridcore.shells.runtime.LockstepClock` started at :meth:`resume_time`.
     """
 
     callbacks_on_clock = True
-    """On a :class:`~shells.runtime.LockstepClock`, commands (:meth:`executor_on_clock`) and
+    """On a :class:`~gridcore.shells.runtime.LockstepClock`, commands (:meth:`executor_on_clock`) and
     delayed stream messages are callbacks of the clock at the times and turns of the sleeps of
     the tasks they replace. ``False``: tasks (the reference tests compare them with)."""
 
