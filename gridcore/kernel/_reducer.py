@@ -258,14 +258,10 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
         {key: tick} if len(old) == 1 else {**old, key: tick}
     )
     # What _requests.maintenance would do besides the drawdown: any of it takes the slow path.
-    # The same walk gives _requests.round_owed's answer (the earliest round owed), which
-    # _requests.schedule needs below.
     period = config.reconcile_ms
     half_age = config.risk.max_balance_age_ms // 2
     balances = books.risk.balances
     venues = books.venues
-    last_fill = books.ledger.last_fill_ts
-    owed: int | None = None
     for venue in config.venues:
         balance = balances.get(venue)
         if balance is not None and now - balance.ts > half_age:
@@ -273,30 +269,14 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
         vs = venues.get(venue)
         if vs is None:
             return None
-        if not period:
-            continue
-        since = vs.last_reconcile
-        phase = vs.phase
-        if phase is _SYNCED:
-            if now - since >= period:
-                return None
-            if owed is None or since + period < owed:
-                # A quote at the round's own time counts: the round ran before it was applied.
-                ready = last_fill.get(venue, since) > since
-                if not ready:
-                    for (v, _), q in quotes.items():
-                        if v == venue and q.ts >= since:
-                            ready = True
-                            break
-                if ready:
-                    owed = since + period
-        elif phase is _UNSYNCED and vs.feed_up:
-            if now - since >= period:
-                return None
-            if owed is None or since + period < owed:
-                owed = since + period
-    if len(venues) != len(config.venues):
-        owed = _requests.round_owed(config, books.ledger, venues, quotes)  # a venue not configured
+        if (
+            period
+            and now - vs.last_reconcile >= period
+            and (vs.phase is _SYNCED or (vs.phase is _UNSYNCED and vs.feed_up))
+        ):
+            return None
+    # _requests.schedule needs the earliest round owed (its own rule, not restated here).
+    owed = _requests.round_owed(config, books.ledger, venues, quotes)
     strategy = state.strategy
     epoch, nonce = state.epoch, state.nonce
     seen = new_state(config, strategy, epoch, now, nonce, quotes, books)
