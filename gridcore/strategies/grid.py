@@ -409,7 +409,12 @@ class NeutralGrid:
         position = view.ledger.position(cfg.venue, cfg.symbol, cfg.position_side).qty
         grid = self
         notes: list[Intent] = []
-        if quote is None:
+        if quote is None or quote.ts <= view.venues[cfg.venue].quotes_before:
+            # No quote yet, or only one from before the venue's feed last came up (a start or a
+            # reconnect), which the risk gate refuses to price an order with (failure
+            # `quote-from-before-a-gap`): every level would be refused, silently, and a quote
+            # inside the grid's bounds brings no rebuild. Retried on the heartbeat instead
+            # (failure `grid-idle-after-refusal`).
             return attrs.evolve(self, dirty=True), ()
         if self.center is None or (recenter and (quote.bid > self.upper or quote.ask < self.lower)):
             grid = self._centered(quote, instrument, position)

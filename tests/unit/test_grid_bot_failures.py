@@ -34,6 +34,7 @@ from gridcore import (
     RequestPositions,
     Side,
     Source,
+    Started,
     State,
     TimerFired,
     step,
@@ -41,10 +42,12 @@ from gridcore import (
 from gridcore.core import MAINTENANCE_TIMER
 from gridcore.grid import compute_spacing
 from gridcore.numbers import ZERO
+from gridcore.sim import make_bot
 from tests.unit.helpers import (
     EPOCH,
     SYMBOL,
     VENUE,
+    answer_sync,
     deliver,
     feed,
     fill,
@@ -502,3 +505,24 @@ def test_c6_cancel_the_sim_venue_rejects_because_the_order_filled_ends_filled() 
     assert state.ledger.position(VENUE, SYMBOL) == exchange.position(SYMBOL)
     assert state.live_orders() == []
     assert state.attention == frozenset()
+
+
+def test_a_grid_refused_for_a_quote_from_before_its_feed_came_up_is_placed_on_a_fresh_one() -> None:
+    """Failure `grid-idle-after-refusal`: a restarted bot finished its reconciliation before the
+    venue's first fresh quote; its grid, priced from the journal's last quote, was refused level
+    by level, silently, and the fresh quotes that followed lay inside the grid's bounds, so it
+    never placed an order while the market held. The grid now waits, unfinished, for a fresh
+    quote, and places its levels once one has come."""
+    state = make_bot(grid_config(), epoch=EPOCH)
+    state, _ = step(state, quote(EPOCH + 500))  # the last quote the previous run journaled
+    state, started = step(state, Started(ts=EPOCH + 1_000))
+    state, on_ready = feed(state, answer_sync(started, ts=EPOCH + 1_000))
+    assert state.venues[VENUE].phase.value == "synced"
+    assert of_type(on_ready, PlaceOrder) == [], "priced from a quote from before the start"
+    # The market holds: fresh quotes at the same prices, then the housekeeping they bring.
+    placed: list[PlaceOrder] = []
+    for k in range(1, 12):
+        state, commands = step(state, quote(EPOCH + 1_000 + k * 1_000))
+        placed += of_type(commands, PlaceOrder)
+    assert placed, "no grid order placed on the fresh quotes"
+    assert {p.side for p in placed} == {Side.BUY, Side.SELL}
