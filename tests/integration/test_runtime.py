@@ -512,7 +512,10 @@ class _HeldJournal(Journal):
     the reducer has reduced ``ahead`` events past it (or gives up after a minute)."""
 
     runtime: Runtime | None = None
-    ahead = 100  # fewer than a group (max_batch): the next commit waits for this one
+    # One event past the held group proves the reducer went on. Not more: the reducer may
+    # take only a few more groups while a commit is held (they wait to share the next
+    # transaction) and their size depends on how the events fall into the channel.
+    ahead = 1
     overlapped: bool | None = None
 
     def append(self, entries: Any, **kwargs: Any) -> int:
