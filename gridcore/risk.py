@@ -59,6 +59,7 @@ __all__ = [
     "check_order",
     "free_margin",
     "position_exposure",
+    "predates_feed",
 ]
 
 
@@ -226,6 +227,13 @@ def position_exposure(
 _FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
 
 
+def predates_feed(quote: QuoteTicked, quotes_before: int) -> bool:
+    """True when ``quote`` was seen before its venue's feed last came up (``quotes_before``,
+    :attr:`gridcore.sync.VenueStatus.quotes_before`): it prices no new order (failure
+    `quote-from-before-a-gap`)."""
+    return quote.ts <= quotes_before
+
+
 def check_order(
     *,
     config: RiskConfig,
@@ -274,7 +282,7 @@ def check_order(
             message=f"last quote for {instrument.symbol} is {age} ms old "
             f"(max {config.max_quote_age_ms} ms)",
         )
-    if quote.ts <= quotes_before:
+    if predates_feed(quote, quotes_before):
         return Refusal(
             code="stale_quote",
             message=f"last quote for {instrument.symbol} was seen before {instrument.venue}'s "

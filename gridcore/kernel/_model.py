@@ -590,26 +590,26 @@ def new_books(
 
 
 def with_housekeeping(b: Books, risk: RiskState, maintenance_due: int, wake_at: int) -> Books:
-    """``b`` with the fields a housekeeping that asks for nothing changes replaced: the same
-    value as :func:`new_books` (or ``attrs.evolve``) gives, built without passing every field."""
-    books: Books = _NEW(Books)
-    _SET_B0(books, b.seq)
-    _SET_B1(books, b.orders)
-    _SET_B2(books, b.venue_oids)
-    _SET_B3(books, b.inflight)
-    _SET_B4(books, b.ledger)
-    _SET_B5(books, risk)
-    _SET_B6(books, b.venues)
-    _SET_B7(books, b.attention)
-    _SET_B8(books, b.done_orders)
-    _SET_B9(books, b.live)
-    _SET_B10(books, b.suspect_quotes)
-    _SET_B11(books, b.desk)
-    _SET_B12(books, maintenance_due)
-    _SET_B13(books, b.maintenance_timer)
-    _SET_B14(books, b.balance_waits)
-    _SET_B15(books, wake_at)
-    return books
+    """``b`` with the fields a housekeeping that asks for nothing changes replaced (the same
+    value as ``attrs.evolve`` gives, through :func:`new_books`)."""
+    return new_books(
+        b.seq,
+        b.orders,
+        b.venue_oids,
+        b.inflight,
+        b.ledger,
+        risk,
+        b.venues,
+        b.attention,
+        b.done_orders,
+        b.live,
+        b.suspect_quotes,
+        b.desk,
+        maintenance_due,
+        b.maintenance_timer,
+        b.balance_waits,
+        wake_at,
+    )
 
 
 _PREFIX_MASK = (1 << 64) - 1

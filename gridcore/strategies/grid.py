@@ -45,6 +45,7 @@ from gridcore.events import Event, QuoteTicked
 from gridcore.instruments import Instrument, PositionSide, Side
 from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, ONE, ZERO, Rounding
+from gridcore.risk import predates_feed
 
 if TYPE_CHECKING:
     from gridcore.invariants import Violation
@@ -409,7 +410,7 @@ class NeutralGrid:
         position = view.ledger.position(cfg.venue, cfg.symbol, cfg.position_side).qty
         grid = self
         notes: list[Intent] = []
-        if quote is None or quote.ts <= view.venues[cfg.venue].quotes_before:
+        if quote is None or predates_feed(quote, view.venues[cfg.venue].quotes_before):
             # No quote yet, or only one from before the venue's feed last came up (a start or a
             # reconnect), which the risk gate refuses to price an order with (failure
             # `quote-from-before-a-gap`): every level would be refused, silently, and a quote
