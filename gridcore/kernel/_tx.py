@@ -100,7 +100,10 @@ class Tx(Generic[S]):
         return self.seq
 
     def snapshot(self) -> State[S]:
-        """The state as of now, reusing the last snapshot (or its books) when nothing moved."""
+        """The state as of now, reusing the last snapshot (or its books) when nothing moved.
+
+        A snapshot is frozen: the mappings it holds are the working copy's own until it is
+        taken, and are copied again on the next write after it."""
         last = self._last
         b = last.books
         if (
@@ -147,6 +150,10 @@ class Tx(Generic[S]):
                 self.balance_waits,
                 self.wake_at,
             )
+            # The books now hold the working mappings: the next write copies again, so that a
+            # view handed out here never changes under its holder later in the step.
+            self._orders_copied = self._oids_copied = False
+            self._inflight_copied = self._venues_copied = False
         self._last = new_state(
             self.config,
             self.strategy,

@@ -209,6 +209,39 @@ def test_a_ref_submit_is_told_its_cloid_in_the_same_step_and_every_change_carrie
     assert state.orders_with_ref(("entry", 1)) == [state.orders[place.cloid]]
 
 
+@attrs.frozen(kw_only=True)
+class ViewKeeper(Recorder):
+    """A :class:`Recorder` that keeps every view it is shown, with copies of what the view's
+    books held when it was shown, and answers the first change it is told with one more order."""
+
+    shown: tuple[tuple[State[Any], dict[str, Any], dict[Any, Any], dict[Any, Any]], ...] = ()
+
+    def on_changes(
+        self, view: State[Self], changes: Sequence[OrderChange]
+    ) -> tuple[Self, Sequence[Intent]]:
+        books = view.books
+        kept = (view, dict(books.orders), dict(books.venue_oids), dict(books.inflight))
+        new = attrs.evolve(self, changes=self.changes + tuple(changes), shown=(*self.shown, kept))
+        return new, [_submit(ref="second", price="48000")] if len(self.shown) == 0 else ()
+
+
+def test_a_view_shown_to_the_strategy_does_not_change_under_it_later_in_the_step() -> None:
+    # The working copy of a step copies the order registry on its first write; a view taken
+    # after that write must not share the copy, or the next write of the same step (here: the
+    # order the strategy asks for on seeing the first) changes what the strategy was shown.
+    state = attrs.evolve(_bot(), strategy=ViewKeeper())
+    state, commands = _do(state, [_submit(ref="first")], ts=T0 + 1)
+    assert len(of_type(commands, PlaceOrder)) == 2
+    keeper = state.strategy
+    assert isinstance(keeper, ViewKeeper) and len(keeper.shown) == 2
+    for view, orders, oids, inflight in keeper.shown:
+        assert dict(view.books.orders) == orders
+        assert dict(view.books.venue_oids) == oids
+        assert dict(view.books.inflight) == inflight
+    first_view = keeper.shown[0][0]
+    assert [o.ref for o in first_view.orders.values()] == ["first"]
+
+
 def test_a_submit_without_a_ref_is_not_reported_back_as_before() -> None:
     state, commands = _do(_bot(), [_submit()], ts=T0 + 1)
     assert of_type(commands, PlaceOrder) and state.strategy.changes == ()
