@@ -118,7 +118,14 @@ class Strategy(Protocol):
         ...
 
     def on_ready(self, view: State[Self], venue: str) -> tuple[Self, Sequence[Intent]]:
-        """``venue`` finished reconciling (or trading resumed): rebuild from the state."""
+        """``venue`` finished reconciling (or trading resumed): rebuild from the state.
+
+        Also called when a cause that refused an order on ``venue`` has passed by itself: the
+        balance report that answers a ``stale_balance`` refusal, and the first accepted quote
+        the risk gate would price from after a ``no_quote`` or ``stale_quote`` refusal of an
+        order on one of its instruments (once; failure `silent-quote-refusal`). Either comes
+        whether the order was submitted with a ``ref`` or without one (a refusal the strategy
+        was never told of), or was a modify's increase; see :mod:`gridcore.kernel._requests`."""
         ...
 
     def on_timer(self, view: State[Self], timer_id: str) -> tuple[Self, Sequence[Intent]]:
