@@ -297,7 +297,7 @@ def quote_answered(tx: Tx[Any], quote: QuoteTicked) -> bool:
     if key not in waits:
         return False
     instrument = tx.config.by_key.get(key)
-    if instrument is None:  # never waited for: only configured instruments are gated
+    if instrument is None:  # unreachable: only configured instruments are gated or believed
         return False
     quotes_before = tx.venue(quote.venue).quotes_before
     if quote_refusal(tx.config.risk, instrument, quote, tx.now, quotes_before) is not None:
