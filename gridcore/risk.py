@@ -53,6 +53,7 @@ from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO, format_money, relative_distance
 
 __all__ = [
+    "QUOTE_CAUSES",
     "Refusal",
     "RiskConfig",
     "RiskState",
@@ -60,6 +61,7 @@ __all__ = [
     "free_margin",
     "position_exposure",
     "predates_feed",
+    "quote_refusal",
 ]
 
 
@@ -234,6 +236,42 @@ def predates_feed(quote: QuoteTicked, quotes_before: int) -> bool:
     return quote.ts <= quotes_before
 
 
+#: The refusal codes whose cause passes by itself: the venue's next fresh quote makes the same
+#: order acceptable (see :func:`quote_refusal`).
+QUOTE_CAUSES = frozenset({"no_quote", "stale_quote"})
+
+
+def quote_refusal(
+    config: RiskConfig,
+    instrument: Instrument,
+    quote: QuoteTicked | None,
+    now: int,
+    quotes_before: int,
+) -> Refusal | None:
+    """Why the gate refuses to price an order on ``instrument`` from ``quote`` (its last one,
+    ``None`` before the first) at ``now``: ``no_quote``, or ``stale_quote`` for a quote older
+    than ``max_quote_age_ms`` or seen before the venue's feed last came up
+    (:func:`predates_feed`); ``None`` when the quote may price one. Both causes pass by
+    themselves (:data:`QUOTE_CAUSES`): the kernel tells a strategy refused for one when the
+    first quote this accepts arrives (failure `silent-quote-refusal`)."""
+    if quote is None:
+        return Refusal(code="no_quote", message=f"no quote yet for {instrument.symbol}")
+    age = now - quote.ts
+    if age > config.max_quote_age_ms:
+        return Refusal(
+            code="stale_quote",
+            message=f"last quote for {instrument.symbol} is {age} ms old "
+            f"(max {config.max_quote_age_ms} ms)",
+        )
+    if predates_feed(quote, quotes_before):
+        return Refusal(
+            code="stale_quote",
+            message=f"last quote for {instrument.symbol} was seen before {instrument.venue}'s "
+            f"feed came up (a start or a reconnect); waiting for a fresh one",
+        )
+    return None
+
+
 def check_order(
     *,
     config: RiskConfig,
@@ -273,21 +311,10 @@ def check_order(
             message=f"price {price} must be positive and a multiple of tick {instrument.tick_size}",
         )
     quote = quotes.get(instrument.key)
-    if quote is None:
-        return Refusal(code="no_quote", message=f"no quote yet for {instrument.symbol}")
-    age = now - quote.ts
-    if age > config.max_quote_age_ms:
-        return Refusal(
-            code="stale_quote",
-            message=f"last quote for {instrument.symbol} is {age} ms old "
-            f"(max {config.max_quote_age_ms} ms)",
-        )
-    if predates_feed(quote, quotes_before):
-        return Refusal(
-            code="stale_quote",
-            message=f"last quote for {instrument.symbol} was seen before {instrument.venue}'s "
-            f"feed came up (a start or a reconnect); waiting for a fresh one",
-        )
+    stale = quote_refusal(config, instrument, quote, now, quotes_before)
+    if stale is not None:
+        return stale
+    assert quote is not None  # quote_refusal refuses a missing quote
     aggressive = (
         tif is TimeInForce.IOC
         or (side is Side.BUY and price >= quote.ask)

@@ -118,7 +118,14 @@ class Strategy(Protocol):
         ...
 
     def on_ready(self, view: State[Self], venue: str) -> tuple[Self, Sequence[Intent]]:
-        """``venue`` finished reconciling (or trading resumed): rebuild from the state."""
+        """``venue`` finished reconciling (or trading resumed): rebuild from the state.
+
+        Also called when a cause that refused an order on ``venue`` has passed by itself: the
+        balance report that answers a ``stale_balance`` refusal, and the first accepted quote
+        the risk gate would price from after a ``no_quote`` or ``stale_quote`` refusal of an
+        order on one of its instruments (once; failure `silent-quote-refusal`). Either comes
+        whether the order was submitted with a ``ref`` or without one (a refusal the strategy
+        was never told of), or was a modify's increase; see :mod:`gridcore.kernel._requests`."""
         ...
 
     def on_timer(self, view: State[Self], timer_id: str) -> tuple[Self, Sequence[Intent]]:
@@ -252,6 +259,9 @@ class Books:
     suspect_quotes: Mapping[InstrumentKey, tuple[QuoteTicked, int, QuoteTicked]] = attrs.field(
         factory=dict
     )
+    """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
+    the accepted quote they were refused against (a quote accepted since breaks the row; see
+    :mod:`gridcore.plausibility`)."""
     desk: Desk = Desk()
     """The strategy's timers and outstanding refreshes (:mod:`gridcore.api`)."""
     maintenance_due: int = 0
@@ -263,12 +273,14 @@ class Books:
     balance_waits: Mapping[str, int] = attrs.field(factory=dict)
     """Venues whose balance was too old for an order, with when a fresh one was asked for: the
     report that answers it tells the strategy ``on_ready`` (trading can resume)."""
+    quote_waits: Mapping[InstrumentKey, int] = attrs.field(factory=dict)
+    """Instruments whose quote was missing or stale for an order, with when it was refused: the
+    first accepted quote the risk gate would price an order from tells the strategy
+    ``on_ready`` for the instrument's venue (:func:`gridcore.kernel._requests.await_quote`)."""
     wake_at: int = 0
     """The first tick at or after this time leaves the hot path: ``maintenance_due``, or 0 while
-    the timer is disarmed and a tick would make a reconciliation round owed."""
-    """Refused quotes per instrument: the last one, how many in a row agreed with each other, and
-    the accepted quote they were refused against (a quote accepted since breaks the row; see
-    :mod:`gridcore.plausibility`)."""
+    the timer is disarmed and a tick would make a reconciliation round owed, or while a quote
+    is awaited (``quote_waits``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -523,6 +535,7 @@ _BOOKS_SETTERS = tuple(getattr(Books, f.name).__set__ for f in attrs.fields(Book
     _SET_B13,
     _SET_B14,
     _SET_B15,
+    _SET_B16,
 ) = _BOOKS_SETTERS
 
 
@@ -565,6 +578,7 @@ def new_books(
     maintenance_due: int,
     maintenance_timer: int | None,
     balance_waits: Mapping[str, int],
+    quote_waits: Mapping[InstrumentKey, int],
     wake_at: int,
 ) -> Books:
     """``Books(...)`` from every field's value in :class:`Books`'s order, for the hot paths
@@ -585,7 +599,8 @@ def new_books(
     _SET_B12(books, maintenance_due)
     _SET_B13(books, maintenance_timer)
     _SET_B14(books, balance_waits)
-    _SET_B15(books, wake_at)
+    _SET_B15(books, quote_waits)
+    _SET_B16(books, wake_at)
     return books
 
 
@@ -608,6 +623,7 @@ def with_housekeeping(b: Books, risk: RiskState, maintenance_due: int, wake_at: 
         maintenance_due,
         b.maintenance_timer,
         b.balance_waits,
+        b.quote_waits,
         wake_at,
     )
 

@@ -54,7 +54,7 @@ from gridcore.kernel._model import Inflight, OrderChange, Submit, cloid_prefix, 
 from gridcore.kernel._tx import Tx
 from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
 from gridcore.numbers import CTX, ZERO
-from gridcore.risk import Refusal
+from gridcore.risk import QUOTE_CAUSES, Refusal
 from gridcore.sync import SyncPhase
 
 #: Statuses in which a cancel is not sent (again).
@@ -187,6 +187,8 @@ def modify(tx: Tx[Any], intent: Modify) -> None:
             refused(verdict.code, verdict.message)
             if verdict.code == "stale_balance":
                 _requests.await_balance(tx, order.venue)
+            elif verdict.code in QUOTE_CAUSES:
+                _requests.await_quote(tx, order.venue, order.symbol)
             return
         extra = verdict
         _risk.reserve(tx, order.venue, extra)
@@ -281,6 +283,8 @@ def submit(tx: Tx[Any], intent: Submit) -> str | None:
             submit_refused(tx, intent, verdict.code, verdict.message)
         if verdict.code == "stale_balance":
             _requests.await_balance(tx, intent.venue)
+        elif verdict.code in QUOTE_CAUSES:
+            _requests.await_quote(tx, intent.venue, intent.symbol)
         return None
     cid = tx.next_id()
     cloid = f"0x{cloid_prefix(tx.base.epoch, tx.base.nonce):016x}{cid:016x}"

@@ -6,7 +6,8 @@ Each event is applied by the rules of one module, in the order :func:`dispatch` 
 ======================================  =======================================================
 event                                   rules
 ======================================  =======================================================
-``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`
+``QuoteTicked``                         hot path in :func:`step`; :mod:`._plausible`; a
+                                        quote an order was refused for: :mod:`._requests`
 ``Started``                             :func:`start`: housekeeping scheduled, every venue
                                         reconciles and waits for a fresh quote, timers
                                         re-armed, in-flight commands resolved like timeouts
@@ -247,7 +248,13 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     ts = tick.ts
     now = ts if ts > state.now else state.now
     due = books.maintenance_due
-    if not due or now < due or books.attention or books.done_orders > config.terminal_orders_kept:
+    if (
+        not due
+        or now < due
+        or books.attention
+        or books.done_orders > config.terminal_orders_kept
+        or books.quote_waits  # the slow path looks at the quote (_requests.quote_answered)
+    ):
         return None
     key = (tick.venue, tick.symbol)
     old = state.quotes
@@ -365,6 +372,11 @@ def dispatch(tx: Tx[Any], event: Event) -> None:
                 if decision is not None:
                     tx.strategy = decision[0]
                     _intents.run_intents(tx, decision[1])
+                if tx.quote_waits and _requests.quote_answered(tx, event):
+                    # An order was refused for want of this quote (failure
+                    # `silent-quote-refusal`): the strategy decides again on it.
+                    _intents.flush_changes(tx)
+                    _intents.tell_strategy(tx, "on_ready", event.venue)
         case Started():
             start(tx, event)
         case TimerFired():

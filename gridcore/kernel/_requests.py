@@ -24,6 +24,15 @@ Rules
   Idle time costs nothing (failure `idle-time-cost`).
 * **Stale balance** (:func:`await_balance`): an order refused for a balance too old asks for a
   fresh one; the report newer than the refusal tells the strategy ``on_ready``.
+* **Stale quote** (:func:`await_quote`): an order refused because its instrument has no quote,
+  or only one too old or seen before its venue's feed last came up
+  (:data:`gridcore.risk.QUOTE_CAUSES`), whatever asked for it (a submit with or without a
+  ``ref``, a modify's increase, a flatten), remembers the instrument; the first accepted quote
+  for it that the gate would price an order from (:func:`gridcore.risk.quote_refusal`) tells
+  the strategy ``on_ready`` for its venue, once (:func:`quote_answered`; failure
+  `silent-quote-refusal`). Nothing is asked: venues push quotes. While a quote is awaited every
+  tick takes the general path (:func:`schedule` keeps ``wake_at`` at 0), so the hot path pays
+  nothing when none is.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from gridcore.kernel import _orders, _risk, _sync
 from gridcore.kernel._model import MAINTENANCE_TIMER, CoreConfig, Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import Ledger
+from gridcore.risk import quote_refusal
 from gridcore.sync import SyncPhase, VenueStatus
 
 #: The requests of a reconciliation round, in the order they are sent.
@@ -175,6 +185,8 @@ def schedule(tx: Tx[Any]) -> None:
     step and the timer never fires). Nothing else needs the clock: every command gets its
     result from the shell, and freshness is asked for when a decision needs it. With nothing
     owed the timer is disarmed, and the first tick that arrives takes the slow path to arm it.
+    While a quote is awaited (:func:`await_quote`) every tick takes the slow path, where
+    :func:`quote_answered` looks at it.
     """
     b = tx.base.books
     if (
@@ -185,6 +197,7 @@ def schedule(tx: Tx[Any]) -> None:
         and tx.maintenance_due == b.maintenance_due
         and tx.maintenance_timer == b.maintenance_timer
         and tx.wake_at == b.wake_at
+        and tx.quote_waits is b.quote_waits
         and b.maintenance_due
     ):
         return  # nothing it depends on moved since the step that scheduled it
@@ -205,7 +218,10 @@ def schedule(tx: Tx[Any]) -> None:
                 )
             )
         tx.maintenance_timer = fire
-    tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
+    if tx.quote_waits:
+        tx.wake_at = 0
+    else:
+        tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
 
 
 def maintenance(tx: Tx[Any]) -> None:
@@ -259,3 +275,32 @@ def refresh_failed(tx: Tx[Any], command_id: int, reason: str) -> None:
             tx.stimuli.append(
                 RefreshFailed(venue=p.venue, what=p.what, asked_ts=p.asked_ts, reason=reason)
             )
+
+
+def await_quote(tx: Tx[Any], venue: str, symbol: str) -> None:
+    """An order was refused for a cause that passes with the venue's next fresh quote (no quote
+    yet, or only a stale one: :data:`gridcore.risk.QUOTE_CAUSES`): remember the instrument, so
+    that the quote that lifts the cause tells the strategy ``on_ready`` (failure
+    `silent-quote-refusal`). A strategy that submitted without a ``ref`` is told of no refusal,
+    and nothing else would make it decide again before its heartbeat."""
+    key = (venue, symbol)
+    if key not in tx.quote_waits:
+        tx.quote_waits = {**tx.quote_waits, key: tx.now}
+
+
+def quote_answered(tx: Tx[Any], quote: QuoteTicked) -> bool:
+    """An accepted quote: True (and the wait cleared) if an order was refused for its
+    instrument's quote and the gate would now price one from it (the gate's own rule,
+    :func:`gridcore.risk.quote_refusal`: fresh, and seen after the feed came up)."""
+    waits = tx.quote_waits
+    key = (quote.venue, quote.symbol)
+    if key not in waits:
+        return False
+    instrument = tx.config.by_key.get(key)
+    if instrument is None:  # unreachable: only configured instruments are gated or believed
+        return False
+    quotes_before = tx.venue(quote.venue).quotes_before
+    if quote_refusal(tx.config.risk, instrument, quote, tx.now, quotes_before) is not None:
+        return False
+    tx.quote_waits = {k: t for k, t in waits.items() if k != key}
+    return True

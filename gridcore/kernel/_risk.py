@@ -7,7 +7,9 @@ Rules
   increases a size, in the same step that reserves the order's margin (no check-then-act
   window: failures `stale-balance`, `shared-mutable-state`). A refusal becomes a notice (not
   repeated while the reason is the same, :func:`refuse`); a ``stale_balance`` refusal asks for
-  balances. Reservations are released on every terminal status (:func:`release`).
+  balances, a ``no_quote`` or ``stale_quote`` one awaits the instrument's next quote the gate
+  would price from (both then tell the strategy ``on_ready``: :mod:`gridcore.kernel._requests`).
+  Reservations are released on every terminal status (:func:`release`).
 * **Breakers** (each halts only if :func:`may_halt`: not halted, or halted for a cause a restart
   would lift):
 

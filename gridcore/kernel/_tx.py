@@ -47,6 +47,7 @@ class Tx(Generic[S]):
         "now",
         "order_commands",
         "orders",
+        "quote_waits",
         "quotes",
         "risk",
         "seq",
@@ -83,6 +84,7 @@ class Tx(Generic[S]):
         self.maintenance_timer = books.maintenance_timer
         self.wake_at = books.wake_at
         self.balance_waits = books.balance_waits
+        self.quote_waits = books.quote_waits
         self.stimuli: list[Stimulus] = []
         self.commands: list[Command] = []
         self.order_commands: dict[str, list[OrderCommand]] = {}
@@ -123,6 +125,7 @@ class Tx(Generic[S]):
             and self.maintenance_timer == b.maintenance_timer
             and self.wake_at == b.wake_at
             and self.balance_waits is b.balance_waits
+            and self.quote_waits is b.quote_waits
         ):
             if (
                 self.strategy is last.strategy
@@ -148,6 +151,7 @@ class Tx(Generic[S]):
                 self.maintenance_due,
                 self.maintenance_timer,
                 self.balance_waits,
+                self.quote_waits,
                 self.wake_at,
             )
             # The books now hold the working mappings: the next write copies again, so that a
