@@ -14,7 +14,8 @@ A bot configuration has these tables (every key optional, defaults in :data:`DEF
   another kind reads its own table instead (``[<kind>]``, the kind's config class).
 * ``[risk]`` — :class:`~gridcore.risk.RiskConfig` (``leverage`` comes from ``[venue]``).
 * ``[core]`` — ``maintenance_ms``, ``reconcile_ms``, ``max_sync_attempts``, ``fill_overlap_ms``,
-  ``cancel_unknown_orders``, ``funding_drift_tolerance``, ``funding_mark_window_ms``.
+  ``cancel_unknown_orders``, ``funding_drift_tolerance``, ``funding_mark_window_ms``,
+  ``funding_reconcile_ms``.
 * ``[market]`` — the synthetic market of backtests: ``seed``, ``ticks``, ``start_price``,
   ``volatility``, ``spread_ticks``, ``interval_ms``, ``start_ts``.
 
@@ -145,6 +146,7 @@ class CoreSettings:
     cancel_unknown_orders: bool = True
     funding_drift_tolerance: Decimal = Decimal("0.01")
     funding_mark_window_ms: int = 60_000
+    funding_reconcile_ms: int = 3_600_000
 
     def __attrs_post_init__(self) -> None:
         _rule("core.maintenance_ms", validators.positive, self.maintenance_ms)
@@ -153,6 +155,7 @@ class CoreSettings:
         _rule("core.fill_overlap_ms", validators.non_negative, self.fill_overlap_ms)
         _rule("core.funding_drift_tolerance", validators.non_negative, self.funding_drift_tolerance)
         _rule("core.funding_mark_window_ms", validators.non_negative, self.funding_mark_window_ms)
+        _rule("core.funding_reconcile_ms", validators.non_negative, self.funding_reconcile_ms)
 
 
 @attrs.frozen(kw_only=True)
@@ -298,6 +301,7 @@ class BotConfig:
             cancel_unknown_orders=c.cancel_unknown_orders,
             funding_drift_tolerance=c.funding_drift_tolerance,
             funding_mark_window_ms=c.funding_mark_window_ms,
+            funding_reconcile_ms=c.funding_reconcile_ms,
         )
 
 
@@ -400,6 +404,7 @@ fill_overlap_ms = 60000
 cancel_unknown_orders = true
 funding_drift_tolerance = "0.01"   # a funding payment off the expected by more is reported
 funding_mark_window_ms = 60000     # the mark must be this close to a payment to check it
+funding_reconcile_ms = 3600000     # a periodic round asks for funding payments this often
 
 [market]
 seed = 1

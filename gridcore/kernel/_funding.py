@@ -11,11 +11,14 @@ breaker and the strategy's funding figures are all wrong by it, silently and for
 Rules
 -----
 * **Ask** (:func:`ask`): on ``Started`` and on every ``FeedReconnected`` (with the round of
-  :mod:`gridcore.kernel._sync`), and with every periodic reconciliation round, the core sends
-  one :class:`~gridcore.commands.RequestFunding` per venue (unless one is out), since the
-  earlier of the last payment seen on that venue and the time the previous answered funding
-  request was sent, minus ``fill_overlap_ms``. It is not part of the sync round: trading never
-  waits for it, and its failure never halts.
+  :mod:`gridcore.kernel._sync`), and with the periodic reconciliation round once
+  ``funding_reconcile_ms`` of data time (an hour) has passed since the last answered funding
+  request was sent (:func:`ask_periodically`: venues pay at most hourly, so asking with every
+  minute's round costs an event a minute and finds nothing more; failure `idle-time-cost`),
+  the core sends one :class:`~gridcore.commands.RequestFunding` per venue (unless one is
+  out), since the earlier of the last payment seen on that venue and the time the previous
+  answered funding request was sent, minus ``fill_overlap_ms``. It is not part of the sync
+  round: trading never waits for it, and its failure never halts.
 * **Book** (:func:`on_paid`, :func:`on_report`): a payment is keyed by ``(venue, payment_id)``
   and booked once, however often the stream and the reports repeat it (failure
   `double-counted-funding`). A payment first booked from a report counts as ``recovered``.
@@ -74,6 +77,16 @@ def ask(tx: Tx[Any], venue: str) -> None:
     cid = tx.next_id()
     tx.commands.append(RequestFunding(command_id=cid, venue=venue, since=since(tx, venue)))
     tx.track(cid, Inflight(kind=KIND, venue=venue, sent_ts=tx.now))
+
+
+def ask_periodically(tx: Tx[Any], venue: str) -> None:
+    """A periodic reconciliation round: :func:`ask` once ``funding_reconcile_ms`` has passed since
+    the last answered request was sent (or none was answered yet, so that one that failed is
+    asked again with the next round); never when it is 0."""
+    period = tx.config.funding_reconcile_ms
+    checked = tx.venue(venue).funding.checked
+    if period and (checked < 0 or tx.now - checked >= period):
+        ask(tx, venue)
 
 
 def on_started(tx: Tx[Any], venue: str) -> None:

@@ -167,7 +167,9 @@ class CoreConfig:
     (:mod:`gridcore.plausibility`). ``funding_drift_tolerance`` is the fraction a funding
     payment may differ from the expected one (rate × position × mark) before it is reported as
     drift; ``funding_mark_window_ms`` how close to the payment's time the last quote must be for
-    the core to price it (:mod:`gridcore.kernel._funding`).
+    the core to price it (:mod:`gridcore.kernel._funding`); ``funding_reconcile_ms`` how much
+    data time passes between the periodic rounds that also ask for funding payments (0: only
+    on a start and a reconnect).
     """
 
     instruments: tuple[Instrument, ...]
@@ -181,6 +183,7 @@ class CoreConfig:
     plausibility: Plausibility = Plausibility()
     funding_drift_tolerance: Decimal = Decimal("0.01")
     funding_mark_window_ms: int = 60_000
+    funding_reconcile_ms: int = 3_600_000
     by_key: Mapping[InstrumentKey, Instrument] = attrs.field(init=False, repr=False, eq=False)
     clock_lead_ms: int = attrs.field(init=False, repr=False, eq=False)
     """``plausibility.max_clock_lead_ms``, at hand for the hot path."""

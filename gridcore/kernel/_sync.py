@@ -398,4 +398,4 @@ def periodic_round(tx: Tx[Any], venue: str) -> None:
         _requests.request_once(tx, "fills", venue)
         _requests.request(tx, "open_orders", venue)
         _requests.request(tx, "positions", venue)
-        _funding.ask(tx, venue)
+        _funding.ask_periodically(tx, venue)

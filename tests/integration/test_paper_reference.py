@@ -36,9 +36,10 @@ from tests.integration.test_runtime import _paper, _rows
 #: the housekeeping due at its time (the session's one such reconnect no longer sends the
 #: periodic round's three requests beside its own four); and the final state's books record the
 #: instruments whose quote an order was refused for (none in this session: every event and
-#: command row stayed the same, and the state differs only by that empty field). A speed change
-#: must never move it.
-REFERENCE = "002b6f624b08d9987c232ae9acc0f59b33a74d7c3f704a7cbb5d326a96377d6b"
+#: command row stayed the same, and the state differs only by that empty field); and a periodic
+#: round asks for the funding history once an hour of data time, not with every round. A speed
+#: change must never move it.
+REFERENCE = "491907be96de93a0b20c33f50c7b027915013cacda6af47537cb465d4c88d97c"
 
 
 def _digest(path: Path, final: object) -> str:

@@ -25,6 +25,7 @@ from gridcore import (
     Notify,
     PositionSide,
     RequestFunding,
+    RequestOpenOrders,
     Started,
     State,
     step,
@@ -330,3 +331,44 @@ def test_the_fake_venue_answers_from_its_funding_history() -> None:
         RequestFunding(command_id=2, venue=VENUE, since=0, symbol="OTHER"), since
     )
     assert isinstance(none, FundingReported) and none.payments == ()
+
+
+# --- cadence -------------------------------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    period_min=st.sampled_from([0, 1, 5, 30, 60]),
+    hours=st.integers(min_value=1, max_value=3),
+)
+def test_periodic_rounds_ask_for_funding_once_a_funding_period(period_min: int, hours: int) -> None:
+    # Venues pay funding at most hourly: a round a minute that asked for funding every time
+    # would cost an event a minute and find nothing more (failure `idle-time-cost`). Starts and
+    # reconnects always ask; a periodic round asks once `funding_reconcile_ms` has passed since
+    # the last answered request was sent (never when it is 0).
+    period = period_min * 60_000
+    config = kernel_config(reconcile_ms=60_000, funding_reconcile_ms=period)
+    exchange = SimExchange(SimConfig(venue=VENUE, instruments=(instrument(),)), start_ts=EPOCH)
+    state = scripted_state(config)
+    state, started = step(state, Started(ts=T0))
+    assert len(of_type(started, RequestFunding)) == 1
+    state, _ = step(state, quote(T0))
+    state, _ = run_with_exchange(state, exchange, started, now=T0)
+    asked: list[int] = []
+    rounds = 0
+    ts = T0
+    end = T0 + hours * 3_600_000
+    while ts < end:
+        ts += 10_000
+        tick = quote(ts)
+        state, commands = deliver(state, exchange, [tick, *exchange.on_tick(tick)], now=ts)
+        rounds += len(of_type(commands, RequestOpenOrders))
+        asked.extend(ts for _ in of_type(commands, RequestFunding))
+    assert rounds >= hours * 59  # the rounds ran, a minute apart
+    if not period:
+        assert asked == []
+    else:
+        # One ask a period: none sooner, none much later (a round a minute, a quote every 10 s).
+        gaps = [b - a for a, b in zip([T0, *asked], [*asked, end], strict=True)]
+        assert all(period <= gap < period + 70_000 for gap in gaps[:-1]), gaps
+        assert gaps[-1] < period + 70_000, gaps
