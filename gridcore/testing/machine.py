@@ -42,6 +42,9 @@ the machine's own; nothing happens unless a rule says so:
   state must be the fold of every event delivered so far. **Every example ends with a settle**
   (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
   with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
+  With a ``working`` predicate (a liveness check, off by default), every settle then goes on
+  with fresh quotes and the heartbeat, and once more after the venue canceled every order
+  while the feed was down, and the bot must still be trading (``bot_keeps_working``).
 
 What a rule's fault turns into is the link model's, shared with the backtest and the paper
 venue (:mod:`gridcore.sim.link`): the faults are the one vocabulary :class:`Fault` (the kinds a
