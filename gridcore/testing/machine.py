@@ -42,9 +42,10 @@ the machine's own; nothing happens unless a rule says so:
   state must be the fold of every event delivered so far. **Every example ends with a settle**
   (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
   with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
-  With a ``working`` predicate (a liveness check, off by default), every settle then goes on
+  With a ``working`` predicate (a liveness check, off by default), the teardown then goes on
   with fresh quotes and the heartbeat, and once more after the venue canceled every order
-  while the feed was down, and the bot must still be trading (``bot_keeps_working``).
+  while the feed was down, and the bot must still be trading (``bot_keeps_working``). Only
+  the teardown asks it: a check at every ``settle`` would more than double a search's time.
 
 What a rule's fault turns into is the link model's, shared with the backtest and the paper
 venue (:mod:`gridcore.sim.link`): the faults are the one vocabulary :class:`Fault` (the kinds a
@@ -220,13 +221,16 @@ def make_state_machine(
 
     ``working`` (off by default) is a liveness check: a predicate over the settled state that
     returns why the bot is not working (a ``str``), or ``None``. Safety checks cannot see a
-    bot that has stopped trading (failure `grid-idle-after-refusal`); with ``working``, every
-    ``settle`` and the teardown go on after the network healed: the market quotes again at
-    its current price, every ``tick_interval_ms`` for two maintenance periods (the strategy's
-    heartbeat runs, with fresh quotes), everything in flight is carried, and then the
-    predicate is asked. A reason fails the example as the invariant ``bot_keeps_working``.
-    The predicate decides itself when it has nothing to say (a halted bot, a venue not
-    ready): :func:`~gridcore.testing.grid_is_working` is the neutral grid's. ``settings`` become the test case's hypothesis settings
+    bot that has stopped trading (failure `grid-idle-after-refusal`); with ``working``, the
+    teardown goes on after the network healed: the market quotes again at its current price
+    every ``tick_interval_ms`` for two maintenance periods (the strategy's heartbeat runs
+    between fresh quotes), everything in flight is carried, and the predicate is asked; then
+    the venue cancels every resting order while the feed is down, the feed comes back, the
+    reconnect's reconciliation is carried, the same quotes follow and the predicate is asked
+    again. A reason fails the example as the invariant ``bot_keeps_working``. The predicate
+    decides itself when it has nothing to say (a halted bot, a venue not ready):
+    :func:`~gridcore.testing.grid_is_working` is the neutral grid's. ``settings`` become the
+    test case's hypothesis settings
     (default: the loaded profile). Use the returned class's ``TestCase`` as a test::
 
         TestMyBot = make_state_machine(initial_state=my_bot()).TestCase
@@ -601,10 +605,8 @@ def make_state_machine(
 
         @rule()
         def settle(self) -> None:
-            """The network heals; then the bot must agree with the venue (and keep working,
-            when a ``working`` predicate is given)."""
+            """The network heals; then the bot must agree with the venue."""
             self.heal()
-            self.keeps_working()
 
         def keeps_working(self) -> None:
             """With a ``working`` predicate, after the network healed: the bot must be working
