@@ -42,10 +42,10 @@ from gridcore.commands import Level
 from gridcore.core import Cancel, Intent, OrderChange, Say, State, Submit
 from gridcore.errors import ConfigError
 from gridcore.events import Event, QuoteTicked
-from gridcore.instruments import Instrument, PositionSide, Side
+from gridcore.instruments import Instrument, PositionSide, Side, TimeInForce
 from gridcore.lifecycle import OrderStatus
 from gridcore.numbers import CTX, ONE, ZERO, Rounding
-from gridcore.risk import predates_feed
+from gridcore.risk import Refusal, check_order, predates_feed
 
 if TYPE_CHECKING:
     from gridcore.invariants import Violation
@@ -398,6 +398,74 @@ class NeutralGrid:
             spacing = max(spacing, CTX.divide(self.step, self.center))
         span = CTX.multiply(CTX.multiply(_TWO, Decimal(self.config.levels)), spacing)
         return CTX.add(CTX.multiply(_TWO, span), Decimal("0.02"))
+
+    def idle_reason(self, view: State[Any]) -> str | None:
+        """Why the grid is not working although it should be, or ``None`` (a liveness check,
+        :func:`gridcore.testing.grid_is_working`).
+
+        The grid must be working when nothing halts trading, its venue is ready (feed up,
+        reconciled), its newest quote is fresh (seen since the feed last came up, and no older
+        than the risk gate's ``max_quote_age_ms``) and lies inside the grid's bounds; it is not
+        asked otherwise. Working, it has a live order on every side it trades: a side whose
+        nearest desired level (after the position limit ``max_inventory``) the risk gate would
+        let through now has at least one live order; a side the limits close (the position
+        at ``max_position``, say) owes none. A grid never built although a fresh quote came is
+        not working either. Ask it of a settled state: after fresh quotes and the heartbeat
+        (the grid retries an unfinished rebuild there)."""
+        cfg = self.config
+        venue, symbol = cfg.venue, cfg.symbol
+        if view.risk.halted or not view.can_trade(venue):
+            return None
+        quote = view.quotes.get((venue, symbol))
+        quotes_before = view.venues[venue].quotes_before
+        if quote is None or predates_feed(quote, quotes_before):
+            return None
+        if view.now - quote.ts > view.config.risk.max_quote_age_ms:
+            return None
+        at = f"the quote {quote.bid}/{quote.ask} at ts={quote.ts}"
+        if self.center is None or self.lattice is None:
+            return f"no grid built although {at} is fresh and nothing halts trading"
+        if quote.bid > self.upper or quote.ask < self.lower:
+            return None
+        prefix = cfg.tag + ":"
+        orders = view.orders
+        sides = {
+            orders[c].side
+            for c in view.live
+            if orders[c].venue == venue
+            and orders[c].symbol == symbol
+            and orders[c].tag.startswith(prefix)
+        }
+        position = view.ledger.position(venue, symbol, cfg.position_side).qty
+        pivot = self.lattice.pivot(CTX.subtract(position, self.base_position))
+        instrument = view.config.instrument(venue, symbol)
+        for index, side, price, qty in self.lattice._walk(pivot, position, cfg.max_inventory):
+            if side in sides:
+                continue
+            sides.add(side)  # only the nearest level of a side is asked
+            verdict = check_order(
+                config=view.config.risk,
+                risk=view.risk,
+                ledger=view.ledger,
+                orders=orders.values(),
+                quotes=view.quotes,
+                instrument=instrument,
+                side=side,
+                qty=qty,
+                price=price,
+                tif=TimeInForce.GTC,
+                reduce_only=False,
+                now=view.now,
+                position_side=cfg.position_side,
+                quotes_before=quotes_before,
+            )
+            if not isinstance(verdict, Refusal):
+                return (
+                    f"no live {side.value} order although its level {index} ({qty} at {price}) "
+                    f"would pass the risk gate, {at} lies inside the grid's bounds "
+                    f"[{self.lower}, {self.upper}], its venue is ready and nothing halts trading"
+                )
+        return None
 
     # --- the grid ----------------------------------------------------------------------------
 

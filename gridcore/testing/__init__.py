@@ -15,6 +15,8 @@ Prove your own bot with the same tools (see ``docs/prove-your-bot.md``):
 * **make_state_machine** — a :class:`~hypothesis.stateful.RuleBasedStateMachine` factory that
   drives any reducer against the exchange model with faults, checking every invariant after
   every step.
+* **liveness** — ``working=`` (both of the above): a predicate over the settled state that
+  says why the bot is not trading; :func:`grid_is_working` is the neutral grid's.
 * **settings profiles** — ``gridcore-quick`` (CI) and ``gridcore-thorough``, registered on
   import.
 
@@ -57,6 +59,7 @@ from gridcore.testing.differential import (
     check_sync_interleaving,
     replay,
 )
+from gridcore.testing.liveness import LIVENESS_INVARIANT, grid_is_working
 from gridcore.testing.machine import ALL_FAULTS, Fault, make_state_machine
 from gridcore.testing.monitor import MONITOR_INVARIANTS, RunMonitor
 from gridcore.testing.settings_profiles import (
@@ -81,6 +84,7 @@ from gridcore.testing.simulation import (
 __all__ = [
     "ALL_FAULTS",
     "CATALOGUE",
+    "LIVENESS_INVARIANT",
     "MONITOR_INVARIANTS",
     "QUICK",
     "QUICK_PROFILE",
@@ -109,6 +113,7 @@ __all__ = [
     "check_state",
     "check_step",
     "check_sync_interleaving",
+    "grid_is_working",
     "invariant_named",
     "ledger_split_matches_venue",
     "make_state_machine",

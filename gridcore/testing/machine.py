@@ -42,6 +42,10 @@ the machine's own; nothing happens unless a rule says so:
   state must be the fold of every event delivered so far. **Every example ends with a settle**
   (the machine's teardown), so bot and venue are compared whatever rules were drawn, together
   with the running record's whole-run checks (:class:`~gridcore.testing.RunMonitor`).
+  With a ``working`` predicate (a liveness check, off by default), the teardown then goes on
+  with fresh quotes and the heartbeat, and once more after the venue canceled every order
+  while the feed was down, and the bot must still be trading (``bot_keeps_working``). Only
+  the teardown asks it: a check at every ``settle`` would more than double a search's time.
 
 What a rule's fault turns into is the link model's, shared with the backtest and the paper
 venue (:mod:`gridcore.sim.link`): the faults are the one vocabulary :class:`Fault` (the kinds a
@@ -76,6 +80,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gridcore.commands import (
+    CancelOrder,
     CancelTimer,
     Command,
     Halt,
@@ -116,6 +121,7 @@ from gridcore.sim.link import Fate, carry, failures, lost_answer
 from gridcore.sim.link import inner as _inner
 from gridcore.sim.link import is_result as _is_result
 from gridcore.testing.differential import replay
+from gridcore.testing.liveness import LIVENESS_INVARIANT
 from gridcore.testing.monitor import RunMonitor
 
 __all__ = ["ALL_FAULTS", "Fault", "make_state_machine"]
@@ -158,6 +164,9 @@ def _default_exchange(
     return build
 
 
+_VENUE_OWN = 2**63 - 1
+"""The command id of what the venue does on its own (no bot sent it; its answers are dropped)."""
+
 _DEFAULT_MOVE = Decimal("0.002")
 """Largest ordinary move per quote, as a fraction of the price, for a strategy that declares
 no spacing."""
@@ -189,6 +198,7 @@ def make_state_machine(
     invariants: Sequence[Invariant] = CATALOGUE,
     check_determinism: bool = True,
     settle_ms: int | None = None,
+    working: Callable[[State[Any]], str | None] | None = None,
     settings: Settings | None = None,
     name: str = "BotMachine",
 ) -> type[RuleBasedStateMachine]:
@@ -207,7 +217,20 @@ def make_state_machine(
     steps, ``config.spacing``, or 0.2 % of the price; at least 20 ticks), and, one quote in ten,
     gaps by up to ``gap_factor`` times that.
     ``settle_ms`` is how long ``settle`` lets timers run (default: two reconciliation periods
-    plus two maintenance periods). ``settings`` become the test case's hypothesis settings
+    plus two maintenance periods).
+
+    ``working`` (off by default) is a liveness check: a predicate over the settled state that
+    returns why the bot is not working (a ``str``), or ``None``. Safety checks cannot see a
+    bot that has stopped trading (failure `grid-idle-after-refusal`); with ``working``, the
+    teardown goes on after the network healed: the market quotes again at its current price
+    every ``tick_interval_ms`` for two maintenance periods (the strategy's heartbeat runs
+    between fresh quotes), everything in flight is carried, and the predicate is asked; then
+    the venue cancels every resting order while the feed is down, the feed comes back, the
+    reconnect's reconciliation is carried, the same quotes follow and the predicate is asked
+    again. A reason fails the example as the invariant ``bot_keeps_working``. The predicate
+    decides itself when it has nothing to say (a halted bot, a venue not ready):
+    :func:`~gridcore.testing.grid_is_working` is the neutral grid's. ``settings`` become the
+    test case's hypothesis settings
     (default: the loaded profile). Use the returned class's ``TestCase`` as a test::
 
         TestMyBot = make_state_machine(initial_state=my_bot()).TestCase
@@ -585,6 +608,46 @@ def make_state_machine(
             """The network heals; then the bot must agree with the venue."""
             self.heal()
 
+        def keeps_working(self) -> None:
+            """With a ``working`` predicate, after the network healed: the bot must be working
+            once fresh quotes came and its heartbeat ran; and again after the venue canceled
+            every resting order while the feed was down, the feed came back and the
+            reconnect's reconciliation was carried (failure `grid-idle-after-refusal`: a bot
+            that learned its orders were gone before any fresh quote)."""
+            if working is None or self.violations:
+                return  # off, or failing already: the example fails as it is
+            if not self.quoted_until_working():
+                return
+            self.feed_down()
+            for order in self.exchange.open_orders():
+                # The venue's own cancel (a cancel-on-disconnect, an operator, a restart that
+                # canceled on exit): its messages are lost with the feed.
+                cancel = CancelOrder(
+                    command_id=_VENUE_OWN, venue=venue, symbol=order.symbol, cloid=order.cloid
+                )
+                self.exchange.handle(cancel, self.now)
+            self.feed_back()
+            if self.reconciled():
+                self.quoted_until_working()
+
+        def quoted_until_working(self) -> bool:
+            """The market quotes at its current price every quote interval for two
+            maintenance periods (the strategy's heartbeat runs between fresh quotes), all in
+            flight carried after each quote; then the ``working`` predicate must give no
+            reason. False when the example fails already."""
+            assert working is not None
+            end = self.now + 2 * cfg.maintenance_ms
+            quoted = 0
+            while quoted < 2 or self.now < end:
+                self.tick(move=0)
+                quoted += 1
+                if not self.pump():
+                    return False
+            reason = working(self.state)
+            if reason is not None:
+                self.violate(LIVENESS_INVARIANT, reason)
+            return not self.violations
+
         def heal(self) -> None:
             # Everything in flight lands first: with nothing between them, an order the venue
             # rests must be live in the core, before any reconciliation could re-adopt it.
@@ -632,6 +695,7 @@ def make_state_machine(
                 return
             self.settled = True
             self.heal()
+            self.keeps_working()
             self.violations.extend(self.monitor.finish(self.state))
             self.no_violation()
 

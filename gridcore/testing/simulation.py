@@ -28,7 +28,7 @@ in time order and each venue's exchange matches its own.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +50,7 @@ from gridcore.sim import FaultPlan, SimConfig, SimExchange, Trace, run_backtest,
 from gridcore.sim.backtest import Reducer
 from gridcore.sim.funding import FundingVenue, VenueFaults
 from gridcore.testing.differential import check_replay
+from gridcore.testing.liveness import LIVENESS_INVARIANT
 from gridcore.testing.monitor import RunMonitor
 
 __all__ = [
@@ -378,6 +379,7 @@ def simulate(
     invariants: Sequence[Invariant] = CATALOGUE,
     check_ticks: bool = False,
     replay: bool = True,
+    working: Callable[[State[Any]], str | None] | None = None,
 ) -> Trace:
     """Run ``bot`` (a fresh state) with ``reducer`` against the simulated venue of ``scenario``
     (or the venues of a :class:`MultiVenueScenario`).
@@ -401,6 +403,11 @@ def simulate(
     core holds it done or unknown (beyond a bounded in-flight window) and that order churn stays
     proportionate to the market's events, and that a reconnect recovers every fill its venue
     made before it (each venue of a :class:`MultiVenueScenario` judged on its own).
+
+    ``working`` (off by default) is a liveness check (:mod:`gridcore.testing.liveness`): a
+    predicate asked of the final state, after the settle (feeds up, fresh quotes, the
+    heartbeat run); a reason why the bot is not working is reported as the invariant
+    ``bot_keeps_working``.
 
     >>> from gridcore.sim import make_bot
     >>> from gridcore.config import load_config
@@ -508,6 +515,10 @@ def simulate(
         if invariant.state_check is not None:
             extra.extend(invariant.state_check(trace.state))
     extra.extend(monitor.finish(trace.state))
+    if working is not None:
+        reason = working(trace.state)
+        if reason is not None:
+            extra.append(Violation(invariant=LIVENESS_INVARIANT, ts=trace.state.now, detail=reason))
     if replay:
         extra.extend(check_replay(bot, trace, reducer=reducer))
     seen = {(v.invariant, v.detail) for v in found}

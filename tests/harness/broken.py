@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -39,7 +39,7 @@ from gridcore.grid import Lattice, NeutralGrid
 from gridcore.invariants import Violation
 from gridcore.numbers import CTX, ZERO, Rounding
 from gridcore.sim.backtest import Reducer
-from gridcore.sync import SyncPhase
+from gridcore.sync import SyncPhase, VenueStatus
 
 from .bots import EPOCH, TakeProfitConfig, grid_config
 
@@ -49,6 +49,7 @@ __all__ = [
     "NOTIONAL_CLOSE",
     "ORPHAN_ENTRIES",
     "ChurningGrid",
+    "IdleAfterReconnectGrid",
     "TighteningGrid",
     "churning_grid_bot",
     "dedup_in_memory",
@@ -56,6 +57,7 @@ __all__ = [
     "drop_fills_while_syncing",
     "fills_done_at_threshold",
     "forget_untouched_cancels",
+    "idle_grid_bot",
     "ignore_rejected_cancel",
     "keep_reservation_on_rejection",
     "last_fill_wins",
@@ -487,4 +489,37 @@ def churning_grid_bot(config: BotConfig | None = None) -> State[ChurningGrid]:
     cfg = config or grid_config()
     return initial_state(
         cfg.make_core_config(), ChurningGrid(grid=NeutralGrid(config=cfg.grid)), epoch=EPOCH
+    )
+
+
+@attrs.frozen(kw_only=True)
+class IdleAfterReconnectGrid(NeutralGrid):
+    """A neutral grid that goes idle after a restart or a reconnect (failure
+    `grid-idle-after-refusal`): when its only quote predates its venue's feed coming up, it
+    rebuilds from it anyway, without marking itself unfinished, so the risk gate refuses every
+    level it places, silently; and it ignores ``on_ready`` (the kernel's wake). A fresh quote
+    inside its bounds brings no rebuild, and its heartbeat has nothing to retry: once its
+    orders are gone it sits with none. Every safety promise holds; it only stops trading."""
+
+    def on_ready(self, view: State[Any], venue: str) -> tuple[Self, Sequence[Intent]]:
+        return self, ()
+
+    def _rebuild(self, view: State[Self], *, recenter: bool) -> tuple[Self, Sequence[Intent]]:
+        venue = self.config.venue
+        status = view.venues.get(venue)
+        if status is None:
+            return super()._rebuild(view, recenter=recenter)
+        # Blind to the feed's gap: every quote looks fresh to it (not to the risk gate).
+        blind: VenueStatus = attrs.evolve(status, quotes_before=-1)
+        seen = attrs.evolve(
+            view, books=attrs.evolve(view.books, venues={**view.venues, venue: blind})
+        )
+        return super()._rebuild(seen, recenter=recenter)
+
+
+def idle_grid_bot(config: BotConfig | None = None) -> State[IdleAfterReconnectGrid]:
+    """A fresh :class:`IdleAfterReconnectGrid` bot on the harness's grid configuration."""
+    cfg = config or grid_config()
+    return initial_state(
+        cfg.make_core_config(), IdleAfterReconnectGrid(config=cfg.grid), epoch=EPOCH
     )

@@ -142,15 +142,20 @@ def run_proof(search: Callable[[], None]) -> None:
 
 
 def simulated_violations(
-    bot: Callable[[], State[Any]], reducer: Reducer, drawn: SearchStrategy[Scenario]
+    bot: Callable[[], State[Any]],
+    reducer: Reducer,
+    drawn: SearchStrategy[Scenario],
+    *,
+    working: Callable[[State[Any]], str | None] | None = None,
 ) -> set[str]:
     """Names of the invariants :func:`simulate` reports for ``bot`` stepped by ``reducer`` on
-    the first failing scenario of a deterministic search (empty: none failed)."""
+    the first failing scenario of a deterministic search (empty: none failed), with the
+    liveness check ``working`` when given."""
 
     @SEARCH
     @given(scenario=drawn)
     def search(scenario: Scenario) -> None:
-        assert_no_violations(simulate(bot(), scenario, reducer=reducer))
+        assert_no_violations(simulate(bot(), scenario, reducer=reducer, working=working))
 
     try:
         run_proof(search)

@@ -215,6 +215,24 @@ def test_a_runaway_bot_is_stopped_and_reported() -> None:
         simulate(grid_bot(), Scenario(market=market, latency_ms=0), reducer=broken.resync_loop)
 
 
+def test_simulate_asks_the_working_predicate_of_the_settled_state() -> None:
+    """``working=``: the predicate sees the final state (settled: its last quote is fresh) and
+    a reason is reported as ``bot_keeps_working``; ``None`` reports nothing."""
+    market = MarketPath(instrument=INSTRUMENT, seed=3, ticks=100)
+    seen: list[State[Any]] = []
+
+    def idle(state: State[Any]) -> str | None:
+        seen.append(state)
+        return "does nothing"
+
+    trace = simulate(grid_bot(), Scenario(market=market), working=idle)
+    assert [(v.invariant, v.detail) for v in trace.violations] == [
+        ("bot_keeps_working", "does nothing")
+    ]
+    assert seen == [trace.state]
+    assert simulate(grid_bot(), Scenario(market=market), working=lambda s: None).violations == ()
+
+
 # --- the catalogue -----------------------------------------------------------------------------
 
 

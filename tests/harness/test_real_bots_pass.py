@@ -23,6 +23,7 @@ from gridcore.testing import (
     assert_no_violations,
     check_reordering,
     check_sync_interleaving,
+    grid_is_working,
     make_state_machine,
     simulate,
 )
@@ -44,22 +45,32 @@ REAL_BOTS: dict[str, Callable[[], State[Any]]] = {
     "take-profit bot": take_profit_bot,
 }
 
+# The bots' working predicates (the liveness check, ``working=``): the grids must keep trading.
+WORKING: dict[str, Callable[[State[Any]], str | None]] = {
+    "neutral grid": grid_is_working,
+    "neutral grid, orders of 100 lots": grid_is_working,
+}
+
 
 @pytest.mark.parametrize("bot", sorted(REAL_BOTS))
 def test_real_bot_passes_simulate_at_its_defaults(bot: str) -> None:
-    assert simulated_violations(REAL_BOTS[bot], step, default_scenarios()) == set()
+    found = simulated_violations(
+        REAL_BOTS[bot], step, default_scenarios(), working=WORKING.get(bot)
+    )
+    assert found == set()
 
 
 @pytest.mark.parametrize("bot", sorted(REAL_BOTS))
 def test_real_bot_passes_the_state_machine_at_its_defaults(bot: str) -> None:
-    assert machine_violations(make_state_machine(initial_state=REAL_BOTS[bot]())) == set()
+    machine = make_state_machine(initial_state=REAL_BOTS[bot](), working=WORKING.get(bot))
+    assert machine_violations(machine) == set()
 
 
 @settings(max_examples=20)
 @given(scenario=scenarios(max_ppm=50_000, max_ticks=500))
 def test_neutral_grid_keeps_every_invariant(scenario: Scenario) -> None:
     """Randomized, unlike the searches above: new examples in every CI run."""
-    assert_no_violations(simulate(grid_bot(), scenario))
+    assert_no_violations(simulate(grid_bot(), scenario, working=grid_is_working))
 
 
 @settings(max_examples=20)
