@@ -182,7 +182,8 @@ async def test_a_silent_feed_still_gets_its_reconciliation_round(
 ) -> None:
     """A round is owed once the venue said something since the last one; with the stream quiet
     (the market frozen, the grid resting) it runs anyway, one period later, on the timer."""
-    bot = _Bot(fake, tmp_path, TOML + "reconcile_ms = 1000\n")
+    # The funding history rides with every round here (its own period is an hour by default).
+    bot = _Bot(fake, tmp_path, TOML + "reconcile_ms = 1000\nfunding_reconcile_ms = 1\n")
     runtime, journal = bot.runtime, bot.journal
     quiet: list[int] = []
 
