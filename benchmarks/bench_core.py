@@ -21,6 +21,10 @@ generation or CSV parsing, the backtest with its exchange model, and the final c
 * ``rss`` — peak RSS of the default workload at 100k, 1M and 5M ticks, and the 5M / 1M ratio
   (memory must not grow with history).
 
+Before them, the machine reference (``_reference.py``: a fixed pure-Python workload, per CPU
+second, in this process); each throughput figure is also given as a multiple of it, which
+compares runs made on different days.
+
 ``--quick`` shrinks the tick counts (200k for throughput, 50k / 200k / 1M for memory) for a
 smoke run; its figures are not the reference ones.
 """
@@ -36,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _reference import REFERENCE_LABEL, reference_rate
 
 HERE = Path(__file__).resolve().parent
 MONTHLY = HERE / "data" / "btc_monthly.csv"
@@ -135,6 +141,9 @@ def main() -> int:
     def show(label: str, value: str) -> None:
         print(f"{label:<52} {value}", flush=True)
 
+    reference = reference_rate()
+    report["reference_per_cpu_s"] = round(reference)
+    show(REFERENCE_LABEL, f"{reference:>9,.0f}")
     for workload in ("default", "matched"):
         for check in (False, True):
             r = measure(workload, ticks, check, args.timeout)
@@ -145,10 +154,11 @@ def main() -> int:
                 )
             else:
                 r["ticks_per_cpu_s"] = round(r["ticks"] / r["cpu_s"])
+                r["x_reference"] = round(r["ticks_per_cpu_s"] / reference, 4)
                 show(
                     f"{workload} {ticks:,} ticks, invariants {'on' if check else 'off'}",
                     f"{r['ticks_per_cpu_s']:>9,} ticks/CPU-s  ({r['cpu_s']:.2f} CPU-s, "
-                    f"{r['max_rss_mb']:.0f} MB)",
+                    f"{r['max_rss_mb']:.0f} MB; {r['x_reference']:.4f} x reference)",
                 )
             report[key] = r
 

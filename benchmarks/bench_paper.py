@@ -20,7 +20,9 @@
   each from the snapshot the previous stretch proved; ``gridcore replay`` does this for
   journals of 10,000 events or more).
 
-Each figure is the median of ``--rounds`` runs (3), wall clock (``time.perf_counter``). Replay
+Each figure is the median of ``--rounds`` runs (3), wall clock (``time.perf_counter``), and is
+also given as a multiple of the machine reference measured before each round (``_reference.py``:
+a fixed pure-Python workload, per CPU second), which compares runs made on different days. Replay
 is also given per CPU second, which a machine shared with other work changes far less than the
 wall clock: one process's own CPU time (``time.process_time``), and in parallel that of its
 longest stretch (the larger of this process's CPU time and a forked process's, from
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _reference import REFERENCE_LABEL, reference_rate
 
 from gridcore.config import load_config
 from gridcore.shells.cli_run import replay_journal
@@ -120,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         "replay_cpu": [],
         "replay_n": [],
         "replay_n_cpu": [],
+        "reference": [],
     }
     events = 0
     with tempfile.TemporaryDirectory(prefix="gridcore-paper-") as tmp:
         for i in range(args.rounds):
+            results["reference"].append(reference_rate())
             path = Path(tmp) / f"paper-{i}.db"
             events, wall, cpu = paper(path, duration, args.faults)
             results["paper"].append(events / wall)
@@ -138,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         f"paper and replay ({events:,} events: {duration:,} simulated seconds, faults "
         f"{args.faults}; median of {args.rounds})"
     )
-    print(f"  {'':44} {'events/s':>10}   runs")
+    reference = statistics.median(results["reference"])
+    print(f"  {'':44} {'events/s':>10} {'x ref':>7}   runs")
     rows = [
         ("paper, --speed max (per wall second)", "paper"),
         ("paper, --speed max (per CPU second)", "paper_cpu"),
@@ -149,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, key in rows:
         runs = ", ".join(f"{r:,.0f}" for r in results[key])
-        print(f"  {label:44} {statistics.median(results[key]):>10,.0f}   {runs}")
+        rate = statistics.median(results[key])
+        print(f"  {label:44} {rate:>10,.0f} {rate / reference:>7.4f}   {runs}")
+    runs = ", ".join(f"{r:,.0f}" for r in results["reference"])
+    print(f"  {REFERENCE_LABEL}: {reference:,.0f} ({runs}; one before each round)")
     return 0
 
 
