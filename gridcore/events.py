@@ -98,6 +98,14 @@ MIN_POSITIVE = Decimal("1e-18")
 _MAX_ID = 2**63
 
 
+#: Each rule's plain-comparison form, next to the rule: a condition on the value ``{v}`` that
+#: holds exactly when the rule passes, and the names it uses beyond this module's (see "the
+#: fast check" below FIELD_RULES). A Decimal's ``is_finite`` is implied by the bounds: an
+#: infinity fails them, a NaN fails them or raises ``ArithmeticError`` (which the fast check
+#: counts as a failure).
+_FAST: dict[object, tuple[str, dict[str, object]]] = {}
+
+
 def _refuse(owner: object, name: str, value: object, rule: str) -> InvalidEvent:
     return InvalidEvent(
         f"{type(owner).__name__}.{name} = {value!r}: {rule}; a shell reports such a venue "
@@ -112,14 +120,23 @@ def _ts(owner: object, name: str, v: object) -> None:
         )
 
 
+_FAST[_ts] = ("type({v}) is int and TS_MIN <= {v} < TS_MAX", {})
+
+
 def _since(owner: object, name: str, v: object) -> None:
     if type(v) is not int or not 0 <= v < TS_MAX:
         raise _refuse(owner, name, v, f"need integer milliseconds in [0, {TS_MAX})")
 
 
+_FAST[_since] = ("type({v}) is int and 0 <= {v} < TS_MAX", {})
+
+
 def _positive(owner: object, name: str, v: object) -> None:
     if type(v) is not Decimal or not v.is_finite() or not MIN_POSITIVE <= v <= MAX_MAGNITUDE:
         raise _refuse(owner, name, v, f"need a finite Decimal in [{MIN_POSITIVE}, {MAX_MAGNITUDE}]")
+
+
+_FAST[_positive] = ("type({v}) is Decimal and MIN_POSITIVE <= {v} <= MAX_MAGNITUDE", {})
 
 
 def _non_negative(owner: object, name: str, v: object) -> None:
@@ -133,9 +150,18 @@ def _non_negative(owner: object, name: str, v: object) -> None:
         )
 
 
+_FAST[_non_negative] = (
+    "type({v}) is Decimal and ({v} == 0 or MIN_POSITIVE <= {v} <= MAX_MAGNITUDE)",
+    {},
+)
+
+
 def _signed(owner: object, name: str, v: object) -> None:
     if type(v) is not Decimal or not v.is_finite() or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
         raise _refuse(owner, name, v, f"need a finite Decimal with |x| <= {MAX_MAGNITUDE}")
+
+
+_FAST[_signed] = ("type({v}) is Decimal and -MAX_MAGNITUDE <= {v} <= MAX_MAGNITUDE", {})
 
 
 def _command_id(owner: object, name: str, v: object) -> None:
@@ -143,9 +169,15 @@ def _command_id(owner: object, name: str, v: object) -> None:
         raise _refuse(owner, name, v, "need an integer in [0, 2**63)")
 
 
+_FAST[_command_id] = ("type({v}) is int and 0 <= {v} < _MAX_ID", {})
+
+
 def _optional_command_id(owner: object, name: str, v: object) -> None:
     if v is not None:
         _command_id(owner, name, v)
+
+
+_FAST[_optional_command_id] = ("{v} is None or (type({v}) is int and 0 <= {v} < _MAX_ID)", {})
 
 
 def _name(owner: object, name: str, v: object) -> None:
@@ -153,9 +185,15 @@ def _name(owner: object, name: str, v: object) -> None:
         raise _refuse(owner, name, v, "need a non-empty string")
 
 
+_FAST[_name] = ("type({v}) is str and {v} != ''", {})
+
+
 def _optional_name(owner: object, name: str, v: object) -> None:
     if v is not None:
         _name(owner, name, v)
+
+
+_FAST[_optional_name] = ("{v} is None or (type({v}) is str and {v} != '')", {})
 
 
 def _text(owner: object, name: str, v: object) -> None:
@@ -163,9 +201,15 @@ def _text(owner: object, name: str, v: object) -> None:
         raise _refuse(owner, name, v, "need a string")
 
 
+_FAST[_text] = ("type({v}) is str", {})
+
+
 def _flag(owner: object, name: str, v: object) -> None:
     if type(v) is not bool:
         raise _refuse(owner, name, v, "need True or False")
+
+
+_FAST[_flag] = ("type({v}) is bool", {})
 
 
 _Rule = Callable[[object, str, object], None]
@@ -176,6 +220,7 @@ def _member(kind: type[enum.Enum]) -> _Rule:
         if type(v) is not kind:
             raise _refuse(owner, name, v, f"need a {kind.__name__}")
 
+    _FAST[check] = (f"type({{v}}) is _{kind.__name__}", {f"_{kind.__name__}": kind})
     return check
 
 
@@ -184,6 +229,7 @@ def _member_of(kind: type) -> _Rule:
         if type(v) is not kind:
             raise _refuse(owner, name, v, f"need a {kind.__name__}")
 
+    _FAST[check] = (f"type({{v}}) is _{kind.__name__}", {f"_{kind.__name__}": kind})
     return check
 
 
@@ -192,6 +238,12 @@ def _tuple_of(kind: type) -> _Rule:
         if type(v) is not tuple or any(type(item) is not kind for item in v):
             raise _refuse(owner, name, v, f"need a tuple of {kind.__name__}")
 
+    # The set of the items' types is within {kind}: an empty tuple passes, as it does above.
+    only = f"_only_{kind.__name__}"
+    _FAST[check] = (
+        f"type({{v}}) is tuple and set(map(type, {{v}})) <= {only}",
+        {only: frozenset({kind})},
+    )
     return check
 
 
@@ -200,7 +252,13 @@ def _optional_cause(owner: object, name: str, v: object) -> None:
         raise _refuse(owner, name, v, "need a HaltCause or None")
 
 
+_FAST[_optional_cause] = ("{v} is None or type({v}) is HaltCause", {})
+
+
 def _validate(self: object) -> None:
+    """Every rule of ``self``'s class, one by one: the first that fails raises, naming its
+    field. Classes run their fast check (below ``FIELD_RULES``) first and come here only when
+    it fails."""
     for name, rule in FIELD_RULES[type(self)]:
         rule(self, name, getattr(self, name))
 
@@ -255,7 +313,7 @@ class OpenOrder:
     filled_qty: Decimal
 
     def __attrs_post_init__(self) -> None:
-        _validate(self)
+        _check_open_order(self)
         if self.filled_qty >= self.qty:
             raise _refuse(
                 self,
@@ -855,6 +913,77 @@ FIELD_RULES: Mapping[type, tuple[tuple[str, _Rule], ...]] = {
     CommandFailed: (_TS, ("command_id", _command_id), ("reason", _text), ("not_applied", _flag)),
     CommandTimedOut: (_TS, ("command_id", _command_id)),
 }
+
+
+# --- the fast check --------------------------------------------------------------------------
+# Checking a value rule by rule costs a Python call per field; most events are valid. So each
+# class runs one generated function that tests all its fields with the plain comparisons of
+# _FAST (the same rules, as conditions) and, only when that fails, runs _validate, which
+# names the field with the message the rule gives. The classes whose __attrs_post_init__ is
+# _validate get that function in its place. tests/property/test_event_fast_check.py holds each
+# class's condition equal to its rules, for valid and invalid values.
+
+
+def _fast_condition(cls: type) -> tuple[str, str, dict[str, object]]:
+    """``(loads, condition, names)``: the statement reading every field of ``self`` into a
+    local ``_0``, ``_1``, ..., the condition on them that holds exactly when every rule of
+    ``cls`` passes, and the names it uses beyond this module's."""
+    fields: list[str] = []
+    parts: list[str] = []
+    scope: dict[str, object] = {}
+    for i, (name, rule) in enumerate(FIELD_RULES[cls]):
+        text, names = _FAST[rule]
+        fields.append(f"self.{name}")
+        parts.append(f"({text.replace('{v}', f'_{i}')})")
+        scope.update(names)
+    local = "".join(f"_{i}, " for i in range(len(fields)))
+    return f"{local}= {', '.join(fields)},", " and ".join(parts), scope
+
+
+def _generated(cls: type, body: str) -> Any:
+    loads, condition, scope = _fast_condition(cls)
+    namespace: dict[str, Any] = {**globals(), **scope}
+    exec(body.replace("LOADS", loads).replace("CONDITION", condition), namespace)
+    return namespace["generated"]
+
+
+def fast_check(cls: type) -> Callable[[object], bool]:
+    """Whether every rule of ``FIELD_RULES[cls]`` passes for an instance, in one function (a
+    NaN that makes a comparison raise counts as failing). For tests and tools: the classes
+    validate with the same condition."""
+    check: Callable[[object], bool] = _generated(
+        cls,
+        "def generated(self):\n"
+        "    LOADS\n"
+        "    try:\n"
+        "        return CONDITION\n"
+        "    except ArithmeticError:\n"
+        "        return False\n",
+    )
+    return check
+
+
+def _checked(cls: type) -> Callable[[object], None]:
+    """The fast check of ``cls``, falling back to :func:`_validate` for the message."""
+    check: Callable[[object], None] = _generated(
+        cls,
+        "def generated(self):\n"
+        "    LOADS\n"
+        "    try:\n"
+        "        if CONDITION:\n"
+        "            return\n"
+        "    except ArithmeticError:\n"
+        "        pass\n"
+        "    _validate(self)\n",
+    )
+    check.__qualname__ = f"{cls.__name__}.__attrs_post_init__"
+    return check
+
+
+for _cls in FIELD_RULES:
+    if _cls.__dict__.get("__attrs_post_init__") is _validate:
+        setattr(_cls, "__attrs_post_init__", _checked(_cls))  # noqa: B010 (typed as any class)
+_check_open_order = _checked(OpenOrder)
 
 
 # --- builders for hot loops ------------------------------------------------------------------
