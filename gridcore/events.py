@@ -391,13 +391,18 @@ class TimerFired:
 # --- market data ----------------------------------------------------------------------------
 
 
-def _quote_ok(ts: object, bid: object, ask: object) -> bool:
-    """A quote's time and prices pass (plain comparisons only: one call per tick). NaN either
-    raises in the comparison (the default context traps it) or compares false."""
+def _quote_ok(ts: object, venue: object, symbol: object, bid: object, ask: object) -> bool:
+    """A quote's fields pass (plain comparisons only: one call per tick): the rules of
+    ``FIELD_RULES`` and ``bid <= ask``. NaN either raises in the comparison (the default
+    context traps it) or compares false."""
     try:
         return (
             type(ts) is int
             and TS_MIN <= ts < TS_MAX
+            and type(venue) is str
+            and venue != ""
+            and type(symbol) is str
+            and symbol != ""
             and type(bid) is Decimal
             and type(ask) is Decimal
             and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
@@ -421,7 +426,7 @@ class QuoteTicked:
         # builds it from a venue message, so that a bad quote becomes a MessageMalformed in the
         # shell instead of a division by zero or a poisoned mid in the core.
         bid, ask, ts = self.bid, self.ask, self.ts
-        if not _quote_ok(ts, bid, ask):
+        if not _quote_ok(ts, self.venue, self.symbol, bid, ask):
             _validate(self)  # names the field that is wrong
             raise InvalidEvent(
                 f"QuoteTicked {self.venue}/{self.symbol} at {ts}: need bid <= ask, got bid "
@@ -434,7 +439,7 @@ class QuoteTicked:
         about twice as fast: the same checks, without the keyword handling of the generated
         ``__init__``. For loaders that build a quote per line of a file; a quote that fails
         the checks raises exactly what the constructor raises."""
-        if not _quote_ok(ts, bid, ask):
+        if not _quote_ok(ts, venue, symbol, bid, ask):
             return cls(ts=ts, venue=venue, symbol=symbol, bid=bid, ask=ask)
         quote: QuoteTicked = _NEW(cls)
         _SET_QTS(quote, ts)

@@ -24,6 +24,7 @@ from gridcore.events import (
     FundingPaid,
     OpenOrder,
     PositionReport,
+    QuoteTicked,
     ReportedStatus,
     _validate,
     fast_check,
@@ -216,11 +217,7 @@ def test_fast_check_accepts_exactly_what_the_rules_accept(cls: type, data: st.Da
     assert fast_check(cls)(obj) == (_rules_say(obj) is None)
 
 
-# QuoteTicked is left out: its constructor checks the rules only when its time or prices fail
-# its own plain check (bid <= ask included), so it accepts a quote whose venue is "".
-@pytest.mark.parametrize(
-    "cls", [c for c in FIELD_RULES if c.__name__ != "QuoteTicked"], ids=lambda c: c.__name__
-)
+@pytest.mark.parametrize("cls", list(FIELD_RULES), ids=lambda c: c.__name__)
 @given(data=st.data())
 def test_constructor_refuses_with_the_first_failing_rules_message(
     cls: type, data: st.DataObject
@@ -234,7 +231,27 @@ def test_constructor_refuses_with_the_first_failing_rules_message(
         # A rule's message, or (valid fields) a class's own rule across fields: bid <= ask,
         # an open order's filled quantity below its quantity.
         assert said is None or str(exc) == said
-        if said is None:  # an open order's filled quantity is not below its quantity
-            assert cls is OpenOrder
+        if said is None:  # bid above ask; an open order's filled quantity not below its qty
+            assert cls in (OpenOrder, QuoteTicked)
     else:
         assert said is None
+
+
+@pytest.mark.parametrize("field", ["venue", "symbol"])
+@pytest.mark.parametrize("bad", ["", None, 7])
+def test_a_quote_without_a_venue_or_symbol_is_refused_naming_the_field(
+    field: str, bad: object
+) -> None:
+    # A quote's own plain check covers every rule, not only its time and prices.
+    fields: dict[str, Any] = {
+        "ts": 1_700_000_000_000,
+        "venue": "sim",
+        "symbol": "BTC-PERP",
+        "bid": Decimal("100"),
+        "ask": Decimal("101"),
+    }
+    fields[field] = bad
+    with pytest.raises(InvalidEvent, match=rf"QuoteTicked\.{field} = "):
+        QuoteTicked(**fields)
+    with pytest.raises(InvalidEvent, match=rf"QuoteTicked\.{field} = "):
+        QuoteTicked.of(**fields)
