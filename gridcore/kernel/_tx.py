@@ -191,7 +191,9 @@ class Tx(Generic[S]):
             if order.is_live:
                 self.live = {**self.live, order.cloid: order.seq}
             else:
-                self.live = {c: q for c, q in self.live.items() if c != order.cloid}
+                live = dict(self.live)
+                live.pop(order.cloid, None)
+                self.live = live
         status = order.status
         needs = (
             status is OrderStatus.IN_DOUBT or status is OrderStatus.CANCEL_FAILED
