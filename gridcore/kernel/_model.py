@@ -283,7 +283,8 @@ class Books:
     wake_at: int = 0
     """The first tick at or after this time leaves the hot path: ``maintenance_due``, or 0 while
     the timer is disarmed and a tick would make a reconciliation round owed, or while a quote
-    is awaited (``quote_waits``)."""
+    is awaited (``quote_waits``). Housekeeping moves it on with ``maintenance_due`` as it runs;
+    the end of the step settles it."""
 
 
 @attrs.frozen(kw_only=True)

@@ -314,14 +314,15 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     if fire != books.maintenance_timer:
         return None
     wake_at = next_due if fire is not None or not period else 0
-    # The heartbeat sees the books as the slow path shows them (the wake-up time is set after
-    # it), the new state keeps them with the new wake-up time.
-    view_books = with_housekeeping(books, risk, next_due, books.wake_at)
+    # The heartbeat sees the books as the slow path shows them (the wake-up time moved on with
+    # the due time: _requests.maintenance), the new state keeps them unless schedule settles
+    # the wake-up time elsewhere.
+    view_books = with_housekeeping(books, risk, next_due, next_due)
     view = new_state(config, strategy, epoch, now, nonce, quotes, view_books)
     strategy, intents = strategy.on_timer(view, MAINTENANCE_TIMER)
     if intents:
         return None
-    if wake_at != books.wake_at:
+    if wake_at != next_due:
         view_books = with_housekeeping(books, risk, next_due, wake_at)
     elif strategy is view.strategy:
         return view, []

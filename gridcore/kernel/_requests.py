@@ -226,7 +226,10 @@ def schedule(tx: Tx[Any]) -> None:
 
 def maintenance(tx: Tx[Any]) -> None:
     # No order stays unresolved without a status request (failure `leaked-cancel`).
-    """The housekeeping round (see the module's rules)."""
+    """The housekeeping round (see the module's rules). The wake-up time moves on with the due
+    time (:func:`schedule` settles it at the end of the step), so that no view handed out in
+    the rest of the step shows one already passed."""
+    tx.wake_at = tx.maintenance_due
     for cloid in sorted(tx.attention):
         _orders.request_status(tx, tx.orders[cloid])
     half_age = tx.config.risk.max_balance_age_ms // 2

@@ -257,3 +257,76 @@ def test_the_tick_fast_path_equals_the_general_path(seed: int, scale: Decimal) -
 
     backtest(load_config(), seed=seed, ticks=1_500, faults=profile("chaos"), reducer=reducer)
     assert compared > 500
+
+
+def _views(stepper: Any, state: Any, event: Any) -> tuple[Any, list[tuple[str, Any]]]:
+    """What ``stepper`` returns for ``event`` and what it shows the strategy meanwhile: every
+    view handed to its ``on_tick`` and ``on_timer``, in order (recorded by wrapping its class's
+    methods for the length of the step)."""
+    cls = type(state.strategy)
+    seen: list[tuple[str, Any]] = []
+    originals = {name: cls.__dict__.get(name) for name in ("on_tick", "on_timer")}
+
+    def recording(name: str) -> Any:
+        method = getattr(cls, name)
+
+        def record(self: Any, view: Any, arg: Any) -> Any:
+            seen.append((name, view))
+            return method(self, view, arg)
+
+        return record
+
+    try:
+        for name in originals:
+            setattr(cls, name, recording(name))
+        got = stepper(state, event)
+    finally:
+        for name, original in originals.items():
+            if original is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+    return got, seen
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    config=st.sampled_from(["", "examples/funding_arb.toml"]),  # hedge_grid never completes it
+)
+def test_the_housekeeping_fast_path_shows_the_strategy_what_the_general_path_does(
+    seed: int, config: str
+) -> None:
+    """Every quote that brings housekeeping shows the strategy's ``on_tick`` and heartbeat the
+    views the general path (``general_step``) shows, the wake-up time in them included: the
+    same views when the fast path takes the quote, and the general path's after what the fast
+    path looked at before it gave the quote up (it starts again from the same state)."""
+    from pathlib import Path
+
+    from gridcore.config import load_config
+    from gridcore.core import State
+    from gridcore.kernel import general_step, step
+    from gridcore.sim import backtest, profile
+
+    compared = 0
+
+    def reducer(state: State[Any], event: Any) -> Any:
+        nonlocal compared
+        books = state.books
+        if (
+            type(event) is QuoteTicked
+            and books.maintenance_due
+            and event.ts >= max(books.maintenance_due, books.wake_at)
+        ):
+            got, fast = _views(step, state, event)
+            general = _views(general_step, state, event)[1]
+            assert fast[len(fast) - len(general) :] == general
+            if len(fast) == len(general) and any(name == "on_timer" for name, _ in fast):
+                compared += 1
+            return got
+        return step(state, event)
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config((root / config).read_text(), source=config) if config else load_config()
+    backtest(cfg, seed=seed, ticks=2_000, faults=profile("none"), reducer=reducer)
+    assert compared > 50

@@ -23,6 +23,7 @@ from gridcore import (
     RequestBalances,
     RequestOpenOrders,
     RiskConfig,
+    Started,
     StartTimer,
     TimerFired,
     step,
@@ -131,6 +132,23 @@ def test_with_no_data_and_nothing_owed_the_maintenance_timer_is_disarmed() -> No
     rearmed = [c for c in of_type(commands, StartTimer) if c.timer_id == MAINTENANCE_TIMER]
     assert len(rearmed) == 1 and rearmed[0].every_ms is None
     assert state.books.wake_at == state.books.maintenance_due
+
+
+def test_a_quote_bringing_housekeeping_while_reconciling_leaves_the_wake_up_time_unset() -> None:
+    """While the venue reconciles no round is owed and the timer stays disarmed: the quote that
+    brings housekeeping (on the fast path, which shows the heartbeat the next due time as the
+    wake-up time) ends with the wake-up time at 0, as the general path ends, so that every
+    tick keeps arming the timer as soon as a round is owed."""
+    from gridcore.kernel import general_step
+
+    state = scripted_state(kernel_config(reconcile_ms=60_000))
+    state, _ = step(state, Started(ts=EPOCH))
+    state, _ = step(state, quote(EPOCH + 1))  # the venue is still reconciling
+    assert state.books.maintenance_timer is None and state.books.wake_at == 0
+    due = quote(state.books.maintenance_due)
+    got = step(state, due)
+    assert got == general_step(state, due)
+    assert got[0].books.wake_at == 0 and got[0].books.maintenance_due > due.ts
 
 
 @settings(max_examples=60, deadline=None)
