@@ -35,7 +35,8 @@ MODES = ("read", "fold", "replay")
 
 
 def _work(mode: str, path: Path) -> None:
-    """The measured work of one mode (run in the child, under callgrind)."""
+    """The measured work of one mode (run in the child, under callgrind); ``null`` is what
+    every mode does besides its own work."""
     import bench_paper
 
     from gridcore import step
@@ -44,6 +45,7 @@ def _work(mode: str, path: Path) -> None:
     if mode == "replay":
         bench_paper.replay(path)
         return
+    # null: what every mode does besides its work (imports above, the open, snapshot 0).
     with Journal.open(path, readonly=True, verify=False) as journal:
         state = journal.snapshot(0)
         if mode == "read":
@@ -88,15 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=("null", *MODES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        if args.child != "null":
-            _work(args.child, args.journal)
-        else:
-            import bench_paper  # what every mode imports, so that null subtracts it
-
-            from gridcore.shells.journal import Journal
-
-            with Journal.open(args.journal, readonly=True, verify=False) as journal:
-                journal.snapshot(0)
+        _work(args.child, args.journal)
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt install valgrind (or your system's package)")

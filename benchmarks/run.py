@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from _reference import MiniEvent, MiniState, mini_step
+from _reference import reference_rate
 
 from gridcore.config import load_config
 from gridcore.core import State, step
@@ -58,15 +58,7 @@ def median_rate(fn: Callable[[], int], repeat: int = REPEAT) -> float:
 
 def bench_baseline(n: int) -> float:
     """The machine reference (``_reference.py``) per wall second, like the figures beside it."""
-    events = [MiniEvent(price=Decimal(50_000 + i % 7)) for i in range(n)]
-
-    def run() -> int:
-        s = MiniState(seq=0, last=Decimal(0), count=0)
-        for e in events:
-            s, _ = mini_step(s, e)
-        return n
-
-    return median_rate(run)
+    return reference_rate(n, REPEAT, clock=time.perf_counter)
 
 
 def _ready_state() -> tuple[State[Any], QuoteTicked]:

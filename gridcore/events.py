@@ -391,26 +391,6 @@ class TimerFired:
 # --- market data ----------------------------------------------------------------------------
 
 
-def _quote_ok(ts: object, venue: object, symbol: object, bid: object, ask: object) -> bool:
-    """A quote's fields pass (plain comparisons only: one call per tick): the rules of
-    ``FIELD_RULES`` and ``bid <= ask``. NaN either raises in the comparison (the default
-    context traps it) or compares false."""
-    try:
-        return (
-            type(ts) is int
-            and TS_MIN <= ts < TS_MAX
-            and type(venue) is str
-            and venue != ""
-            and type(symbol) is str
-            and symbol != ""
-            and type(bid) is Decimal
-            and type(ask) is Decimal
-            and MIN_POSITIVE <= bid <= ask <= MAX_MAGNITUDE
-        )
-    except ArithmeticError:
-        return False
-
-
 @attrs.frozen(kw_only=True)
 class QuoteTicked:
     """Top of book changed: best bid and best ask (``0 < bid <= ask``, checked when built)."""
@@ -989,6 +969,18 @@ for _cls in FIELD_RULES:
     if _cls.__dict__.get("__attrs_post_init__") is _validate:
         setattr(_cls, "__attrs_post_init__", _checked(_cls))  # noqa: B010 (typed as any class)
 _check_open_order = _checked(OpenOrder)
+
+#: ``_quote_ok(ts, venue, symbol, bid, ask)``: a quote's fields pass their rules and ``bid <=
+#: ask`` (one call per tick, on the values before the quote is built: ``QuoteTicked.of``).
+_quote_ok: Callable[[object, object, object, object, object], bool] = _generated(
+    QuoteTicked,
+    "def generated(_0, _1, _2, _3, _4):\n"
+    "    try:\n"
+    "        return CONDITION and _3 <= _4\n"
+    "    except ArithmeticError:\n"
+    "        return False\n",
+)
+assert [name for name, _rule in FIELD_RULES[QuoteTicked]] == ["ts", "venue", "symbol", "bid", "ask"]
 
 
 # --- builders for hot loops ------------------------------------------------------------------
