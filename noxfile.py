@@ -1,5 +1,5 @@
-"""Developer sessions: ``nox -s tests lint typecheck bench`` (and ``fuzz``, ``thorough``,
-``proofs``, ``coverage``, ``crash``)."""
+"""Developer sessions: ``nox -s tests lint typecheck bench`` (and ``slow``, ``fuzz``,
+``thorough``, ``proofs``, ``coverage``, ``crash``)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,31 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite (hypothesis profile from HYPOTHESIS_PROFILE, default ``ci``)."""
+    """The test suite's default run, the tests marked ``slow`` left out (hypothesis profile from
+    HYPOTHESIS_PROFILE, default ``ci``)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
+def slow(session: nox.Session) -> None:
+    """The tests marked ``slow``: the real bots' searches at their defaults, the drawn two-venue
+    searches, the random-point SIGKILL runs and the other long end-to-end runs. CI runs them
+    after the default run."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "pytest", "-n", "auto", "-m", "slow", *session.posargs)
+
+
+@nox.session
 def coverage(session: nox.Session) -> None:
-    """The test suite under coverage: branch coverage of gridcore/ (CLI subprocesses included),
-    with missing lines and branches listed; fails under [tool.coverage.report] fail_under."""
+    """The whole test suite (``slow`` included) under coverage: branch coverage of gridcore/ (CLI
+    subprocesses included), with missing lines and branches listed; fails under
+    [tool.coverage.report] fail_under."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "coverage", "erase")
-    session.run("python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto", *session.posargs)
+    session.run(
+        "python", "-m", "coverage", "run", "-m", "pytest", "-n", "auto", "-m", "", *session.posargs
+    )
     session.run("python", "-m", "coverage", "combine", "--quiet")
     session.run("python", "-m", "coverage", "report")
 
@@ -35,6 +48,8 @@ def thorough(session: nox.Session) -> None:
         "python",
         "-m",
         "pytest",
+        "-m",
+        "",
         "tests/property",
         "tests/stateful",
         *session.posargs,
@@ -82,6 +97,8 @@ def proofs(session: nox.Session) -> None:
             "pytest",
             "-n",
             "auto",
+            "-m",
+            "",  # the slow searches too: the real bots at their defaults above all
             "tests/harness",
             *session.posargs,
             env={"GRIDCORE_PROOF_SEED": str(seed)},
@@ -96,6 +113,8 @@ def crash(session: nox.Session) -> None:
         "python",
         "-m",
         "pytest",
+        "-m",
+        "",
         "tests/e2e/test_hyperliquid_crash.py",
         *session.posargs,
         env={"GRIDCORE_CRASH_KILLS": "100"},

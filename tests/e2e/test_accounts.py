@@ -192,6 +192,8 @@ def test_sigint_stops_every_account_with_a_final_snapshot(tmp_path: Path) -> Non
         _replays(tmp_path, name)
 
 
+# slow: the default run resumes each account from its journal in-process.
+@pytest.mark.slow
 def test_sigkill_then_each_account_recovers_from_its_journal(tmp_path: Path) -> None:
     _setup(tmp_path)
     paths = [tmp_path / "runs" / f"{name}.db" for name in NAMES]

@@ -19,6 +19,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gridcore.core import State
 from gridcore.events import FillsReported, OrderFilled, OrderPartiallyFilled
 from gridcore.invariants import check_against_venue
@@ -60,6 +62,8 @@ def _check_journal(path: Path) -> tuple[State[Any], int, set[str]]:
     return recovered, seq, fill_ids
 
 
+# slow: the default run kills the hedge grid, the funding arbitrage and the live Hyperliquid CLI.
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_recover(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     path = tmp_path / "j.db"

@@ -290,6 +290,8 @@ def _at_rest_with_orders(path: Path, fake: HyperliquidFake) -> bool:
     return {o.cloid for o in live} == resting and all(o.status is OrderStatus.OPEN for o in live)
 
 
+# slow: the default run keeps the kills over the real wire above.
+@pytest.mark.slow
 def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clears_it(
     fake: HyperliquidFake, clock: _Clock, tmp_path: Path
 ) -> None:
@@ -334,6 +336,8 @@ def test_the_dead_man_switch_cancels_a_killed_bots_orders_and_a_clean_stop_clear
     assert sum(fake.schedule_triggers.values()) == 1, "clearing is not a trigger"
 
 
+# slow: the default run keeps the paper bot's second signal.
+@pytest.mark.slow
 def test_a_second_signal_during_shutdown_exits_130_and_still_clears_the_switch(
     fake: HyperliquidFake, tmp_path: Path
 ) -> None:

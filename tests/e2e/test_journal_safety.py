@@ -88,6 +88,8 @@ def bot(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 # --- one writer -----------------------------------------------------------------------------------
 
 
+# slow: the default run keeps the lock's release after a kill.
+@pytest.mark.slow
 def test_a_second_bot_is_refused_and_the_first_never_notices(
     tmp_path: Path, bot: subprocess.Popen[str]
 ) -> None:
@@ -241,6 +243,8 @@ def _all_refuse_lost_commits(tmp_path: Path) -> None:
     assert ((tmp_path / "j.db").read_bytes(), wal.read_bytes()) == evidence
 
 
+# slow: the default run keeps the damaged pages and payloads.
+@pytest.mark.slow
 def test_a_truncated_wal_after_sigkill_is_refused(
     tmp_path: Path, bot: subprocess.Popen[str]
 ) -> None:
@@ -250,6 +254,8 @@ def test_a_truncated_wal_after_sigkill_is_refused(
     _all_refuse_lost_commits(tmp_path)
 
 
+# slow: the default run keeps the damaged pages and payloads.
+@pytest.mark.slow
 def test_bytes_flipped_in_the_wal_after_sigkill_are_refused(
     tmp_path: Path, bot: subprocess.Popen[str]
 ) -> None:

@@ -51,7 +51,7 @@ CI_BUDGET = 60
 
 PROOF_SEED = os.environ.get("GRIDCORE_PROOF_SEED")
 """Unset (CI): the deterministic search. An integer: a search seeded with it instead (the proofs
-must hold on any seed; ``GRIDCORE_PROOF_SEED=1 pytest tests/harness`` tries another)."""
+must hold on any seed; ``GRIDCORE_PROOF_SEED=1 pytest -m "" tests/harness`` tries another)."""
 
 SEARCH = settings(
     max_examples=CI_BUDGET,

@@ -426,10 +426,14 @@ def test_a_drawn_two_venue_search_catches_pairs_entering_on_each_others_balance(
     assert target in found
 
 
+# slow: the default run holds the real strategy to the fixed-fault search above.
+@pytest.mark.slow
 def test_the_real_strategy_passes_the_drawn_two_venue_search() -> None:
     assert drawn_search(lambda real: real) == set()
 
 
+# slow: the default run holds two pairs to the fixed-fault search above.
+@pytest.mark.slow
 def test_the_real_strategy_with_two_pairs_passes_the_drawn_two_venue_search() -> None:
     found = drawn_search(lambda real: real, two_pair_config(), max_ticks=TWO_PAIR_TICKS)
     assert found == set()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -310,6 +311,8 @@ def test_entries_never_repriced_are_caught() -> None:
     assert "hedge_grid_entries_near_market" in found(NeverReprices.from_config, drawn=DRIFTING)
 
 
+# slow: the default run keeps the real strategy's search under faults.
+@pytest.mark.slow
 def test_the_real_strategy_keeps_every_invariant_in_drifting_markets() -> None:
     """The search that catches the variant above finds nothing wrong with the real strategy:
     no entry left behind, and the whole catalogue kept, with every fault kind drawn in markets

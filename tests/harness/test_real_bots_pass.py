@@ -52,6 +52,9 @@ WORKING: dict[str, Callable[[State[Any]], str | None]] = {
 }
 
 
+# slow: 60 full runs per bot; the default run keeps the state machine at its defaults and the
+# randomized runs below.
+@pytest.mark.slow
 @pytest.mark.parametrize("bot", sorted(REAL_BOTS))
 def test_real_bot_passes_simulate_at_its_defaults(bot: str) -> None:
     found = simulated_violations(

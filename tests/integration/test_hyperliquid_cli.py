@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hyperliquid.info import Info
 
 TIMEOUT = 120
@@ -180,6 +181,8 @@ def test_fake_venue_and_demo_refusals_name_the_argument(tmp_path: Path) -> None:
     assert not (tmp_path / "j.db").exists()
 
 
+# slow: the default run keeps the demo's whole stack.
+@pytest.mark.slow
 def test_a_live_run_against_a_standalone_fake(tmp_path: Path) -> None:
     """The live path end to end (key from the environment, durable nonces, testnet signing)
     against ``gridcore fake-venue`` instead of the network; an unreachable venue or a signer

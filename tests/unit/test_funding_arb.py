@@ -486,6 +486,8 @@ def test_farm_mode_under_faults_on_both_sides_ends_every_saga_hedged_or_flat(
     assert s.entries >= 40 and s.rollbacks >= 5
 
 
+# slow: the default run keeps the fixed fault profiles and flaky seeds above.
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(
     profile=st.sampled_from(["none", "flaky", "lossy", "chaos", "disconnects"]),

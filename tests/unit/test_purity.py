@@ -199,6 +199,8 @@ print("\\n".join(failed))
 """
 
 
+# slow: a fresh interpreter per module; the default run keeps the import rules above.
+@pytest.mark.slow
 def test_every_core_module_imports_on_its_own() -> None:
     """A user (or the shell) importing ``gridcore.invariants`` or ``gridcore.testing`` first must
     not hit a circular import that the test suite's import order happens to hide."""
