@@ -31,6 +31,8 @@ the same ladder:
   than ``max_stops`` stops within ``stop_window_ms``, or more than ``max_tp_failures``
   take-profit failures in a row (failure `take-profit-failures`), halt the whole strategy: no
   new entry on either side (take-profits and stops still work).
+* **A quiet step.** A quote or heartbeat that finds every order where the ladder wants it asks
+  for nothing and returns the strategy itself (not an equal copy): no intent, no change of state.
 
 Everything the strategy decides it decides from the kernel's view (orders by their ``ref``, the
 ledger's positions), inside one step: it keeps no order ids of its own, so a stream update that
@@ -402,6 +404,11 @@ class HedgeGrid:
         return self.long if side is PositionSide.LONG else self.short
 
     def _with_book(self, book: SideBook) -> Self:
+        if book is self.book(book.side):
+            # Unchanged: the strategy itself, not an equal copy, so that a quote or heartbeat
+            # that finds the ladder as desired reports nothing to do (``on_tick`` gives
+            # ``None``) and the kernel keeps its state (its quote and housekeeping fast paths).
+            return self
         if book.side is PositionSide.LONG:
             return attrs.evolve(self, long=book)
         return attrs.evolve(self, short=book)
