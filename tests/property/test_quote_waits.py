@@ -5,6 +5,9 @@ results the general path gives."""
 from __future__ import annotations
 
 import random
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,7 @@ from hypothesis import strategies as st
 from gridcore import QuoteTicked, State, Submit
 from gridcore.config import load_config
 from gridcore.instruments import InstrumentKey, Side
-from gridcore.kernel import _reducer, general_step, step
-from gridcore.kernel._tx import Tx
+from gridcore.kernel import general_step, step
 from gridcore.numbers import CTX
 from gridcore.sim import backtest, profile
 from tests.unit.helpers import (
@@ -95,10 +97,33 @@ def test_every_quote_with_quotes_awaited_ends_as_the_general_path_ends(
     assert hot > 150 and awaited > 150 and due > 30
 
 
+@contextmanager
+def _working_copies() -> Iterator[list[int]]:
+    """The time of every working copy the kernel builds meanwhile (the general path's: a
+    ``Tx`` of the kernel's), seen by a profile hook (no private module is imported)."""
+    built: list[int] = []
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if (
+            event == "call"
+            and code.co_qualname == "Tx.__init__"
+            and frame.f_globals.get("__name__", "").startswith("gridcore.kernel.")
+        ):
+            built.append(frame.f_locals["ts"])
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        yield built
+    finally:
+        sys.setprofile(previous)
+
+
 @pytest.mark.parametrize("reconcile_ms", [0, 60_000])
 @pytest.mark.parametrize("early", [1_000, 0])
 def test_a_quote_awaited_on_an_instrument_that_never_quotes_slows_no_other_tick(
-    reconcile_ms: int, early: int, monkeypatch: pytest.MonkeyPatch
+    reconcile_ms: int, early: int
 ) -> None:
     """An order refused for want of a fresh quote on an instrument its venue quoted once and
     then no more (``stale_quote``) leaves the wait in place: the other instrument's quotes,
@@ -122,31 +147,21 @@ def test_a_quote_awaited_on_an_instrument_that_never_quotes_slows_no_other_tick(
     state, _ = step(state, quote(t + 100))  # arms the round's timer when one is owed
     assert state.books.wake_at == state.books.maintenance_due > t
 
-    built: list[int] = []
-
-    def counted(state: State[Any], ts: int) -> Any:
-        built.append(ts)
-        return Tx(state, ts)
-
     housekeepings = 0
     for ts in range(t + 250, t + 30_000, 250):  # six housekeepings, 5 s apart
         tick = quote(ts)
-        expected = general_step(state, tick)
-        monkeypatch.setattr(_reducer, "Tx", counted)
-        got = step(state, tick)
-        monkeypatch.setattr(_reducer, "Tx", Tx)
-        assert built == [] and got == expected
+        with _working_copies() as built:
+            got = step(state, tick)
+        assert built == [] and got == general_step(state, tick)
         housekeepings += got[0].books.maintenance_due != state.books.maintenance_due
         state = got[0]
     assert housekeepings == 6 and state.books.quote_waits == {NEVER: EPOCH + 12_000}
     assert state.strategy.readies == readies
 
     answer = _other(state.books.maintenance_due - early)
-    expected = general_step(state, answer)
-    monkeypatch.setattr(_reducer, "Tx", counted)
-    got = step(state, answer)
-    monkeypatch.setattr(_reducer, "Tx", Tx)
-    assert built == [answer.ts] and got == expected
+    with _working_copies() as built:
+        got = step(state, answer)
+    assert built == [answer.ts] and got == general_step(state, answer)
     assert got[0].books.quote_waits == {} and got[0].strategy.readies == (*readies, VENUE)
 
 
