@@ -282,9 +282,9 @@ class Books:
     ``on_ready`` for the instrument's venue (:func:`gridcore.kernel._requests.await_quote`)."""
     wake_at: int = 0
     """The first tick at or after this time leaves the hot path: ``maintenance_due``, or 0 while
-    the timer is disarmed and a tick would make a reconciliation round owed, or while a quote
-    is awaited (``quote_waits``). Housekeeping moves it on with ``maintenance_due`` as it runs;
-    the end of the step settles it."""
+    the timer is disarmed and a tick would make a reconciliation round owed. A tick of an
+    instrument in ``quote_waits`` leaves it whatever its time. Housekeeping moves it on with
+    ``maintenance_due`` as it runs; the end of the step settles it."""
 
 
 @attrs.frozen(kw_only=True)

@@ -128,7 +128,12 @@ def step(state: State[S], event: Event) -> tuple[State[S], list[Command]]:
     """
     if type(event) is QuoteTicked:
         if event.ts - state.now <= state.config.clock_lead_ms:
-            if event.ts < state.books.wake_at:
+            books = state.books
+            if event.ts < books.wake_at and (
+                # Only the awaited instrument's quote can answer a wait (_requests.quote_answered):
+                # every other quote keeps the hot path while one is awaited.
+                not books.quote_waits or (event.venue, event.symbol) not in books.quote_waits
+            ):
                 return _tick(state, event)
             done = _housekeeping_tick(state, event)
             if done is not None:
@@ -248,15 +253,15 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     ts = tick.ts
     now = ts if ts > state.now else state.now
     due = books.maintenance_due
+    key = (tick.venue, tick.symbol)
     if (
         not due
         or now < due
         or books.attention
         or books.done_orders > config.terminal_orders_kept
-        or books.quote_waits  # the slow path looks at the quote (_requests.quote_answered)
+        or key in books.quote_waits  # the slow path looks at it (_requests.quote_answered)
     ):
         return None
-    key = (tick.venue, tick.symbol)
     old = state.quotes
     last = old.get(key)
     if last is None or left_and_jumped(last, tick, config.plausibility.max_quote_jump):

@@ -30,9 +30,11 @@ Rules
   ``ref``, a modify's increase, a flatten), remembers the instrument; the first accepted quote
   for it that the gate would price an order from (:func:`gridcore.risk.quote_refusal`) tells
   the strategy ``on_ready`` for its venue, once (:func:`quote_answered`; failure
-  `silent-quote-refusal`). Nothing is asked: venues push quotes. While a quote is awaited every
-  tick takes the general path (:func:`schedule` keeps ``wake_at`` at 0), so the hot path pays
-  nothing when none is.
+  `silent-quote-refusal`). Nothing is asked: venues push quotes. While a quote is awaited, the
+  awaited instrument's quotes take the general path (:func:`gridcore.kernel.step` checks the
+  quote's instrument against the waits), where :func:`quote_answered` looks at them; every
+  other quote keeps the fast paths, so an instrument that never quotes again slows nothing
+  else.
 """
 
 from __future__ import annotations
@@ -185,8 +187,9 @@ def schedule(tx: Tx[Any]) -> None:
     step and the timer never fires). Nothing else needs the clock: every command gets its
     result from the shell, and freshness is asked for when a decision needs it. With nothing
     owed the timer is disarmed, and the first tick that arrives takes the slow path to arm it.
-    While a quote is awaited (:func:`await_quote`) every tick takes the slow path, where
-    :func:`quote_answered` looks at it.
+    A quote awaited (:func:`await_quote`) does not move the wake-up time: the hot path sends
+    only the awaited instrument's quotes to the slow path, where :func:`quote_answered` looks
+    at them.
     """
     b = tx.base.books
     if (
@@ -197,7 +200,6 @@ def schedule(tx: Tx[Any]) -> None:
         and tx.maintenance_due == b.maintenance_due
         and tx.maintenance_timer == b.maintenance_timer
         and tx.wake_at == b.wake_at
-        and tx.quote_waits is b.quote_waits
         and b.maintenance_due
     ):
         return  # nothing it depends on moved since the step that scheduled it
@@ -218,10 +220,7 @@ def schedule(tx: Tx[Any]) -> None:
                 )
             )
         tx.maintenance_timer = fire
-    if tx.quote_waits:
-        tx.wake_at = 0
-    else:
-        tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
+    tx.wake_at = due if fire is not None or not tx.config.reconcile_ms else 0
 
 
 def maintenance(tx: Tx[Any]) -> None:

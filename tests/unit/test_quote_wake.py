@@ -153,7 +153,8 @@ def test_a_submit_without_a_ref_before_the_first_fresh_quote_is_woken_by_it() ->
     assert of_type(commands, PlaceOrder) == []
     assert _refusals(commands) == ["refused:stale_quote"]
     assert state.books.quote_waits == {KEY: restart}
-    assert state.books.wake_at == 0  # every tick leaves the fast path while a quote is awaited
+    # The wait leaves the wake-up time alone: only this instrument's quotes leave the hot path.
+    assert state.books.wake_at == state.books.maintenance_due
     # A quote no newer than the one held when the feed came up lifts nothing.
     state, commands = _tick(state, quote(SYNC_TS))
     assert state.strategy.readies == readies and KEY in state.books.quote_waits
