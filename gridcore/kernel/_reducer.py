@@ -33,7 +33,7 @@ After the event, every order change and stimulus is told to the strategy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 import attrs
@@ -234,10 +234,25 @@ def _tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]]:
     decision = state.strategy.on_tick(new, tick)
     if decision is None:
         return new, []
+    if _asks_nothing(decision):
+        # The strategy kept or replaced itself and asked for nothing: the working copy would
+        # change nothing but the strategy.
+        if decision[0] is state.strategy:
+            return new, []
+        return new_state(
+            new.config, decision[0], new.epoch, new.now, new.nonce, new.quotes, new.books
+        ), []
     tx = Tx(new, tick.ts)
     tx.strategy = decision[0]
     _intents.run_intents(tx, decision[1])
     return _finish(tx)
+
+
+def _asks_nothing(decision: tuple[Any, Sequence[Any]]) -> bool:
+    """A strategy's answer that asks for nothing: an empty list or tuple of intents (anything
+    else goes through :func:`_intents.run_intents`, which judges it)."""
+    intents = decision[1]
+    return not intents and (type(intents) is tuple or type(intents) is list)
 
 
 def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], list[Command]] | None:
@@ -292,8 +307,11 @@ def _housekeeping_tick(state: State[S], tick: QuoteTicked) -> tuple[State[S], li
     strategy = state.strategy
     epoch, nonce = state.epoch, state.nonce
     seen = new_state(config, strategy, epoch, now, nonce, quotes, books)
-    if strategy.on_tick(seen, tick) is not None:
-        return None
+    decision = strategy.on_tick(seen, tick)
+    if decision is not None:
+        if not _asks_nothing(decision):
+            return None
+        strategy = decision[0]  # the heartbeat sees it, as on the slow path
     risk = books.risk
     currencies = config.currencies
     if len(currencies) == 1:

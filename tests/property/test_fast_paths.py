@@ -292,7 +292,7 @@ def _views(stepper: Any, state: Any, event: Any) -> tuple[Any, list[tuple[str, A
 @settings(max_examples=4, deadline=None)
 @given(
     seed=st.integers(min_value=0, max_value=2**32),
-    config=st.sampled_from(["", "examples/funding_arb.toml"]),  # hedge_grid never completes it
+    config=st.sampled_from(["", "examples/hedge_grid.toml", "examples/funding_arb.toml"]),
 )
 def test_the_housekeeping_fast_path_shows_the_strategy_what_the_general_path_does(
     seed: int, config: str

@@ -5,9 +5,6 @@ results the general path gives."""
 from __future__ import annotations
 
 import random
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from tests.unit.helpers import (
     quote,
     scripted_state,
     synced,
+    working_copies,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,29 +95,6 @@ def test_every_quote_with_quotes_awaited_ends_as_the_general_path_ends(
     assert hot > 150 and awaited > 150 and due > 30
 
 
-@contextmanager
-def _working_copies() -> Iterator[list[int]]:
-    """The time of every working copy the kernel builds meanwhile (the general path's: a
-    ``Tx`` of the kernel's), seen by a profile hook (no private module is imported)."""
-    built: list[int] = []
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        code = frame.f_code
-        if (
-            event == "call"
-            and code.co_qualname == "Tx.__init__"
-            and frame.f_globals.get("__name__", "").startswith("gridcore.kernel.")
-        ):
-            built.append(frame.f_locals["ts"])
-
-    previous = sys.getprofile()
-    sys.setprofile(hook)
-    try:
-        yield built
-    finally:
-        sys.setprofile(previous)
-
-
 @pytest.mark.parametrize("reconcile_ms", [0, 60_000])
 @pytest.mark.parametrize("early", [1_000, 0])
 def test_a_quote_awaited_on_an_instrument_that_never_quotes_slows_no_other_tick(
@@ -150,7 +125,7 @@ def test_a_quote_awaited_on_an_instrument_that_never_quotes_slows_no_other_tick(
     housekeepings = 0
     for ts in range(t + 250, t + 30_000, 250):  # six housekeepings, 5 s apart
         tick = quote(ts)
-        with _working_copies() as built:
+        with working_copies() as built:
             got = step(state, tick)
         assert built == [] and got == general_step(state, tick)
         housekeepings += got[0].books.maintenance_due != state.books.maintenance_due
@@ -159,7 +134,7 @@ def test_a_quote_awaited_on_an_instrument_that_never_quotes_slows_no_other_tick(
     assert state.strategy.readies == readies
 
     answer = _other(state.books.maintenance_due - early)
-    with _working_copies() as built:
+    with working_copies() as built:
         got = step(state, answer)
     assert built == [answer.ts] and got == general_step(state, answer)
     assert got[0].books.quote_waits == {} and got[0].strategy.readies == (*readies, VENUE)
