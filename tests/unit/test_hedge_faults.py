@@ -18,14 +18,12 @@ import attrs
 
 from gridcore import (
     CancelOrder,
-    Command,
     CommandFailed,
     FillsReported,
     ModifyOrder,
     ModifyRejected,
     OpenOrder,
     OpenOrdersReported,
-    OrderModified,
     OrderStatus,
     OrderStatusReported,
     PlaceOrder,
@@ -46,6 +44,7 @@ from .test_hedge_grid import (
     T0,
     accept,
     filled,
+    modified,
     placed,
     places,
     position,
@@ -64,20 +63,6 @@ def _enlarged() -> tuple[State[Any], PlaceOrder, ModifyOrder]:
     assert (modify.cloid, modify.qty) == (orders["tp"].cloid, Decimal("0.004"))
     assert position(state, LONG) == Decimal("0.004")
     return state, orders["tp"], modify
-
-
-def _answered(state: State[Any], modify: ModifyOrder, ts: int) -> tuple[State[Any], list[Command]]:
-    return step(
-        state,
-        OrderModified(
-            ts=ts,
-            venue=VENUE,
-            cloid=modify.cloid,
-            price=modify.price if modify.price is not None else Decimal(0),
-            qty=modify.qty if modify.qty is not None else Decimal(0),
-            command_id=modify.command_id,
-        ),
-    )
 
 
 def test_a_take_profit_filled_to_its_old_size_while_the_venue_says_it_rests_stays_live() -> None:
@@ -99,7 +84,7 @@ def test_a_take_profit_filled_to_its_old_size_while_the_venue_says_it_rests_stay
     assert strategy(state).cycle == cycle
     assert not [p for p in places(commands) if p.reduce_only]
     assert hg.hedge_grid_take_profit_within_position(state) == []
-    state, _ = _answered(state, modify, T0 + 60)  # the late answer changes nothing
+    state, _ = modified(state, modify, T0 + 60)  # the late answer changes nothing
     assert state.orders[tp.cloid].status is OrderStatus.PARTIALLY_FILLED
     state, _ = step(state, filled(tp, "0.002", str(modify.price), T0 + 70, fid="rest"))
     assert state.orders[tp.cloid].status is OrderStatus.FILLED
@@ -131,7 +116,7 @@ def test_an_increase_answered_after_the_old_size_filled_cancels_the_rest_at_the_
     state, tp, modify = _enlarged()
     assert modify.price is not None
     state = _filled_by_a_report(state, tp, modify.price)
-    state, commands = _answered(state, modify, T0 + 60)
+    state, commands = modified(state, modify, T0 + 60)
     assert [c.cloid for c in of_type(commands, CancelOrder)] == [tp.cloid]
     assert state.orders[tp.cloid].status is OrderStatus.FILLED
 

@@ -92,6 +92,21 @@ def accept(state: State[Any], place: PlaceOrder, ts: int) -> tuple[State[Any], l
     )
 
 
+def modified(state: State[Any], modify: ModifyOrder, ts: int) -> tuple[State[Any], list[Command]]:
+    """The venue's acknowledgement of ``modify``, as asked."""
+    return step(
+        state,
+        OrderModified(
+            ts=ts,
+            venue=VENUE,
+            cloid=modify.cloid,
+            price=modify.price,
+            qty=modify.qty,
+            command_id=modify.command_id,
+        ),
+    )
+
+
 def filled(
     place: PlaceOrder, qty: str, price: str, ts: int, *, complete: bool = True, fid: str = ""
 ) -> Event:
@@ -175,17 +190,7 @@ def test_every_partial_fill_resizes_and_reprices_the_take_profit_with_one_modify
         Decimal("50000.1"),
     )
     assert not of_type(commands, CancelOrder)  # no cancel-and-replace
-    state, _ = step(
-        state,
-        OrderModified(
-            ts=T0 + 50,
-            venue=VENUE,
-            cloid=tp.cloid,
-            price=modify[0].price,
-            qty=modify[0].qty,
-            command_id=modify[0].command_id,
-        ),
-    )
+    state, _ = modified(state, modify[0], T0 + 50)
     state, commands = step(state, filled(long1, "0.001", "49749.9", T0 + 60, fid="second"))
     again = of_type(commands, ModifyOrder)
     assert len(again) == 1 and again[0].qty == Decimal("0.004")
@@ -341,17 +346,7 @@ def test_the_reference_table_is_cleared_when_both_sides_are_flat() -> None:
     state, commands = step(state, filled(orders["long1"], "0.002", "49749.9", T0 + 40))
     assert len(strategy(state).reference) == 3  # levels 0, 1 and the next one sized
     modify = of_type(commands, ModifyOrder)[0]
-    state, _ = step(
-        state,
-        OrderModified(
-            ts=T0 + 41,
-            venue=VENUE,
-            cloid=modify.cloid,
-            price=modify.price,
-            qty=modify.qty,
-            command_id=modify.command_id,
-        ),
-    )
+    state, _ = modified(state, modify, T0 + 41)
     state, commands = step(state, filled(orders["tp"], "0.004", str(modify.price), T0 + 50))
     assert position(state, LONG) == 0 and position(state, SHORT) == 0
     assert len(strategy(state).reference) <= 1

@@ -12,19 +12,20 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridcore import ModifyOrder, OrderModified, State, step
+from gridcore import ModifyOrder, State, step
 from gridcore.config import load_config
 from gridcore.events import QuoteTicked
 from gridcore.kernel import MAINTENANCE_TIMER
 from gridcore.sim import backtest, profile
 
-from .helpers import VENUE, of_type, quote
+from .helpers import of_type, quote
 from .test_hedge_grid import (
     LONG,
     SHORT,
     T0,
     accept,
     filled,
+    modified,
     placed,
     started,
     strategy,
@@ -52,18 +53,7 @@ def _long_partly_averaged() -> State[Any]:
         state, filled(orders["long1"], "0.001", "49749.9", T0 + 40, complete=False)
     )
     (modify,) = of_type(commands, ModifyOrder)
-    state, _ = step(
-        state,
-        OrderModified(
-            ts=T0 + 50,
-            venue=VENUE,
-            cloid=modify.cloid,
-            price=modify.price,
-            qty=modify.qty,
-            command_id=modify.command_id,
-        ),
-    )
-    return state
+    return modified(state, modify, T0 + 50)[0]
 
 
 _SETTLED: tuple[Callable[[], State[Any]], ...] = (
