@@ -40,6 +40,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
+from itertools import compress, count
+from operator import is_not
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -179,14 +181,23 @@ class _Scan:
         ``before`` with orders replaced in place and new ones appended (an order removed, the
         keys reordered, an order of ``before`` joining a group at its old place)."""
         get = before.get
-        changed = [(cloid, order) for cloid, order in orders.items() if get(cloid) is not order]
         keys = self.keys
         n = len(keys)
-        if len(orders) < n:
+        if len(orders) < n or len(before) != n:
             return None
         now_keys = list(orders)
         if now_keys[:n] != keys:
             return None
+        # ``before``'s keys are ``keys``, the first ``n`` of ``orders``: an order of ``before``
+        # is at the same place in both, so the replaced ones are found by comparing the two
+        # value lists place by place (in C, not a Python loop with a lookup per order: this
+        # runs after every step); every order past ``n`` is new. Registry order, as a walk.
+        now = list(orders.values())
+        changed = [
+            (now_keys[i], now[i]) for i in compress(count(), map(is_not, before.values(), now))
+        ]
+        if len(now) > n:
+            changed.extend(zip(now_keys[n:], now[n:]))  # noqa: B905 (same length)
         if not changed:
             return self
         scan = _Scan()
