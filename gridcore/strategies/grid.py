@@ -206,7 +206,21 @@ class Lattice:
 
     def pivot(self, delta: Decimal) -> int:
         """The empty level for a position ``delta`` (base) away from the base position: each
-        fully filled level on the side the position grew moves it one level."""
+        fully filled level on the side the position grew moves it one level.
+
+        Kept, like the walks (:meth:`_walk`), for the lattice walked last: ``delta`` is read only
+        through comparisons, so equal deltas written differently have the same pivot."""
+        if _WALKS[0] is not self:
+            _WALKS[:] = [self, {}, {}]
+        pivots: dict[Decimal, int] = _WALKS[2]
+        pivot = pivots.get(delta)
+        if pivot is None:
+            if len(pivots) >= _WALKS_KEPT:
+                pivots.clear()
+            pivot = pivots[delta] = self._pivot(delta)
+        return pivot
+
+    def _pivot(self, delta: Decimal) -> int:
         if not delta:
             return 0
         direction = -1 if delta > 0 else 1  # bought: the pivot moved down
@@ -249,10 +263,9 @@ class Lattice:
         the same few values: the walks of the lattice walked last are kept by their arguments.
         A walk reads the position only through comparisons of sums with it, so two equal
         positions written differently (``0.02`` and ``0.020``) have the same walk."""
-        last, walks = _WALKS
-        if last is not self:
-            walks = {}
-            _WALKS[0], _WALKS[1] = self, walks
+        if _WALKS[0] is not self:
+            _WALKS[:] = [self, {}, {}]
+        walks: dict[tuple[int, Decimal, Decimal | None], Any] = _WALKS[1]
         key = (pivot, position, max_inventory)
         out: tuple[tuple[int, Side, Decimal, Decimal], ...] | None = walks.get(key)
         if out is None:
@@ -295,10 +308,10 @@ class Lattice:
         return out
 
 
-# The lattice walked last and its walks by (pivot, position, max_inventory): a memo of a pure
-# function (a lattice is immutable and kept alive here, so ``is`` cannot confuse two of them),
-# bounded so that a position drifting through many values cannot grow it.
-_WALKS: list[Any] = [None, {}]
+# The lattice walked last, its walks by (pivot, position, max_inventory) and its pivots by
+# delta: memos of pure functions (a lattice is immutable and kept alive here, so ``is`` cannot
+# confuse two of them), bounded so that a position drifting through many values cannot grow them.
+_WALKS: list[Any] = [None, {}, {}]
 _WALKS_KEPT = 64
 
 

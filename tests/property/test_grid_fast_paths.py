@@ -117,6 +117,53 @@ def test_kept_walks_equal_fresh_walks(
         assert list(lattice._walk(pivot, position, max_inventory)) == expected
 
 
+def _pivot_reference(lattice: Lattice, delta: Decimal) -> int:
+    """The pivot as documented: one level per fully filled level on the side the position
+    grew, counting outward until a level of no size or one not fully filled."""
+    if not delta:
+        return 0
+    direction = -1 if delta > 0 else 1
+    n, cum, k = lattice.levels, ZERO, 0
+    for j in range(1, n + 1):
+        size = lattice.sizes[n + direction * j]
+        if size <= 0:
+            break
+        cum = CTX.add(cum, size)
+        if cum > abs(delta):
+            break
+        k = j
+    return direction * k
+
+
+@settings(max_examples=200)
+@given(
+    first=lattices(),
+    second=lattices(),
+    calls=st.lists(
+        st.tuples(
+            st.booleans(),  # which lattice
+            st.integers(min_value=-12, max_value=12),  # delta, in thousandths
+            st.integers(min_value=0, max_value=3),  # extra zeros written after it
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_kept_pivots_equal_fresh_pivots(
+    first: Lattice, second: Lattice, calls: list[tuple[bool, int, int]]
+) -> None:
+    """Pivots asked again and again, of two lattices in turn, with deltas that come back
+    written differently: each kept pivot is the one its definition gives for this call, and a
+    pivot asked between walks leaves the kept walks right."""
+    for which, thousandths, zeros in calls:
+        lattice = first if which else second
+        delta = (Decimal(thousandths) / 1000).quantize(Decimal(1).scaleb(-3 - zeros))
+        pivot = lattice.pivot(delta)
+        assert pivot == _pivot_reference(lattice, delta)
+        expected = list(_walk_reference(lattice, pivot, delta, None))
+        assert list(lattice._walk(pivot, delta, None)) == expected
+
+
 def test_a_reshaped_grid_equals_evolve_in_every_field() -> None:
     config = GridConfig(venue=VENUE, symbol=SYMBOL, levels=3, order_qty=Decimal("0.01"))
     lattice = Lattice(levels=0, buy_prices=(Decimal(1),), sell_prices=(Decimal(2),), sizes=(ONE,))
