@@ -210,9 +210,10 @@ class Lattice:
 
         Kept, like the walks (:meth:`_walk`), for the lattice walked last: ``delta`` is read only
         through comparisons, so equal deltas written differently have the same pivot."""
-        if _WALKS[0] is not self:
-            _WALKS[:] = [self, {}, {}]
-        pivots: dict[Decimal, int] = _WALKS[2]
+        memo = _MEMO[0]
+        if memo[0] is not self:
+            memo = _MEMO[0] = (self, {}, {})
+        pivots = memo[2]
         pivot = pivots.get(delta)
         if pivot is None:
             if len(pivots) >= _WALKS_KEPT:
@@ -263,9 +264,10 @@ class Lattice:
         the same few values: the walks of the lattice walked last are kept by their arguments.
         A walk reads the position only through comparisons of sums with it, so two equal
         positions written differently (``0.02`` and ``0.020``) have the same walk."""
-        if _WALKS[0] is not self:
-            _WALKS[:] = [self, {}, {}]
-        walks: dict[tuple[int, Decimal, Decimal | None], Any] = _WALKS[1]
+        memo = _MEMO[0]
+        if memo[0] is not self:
+            memo = _MEMO[0] = (self, {}, {})
+        walks = memo[1]
         key = (pivot, position, max_inventory)
         out: tuple[tuple[int, Side, Decimal, Decimal], ...] | None = walks.get(key)
         if out is None:
@@ -311,7 +313,13 @@ class Lattice:
 # The lattice walked last, its walks by (pivot, position, max_inventory) and its pivots by
 # delta: memos of pure functions (a lattice is immutable and kept alive here, so ``is`` cannot
 # confuse two of them), bounded so that a position drifting through many values cannot grow them.
-_WALKS: list[Any] = [None, {}, {}]
+# One tuple, replaced whole and read once per call: a caller always gets its own lattice's dicts.
+_Memo = tuple[
+    "Lattice | None",
+    dict[tuple[int, Decimal, "Decimal | None"], tuple[tuple[int, Side, Decimal, Decimal], ...]],
+    dict[Decimal, int],
+]
+_MEMO: list[_Memo] = [(None, {}, {})]
 _WALKS_KEPT = 64
 
 
