@@ -161,7 +161,7 @@ class FillWindow:
             return True
         # A plain loop, not any() over a generator: this runs on every fill, over up to
         # max_generations sealed sets.
-        for _, ids in self.sealed:
+        for _, ids in self.sealed:  # noqa: SIM110 (see above)
             if fill_id in ids:
                 return True
         return False
