@@ -206,22 +206,7 @@ class Lattice:
 
     def pivot(self, delta: Decimal) -> int:
         """The empty level for a position ``delta`` (base) away from the base position: each
-        fully filled level on the side the position grew moves it one level.
-
-        Kept, like the walks (:meth:`_walk`), for the lattice walked last: ``delta`` is read only
-        through comparisons, so equal deltas written differently have the same pivot."""
-        memo = _MEMO[0]
-        if memo[0] is not self:
-            memo = _MEMO[0] = (self, {}, {})
-        pivots = memo[2]
-        pivot = pivots.get(delta)
-        if pivot is None:
-            if len(pivots) >= _WALKS_KEPT:
-                pivots.clear()
-            pivot = pivots[delta] = self._pivot(delta)
-        return pivot
-
-    def _pivot(self, delta: Decimal) -> int:
+        fully filled level on the side the position grew moves it one level."""
         if not delta:
             return 0
         direction = -1 if delta > 0 else 1  # bought: the pivot moved down
@@ -266,7 +251,7 @@ class Lattice:
         positions written differently (``0.02`` and ``0.020``) have the same walk."""
         memo = _MEMO[0]
         if memo[0] is not self:
-            memo = _MEMO[0] = (self, {}, {})
+            memo = _MEMO[0] = (self, {})
         walks = memo[1]
         key = (pivot, position, max_inventory)
         out: tuple[tuple[int, Side, Decimal, Decimal], ...] | None = walks.get(key)
@@ -310,16 +295,15 @@ class Lattice:
         return out
 
 
-# The lattice walked last, its walks by (pivot, position, max_inventory) and its pivots by
-# delta: memos of pure functions (a lattice is immutable and kept alive here, so ``is`` cannot
-# confuse two of them), bounded so that a position drifting through many values cannot grow them.
-# One tuple, replaced whole and read once per call: a caller always gets its own lattice's dicts.
+# The lattice walked last and its walks by (pivot, position, max_inventory): a memo of a pure
+# function (a lattice is immutable and kept alive here, so ``is`` cannot confuse two of them),
+# bounded so that a position drifting through many values cannot grow it. One tuple, replaced
+# whole and read once per call: a caller always gets its own lattice's walks.
 _Memo = tuple[
     "Lattice | None",
     dict[tuple[int, Decimal, "Decimal | None"], tuple[tuple[int, Side, Decimal, Decimal], ...]],
-    dict[Decimal, int],
 ]
-_MEMO: list[_Memo] = [(None, {}, {})]
+_MEMO: list[_Memo] = [(None, {})]
 _WALKS_KEPT = 64
 
 

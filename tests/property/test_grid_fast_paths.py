@@ -149,12 +149,12 @@ def _pivot_reference(lattice: Lattice, delta: Decimal) -> int:
         max_size=40,
     ),
 )
-def test_kept_pivots_equal_fresh_pivots(
+def test_pivots_and_kept_walks_equal_their_definitions(
     first: Lattice, second: Lattice, calls: list[tuple[bool, int, int]]
 ) -> None:
-    """Pivots asked again and again, of two lattices in turn, with deltas that come back
-    written differently: each kept pivot is the one its definition gives for this call, and a
-    pivot asked between walks leaves the kept walks right."""
+    """Pivots and walks asked again and again, of two lattices in turn, with deltas that come
+    back written differently: each pivot is the one its definition gives, and each kept walk at
+    it the walk its definition gives."""
     for which, thousandths, zeros in calls:
         lattice = first if which else second
         delta = (Decimal(thousandths) / 1000).quantize(Decimal(1).scaleb(-3 - zeros))
