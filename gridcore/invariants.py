@@ -40,6 +40,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
+from functools import reduce
+from itertools import compress, count
+from operator import attrgetter, is_not
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -179,14 +182,23 @@ class _Scan:
         ``before`` with orders replaced in place and new ones appended (an order removed, the
         keys reordered, an order of ``before`` joining a group at its old place)."""
         get = before.get
-        changed = [(cloid, order) for cloid, order in orders.items() if get(cloid) is not order]
         keys = self.keys
         n = len(keys)
-        if len(orders) < n:
+        if len(orders) < n or len(before) != n:
             return None
         now_keys = list(orders)
         if now_keys[:n] != keys:
             return None
+        # ``before``'s keys are ``keys``, the first ``n`` of ``orders``: an order of ``before``
+        # is at the same place in both, so the replaced ones are found by comparing the two
+        # value lists place by place (in C, not a Python loop with a lookup per order: this
+        # runs after every step); every order past ``n`` is new. Registry order, as a walk.
+        now = list(orders.values())
+        changed = [
+            (now_keys[i], now[i]) for i in compress(count(), map(is_not, before.values(), now))
+        ]
+        if len(now) > n:
+            changed.extend(zip(now_keys[n:], now[n:]))  # noqa: B905 (same length)
         if not changed:
             return self
         scan = _Scan()
@@ -284,13 +296,20 @@ def _groups_of(order: Order) -> tuple[bool, bool, bool, bool, bool]:
 
 def _reserved_by_venue(live: Mapping[str, Order]) -> dict[str, Decimal]:
     """The reservations of live orders per venue, added in registry order."""
+    orders = live.values()
+    venues = set(map(_VENUE, orders))
+    if len(venues) == 1:
+        # One venue (the usual case): the same additions, in the same order, folded in C.
+        (venue,) = venues
+        return {venue: reduce(CTX.add, map(_RESERVED, orders), ZERO)}
     reserved: dict[str, Decimal] = {}
     add = CTX.add
-    for order in live.values():
+    for order in orders:
         reserved[order.venue] = add(reserved.get(order.venue, ZERO), order.reserved)
     return reserved
 
 
+_VENUE, _RESERVED = attrgetter("venue"), attrgetter("reserved")
 _FILLED, _CANCELED, _REJECTED = OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED
 _IN_DOUBT, _CANCEL_FAILED = OrderStatus.IN_DOUBT, OrderStatus.CANCEL_FAILED
 _LAST_SCAN: list[Any] = [None, None]

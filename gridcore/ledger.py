@@ -153,13 +153,18 @@ class FillWindow:
         if not isinstance(fill, tuple):
             return False
         fill_id, ts = fill
-        if ts <= self.watermark or fill_id in self.current:
-            return True
-        return any(fill_id in ids for _, ids in self.sealed)
+        return self.seen(fill_id, ts)
 
     def seen(self, fill_id: str, ts: int) -> bool:
         """True when the fill was applied already (or is older than the watermark)."""
-        return (fill_id, ts) in self
+        if ts <= self.watermark or fill_id in self.current:
+            return True
+        # A plain loop, not any() over a generator: this runs on every fill, over up to
+        # max_generations sealed sets.
+        for _, ids in self.sealed:  # noqa: SIM110 (see above)
+            if fill_id in ids:
+                return True
+        return False
 
     def add(self, fill_id: str, ts: int) -> FillWindow:
         """Remember ``fill_id``; seals and drops generations to stay bounded."""

@@ -181,12 +181,15 @@ def quantize_quotient(numerator: Decimal, denominator: Decimal, exponent: int) -
     """
     if not denominator:
         raise ZeroDivisionError("quantize_quotient: denominator is zero")
-    n_sign, n_digits, n_exp = numerator.as_tuple()
-    d_sign, d_digits, d_exp = denominator.as_tuple()
-    if not isinstance(n_exp, int) or not isinstance(d_exp, int):
+    if not numerator.is_finite() or not denominator.is_finite():
         raise ValueError("quantize_quotient needs finite numbers")
-    n = int("".join(map(str, n_digits)) or "0")
-    d = int("".join(map(str, d_digits)))
+    # The coefficients as integers: shifting by the value's own exponent is exact in a context
+    # that never rounds, and much cheaper than joining the digits into a string.
+    n_exp = numerator.as_tuple().exponent
+    d_exp = denominator.as_tuple().exponent
+    assert isinstance(n_exp, int) and isinstance(d_exp, int)  # finite, checked above
+    n = int(numerator.copy_abs().scaleb(-n_exp, _EXACT))
+    d = int(denominator.copy_abs().scaleb(-d_exp, _EXACT))
     shift = n_exp - d_exp - exponent
     if shift >= 0:
         n *= 10**shift
@@ -196,8 +199,9 @@ def quantize_quotient(numerator: Decimal, denominator: Decimal, exponent: int) -
     twice = 2 * r
     if twice > d or (twice == d and q % 2 == 1):
         q += 1
-    negative = (n_sign != d_sign) and q != 0
-    return Decimal((1 if negative else 0, tuple(int(c) for c in str(q)), exponent))
+    if numerator.is_signed() != denominator.is_signed():
+        q = -q  # an integer zero has no sign: a zero quotient stays "0E-10", never "-0E-10"
+    return Decimal(q).scaleb(exponent, _EXACT)
 
 
 def money_places(currency: str) -> int:
@@ -233,6 +237,16 @@ def exact_str(value: Decimal) -> str:
         return "0"
     return f"{value.normalize(_SHOW):f}"
 
+
+# Exact integer <-> coefficient shifts for quantize_quotient: no precision or exponent limit, so
+# nothing is ever rounded or clamped.
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=decimal.MIN_EMIN,
+    Emax=decimal.MAX_EMAX,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
 
 # Display and normalization only: wide enough that no value of the ledger is ever rounded by it.
 _SHOW = decimal.Context(

@@ -93,7 +93,14 @@ def move(
         reserved = ZERO
     after = replace(order, **changed, status=target, updated_ts=tx.now, reserved=reserved)
     tx.put_order(after)
-    if not quiet and (before is None or before != after):
+    # A new status or time already makes ``after`` differ from ``before``: the full field-by-field
+    # comparison is only needed when both are the same (it runs on every acknowledgement and fill).
+    if not quiet and (
+        before is None
+        or before.status is not target
+        or before.updated_ts != after.updated_ts
+        or before != after
+    ):
         tx.changes.append(OrderChange(before=before, after=after, fill=fill))
     if effect is Effect.ANOMALY:
         tx.notify(

@@ -413,6 +413,20 @@ class SimExchange:
         self.best_buy[symbol] = max(buys) if buys else None
         self.best_sell[symbol] = min(sells) if sells else None
 
+    def _best_with(self, order: SimOrder) -> None:
+        """The best prices after ``order`` joined its book. Every other change to a book
+        refreshes them in full (:meth:`_refresh_best`), so a new order can only improve its own
+        side: no pass over the book on every placement."""
+        symbol, price = order.symbol, order.price
+        if order.side is Side.BUY:
+            best = self.best_buy[symbol]
+            if best is None or price > best:
+                self.best_buy[symbol] = price
+        else:
+            best = self.best_sell[symbol]
+            if best is None or price < best:
+                self.best_sell[symbol] = price
+
     def funding_rate(self, due: int, symbol: str) -> Decimal:
         """The rate ``symbol`` is paid at the funding time ``due``: the configured constant (a
         venue with rate paths says otherwise)."""
@@ -789,7 +803,7 @@ class SimExchange:
             else:
                 self.resting[cmd.symbol][order.oid] = order
                 self._rest(order)
-                self._refresh_best(cmd.symbol)
+                self._best_with(order)
 
     def _reported(self) -> tuple[OpenOrder, ...]:
         """Every resting order as an open-orders report lists it, oldest first. The same orders

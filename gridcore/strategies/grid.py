@@ -241,8 +241,30 @@ class Lattice:
 
     def _walk(
         self, pivot: int, position: Decimal, max_inventory: Decimal | None
+    ) -> tuple[tuple[int, Side, Decimal, Decimal], ...]:
+        """The desired levels as ``(index, side, price, qty)``, nearest first (see
+        :meth:`desired`).
+
+        The grid walks them after every fill, and a neutral grid's position keeps coming back to
+        the same few values: the walks of the lattice walked last are kept by their arguments.
+        A walk reads the position only through comparisons of sums with it, so two equal
+        positions written differently (``0.02`` and ``0.020``) have the same walk."""
+        memo = _MEMO[0]
+        if memo[0] is not self:
+            memo = _MEMO[0] = (self, {})
+        walks = memo[1]
+        key = (pivot, position, max_inventory)
+        out: tuple[tuple[int, Side, Decimal, Decimal], ...] | None = walks.get(key)
+        if out is None:
+            if len(walks) >= _WALKS_KEPT:
+                walks.clear()
+            out = walks[key] = tuple(self._walk_levels(pivot, position, max_inventory))
+        return out
+
+    def _walk_levels(
+        self, pivot: int, position: Decimal, max_inventory: Decimal | None
     ) -> list[tuple[int, Side, Decimal, Decimal]]:
-        # A list built in one loop, not a generator: the grid walks it after every fill.
+        # A list built in one loop, not a generator.
         n = self.levels
         add = CTX.add
         sizes = self.sizes
@@ -271,6 +293,18 @@ class Lattice:
                 break
             out.append((i, sell, price, qty))
         return out
+
+
+# The lattice walked last and its walks by (pivot, position, max_inventory): a memo of a pure
+# function (a lattice is immutable and kept alive here, so ``is`` cannot confuse two of them),
+# bounded so that a position drifting through many values cannot grow it. One tuple, replaced
+# whole and read once per call: a caller always gets its own lattice's walks.
+_Memo = tuple[
+    "Lattice | None",
+    dict[tuple[int, Decimal, "Decimal | None"], tuple[tuple[int, Side, Decimal, Decimal], ...]],
+]
+_MEMO: list[_Memo] = [(None, {})]
+_WALKS_KEPT = 64
 
 
 def pivot_for(

@@ -1,6 +1,6 @@
 """The grid's rebuild after a fill, in its fast forms, agrees with the plain definitions: the
-walk over its levels (a list built in one loop) and its reshaped copy (built without
-``attrs.evolve``)."""
+walk over its levels (a list built in one loop, and kept for the lattice walked last) and its
+reshaped copy (built without ``attrs.evolve``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridcore import NeutralGrid, Side
@@ -78,11 +78,90 @@ def test_the_lattice_walk_equals_its_definition(
     n = lattice.levels
     pivot = data.draw(st.integers(min_value=-n - 1, max_value=n + 1))
     expected = list(_walk_reference(lattice, pivot, position, max_inventory))
-    assert lattice._walk(pivot, position, max_inventory) == expected
+    assert list(lattice._walk(pivot, position, max_inventory)) == expected
     assert lattice.shape(pivot=pivot, position=position, max_inventory=max_inventory) == (
         pivot,
         len(expected),
     )
+
+
+@settings(max_examples=200)
+@given(
+    first=lattices(),
+    second=lattices(),
+    calls=st.lists(
+        st.tuples(
+            st.booleans(),  # which lattice
+            # Few pivots, positions and limits, so that the same arguments come back.
+            st.integers(min_value=-2, max_value=2),  # pivot
+            st.integers(min_value=-12, max_value=12),  # position, in thousandths
+            st.integers(min_value=0, max_value=3),  # extra zeros written after it
+            st.one_of(st.none(), st.sampled_from([0, 4, 8, 12])),  # max_inventory
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_kept_walks_equal_fresh_walks(
+    first: Lattice, second: Lattice, calls: list[tuple[bool, int, int, int, int | None]]
+) -> None:
+    """Walks asked again and again, of two lattices in turn, with positions that come back
+    written differently (``0.02``, ``0.0200``): each kept walk is the walk its definition
+    gives for the arguments of this call."""
+    for which, pivot, thousandths, zeros, limit in calls:
+        lattice = first if which else second
+        pivot = max(-lattice.levels - 1, min(lattice.levels + 1, pivot))
+        position = (Decimal(thousandths) / 1000).quantize(Decimal(1).scaleb(-3 - zeros))
+        max_inventory = None if limit is None else Decimal(limit) / 1000
+        expected = list(_walk_reference(lattice, pivot, position, max_inventory))
+        assert list(lattice._walk(pivot, position, max_inventory)) == expected
+
+
+def _pivot_reference(lattice: Lattice, delta: Decimal) -> int:
+    """The pivot as documented: one level per fully filled level on the side the position
+    grew, counting outward until a level of no size or one not fully filled."""
+    if not delta:
+        return 0
+    direction = -1 if delta > 0 else 1
+    n, cum, k = lattice.levels, ZERO, 0
+    for j in range(1, n + 1):
+        size = lattice.sizes[n + direction * j]
+        if size <= 0:
+            break
+        cum = CTX.add(cum, size)
+        if cum > abs(delta):
+            break
+        k = j
+    return direction * k
+
+
+@settings(max_examples=200)
+@given(
+    first=lattices(),
+    second=lattices(),
+    calls=st.lists(
+        st.tuples(
+            st.booleans(),  # which lattice
+            st.integers(min_value=-12, max_value=12),  # delta, in thousandths
+            st.integers(min_value=0, max_value=3),  # extra zeros written after it
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_pivots_and_kept_walks_equal_their_definitions(
+    first: Lattice, second: Lattice, calls: list[tuple[bool, int, int]]
+) -> None:
+    """Pivots and walks asked again and again, of two lattices in turn, with deltas that come
+    back written differently: each pivot is the one its definition gives, and each kept walk at
+    it the walk its definition gives."""
+    for which, thousandths, zeros in calls:
+        lattice = first if which else second
+        delta = (Decimal(thousandths) / 1000).quantize(Decimal(1).scaleb(-3 - zeros))
+        pivot = lattice.pivot(delta)
+        assert pivot == _pivot_reference(lattice, delta)
+        expected = list(_walk_reference(lattice, pivot, delta, None))
+        assert list(lattice._walk(pivot, delta, None)) == expected
 
 
 def test_a_reshaped_grid_equals_evolve_in_every_field() -> None:

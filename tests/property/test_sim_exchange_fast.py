@@ -1,6 +1,7 @@
 """The exchange model's fast paths agree with their plain definitions: the margin it keeps up
 to date as orders rest, fill, change and leave equals the margin summed over every position and
 order, and a venue refusing by the kept sum says exactly what a venue summing every time says;
+the best prices it updates as an order joins the book are those of a pass over the book;
 the events it builds unchecked equal the events the checked constructors build."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gridcore.instruments import (
 )
 from gridcore.numbers import CTX
 from gridcore.sim import SimConfig, SimExchange
+from gridcore.sim.exchange import SimOrder
 
 D = Decimal
 EPOCH = 1_700_000_000_000
@@ -43,6 +45,9 @@ class _PlainExchange(SimExchange):
 
     def _used_margin(self) -> Decimal:
         return self.used_margin()
+
+    def _best_with(self, order: SimOrder) -> None:
+        self._refresh_best(order.symbol)
 
 
 def _venue(cls: type[SimExchange], tick: Decimal, hedge: bool, liquidity: Decimal | None) -> Any:
@@ -161,6 +166,8 @@ def test_the_kept_margin_equals_the_plain_sum_and_refuses_alike(
         assert said[0] == said[1]
         assert fast._used_margin() == fast.used_margin() == plain.used_margin()
         assert fast.cash == plain.cash and fast.positions == plain.positions
+        # The best prices kept as orders join are those of a pass over the book.
+        assert fast.best_buy == plain.best_buy and fast.best_sell == plain.best_sell
     # The kept book is what the resting orders say, order by order.
     rebuilt = _venue(SimExchange, tick, hedge, liquidity)
     rebuilt.resting = fast.resting
@@ -252,3 +259,60 @@ def test_the_quickly_checked_events_equal_the_checked_ones(v: dict[str, Any]) ->
             command_id=ack[4],
         ),
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("place"), st.sampled_from(list(Side)), st.integers(1, 25)),
+            st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=20)),
+            st.tuples(st.just("tick"), st.integers(min_value=-30, max_value=30)),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_best_prices_kept_as_orders_join_are_those_of_the_book(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    """Orders resting away from the market, placed in any order of prices and canceled or
+    filled between: the best bid and ask the venue keeps are the best of its book after every
+    step (a placement updates them without a pass over the book)."""
+    venue = _venue(SimExchange, D("0.5"), False, None)
+    venue.cash = D(10**6)
+    mid = D(500)
+    ts = EPOCH
+    venue.on_tick(QuoteTicked(ts=ts, venue="sim", symbol="X", bid=mid, ask=mid + D("0.5")))
+    for n, step in enumerate(steps):
+        ts += 10
+        if step[0] == "place":
+            _, side, away = step
+            price = mid - away if side is Side.BUY else mid + D("0.5") + away
+            venue.handle(
+                PlaceOrder(
+                    command_id=n,
+                    venue="sim",
+                    symbol="X",
+                    cloid=f"c{n}",
+                    side=side,
+                    position_side=PositionSide.BOTH,
+                    qty=D("0.004"),
+                    price=price,
+                    tif=TimeInForce.GTC,
+                    reduce_only=False,
+                ),
+                ts,
+            )
+        elif step[0] == "cancel":
+            venue.handle(
+                CancelOrder(command_id=n, venue="sim", symbol="X", cloid=f"c{step[1]}"), ts
+            )
+        else:
+            bid = mid + step[1]
+            venue.on_tick(QuoteTicked(ts=ts, venue="sim", symbol="X", bid=bid, ask=bid + D("0.5")))
+        book = list(venue.resting["X"].values())
+        buys = [o.price for o in book if o.side is Side.BUY]
+        sells = [o.price for o in book if o.side is Side.SELL]
+        assert venue.best_buy["X"] == (max(buys) if buys else None)
+        assert venue.best_sell["X"] == (min(sells) if sells else None)
