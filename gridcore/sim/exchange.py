@@ -115,6 +115,12 @@ _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJE
 # Exact arithmetic for the kept margin sum: sums and products of decimals never round here.
 _EXACT = decimal.Context(prec=decimal.MAX_PREC, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
 
+#: The positions a positions report was last built from (each key with the very ``Position``
+#: object it held) and that report's values.
+_PositionsListed = tuple[
+    tuple[tuple[tuple[str, PositionSide], Position], ...], tuple[PositionReport, ...]
+]
+
 
 @attrs.define(kw_only=True)
 class Forgotten:
@@ -607,18 +613,7 @@ class SimExchange:
                     PositionsReported(
                         ts=now,
                         venue=venue,
-                        positions=tuple(
-                            PositionReport(
-                                symbol=symbol,
-                                position_side=side,
-                                qty=p.qty,
-                                entry_price=p.avg_entry,
-                            )
-                            for (symbol, side), p in sorted(
-                                self.positions.items(), key=lambda kv: (kv[0][0], kv[0][1].value)
-                            )
-                            if p.qty
-                        ),
+                        positions=self._positions_reported(),
                         command_id=command.command_id,
                     )
                 )
@@ -804,6 +799,32 @@ class SimExchange:
                 self.resting[cmd.symbol][order.oid] = order
                 self._rest(order)
                 self._best_with(order)
+
+    def _positions_reported(self) -> tuple[PositionReport, ...]:
+        """Every open position as a positions report lists it, by symbol and side. Positions
+        change only with fills (each change stores a new, frozen ``Position``), and the
+        reconciliation round asks every minute: while every position is the very object the
+        last report was built from, that report's values are reused."""
+        positions = self.positions
+        last: _PositionsListed | None = self.__dict__.get("_last_positions")
+        if last is not None:
+            seen, reports = last
+            if len(seen) == len(positions) and all(positions.get(k) is p for k, p in seen):
+                return reports
+        reports = tuple(
+            PositionReport(
+                symbol=symbol,
+                position_side=side,
+                qty=p.qty,
+                entry_price=p.avg_entry,
+            )
+            for (symbol, side), p in sorted(
+                positions.items(), key=lambda kv: (kv[0][0], kv[0][1].value)
+            )
+            if p.qty
+        )
+        self._last_positions = (tuple(positions.items()), reports)
+        return reports
 
     def _reported(self) -> tuple[OpenOrder, ...]:
         """Every resting order as an open-orders report lists it, oldest first. The same orders
