@@ -92,7 +92,7 @@ from gridcore.kernel import _funding, _intents, _ledger, _orders, _requests, _ri
 from gridcore.kernel._model import Inflight, replace
 from gridcore.kernel._tx import Tx
 from gridcore.ledger import PositionKey
-from gridcore.lifecycle import Effect, Order, OrderStatus, Trigger, transition
+from gridcore.lifecycle import Order, OrderStatus, Trigger
 from gridcore.numbers import ZERO
 from gridcore.sync import SyncPhase, position_drift
 
@@ -277,8 +277,7 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
             # lost, failure `modify-answer-overtaken`): what is left there goes.
             _orders.cancel_remainder(tx, order, f"listed {reported.filled_qty}/{reported.qty}")
             continue
-        if not report_agrees(order, reported.venue_order_id):
-            _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
+        _orders.move(tx, order, Trigger.REPORT_OPEN, venue_order_id=reported.venue_order_id)
         if tx.risk.halted:
             _risk.hold_halt(tx, order.cloid)
     if report.command_id is None or flight is None:
@@ -289,17 +288,6 @@ def on_open_orders(tx: Tx[Any], report: OpenOrdersReported, flight: Inflight | N
             order = tx.orders[cloid]
             if order.venue == venue:
                 _orders.move(tx, order, Trigger.MISSING_FROM_OPEN)
-
-
-def report_agrees(order: Order, venue_order_id: str | None) -> bool:
-    """True when an open-orders report listing ``order`` under ``venue_order_id`` moves nothing:
-    the same venue id, and the lifecycle table keeps the status with no effect. The background
-    round lists every resting order every minute, almost always to agree, so that case skips the
-    generic move (which would find the same and return the order unchanged)."""
-    if order.venue_order_id != venue_order_id:
-        return False
-    target, effect = transition(order, Trigger.REPORT_OPEN)
-    return target is order.status and effect is Effect.NONE
 
 
 def adopt_unknown(tx: Tx[Any], venue: str, reported: Any) -> None:
