@@ -52,6 +52,22 @@ def money(*, max_cents: int = 10_000_000) -> st.SearchStrategy[Decimal]:
     )
 
 
+def reserved_amounts(*, max_exponent: int) -> st.SearchStrategy[Decimal]:
+    """Reservations as the invariant scan may meet them: zero, plain amounts (a few negative, as
+    a broken bot's would be), and long coefficients that round when added (up to 42 digits,
+    exponents from -45 to ``max_exponent``)."""
+    return st.one_of(
+        st.just(Decimal(0)),
+        st.decimals(min_value=-5, max_value=10_000, places=8, allow_nan=False),
+        st.builds(
+            lambda digits, exp, sign: Decimal((sign, tuple(int(d) for d in digits), exp)),
+            st.text("0123456789", min_size=1, max_size=42),
+            st.integers(min_value=-45, max_value=max_exponent),
+            st.integers(min_value=0, max_value=1),
+        ),
+    )
+
+
 def fills(
     *,
     min_size: int = 1,

@@ -28,6 +28,7 @@ from gridcore.invariants import (
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX
 from gridcore.sim import backtest
+from tests.property.helpers import reserved_amounts
 
 
 @cache
@@ -39,16 +40,7 @@ def _full(state: State[Any]) -> list[Violation]:
     return [v for invariant in STATE_INVARIANTS for v in invariant(state)]
 
 
-_RESERVED = st.one_of(
-    st.just(Decimal(0)),
-    st.decimals(min_value=-5, max_value=10_000, places=8, allow_nan=False),
-    st.builds(
-        lambda digits, exp, sign: Decimal((sign, tuple(int(d) for d in digits), exp)),
-        st.text("0123456789", min_size=1, max_size=42),
-        st.integers(min_value=-45, max_value=5),
-        st.integers(min_value=0, max_value=1),
-    ),
-)
+_RESERVED = reserved_amounts(max_exponent=5)
 
 _OP = st.tuples(
     st.sampled_from(["replace", "replace", "append", "remove", "same"]),

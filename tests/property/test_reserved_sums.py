@@ -15,17 +15,9 @@ from gridcore.instruments import PositionSide, Side, TimeInForce
 from gridcore.invariants import _reserved_by_venue
 from gridcore.lifecycle import Order, OrderStatus
 from gridcore.numbers import CTX, ZERO
+from tests.property.helpers import reserved_amounts
 
-_RESERVED = st.one_of(
-    st.just(Decimal(0)),
-    st.decimals(min_value=-5, max_value=10_000, places=8, allow_nan=False),
-    st.builds(
-        lambda digits, exp, sign: Decimal((sign, tuple(int(d) for d in digits), exp)),
-        st.text("0123456789", min_size=1, max_size=42),
-        st.integers(min_value=-45, max_value=45),
-        st.integers(min_value=0, max_value=1),
-    ),
-)
+_RESERVED = reserved_amounts(max_exponent=45)
 
 
 def _order(n: int, venue: str, reserved: Decimal) -> Order:
