@@ -41,6 +41,7 @@ __all__ = [
     "CURRENCY_PLACES",
     "DEFAULT_CURRENCY_PLACES",
     "ENTRY_EXTRA_PLACES",
+    "EXACT",
     "ONE",
     "ZERO",
     "Rounding",
@@ -65,6 +66,17 @@ CTX = decimal.Context(
     rounding=decimal.ROUND_HALF_EVEN,
     Emin=-999_999,
     Emax=999_999,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+
+#: A context that never rounds or clamps (no precision or exponent limit), for sums, products
+#: and shifts that must be exact: ``quantize_quotient``'s integer <-> coefficient shifts, the
+#: simulated venue's kept margin sum. Never for a division, which may not terminate.
+EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=decimal.MIN_EMIN,
+    Emax=decimal.MAX_EMAX,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
 
@@ -188,8 +200,8 @@ def quantize_quotient(numerator: Decimal, denominator: Decimal, exponent: int) -
     n_exp = numerator.as_tuple().exponent
     d_exp = denominator.as_tuple().exponent
     assert isinstance(n_exp, int) and isinstance(d_exp, int)  # finite, checked above
-    n = int(numerator.copy_abs().scaleb(-n_exp, _EXACT))
-    d = int(denominator.copy_abs().scaleb(-d_exp, _EXACT))
+    n = int(numerator.copy_abs().scaleb(-n_exp, EXACT))
+    d = int(denominator.copy_abs().scaleb(-d_exp, EXACT))
     shift = n_exp - d_exp - exponent
     if shift >= 0:
         n *= 10**shift
@@ -201,7 +213,7 @@ def quantize_quotient(numerator: Decimal, denominator: Decimal, exponent: int) -
         q += 1
     if numerator.is_signed() != denominator.is_signed():
         q = -q  # an integer zero has no sign: a zero quotient stays "0E-10", never "-0E-10"
-    return Decimal(q).scaleb(exponent, _EXACT)
+    return Decimal(q).scaleb(exponent, EXACT)
 
 
 def money_places(currency: str) -> int:
@@ -237,16 +249,6 @@ def exact_str(value: Decimal) -> str:
         return "0"
     return f"{value.normalize(_SHOW):f}"
 
-
-# Exact integer <-> coefficient shifts for quantize_quotient: no precision or exponent limit, so
-# nothing is ever rounded or clamped.
-_EXACT = decimal.Context(
-    prec=decimal.MAX_PREC,
-    rounding=decimal.ROUND_HALF_EVEN,
-    Emin=decimal.MIN_EMIN,
-    Emax=decimal.MAX_EMAX,
-    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
-)
 
 # Display and normalization only: wide enough that no value of the ledger is ever rounded by it.
 _SHOW = decimal.Context(

@@ -33,7 +33,6 @@ finished orders by status, so a run's summary counts every fill and order.
 from __future__ import annotations
 
 import copy
-import decimal
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -88,7 +87,7 @@ from gridcore.instruments import (
     TimeInForce,
 )
 from gridcore.ledger import Position
-from gridcore.numbers import CTX, ZERO
+from gridcore.numbers import CTX, EXACT, ZERO
 from gridcore.sim.results import TripBook
 
 __all__ = [
@@ -111,9 +110,6 @@ KEEP_FILLS = 4_096
 #: Forgotten fills kept as an even sample for pictures of the whole run (markers on a plot).
 SAMPLE_FILLS = 4_096
 _TERMINAL = (ReportedStatus.FILLED, ReportedStatus.CANCELED, ReportedStatus.REJECTED)
-
-# Exact arithmetic for the kept margin sum: sums and products of decimals never round here.
-_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emin=decimal.MIN_EMIN, Emax=decimal.MAX_EMAX)
 
 #: The positions a positions report was last built from (each key with the very ``Position``
 #: object it held) and that report's values.
@@ -360,16 +356,16 @@ class SimExchange:
         if closes_exposure(order.side, order.position_side, order.reduce_only):
             return
         old = book.get(order.cloid)
-        new = _EXACT.multiply(_EXACT.subtract(order.qty, order.filled), order.price)
+        new = EXACT.multiply(EXACT.subtract(order.qty, order.filled), order.price)
         book[order.cloid] = new
-        total = self._margin_total if old is None else _EXACT.subtract(self._margin_total, old)
-        self._margin_total = _EXACT.add(total, new)
+        total = self._margin_total if old is None else EXACT.subtract(self._margin_total, old)
+        self._margin_total = EXACT.add(total, new)
 
     def _unrest(self, order: SimOrder) -> None:
         """``order`` no longer rests: its margin notional goes."""
         old = self._margin_book().pop(order.cloid, None)
         if old is not None:
-            self._margin_total = _EXACT.subtract(self._margin_total, old)
+            self._margin_total = EXACT.subtract(self._margin_total, old)
 
     def _used_margin(self) -> Decimal:
         """:meth:`used_margin` from the kept sum of the resting orders' notional: the same
@@ -380,7 +376,7 @@ class SimExchange:
         for (symbol, _side), pos in self.positions.items():
             if pos.qty:
                 mark = self.mark(symbol) or pos.avg_entry
-                total = _EXACT.add(total, _EXACT.multiply(abs(pos.qty), mark))
+                total = EXACT.add(total, EXACT.multiply(abs(pos.qty), mark))
         if len(total.as_tuple().digits) > CTX.prec:
             return self.used_margin()  # the plain sum may have rounded: take it as it is
         return CTX.divide(total, self.config.leverage)
